@@ -1,0 +1,120 @@
+"""Atomic, durable restore destinations (borg's SaveFile, reliability.md §1.12).
+
+The plaintext goes to a private temp file in the destination's folder
+(mkstemp: 0600, O_EXCL, never follows a planted symlink) and only replaces the
+destination after the whole pass verified: fsync the file, rename, fsync the
+folder. On any failure the temp file is removed and an existing destination is
+untouched. Temp names carry the writer's pid so a later run can sweep the ones
+a killed process left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from .errors import DestinationError
+
+_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.sealcheck-(?P<pid>\d+)-[^.]+\.partial$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(folder: Path) -> list[Path]:
+    """Remove temp files left in ``folder`` by Sealcheck processes that died."""
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _TEMP_RE.match(p.name)
+        if m and not _pid_alive(int(m.group("pid"))) and not p.is_symlink():
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+class AtomicWriter:
+    def __init__(self, dest: Path, *, overwrite: bool = False) -> None:
+        self.dest = dest
+        self._fd: int | None = None
+        self._tmp: Path | None = None
+        self.bytes = 0
+        if dest.is_symlink():
+            raise DestinationError("it is a symbolic link; refusing to write through it", obj=str(dest))
+        if dest.is_dir():
+            raise DestinationError("it is a directory", obj=str(dest))
+        if dest.exists() and not overwrite:
+            raise DestinationError("it already exists (use --force to replace it)", obj=str(dest))
+        parent = dest.parent
+        if not parent.is_dir():
+            raise DestinationError("its folder does not exist", obj=str(dest))
+        sweep_stale(parent)
+        try:
+            fd, tmp = tempfile.mkstemp(
+                dir=parent, prefix=f".{dest.name}.sealcheck-{os.getpid()}-", suffix=".partial"
+            )
+        except OSError as exc:
+            raise DestinationError(f"cannot create a file there ({exc.strerror})", obj=str(dest)) from None
+        self._fd, self._tmp = fd, Path(tmp)
+
+    @property
+    def temp_path(self) -> Path | None:
+        return self._tmp
+
+    def write(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+                self.bytes += n
+        except OSError as exc:
+            self.abort()
+            if exc.errno == errno.ENOSPC:
+                raise DestinationError(
+                    "the disk is full; nothing was written to the destination", obj=str(self.dest)
+                ) from None
+            raise DestinationError(f"write failed ({exc.strerror})", obj=str(self.dest)) from None
+
+    def commit(self) -> None:
+        assert self._fd is not None and self._tmp is not None
+        try:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            os.replace(self._tmp, self.dest)
+            self._tmp = None
+            dfd = os.open(self.dest.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            self.abort()
+            raise DestinationError(f"could not finish the file ({exc.strerror})", obj=str(self.dest)) from None
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                self._tmp.unlink()
+            self._tmp = None

@@ -1,0 +1,351 @@
+"""The ``sealcheck`` command line. Other tools script against it: keep it stable.
+
+Exit codes: 0 verified/restored; 1 the backup failed verification; 2 usage,
+environment, storage or missing-key errors; 130 cancelled; 70 internal error
+(a bug: the message asks for a report, no traceback is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ExitCode, KeyUnavailable, SealcheckError, UsageError
+from .gpg import GpgOptions
+from .keys import KeySource, PemKey
+from .listing import list_backup_sets
+from .locate import Locator
+from .naming import Rule
+from .pipeline import Job, run
+from .progress import CancelToken, ProgressEvent
+from .report import Report, Status
+from .s3 import S3Settings, parse_uri
+from .unlock import Secrets
+
+INTERNAL_ERROR = 70
+log = logging.getLogger("sealcheck")
+
+
+def _add_s3_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("S3")
+    g.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"),
+                   help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL or AWS)")
+    g.add_argument("--profile", default=os.environ.get("AWS_PROFILE"), help="AWS profile")
+    g.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    g.add_argument("--rule", action="append", default=[], metavar="DATA_SUFFIX:KEY_SUFFIX",
+                   help="extra naming rule pairing a data object with its wrapped key")
+
+
+def _add_key_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("keys")
+    g.add_argument("--key", action="append", default=[], metavar="PEM_FILE",
+                   help="RSA private key that unwraps the data key (repeatable)")
+    g.add_argument("--key-passphrase-file", type=Path, help="passphrase of an encrypted PEM key")
+    g.add_argument("--wrapped-key", metavar="SOURCE", help="the wrapped-key object, when not beside the data")
+    g.add_argument("--wrapped-key-version-id", metavar="V")
+    g.add_argument("--passphrase-file", type=Path, help="symmetric backups: the -pass file: secret")
+    g.add_argument("--gpg-key", type=Path, metavar="ASC_FILE", help="OpenPGP secret key file")
+    g.add_argument("--gpg-homedir", type=Path, metavar="DIR", help="use this GNUPGHOME (and its agent)")
+    g.add_argument("--gpg-passphrase-file", type=Path, help="passphrase of the --gpg-key")
+    g.add_argument("--pbkdf2-iter", type=int, metavar="N", help="PBKDF2 iteration count hint")
+    g.add_argument("--cipher", help="force the openssl cipher (aes-256-cbc, aes-128-ctr, ...)")
+    g.add_argument("--raw-key", metavar="HEX", help="openssl enc -K value (no KDF)")
+    g.add_argument("--iv", metavar="HEX", help="openssl enc -iv value (with --raw-key)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sealcheck",
+        description="Verify, restore and restore-test envelope-encrypted database backups.",
+    )
+    p.add_argument("--version", action="version", version=f"sealcheck {__version__}")
+    p.add_argument("--debug", action="store_true", help="debug logging on stderr (never shows secrets)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    ls = sub.add_parser("list", help="list backup sets and every object version under an S3 prefix")
+    ls.add_argument("location", metavar="s3://BUCKET/PREFIX")
+    ls.add_argument("--json", action="store_true")
+    _add_s3_options(ls)
+    ls.set_defaults(func=cmd_list)
+
+    for name, helptext in (
+        ("verify", "stream-verify a backup end to end; writes nothing"),
+        ("restore", "decrypt and decompress a backup to a file, atomically"),
+    ):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("source", metavar="SOURCE", help="local path or s3://bucket/key")
+        sp.add_argument("--version-id", metavar="V")
+        if name == "restore":
+            sp.add_argument("-o", "--output", required=True, type=Path, metavar="PATH")
+            sp.add_argument("--force", action="store_true", help="replace an existing file")
+        sp.add_argument("--json", action="store_true", help="print the report as JSON")
+        sp.add_argument("--max-output", type=int, metavar="BYTES",
+                        help="stop when the plaintext exceeds this size (bomb guard)")
+        sp.add_argument("--no-progress", action="store_true")
+        _add_key_options(sp)
+        _add_s3_options(sp)
+        sp.set_defaults(func=cmd_verify if name == "verify" else cmd_restore)
+
+    for ep in entry_points(group="sealcheck.commands"):
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
+            log.debug("command plugin %s unavailable: %s", ep.name, exc)
+    return p
+
+
+# --- keys -----------------------------------------------------------------------
+
+
+def _read_secret_file(path: Path, what: str) -> bytearray:
+    try:
+        return bytearray(path.read_bytes())
+    except OSError as exc:
+        raise KeyUnavailable(f"cannot read the {what} {path}: {exc.strerror}") from None
+
+
+def _passphrase_getter(args: argparse.Namespace, label: str) -> Callable[[], bytes | None]:
+    def get() -> bytes | None:
+        if args.key_passphrase_file:
+            return bytes(_read_secret_file(args.key_passphrase_file, "key passphrase file")).rstrip(b"\r\n")
+        if sys.stdin.isatty():
+            return getpass.getpass(f"Passphrase for {label}: ").encode()
+        return None
+
+    return get
+
+
+def load_keys(args: argparse.Namespace) -> list[KeySource]:
+    keys: list[KeySource] = []
+    for spec in args.key:
+        keys.append(PemKey.from_file(Path(spec), _passphrase_getter(args, spec)))
+    return keys
+
+
+def secrets_from_args(args: argparse.Namespace) -> Secrets:
+    if bool(args.raw_key) != bool(args.iv):
+        raise UsageError("--raw-key and --iv go together")
+    gpg = None
+    if args.gpg_key or args.gpg_homedir:
+        gpf = args.gpg_passphrase_file
+
+        def gpg_pw() -> bytes | None:
+            if gpf:
+                return bytes(_read_secret_file(gpf, "gpg passphrase file")).rstrip(b"\r\n")
+            return None
+
+        gpg = GpgOptions(key_file=args.gpg_key, homedir=args.gpg_homedir, passphrase=gpg_pw)
+    return Secrets(
+        keys=load_keys(args),
+        passphrase=_read_secret_file(args.passphrase_file, "passphrase file") if args.passphrase_file else None,
+        gpg=gpg,
+        raw_key=(args.raw_key, args.iv) if args.raw_key else None,
+        pbkdf2_iter=args.pbkdf2_iter,
+        cipher=args.cipher,
+    )
+
+
+# --- progress -------------------------------------------------------------------
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _fmt_eta(s: float | None) -> str:
+    if s is None:
+        return "--:--"
+    s = int(s)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class TerminalProgress:
+    def __init__(self, stream: Any) -> None:
+        self._s = stream
+        self._shown = False
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        frac = ev.fraction or 0.0
+        bar = "#" * int(frac * 30)
+        line = (
+            f"\r{ev.stage:<10} [{bar:<30}] {frac * 100:5.1f}% "
+            f"{_fmt_bytes(ev.done)}/{_fmt_bytes(ev.total or 0)} "
+            f"{_fmt_bytes(ev.rate)}/s ETA {_fmt_eta(ev.eta)} "
+        )
+        self._s.write(line)
+        self._s.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            self._s.write("\r" + " " * 100 + "\r")
+            self._s.flush()
+
+
+# --- commands -------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace) -> S3Settings:
+    return S3Settings(endpoint_url=args.endpoint_url, profile=args.profile, region=args.region)
+
+
+def _rules(args: argparse.Namespace) -> tuple[Rule, ...]:
+    return tuple(Rule.parse(r) for r in args.rule)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    uri = parse_uri(args.location)
+    loc = Locator(_settings(args))
+    sets = list_backup_sets(loc.client, uri.bucket, uri.key, _rules(args))
+    if args.json:
+        print(json.dumps({"location": args.location, "backup_sets": [s.to_dict() for s in sets]}, indent=2))
+        return 0
+    if not sets:
+        print(f"No objects under {args.location}")
+        return 0
+    for s in sets:
+        newest = s.newest
+        when = newest.last_modified.strftime("%Y-%m-%d %H:%M:%S") if newest else "-"
+        print(f"{s.name}")
+        print(f"  wrapped key: {s.key_name or '(none: single object)'}   versions: {len(s.pairs)}   newest: {when}")
+        for pair in s.pairs:
+            d = pair.data
+            k = pair.key
+            mark = "*" if d.is_latest else " "
+            ts = d.last_modified.strftime("%Y-%m-%d %H:%M:%S")
+            kv = f"key {k.version_id}" if k else ("" if not s.key_name else "key -")
+            issue = f"  !! {pair.issue}" if pair.issue else ""
+            print(f"   {mark} {ts}  {d.version_id or 'null':<36} {d.size:>12}  {kv}{issue}")
+        for o in s.orphan_keys:
+            print(f"   ! orphan key version {o.version_id} ({o.last_modified:%Y-%m-%d %H:%M:%S})")
+        for issue in s.issues:
+            print(f"  !! {issue}")
+    return 0
+
+
+def _run_job(args: argparse.Namespace, operation: str) -> int:
+    cancel = CancelToken()
+    loc = Locator(_settings(args), cancel)
+    data = loc.open(args.source, args.version_id)
+    if args.wrapped_key:
+        wrapped = loc.open(args.wrapped_key, args.wrapped_key_version_id)
+    else:
+        wrapped = loc.find_wrapped_key(data, _rules(args))
+    secrets = secrets_from_args(args)
+    bar = None
+    if not args.no_progress and sys.stderr.isatty() and not args.json:
+        bar = TerminalProgress(sys.stderr)
+    job = Job(
+        data=data,
+        secrets=secrets,
+        wrapped_key=wrapped,
+        operation="restore" if operation == "restore" else "verify",
+        destination=getattr(args, "output", None),
+        overwrite=getattr(args, "force", False),
+        max_output_bytes=args.max_output,
+        progress=bar if bar else (lambda _e: None),
+        cancel=cancel,
+    )
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(_sig: int, _frm: Any) -> None:
+        cancel.cancel()
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        report = run(job)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar:
+            bar.clear()
+    if args.json:
+        print(report.to_json())
+    else:
+        print_report(report)
+    return report.exit_code
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    return _run_job(args, "verify")
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    return _run_job(args, "restore")
+
+
+_MARK = {
+    Status.OK: "ok",
+    Status.FAILED: "FAILED",
+    Status.WARNING: "warning",
+    Status.SKIPPED: "skipped",
+    Status.NOT_REACHED: "-",
+}
+
+
+def print_report(report: Report, out: Any = None) -> None:
+    out = out or sys.stdout
+    src = report.source.uri if report.source else "?"
+    if report.ok:
+        verb = "RESTORED" if report.operation == "restore" else "VERIFIED"
+        print(f"{verb}  {src}", file=out)
+    else:
+        assert report.error is not None
+        print(f"FAILED  {src}", file=out)
+        print(f"  {report.error.message}", file=out)
+    if report.formats:
+        print(f"  formats: {' > '.join(report.formats)}", file=out)
+    for layer in report.layers:
+        print(f"  {layer.layer:<11} {_MARK[layer.status]:<8} {layer.proved}", file=out)
+        if layer.layer == "hashes" and layer.status is Status.OK:
+            d = layer.details
+            print(f"  {'':<11} {'':<8} object    sha256 {d.get('ciphertext_sha256')}", file=out)
+            print(f"  {'':<11} {'':<8} plaintext sha256 {d.get('plaintext_sha256')} "
+                  f"({d.get('plaintext_bytes')} bytes)", file=out)
+    for w in report.warnings:
+        print(f"  warning: {w}", file=out)
+    if report.destination and report.ok:
+        print(f"  written to {report.destination}", file=out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return int(ExitCode.USAGE)
+    try:
+        return int(args.func(args))
+    except SealcheckError as exc:
+        print(f"sealcheck: {exc.message()}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("sealcheck: cancelled", file=sys.stderr)
+        return int(ExitCode.CANCELLED)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+        log.debug("internal error", exc_info=True)
+        print(
+            f"sealcheck: internal error ({type(exc).__name__}). This is a bug; rerun with --debug "
+            "and report it.",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

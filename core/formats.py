@@ -1,0 +1,136 @@
+"""Format detection by magic bytes (formats.md §1).
+
+One table, consulted by every layer: the openssl-enc trial decryption uses it
+to recognise a correct key, the pipeline uses it to pick the decompressor and
+to recognise the payload.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Fmt(enum.Enum):
+    OPENSSL_SALTED = "openssl-enc"
+    OPENSSL_SALTED_B64 = "openssl-enc-base64"
+    PGP_BINARY = "openpgp"
+    PGP_ARMORED = "openpgp-armored"
+    AGE = "age"
+    XBCRYPT = "xbcrypt"
+    GZIP = "gzip"
+    BZIP2 = "bzip2"
+    ZSTD = "zstd"
+    XZ = "xz"
+    LZ4 = "lz4"
+    QPRESS = "qpress"
+    XBSTREAM = "xbstream"
+    PGDUMP_CUSTOM = "pg_dump-custom"
+    ZIP = "zip"
+    TAR = "tar"
+    SQL = "sql"  # plain SQL text (producer found by payload.py)
+
+
+ENCRYPTED = {
+    Fmt.OPENSSL_SALTED,
+    Fmt.OPENSSL_SALTED_B64,
+    Fmt.PGP_BINARY,
+    Fmt.PGP_ARMORED,
+    Fmt.AGE,
+    Fmt.XBCRYPT,
+}
+COMPRESSED = {Fmt.GZIP, Fmt.BZIP2, Fmt.ZSTD, Fmt.XZ, Fmt.LZ4, Fmt.QPRESS}
+
+_SQL_STARTS = (
+    b"-- MySQL dump",
+    b"-- MariaDB dump",
+    b"--\n-- PostgreSQL database dump",
+    b"-- PostgreSQL database dump",
+    b"/*!",
+    b"/*M!",
+    b"SET ",
+    b"CREATE ",
+    b"DROP ",
+    b"USE ",
+    b"-- ",
+    b"--\n",
+    b"# ",
+    b"#\n",
+)
+
+
+def _is_pgp_binary(b0: int) -> bool:
+    if b0 & 0x80 == 0:
+        return False
+    if b0 & 0x40:  # new format: tag in the low 6 bits
+        return (b0 & 0x3F) in (1, 3)  # PKESK or SKESK
+    return ((b0 >> 2) & 0x0F) in (1, 3)
+
+
+def sniff(head: bytes) -> Fmt | None:
+    """Recognise a format from its first bytes (16 are enough for all but tar)."""
+    if head.startswith(b"Salted__"):
+        return Fmt.OPENSSL_SALTED
+    if head.startswith(b"U2FsdGVkX1"):
+        return Fmt.OPENSSL_SALTED_B64
+    if head.startswith(b"-----BEGIN PGP MESSAGE-----"):
+        return Fmt.PGP_ARMORED
+    if head.startswith(b"age-encryption.org/v1") or head.startswith(
+        b"-----BEGIN AGE ENCRYPTED FILE-----"
+    ):
+        return Fmt.AGE
+    if head[:7] in (b"XBCRYP0",):
+        return Fmt.XBCRYPT
+    if head.startswith(b"\x1f\x8b\x08"):
+        return Fmt.GZIP
+    if len(head) >= 4 and head.startswith(b"BZh") and head[3:4] in b"123456789":
+        return Fmt.BZIP2
+    if head.startswith(b"\x28\xb5\x2f\xfd") or (
+        len(head) >= 4 and head[1:4] == b"\x2a\x4d\x18" and 0x50 <= head[0] <= 0x5F
+    ):
+        return Fmt.ZSTD
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return Fmt.XZ
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        return Fmt.LZ4
+    if head.startswith(b"qpress10"):
+        return Fmt.QPRESS
+    if head.startswith(b"XBSTCK01"):
+        return Fmt.XBSTREAM
+    if head.startswith(b"PGDMP"):
+        return Fmt.PGDUMP_CUSTOM
+    if head.startswith(b"PK\x03\x04"):
+        return Fmt.ZIP
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return Fmt.TAR
+    if head.startswith(_SQL_STARTS):
+        return Fmt.SQL
+    if head and _is_pgp_binary(head[0]) and len(head) >= 3:
+        return Fmt.PGP_BINARY
+    return None
+
+
+def looks_like_text(block: bytes) -> bool:
+    """True for printable ASCII/UTF-8 text: a weak oracle for a correct key.
+
+    Random bytes pass with probability about (100/256)**16 ≈ 3e-7 per block,
+    and callers also require valid padding at the end of the stream.
+    """
+    if not block:
+        return False
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError:
+        # The block may cut a multi-byte character at its end.
+        try:
+            text = block[:-3].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return all(c.isprintable() or c in "\n\r\t" for c in text)
+
+
+def recognised_plaintext(block: bytes) -> bool:
+    """Is this the first block of something a backup pipeline would encrypt?"""
+    fmt = sniff(block)
+    if fmt is not None and fmt not in (Fmt.PGP_BINARY,):
+        return True
+    return looks_like_text(block)

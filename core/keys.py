@@ -1,0 +1,146 @@
+"""Private keys that unwrap a backup's data key (the ``KeySource`` interface).
+
+A key source yields *candidates*: the secret as each RSA padding would decode
+it. With OAEP a wrong padding raises, but PKCS#1 v1.5 under OpenSSL >= 3.2
+"implicit rejection" returns deterministic garbage instead of an error
+(formats.md §3.1), so no candidate is trusted until the data itself decrypts
+to a recognised format with it. The caller does that confirmation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from .errors import KeyUnavailable, Layer, MalformedKeyObject, UsageError
+
+MAX_WRAPPED_KEY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Unwrapped:
+    padding: str
+    secret: bytearray
+
+
+class KeySource(Protocol):
+    label: str
+
+    @property
+    def modulus_bytes(self) -> int: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def unwrap_candidates(self, wrapped: bytes) -> Iterator[Unwrapped]: ...
+
+
+def spki_fingerprint(public_key: rsa.RSAPublicKey) -> str:
+    """SHA-256 of the DER SubjectPublicKeyInfo: the same wherever the key is held."""
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "SHA256:" + hashlib.sha256(der).hexdigest()
+
+
+OAEP_VARIANTS: tuple[tuple[str, padding.OAEP], ...] = (
+    ("OAEP-SHA256", padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)),
+    ("OAEP-SHA1", padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA1(), None)),  # noqa: S303
+    (
+        "OAEP-SHA256/MGF1-SHA1",
+        padding.OAEP(padding.MGF1(hashes.SHA1()), hashes.SHA256(), None),  # noqa: S303
+    ),
+)
+
+
+def check_wrapped_size(wrapped: bytes, modulus_bytes: int, obj: str | None) -> None:
+    """Reject an obviously malformed wrapped key before any private-key operation."""
+    if len(wrapped) != modulus_bytes:
+        raise MalformedKeyObject(
+            f"it is {len(wrapped)} bytes, but an RSA-{modulus_bytes * 8} wrapped key is "
+            f"exactly {modulus_bytes} bytes (a different key size, or a damaged object)",
+            obj=obj,
+        )
+
+
+class PemKey:
+    """An RSA private key loaded from a PEM (or DER) file, optionally encrypted."""
+
+    def __init__(self, key: rsa.RSAPrivateKey, label: str) -> None:
+        self._key = key
+        self.label = label
+
+    @classmethod
+    def from_file(
+        cls, path: Path, passphrase: Callable[[], bytes | None] | None = None
+    ) -> PemKey:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise KeyUnavailable(f"no such key file: {path}") from None
+        except OSError as exc:
+            raise KeyUnavailable(f"cannot read the key file {path}: {exc.strerror}") from None
+        return cls.from_bytes(data, f"PEM file {path}", passphrase)
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, label: str, passphrase: Callable[[], bytes | None] | None = None
+    ) -> PemKey:
+        loader = (
+            serialization.load_pem_private_key
+            if b"-----BEGIN" in data
+            else serialization.load_der_private_key
+        )
+        try:
+            key = loader(data, password=None)
+        except TypeError:
+            # Encrypted: ask for the passphrase only now that we know it is needed.
+            pw = passphrase() if passphrase else None
+            if not pw:
+                raise KeyUnavailable(
+                    f"{label} is encrypted; give its passphrase (--key-passphrase-file or the "
+                    "prompt)"
+                ) from None
+            try:
+                key = loader(data, password=pw)
+            except ValueError:
+                raise KeyUnavailable(f"wrong passphrase for {label}") from None
+        except (ValueError, UnsupportedAlgorithm):
+            raise KeyUnavailable(f"{label} is not a readable private key") from None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise UsageError(f"{label} is not an RSA private key")
+        return cls(key, label)
+
+    @property
+    def modulus_bytes(self) -> int:
+        return (self._key.key_size + 7) // 8
+
+    @property
+    def fingerprint(self) -> str:
+        return spki_fingerprint(self._key.public_key())
+
+    def public_key(self) -> rsa.RSAPublicKey:
+        return self._key.public_key()
+
+    def unwrap_candidates(self, wrapped: bytes) -> Iterator[Unwrapped]:
+        check_wrapped_size(wrapped, self.modulus_bytes, None)
+        for name, pad in OAEP_VARIANTS:
+            try:
+                yield Unwrapped(name, bytearray(self._key.decrypt(wrapped, pad)))
+            except ValueError:
+                continue
+        try:
+            yield Unwrapped("PKCS#1 v1.5", bytearray(self._key.decrypt(wrapped, padding.PKCS1v15())))
+        except ValueError:
+            return
+
+
+def wrap_failure(obj: str | None) -> MalformedKeyObject:
+    return MalformedKeyObject("no RSA padding decodes it with this key", obj=obj, layer=Layer.KEY)

@@ -1,0 +1,268 @@
+"""What the decrypted, decompressed payload is, and whether it is complete.
+
+A sink fed with every plaintext chunk. It keeps only a bounded head and tail
+(constant memory), recognises the producer from the head, judges completeness
+from the tail by the producer's own rule, and for xbstream parses every chunk
+header and checks every chunk's CRC-32.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import struct
+from dataclasses import dataclass, field
+
+from isal import isal_zlib
+
+from .errors import IncompleteDump, IntegrityError, Layer, TruncatedBackup
+from .formats import Fmt, sniff
+
+HEAD_KEEP = 64 * 1024
+TAIL_KEEP = 4096
+
+
+class Completeness(enum.Enum):
+    COMPLETE = "complete"  # the producer's trailer is at the end
+    NO_TRAILER_BY_PRODUCER = "complete: no trailer by this producer"
+    INCOMPLETE = "incomplete"  # the producer writes a trailer and it is missing
+    STRUCTURE_COMPLETE = "complete: every chunk whole and checksummed"
+    UNKNOWN = "unknown payload: completeness not judged"
+
+
+@dataclass
+class PayloadInfo:
+    kind: str = "unknown"  # "mysql-sql", "postgresql-sql", "xbstream", "pg_dump-custom", ...
+    database_kind: str | None = None  # "MySQL", "MariaDB", "PostgreSQL"
+    producer: str | None = None
+    producer_version: str | None = None
+    server_version: str | None = None
+    database: str | None = None
+    completeness: Completeness = Completeness.UNKNOWN
+    trailer: str | None = None
+    tables: int = 0
+    entries: list[str] = field(default_factory=list)
+    entries_total: int = 0
+
+
+_MYSQLDUMP = re.compile(
+    rb"^-- (MySQL|MariaDB) dump ([\d.]+)\s+Distrib ([\w.\-]+)", re.M
+)
+_MY_SERVER = re.compile(rb"^-- Server version\s+(\S+)", re.M)
+_MY_DB = re.compile(rb"^-- Host: .*?Database: (\S+)", re.M)
+_PG_FROM = re.compile(rb"^-- Dumped from database version (\S+)", re.M)
+_PG_BY = re.compile(rb"^-- Dumped by pg_dump version (\S+)", re.M)
+_SEQUELPRO = re.compile(rb"^# Sequel Pro SQL dump\s*\n# Version (\d+)", re.M)
+_SEQUELPRO_HOST = re.compile(rb"^# Host: .*\((MySQL|MariaDB) ([^)]+)\)", re.M)
+_SEQUELPRO_DB = re.compile(rb"^# Database: (\S+)", re.M)
+_MY_TRAILER = re.compile(rb"\n-- Dump completed( on [0-9: -]+)?\s*$")
+_PG_TRAILER = re.compile(rb"\n-- PostgreSQL database dump complete\s*(\\unrestrict \S+\s*)?$")
+_CREATE_TABLE = b"CREATE TABLE "
+MAX_LISTED_ENTRIES = 200
+
+
+class PayloadInspector:
+    def __init__(self, *, obj: str | None = None) -> None:
+        self._obj = obj
+        self._head = bytearray()
+        self._tail = b""
+        self._carry = b""
+        self.info = PayloadInfo()
+        self._kind_known = False
+        self._xb: XbstreamParser | None = None
+        self._count_tables = True
+        self.bytes = 0
+
+    def feed(self, data: bytes) -> None:
+        self.bytes += len(data)
+        if not self._kind_known:
+            self._head += data[: HEAD_KEEP - len(self._head)]
+            if len(self._head) >= 512 or len(self._head) >= HEAD_KEEP:
+                self._identify()
+        if self._xb is not None:
+            self._xb.feed(data)
+            return
+        if self._count_tables:
+            buf = self._carry + data
+            self.info.tables += buf.count(_CREATE_TABLE)
+            self._carry = buf[-(len(_CREATE_TABLE) - 1) :]
+        self._tail = (self._tail + data)[-TAIL_KEEP:] if len(data) < TAIL_KEEP else data[-TAIL_KEEP:]
+
+    def _identify(self) -> None:
+        self._kind_known = True
+        head = bytes(self._head)
+        fmt = sniff(head)
+        info = self.info
+        if fmt is Fmt.XBSTREAM:
+            info.kind = "xbstream"
+            info.producer = "xtrabackup/mariabackup (xbstream)"
+            self._xb = XbstreamParser(obj=self._obj)
+            self._xb.feed(head)
+            return
+        if fmt is Fmt.PGDUMP_CUSTOM:
+            info.kind = "pg_dump-custom"
+            info.database_kind = "PostgreSQL"
+            info.producer = "pg_dump (custom format)"
+            return
+        if m := _MYSQLDUMP.search(head):
+            info.kind = "mysql-sql"
+            info.producer = "mariadb-dump" if m.group(1) == b"MariaDB" else "mysqldump"
+            info.producer_version = f"{m.group(2).decode()} (client {m.group(3).decode()})"
+            if sv := _MY_SERVER.search(head):
+                info.server_version = sv.group(1).decode(errors="replace")
+            info.database_kind = (
+                "MariaDB" if info.server_version and "MariaDB" in info.server_version else "MySQL"
+            )
+            if db := _MY_DB.search(head):
+                info.database = db.group(1).decode(errors="replace")
+            return
+        if b"-- PostgreSQL database dump" in head[:200]:
+            info.kind = "postgresql-sql"
+            info.database_kind = "PostgreSQL"
+            info.producer = "pg_dump"
+            if by := _PG_BY.search(head):
+                info.producer_version = by.group(1).decode(errors="replace")
+            if fr := _PG_FROM.search(head):
+                info.server_version = fr.group(1).decode(errors="replace")
+            return
+        if sp := _SEQUELPRO.search(head):
+            info.kind = "mysql-sql"
+            info.producer = "Sequel Pro"
+            info.producer_version = sp.group(1).decode()
+            if h := _SEQUELPRO_HOST.search(head):
+                info.database_kind = h.group(1).decode()
+                info.server_version = h.group(2).decode(errors="replace")
+            if db := _SEQUELPRO_DB.search(head):
+                info.database = db.group(1).decode(errors="replace")
+            return
+        if fmt is Fmt.SQL:
+            info.kind = "sql"
+            info.producer = "unknown SQL producer"
+            return
+        self._count_tables = False
+
+    def finish(self) -> PayloadInfo:
+        if not self._kind_known:
+            self._identify()
+        info = self.info
+        if self._xb is not None:
+            self._xb.finish()
+            info.entries = self._xb.names[:MAX_LISTED_ENTRIES]
+            info.entries_total = len(self._xb.names)
+            info.completeness = Completeness.STRUCTURE_COMPLETE
+            return info
+        if info.kind == "mysql-sql" and info.producer in ("mysqldump", "mariadb-dump"):
+            m = _MY_TRAILER.search(self._tail)
+            if not m:
+                info.completeness = Completeness.INCOMPLETE
+                raise IncompleteDump(
+                    f"{info.producer} always ends with '-- Dump completed'; this dump stops "
+                    f"without it after {self.bytes} bytes (the dump was cut short)",
+                    obj=self._obj,
+                )
+            info.trailer = m.group(0).strip().decode(errors="replace")
+            info.completeness = Completeness.COMPLETE
+        elif info.kind == "postgresql-sql":
+            m = _PG_TRAILER.search(self._tail)
+            if not m:
+                info.completeness = Completeness.INCOMPLETE
+                raise IncompleteDump(
+                    "pg_dump always ends with '-- PostgreSQL database dump complete'; this dump "
+                    f"stops without it after {self.bytes} bytes (the dump was cut short)",
+                    obj=self._obj,
+                )
+            info.trailer = "-- PostgreSQL database dump complete"
+            info.completeness = Completeness.COMPLETE
+        elif info.kind in ("mysql-sql", "sql"):
+            info.completeness = Completeness.NO_TRAILER_BY_PRODUCER
+        return info
+
+
+class XbstreamParser:
+    """Incremental parser of xbstream/mbstream chunks (formats.md §5.1)."""
+
+    def __init__(self, *, obj: str | None = None) -> None:
+        self._buf = bytearray()
+        self._obj = obj
+        self._need_payload = 0
+        self._crc = 0
+        self._want_crc = 0
+        self._path = ""
+        self.names: list[str] = []
+        self._seen: set[str] = set()
+        self.chunks = 0
+
+    def _fail(self, why: str) -> IntegrityError:
+        return IntegrityError(f"xbstream: {why}", obj=self._obj, layer=Layer.PAYLOAD)
+
+    def feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        while True:
+            if self._need_payload:
+                if not view:
+                    return
+                take = min(self._need_payload, len(view))
+                self._crc = isal_zlib.crc32(view[:take], self._crc)
+                self._need_payload -= take
+                view = view[take:]
+                if not self._need_payload and self._crc != self._want_crc:
+                    raise self._fail(f"CRC-32 mismatch in a chunk of {self._path}")
+                continue
+            if view:
+                self._buf += view
+                view = memoryview(b"")
+            if not self._parse_header():
+                return
+            if self._need_payload and self._buf:
+                view = memoryview(bytes(self._buf))
+                self._buf.clear()
+
+    def _parse_header(self) -> bool:
+        b = self._buf
+        if len(b) < 14:
+            return False
+        if b[:8] != b"XBSTCK01":
+            raise self._fail("bad chunk magic (not an xbstream, or damaged)")
+        ctype = chr(b[9])
+        (plen,) = struct.unpack_from("<I", b, 10)
+        if plen >= 512:
+            raise self._fail(f"path length {plen} is out of range")
+        if len(b) < 14 + plen:
+            return False
+        path = bytes(b[14 : 14 + plen]).decode(errors="replace")
+        if ctype == "E":
+            del b[: 14 + plen]
+            self.chunks += 1
+            return True
+        if ctype not in ("P", "S"):
+            raise self._fail(f"unknown chunk type {ctype!r}")
+        pos = 14 + plen
+        count = 0
+        if ctype == "S":
+            if len(b) < pos + 4:
+                return False
+            (count,) = struct.unpack_from("<I", b, pos)
+            pos += 4
+        if len(b) < pos + 20:
+            return False
+        payload_len, _offset, crc = struct.unpack_from("<QQI", b, pos)
+        pos += 20
+        if payload_len > 1 << 34:
+            raise self._fail(f"chunk length {payload_len} is out of range")
+        self._path = path
+        if path not in self._seen:
+            self._seen.add(path)
+            self.names.append(path)
+        self.chunks += 1
+        self._want_crc = crc
+        self._crc = 0
+        # Sparse maps are covered by the chunk CRC too.
+        self._need_payload = count * 8 + payload_len
+        del b[:pos]
+        return True
+
+    def finish(self) -> None:
+        if self._need_payload or self._buf:
+            raise TruncatedBackup(
+                "the xbstream ends in the middle of a chunk", obj=self._obj, layer=Layer.PAYLOAD
+            )

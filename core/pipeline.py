@@ -1,0 +1,440 @@
+"""One function composes the stages: source → decrypt → decompress → sinks.
+
+Threads: the fetch thread reads the object and hashes the ciphertext; the
+decode thread decrypts and decompresses; the calling thread hashes the
+plaintext, inspects the payload and writes the destination. Bounded queues
+between them keep memory constant whatever the backup's size.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from . import __version__
+from .atomic import AtomicWriter
+from .compression import DecompressReader, open_decompressor
+from .errors import (
+    BackupFailed,
+    Cancelled,
+    Layer,
+    SealcheckError,
+    SizeLimitExceeded,
+    UnsupportedFormat,
+)
+from .formats import Fmt, sniff
+from .gpg import GpgDecryptReader, gpg_home
+from .opensslenc import DecryptReader, first_format
+from .payload import PayloadInfo, PayloadInspector
+from .progress import CancelToken, Meter, ProgressCallback, no_progress
+from .report import ErrorInfo, LayerResult, Report, Status
+from .s3 import S3Stream
+from .sources import Source, SourceIdentity
+from .streams import CHUNK, ChainReader, Prefetch, Reader, read_exact
+from .unlock import KeyEvidence, Secrets, probe_openssl, read_wrapped_key, unlock_openssl
+
+LAYER_ORDER = ("source", "key", "cipher", "decompress", "payload", "hashes", "destination")
+
+
+class PlaintextSink(Protocol):
+    """Something else fed with the plaintext (the restore-test loader)."""
+
+    def feed(self, data: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+@dataclass
+class Job:
+    data: Source
+    secrets: Secrets
+    wrapped_key: Source | None = None
+    operation: Literal["verify", "restore"] = "verify"
+    destination: Path | None = None
+    overwrite: bool = False
+    max_output_bytes: int | None = None
+    progress: ProgressCallback = no_progress
+    cancel: CancelToken = field(default_factory=CancelToken)
+    extra_sink: PlaintextSink | None = None
+
+
+class _HashingReader:
+    def __init__(self, up: Reader, meter: Meter, stage: str) -> None:
+        self._up = up
+        self.sha256 = hashlib.sha256()
+        self.bytes = 0
+        self._meter = meter
+        self._stage = stage
+
+    def read(self, n: int = -1, /) -> bytes:
+        b = self._up.read(n)
+        if b:
+            self.sha256.update(b)
+            self.bytes += len(b)
+            self._meter.add(self._stage, len(b))
+        return b
+
+
+class _Evidence:
+    def __init__(self) -> None:
+        self.layers: dict[str, LayerResult] = {}
+        self.formats: list[str] = []
+        self.warnings: list[str] = []
+        self.source: SourceIdentity | None = None
+        self.wrapped: SourceIdentity | None = None
+
+    def ok(self, layer: str, proved: str, **details: Any) -> None:
+        self.layers[layer] = LayerResult(layer, Status.OK, proved, details)
+
+    def set(self, layer: str, status: Status, proved: str, **details: Any) -> None:
+        self.layers[layer] = LayerResult(layer, status, proved, details)
+
+    def result_layers(self, error: SealcheckError | None) -> tuple[LayerResult, ...]:
+        if error is not None:
+            failing = _error_layer(error)
+            text = error.summary + (f" {error.detail}" if error.detail else "")
+            if failing and failing not in self.layers:
+                self.layers[failing] = LayerResult(failing, Status.FAILED, text)
+            elif failing:
+                old = self.layers[failing]
+                self.layers[failing] = LayerResult(failing, Status.FAILED, text, old.details)
+        out = []
+        reached_failure = False
+        for name in LAYER_ORDER:
+            if name in self.layers:
+                out.append(self.layers[name])
+                reached_failure |= self.layers[name].status is Status.FAILED
+            elif error is not None and name != "destination":
+                out.append(LayerResult(name, Status.NOT_REACHED, "not checked: an earlier step failed"))
+        return tuple(out)
+
+
+def _error_layer(error: SealcheckError) -> str | None:
+    if error.layer is None:
+        return None
+    return {
+        Layer.SOURCE: "source",
+        Layer.KEY: "key",
+        Layer.CIPHER: "cipher",
+        Layer.DECOMPRESS: "decompress",
+        Layer.PAYLOAD: "payload",
+        Layer.DESTINATION: "destination",
+        Layer.DATABASE: "database",
+    }[error.layer]
+
+
+def run(job: Job) -> Report:
+    """Run a verify or restore job; errors become part of the report."""
+    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    ev = _Evidence()
+    error: SealcheckError | None = None
+    try:
+        _run(job, ev)
+    except SealcheckError as exc:
+        error = exc
+    finally:
+        job.secrets.wipe()
+    return Report(
+        operation=job.operation,
+        source=ev.source,
+        wrapped_key=ev.wrapped,
+        ok=error is None,
+        layers=ev.result_layers(error),
+        formats=tuple(ev.formats),
+        error=ErrorInfo.from_exc(error) if error else None,
+        started_at=started,
+        duration_s=round(time.monotonic() - t0, 3),
+        sealcheck_version=__version__,
+        destination=str(job.destination) if job.destination else None,
+        warnings=tuple(ev.warnings),
+    )
+
+
+def _run(job: Job, ev: _Evidence) -> None:
+    src = job.data
+    ident = src.identity()
+    ev.source = ident
+    if ident.size == 0:
+        raise UnsupportedFormat("the object is empty (0 bytes)", obj=src.name, layer=Layer.SOURCE)
+    head = src.read_range(0, 4096)
+    fmt = sniff(head)
+    meter = Meter(job.progress)
+    meter.stage("download", ident.size, is_input=True)
+    writer: AtomicWriter | None = None
+    if job.operation == "restore":
+        assert job.destination is not None
+        writer = AtomicWriter(job.destination, overwrite=job.overwrite)
+    closers: list[Callable[[], None]] = []
+    try:
+        decrypted, key_ev, cipher_done = _open_envelope(job, ev, fmt, head, meter, closers)
+        first = read_exact(decrypted, 512)
+        if not first:
+            raise UnsupportedFormat("the decrypted data is empty", obj=src.name, layer=Layer.CIPHER)
+        inner = sniff(first)
+        ev.formats.append(inner.value if inner else first_format(first))
+        decomp = open_decompressor(first, ChainReader(first, decrypted), obj=src.name)
+        meter.stage("decompress")
+        decode = Prefetch(
+            _Counting(decomp, meter, "decompress"), job.cancel, name="sealcheck-decode"
+        )
+        closers.append(decode.close)
+        payload = _consume(job, decode, writer, meter, ev)
+        # Every byte went through: the envelope layers are proved even if the
+        # payload check below fails.
+        cipher_done()
+        _decompress_evidence(ev, decomp)
+        payload.info = payload.inspector.finish()
+        if job.extra_sink is not None:
+            job.extra_sink.finish()
+        _payload_evidence(ev, payload.info)
+        ev.ok(
+            "hashes",
+            "SHA-256 of the object and of the restored plaintext",
+            ciphertext_sha256=ev.layers["source"].details.get("sha256") if "source" in ev.layers else None,
+            plaintext_sha256=payload.sha256,
+            plaintext_bytes=payload.bytes,
+        )
+        _ = key_ev
+        if writer is not None:
+            writer.commit()
+            ev.ok("destination", f"written atomically to {job.destination} and synced to disk",
+                  bytes=writer.bytes)
+            writer = None
+    except BaseException as exc:
+        if writer is not None:
+            writer.abort()
+        if isinstance(exc, SealcheckError):
+            raise
+        if isinstance(exc, KeyboardInterrupt):
+            raise Cancelled() from None
+        raise
+    finally:
+        for close in closers:
+            close()
+        meter.finish()
+
+
+class _Counting:
+    def __init__(self, up: Reader, meter: Meter, stage: str) -> None:
+        self._up = up
+        self._meter = meter
+        self._stage = stage
+
+    def read(self, n: int = -1, /) -> bytes:
+        b = self._up.read(n)
+        if b:
+            self._meter.add(self._stage, len(b))
+        return b
+
+
+@dataclass
+class _Consumed:
+    inspector: PayloadInspector
+    sha256: str
+    bytes: int
+    info: PayloadInfo = field(default_factory=PayloadInfo)
+
+
+def _consume(
+    job: Job, decode: Reader, writer: AtomicWriter | None, meter: Meter, ev: _Evidence
+) -> _Consumed:
+    inspector = PayloadInspector(obj=job.data.name)
+    h = hashlib.sha256()
+    total = 0
+    limit = job.max_output_bytes
+    meter.set_current("restore" if writer else "verify")
+    while True:
+        job.cancel.check()
+        chunk = decode.read(CHUNK)
+        if not chunk:
+            break
+        total += len(chunk)
+        if limit is not None and total > limit:
+            raise SizeLimitExceeded(
+                f"more than {limit} bytes of plaintext; stopped", obj=job.data.name
+            )
+        h.update(chunk)
+        inspector.feed(chunk)
+        if writer is not None:
+            writer.write(chunk)
+        if job.extra_sink is not None:
+            job.extra_sink.feed(chunk)
+    return _Consumed(inspector, h.hexdigest(), total)
+
+
+def _open_envelope(
+    job: Job,
+    ev: _Evidence,
+    fmt: Fmt | None,
+    head: bytes,
+    meter: Meter,
+    closers: list[Callable[[], None]],
+) -> tuple[Reader, KeyEvidence, Callable[[], None]]:
+    """Return the decrypted stream, key evidence and a callback that records
+    the cipher layer once the stream has been read to its end."""
+    src = job.data
+    raw = src.open()
+    hashing = _HashingReader(raw, meter, "download")
+
+    def source_done() -> None:
+        details: dict[str, Any] = {"sha256": hashing.sha256.hexdigest(), "bytes": hashing.bytes}
+        proved = f"read all {hashing.bytes} bytes"
+        if isinstance(raw, S3Stream):
+            details["resumes"] = raw.resumes
+            if raw.digest_checked:
+                proved += "; their MD5 matches the object's ETag (end-to-end transfer check)"
+            else:
+                proved += "; multipart ETag, no end-to-end digest from the store"
+            if raw.resumes:
+                proved += f"; resumed {raw.resumes} time(s) after dropped connections"
+        ev.set("source", Status.OK, proved, **details)
+
+    fetch = Prefetch(hashing, job.cancel, name="sealcheck-fetch")
+    closers.append(fetch.close)
+    secrets = job.secrets
+
+    if fmt in (Fmt.OPENSSL_SALTED, Fmt.OPENSSL_SALTED_B64) or (
+        fmt is None and secrets.raw_key is not None
+    ):
+        b64 = fmt is Fmt.OPENSSL_SALTED_B64
+        salted = fmt is not None
+        ev.formats.append("openssl-enc" + ("-base64" if b64 else ""))
+        header, probe = probe_openssl(src, head, base64=b64, salted=salted)
+        wrapped = wrapped_name = None
+        if job.wrapped_key is not None and secrets.raw_key is None:
+            ev.wrapped = job.wrapped_key.identity()
+            wrapped_name = job.wrapped_key.name
+            wrapped = read_wrapped_key(job.wrapped_key)
+        meter.set_current("unlock")
+        params, key_ev = unlock_openssl(src, header, probe, secrets, wrapped, wrapped_name, job.cancel)
+        _key_evidence(ev, key_ev)
+        meter.set_current("download")
+        stream: Reader = fetch
+        if b64:
+            from .opensslenc import Base64Reader
+
+            stream = Base64Reader(stream, obj=src.name)
+        read_exact(stream, header.body_offset)
+        dec = DecryptReader(stream, params, obj=src.name)
+        params.wipe()
+        desc = f"{params.cipher.name}, key and IV from {params.kdf.describe()}"
+        if params.form is not None:
+            desc += f", secret passed as {params.form.description}"
+
+        def cipher_done() -> None:
+            source_done()
+            pad = "PKCS#7 padding of the last block valid" if dec.padding_ok else "CTR mode: no padding"
+            ev.ok("cipher", f"{desc}; {pad}; {dec.ciphertext_bytes} bytes decrypted",
+                  cipher=params.cipher.name, kdf=params.kdf.describe(),
+                  password_form=params.form.name if params.form else None)
+
+        return dec, key_ev, cipher_done
+
+    if fmt in (Fmt.PGP_BINARY, Fmt.PGP_ARMORED):
+        ev.formats.append(fmt.value)
+        opts = secrets.gpg
+        from .gpg import GpgOptions
+
+        opts = opts or GpgOptions()
+        home_cm = gpg_home(opts)
+        home = home_cm.__enter__()
+        closers.append(lambda: home_cm.__exit__(None, None, None))
+        pw = opts.passphrase() if opts.passphrase and opts.key_file else None
+        reader = GpgDecryptReader(fetch, home=home, passphrase=pw, cancel=job.cancel, obj=src.name)
+        closers.insert(0, reader.close)
+        key_ev = KeyEvidence("gpg")
+
+        def gpg_done() -> None:
+            source_done()
+            res = reader.result
+            ev.ok("key", f"gpg unwrapped the session key with key {res.used_key or '?'}",
+                  recipients=res.recipients)
+            ev.ok("cipher", "OpenPGP decryption OK" + (", modification detection code verified" if res.mdc else ""),
+                  gpg_status=[s for s in res.status if s.split()[0] in ("DECRYPTION_INFO", "DECRYPTION_OKAY", "GOODMDC")])
+
+        return reader, key_ev, gpg_done
+
+    if fmt in (Fmt.AGE, Fmt.XBCRYPT):
+        raise UnsupportedFormat(f"{fmt.value} encryption is not supported yet", obj=src.name)
+    if fmt is None:
+        raise UnsupportedFormat(
+            "it starts with no known magic: not openssl enc with a salt, OpenPGP, or a "
+            "compressed dump (for openssl enc -nosalt or -K/-iv give --raw-key/--iv)",
+            obj=src.name,
+            layer=Layer.SOURCE,
+        )
+    ev.warnings.append("the backup is not encrypted")
+    ev.set("key", Status.SKIPPED, "not encrypted: no key involved")
+    ev.set("cipher", Status.SKIPPED, "not encrypted")
+    return fetch, KeyEvidence("none"), source_done
+
+
+def _key_evidence(ev: _Evidence, k: KeyEvidence) -> None:
+    if k.method == "rsa":
+        ev.ok("key", f"data key unwrapped with {k.key_label} ({k.padding}) and confirmed by the data",
+              key=k.key_label, fingerprint=k.fingerprint, padding=k.padding)
+    elif k.method == "passphrase":
+        ev.ok("key", "passphrase accepted and confirmed by the data", key="passphrase file")
+    elif k.method == "raw":
+        ev.ok("key", "raw key and IV confirmed by the data", key="raw -K/-iv")
+
+
+def _decompress_evidence(ev: _Evidence, d: DecompressReader) -> None:
+    st = d.stats
+    checks = {
+        "gzip": "CRC-32 and ISIZE of every member verified, end of stream reached",
+        "bzip2": "block and stream CRCs verified, end of stream reached",
+        "xz": "integrity checks verified, end of stream reached",
+        "zstd": "frames complete, content checksums verified where present",
+    }
+    if st.fmt == "none":
+        ev.set("decompress", Status.SKIPPED, "not compressed")
+        return
+    members = f"{st.members} member{'s' if st.members != 1 else ''}" if st.fmt != "zstd" else "all frames"
+    proved = f"{st.fmt}: {members}; {checks.get(st.fmt, 'decoded')}"
+    status = Status.WARNING if st.notes else Status.OK
+    if st.notes:
+        ev.warnings.extend(st.notes)
+    ev.set("decompress", status, proved, format=st.fmt, members=st.members,
+           compressed_bytes=st.input_bytes, notes=list(st.notes))
+    if st.fmt != "zstd" and st.members > 1:
+        ev.warnings.append(f"{st.fmt} stream has {st.members} concatenated members")
+
+
+def _payload_evidence(ev: _Evidence, info: PayloadInfo) -> None:
+    from .payload import Completeness
+
+    who = info.producer or "unknown producer"
+    if info.producer_version:
+        who += f" {info.producer_version}"
+    proved = f"{who}: {info.completeness.value}"
+    if info.trailer:
+        proved += f" ({info.trailer})"
+    status = Status.OK
+    if info.completeness is Completeness.UNKNOWN:
+        status = Status.WARNING
+        ev.warnings.append("the payload is not a dump format Sealcheck recognises")
+    details = {
+        "kind": info.kind,
+        "database_kind": info.database_kind,
+        "producer": info.producer,
+        "producer_version": info.producer_version,
+        "server_version": info.server_version,
+        "database": info.database,
+        "completeness": info.completeness.value,
+        "tables": info.tables,
+    }
+    if info.kind == "xbstream":
+        details["entries"] = info.entries
+        details["entries_total"] = info.entries_total
+    ev.set("payload", status, proved, **details)
+
+
+def is_backup_failure(report: Report) -> bool:
+    return report.error is not None and report.error.exit_code == int(BackupFailed.exit_code)

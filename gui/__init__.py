@@ -1,0 +1,1 @@
+"""Sealcheck desktop application (PySide6). Imports Qt; core never imports this."""

@@ -1,0 +1,34 @@
+"""Subcommands the GUI package contributes to the ``sealcheck`` CLI.
+
+Registered through the ``sealcheck.commands`` entry-point group so core never
+imports the GUI. Qt is imported only when a GUI command actually runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register_gui(sub: Any) -> None:
+    p = sub.add_parser("gui", help="open the desktop application")
+    p.set_defaults(func=_run_gui)
+
+
+def register_demo(sub: Any) -> None:
+    p = sub.add_parser("demo", help="run the embedded demo (local S3 with sample backups)")
+    p.add_argument("--no-gui", action="store_true", help="verify every demo backup headless")
+    p.add_argument("--keep", action="store_true", help="leave the demo folder for inspection")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_gui(args: argparse.Namespace) -> int:
+    from sealcheck.core.errors import MissingTool
+
+    raise MissingTool("the desktop application is not built yet (see issue: Desktop app)")
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(no_gui=args.no_gui, keep=args.keep)
