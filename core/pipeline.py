@@ -189,7 +189,10 @@ def _run(job: Job, ev: _Evidence) -> None:
         # payload check below fails.
         cipher_done()
         _decompress_evidence(ev, decomp)
-        payload.info = payload.inspector.finish()
+        try:
+            payload.info = payload.inspector.finish()
+        finally:
+            ev.formats.append(payload.inspector.info.kind)
         if job.extra_sink is not None:
             job.extra_sink.finish()
         _payload_evidence(ev, payload.info)

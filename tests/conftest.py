@@ -1,0 +1,6 @@
+import os
+
+# Qt tests run without a display; core tests never import Qt.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+pytest_plugins = ["fixtures.common"]
