@@ -56,7 +56,11 @@ _SEQUELPRO = re.compile(rb"^# Sequel Pro SQL dump\s*\n# Version (\d+)", re.M)
 _SEQUELPRO_HOST = re.compile(rb"^# Host: .*\((MySQL|MariaDB) ([^)]+)\)", re.M)
 _SEQUELPRO_DB = re.compile(rb"^# Database: (\S+)", re.M)
 _MY_TRAILER = re.compile(rb"\n-- Dump completed( on [0-9: -]+)?\s*$")
-_PG_TRAILER = re.compile(rb"\n-- PostgreSQL database dump complete\s*(\\unrestrict \S+\s*)?$")
+# pg_dump ends with the trailer comment block; 15.14+/16.10+ add a
+# "\\unrestrict KEY" line after it.
+_PG_TRAILER = re.compile(
+    rb"\n-- PostgreSQL database dump complete\s*\n(--\s*)?(\\unrestrict \S+\s*)?$"
+)
 _CREATE_TABLE = b"CREATE TABLE "
 MAX_LISTED_ENTRIES = 200
 
