@@ -30,6 +30,7 @@ from .pipeline import Job, run
 from .progress import CancelToken, ProgressEvent
 from .report import Report, Status
 from .s3 import S3Settings, parse_uri
+from .sources import Source
 from .unlock import Secrets
 
 INTERNAL_ERROR = 70
@@ -38,24 +39,43 @@ log = logging.getLogger("sealcheck")
 
 def _add_s3_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("S3")
-    g.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"),
-                   help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL or AWS)")
+    g.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL or AWS)",
+    )
     g.add_argument("--profile", default=os.environ.get("AWS_PROFILE"), help="AWS profile")
-    g.add_argument("--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
-    g.add_argument("--rule", action="append", default=[], metavar="DATA_SUFFIX:KEY_SUFFIX",
-                   help="extra naming rule pairing a data object with its wrapped key")
+    g.add_argument(
+        "--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    )
+    g.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="DATA_SUFFIX:KEY_SUFFIX",
+        help="extra naming rule pairing a data object with its wrapped key",
+    )
 
 
 def _add_key_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("keys")
-    g.add_argument("--key", action="append", default=[], metavar="PEM_FILE",
-                   help="RSA private key that unwraps the data key (repeatable)")
+    g.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="PEM_FILE",
+        help="RSA private key that unwraps the data key (repeatable)",
+    )
     g.add_argument("--key-passphrase-file", type=Path, help="passphrase of an encrypted PEM key")
-    g.add_argument("--wrapped-key", metavar="SOURCE", help="the wrapped-key object, when not beside the data")
+    g.add_argument(
+        "--wrapped-key", metavar="SOURCE", help="the wrapped-key object, when not beside the data"
+    )
     g.add_argument("--wrapped-key-version-id", metavar="V")
     g.add_argument("--passphrase-file", type=Path, help="symmetric backups: the -pass file: secret")
     g.add_argument("--gpg-key", type=Path, metavar="ASC_FILE", help="OpenPGP secret key file")
-    g.add_argument("--gpg-homedir", type=Path, metavar="DIR", help="use this GNUPGHOME (and its agent)")
+    g.add_argument(
+        "--gpg-homedir", type=Path, metavar="DIR", help="use this GNUPGHOME (and its agent)"
+    )
     g.add_argument("--gpg-passphrase-file", type=Path, help="passphrase of the --gpg-key")
     g.add_argument("--pbkdf2-iter", type=int, metavar="N", help="PBKDF2 iteration count hint")
     g.add_argument("--cipher", help="force the openssl cipher (aes-256-cbc, aes-128-ctr, ...)")
@@ -69,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Verify, restore and restore-test envelope-encrypted database backups.",
     )
     p.add_argument("--version", action="version", version=f"sealcheck {__version__}")
-    p.add_argument("--debug", action="store_true", help="debug logging on stderr (never shows secrets)")
+    p.add_argument(
+        "--debug", action="store_true", help="debug logging on stderr (never shows secrets)"
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     ls = sub.add_parser("list", help="list backup sets and every object version under an S3 prefix")
@@ -89,8 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("-o", "--output", required=True, type=Path, metavar="PATH")
             sp.add_argument("--force", action="store_true", help="replace an existing file")
         sp.add_argument("--json", action="store_true", help="print the report as JSON")
-        sp.add_argument("--max-output", type=int, metavar="BYTES",
-                        help="stop when the plaintext exceeds this size (bomb guard)")
+        sp.add_argument(
+            "--max-output",
+            type=int,
+            metavar="BYTES",
+            help="stop when the plaintext exceeds this size (bomb guard)",
+        )
         sp.add_argument("--no-progress", action="store_true")
         _add_key_options(sp)
         _add_s3_options(sp)
@@ -117,7 +143,9 @@ def _read_secret_file(path: Path, what: str) -> bytearray:
 def _passphrase_getter(args: argparse.Namespace, label: str) -> Callable[[], bytes | None]:
     def get() -> bytes | None:
         if args.key_passphrase_file:
-            return bytes(_read_secret_file(args.key_passphrase_file, "key passphrase file")).rstrip(b"\r\n")
+            return bytes(_read_secret_file(args.key_passphrase_file, "key passphrase file")).rstrip(
+                b"\r\n"
+            )
         if sys.stdin.isatty():
             return getpass.getpass(f"Passphrase for {label}: ").encode()
         return None
@@ -147,7 +175,9 @@ def secrets_from_args(args: argparse.Namespace) -> Secrets:
         gpg = GpgOptions(key_file=args.gpg_key, homedir=args.gpg_homedir, passphrase=gpg_pw)
     return Secrets(
         keys=load_keys(args),
-        passphrase=_read_secret_file(args.passphrase_file, "passphrase file") if args.passphrase_file else None,
+        passphrase=_read_secret_file(args.passphrase_file, "passphrase file")
+        if args.passphrase_file
+        else None,
         gpg=gpg,
         raw_key=(args.raw_key, args.iv) if args.raw_key else None,
         pbkdf2_iter=args.pbkdf2_iter,
@@ -170,7 +200,9 @@ def _fmt_eta(s: float | None) -> str:
     if s is None:
         return "--:--"
     s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
 
 
 class TerminalProgress:
@@ -212,7 +244,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     loc = Locator(_settings(args))
     sets = list_backup_sets(loc.client, uri.bucket, uri.key, _rules(args))
     if args.json:
-        print(json.dumps({"location": args.location, "backup_sets": [s.to_dict() for s in sets]}, indent=2))
+        print(
+            json.dumps(
+                {"location": args.location, "backup_sets": [s.to_dict() for s in sets]}, indent=2
+            )
+        )
         return 0
     if not sets:
         print(f"No objects under {args.location}")
@@ -221,7 +257,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         newest = s.newest
         when = newest.last_modified.strftime("%Y-%m-%d %H:%M:%S") if newest else "-"
         print(f"{s.name}")
-        print(f"  wrapped key: {s.key_name or '(none: single object)'}   versions: {len(s.pairs)}   newest: {when}")
+        wrapped = s.key_name or "(none: single object)"
+        print(f"  wrapped key: {wrapped}   versions: {len(s.pairs)}   newest: {when}")
         for pair in s.pairs:
             d = pair.data
             k = pair.key
@@ -241,6 +278,7 @@ def _run_job(args: argparse.Namespace, operation: str) -> int:
     cancel = CancelToken()
     loc = Locator(_settings(args), cancel)
     data = loc.open(args.source, args.version_id)
+    wrapped: Source | None
     if args.wrapped_key:
         wrapped = loc.open(args.wrapped_key, args.wrapped_key_version_id)
     else:
@@ -313,8 +351,11 @@ def print_report(report: Report, out: Any = None) -> None:
         if layer.layer == "hashes" and layer.status is Status.OK:
             d = layer.details
             print(f"  {'':<11} {'':<8} object    sha256 {d.get('ciphertext_sha256')}", file=out)
-            print(f"  {'':<11} {'':<8} plaintext sha256 {d.get('plaintext_sha256')} "
-                  f"({d.get('plaintext_bytes')} bytes)", file=out)
+            print(
+                f"  {'':<11} {'':<8} plaintext sha256 {d.get('plaintext_sha256')} "
+                f"({d.get('plaintext_bytes')} bytes)",
+                file=out,
+            )
     for w in report.warnings:
         print(f"  warning: {w}", file=out)
     if report.destination and report.ok:
@@ -324,8 +365,10 @@ def print_report(report: Report, out: Any = None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if not getattr(args, "func", None):
         parser.print_help()
         return int(ExitCode.USAGE)
@@ -337,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sealcheck: cancelled", file=sys.stderr)
         return int(ExitCode.CANCELLED)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+    except Exception as exc:
         log.debug("internal error", exc_info=True)
         print(
             f"sealcheck: internal error ({type(exc).__name__}). This is a bug; rerun with --debug "

@@ -69,7 +69,10 @@ class BackupFailed(SealcheckError):
 
 
 class WrongKey(BackupFailed):
-    """Wrong key: the key does not belong to this backup (or the wrapped key does not match the data)."""
+    """Wrong key: the key does not belong to this backup (or the wrapped key does not match).
+
+    Also raised when the wrapped key belongs to another backup than the data.
+    """
 
     layer = Layer.KEY
 

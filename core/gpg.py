@@ -52,7 +52,9 @@ def gpg_binary() -> str:
 
 
 def _private_tmp_root() -> str | None:
-    shm = Path("/dev/shm")
+    # Memory-backed, so an imported secret key never reaches a disk; the
+    # folder itself is created 0700 by mkdtemp.
+    shm = Path("/dev/shm")  # noqa: S108
     if shm.is_dir() and os.access(shm, os.W_OK):
         return str(shm)
     return None
@@ -68,7 +70,9 @@ def gpg_home(opts: GpgOptions) -> Iterator[Path | None]:
     try:
         key_bytes = opts.key_file.read_bytes()
     except OSError as exc:
-        raise KeyUnavailable(f"cannot read the gpg key file {opts.key_file}: {exc.strerror}") from None
+        raise KeyUnavailable(
+            f"cannot read the gpg key file {opts.key_file}: {exc.strerror}"
+        ) from None
     home = Path(tempfile.mkdtemp(prefix="sealcheck-gnupg-", dir=_private_tmp_root()))
     os.chmod(home, 0o700)
     try:
@@ -189,7 +193,8 @@ class GpgDecryptReader:
         if self._cancel.cancelled:
             self.close()
             self._cancel.check()
-        data = self._proc.stdout.read1(n if n > 0 else CHUNK)
+        # os.read returns as soon as gpg has written anything (no 8 KiB refill loop).
+        data = os.read(self._proc.stdout.fileno(), n if n > 0 else CHUNK)
         if data:
             return data
         self._done = True
@@ -235,7 +240,9 @@ class GpgDecryptReader:
             )
         if "NODATA" in words:
             raise TruncatedBackup(
-                "no valid OpenPGP data: " + self._stderr_summary(), obj=self._obj, layer=Layer.CIPHER
+                "no valid OpenPGP data: " + self._stderr_summary(),
+                obj=self._obj,
+                layer=Layer.CIPHER,
             )
         raise IntegrityError(
             f"gpg failed (exit {rc}): " + self._stderr_summary(), obj=self._obj, layer=Layer.CIPHER

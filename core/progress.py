@@ -117,9 +117,7 @@ class Meter:
     def snapshot(self) -> ProgressEvent:
         with self._lock:
             now = self._clock()
-            stages = tuple(
-                StageProgress(k, int(v[0] or 0), v[1]) for k, v in self._stages.items()
-            )
+            stages = tuple(StageProgress(k, int(v[0] or 0), v[1]) for k, v in self._stages.items())
             inp = self._stages.get(self._input_stage or "", [0, None])
             done, total = int(inp[0] or 0), inp[1]
             mark_t, mark_done = self._rate_mark

@@ -69,7 +69,8 @@ class Report:
         return int(ExitCode.OK) if self.error is None else self.error.exit_code
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        out: dict[str, Any] = _plain(dataclasses.asdict(self))
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)

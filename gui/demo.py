@@ -33,27 +33,40 @@ class Expectation:
 
 
 def _sh(script: str, cwd: Path) -> None:
-    subprocess.run(["bash", "-c", "set -euo pipefail\n" + script], cwd=cwd, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + script],
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _mysql_dump(path: Path, rows: int, *, complete: bool = True) -> None:
     head = (
         "-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)\n--\n"
-        "-- Host: db1    Database: shop\n-- ------------------------------------------------------\n"
+        "-- Host: db1    Database: shop\n"
+        "-- ------------------------------------------------------\n"
         "-- Server version\t10.11.6-MariaDB-0+deb12u1\n\n"
-        "CREATE TABLE `orders` (`id` int NOT NULL, `customer` varchar(64), `total` decimal(10,2));\n"
+        "CREATE TABLE `orders` (`id` int NOT NULL, `customer` varchar(64),"
+        " `total` decimal(10,2));\n"
     )
-    body = "".join(f"INSERT INTO `orders` VALUES ({i},'customer {i % 97}',{i * 3 % 1000}.50);\n"
-                   for i in range(rows))
+    body = "".join(
+        # Sample text written to a file, never sent to a database.
+        f"INSERT INTO `orders` VALUES ({i},'c{i % 97}',{i * 3 % 1000}.50);\n"  # noqa: S608
+        for i in range(rows)
+    )
     tail = "\n-- Dump completed on 2026-11-27  3:00:00\n" if complete else ""
     path.write_text(head + body + tail)
 
 
 def _pg_dump(path: Path, rows: int) -> None:
-    head = ("--\n-- PostgreSQL database dump\n--\n\n-- Dumped from database version 15.8\n"
-            "-- Dumped by pg_dump version 15.8\n\nCREATE TABLE public.accounts (id integer, name text);\n"
-            "COPY public.accounts (id, name) FROM stdin;\n")
+    head = (
+        "--\n-- PostgreSQL database dump\n--\n\n-- Dumped from database version 15.8\n"
+        "-- Dumped by pg_dump version 15.8\n\n"
+        "CREATE TABLE public.accounts (id integer, name text);\n"
+        "COPY public.accounts (id, name) FROM stdin;\n"
+    )
     body = "".join(f"{i}\taccount {i}\n" for i in range(rows))
     path.write_text(head + body + "\\.\n\n--\n-- PostgreSQL database dump complete\n--\n\n")
 
@@ -61,16 +74,23 @@ def _pg_dump(path: Path, rows: int) -> None:
 def make_samples(work: Path) -> tuple[list[tuple[str, Path]], list[Expectation], dict[str, Path]]:
     """Produce the demo objects with the real tools; return (uploads, expectations, keys)."""
     q = shlex.quote
-    _sh("openssl genrsa -out demo-key.pem 2048 2>/dev/null && "
-        "openssl rsa -in demo-key.pem -pubout -out demo-key.pub.pem 2>/dev/null", work)
+    _sh(
+        "openssl genrsa -out demo-key.pem 2048 2>/dev/null && "
+        "openssl rsa -in demo-key.pem -pubout -out demo-key.pub.pem 2>/dev/null",
+        work,
+    )
     home = work / "gnupg"
     home.mkdir(mode=0o700)
     (work / "gpgparams").write_text(
         "%no-protection\nKey-Type: RSA\nKey-Length: 2048\nSubkey-Type: RSA\nSubkey-Length: 2048\n"
-        "Name-Real: Demo Backup\nName-Email: backup@demo.invalid\nExpire-Date: 0\n%commit\n")
-    _sh(f"gpg --batch --homedir {q(str(home))} --gen-key gpgparams && "
-        f"gpg --batch --homedir {q(str(home))} --armor --export-secret-keys backup@demo.invalid > demo-gpg.asc",
-        work)
+        "Name-Real: Demo Backup\nName-Email: backup@demo.invalid\nExpire-Date: 0\n%commit\n"
+    )
+    _sh(
+        f"gpg --batch --homedir {q(str(home))} --gen-key gpgparams && "
+        f"gpg --batch --homedir {q(str(home))} --armor --export-secret-keys backup@demo.invalid"
+        " > demo-gpg.asc",
+        work,
+    )
     uploads: list[tuple[str, Path]] = []
     expect: list[Expectation] = []
     pub = q(str(work / "demo-key.pub.pem"))
@@ -78,9 +98,14 @@ def make_samples(work: Path) -> tuple[list[tuple[str, Path]], list[Expectation],
     for i, rows in enumerate((3000, 4000, 5000)):
         d = work / f"sc{i}.sql"
         _mysql_dump(d, rows, complete=i != 2)  # the newest: mysqldump killed mid-way
-        _sh(f"""secret=$(openssl rand -base64 32)
-            gzip -c {d.name} | openssl enc -aes-256-cbc -md md5 -pass pass:$secret 2>/dev/null > sc{i}.enc
-            printf '%s' "$secret" | openssl rsautl -encrypt -pubin -inkey {pub} -out sc{i}.key 2>/dev/null""", work)
+        _sh(
+            f"""secret=$(openssl rand -base64 32)
+            gzip -c {d.name} \\
+              | openssl enc -aes-256-cbc -md md5 -pass pass:$secret 2>/dev/null > sc{i}.enc
+            printf '%s' "$secret" \\
+              | openssl rsautl -encrypt -pubin -inkey {pub} -out sc{i}.key 2>/dev/null""",
+            work,
+        )
         k = "securecircle/1567744961188141183.sql.gz"
         uploads += [(k, work / f"sc{i}.enc"), (k + ".key", work / f"sc{i}.key")]
         expect.append(Expectation(k, i, i != 2, "" if i != 2 else "dump cut short"))
@@ -88,18 +113,29 @@ def make_samples(work: Path) -> tuple[list[tuple[str, Path]], list[Expectation],
     for i, rows in enumerate((2000, 2500)):
         d = work / f"pg{i}.sql"
         _pg_dump(d, rows)
-        _sh(f"""openssl rand -base64 128 > key{i}.txt
-            bzip2 -c {d.name} | openssl enc -aes-256-cbc -salt -md sha256 -pass file:./key{i}.txt 2>/dev/null > pg{i}.enc
-            openssl rsautl -encrypt -inkey {pub} -pubin -in key{i}.txt -out pg{i}.key 2>/dev/null""", work)
+        _sh(
+            f"""openssl rand -base64 128 > key{i}.txt
+            bzip2 -c {d.name} | openssl enc -aes-256-cbc -salt -md sha256 \\
+              -pass file:./key{i}.txt 2>/dev/null > pg{i}.enc
+            openssl rsautl -encrypt -inkey {pub} -pubin -in key{i}.txt -out pg{i}.key \\
+              2>/dev/null""",
+            work,
+        )
         k = "rds-postgres/shop.sql.bz.enc"
-        uploads += [(k, work / f"pg{i}.enc"), ("rds-postgres/shop.key.txt.enc", work / f"pg{i}.key")]
+        uploads += [
+            (k, work / f"pg{i}.enc"),
+            ("rds-postgres/shop.key.txt.enc", work / f"pg{i}.key"),
+        ]
         expect.append(Expectation(k, i, True))
     # 3. dpb587: gzip | gpg --encrypt, one object, versioned.
     for i, rows in enumerate((1500, 1800)):
         d = work / f"gp{i}.sql"
         _mysql_dump(d, rows)
-        _sh(f"gzip -c {d.name} | gpg --batch --homedir {q(str(home))} --trust-model always "
-            f"--recipient backup@demo.invalid --encrypt > gp{i}.enc", work)
+        _sh(
+            f"gzip -c {d.name} | gpg --batch --homedir {q(str(home))} --trust-model always "
+            f"--recipient backup@demo.invalid --encrypt > gp{i}.enc",
+            work,
+        )
         uploads.append(("dpb587/database.sql.gz.enc", work / f"gp{i}.enc"))
         expect.append(Expectation("dpb587/database.sql.gz.enc", i, True))
     # 4. ClusterControl: gzip -6 | openssl enc -pass file:K (symmetric), one bit flipped in v2.
@@ -107,23 +143,33 @@ def make_samples(work: Path) -> tuple[list[tuple[str, Path]], list[Expectation],
     for i, rows in enumerate((2200, 2300)):
         d = work / f"cc{i}.sql"
         _mysql_dump(d, rows)
-        _sh(f"gzip -6 - < {d.name} | openssl enc -aes-256-cbc -pass file:cmon.tmp 2>/dev/null > cc{i}.enc", work)
+        _sh(
+            f"gzip -6 - < {d.name} | openssl enc -aes-256-cbc -pass file:cmon.tmp 2>/dev/null"
+            f" > cc{i}.enc",
+            work,
+        )
         if i == 1:
             blob = bytearray((work / "cc1.enc").read_bytes())
             blob[len(blob) // 2] ^= 0x10  # bit rot in storage
             (work / "cc1.enc").write_bytes(bytes(blob))
         uploads.append(("clustercontrol/backup-full.sql.gz.aes256", work / f"cc{i}.enc"))
-        expect.append(Expectation("clustercontrol/backup-full.sql.gz.aes256", i, i != 1,
-                                  "" if i != 1 else "bit flip in storage"))
+        expect.append(
+            Expectation(
+                "clustercontrol/backup-full.sql.gz.aes256",
+                i,
+                i != 1,
+                "" if i != 1 else "bit flip in storage",
+            )
+        )
     keys = {"rsa": work / "demo-key.pem", "gpg": work / "demo-gpg.asc", "pass": work / "cmon.tmp"}
     return uploads, expect, keys
 
 
 @contextlib.contextmanager
 def demo_s3() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
     import logging
+
+    from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -165,7 +211,9 @@ def verify_all(endpoint: str, keys: dict[str, Path], expect: list[Expectation]) 
         versions = list(reversed(s.pairs))  # oldest first, matching upload order
         for idx, pair in enumerate(versions):
             data = S3Object(client, BUCKET, pair.data.key, pair.data.version_id)
-            wrapped = (S3Object(client, BUCKET, pair.key.key, pair.key.version_id) if pair.key else None)
+            wrapped = (
+                S3Object(client, BUCKET, pair.key.key, pair.key.version_id) if pair.key else None
+            )
             secrets = Secrets(
                 keys=[PemKey.from_file(keys["rsa"])],
                 passphrase=bytearray(keys["pass"].read_bytes()),
@@ -179,11 +227,16 @@ def verify_all(endpoint: str, keys: dict[str, Path], expect: list[Expectation]) 
             note = "" if report.ok else f": {report.error.message if report.error else ''}"
             tag = "" if as_expected else "   <-- NOT AS EXPECTED"
             expected_note = f" (expected: {exp.why})" if exp and not exp.ok else ""
-            print(f"  v{idx + 1} {pair.data.last_modified:%H:%M:%S}  {verdict}{note}{expected_note}{tag}")
+            print(
+                f"  v{idx + 1} {pair.data.last_modified:%H:%M:%S}  {verdict}"
+                f"{note}{expected_note}{tag}"
+            )
         print()
     total = len(expect)
-    print(f"{total - mismatches}/{total} versions behaved as the demo expects "
-          "(good backups verify, the damaged ones fail with the layer that caught them).")
+    print(
+        f"{total - mismatches}/{total} versions behaved as the demo expects "
+        "(good backups verify, the damaged ones fail with the layer that caught them)."
+    )
     return 0 if mismatches == 0 else 1
 
 

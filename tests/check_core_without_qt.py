@@ -14,7 +14,11 @@ import sealcheck.core as core
 for mod in pkgutil.walk_packages(core.__path__, "sealcheck.core."):
     importlib.import_module(mod.name)
 
-bad = sorted(m for m in sys.modules if m.split(".")[0] in ("PySide6", "shiboken6") or m.startswith("sealcheck.gui"))
+bad = sorted(
+    m
+    for m in sys.modules
+    if m.split(".")[0] in ("PySide6", "shiboken6") or m.startswith("sealcheck.gui")
+)
 if bad:
     print("sealcheck.core imports Qt/GUI modules:", ", ".join(bad), file=sys.stderr)
     sys.exit(1)

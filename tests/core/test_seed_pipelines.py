@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from fixtures.common import SHARED, run_cli
 from fixtures.pipelines import (
     clustercontrol,
@@ -88,10 +87,16 @@ def test_clustercontrol_symmetric_pass_file(tmp_path: Path, small_dump: Path) ->
         ("cat", "-aes-192-cbc -md sha1", "rsautl", "none"),
     ],
 )
-def test_openssl_variants(tmp_path: Path, small_dump: Path, rsa_key, compress, enc, wrap, fmt) -> None:
-    b = openssl_variant(small_dump, tmp_path / "s3", compress=compress, enc_opts=enc, key=rsa_key, wrap=wrap)
+def test_openssl_variants(
+    tmp_path: Path, small_dump: Path, rsa_key, compress, enc, wrap, fmt
+) -> None:
+    b = openssl_variant(
+        small_dump, tmp_path / "s3", compress=compress, enc_opts=enc, key=rsa_key, wrap=wrap
+    )
     assert b.wrapped_key is not None
-    rc, rep = verify_json(str(b.data), "--key", str(rsa_key.private), "--wrapped-key", str(b.wrapped_key))
+    rc, rep = verify_json(
+        str(b.data), "--key", str(rsa_key.private), "--wrapped-key", str(b.wrapped_key)
+    )
     assert rc == 0, rep
     assert layer(rep, "decompress")["status"] in ("ok", "skipped")
 

@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""Benchmark ``sealcheck verify`` against the seed pipelines' own check.
+
+Makes a mysqldump-like plaintext of ``--size`` bytes (default 1 GiB) in
+bench/out/ (git-ignored), encrypts it the way the seed producers do, with the
+real tools::
+
+    openssl rand -base64 32 > K
+    gzip -c DUMP | openssl enc -aes-256-cbc -salt -pass file:K > DUMP.gz.enc
+    openssl rsautl -encrypt -pubin -inkey backup.pub.pem -in K -out DUMP.gz.enc.key
+
+(likewise ``zstd -c`` and ``bzip2 -c``), then times, on the same file, the
+seed's check::
+
+    openssl enc -d -aes-256-cbc -pass file:K -in F | gzip -dc | sha256sum
+
+against ``sealcheck verify F --wrapped-key F.key --key backup.pem``. Each pair
+runs ``--runs`` times (alternating, page cache warm) and the best run counts.
+Wall time, MB/s of plaintext, CPU time and peak RSS (``os.wait4`` rusage of
+the child: for the shell pipeline the largest of its processes) are printed
+and written to bench/RESULTS.md.
+
+Usage: ``./dev bench`` or ``.venv/bin/python bench/bench.py [--size 10G]``.
+The 10 GiB run needs ~25 GB of disk and is manual (not part of CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import random
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out"
+RESULTS = HERE / "RESULTS.md"
+VENV_BIN = Path(sys.executable).parent
+SEALCHECK = VENV_BIN / "sealcheck"
+
+TARGETS = {"gzip": 3.0, "zstd": 2.5, "bzip2": 2.0}
+RSS_TARGET_MB = 150.0
+FORMATS = {
+    # name: (compress command, seed decompress command, file suffix)
+    "gzip": ("gzip -c", "gzip -dc", "gz"),
+    "zstd": ("zstd -q -c", "zstd -dc", "zst"),
+    "bzip2": ("bzip2 -c", "bzip2 -dc", "bz2"),
+}
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?", text.strip(), re.I)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 1G, 512M, 10G)")
+    mult = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[m.group(2).upper()]
+    return int(float(m.group(1)) * mult)
+
+
+def size_label(n: int) -> str:
+    for unit, mult in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if n >= mult and n % mult == 0:
+            return f"{n // mult}{unit}"
+    return f"{n}B"
+
+
+def sh(script: str) -> None:
+    subprocess.run(["bash", "-c", "set -euo pipefail\n" + script], check=True, cwd=OUT)
+
+
+# --- input ----------------------------------------------------------------------
+
+HEADER = (
+    "-- MySQL dump 10.13  Distrib 8.0.36, for Linux (x86_64)\n"
+    "--\n-- Host: db.internal    Database: shop\n"
+    "-- ------------------------------------------------------\n"
+    "-- Server version\t8.0.36\n\n"
+    "/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */;\n"
+    "/*!40101 SET NAMES utf8mb4 */;\n"
+    "/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;\n\n"
+)
+TRAILER = (
+    "/*!40101 SET CHARACTER_SET_CLIENT=@OLD_CHARACTER_SET_CLIENT */;\n\n"
+    "-- Dump completed on 2026-11-27 10:00:00\n"
+)
+WORDS = (
+    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
+    "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu red green "
+    "blue small large order customer invoice shipped pending refund widget gadget premium "
+    "basic express standard berlin paris london madrid rome vienna oslo warsaw prague lisbon"
+).split()
+TABLE_ROWS = 200_000  # rows per table: one CREATE TABLE every ~30 MB
+
+
+def make_dump(path: Path, size: int, seed: int = 1) -> None:
+    """A mysqldump-like file: extended INSERTs of varied rows, ~4-5x compressible."""
+    rng = random.Random(seed)
+    words = WORDS
+    tmp = path.with_suffix(".tmp")
+    written = 0
+    table = 0
+    row_id = 0
+    with tmp.open("w", encoding="ascii", buffering=1 << 20) as f:
+        f.write(HEADER)
+        written += len(HEADER)
+        while written < size - 4096:
+            if row_id % TABLE_ROWS == 0:
+                table += 1
+                ddl = (
+                    f"\n--\n-- Table structure for table `t{table}`\n--\n\n"
+                    f"DROP TABLE IF EXISTS `t{table}`;\n"
+                    f"CREATE TABLE `t{table}` (\n  `id` bigint NOT NULL,\n"
+                    "  `customer` varchar(64) NOT NULL,\n  `email` varchar(128) DEFAULT NULL,\n"
+                    "  `amount` decimal(12,2) NOT NULL,\n  `created` datetime NOT NULL,\n"
+                    "  `note` text,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n\n"
+                    f"LOCK TABLES `t{table}` WRITE;\n"
+                )
+                f.write(ddl)
+                written += len(ddl)
+            rows = []
+            for _ in range(1000):
+                row_id += 1
+                w = rng.choices(words, k=6)
+                rows.append(
+                    f"({row_id},'{w[0]} {w[1]}','{w[2]}.{rng.getrandbits(20)}@{w[3]}.example',"
+                    f"{rng.getrandbits(24) / 100:.2f},'2025-{rng.randint(1, 12):02d}-"
+                    f"{rng.randint(1, 28):02d} {rng.getrandbits(4):02d}:{rng.getrandbits(5):02d}:"
+                    f"{rng.getrandbits(5):02d}','{w[4]} {w[5]} {rng.getrandbits(32):x}')"
+                )
+            line = f"INSERT INTO `t{table}` VALUES " + ",".join(rows) + ";\n"
+            if row_id % TABLE_ROWS == 0:
+                line += "UNLOCK TABLES;\n"
+            f.write(line)
+            written += len(line)
+        f.write(TRAILER)
+    tmp.rename(path)
+
+
+@dataclass
+class Inputs:
+    dump: Path
+    pem: Path
+    files: dict[str, tuple[Path, Path, Path]]  # fmt -> (data, wrapped key, K)
+
+
+def prepare(size: int, formats: list[str], regen: bool) -> Inputs:
+    OUT.mkdir(parents=True, exist_ok=True)
+    label = size_label(size)
+    dump = OUT / f"dump-{label}.sql"
+    if regen or not dump.exists():
+        t = time.perf_counter()
+        print(f"bench: generating {dump.name} ({label})...", flush=True)
+        make_dump(dump, size)
+        print(f"bench:   {time.perf_counter() - t:.0f} s", flush=True)
+    pem, pub = OUT / "backup.pem", OUT / "backup.pub.pem"
+    if not pem.exists():
+        sh(f"openssl genrsa -out {pem.name} 2048 2>/dev/null\n"
+           f"openssl rsa -in {pem.name} -pubout -out {pub.name} 2>/dev/null")
+    files = {}
+    for fmt in formats:
+        comp, _, suffix = FORMATS[fmt]
+        data = OUT / f"{dump.name}.{suffix}.enc"
+        wrapped = OUT / f"{data.name}.key"
+        k = OUT / f"{data.name}.K"
+        if regen or not data.exists() or data.stat().st_mtime < dump.stat().st_mtime:
+            t = time.perf_counter()
+            print(f"bench: {comp} | openssl enc -aes-256-cbc -> {data.name}...", flush=True)
+            sh(
+                f"openssl rand -base64 32 > {k.name}\n"
+                f"{comp} {dump.name} | openssl enc -aes-256-cbc -salt -pass file:{k.name} "
+                f"> {data.name}.tmp\n"
+                f"openssl rsautl -encrypt -pubin -inkey {pub.name} -in {k.name} -out {wrapped.name} "
+                "2>/dev/null\n"
+                f"mv {data.name}.tmp {data.name}"
+            )
+            print(f"bench:   {time.perf_counter() - t:.0f} s", flush=True)
+        files[fmt] = (data, wrapped, k)
+    return Inputs(dump, pem, files)
+
+
+# --- timing ---------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    rss_mb: float
+    stdout: str
+
+
+def timed_child(argv: list[str]) -> Run:
+    """Run argv (fork/exec, then wait4): wall time, CPU time and peak RSS of it and
+    of the children it reaped (for a shell pipeline: its largest process)."""
+    r_out, w_out = os.pipe()
+    t0 = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.chdir(OUT)
+            os.dup2(w_out, 1)
+            os.close(r_out)
+            os.close(w_out)
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
+    os.close(w_out)
+    chunks = []
+    while b := os.read(r_out, 1 << 16):
+        chunks.append(b)
+    os.close(r_out)
+    _, status, ru = os.wait4(pid, 0)
+    wall = time.perf_counter() - t0
+    rc = os.waitstatus_to_exitcode(status)
+    out = b"".join(chunks).decode(errors="replace")
+    if rc != 0:
+        raise RuntimeError(f"{shlex.join(argv)} exited {rc}:\n{out[-2000:]}")
+    return Run(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, out)
+
+
+def seed_argv(fmt: str, data: Path, k: Path) -> list[str]:
+    dec = FORMATS[fmt][1]
+    script = (
+        f"openssl enc -d -aes-256-cbc -pass file:{k.name} -in {data.name} | {dec} | sha256sum"
+    )
+    return ["bash", "-o", "pipefail", "-c", script]
+
+
+def sealcheck_argv(data: Path, wrapped: Path, pem: Path) -> list[str]:
+    return [str(SEALCHECK), "verify", data.name, "--wrapped-key", wrapped.name,
+            "--key", pem.name, "--no-progress", "--json"]
+
+
+@dataclass
+class Result:
+    fmt: str
+    compressed: int
+    seed: Run
+    tool: Run
+    seed_runs: list[float]
+    tool_runs: list[float]
+
+    @property
+    def ratio(self) -> float:
+        return self.seed.wall / self.tool.wall
+
+
+def bench_format(fmt: str, inp: Inputs, runs: int, plain_size: int) -> Result:
+    data, wrapped, k = inp.files[fmt]
+    sh(f"cat {data.name} > /dev/null")  # page cache warm for both sides
+    seeds: list[Run] = []
+    tools: list[Run] = []
+    for i in range(runs):
+        order = ("seed", "tool") if i % 2 == 0 else ("tool", "seed")
+        for which in order:
+            if which == "seed":
+                r = timed_child(seed_argv(fmt, data, k))
+                seeds.append(r)
+            else:
+                r = timed_child(sealcheck_argv(data, wrapped, inp.pem))
+                tools.append(r)
+            print(f"bench:   {fmt:<6} {which:<9} run {i + 1}: {r.wall:6.2f} s  "
+                  f"cpu {r.cpu:6.2f} s  rss {r.rss_mb:6.1f} MB", flush=True)
+    seed_best = min(seeds, key=lambda r: r.wall)
+    tool_best = min(tools, key=lambda r: r.wall)
+    # Same answer from both: the plaintext SHA-256.
+    want = seed_best.stdout.split()[0]
+    rep = json.loads(tool_best.stdout)
+    hashes = next(x for x in rep["layers"] if x["layer"] == "hashes")["details"]
+    if hashes["plaintext_sha256"] != want or hashes["plaintext_bytes"] != plain_size:
+        raise RuntimeError(f"{fmt}: sealcheck's plaintext hash/size differs from the seed check")
+    return Result(fmt, data.stat().st_size, seed_best, tool_best,
+                  [r.wall for r in seeds], [r.wall for r in tools])
+
+
+# --- report ---------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / (1 << 20):.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    ossl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
+    return (f"nproc {os.cpu_count()}, {cpu}{mem}; {platform.platform()}; "
+            f"Python {platform.python_version()}; {ossl}")
+
+
+def table(results: list[Result], plain: int) -> str:
+    mb = plain / 1e6
+    rows = [
+        "| format | compressed | seed check | sealcheck verify | ratio | target | "
+        "sealcheck peak RSS | seed peak RSS | met |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        target = TARGETS[r.fmt]
+        met = r.ratio >= target and r.tool.rss_mb <= RSS_TARGET_MB
+        rows.append(
+            f"| {r.fmt} | {r.compressed / 1e6:.0f} MB | {r.seed.wall:.2f} s "
+            f"({mb / r.seed.wall:.0f} MB/s) | {r.tool.wall:.2f} s ({mb / r.tool.wall:.0f} MB/s, "
+            f"cpu {r.tool.cpu:.1f} s) | **{r.ratio:.2f}x** | >= {target}x | "
+            f"{r.tool.rss_mb:.0f} MB (<= {RSS_TARGET_MB:.0f}) | {r.seed.rss_mb:.0f} MB | "
+            f"{'yes' if met else 'NO'} |"
+        )
+    return "\n".join(rows)
+
+
+def write_results(label: str, body: str) -> None:
+    begin, end = f"<!-- BEGIN {label} -->", f"<!-- END {label} -->"
+    text = RESULTS.read_text() if RESULTS.exists() else (
+        "# Sealcheck verify benchmark\n\n"
+        "Produced by `bench/bench.py` (`./dev bench`); each section is rewritten by the run "
+        "of that size. The 10 GiB run is manual: `.venv/bin/python bench/bench.py --size 10G`.\n"
+        "MB/s are of plaintext (10^6 bytes). Best of N runs; page cache warm.\n"
+    )
+    section = f"{begin}\n{body}\n{end}"
+    if begin in text and end in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _m: section, text,
+                      flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    RESULTS.write_text(text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", type=parse_size, default=1 << 30,
+                    help="plaintext size (default 1G; the 10G run is optional and manual)")
+    ap.add_argument("--runs", type=int, default=3, help="runs per command; the best counts")
+    ap.add_argument("--formats", default="gzip,zstd,bzip2")
+    ap.add_argument("--regen", action="store_true", help="regenerate the inputs")
+    ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    args = ap.parse_args()
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    for f in formats:
+        if f not in FORMATS:
+            ap.error(f"unknown format {f!r}; known: {', '.join(FORMATS)}")
+    inp = prepare(args.size, formats, args.regen)
+    plain = inp.dump.stat().st_size
+    results = [bench_format(fmt, inp, args.runs, plain) for fmt in formats]
+    label = size_label(args.size)
+    cmd = ".venv/bin/python bench/bench.py" + "".join(
+        f" {a}" for a in sys.argv[1:] if a != "--no-write"
+    )
+    body = "\n".join([
+        f"## {label} plaintext ({plain} bytes, mysqldump-like)",
+        "",
+        f"- date: {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- command: `{cmd}` (best of {args.runs} runs each)",
+        f"- machine: {machine()}",
+        "- seed check: `openssl enc -d -aes-256-cbc -pass file:K -in F | <gzip|zstd|bzip2> -dc "
+        "| sha256sum`",
+        "- sealcheck: `sealcheck verify F --wrapped-key F.key --key backup.pem --no-progress "
+        "--json` (includes interpreter start-up and the RSA unwrap)",
+        "",
+        table(results, plain),
+        "",
+        "All runs (wall s): " + "; ".join(
+            f"{r.fmt} seed {', '.join(f'{x:.2f}' for x in r.seed_runs)} / sealcheck "
+            f"{', '.join(f'{x:.2f}' for x in r.tool_runs)}" for r in results
+        ),
+    ])
+    print()
+    print(body)
+    if not args.no_write:
+        write_results(label, body)
+        print(f"\nbench: wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
