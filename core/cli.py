@@ -19,10 +19,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, cli_keys
 from .errors import ExitCode, KeyUnavailable, SealcheckError, UsageError
 from .gpg import GpgOptions
-from .keys import KeySource, PemKey
+from .keys import KeySource
+from .keyspec import KeyContext, open_key
 from .listing import list_backup_sets
 from .locate import Locator
 from .naming import Rule
@@ -63,9 +64,12 @@ def _add_key_options(p: argparse.ArgumentParser) -> None:
         "--key",
         action="append",
         default=[],
-        metavar="PEM_FILE",
-        help="RSA private key that unwraps the data key (repeatable)",
+        metavar="KEY",
+        help="RSA private key that unwraps the data key: a PEM file, keyring:NAME or a "
+        "pkcs11: URI (repeatable)",
     )
+    g.add_argument("--pkcs11-module", metavar="SO", help="PKCS#11 module for pkcs11: keys")
+    g.add_argument("--pin-file", type=Path, help="token PIN (otherwise asked at the terminal)")
     g.add_argument("--key-passphrase-file", type=Path, help="passphrase of an encrypted PEM key")
     g.add_argument(
         "--wrapped-key", metavar="SOURCE", help="the wrapped-key object, when not beside the data"
@@ -122,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_s3_options(sp)
         sp.set_defaults(func=cmd_verify if name == "verify" else cmd_restore)
 
+    cli_keys.register(sub)
+
     for ep in entry_points(group="sealcheck.commands"):
         try:
             ep.load()(sub)
@@ -153,11 +159,43 @@ def _passphrase_getter(args: argparse.Namespace, label: str) -> Callable[[], byt
     return get
 
 
+def _once(get: Callable[[], bytes | None]) -> Callable[[], bytes | None]:
+    """Ask for a secret at most once per command (a token PIN is never re-asked:
+    a retry loop would lock the token)."""
+    asked: list[bytes | None] = []
+
+    def wrapper() -> bytes | None:
+        if not asked:
+            asked.append(get())
+        return asked[0]
+
+    return wrapper
+
+
+def _pin_getter(args: argparse.Namespace) -> Callable[[], bytes | None]:
+    def get() -> bytes | None:
+        if args.pin_file:
+            return bytes(_read_secret_file(args.pin_file, "PIN file")).rstrip(b"\r\n")
+        if sys.stdin.isatty():
+            return getpass.getpass("Token PIN: ").encode()
+        return None
+
+    return _once(get)
+
+
 def load_keys(args: argparse.Namespace) -> list[KeySource]:
-    keys: list[KeySource] = []
-    for spec in args.key:
-        keys.append(PemKey.from_file(Path(spec), _passphrase_getter(args, spec)))
-    return keys
+    pin = _pin_getter(args)
+    return [
+        open_key(
+            spec,
+            KeyContext(
+                pem_passphrase=_once(_passphrase_getter(args, spec)),
+                pin=pin,
+                pkcs11_module=args.pkcs11_module,
+            ),
+        )
+        for spec in args.key
+    ]
 
 
 def secrets_from_args(args: argparse.Namespace) -> Secrets:

@@ -129,6 +129,14 @@ class PemKey:
     def public_key(self) -> rsa.RSAPublicKey:
         return self._key.public_key()
 
+    def private_bytes_encrypted(self, passphrase: bytes) -> bytes:
+        """PKCS#8, encrypted: the only form in which Sealcheck writes a private key."""
+        return self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase),
+        )
+
     def unwrap_candidates(self, wrapped: bytes) -> Iterator[Unwrapped]:
         check_wrapped_size(wrapped, self.modulus_bytes, None)
         for name, pad in OAEP_VARIANTS:
