@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import struct
 import subprocess
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +103,8 @@ def test_real_dumps_are_rich(mariadb_rich_dump: RealDump, pg_rich_dump: RealDump
     # MariaDB >= 10.11.8 puts "/*M!999999\\- enable the sandbox mode */" first.
     assert b"\n-- MariaDB dump " in my[:200], my[:200]
     assert "🦄".encode() in my and "Zoë Ångström".encode() in my
-    assert b"\\0'\\\"\\\\\\Z\\r\\n" in my  # the BLOB's NUL, quotes, backslash, ^Z, CR, LF
+    # The BLOB's NUL, quotes, backslash, ^Z, CR and LF as mariadb-dump escapes them.
+    assert b"\\0\\'\\\"\\\\\\Z\\r\\n" in my
     for needle in (
         b"CREATE TRIGGER", b"PROCEDURE `log_event`", b"VIEW `order_totals`",
         b"FOREIGN KEY (`customer_id`) REFERENCES `customers`", b"DECIMAL(12,4)", b"NULL",
@@ -173,19 +176,55 @@ def test_restore_real_dump_is_byte_identical_and_loads(
     new = f"restored_{re.sub(r'[^a-z0-9]', '_', c.id.lower())}"
     if c.producer == "mariadb-dump":
         mariadb_server.sql(f"CREATE DATABASE `{new}` CHARACTER SET utf8mb4;")
-        mariadb_server.sql(out.read_text(encoding="utf-8"), new)
+        mariadb_server.sql(out.read_bytes(), new)
         assert mariadb_server.row_counts(new) == dump.database.row_counts
         assert mariadb_server.checksums(new) == mariadb_server.checksums(dump.database.name)
         assert mariadb_server.sql("SELECT COUNT(*) FROM order_totals;", new).strip() == "400"
     else:
         pg_server.psql(f'CREATE DATABASE "{new}" TEMPLATE template0;')
-        pg_server.psql(out.read_text(encoding="utf-8"), new)
+        pg_server.psql(out.read_bytes(), new)
         assert pg_server.row_counts(new) == dump.database.row_counts
         assert pg_server.checksums(new) == pg_server.checksums(dump.database.name)
         assert pg_server.psql("SELECT count(*) FROM order_totals;", new).strip() == "400"
 
 
 # --- a physical backup: mariabackup --stream=xbstream, the ClusterControl way ----------
+
+# Known core bug (reported, not fixed here): PayloadInspector.feed() hands the chunk
+# that completes identification to XbstreamParser twice (inside _identify() as part
+# of the head, then again right after), so every real xbstream fails with a false
+# "CRC-32 mismatch". Strict: these turn red once core is fixed; then drop the mark.
+XB_DOUBLE_FEED = pytest.mark.xfail(
+    strict=True,
+    reason="core bug: payload.PayloadInspector.feed feeds the first chunk twice to "
+    "XbstreamParser (false CRC-32 mismatch); remove this mark once fixed",
+)
+
+
+def xbstream_chunks(path: Path) -> list[tuple[int, str, str]]:
+    """(offset, chunk type, file path) of every chunk, parsed independently of core."""
+    b = path.read_bytes()
+    out = []
+    pos = 0
+    while pos < len(b):
+        assert b[pos : pos + 8] == b"XBSTCK01", pos
+        ctype = chr(b[pos + 9])
+        (plen,) = struct.unpack_from("<I", b, pos + 10)
+        name = b[pos + 14 : pos + 14 + plen].decode()
+        out.append((pos, ctype, name))
+        p = pos + 14 + plen
+        if ctype == "E":
+            pos = p
+            continue
+        count = 0
+        if ctype == "S":
+            (count,) = struct.unpack_from("<I", b, p)
+            p += 4
+        length, _offset, crc = struct.unpack_from("<QQI", b, p)
+        p += 20
+        assert zlib.crc32(b[p : p + count * 8 + length]) == crc, (name, pos)
+        pos = p + count * 8 + length
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -195,10 +234,19 @@ def physical_backup(
     return mariabackup_clustercontrol(mariadb_server, tmp_path_factory.mktemp("xbstream"))
 
 
+def test_mariabackup_stream_is_real(physical_backup: PhysicalBackup) -> None:
+    """The stream mariabackup wrote is whole by an independent parser (every CRC checked)."""
+    chunks = xbstream_chunks(physical_backup.plain)
+    names = {name for _, _, name in chunks}
+    assert {"ibdata1", "xtrabackup_checkpoints", "backup-my.cnf", "shop/customers.ibd"} <= names
+    assert chunks[-1][1] == "E"
+
+
+@XB_DOUBLE_FEED
 def test_mariabackup_xbstream_clustercontrol(physical_backup: PhysicalBackup) -> None:
     b = physical_backup
     rc, rep = cli_json("verify", str(b.data), "--passphrase-file", str(b.passphrase_file))
-    assert rc == 0, rep
+    assert rc == 0, rep["error"]
     assert tuple(rep["formats"]) == ("openssl-enc", "gzip", "xbstream")
     p = layer(rep, "payload")
     assert p["status"] == "ok", p
@@ -206,29 +254,62 @@ def test_mariabackup_xbstream_clustercontrol(physical_backup: PhysicalBackup) ->
     assert d["kind"] == "xbstream"
     assert d["completeness"] == "complete: every chunk whole and checksummed"
     entries = set(d["entries"])
-    assert {"ibdata1", "xtrabackup_checkpoints", "backup-my.cnf", "xtrabackup_info"} <= entries, entries
+    assert {"ibdata1", "xtrabackup_checkpoints", "backup-my.cnf", "xtrabackup_info"} <= entries
     assert "shop/customers.ibd" in entries and "shop/customers.frm" in entries, entries
-    assert d["entries_total"] >= len(d["entries"])
+    assert d["entries_total"] == len({n for _, _, n in xbstream_chunks(b.plain)})
     assert layer(rep, "cipher")["details"]["kdf"] == "EVP_BytesToKey-SHA256"
 
 
-def test_mariabackup_xbstream_restore_byte_identical(physical_backup: PhysicalBackup, tmp_path: Path) -> None:
+@XB_DOUBLE_FEED
+def test_mariabackup_xbstream_restore_byte_identical(
+    physical_backup: PhysicalBackup, tmp_path: Path
+) -> None:
     b = physical_backup
     out = tmp_path / "restored.xbstream"
-    rc, rep = cli_json("restore", str(b.data), "--passphrase-file", str(b.passphrase_file), "-o", str(out))
-    assert rc == 0, rep
+    rc, rep = cli_json(
+        "restore", str(b.data), "--passphrase-file", str(b.passphrase_file), "-o", str(out)
+    )
+    assert rc == 0, rep["error"]
     assert out.read_bytes() == b.plain.read_bytes()
     # ... and mbstream extracts it.
     x = tmp_path / "x"
     x.mkdir()
-    subprocess.run(["mbstream", "-x", "-C", str(x)], stdin=out.open("rb"), check=True, timeout=60)
+    with out.open("rb") as f:
+        subprocess.run(["mbstream", "-x", "-C", str(x)], stdin=f, check=True, timeout=60)
     assert (x / "xtrabackup_checkpoints").read_text().startswith("backup_type = full-backuped")
 
 
-def test_mariabackup_xbstream_cut_mid_chunk_fails(physical_backup: PhysicalBackup, tmp_path: Path) -> None:
-    size = physical_backup.plain.stat().st_size
-    short = cut_short(physical_backup.plain, tmp_path / "short.xbstream", size // 2 + 7)
+@XB_DOUBLE_FEED
+def test_mariabackup_xbstream_cut_mid_chunk_fails(
+    physical_backup: PhysicalBackup, tmp_path: Path
+) -> None:
+    plain = physical_backup.plain
+    # Cut 7 bytes into the payload of the chunk that spans the middle of the stream.
+    offsets = [off for off, t, _ in xbstream_chunks(plain) if t == "P"]
+    mid = next(off for off in offsets if off >= plain.stat().st_size // 2)
+    short = cut_short(plain, tmp_path / "short.xbstream", mid + 100)
     b = clustercontrol(short, tmp_path / "s3")
     rc, rep = cli_json("verify", str(b.data), "--passphrase-file", str(b.passphrase_file))
     assert rc == 1, rep
+    assert rep["error"]["kind"] == "TruncatedBackup", rep["error"]
+    assert layer(rep, "payload")["status"] == "failed", layer(rep, "payload")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core gap: XbstreamParser.finish only detects a cut inside a chunk; a stream cut "
+    "at a chunk boundary (mariabackup killed between writes) passes as complete even "
+    "without xtrabackup_checkpoints or a file's end ('E') chunk",
+)
+def test_mariabackup_xbstream_cut_at_chunk_boundary_fails(
+    physical_backup: PhysicalBackup, tmp_path: Path
+) -> None:
+    plain = physical_backup.plain
+    # mariabackup writes xtrabackup_checkpoints, backup-my.cnf and xtrabackup_info last;
+    # without them the backup cannot be prepared. Cut right before them.
+    cut = next(off for off, t, n in xbstream_chunks(plain) if n == "xtrabackup_checkpoints")
+    short = cut_short(plain, tmp_path / "short.xbstream", cut)
+    b = clustercontrol(short, tmp_path / "s3")
+    rc, rep = cli_json("verify", str(b.data), "--passphrase-file", str(b.passphrase_file))
+    assert rc == 1, rep["error"] or layer(rep, "payload")
     assert layer(rep, "payload")["status"] == "failed", layer(rep, "payload")

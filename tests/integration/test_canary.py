@@ -1,0 +1,129 @@
+"""G1/G2: secrets never reach logs, temp files, the data folder, argv or environments.
+
+Every flow runs with known canary secrets and DEBUG logging; then stdout,
+stderr, the private TMPDIR, HOME (data folder, gpg homes) are searched for the
+canaries in raw, hex and base64 form: 0 hits.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+
+from fixtures.common import run_cli
+from fixtures.pipelines import (
+    dpb587_gpg,
+    export_secret_key,
+    gpg_home_with_key,
+    make_rsa_key,
+    sh,
+)
+
+DEK = "CANARYdek0123456789abcdefCANARYdek"  # the data key inside the wrapped key
+PEM_PW = "CANARYpempassphrase42"
+PASSFILE = "CANARYsymmetricpass77"
+
+
+def forms(secret: str) -> list[bytes]:
+    raw = secret.encode()
+    return [raw, raw.hex().encode(), base64.b64encode(raw).rstrip(b"=")]
+
+
+def derived_key_hexes(secret: str, salt: bytes) -> list[bytes]:
+    # EVP_BytesToKey-SHA256 as openssl uses it: the AES key must not leak either.
+    d1 = hashlib.sha256(secret.encode() + salt).digest()
+    return [d1.hex().encode(), d1.hex().upper().encode()]
+
+
+def scan(paths: list[Path], blobs: list[bytes], needles: list[bytes]) -> list[str]:
+    hits = []
+    for blob in blobs:
+        hits += [f"output:{n[:12]!r}" for n in needles if n in blob]
+    for root in paths:
+        for p in root.rglob("*"):
+            if p.is_file() and not p.is_symlink():
+                try:
+                    data = p.read_bytes()
+                except OSError:
+                    continue
+                hits += [f"{p}:{n[:12]!r}" for n in needles if n in data]
+    return hits
+
+
+@pytest.fixture
+def canary_env(tmp_path: Path, keyring_session) -> dict[str, str]:
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    return {**os.environ, "TMPDIR": str(tmpdir)}
+
+
+def test_no_canary_anywhere(tmp_path: Path, canary_env: dict[str, str], small_dump: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    key = make_rsa_key(work, "canary", 2048, passphrase=PEM_PW)
+    data = work / "db.sql.gz"
+    wrapped = work / "db.sql.gz.key"
+    sh(
+        f"gzip -c {shlex.quote(str(small_dump))} | openssl enc -aes-256-cbc -pass pass:{DEK} "
+        f"> {data}\nprintf %s {DEK} | openssl rsautl -encrypt -pubin -inkey {key.public} -out {wrapped}",
+        work,
+    )
+    salt = data.read_bytes()[8:16]
+    pwfile = tmp_path / "secrets" / "pem-pw"
+    pwfile.parent.mkdir()
+    pwfile.write_text(PEM_PW + "\n")
+    symm = tmp_path / "secrets" / "symm"
+    symm.write_text(PASSFILE + "\n")
+    sym_backup = work / "sym.sql.gz.aes256"
+    sh(f"gzip -c {small_dump} | openssl enc -aes-256-cbc -pass file:{symm} > {sym_backup}", work)
+    home = gpg_home_with_key(work)
+    gpg_backup = dpb587_gpg(small_dump, work / "gpg", home)
+    asc = export_secret_key(home, tmp_path / "secrets" / "gpg.asc")
+
+    env = canary_env
+    outs: list[bytes] = []
+    runs = [
+        ("verify", str(data), "--key", str(key.private), "--key-passphrase-file", str(pwfile)),
+        (
+            "restore",
+            str(data),
+            "-o",
+            str(tmp_path / "out.sql"),
+            "--key",
+            str(key.private),
+            "--key-passphrase-file",
+            str(pwfile),
+        ),
+        ("verify", str(sym_backup), "--passphrase-file", str(symm)),
+        ("verify", str(gpg_backup.data), "--gpg-key", str(asc)),
+        (
+            "key",
+            "import",
+            str(key.private),
+            "--name",
+            "canary",
+            "--key-passphrase-file",
+            str(pwfile),
+        ),
+        ("verify", str(data), "--key", "keyring:canary", "--json"),
+        # A failing flow too: errors must not carry secrets either.
+        ("verify", str(data), "--key", str(key.private), "--key-passphrase-file", str(symm)),
+    ]
+    try:
+        for args in runs:
+            r = run_cli("--debug", *args, env=env)
+            outs += [r.stdout.encode(), r.stderr.encode()]
+    finally:
+        run_cli("key", "remove", "canary", "--yes", env=env)
+    needles = forms(DEK) + forms(PEM_PW) + forms(PASSFILE) + derived_key_hexes(DEK, salt)
+    hits = scan([Path(env["TMPDIR"]), Path(env["HOME"])], outs, needles)
+    assert hits == []
+    # The scanner itself works: it finds the canaries where the test put them.
+    assert scan([tmp_path / "secrets"], [], needles)
+    # The restored plaintext is there, the decrypted secret is not.
+    assert (tmp_path / "out.sql").read_bytes() == small_dump.read_bytes()
