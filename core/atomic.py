@@ -34,7 +34,7 @@ def _pid_alive(pid: int) -> bool:
 
 def sweep_stale(folder: Path) -> list[Path]:
     """Remove temp files left in ``folder`` by Sealcheck processes that died."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(folder.iterdir())
     except OSError:
@@ -55,7 +55,9 @@ class AtomicWriter:
         self._tmp: Path | None = None
         self.bytes = 0
         if dest.is_symlink():
-            raise DestinationError("it is a symbolic link; refusing to write through it", obj=str(dest))
+            raise DestinationError(
+                "it is a symbolic link; refusing to write through it", obj=str(dest)
+            )
         if dest.is_dir():
             raise DestinationError("it is a directory", obj=str(dest))
         if dest.exists() and not overwrite:
@@ -69,7 +71,9 @@ class AtomicWriter:
                 dir=parent, prefix=f".{dest.name}.sealcheck-{os.getpid()}-", suffix=".partial"
             )
         except OSError as exc:
-            raise DestinationError(f"cannot create a file there ({exc.strerror})", obj=str(dest)) from None
+            raise DestinationError(
+                f"cannot create a file there ({exc.strerror})", obj=str(dest)
+            ) from None
         self._fd, self._tmp = fd, Path(tmp)
 
     @property
@@ -107,7 +111,9 @@ class AtomicWriter:
                 os.close(dfd)
         except OSError as exc:
             self.abort()
-            raise DestinationError(f"could not finish the file ({exc.strerror})", obj=str(self.dest)) from None
+            raise DestinationError(
+                f"could not finish the file ({exc.strerror})", obj=str(self.dest)
+            ) from None
 
     def abort(self) -> None:
         if self._fd is not None:

@@ -78,9 +78,7 @@ class PemKey:
         self.label = label
 
     @classmethod
-    def from_file(
-        cls, path: Path, passphrase: Callable[[], bytes | None] | None = None
-    ) -> PemKey:
+    def from_file(cls, path: Path, passphrase: Callable[[], bytes | None] | None = None) -> PemKey:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -139,13 +137,23 @@ class PemKey:
 
     def unwrap_candidates(self, wrapped: bytes) -> Iterator[Unwrapped]:
         check_wrapped_size(wrapped, self.modulus_bytes, None)
+        oaep_ok = False
         for name, pad in OAEP_VARIANTS:
             try:
-                yield Unwrapped(name, bytearray(self._key.decrypt(wrapped, pad)))
+                secret = bytearray(self._key.decrypt(wrapped, pad))
             except ValueError:
                 continue
+            oaep_ok = True
+            yield Unwrapped(name, secret)
+        if oaep_ok:
+            # OAEP decoding is authenticated: the block was OAEP-wrapped for
+            # this key, so a PKCS#1 v1.5 decode of it can only be implicit-
+            # rejection noise. Trying that noise would double the key search.
+            return
         try:
-            yield Unwrapped("PKCS#1 v1.5", bytearray(self._key.decrypt(wrapped, padding.PKCS1v15())))
+            yield Unwrapped(
+                "PKCS#1 v1.5", bytearray(self._key.decrypt(wrapped, padding.PKCS1v15()))
+            )
         except ValueError:
             return
 

@@ -1,27 +1,43 @@
 """Backup sets and every object version under an S3 prefix.
 
-Each data version is paired with the wrapped-key version written with it: the
-nearest key version in time, each used once, within PAIR_WINDOW. Versions
-left without a partner are flagged (an orphan or a mismatch), as is a data
-object whose newest version is a delete marker.
+Each data version is paired with the wrapped-key version written with it. A
+producer writes the data and its key once per run, so pairs never cross: the
+versions are aligned in the order they were written, and within that order the
+alignment nearest in time wins (no pair further apart than PAIR_WINDOW).
+Stores report LastModified to the second, so versions written in the same
+second are ordered by the listing, which S3 returns newest first per key.
+Versions left without a partner are flagged (an orphan or a mismatch), as is
+an object whose newest version is a delete marker.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .naming import Rule, pair_names
+from .errors import AccessDenied
+from .naming import Rule, looks_like_wrapped_key, pair_names
 from .s3 import map_client_error
 
 PAIR_WINDOW = _dt.timedelta(hours=1)
+# Above this many (data x key) versions in one burst, align by rank instead of
+# by the quadratic search (rank is what the search finds for such bursts anyway).
+MAX_ALIGN_CELLS = 250_000
+NO_KEY_VERSION = "no wrapped-key version was written with this version"
+# Exact ties (LastModified has whole seconds) go to the key written after its
+# data, as the producers upload the data first, then its key.
+_KEY_BEFORE_DATA = 1e-3
 
 
 @dataclass(frozen=True)
 class ObjectVersion:
+    """One version as listed. ``version_id`` None is the current version of an
+    unversioned object; ``"null"`` an older one written before versioning."""
+
     key: str
     version_id: str | None
     size: int
@@ -84,8 +100,30 @@ class BackupSet:
         }
 
 
+@dataclass
+class ListingStats:
+    """What a listing saw besides the versions (for the pagination cross-check)."""
+
+    pages: int = 0
+    server: str = ""
+
+
+def _version_id(v: dict[str, Any]) -> str | None:
+    vid = v.get("VersionId")
+    # "null" of the current version means an unversioned object: address it as
+    # "current". An older "null" version must stay addressable by its id.
+    if vid is None or (vid == "null" and v.get("IsLatest")):
+        return None
+    return str(vid)
+
+
 def iter_version_pages(
-    client: Any, bucket: str, prefix: str, *, page_size: int = 1000
+    client: Any,
+    bucket: str,
+    prefix: str,
+    *,
+    page_size: int = 1000,
+    stats: ListingStats | None = None,
 ) -> Iterator[list[ObjectVersion]]:
     """ListObjectVersions, one page at a time (the GUI shows rows per page)."""
     name = f"s3://{bucket}/{prefix}"
@@ -94,10 +132,14 @@ def iter_version_pages(
         for page in pager.paginate(
             Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
         ):
+            if stats is not None:
+                stats.pages += 1
+                headers = page.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+                stats.server = str(headers.get("server", ""))
             out = [
                 ObjectVersion(
                     v["Key"],
-                    None if v.get("VersionId") in (None, "null") else v["VersionId"],
+                    _version_id(v),
                     int(v.get("Size", 0)),
                     v["LastModified"],
                     v.get("ETag"),
@@ -108,7 +150,7 @@ def iter_version_pages(
             out += [
                 ObjectVersion(
                     d["Key"],
-                    d.get("VersionId"),
+                    _version_id(d),
                     0,
                     d["LastModified"],
                     None,
@@ -122,22 +164,138 @@ def iter_version_pages(
         raise map_client_error(exc, name) from None
 
 
-def _pair(data: list[ObjectVersion], keys: list[ObjectVersion]) -> tuple[list[VersionPair], list[ObjectVersion]]:
-    free = [k for k in keys if not k.delete_marker]
+def versions_of(client: Any, bucket: str, key: str) -> list[ObjectVersion]:
+    """Every version of exactly ``key``, in listing order (newest first)."""
+    return [v for page in iter_version_pages(client, bucket, key) for v in page if v.key == key]
+
+
+# --- pairing -----------------------------------------------------------------------
+
+
+def _chronological(vs: Sequence[ObjectVersion]) -> list[int]:
+    """Indices of ``vs`` oldest first. Ties (same second) keep the listing's
+    order, newest first per key, reversed; the current version is the newest."""
+    return sorted(range(len(vs)), key=lambda i: (vs[i].last_modified, vs[i].is_latest, -i))
+
+
+def _seconds(a: ObjectVersion, b: ObjectVersion) -> float:
+    return abs((a.last_modified - b.last_modified).total_seconds())
+
+
+def _pair_cost(d: ObjectVersion, k: ObjectVersion) -> float:
+    dt = _seconds(d, k)
+    if dt > PAIR_WINDOW.total_seconds():
+        return float("inf")
+    return dt + (_KEY_BEFORE_DATA if k.last_modified < d.last_modified else 0.0)
+
+
+def _segments(
+    data: Sequence[ObjectVersion], keys: Sequence[ObjectVersion]
+) -> Iterator[tuple[range, range]]:
+    """Split both chronological lists where nothing happened for PAIR_WINDOW:
+    no pair can span such a gap, so each burst is aligned on its own."""
+    events = sorted(
+        [(v.last_modified, 0, i) for i, v in enumerate(data)]
+        + [(v.last_modified, 1, j) for j, v in enumerate(keys)]
+    )
+    d0 = k0 = d = k = 0
+    last: _dt.datetime | None = None
+    for when, kind, _ in events:
+        if last is not None and when - last > PAIR_WINDOW:
+            yield range(d0, d), range(k0, k)
+            d0, k0 = d, k
+        last = when
+        d, k = (d + 1, k) if kind == 0 else (d, k + 1)
+    yield range(d0, d), range(k0, k)
+
+
+def _align_burst(
+    data: Sequence[ObjectVersion], keys: Sequence[ObjectVersion]
+) -> list[tuple[int, int]]:
+    """Order-preserving pairs (i, j) with the least total time apart; leaving a
+    version unpaired costs PAIR_WINDOW, so any pair within the window is kept."""
+    n, m = len(data), len(keys)
+    if not n or not m:
+        return []
+    gap = PAIR_WINDOW.total_seconds()
+    if n * m > MAX_ALIGN_CELLS:
+        pairs = [(n - 1 - t, m - 1 - t) for t in range(min(n, m))]
+        return [(i, j) for i, j in pairs if _seconds(data[i], keys[j]) <= gap]
+    cost = [[j * gap for j in range(m + 1)]] + [[i * gap] + [0.0] * m for i in range(1, n + 1)]
+    move = [[2] * (m + 1)] + [[1] + [0] * m for _ in range(n)]  # 0 pair, 1 skip data, 2 skip key
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            best, mv = cost[i - 1][j - 1] + _pair_cost(data[i - 1], keys[j - 1]), 0
+            if cost[i - 1][j] + gap < best:
+                best, mv = cost[i - 1][j] + gap, 1
+            if cost[i][j - 1] + gap < best:
+                best, mv = cost[i][j - 1] + gap, 2
+            cost[i][j], move[i][j] = best, mv
+    out: list[tuple[int, int]] = []
+    i, j = n, m
+    while i and j:
+        mv = move[i][j]
+        if mv == 0:
+            out.append((i - 1, j - 1))
+        i, j = (i - 1, j - 1) if mv == 0 else (i - 1, j) if mv == 1 else (i, j - 1)
+    return out
+
+
+def pair_versions(
+    data: Sequence[ObjectVersion], keys: Sequence[ObjectVersion]
+) -> tuple[list[VersionPair], list[ObjectVersion]]:
+    """Pair each data version with the key version written with it.
+
+    ``data`` and ``keys`` are in listing order. Returns the pairs newest first
+    (delete markers included, flagged) and the key versions left unpaired.
+    """
+    d_order = [i for i in _chronological(data) if not data[i].delete_marker]
+    k_order = [j for j in _chronological(keys) if not keys[j].delete_marker]
+    live_d = [data[i] for i in d_order]
+    live_k = [keys[j] for j in k_order]
+    partner: dict[int, int] = {}
+    for ds, ks in _segments(live_d, live_k):
+        burst = _align_burst(live_d[ds.start : ds.stop], live_k[ks.start : ks.stop])
+        for i, j in burst:
+            partner[d_order[ds.start + i]] = k_order[ks.start + j]
     pairs = []
-    for d in sorted(data, key=lambda v: v.last_modified, reverse=True):
+    for i in reversed(_chronological(data)):
+        d = data[i]
         if d.delete_marker:
             pairs.append(VersionPair(d, None, "delete marker"))
-            continue
-        best = min(free, key=lambda k: abs(k.last_modified - d.last_modified), default=None)
-        if best is not None and abs(best.last_modified - d.last_modified) <= PAIR_WINDOW:
-            free.remove(best)
-            pairs.append(VersionPair(d, best))
-        elif keys:
-            pairs.append(VersionPair(d, None, "no wrapped-key version was written with this version"))
+        elif i in partner:
+            pairs.append(VersionPair(d, keys[partner[i]]))
         else:
-            pairs.append(VersionPair(d, None))
-    return pairs, free
+            pairs.append(VersionPair(d, None, NO_KEY_VERSION if keys else None))
+    used = set(partner.values())
+    orphans = [keys[j] for j in reversed(k_order) if j not in used]
+    return pairs, orphans
+
+
+def _issues(
+    name: str,
+    key_name: str | None,
+    data: Sequence[ObjectVersion],
+    keys: Sequence[ObjectVersion],
+    pairs: Sequence[VersionPair],
+    orphans: Sequence[ObjectVersion],
+    rules: Sequence[Rule],
+) -> tuple[str, ...]:
+    issues = []
+    # IsLatest, not the timestamp: a delete marker often shares its second with
+    # the version it hides.
+    if any(v.delete_marker and v.is_latest for v in data):
+        issues.append("the newest version is a delete marker (the object was deleted)")
+    elif any(v.delete_marker and v.is_latest for v in keys):
+        issues.append("the wrapped key was deleted (its newest version is a delete marker)")
+    unpaired = sum(1 for p in pairs if p.issue == NO_KEY_VERSION)
+    if unpaired:
+        issues.append(f"{unpaired} data version(s) without a matching wrapped-key version")
+    if orphans:
+        issues.append(f"{len(orphans)} wrapped-key version(s) without a data version")
+    if key_name is None and looks_like_wrapped_key(name, rules):
+        issues.append("a wrapped key with no data object")
+    return tuple(issues)
 
 
 def group(versions: Sequence[ObjectVersion], rules: Sequence[Rule] = ()) -> list[BackupSet]:
@@ -149,19 +307,52 @@ def group(versions: Sequence[ObjectVersion], rules: Sequence[Rule] = ()) -> list
     for data_name, key_name in sorted(mapping.items()):
         dv = by_key[data_name]
         kv = by_key.get(key_name, []) if key_name else []
-        pairs, orphans = _pair(dv, kv)
-        issues = []
-        if pairs and pairs[0].data.delete_marker:
-            issues.append("the newest version is a delete marker (the object was deleted)")
-        if any(p.issue and p.issue != "delete marker" for p in pairs):
-            n = sum(1 for p in pairs if p.issue and p.issue != "delete marker")
-            issues.append(f"{n} data version(s) without a matching wrapped-key version")
-        if orphans:
-            issues.append(f"{len(orphans)} wrapped-key version(s) without a data version")
-        if key_name is None and data_name.endswith((".key", ".key.txt.enc", ".key.bin.enc")):
-            issues.append("a wrapped key with no data object")
-        sets.append(BackupSet(data_name, key_name, tuple(pairs), tuple(orphans), tuple(issues)))
+        pairs, orphans = pair_versions(dv, kv)
+        issues = _issues(data_name, key_name, dv, kv, pairs, orphans, rules)
+        sets.append(BackupSet(data_name, key_name, tuple(pairs), tuple(orphans), issues))
     return sets
+
+
+# --- listing -----------------------------------------------------------------------
+
+
+def _current_keys(client: Any, bucket: str, prefix: str) -> set[str]:
+    """Keys of the current objects (ListObjectsV2); empty when not allowed."""
+    try:
+        pager = client.get_paginator("list_objects_v2")
+        return {
+            o["Key"]
+            for page in pager.paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])
+        }
+    except Exception as exc:  # noqa: BLE001 - typed below
+        err = map_client_error(exc, f"s3://{bucket}/{prefix}")
+        if isinstance(err, AccessDenied):
+            return set()  # the cross-check is best effort; ListBucket may be denied
+        raise err from None
+
+
+def _relist_dropped(
+    client: Any, bucket: str, prefix: str, versions: list[ObjectVersion], stats: ListingStats
+) -> list[ObjectVersion]:
+    """Re-list, key by key, what a paginated version listing may have dropped.
+
+    SeaweedFS 4.48 drops versions of X from a *paginated* ListObjectVersions
+    when X has several versions and a key such as X.key exists, even the
+    current one. Keys that ListObjectsV2 shows but the version listing lacks
+    are re-listed on any store; on SeaweedFS, every key that prefixes another.
+    """
+    seen = {v.key for v in versions}
+    suspects = _current_keys(client, bucket, prefix) - seen
+    if stats.server.startswith("SeaweedFS"):
+        names = sorted(seen | suspects)
+        suspects |= {a for a, b in itertools.pairwise(names) if b.startswith(a)}
+    if not suspects:
+        return versions
+    kept = [v for v in versions if v.key not in suspects]
+    for key in sorted(suspects):
+        kept += versions_of(client, bucket, key)
+    return kept
 
 
 def list_backup_sets(
@@ -171,10 +362,14 @@ def list_backup_sets(
     rules: Sequence[Rule] = (),
     *,
     on_page: Callable[[list[BackupSet]], None] | None = None,
+    page_size: int = 1000,
 ) -> list[BackupSet]:
     versions: list[ObjectVersion] = []
-    for page in iter_version_pages(client, bucket, prefix):
+    stats = ListingStats()
+    for page in iter_version_pages(client, bucket, prefix, page_size=page_size, stats=stats):
         versions.extend(page)
         if on_page is not None:
             on_page(group(versions, rules))
+    if stats.pages > 1:
+        versions = _relist_dropped(client, bucket, prefix, versions, stats)
     return group(versions, rules)

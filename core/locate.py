@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .listing import PAIR_WINDOW, iter_version_pages
+from .errors import AccessDenied, ObjectNotFound, UsageError
+from .listing import ObjectVersion, pair_versions, versions_of
 from .naming import Rule, key_candidates
 from .progress import CancelToken
 from .s3 import S3Object, S3Settings, make_client, parse_uri
@@ -28,7 +28,7 @@ class Locator:
     def open(self, spec: str, version_id: str | None = None) -> Source:
         if spec.startswith("s3://"):
             uri = parse_uri(spec)
-            if not uri.key:
+            if not uri.key or uri.key.endswith("/"):
                 raise UsageError(f"{spec} names a bucket or prefix, not an object")
             return S3Object(self.client, uri.bucket, uri.key, version_id, cancel=self._cancel)
         if version_id:
@@ -45,19 +45,48 @@ class Locator:
             return None
         assert isinstance(data, S3Object)
         for cand in key_candidates(data.key, rules):
-            versions = [
-                v
-                for page in iter_version_pages(self.client, data.bucket, cand)
-                for v in page
-                if v.key == cand and not v.delete_marker
-            ]
-            if not versions:
+            try:
+                version = self._key_version(data, cand)
+            except AccessDenied:
+                # Least-privilege policies often allow GetObject but not
+                # ListBucketVersions: fall back to the current key object.
+                found = self._current(data.bucket, cand)
+                if found is not None:
+                    return found
                 continue
-            # The key version written with this data version: nearest in time.
-            lm = data.last_modified
-            best = min(versions, key=lambda v: abs(v.last_modified - lm)) if lm else versions[0]
-            if lm and abs(best.last_modified - lm) > PAIR_WINDOW:
-                latest = [v for v in versions if v.is_latest]
-                best = latest[0] if latest else best
-            return S3Object(self.client, data.bucket, cand, best.version_id, cancel=self._cancel)
+            if version is not None:
+                return S3Object(
+                    self.client, data.bucket, cand, version.version_id, cancel=self._cancel
+                )
         return None
+
+    def _key_version(self, data: S3Object, cand: str) -> ObjectVersion | None:
+        """The version of key object ``cand`` written with this data version (the
+        same pairing as ``sealcheck list``); None when ``cand`` has no live version."""
+        keys = versions_of(self.client, data.bucket, cand)
+        live = [v for v in keys if not v.delete_marker]
+        if not live:
+            return None
+        pairs, _ = pair_versions(versions_of(self.client, data.bucket, data.key), keys)
+        mine = next((p for p in pairs if _is_version(p.data, data)), None)
+        if mine is not None and mine.key is not None:
+            return mine.key
+        # No key version was written with this data version (re-wrapped later,
+        # or written outside the pairing window): the current key is the best
+        # guess, and the unlock step proves or rejects it against the data.
+        return next((v for v in live if v.is_latest), live[0])
+
+    def _current(self, bucket: str, key: str) -> S3Object | None:
+        try:
+            return S3Object(self.client, bucket, key, None, cancel=self._cancel)
+        except (ObjectNotFound, AccessDenied):
+            # Without ListBucket, S3 answers 403 rather than 404 for a missing key.
+            return None
+
+
+def _is_version(v: ObjectVersion, data: S3Object) -> bool:
+    if v.delete_marker:
+        return False
+    if data.version_id is None:
+        return v.version_id is None  # unversioned: the current object
+    return v.version_id == data.version_id

@@ -45,9 +45,7 @@ class PayloadInfo:
     entries_total: int = 0
 
 
-_MYSQLDUMP = re.compile(
-    rb"^-- (MySQL|MariaDB) dump ([\d.]+)\s+Distrib ([\w.\-]+)", re.M
-)
+_MYSQLDUMP = re.compile(rb"^-- (MySQL|MariaDB) dump ([\d.]+)\s+Distrib ([\w.\-]+)", re.M)
 _MY_SERVER = re.compile(rb"^-- Server version\s+(\S+)", re.M)
 _MY_DB = re.compile(rb"^-- Host: .*?Database: (\S+)", re.M)
 _PG_FROM = re.compile(rb"^-- Dumped from database version (\S+)", re.M)
@@ -62,6 +60,13 @@ _PG_TRAILER = re.compile(
     rb"\n-- PostgreSQL database dump complete\s*\n(--\s*)?(\\unrestrict \S+\s*)?$"
 )
 _CREATE_TABLE = b"CREATE TABLE "
+# The start of each producer's trailer line, tracked over the whole stream so
+# that data appended after a complete dump (a second gzip member, a
+# concatenated file) is told apart from a dump that was cut short.
+_TRAILER_MARKS = {
+    "mysql-sql": b"\n-- Dump completed",
+    "postgresql-sql": b"\n-- PostgreSQL database dump complete",
+}
 MAX_LISTED_ENTRIES = 200
 
 
@@ -75,27 +80,53 @@ class PayloadInspector:
         self._kind_known = False
         self._xb: XbstreamParser | None = None
         self._count_tables = True
+        self._mark: bytes | None = None
+        self._mark_carry = b""
+        self.last_trailer_at: int | None = None  # offset of the last trailer line seen
         self.bytes = 0
 
     def feed(self, data: bytes) -> None:
+        start = self.bytes
         self.bytes += len(data)
         if not self._kind_known:
             self._head += data[: HEAD_KEEP - len(self._head)]
             if len(self._head) >= 512 or len(self._head) >= HEAD_KEEP:
                 self._identify()
+                # Earlier chunks were fed before the kind was known: scan them now
+                # (identification happens within the first 512 bytes, all in the head).
+                self._scan_trailer(bytes(self._head[:start]), 0)
         if self._xb is not None:
             self._xb.feed(data)
             return
+        self._scan_trailer(data, start)
         if self._count_tables:
             buf = self._carry + data
             self.info.tables += buf.count(_CREATE_TABLE)
             self._carry = buf[-(len(_CREATE_TABLE) - 1) :]
-        self._tail = (self._tail + data)[-TAIL_KEEP:] if len(data) < TAIL_KEEP else data[-TAIL_KEEP:]
+        self._tail = (
+            (self._tail + data)[-TAIL_KEEP:] if len(data) < TAIL_KEEP else data[-TAIL_KEEP:]
+        )
+
+    def _scan_trailer(self, data: bytes, start: int) -> None:
+        if self._mark is None or not data:
+            return
+        buf = self._mark_carry + data
+        i = buf.rfind(self._mark)
+        if i != -1:
+            self.last_trailer_at = start - len(self._mark_carry) + i
+        self._mark_carry = buf[-(len(self._mark) - 1) :]
 
     def _identify(self) -> None:
         self._kind_known = True
         head = bytes(self._head)
         fmt = sniff(head)
+        info = self.info
+        try:
+            self._identify_kind(head, fmt)
+        finally:
+            self._mark = _TRAILER_MARKS.get(info.kind)
+
+    def _identify_kind(self, head: bytes, fmt: Fmt | None) -> None:
         info = self.info
         if fmt is Fmt.XBSTREAM:
             info.kind = "xbstream"
@@ -148,6 +179,7 @@ class PayloadInspector:
     def finish(self) -> PayloadInfo:
         if not self._kind_known:
             self._identify()
+            self._scan_trailer(bytes(self._head), 0)
         info = self.info
         if self._xb is not None:
             self._xb.finish()
@@ -159,6 +191,7 @@ class PayloadInspector:
             m = _MY_TRAILER.search(self._tail)
             if not m:
                 info.completeness = Completeness.INCOMPLETE
+                self._check_appended("'-- Dump completed'")
                 raise IncompleteDump(
                     f"{info.producer} always ends with '-- Dump completed'; this dump stops "
                     f"without it after {self.bytes} bytes (the dump was cut short)",
@@ -170,6 +203,7 @@ class PayloadInspector:
             m = _PG_TRAILER.search(self._tail)
             if not m:
                 info.completeness = Completeness.INCOMPLETE
+                self._check_appended("'-- PostgreSQL database dump complete'")
                 raise IncompleteDump(
                     "pg_dump always ends with '-- PostgreSQL database dump complete'; this dump "
                     f"stops without it after {self.bytes} bytes (the dump was cut short)",
@@ -180,6 +214,30 @@ class PayloadInspector:
         elif info.kind in ("mysql-sql", "sql"):
             info.completeness = Completeness.NO_TRAILER_BY_PRODUCER
         return info
+
+    def _check_appended(self, trailer: str) -> None:
+        """The trailer is there but not at the end: data follows a complete dump."""
+        if self.last_trailer_at is None:
+            return
+        line_end = self._line_end_after(self.last_trailer_at)
+        extra = self.bytes - line_end
+        raise IntegrityError(
+            f"{extra} bytes of unexpected data follow the dump's {trailer} trailer (at byte "
+            f"{self.last_trailer_at + 1}); something was appended after the complete dump "
+            "(a second compressed member or a concatenated file)",
+            obj=self._obj,
+            layer=Layer.PAYLOAD,
+        )
+
+    def _line_end_after(self, pos: int) -> int:
+        # The trailer line ends at the next newline; it is in the tail unless
+        # more than TAIL_KEEP bytes were appended, then count from the mark.
+        tail_start = self.bytes - len(self._tail)
+        if pos + 1 >= tail_start:
+            nl = self._tail.find(b"\n", pos + 1 - tail_start)
+            if nl != -1:
+                return tail_start + nl + 1
+        return pos + 1
 
 
 class XbstreamParser:

@@ -110,7 +110,9 @@ class _Evidence:
                 out.append(self.layers[name])
                 reached_failure |= self.layers[name].status is Status.FAILED
             elif error is not None and name != "destination":
-                out.append(LayerResult(name, Status.NOT_REACHED, "not checked: an earlier step failed"))
+                out.append(
+                    LayerResult(name, Status.NOT_REACHED, "not checked: an earlier step failed")
+                )
         return tuple(out)
 
 
@@ -178,7 +180,17 @@ def _run(job: Job, ev: _Evidence) -> None:
             raise UnsupportedFormat("the decrypted data is empty", obj=src.name, layer=Layer.CIPHER)
         inner = sniff(first)
         ev.formats.append(inner.value if inner else first_format(first))
-        decomp = open_decompressor(first, ChainReader(first, decrypted), obj=src.name)
+        try:
+            decomp = open_decompressor(first, ChainReader(first, decrypted), obj=src.name)
+        except SealcheckError as exc:
+            # Every failure names its layer in the report (an unsupported
+            # compressor is a decompress-layer failure).
+            if exc.layer is None:
+                exc.layer = Layer.DECOMPRESS
+            raise
+        stop_decomp = getattr(decomp, "close", None)
+        if stop_decomp is not None:  # a decoder with a helper process (parallel bzip2)
+            closers.append(stop_decomp)
         meter.stage("decompress")
         decode = Prefetch(
             _Counting(decomp, meter, "decompress"), job.cancel, name="sealcheck-decode"
@@ -199,15 +211,20 @@ def _run(job: Job, ev: _Evidence) -> None:
         ev.ok(
             "hashes",
             "SHA-256 of the object and of the restored plaintext",
-            ciphertext_sha256=ev.layers["source"].details.get("sha256") if "source" in ev.layers else None,
+            ciphertext_sha256=ev.layers["source"].details.get("sha256")
+            if "source" in ev.layers
+            else None,
             plaintext_sha256=payload.sha256,
             plaintext_bytes=payload.bytes,
         )
         _ = key_ev
         if writer is not None:
             writer.commit()
-            ev.ok("destination", f"written atomically to {job.destination} and synced to disk",
-                  bytes=writer.bytes)
+            ev.ok(
+                "destination",
+                f"written atomically to {job.destination} and synced to disk",
+                bytes=writer.bytes,
+            )
             writer = None
     except BaseException as exc:
         if writer is not None:
@@ -260,7 +277,10 @@ def _consume(
         total += len(chunk)
         if limit is not None and total > limit:
             raise SizeLimitExceeded(
-                f"more than {limit} bytes of plaintext; stopped", obj=job.data.name
+                f"the plaintext exceeds the limit of {limit} bytes (--max-output); stopped "
+                "there and nothing was kept. A decompression bomb, or a larger backup than "
+                "expected: raise the limit to read it all",
+                obj=job.data.name,
             )
         h.update(chunk)
         inspector.feed(chunk)
@@ -315,7 +335,9 @@ def _open_envelope(
             wrapped_name = job.wrapped_key.name
             wrapped = read_wrapped_key(job.wrapped_key)
         meter.set_current("unlock")
-        params, key_ev = unlock_openssl(src, header, probe, secrets, wrapped, wrapped_name, job.cancel)
+        params, key_ev = unlock_openssl(
+            src, header, probe, secrets, wrapped, wrapped_name, job.cancel
+        )
         _key_evidence(ev, key_ev)
         meter.set_current("download")
         stream: Reader = fetch
@@ -332,10 +354,18 @@ def _open_envelope(
 
         def cipher_done() -> None:
             source_done()
-            pad = "PKCS#7 padding of the last block valid" if dec.padding_ok else "CTR mode: no padding"
-            ev.ok("cipher", f"{desc}; {pad}; {dec.ciphertext_bytes} bytes decrypted",
-                  cipher=params.cipher.name, kdf=params.kdf.describe(),
-                  password_form=params.form.name if params.form else None)
+            pad = (
+                "PKCS#7 padding of the last block valid"
+                if dec.padding_ok
+                else "CTR mode: no padding"
+            )
+            ev.ok(
+                "cipher",
+                f"{desc}; {pad}; {dec.ciphertext_bytes} bytes decrypted",
+                cipher=params.cipher.name,
+                kdf=params.kdf.describe(),
+                password_form=params.form.name if params.form else None,
+            )
 
         return dec, key_ev, cipher_done
 
@@ -347,7 +377,11 @@ def _open_envelope(
         opts = opts or GpgOptions()
         home_cm = gpg_home(opts)
         home = home_cm.__enter__()
-        closers.append(lambda: home_cm.__exit__(None, None, None))
+
+        def close_home() -> None:
+            home_cm.__exit__(None, None, None)
+
+        closers.append(close_home)
         pw = opts.passphrase() if opts.passphrase and opts.key_file else None
         reader = GpgDecryptReader(fetch, home=home, passphrase=pw, cancel=job.cancel, obj=src.name)
         closers.insert(0, reader.close)
@@ -356,15 +390,28 @@ def _open_envelope(
         def gpg_done() -> None:
             source_done()
             res = reader.result
-            ev.ok("key", f"gpg unwrapped the session key with key {res.used_key or '?'}",
-                  recipients=res.recipients)
-            ev.ok("cipher", "OpenPGP decryption OK" + (", modification detection code verified" if res.mdc else ""),
-                  gpg_status=[s for s in res.status if s.split()[0] in ("DECRYPTION_INFO", "DECRYPTION_OKAY", "GOODMDC")])
+            ev.ok(
+                "key",
+                f"gpg unwrapped the session key with key {res.used_key or '?'}",
+                recipients=res.recipients,
+            )
+            ev.ok(
+                "cipher",
+                "OpenPGP decryption OK"
+                + (", modification detection code verified" if res.mdc else ""),
+                gpg_status=[
+                    s
+                    for s in res.status
+                    if s.split()[0] in ("DECRYPTION_INFO", "DECRYPTION_OKAY", "GOODMDC")
+                ],
+            )
 
         return reader, key_ev, gpg_done
 
     if fmt in (Fmt.AGE, Fmt.XBCRYPT):
-        raise UnsupportedFormat(f"{fmt.value} encryption is not supported yet", obj=src.name)
+        raise UnsupportedFormat(
+            f"{fmt.value} encryption is not supported yet", obj=src.name, layer=Layer.CIPHER
+        )
     if fmt is None:
         raise UnsupportedFormat(
             "it starts with no known magic: not openssl enc with a salt, OpenPGP, or a "
@@ -380,8 +427,13 @@ def _open_envelope(
 
 def _key_evidence(ev: _Evidence, k: KeyEvidence) -> None:
     if k.method == "rsa":
-        ev.ok("key", f"data key unwrapped with {k.key_label} ({k.padding}) and confirmed by the data",
-              key=k.key_label, fingerprint=k.fingerprint, padding=k.padding)
+        ev.ok(
+            "key",
+            f"data key unwrapped with {k.key_label} ({k.padding}) and confirmed by the data",
+            key=k.key_label,
+            fingerprint=k.fingerprint,
+            padding=k.padding,
+        )
     elif k.method == "passphrase":
         ev.ok("key", "passphrase accepted and confirmed by the data", key="passphrase file")
     elif k.method == "raw":
@@ -399,13 +451,22 @@ def _decompress_evidence(ev: _Evidence, d: DecompressReader) -> None:
     if st.fmt == "none":
         ev.set("decompress", Status.SKIPPED, "not compressed")
         return
-    members = f"{st.members} member{'s' if st.members != 1 else ''}" if st.fmt != "zstd" else "all frames"
+    members = (
+        f"{st.members} member{'s' if st.members != 1 else ''}" if st.fmt != "zstd" else "all frames"
+    )
     proved = f"{st.fmt}: {members}; {checks.get(st.fmt, 'decoded')}"
     status = Status.WARNING if st.notes else Status.OK
     if st.notes:
         ev.warnings.extend(st.notes)
-    ev.set("decompress", status, proved, format=st.fmt, members=st.members,
-           compressed_bytes=st.input_bytes, notes=list(st.notes))
+    ev.set(
+        "decompress",
+        status,
+        proved,
+        format=st.fmt,
+        members=st.members,
+        compressed_bytes=st.input_bytes,
+        notes=list(st.notes),
+    )
     if st.fmt != "zstd" and st.members > 1:
         ev.warnings.append(f"{st.fmt} stream has {st.members} concatenated members")
 
@@ -423,7 +484,7 @@ def _payload_evidence(ev: _Evidence, info: PayloadInfo) -> None:
     if info.completeness is Completeness.UNKNOWN:
         status = Status.WARNING
         ev.warnings.append("the payload is not a dump format Sealcheck recognises")
-    details = {
+    details: dict[str, Any] = {
         "kind": info.kind,
         "database_kind": info.database_kind,
         "producer": info.producer,

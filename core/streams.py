@@ -13,6 +13,7 @@ import queue
 import threading
 from typing import Protocol
 
+from .errors import Cancelled
 from .progress import CancelToken
 
 CHUNK = 1 << 20
@@ -128,6 +129,10 @@ class Prefetch:
                     break
                 except queue.Empty:
                     self._cancel.check()
+                    if self._stop.is_set():
+                        # Closed (the job is being torn down): a stage still
+                        # reading from here must not wait forever.
+                        raise Cancelled()
             if item is _EOF:
                 self._done = True
                 return b""

@@ -28,6 +28,7 @@ from .opensslenc import (
     BLOCK,
     CIPHERS,
     CIPHERS_BY_NAME,
+    LEAD_BYTES,
     Base64Reader,
     EncHeader,
     EncParams,
@@ -39,6 +40,8 @@ from .opensslenc import (
 from .progress import CancelToken
 from .sources import Source
 from .streams import BytesReader
+
+RSA_SIZES = (128, 256, 384, 512, 768, 1024)  # modulus bytes of RSA-1024 ... RSA-8192
 
 
 @dataclass
@@ -72,7 +75,9 @@ def read_wrapped_key(src: Source) -> bytes:
     if ident.size == 0:
         raise MalformedKeyObject("it is empty", obj=src.name)
     if ident.size > MAX_WRAPPED_KEY:
-        raise MalformedKeyObject(f"it is {ident.size} bytes, too large for a wrapped key", obj=src.name)
+        raise MalformedKeyObject(
+            f"it is {ident.size} bytes, too large for a wrapped key", obj=src.name
+        )
     data = src.read_range(0, ident.size)
     # An armored (base64) wrapped key is decoded; openssl -a / base64(1) made it.
     stripped = data.strip()
@@ -82,40 +87,52 @@ def read_wrapped_key(src: Source) -> bytes:
 
         try:
             decoded = base64.b64decode(stripped.translate(None, b"\r\n"), validate=True)
-            if len(decoded) in (128, 256, 384, 512, 768, 1024):
+            if len(decoded) in RSA_SIZES:
                 return decoded
         except binascii.Error:
             pass
     return data
 
 
-def probe_openssl(src: Source, head: bytes, *, base64: bool, salted: bool) -> tuple[EncHeader, Probe]:
+def probe_openssl(
+    src: Source, head: bytes, *, base64: bool, salted: bool
+) -> tuple[EncHeader, Probe]:
     size = src.identity().size
     if base64:
-        decoded = Base64Reader(BytesReader(_b64_prefix(head))).read(64)
-        header = parse_header(decoded, base64=True, salted=salted)
-        first = decoded[header.body_offset : header.body_offset + BLOCK]
-        if len(first) < BLOCK:
-            raise TruncatedBackup("no ciphertext after the header", obj=src.name, layer=Layer.CIPHER)
-        return header, Probe(first, None, None, None)
-    header = parse_header(head, base64=False, salted=salted)
+        decoded = Base64Reader(BytesReader(_b64_prefix(head)), obj=src.name).read(LEAD_BYTES + 32)
+        header = parse_header(decoded, base64=True, salted=salted, obj=src.name)
+        lead = _whole_blocks(decoded[header.body_offset : header.body_offset + LEAD_BYTES])
+        if len(lead) < BLOCK:
+            raise TruncatedBackup(
+                "no ciphertext after the header", obj=src.name, layer=Layer.CIPHER
+            )
+        return header, Probe(lead[:BLOCK], None, None, None, lead)
+    header = parse_header(head, base64=False, salted=salted, obj=src.name)
     body_len = size - header.body_offset
     first = head[header.body_offset : header.body_offset + BLOCK]
     if len(first) < BLOCK:
         raise TruncatedBackup(
             "the object ends inside the first cipher block", obj=src.name, layer=Layer.CIPHER
         )
+    lead = _whole_blocks(head[header.body_offset : header.body_offset + LEAD_BYTES])
+    lead_is_all = len(lead) == body_len
     if body_len % BLOCK:
-        return header, Probe(first, None, None, body_len)
+        return header, Probe(first, None, None, body_len, lead, lead_is_all)
     tail = src.read_range(size - 2 * BLOCK, 2 * BLOCK) if body_len >= 2 * BLOCK else b""
     if body_len == BLOCK:
-        return header, Probe(first, None, first, body_len)
-    return header, Probe(first, tail[:BLOCK], tail[BLOCK:], body_len)
+        return header, Probe(first, None, first, body_len, lead, lead_is_all)
+    return header, Probe(first, tail[:BLOCK], tail[BLOCK:], body_len, lead, lead_is_all)
+
+
+def _whole_blocks(data: bytes) -> bytes:
+    return data[: len(data) - len(data) % BLOCK]
 
 
 def _b64_prefix(head: bytes) -> bytes:
+    # Enough base64 for the header and LEAD_BYTES of ciphertext.
     text = head.translate(None, b" \t\r\n")
-    return text[: len(text) - len(text) % 4][:88]
+    want = (16 + LEAD_BYTES + 2) // 3 * 4 + 4
+    return text[: len(text) - len(text) % 4][:want]
 
 
 def _ciphers(secrets: Secrets) -> Sequence:  # type: ignore[type-arg]
@@ -192,15 +209,22 @@ def _unlock_wrapped(
 ) -> tuple[EncParams, KeyEvidence]:
     if not secrets.keys:
         raise KeyUnavailable(
-            f"the data key is RSA-wrapped ({len(wrapped) * 8}-bit); give the private key with --key",
+            f"the data key is RSA-wrapped ({len(wrapped) * 8}-bit); give the private key "
+            "with --key",
             obj=src.name,
         )
     fitting = [k for k in secrets.keys if k.modulus_bytes == len(wrapped)]
     if not fitting:
         sizes = ", ".join(f"{k.label} is RSA-{k.modulus_bytes * 8}" for k in secrets.keys)
-        if len(wrapped) not in (128, 256, 384, 512, 768, 1024):
+        if len(wrapped) not in RSA_SIZES:
+            # Checked before any private-key operation (no PIN prompt, no
+            # token round trip for an obviously bad object).
+            need = " or ".join(sorted({str(k.modulus_bytes) for k in secrets.keys}))
             raise MalformedKeyObject(
-                f"it is {len(wrapped)} bytes, which is no RSA key size", obj=wrapped_name
+                f"it is {len(wrapped)} bytes, which is no RSA key size; a key wrapped for "
+                f"the key(s) given ({sizes}) is exactly {need} bytes: the object is truncated, "
+                "padded or damaged",
+                obj=wrapped_name,
             )
         raise WrongKey(
             f"the wrapped key needs an RSA-{len(wrapped) * 8} private key, but {sizes}",
@@ -219,7 +243,12 @@ def _unlock_wrapped(
                     pws: list[tuple[PasswordForm, bytes]] = password_candidates(bytes(cand.secret))
                     try:
                         params = find_params(
-                            pws, header.salt, probe, kdfs, ciphers=ciphers, cancel=cancel,
+                            pws,
+                            header.salt,
+                            probe,
+                            kdfs,
+                            ciphers=ciphers,
+                            cancel=cancel,
                             obj=src.name,
                         )
                     except WrongKey:
@@ -232,13 +261,39 @@ def _unlock_wrapped(
             for c in cands:
                 for j in range(len(c.secret)):
                     c.secret[j] = 0
-    fps = ", ".join(sorted({k.fingerprint for k in fitting}))
-    raise WrongKey(
-        f"the wrapped key {wrapped_name or ''} does not open this data with {fps} "
-        "(another key's backup, a wrapped key from another backup, or a damaged wrapped key)",
-        obj=src.name,
+    raise _wrapped_mismatch(src.name, wrapped_name, fitting, tried)
+
+
+def _wrapped_mismatch(
+    obj: str, wrapped_name: str | None, fitting: Sequence[KeySource], tried: list[str]
+) -> WrongKey:
+    """The one error for every unwrap or confirmation failure (no oracle, R4).
+
+    An RSA ciphertext does not record its key, so the message names the keys
+    tried. An OAEP unwrap that succeeded is authenticated: the wrapped key was
+    made for that private key, so the mismatch is between the wrapped key and
+    the data, not the private key.
+    """
+    name = wrapped_name or "the wrapped key"
+    oaep = sorted({t for t in tried if " OAEP" in t})
+    if oaep:
+        return WrongKey(
+            f"{name} unwraps with {', '.join(oaep)} (authenticated: it was made for this "
+            "private key), but its secret does not decrypt this data to any known format: the "
+            "wrapped key belongs to another backup, the start of the data is damaged, or the "
+            "data is not in a format Sealcheck knows",
+            obj=obj,
+        )
+    fps = ", ".join(sorted({f"{k.label} ({k.fingerprint})" for k in fitting}))
+    return WrongKey(
+        f"{name} does not open this data with {fps}: the backup was made for another key (an "
+        "RSA-wrapped key does not record which), the wrapped key belongs to another backup, "
+        "or the wrapped key or the start of the data is damaged",
+        obj=obj,
     )
 
 
 def unsupported(fmt_name: str, obj: str) -> UnsupportedFormat:
-    return UnsupportedFormat(f"{fmt_name} backups are not supported yet", obj=obj)
+    return UnsupportedFormat(
+        f"{fmt_name} backups are not supported yet", obj=obj, layer=Layer.CIPHER
+    )

@@ -23,9 +23,9 @@ def register_demo(sub: Any) -> None:
 
 
 def _run_gui(args: argparse.Namespace) -> int:
-    from sealcheck.core.errors import MissingTool
+    from .app import main
 
-    raise MissingTool("the desktop application is not built yet (see issue: Desktop app)")
+    return main()
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -251,11 +251,13 @@ def run_demo(*, no_gui: bool, keep: bool = False) -> int:
     try:
         print("Making sample backups with openssl, gzip, bzip2 and gpg, the seed pipelines' way...")
         uploads, expect, keys = make_samples(work)
-        print("No key custody yet: the demo key is passed to the verifier directly.\n")
         with demo_s3() as endpoint:
             _fill_bucket(endpoint, uploads)
             if not no_gui:
-                print("The desktop app is not built yet; running the demo headless.\n")
+                from .demo_app import run_demo_gui
+
+                return run_demo_gui(endpoint, keys)
+            print("Headless: the demo key is passed to the verifier directly.\n")
             return verify_all(endpoint, keys, expect)
     finally:
         if keep:

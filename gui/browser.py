@@ -1,0 +1,335 @@
+"""The Backups page: backup sets filled page by page, one set's versions, and Details.
+
+Listing runs on the one worker type as a generator: each page of object
+versions is grouped into backup sets on the worker thread and handed to the
+model, which merges it in place, so rows appear with the first page and the
+table stays usable while the rest loads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QItemSelection, QModelIndex, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sealcheck.core.listing import BackupSet, group, iter_version_pages
+from sealcheck.core.naming import Rule
+
+from .details import DetailsPane
+from .errortext import describe
+from .models import (
+    OBJECT_ROLE,
+    BackupFilterProxy,
+    BackupSetModel,
+    VersionModel,
+    VersionRow,
+    signature,
+)
+from .results import ResultStore
+from .settings import SourceConfig
+from .worker import Failure, Worker, WorkerContext
+
+ClientFactory = Callable[[SourceConfig], Any]
+SLICE_S = 0.015  # GUI time spent merging per event-loop turn
+CHUNK = 20  # backup sets merged at once (each costs ~0.2 ms with the sorted proxy)
+
+
+@dataclass(frozen=True)
+class ListingPage:
+    sets: list[BackupSet]
+    versions: int
+    made_at: float  # time.monotonic() when the worker handed the page over
+
+
+@dataclass(frozen=True)
+class ListingDone:
+    names: set[str]
+    versions: int
+
+
+def list_source(
+    ctx: WorkerContext, client: Any, bucket: str, prefix: str, rules: tuple[Rule, ...]
+) -> Generator[ListingPage, None, ListingDone]:
+    """Yield, per page, only the backup sets that are new or changed (the GUI merges them)."""
+    versions = []
+    sent: dict[str, tuple[Any, ...]] = {}
+    for page in iter_version_pages(client, bucket, prefix):
+        versions.extend(page)
+        delta = []
+        for s in group(versions, rules):
+            sig = signature(s)
+            if sent.get(s.name) != sig:
+                sent[s.name] = sig
+                delta.append(s)
+        yield ListingPage(delta, len(versions), time.monotonic())
+    return ListingDone(set(sent), len(versions))
+
+
+def _table(name: str) -> QTableView:
+    t = QTableView()
+    t.setAccessibleName(name)
+    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.setAlternatingRowColors(True)
+    t.setWordWrap(False)
+    t.verticalHeader().hide()
+    t.horizontalHeader().setStretchLastSection(True)
+    t.setTabKeyNavigation(False)  # Tab moves between panes; arrows move within a table
+    return t
+
+
+class BackupBrowser(QWidget):
+    status = Signal(str)
+    listing_finished = Signal(int)  # number of backup sets
+
+    def __init__(
+        self, results: ResultStore, client_factory: ClientFactory, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.results = results
+        self._client_factory = client_factory
+        self.pool = QThreadPool(self)
+        self._listing: Worker | None = None
+        self.source: SourceConfig | None = None
+        self.page_latencies: list[float] = []  # worker hand-over -> its first rows shown (s)
+        # Pages are merged in slices from the event loop so no slice blocks it for long.
+        self._backlog: deque[tuple[list[BackupSet], float]] = deque()
+        self._drain = QTimer(self)
+        self._drain.setInterval(0)
+        self._drain.timeout.connect(self._merge_slice)
+        self._done: ListingDone | None = None
+
+        self.model = BackupSetModel(results, self)
+        self.proxy = BackupFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.versions = VersionModel(results, self)
+
+        self.filter = QLineEdit()
+        self.filter.setAccessibleName("Filter backups")
+        self.filter.setPlaceholderText("Filter backups (name, format, result…)  Ctrl+F")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.problems = QCheckBox("&Problems only")
+        self.problems.setAccessibleName("Show only backups with problems")
+        self.problems.toggled.connect(self.proxy.set_problems_only)
+        self.banner = QLabel()
+        self.banner.setAccessibleName("Listing problem")
+        self.banner.setWordWrap(True)
+        self.banner.hide()
+
+        self.sets_view = _table("Backups")
+        self.sets_view.setModel(self.proxy)
+        self.sets_view.setSortingEnabled(True)
+        self.sets_view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.sets_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        hdr = self.sets_view.horizontalHeader()
+        hdr.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hdr.setResizeContentsPrecision(100)  # sample rows: sizing 10,000 rows would stall
+        self.versions_view = _table("Versions of the selected backup")
+        self.versions_view.setModel(self.versions)
+        self.versions_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.details = DetailsPane()
+
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(self.filter, 1)
+        row.addWidget(self.problems)
+        tl.addLayout(row)
+        tl.addWidget(self.banner)
+        tl.addWidget(self.sets_view)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.versions_view)
+        bottom.addWidget(self.details)
+        bottom.setSizes([560, 440])
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(bottom)
+        split.setSizes([320, 280])
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(split)
+
+        self.sets_view.selectionModel().currentRowChanged.connect(self._on_set_changed)
+        self.versions_view.selectionModel().selectionChanged.connect(self._on_versions_selected)
+        results.changed.connect(self._on_result)
+
+    # --- listing -------------------------------------------------------------
+
+    def load(self, source: SourceConfig | None) -> None:
+        self.stop_listing()
+        self.source = source
+        self.model.clear()
+        self.versions.set_backup(None)
+        self.details.show_version(None, None)
+        self.banner.hide()
+        if source is None:
+            return
+        self.status.emit(f"Listing {source.uri}…")
+        try:
+            client = self._client_factory(source)
+            rules = source.parsed_rules()
+        except Exception as exc:  # noqa: BLE001 - shown in words, like any listing failure
+            self._on_list_failed(Failure(exc, ""))
+            return
+        w = Worker(list_source, client, source.bucket, source.prefix, rules)
+        w.signals.progress.connect(lambda page, w=w: self._on_page(w, page))
+        w.signals.returned.connect(lambda done, w=w: self._on_listed(w, done))
+        w.signals.errored.connect(lambda f, w=w: self._on_list_failed(f, w))
+        w.signals.finished.connect(lambda: self._listing_ended(w))
+        self._listing = w
+        w.start(self.pool)
+
+    def refresh(self) -> None:
+        self.load(self.source)
+
+    def stop_listing(self, wait: float = 0.0) -> None:
+        self._drain.stop()
+        self._backlog.clear()
+        self._done = None
+        if self._listing is not None:
+            self._listing.abort()
+            if wait:
+                self._listing.wait(wait)
+
+    def _listing_ended(self, w: Worker) -> None:
+        if self._listing is w:
+            self._listing = None
+
+    @property
+    def listing(self) -> bool:
+        return self._listing is not None or bool(self._backlog)
+
+    def _on_page(self, w: Worker, page: ListingPage) -> None:
+        if w is not self._listing:
+            return  # a page from a listing that was replaced
+        self.status.emit(f"Loading… {page.versions} object versions so far")
+        self._backlog.append((page.sets, page.made_at))
+        if not self._drain.isActive():
+            self._merge_slice()
+            if self._backlog:
+                self._drain.start()
+
+    def _merge_slice(self) -> None:
+        """Merge sets in small chunks for at most SLICE_S; the rest waits for the next turn."""
+        deadline = time.monotonic() + SLICE_S
+        while self._backlog and time.monotonic() < deadline:
+            sets, made_at = self._backlog[0]
+            chunk, rest = sets[:CHUNK], sets[CHUNK:]
+            self.model.update_sets(chunk)
+            if made_at:
+                self.page_latencies.append(time.monotonic() - made_at)
+            if rest:
+                self._backlog[0] = (rest, 0.0)
+            else:
+                self._backlog.popleft()
+        if self.sets_view.selectionModel().currentIndex().row() < 0 and self.proxy.rowCount():
+            self.sets_view.selectRow(0)
+        if not self._backlog:
+            self._drain.stop()
+            if self._done is not None:
+                self._complete(self._done)
+
+    def _on_listed(self, w: Worker, done: ListingDone | None) -> None:
+        if done is None or w is not self._listing:
+            return
+        if self._backlog:
+            self._done = done  # finish once the backlog is merged
+            return
+        self._complete(done)
+
+    def _complete(self, done: ListingDone) -> None:
+        self._done = None
+        self.model.retain(done.names)
+        self.fit_columns()
+        n = self.model.rowCount()
+        self.status.emit(f"{n} backup set(s), {done.versions} object version(s)")
+        self.listing_finished.emit(n)
+
+    def _on_list_failed(self, failure: Failure, w: Worker | None = None) -> None:
+        if w is not None and w is not self._listing:
+            return
+        msg = describe(failure.exc)
+        self.banner.setText(f"⚠ {msg.one_line()}. {msg.advice}\n{msg.details}")
+        self.banner.show()
+        self.status.emit(msg.one_line())
+        self.listing_finished.emit(-1)
+
+    # --- selection -------------------------------------------------------------
+
+    def fit_columns(self) -> None:
+        self.sets_view.resizeColumnsToContents()
+        self.versions_view.resizeColumnsToContents()
+
+    def _on_set_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        s = current.siblingAtColumn(0).data(OBJECT_ROLE) if current.isValid() else None
+        if (
+            s is not None
+            and self.versions.backup is not None
+            and s.name == self.versions.backup.name
+        ):
+            return
+        self.versions.set_backup(s)
+        self.versions_view.resizeColumnsToContents()
+        if self.versions.rowCount():
+            self.versions_view.selectRow(0)
+        else:
+            self.details.show_version(None, None)
+
+    def _on_versions_selected(self, _sel: QItemSelection, _desel: QItemSelection) -> None:
+        self._show_details()
+
+    def _show_details(self) -> None:
+        rows = self.selected_version_rows()
+        if not rows:
+            self.details.show_version(None, None)
+            return
+        self.details.show_version(self.versions.row_at(rows[0]), self.versions.outcome(rows[0]))
+
+    def _on_result(self, _key: Any) -> None:
+        self._show_details()
+
+    def selected_version_rows(self) -> list[int]:
+        sm = self.versions_view.selectionModel()
+        return sorted({i.row() for i in sm.selectedRows()})
+
+    def selected_versions(self) -> list[VersionRow]:
+        return [
+            self.versions.row_at(r)
+            for r in self.selected_version_rows()
+            if self.versions.verifiable(r)
+        ]
+
+    def selected_sets(self) -> list[BackupSet]:
+        sm = self.sets_view.selectionModel()
+        return [i.data(OBJECT_ROLE) for i in sm.selectedRows(0)]
+
+    def select_set(self, name: str) -> bool:
+        for r in range(self.proxy.rowCount()):
+            idx = self.proxy.index(r, 0)
+            if idx.data() == name:
+                self.sets_view.setCurrentIndex(idx)
+                self.sets_view.selectRow(r)
+                return True
+        return False
+
+    def shutdown(self) -> None:
+        self.stop_listing()
+        self.pool.waitForDone(5000)

@@ -1,0 +1,165 @@
+"""The one place where errors become words for the user.
+
+Core raises typed errors whose docstring is a default sentence; a report
+carries them as ``ErrorInfo(kind, layer, message, exit_code)``. Everything the
+GUI shows about a failure (row tooltip, job panel, dialogs, status bar) comes
+from :func:`describe`, so the same failure reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sealcheck.core.errors import SealcheckError
+from sealcheck.core.report import ErrorInfo, Status
+
+
+@dataclass(frozen=True)
+class UserMessage:
+    headline: str  # what failed, one short sentence
+    layer: str | None  # which layer, in words
+    advice: str  # what to try
+    details: str  # the full technical text, for the "Details" expander
+    backup_is_bad: bool  # True: the backup itself failed (not the environment)
+
+    def one_line(self) -> str:
+        where = f" ({self.layer})" if self.layer else ""
+        return f"{self.headline}{where}"
+
+
+LAYER_WORDS = {
+    "source": "downloading the backup",
+    "key": "unwrapping the key",
+    "cipher": "decrypting",
+    "decompress": "decompressing",
+    "payload": "checking the dump is complete",
+    "hashes": "hashing",
+    "destination": "writing the restored file",
+    "database": "loading into a test database",
+}
+
+# What each layer proves, as a reader would say it (the Details pane).
+LAYER_TITLES = {
+    "source": "Download",
+    "key": "Key unwrap",
+    "cipher": "Decryption and padding",
+    "decompress": "Decompressor check",
+    "payload": "Dump complete",
+    "hashes": "Hashes",
+    "destination": "Restored file",
+    "database": "Test database",
+}
+
+STATUS_WORDS = {
+    Status.OK: "proved",
+    Status.FAILED: "FAILED",
+    Status.WARNING: "proved, with a warning",
+    Status.SKIPPED: "not applicable",
+    Status.NOT_REACHED: "not checked",
+}
+
+# (headline, advice) per error class name; the most specific class wins.
+_WORDS: dict[str, tuple[str, str]] = {
+    "WrongKey": (
+        "The key does not open this backup",
+        "Pick the key this backup was encrypted for (Keys page), or check that the wrapped-key "
+        "version belongs to this data version.",
+    ),
+    "MalformedKeyObject": (
+        "The wrapped-key object is damaged or is not a wrapped key",
+        "Check the key object next to the backup in the Versions list; an older version may "
+        "be intact.",
+    ),
+    "IntegrityError": (
+        "The backup is corrupt or was tampered with",
+        "Try an older version of this backup, and check the storage for bit rot.",
+    ),
+    "TruncatedBackup": (
+        "The backup is cut short",
+        "The upload or the producer stopped early. Use an older version.",
+    ),
+    "IncompleteDump": (
+        "The dump inside the backup is incomplete",
+        "The dump program did not finish (killed, disk full, lost connection). Use an older "
+        "version and check the backup job's logs.",
+    ),
+    "UnsupportedFormat": (
+        "Sealcheck does not recognise this backup's format",
+        "Check the source is a backup; for openssl enc -nosalt or -K/-iv backups use the "
+        "command line's --raw-key/--iv.",
+    ),
+    "SizeLimitExceeded": (
+        "The backup expands beyond the size limit",
+        "It may be a decompression bomb; inspect it on an isolated machine.",
+    ),
+    "KeyUnavailable": (
+        "The key needed for this backup is not available",
+        "Add the key on the Keys page (import a PEM, choose a token key, or a passphrase "
+        "file) and verify again.",
+    ),
+    "InsecureKeyring": (
+        "No secure OS keyring is available",
+        "Start a Secret Service (GNOME Keyring, KWallet) in your session, or use the PEM "
+        "file directly.",
+    ),
+    "MissingTool": ("A program Sealcheck needs is not installed", "Install it and try again."),
+    "ObjectNotFound": (
+        "The object or version no longer exists",
+        "Refresh the list: it may have been deleted or expired by a lifecycle rule.",
+    ),
+    "AccessDenied": (
+        "Access to the storage was denied",
+        "Check the source's AWS profile and its permissions (s3:GetObject, "
+        "s3:GetObjectVersion, s3:ListBucketVersions).",
+    ),
+    "TransientStorageError": (
+        "The storage kept failing",
+        "Check the network and the endpoint URL, then try again.",
+    ),
+    "TransferCorrupted": (
+        "The download was corrupted in transit",
+        "Try again; if it repeats, the store or a proxy is altering data.",
+    ),
+    "StorageError": ("The storage could not be read", "Check the source settings and try again."),
+    "DestinationError": (
+        "The restored file could not be written",
+        "Choose another folder with enough free space, or allow replacing the file.",
+    ),
+    "UsageError": ("Sealcheck cannot do that as asked", "Check the source and key settings."),
+    "Cancelled": ("Cancelled", "Nothing was left behind; start it again when you want."),
+    "BackupFailed": ("The backup failed verification", "Try an older version."),
+}
+
+
+def _classes(kind: str, exc: BaseException | None) -> list[str]:
+    if exc is None:
+        return [kind]
+    return [c.__name__ for c in type(exc).__mro__]
+
+
+def describe(error: ErrorInfo | BaseException) -> UserMessage:
+    """Words for an error from a report, a typed core error or an unexpected exception."""
+    if isinstance(error, ErrorInfo):
+        names, layer, text = [error.kind], error.layer, error.message
+        bad = error.exit_code == 1
+    elif isinstance(error, SealcheckError):
+        names = _classes(type(error).__name__, error)
+        layer = error.layer.value if error.layer else None
+        text, bad = error.message(), int(error.exit_code) == 1
+    else:
+        return UserMessage(
+            "Sealcheck hit an unexpected problem (a bug)",
+            None,
+            "Copy the details and report them; the rest of the app keeps working.",
+            f"{type(error).__name__}: {error}",
+            backup_is_bad=False,
+        )
+    for name in names:
+        if name in _WORDS:
+            headline, advice = _WORDS[name]
+            break
+    else:
+        headline, advice = (
+            _WORDS["BackupFailed"] if bad else ("The operation failed", "See the details.")
+        )
+    return UserMessage(headline, LAYER_WORDS.get(layer or ""), advice, text, backup_is_bad=bad)

@@ -1,0 +1,384 @@
+"""The main window: Sources, Backups (with Versions and Details), Keys, and the Jobs panel."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QSplitter,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sealcheck.core.custody import KeyStore
+from sealcheck.core.errors import SealcheckError
+from sealcheck.core.s3 import make_client
+
+from . import jobs as jobs_mod
+from .browser import BackupBrowser
+from .dialogs import SourceDialog, ask_secret
+from .errortext import describe
+from .icons import icon
+from .jobpanel import JobPanel
+from .jobs import JobQueue, JobRecord, JobSpec, JobState
+from .keysession import KeySession
+from .keyspage import KeysPage
+from .models import VersionRow
+from .notify import Notifier
+from .results import Outcome, ResultStore, duration_text
+from .settings import KeyChoice, SourceConfig, SourceStore
+
+
+def default_client(source: SourceConfig) -> Any:
+    return make_client(source.s3())
+
+
+def restored_name(key: str) -> str:
+    base = key.rsplit("/", 1)[-1]
+    for suffix in (".enc", ".aes256", ".aes", ".gpg", ".gz", ".bz", ".bz2", ".zst", ".xz"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    return base if base.endswith((".sql", ".xbstream")) else base + ".restored"
+
+
+class MainWindow(QMainWindow):
+    closed = Signal()
+
+    def __init__(
+        self,
+        store: SourceStore | None = None,
+        *,
+        session_sources: list[SourceConfig] | None = None,
+        key_store: KeyStore | None = None,
+        client_factory: Any = default_client,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Sealcheck")
+        self.setWindowIcon(icon("app"))
+        self.resize(1280, 820)
+        self.store = store or SourceStore()
+        self.saved = self.store.load()
+        self.session_sources = list(session_sources or [])
+        self.results = ResultStore(self)
+        self.queue = JobQueue(self.results, self)
+        self.keys = KeySession(self._ask_passphrase, self._ask_pin)
+
+        self.sources = QListWidget()
+        self.sources.setAccessibleName("Sources")
+        self.sources.setMinimumWidth(180)
+        self.browser = BackupBrowser(self.results, client_factory)
+        self.keys_page = KeysPage(key_store)
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Pages")
+        self.tabs.addTab(self.browser, icon("source"), "&Backups")
+        self.tabs.addTab(self.keys_page, icon("key"), "&Keys")
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        label = QLabel("&Sources")
+        label.setBuddy(self.sources)
+        ll.addWidget(label)
+        ll.addWidget(self.sources)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(self.tabs)
+        split.setSizes([220, 1060])
+        self.setCentralWidget(split)
+
+        self.job_panel = JobPanel(self.queue)
+        dock = QDockWidget("Jobs", self)
+        dock.setObjectName("jobs")
+        dock.setAccessibleName("Jobs panel")
+        dock.setWidget(self.job_panel)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        self.resizeDocks([dock], [190], Qt.Orientation.Vertical)
+        self.notifier = Notifier(self.statusBar(), icon("app"), self)
+        self._make_actions()
+
+        self.sources.currentRowChanged.connect(self._on_source_changed)
+        self.browser.status.connect(lambda t: self.statusBar().showMessage(t))
+        self.keys_page.keys_changed.connect(self._on_keys_changed)
+        self.keys_page.message.connect(lambda t: self.statusBar().showMessage(t, 8000))
+        self.queue.ended.connect(self._on_job_ended)
+        self._fill_sources()
+
+    # --- actions --------------------------------------------------------------
+
+    def _action(self, text: str, icon_name: str, shortcut: Any, slot: Any, tip: str) -> QAction:
+        a = QAction(icon(icon_name), text, self)
+        self._icons.append((a, icon_name))
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+        a.setToolTip(f"{tip} ({a.shortcut().toString()})" if shortcut else tip)
+        a.setStatusTip(tip)
+        a.triggered.connect(slot)
+        return a
+
+    def retint(self) -> None:
+        """The OS switched light/dark: redraw the icons in the new text colour."""
+        for a, name in self._icons:
+            a.setIcon(icon(name))
+
+    def _make_actions(self) -> None:
+        self._icons: list[tuple[QAction, str]] = []
+        self.add_act = self._action(
+            "Add source…",
+            "add",
+            QKeySequence.StandardKey.New,
+            self.add_source,
+            "Add an S3 location",
+        )
+        self.edit_act = self._action(
+            "Edit source…", "edit", "Ctrl+E", self.edit_source, "Edit the selected source"
+        )
+        self.remove_act = self._action(
+            "Remove source", "remove", None, self.remove_source, "Forget the selected source"
+        )
+        self.refresh_act = self._action(
+            "Refresh",
+            "refresh",
+            QKeySequence.StandardKey.Refresh,
+            self.browser.refresh,
+            "List the backups again",
+        )
+        self.verify_act = self._action(
+            "&Verify",
+            "verify",
+            "Ctrl+R",
+            self.verify_selected,
+            "Verify the selected versions end to end (writes nothing)",
+        )
+        self.restore_act = self._action(
+            "Restore to &file…",
+            "restore",
+            "Ctrl+Shift+S",
+            self.restore_selected_dialog,
+            "Decrypt and decompress the selected version into a file",
+        )
+        self.cancel_act = self._action(
+            "Cancel jobs",
+            "cancel",
+            "Ctrl+.",
+            self.queue.cancel_all,
+            "Cancel every queued and running job",
+        )
+        find = QAction("Find", self)
+        find.setShortcut(QKeySequence.StandardKey.Find)
+        find.triggered.connect(lambda: self.browser.filter.setFocus())
+        self.addAction(find)
+        bar = QToolBar("Main")
+        bar.setObjectName("main-toolbar")
+        bar.setAccessibleName("Main toolbar")
+        bar.setIconSize(QSize(20, 20))
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for a in (self.add_act, self.edit_act, self.remove_act):
+            bar.addAction(a)
+        bar.addSeparator()
+        for a in (self.refresh_act, self.verify_act, self.restore_act, self.cancel_act):
+            bar.addAction(a)
+        self.addToolBar(bar)
+        menu = self.menuBar()
+        m = menu.addMenu("&Source")
+        for a in (self.add_act, self.edit_act, self.remove_act, self.refresh_act):
+            m.addAction(a)
+        j = menu.addMenu("&Jobs")
+        for a in (self.verify_act, self.restore_act, self.cancel_act):
+            j.addAction(a)
+
+    # --- sources ------------------------------------------------------------------
+
+    def all_sources(self) -> list[SourceConfig]:
+        return self.session_sources + self.saved
+
+    def _fill_sources(self, select: int = 0) -> None:
+        self.sources.blockSignals(True)
+        self.sources.clear()
+        for i, s in enumerate(self.all_sources()):
+            item = QListWidgetItem(icon("source"), s.name)
+            item.setToolTip(s.uri + (f"\n{s.endpoint_url}" if s.endpoint_url else ""))
+            if i < len(self.session_sources):
+                item.setToolTip(item.toolTip() + "\n(this session only; not saved)")
+            self.sources.addItem(item)
+        self.sources.blockSignals(False)
+        if self.sources.count():
+            self.sources.setCurrentRow(min(select, self.sources.count() - 1))
+        else:
+            self._on_source_changed(-1)
+            self.statusBar().showMessage(
+                "No sources yet: add one with Source → Add source… (Ctrl+N)"
+            )
+
+    def current_source(self) -> SourceConfig | None:
+        i = self.sources.currentRow()
+        srcs = self.all_sources()
+        return srcs[i] if 0 <= i < len(srcs) else None
+
+    def _on_source_changed(self, _row: int) -> None:
+        src = self.current_source()
+        self.keys_page.set_choice(src.keys if src else KeyChoice())
+        self.browser.load(src)
+
+    def _replace_source(self, old: SourceConfig, new: SourceConfig) -> None:
+        if old in self.session_sources:
+            self.session_sources[self.session_sources.index(old)] = new
+        else:
+            self.saved[self.saved.index(old)] = new
+            self.store.save(self.saved)
+
+    def add_source(self) -> None:
+        dlg = SourceDialog(parent=self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self.saved.append(dlg.value())
+            self.store.save(self.saved)
+            self._fill_sources(len(self.all_sources()) - 1)
+        dlg.deleteLater()
+
+    def edit_source(self) -> None:
+        src = self.current_source()
+        if src is None:
+            return
+        row = self.sources.currentRow()
+        dlg = SourceDialog(src, self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self._replace_source(src, dlg.value())
+            self._fill_sources(row)
+        dlg.deleteLater()
+
+    def remove_source(self) -> None:
+        src = self.current_source()
+        if src is None:
+            return
+        if src in self.session_sources:
+            self.session_sources.remove(src)
+        else:
+            self.saved.remove(src)
+            self.store.save(self.saved)
+        self._fill_sources()
+
+    def _on_keys_changed(self, choice: KeyChoice) -> None:
+        src = self.current_source()
+        if src is not None and src.keys != choice:
+            self._replace_source(src, replace(src, keys=choice))
+            self.keys.forget()
+
+    # --- jobs -------------------------------------------------------------------
+
+    def _ask_passphrase(self, prompt: str) -> bytes | None:
+        return ask_secret(self, "Key passphrase", prompt)
+
+    def _ask_pin(self, prompt: str) -> bytes | None:
+        return ask_secret(self, "Token PIN", prompt + "\nThe PIN is asked once and never stored.")
+
+    def _spec(self, row: VersionRow, operation: str, dest: Path | None = None) -> JobSpec:
+        src = self.current_source()
+        assert src is not None
+        d, k = row.data, row.key
+        when = d.last_modified.astimezone().strftime("%Y-%m-%d %H:%M")
+        verb = "Verify" if operation == "verify" else "Restore"
+        return JobSpec(
+            operation=operation,  # type: ignore[arg-type]
+            data=f"s3://{src.bucket}/{d.key}",
+            version_id=d.version_id,
+            wrapped=f"s3://{src.bucket}/{k.key}" if k else None,
+            wrapped_version_id=k.version_id if k else None,
+            s3=src.s3(),
+            destination=dest,
+            overwrite=dest is not None and dest.exists(),
+            title=f"{verb} {d.key} ({when})",
+        )
+
+    def submit(self, spec: JobSpec) -> JobRecord | None:
+        src = self.current_source()
+        try:
+            secrets = self.keys.secrets(src.keys if src else KeyChoice())
+        except SealcheckError as exc:
+            msg = describe(exc)
+            self.results.put(
+                (spec.object_key, spec.version_id), Outcome(None, msg, jobs_mod.utc_now())
+            )
+            rec = self.queue.submit_failed(spec, msg)
+            self.statusBar().showMessage(msg.one_line(), 10000)
+            return rec
+        return self.queue.submit(spec, secrets)
+
+    def targets(self) -> list[VersionRow]:
+        """The selected versions; with several backups selected, the newest of each."""
+        sets = self.browser.selected_sets()
+        if len(sets) <= 1:
+            return self.browser.selected_versions()
+        out = []
+        for s in sets:
+            pair = next((p for p in s.pairs if not p.data.delete_marker), None)
+            if pair is not None:
+                out.append(VersionRow(pair.data, pair.key, pair.issue))
+        return out
+
+    def verify_selected(self) -> list[JobRecord]:
+        out = []
+        for row in self.targets():
+            rec = self.submit(self._spec(row, "verify"))
+            if rec is not None:
+                out.append(rec)
+        if not out:
+            self.statusBar().showMessage("Select a version (or a backup) to verify", 6000)
+        return out
+
+    def restore_selected(self, dest: Path) -> JobRecord | None:
+        rows = self.browser.selected_versions()
+        if not rows:
+            self.statusBar().showMessage("Select one version to restore", 6000)
+            return None
+        return self.submit(self._spec(rows[0], "restore", dest))
+
+    def restore_selected_dialog(self) -> None:
+        rows = self.browser.selected_versions()
+        if not rows:
+            self.statusBar().showMessage("Select one version to restore", 6000)
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Restore to file", str(Path.home() / restored_name(rows[0].data.key))
+        )
+        if path:
+            self.restore_selected(Path(path))
+
+    def _on_job_ended(self, rec: JobRecord) -> None:
+        self.browser.fit_columns()
+        msg = rec.message
+        if rec.state is JobState.DONE:
+            text = f"{rec.spec.title}: OK ({duration_text(rec.elapsed)})"
+        elif rec.state is JobState.CANCELLED:
+            text = f"{rec.spec.title}: cancelled"
+        else:
+            text = f"{rec.spec.title}: {msg.one_line() if msg else 'failed'}"
+        if rec.elapsed >= jobs_mod.LONG_JOB_S or not self.isActiveWindow():
+            self.notifier.notify(
+                "Sealcheck job finished", text, failed=rec.state is JobState.FAILED
+            )
+        else:
+            self.statusBar().showMessage(text, 10000)
+
+    # --- closing ------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.statusBar().showMessage("Stopping jobs…")
+        self.queue.shutdown(5.0)
+        self.browser.shutdown()
+        self.keys_page.shutdown()
+        self.notifier.close()
+        super().closeEvent(event)
+        self.closed.emit()

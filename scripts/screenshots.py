@@ -1,0 +1,184 @@
+"""Screenshots of the desktop app for the README, taken from a real X11 server (Xvfb).
+
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
+
+Starts ``Xvfb :99`` (unless $DISPLAY is set), the demo's local S3 with its sample
+backups plus one larger backup, opens the app, and saves three PNGs grabbed from
+the X server: the main window, a job mid-restore, and an error state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def xvfb(display: str = ":99") -> Iterator[None]:
+    if os.environ.get("DISPLAY"):
+        yield
+        return
+    proc = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "1440x960x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.environ["DISPLAY"] = display
+    try:
+        time.sleep(1.0)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def big_backup(work: Path) -> tuple[Path, Path]:
+    """~48 MB: a dump | gzip (ISA-L igzip) | openssl enc -pass file:, made with the real tools."""
+    py = sys.executable
+    script = f"""set -euo pipefail
+    printf -- '-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB\\n' > big.sql
+    head -c 36000000 /dev/urandom | base64 -w 120 >> big.sql
+    printf -- '-- Dump completed on 2026-11-27  3:00:00\\n' >> big.sql
+    openssl rand -base64 32 > big.pass
+    "{py}" -m isal.igzip -1 -c < big.sql | openssl enc -aes-256-cbc -pbkdf2 -pass file:big.pass \\
+      > big.enc 2>/dev/null
+    """
+    subprocess.run(["bash", "-c", script], cwd=work, check=True)
+    return work / "big.enc", work / "big.pass"
+
+
+def wait_until(app: object, cond: Callable[[], bool], timeout: float = 60.0) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not reach the expected state")
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+def grab(win: object, path: Path) -> None:
+    """Grab the window's area from the X server (what a user sees), not a Qt re-render."""
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    assert isinstance(win, QWidget)
+    for _ in range(5):
+        QApplication.processEvents()
+        time.sleep(0.02)
+    screen = win.screen()
+    frame = win.frameGeometry()
+    shot = screen.grabWindow(0, frame.x(), frame.y(), frame.width(), frame.height())
+    shot.save(str(path))
+    print(f"saved {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
+    work = Path(tempfile.mkdtemp(prefix="sealcheck-shots-"))
+    os.environ["XDG_CONFIG_HOME"] = str(work / "config")  # never the user's saved sources
+    os.environ["XDG_DATA_HOME"] = str(work / "data")
+    try:
+        with xvfb():
+            os.environ["QT_QPA_PLATFORM"] = "xcb"
+            return shoot(work, args.out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def shoot(work: Path, out: Path) -> int:
+    from sealcheck.core.s3 import S3Settings, make_client
+    from sealcheck.gui import demo
+    from sealcheck.gui.app import make_app
+    from sealcheck.gui.demo_app import demo_source
+    from sealcheck.gui.jobs import JobState
+    from sealcheck.gui.mainwindow import MainWindow
+    from sealcheck.gui.settings import KeyChoice, SourceConfig, SourceStore
+
+    uploads, expect, keys = demo.make_samples(work)
+    big, big_pass = big_backup(work)
+    with demo.demo_s3() as endpoint:
+        demo._fill_bucket(endpoint, uploads)
+        c = make_client(S3Settings(endpoint_url=endpoint))
+        c.create_bucket(Bucket="warehouse")
+        c.put_bucket_versioning(Bucket="warehouse", VersioningConfiguration={"Status": "Enabled"})
+        with big.open("rb") as f:
+            c.put_object(Bucket="warehouse", Key="nightly/warehouse.sql.gz.enc", Body=f)
+        choice = KeyChoice(
+            key_specs=(str(keys["rsa"]),),
+            passphrase_file=str(keys["pass"]),
+            gpg_key_file=str(keys["gpg"]),
+        )
+        src = demo_source(endpoint, choice)
+        big_src = SourceConfig(
+            name="Warehouse (nightly)",
+            bucket="warehouse",
+            endpoint_url=endpoint,
+            keys=KeyChoice(passphrase_file=str(big_pass)),
+        )
+        app = make_app([sys.argv[0]])
+        win = MainWindow(SourceStore(work / "sources.json"), session_sources=[src, big_src])
+        win.resize(1360, 880)
+        win.move(40, 30)
+        win.show()
+        wait_until(app, lambda: win.browser.model.rowCount() >= 4 and not win.browser.listing)
+
+        # 1. Main window: every demo version verified, a good one selected.
+        for e in expect:
+            win.browser.select_set(e.key)
+            vm = win.browser.versions
+            rows = [r for r in range(vm.rowCount()) if vm.verifiable(r)]
+            win.browser.versions_view.selectRow(list(reversed(rows))[e.version_index])
+            win.verify_selected()
+        wait_until(app, lambda: not win.queue.busy, 120)
+        win.browser.select_set("rds-postgres/shop.sql.bz.enc")
+        win.browser.versions_view.selectRow(0)
+        grab(win, out / "main-window.png")
+
+        # 2. Error state: the damaged ClusterControl version, with the Details expander open.
+        win.browser.select_set("clustercontrol/backup-full.sql.gz.aes256")
+        win.browser.versions_view.selectRow(0)
+        (rec,) = win.verify_selected()
+        wait_until(app, lambda: rec.state is JobState.FAILED, 60)
+        win.job_panel.row(rec).toggle.setChecked(True)
+        win.job_panel.ensureWidgetVisible(win.job_panel.row(rec))
+        grab(win, out / "error-state.png")
+
+        # 3. A restore in progress: stage, throughput and one ETA; then cancelled.
+        win.sources.setCurrentRow(1)
+        wait_until(app, lambda: win.browser.model.rowCount() == 1 and not win.browser.listing)
+        win.browser.versions_view.selectRow(0)
+        rec = win.restore_selected(work / "warehouse.sql")
+        assert rec is not None
+        wait_until(
+            app,
+            lambda: (
+                rec.progress is not None
+                and (rec.progress.fraction or 0) > 0.05
+                and rec.progress.eta is not None
+            ),
+            60,
+        )
+        grab(win, out / "restore-in-progress.png")
+        win.queue.cancel(rec)
+        win.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
