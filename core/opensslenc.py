@@ -140,7 +140,8 @@ def _lead_is_text(cipher: CipherSpec, key: bytes, iv: bytes, probe: Probe, p1: b
     if cipher.mode == "cbc":
         lead = lead[: len(lead) - len(lead) % BLOCK]
     text = _decrypt_block(key, iv, cipher.mode, lead)
-    if probe.lead_is_all and cipher.mode == "cbc" and text and _valid_padding(text[-BLOCK:]):
+    ends_body = probe.lead_is_all and len(lead) == len(probe.lead)
+    if ends_body and cipher.mode == "cbc" and text and _valid_padding(text[-BLOCK:]):
         text = text[: -text[-1]]  # a tiny object: its padding is in the lead
     return looks_like_text(text) or (not text and probe.lead_is_all)
 

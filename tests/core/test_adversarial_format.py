@@ -556,14 +556,22 @@ def test_key_oracle_rejects_short_sql_prefix_followed_by_binary(
     assert check_candidate(spec, bytes.fromhex(key_hex), bytes.fromhex(iv_hex), probe) is None
 
 
-def test_tiny_text_backup_still_opens(tmp_path: Path) -> None:
-    """The lead check must not reject a backup shorter than its lead."""
+@pytest.mark.parametrize("size", [10, 16, 20, 40, 63, 64, 100])
+@pytest.mark.parametrize("enc", ["-aes-256-cbc -pbkdf2", "-aes-256-ctr -pbkdf2"])
+def test_tiny_text_backup_still_opens(tmp_path: Path, size: int, enc: str) -> None:
+    """The lead check must not reject a backup shorter than its lead (the
+    CBC padding then sits inside the lead). Under 16 bytes of CTR ciphertext
+    is refused as truncated: no compressed backup is that small (an empty
+    gzip member alone is 20 bytes)."""
     plain = tmp_path / "tiny.sql"
-    plain.write_text("SELECT 1;\n")
-    b = openssl_variant(plain, tmp_path / "s3", compress="cat")
+    plain.write_bytes((b"SELECT 1;\n" * 10)[:size])
+    b = openssl_variant(plain, tmp_path / "s3", compress="cat", enc_opts=enc)
     assert b.passphrase_file is not None
     rep = run_job(b.data, passphrase=b.passphrase_file.read_bytes())
-    assert rep.ok, rep.error
+    if size < 16 and "ctr" in enc:
+        assert_failed(rep, obj=b.data, layer="cipher", kind="TruncatedBackup")
+    else:
+        assert rep.ok, rep.error
 
 
 def test_no_partial_left_in_source_folder(seed: Seed) -> None:

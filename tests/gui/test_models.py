@@ -137,7 +137,7 @@ class _FakeClient:
         return self._p
 
 
-def test_ten_thousand_versions_fill_page_by_page_without_stalling(qtbot):
+def test_ten_thousand_versions_fill_page_by_page_without_stalling(qtbot, quiet_machine):
     pager = _FakePaginator(n_sets=2000, per_set=5, page_delay=0.15)
     browser = BackupBrowser(ResultStore(), lambda _src: _FakeClient(pager))
     qtbot.addWidget(browser)

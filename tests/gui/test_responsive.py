@@ -37,7 +37,7 @@ def big_backup(tmp_path_factory) -> tuple[Path, Path]:
     return b.data, b.passphrase_file
 
 
-def test_event_loop_lateness_during_200mb_verify(qtbot, big_backup):
+def test_event_loop_lateness_during_200mb_verify(qtbot, quiet_machine, big_backup):
     data, passfile = big_backup
     assert data.stat().st_size > 190_000_000
     queue = JobQueue(ResultStore())

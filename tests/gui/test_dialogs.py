@@ -1,0 +1,169 @@
+"""Dialogs, typed settings, the error words, the crash dialog and the Keys page."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
+
+from sealcheck.core.custody import KeyStore
+from sealcheck.core.errors import (
+    AccessDenied,
+    Cancelled,
+    IncompleteDump,
+    IntegrityError,
+    KeyUnavailable,
+    UsageError,
+    WrongKey,
+)
+from sealcheck.gui.crash import CrashHandler, ExceptionDialog
+from sealcheck.gui.demo_app import demo_keys
+from sealcheck.gui.dialogs import SecretDialog, SourceDialog
+from sealcheck.gui.errortext import describe
+from sealcheck.gui.keyspage import KeysPage
+from sealcheck.gui.settings import KeyChoice, SourceConfig, SourceStore, config_path
+
+
+def test_source_dialog_validates_and_returns_typed_settings(qtbot):
+    dlg = SourceDialog()
+    qtbot.addWidget(dlg)
+    dlg.bucket.setText("s3://wrong/form")
+    dlg.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert dlg.error.isVisibleTo(dlg) and "bucket name alone" in dlg.error.text()
+    dlg.bucket.setText("backups")
+    dlg.prefix.setText("mysql/")
+    dlg.endpoint.setText("http://127.0.0.1:9000")
+    dlg.rules.setPlainText(".dump.enc:.dump.key\n")
+    with qtbot.waitSignal(dlg.accepted, timeout=1000, raising=True):
+        dlg.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    v = dlg.value()
+    assert v == SourceConfig(
+        name="backups",
+        bucket="backups",
+        prefix="mysql/",
+        endpoint_url="http://127.0.0.1:9000",
+        rules=(".dump.enc:.dump.key",),
+    )
+    assert all(w.accessibleName() for w in (dlg.name, dlg.bucket, dlg.prefix, dlg.rules))
+
+
+def test_settings_round_trip_under_the_config_folder_without_secrets(tmp_path):
+    path = config_path()
+    assert str(path).startswith(str(tmp_path))  # the fixture redirected XDG_CONFIG_HOME
+    src = SourceConfig(
+        name="prod",
+        bucket="b",
+        profile="backup-reader",
+        keys=KeyChoice(key_specs=("keyring:prod",), passphrase_file="/etc/backup/pass"),
+    )
+    SourceStore().save([src])
+    assert SourceStore().load() == [src]
+    stored = json.loads(path.read_text())
+    assert stored["version"] == 1
+    assert "password" not in path.read_text().lower() and "secret" not in path.read_text()
+
+
+def test_settings_upgrade_from_version_0(tmp_path):
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps({"sources": [{"name": "old", "bucket": "b"}]}))
+    assert SourceStore(p).load() == [SourceConfig(name="old", bucket="b")]
+
+
+def test_secret_dialog_hides_and_returns_the_text(qtbot):
+    dlg = SecretDialog("Token PIN", "PIN of the token")
+    qtbot.addWidget(dlg)
+    dlg.field.setText("1234")
+    assert dlg.field.echoMode() == dlg.field.EchoMode.Password
+    assert dlg.secret() == b"1234"
+    assert dlg.field.text() == ""
+
+
+@pytest.mark.parametrize(
+    ("exc", "headline", "layer"),
+    [
+        (WrongKey(), "The key does not open this backup", "unwrapping the key"),
+        (
+            IncompleteDump(),
+            "The dump inside the backup is incomplete",
+            "checking the dump is complete",
+        ),
+        (IntegrityError(layer=None), "The backup is corrupt or was tampered with", None),
+        (AccessDenied(), "Access to the storage was denied", "downloading the backup"),
+        (KeyUnavailable(), "The key needed for this backup is not available", "unwrapping the key"),
+        (Cancelled(), "Cancelled", None),
+        (UsageError(), "Sealcheck cannot do that as asked", None),
+    ],
+)
+def test_one_mapping_from_errors_to_words(exc, headline, layer):
+    msg = describe(exc)
+    assert (msg.headline, msg.layer) == (headline, layer)
+    assert msg.advice
+
+
+def test_unexpected_exception_words():
+    msg = describe(ZeroDivisionError("x"))
+    assert "bug" in msg.headline and "ZeroDivisionError" in msg.details
+
+
+def test_exception_dialog_copy_button(qtbot):
+    dlg = ExceptionDialog(RuntimeError("boom"), "Traceback ...\nRuntimeError: boom")
+    qtbot.addWidget(dlg)
+    dlg.copy.click()
+    text = QApplication.clipboard().text()
+    assert "RuntimeError: boom" in text and "Sealcheck" in text
+
+
+def test_thread_exceptions_reach_one_dialog(qtbot, capsys):
+    handler = CrashHandler()
+    handler.install()
+    try:
+        t = threading.Thread(target=lambda: 1 / 0, name="boom")
+        t.start()
+        t.join()
+        qtbot.waitUntil(lambda: handler._open is not None, timeout=2000)
+        t2 = threading.Thread(target=lambda: [][1], name="boom2")
+        t2.start()
+        t2.join()
+        qtbot.waitUntil(lambda: len(handler.shown) == 2, timeout=2000)
+        dlg = handler._open
+        assert dlg is not None and "ZeroDivisionError" in dlg.text.toPlainText()
+        assert "IndexError" in dlg.text.toPlainText()  # appended to the one dialog
+        dlg.reject()
+    finally:
+        handler.uninstall()
+        handler.deleteLater()
+    assert "ZeroDivisionError" in capsys.readouterr().err
+
+
+def test_demo_keys_without_a_secure_keyring_are_passed_directly(tmp_path):
+    import keyring
+    from keyring.backends import fail
+
+    old = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        pem = tmp_path / "k.pem"
+        pem.write_text("not used")
+        keys = {"rsa": pem, "pass": tmp_path / "p", "gpg": tmp_path / "g.asc"}
+        choice, how, cleanup = demo_keys(keys, KeyStore(tmp_path / "keys"))
+    finally:
+        keyring.set_keyring(old)
+    assert choice.key_specs == (str(pem),)
+    assert "passed directly" in how
+    cleanup()
+
+
+def test_keys_page_imports_a_pem_into_the_keyring(qtbot, keyring_session, rsa_key, tmp_path):
+    page = KeysPage(KeyStore(tmp_path / "keys"))
+    qtbot.addWidget(page)
+    with qtbot.waitSignal(page.message, timeout=20000, raising=True):
+        page.import_pem_file(rsa_key.private, "backup-2026")
+    assert page.inventory.rowCount() == 1
+    assert page.inventory.item(0, 4).text() == "keyring:backup-2026"
+    page.table.selectRow(0)
+    with qtbot.waitSignal(page.keys_changed, timeout=1000, raising=True) as sig:
+        page.use_btn.click()
+    assert sig.args[0].key_specs == ("keyring:backup-2026",)
+    KeyStore(tmp_path / "keys").remove("backup-2026")
