@@ -120,7 +120,8 @@ def make_dump(path: Path, size: int, seed: int = 1) -> None:
                     f"CREATE TABLE `t{table}` (\n  `id` bigint NOT NULL,\n"
                     "  `customer` varchar(64) NOT NULL,\n  `email` varchar(128) DEFAULT NULL,\n"
                     "  `amount` decimal(12,2) NOT NULL,\n  `created` datetime NOT NULL,\n"
-                    "  `note` text,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n\n"
+                    "  `note` text,\n  PRIMARY KEY (`id`)\n"
+                    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n\n"
                     f"LOCK TABLES `t{table}` WRITE;\n"
                 )
                 f.write(ddl)
@@ -162,8 +163,10 @@ def prepare(size: int, formats: list[str], regen: bool) -> Inputs:
         print(f"bench:   {time.perf_counter() - t:.0f} s", flush=True)
     pem, pub = OUT / "backup.pem", OUT / "backup.pub.pem"
     if not pem.exists():
-        sh(f"openssl genrsa -out {pem.name} 2048 2>/dev/null\n"
-           f"openssl rsa -in {pem.name} -pubout -out {pub.name} 2>/dev/null")
+        sh(
+            f"openssl genrsa -out {pem.name} 2048 2>/dev/null\n"
+            f"openssl rsa -in {pem.name} -pubout -out {pub.name} 2>/dev/null"
+        )
     files = {}
     for fmt in formats:
         comp, _, suffix = FORMATS[fmt]
@@ -177,8 +180,8 @@ def prepare(size: int, formats: list[str], regen: bool) -> Inputs:
                 f"openssl rand -base64 32 > {k.name}\n"
                 f"{comp} {dump.name} | openssl enc -aes-256-cbc -salt -pass file:{k.name} "
                 f"> {data.name}.tmp\n"
-                f"openssl rsautl -encrypt -pubin -inkey {pub.name} -in {k.name} -out {wrapped.name} "
-                "2>/dev/null\n"
+                f"openssl rsautl -encrypt -pubin -inkey {pub.name} -in {k.name} "
+                f"-out {wrapped.name} 2>/dev/null\n"
                 f"mv {data.name}.tmp {data.name}"
             )
             print(f"bench:   {time.perf_counter() - t:.0f} s", flush=True)
@@ -228,15 +231,22 @@ def timed_child(argv: list[str]) -> Run:
 
 def seed_argv(fmt: str, data: Path, k: Path) -> list[str]:
     dec = FORMATS[fmt][1]
-    script = (
-        f"openssl enc -d -aes-256-cbc -pass file:{k.name} -in {data.name} | {dec} | sha256sum"
-    )
+    script = f"openssl enc -d -aes-256-cbc -pass file:{k.name} -in {data.name} | {dec} | sha256sum"
     return ["bash", "-o", "pipefail", "-c", script]
 
 
 def sealcheck_argv(data: Path, wrapped: Path, pem: Path) -> list[str]:
-    return [str(SEALCHECK), "verify", data.name, "--wrapped-key", wrapped.name,
-            "--key", pem.name, "--no-progress", "--json"]
+    return [
+        str(SEALCHECK),
+        "verify",
+        data.name,
+        "--wrapped-key",
+        wrapped.name,
+        "--key",
+        pem.name,
+        "--no-progress",
+        "--json",
+    ]
 
 
 @dataclass
@@ -267,8 +277,11 @@ def bench_format(fmt: str, inp: Inputs, runs: int, plain_size: int) -> Result:
             else:
                 r = timed_child(sealcheck_argv(data, wrapped, inp.pem))
                 tools.append(r)
-            print(f"bench:   {fmt:<6} {which:<9} run {i + 1}: {r.wall:6.2f} s  "
-                  f"cpu {r.cpu:6.2f} s  rss {r.rss_mb:6.1f} MB", flush=True)
+            print(
+                f"bench:   {fmt:<6} {which:<9} run {i + 1}: {r.wall:6.2f} s  "
+                f"cpu {r.cpu:6.2f} s  rss {r.rss_mb:6.1f} MB",
+                flush=True,
+            )
     seed_best = min(seeds, key=lambda r: r.wall)
     tool_best = min(tools, key=lambda r: r.wall)
     # Same answer from both: the plaintext SHA-256.
@@ -277,8 +290,14 @@ def bench_format(fmt: str, inp: Inputs, runs: int, plain_size: int) -> Result:
     hashes = next(x for x in rep["layers"] if x["layer"] == "hashes")["details"]
     if hashes["plaintext_sha256"] != want or hashes["plaintext_bytes"] != plain_size:
         raise RuntimeError(f"{fmt}: sealcheck's plaintext hash/size differs from the seed check")
-    return Result(fmt, data.stat().st_size, seed_best, tool_best,
-                  [r.wall for r in seeds], [r.wall for r in tools])
+    return Result(
+        fmt,
+        data.stat().st_size,
+        seed_best,
+        tool_best,
+        [r.wall for r in seeds],
+        [r.wall for r in tools],
+    )
 
 
 # --- report ---------------------------------------------------------------------
@@ -300,8 +319,10 @@ def machine() -> str:
     except (OSError, ValueError, IndexError):
         pass
     ossl = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
-    return (f"nproc {os.cpu_count()}, {cpu}{mem}; {platform.platform()}; "
-            f"Python {platform.python_version()}; {ossl}")
+    return (
+        f"nproc {os.cpu_count()}, {cpu}{mem}; {platform.platform()}; "
+        f"Python {platform.python_version()}; {ossl}"
+    )
 
 
 def table(results: list[Result], plain: int) -> str:
@@ -326,16 +347,22 @@ def table(results: list[Result], plain: int) -> str:
 
 def write_results(label: str, body: str) -> None:
     begin, end = f"<!-- BEGIN {label} -->", f"<!-- END {label} -->"
-    text = RESULTS.read_text() if RESULTS.exists() else (
-        "# Sealcheck verify benchmark\n\n"
-        "Produced by `bench/bench.py` (`./dev bench`); each section is rewritten by the run "
-        "of that size. The 10 GiB run is manual: `.venv/bin/python bench/bench.py --size 10G`.\n"
-        "MB/s are of plaintext (10^6 bytes). Best of N runs; page cache warm.\n"
+    text = (
+        RESULTS.read_text()
+        if RESULTS.exists()
+        else (
+            "# Sealcheck verify benchmark\n\n"
+            "Produced by `bench/bench.py` (`./dev bench`); each section is rewritten by the run "
+            "of that size. The 10 GiB run is manual:\n"
+            "`.venv/bin/python bench/bench.py --size 10G` (needs ~25 GB in bench/out/).\n"
+            "MB/s are of plaintext (10^6 bytes). Best of N runs; page cache warm.\n"
+        )
     )
     section = f"{begin}\n{body}\n{end}"
     if begin in text and end in text:
-        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _m: section, text,
-                      flags=re.S)
+        text = re.sub(
+            re.escape(begin) + ".*?" + re.escape(end), lambda _m: section, text, flags=re.S
+        )
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     RESULTS.write_text(text)
@@ -343,8 +370,12 @@ def write_results(label: str, body: str) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size", type=parse_size, default=1 << 30,
-                    help="plaintext size (default 1G; the 10G run is optional and manual)")
+    ap.add_argument(
+        "--size",
+        type=parse_size,
+        default=1 << 30,
+        help="plaintext size (default 1G; the 10G run is optional and manual)",
+    )
     ap.add_argument("--runs", type=int, default=3, help="runs per command; the best counts")
     ap.add_argument("--formats", default="gzip,zstd,bzip2")
     ap.add_argument("--regen", action="store_true", help="regenerate the inputs")
@@ -361,24 +392,28 @@ def main() -> int:
     cmd = ".venv/bin/python bench/bench.py" + "".join(
         f" {a}" for a in sys.argv[1:] if a != "--no-write"
     )
-    body = "\n".join([
-        f"## {label} plaintext ({plain} bytes, mysqldump-like)",
-        "",
-        f"- date: {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- command: `{cmd}` (best of {args.runs} runs each)",
-        f"- machine: {machine()}",
-        "- seed check: `openssl enc -d -aes-256-cbc -pass file:K -in F | <gzip|zstd|bzip2> -dc "
-        "| sha256sum`",
-        "- sealcheck: `sealcheck verify F --wrapped-key F.key --key backup.pem --no-progress "
-        "--json` (includes interpreter start-up and the RSA unwrap)",
-        "",
-        table(results, plain),
-        "",
-        "All runs (wall s): " + "; ".join(
-            f"{r.fmt} seed {', '.join(f'{x:.2f}' for x in r.seed_runs)} / sealcheck "
-            f"{', '.join(f'{x:.2f}' for x in r.tool_runs)}" for r in results
-        ),
-    ])
+    body = "\n".join(
+        [
+            f"## {label} plaintext ({plain} bytes, mysqldump-like)",
+            "",
+            f"- date: {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+            f"- command: `{cmd}` (best of {args.runs} runs each)",
+            f"- machine: {machine()}",
+            "- seed check: `openssl enc -d -aes-256-cbc -pass file:K -in F | <gzip|zstd|bzip2> -dc "
+            "| sha256sum`",
+            "- sealcheck: `sealcheck verify F --wrapped-key F.key --key backup.pem --no-progress "
+            "--json` (includes interpreter start-up and the RSA unwrap)",
+            "",
+            table(results, plain),
+            "",
+            "All runs (wall s): "
+            + "; ".join(
+                f"{r.fmt} seed {', '.join(f'{x:.2f}' for x in r.seed_runs)} / sealcheck "
+                f"{', '.join(f'{x:.2f}' for x in r.tool_runs)}"
+                for r in results
+            ),
+        ]
+    )
     print()
     print(body)
     if not args.no_write:

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from .locate import Locator
 from .naming import Rule
 from .pipeline import Job, run
 from .progress import CancelToken, ProgressEvent
-from .report import Report, Status
+from .report import ErrorInfo, Report, Status
 from .s3 import S3Settings, parse_uri
 from .sources import Source
 from .unlock import Secrets
@@ -414,6 +415,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except SealcheckError as exc:
         print(f"sealcheck: {exc.message()}", file=sys.stderr)
+        if getattr(args, "json", False):
+            # Scripts reading --json get an object on every path, not an empty stdout.
+            info = ErrorInfo.from_exc(exc)
+            print(json.dumps({"ok": False, "error": asdict(info)}, indent=2))
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("sealcheck: cancelled", file=sys.stderr)

@@ -13,21 +13,14 @@ bomb cannot grow memory.
 from __future__ import annotations
 
 import bz2
-import contextlib
-import fcntl
 import lzma
-import os
-import re
-import subprocess
-import sys
-import threading
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import zstandard
 from isal import igzip_lib, isal_zlib
 
-from .errors import Cancelled, IntegrityError, Layer, TruncatedBackup, UnsupportedFormat
+from .errors import IntegrityError, Layer, TruncatedBackup, UnsupportedFormat
 from .formats import Fmt, sniff
 from .streams import CHUNK, Reader
 
@@ -350,233 +343,13 @@ class ZstdReader:
         return bytes(out)
 
 
-# --- bzip2 in parallel --------------------------------------------------------------
-#
-# libbz2 decodes ~50 MB/s on one core. indexed_bzip2 decodes the blocks of a
-# stream on several threads, but its ``read`` holds the GIL while it waits for
-# input from its file descriptor, so it cannot be fed from a thread of this
-# process. It therefore runs in a small helper process: a feeder thread here
-# writes the (decrypted) compressed bytes to the helper's stdin and the
-# pipeline reads the plaintext from its stdout; nothing in this process waits
-# on it with the GIL held.
-#
-# What indexed_bzip2 checks (probed, see tests/core/test_compression.py):
-# every block's CRC, the magic of every block (the chain of blocks is
-# contiguous), concatenated streams, and truncation anywhere. What it does not
-# check when parallel: bytes after the last stream (ignored with a warning) and
-# the combined stream CRC field. Here, therefore, the feeder also checks that
-# the input ends with a bzip2 end-of-stream marker (only zero bytes may follow,
-# as for gzip) and counts the streams.
-
-BZIP2_THREADS: int | None = None
-"""Decoder threads for bzip2; None: the CPUs this process may use (at most 8).
-1 decodes in-process with the standard library (also used when frozen or
-when indexed_bzip2 is unavailable)."""
-
-_BZ2_HELPER = r"""
-import os, sys
-try:
-    import indexed_bzip2
-    f = indexed_bzip2.IndexedBzip2FileRaw(0, parallelization=int(sys.argv[1]))
-    buf = bytearray(1 << 20)
-    mv = memoryview(buf)
-    while True:
-        n = f.readinto(buf)
-        if not n:
-            break
-        v = mv[:n]
-        while v:
-            v = v[os.write(1, v):]
-except BrokenPipeError:
-    sys.exit(3)
-except BaseException as exc:
-    sys.stderr.write("sealcheck-bzip2-error: %s\n" % (exc,))
-    sys.exit(2)
-"""
-
-_EOS_MAGIC = 0x177245385090  # bzip2 end-of-stream marker (48 bits)
-_STREAM_START = re.compile(rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)")
-_F_SETPIPE_SZ = 1031
-
-
-def _bzip2_threads() -> int:
-    if BZIP2_THREADS is not None:
-        return BZIP2_THREADS
-    if getattr(sys, "frozen", False):
-        return 1
-    try:
-        import indexed_bzip2  # noqa: F401
-    except ImportError:
-        return 1
-    return max(1, min(8, len(os.sched_getaffinity(0))))
-
-
-def _ends_with_eos(data: bytes) -> bool:
-    """Whether ``data`` ends with a bzip2 end-of-stream marker, its CRC and padding."""
-    if len(data) < 10:
-        return False
-    x = int.from_bytes(data[-11:], "big")
-    for pad in range(8):
-        if x & ((1 << pad) - 1):
-            continue
-        if (x >> (pad + 32)) & ((1 << 48) - 1) == _EOS_MAGIC:
-            return True
-    return False
-
-
-class _Bzip2Scan:
-    """Stream count and end-of-stream check over the compressed bytes, O(1) memory."""
-
-    def __init__(self) -> None:
-        self.streams = 0
-        self._carry = b""
-        self._tail = b""  # last bytes before the current run of zero bytes
-        self._zeros = 0  # length of the run of zero bytes at the end so far
-
-    def feed(self, chunk: bytes) -> None:
-        self.streams += sum(1 for _ in _STREAM_START.finditer(chunk))
-        if self._carry:
-            joint = self._carry + chunk[:9]
-            self.streams += sum(
-                1 for m in _STREAM_START.finditer(joint) if m.end() > len(self._carry)
-            )
-        self._carry = chunk[-9:]
-        if chunk[-1]:
-            keep = len(chunk)
-        else:
-            keep = len(chunk.rstrip(b"\0"))
-        if keep:
-            self._tail = (self._tail + chunk[max(0, keep - 16) : keep])[-16:]
-            self._zeros = len(chunk) - keep
-        else:
-            self._zeros += len(chunk)
-
-    def trailing_zeros(self) -> int | None:
-        """Zero bytes after the last end-of-stream marker, or None if there is none."""
-        z = min(self._zeros, 16)
-        end = self._tail + b"\0" * z
-        for extra in range(z + 1):  # zero bytes not part of the stream
-            if _ends_with_eos(end[: len(end) - extra]):
-                return self._zeros - z + extra
-        return None
-
-
-def _grow_pipe(f: IO[bytes] | None) -> None:
-    if f is None:
-        return
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(f.fileno(), _F_SETPIPE_SZ, 1 << 20)
-
-
-class ParallelBzip2Reader:
-    """bzip2 decoded by indexed_bzip2 on ``threads`` threads in a helper process."""
-
-    def __init__(self, upstream: Reader, *, obj: str | None = None, threads: int = 2) -> None:
-        self.stats = DecompressStats(Fmt.BZIP2.value, members=0)
-        self._up = upstream
-        self._obj = obj
-        self._scan = _Bzip2Scan()
-        self._fed_all = False
-        self._feed_error: BaseException | None = None
-        self._stop = threading.Event()
-        self._done = False
-        self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BZ2_HELPER, str(threads)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            bufsize=0,
-        )
-        _grow_pipe(self._proc.stdin)
-        _grow_pipe(self._proc.stdout)
-        assert self._proc.stdout is not None
-        self._out = self._proc.stdout.fileno()
-        self._feeder = threading.Thread(target=self._feed, name="sealcheck-bzip2-feed", daemon=True)
-        self._feeder.start()
-
-    def _feed(self) -> None:
-        stdin = self._proc.stdin
-        assert stdin is not None
-        fd = stdin.fileno()
-        try:
-            while not self._stop.is_set():
-                chunk = self._up.read(CHUNK)
-                if not chunk:
-                    self._fed_all = True
-                    break
-                self.stats.input_bytes += len(chunk)
-                self._scan.feed(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
-        except BrokenPipeError:
-            pass  # the helper stopped; its exit status says why
-        except BaseException as exc:  # noqa: BLE001 - re-raised by read() on the pipeline's thread
-            self._feed_error = exc
-        finally:
-            with contextlib.suppress(OSError):
-                stdin.close()
-
-    def read(self, n: int = -1, /) -> bytes:
-        if self._done:
-            return b""
-        data = os.read(self._out, n if n > 0 else CHUNK)
-        if data:
-            return data
-        self._done = True
-        self._finish()
-        return b""
-
-    def _finish(self) -> None:
-        self._feeder.join()
-        stderr = self._proc.stderr.read() if self._proc.stderr else b""
-        rc = self._proc.wait()
-        for f in (self._proc.stdout, self._proc.stderr):
-            if f is not None:
-                f.close()
-        if self._feed_error is not None:
-            raise self._feed_error
-        self.stats.members = self._scan.streams
-        zeros = self._scan.trailing_zeros() if self._fed_all else None
-        if rc != 0:
-            why = _helper_error(stderr)
-            if self._fed_all and zeros is None:
-                raise TruncatedBackup(
-                    f"the bzip2 stream ends before its end-of-stream marker ({why})",
-                    obj=self._obj,
-                    layer=Layer.DECOMPRESS,
-                )
-            raise IntegrityError(
-                f"bzip2 data is corrupt ({why})", obj=self._obj, layer=Layer.DECOMPRESS
-            )
-        if self._stop.is_set():
-            raise Cancelled()
-        if zeros is None:
-            raise IntegrityError(
-                "unexpected data after the end of the bzip2 stream "
-                f"(after stream {max(1, self.stats.members)})",
-                obj=self._obj,
-                layer=Layer.DECOMPRESS,
-            )
-        if zeros:
-            self.stats.trailing_zero_bytes = zeros
-            self.stats.notes.append(f"{zeros} zero bytes after the last member (ignored)")
-
-    def close(self) -> None:
-        """Stop the helper and the feeder; safe to call more than once."""
-        self._stop.set()
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-        self._feeder.join(timeout=5)
-
-
-def _helper_error(stderr: bytes) -> str:
-    for line in reversed(stderr.decode(errors="replace").splitlines()):
-        if line.startswith("sealcheck-bzip2-error: "):
-            msg = line.split(": ", 1)[1].strip()
-            return "the input ended early or is damaged" if msg == "std::exception" else msg
-    return "the decoder failed"
+# bzip2 stays on libbz2 (bz2, in-process, releases the GIL). indexed_bzip2 1.7
+# was measured as a parallel replacement (bench/RESULTS.md) and rejected: its
+# ``read`` holds the GIL while it waits on its input fd (so it can only be fed
+# from another process), fed from a pipe it keeps the whole compressed input
+# in memory (RSS grew to 260 MB for a 232 MB stream), it used twice libbz2's
+# CPU time on mysqldump text, and when parallel it ignores trailing garbage
+# and does not compare the combined stream CRC.
 
 
 class PassThrough:
@@ -599,9 +372,6 @@ def open_decompressor(head: bytes, upstream: Reader, *, obj: str | None = None) 
     if fmt is Fmt.GZIP:
         return GzipReader(upstream, obj=obj)
     if fmt is Fmt.BZIP2:
-        threads = _bzip2_threads()
-        if threads > 1:
-            return ParallelBzip2Reader(upstream, obj=obj, threads=threads)
         return Bzip2Reader(upstream, obj=obj)
     if fmt is Fmt.XZ:
         return XzReader(upstream, obj=obj)

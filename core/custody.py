@@ -151,7 +151,7 @@ class KeyStore:
         return info
 
     def list(self) -> list[HeldKey]:
-        out = []
+        out: list[HeldKey] = []
         if not self.folder.is_dir():
             return out
         for meta in sorted(self.folder.glob("*.json")):

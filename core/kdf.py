@@ -46,6 +46,9 @@ class PasswordForm:
 
 PASS_ARG = PasswordForm("pass", "-pass pass:$(…) (NULs dropped, trailing newlines stripped)")
 PASS_FILE = PasswordForm("file", "-pass file: (up to the first newline, at most 1023 bytes)")
+PASS_EITHER = PasswordForm(
+    "either", "-pass pass:$(…) or -pass file: (both give the same bytes for this secret)"
+)
 
 
 def as_pass_arg(secret: bytes) -> bytes:
@@ -74,8 +77,13 @@ def password_candidates(
     if prefer_file:
         forms.reverse()
     for form, pw in forms:
-        if pw and all(pw != seen for _, seen in out):
-            out.append((form, pw))
+        if not pw:
+            continue
+        if any(pw == seen for _, seen in out):
+            # Both readings agree: the data cannot tell which one the producer used.
+            out = [(PASS_EITHER, seen) if seen == pw else (f, seen) for f, seen in out]
+            continue
+        out.append((form, pw))
     return out
 
 

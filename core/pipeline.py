@@ -189,7 +189,7 @@ def _run(job: Job, ev: _Evidence) -> None:
                 exc.layer = Layer.DECOMPRESS
             raise
         stop_decomp = getattr(decomp, "close", None)
-        if stop_decomp is not None:  # a decoder with a helper process (parallel bzip2)
+        if stop_decomp is not None:  # a decoder with its own worker to stop
             closers.append(stop_decomp)
         meter.stage("decompress")
         decode = Prefetch(

@@ -132,7 +132,7 @@ class Prefetch:
                     if self._stop.is_set():
                         # Closed (the job is being torn down): a stage still
                         # reading from here must not wait forever.
-                        raise Cancelled()
+                        raise Cancelled() from None
             if item is _EOF:
                 self._done = True
                 return b""

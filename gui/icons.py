@@ -18,11 +18,9 @@ from PySide6.QtWidgets import QApplication
 
 
 def _folder() -> Path | None:
-    # A source checkout keeps icons in resources/; a wheel may ship them in the package.
-    repo = Path(__file__).resolve().parent.parent / "resources" / "icons"
-    if repo.is_dir():
-        return repo
-    pkg = resources.files("sealcheck.gui") / "icons"
+    # resources/ installs as sealcheck.resources (package-dir mapping), so the
+    # same lookup serves a checkout, an editable install, a wheel and a bundle.
+    pkg = resources.files("sealcheck.resources") / "icons"
     return Path(str(pkg)) if pkg.is_dir() else None
 
 

@@ -1,20 +1,17 @@
 """Streaming decompressors: multi-member input, truncation, trailing data, bounded output.
 
-Compressed data is made with the real gzip/bzip2/zstd/xz binaries. bzip2 runs
-both ways: in parallel (indexed_bzip2 in a helper process) and in-process (bz2).
+Compressed data is made with the real gzip/bzip2/zstd/xz binaries.
 """
 
 from __future__ import annotations
 
 import hashlib
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from sealcheck.core import compression
-from sealcheck.core.compression import ParallelBzip2Reader, open_decompressor
+from sealcheck.core.compression import open_decompressor
 from sealcheck.core.errors import IntegrityError, TruncatedBackup
 from sealcheck.core.streams import BytesReader, ChainReader, read_exact
 
@@ -37,12 +34,6 @@ def text(n_rows: int, seed: int = 0) -> bytes:
     )
 
 
-@pytest.fixture(params=["parallel", "serial"])
-def bzip2_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setattr(compression, "BZIP2_THREADS", 2 if request.param == "parallel" else 1)
-    yield request.param
-
-
 def decompress(blob: bytes, chunk: int = 1 << 20) -> tuple[bytes, compression.DecompressReader]:
     up = BytesReader(blob)
     head = read_exact(up, 512)
@@ -63,20 +54,18 @@ FORMATS = ["gzip", "bzip2", "zstd", "xz"]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_multi_member(fmt: str, bzip2_mode: str) -> None:
+def test_multi_member(fmt: str) -> None:
     a, b = text(20000), text(30000, seed=7)
     blob = compress(fmt, a) + compress(fmt, b)
     out, d = decompress(blob)
     assert out == a + b
     if fmt in ("gzip", "bzip2", "xz"):
         assert d.stats.members == 2
-    if fmt == "bzip2" and bzip2_mode == "parallel":
-        assert isinstance(d, ParallelBzip2Reader)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("cut", [1, 7, 100, "half"])
-def test_truncation_detected(fmt: str, cut: int | str, bzip2_mode: str) -> None:
+def test_truncation_detected(fmt: str, cut: int | str) -> None:
     blob = compress(fmt, text(50000))
     n = len(blob) // 2 if cut == "half" else len(blob) - int(cut)
     with pytest.raises((TruncatedBackup, IntegrityError)):
@@ -84,7 +73,7 @@ def test_truncation_detected(fmt: str, cut: int | str, bzip2_mode: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_truncated_second_member(fmt: str, bzip2_mode: str) -> None:
+def test_truncated_second_member(fmt: str) -> None:
     second = compress(fmt, text(30000, seed=3))
     blob = compress(fmt, text(20000)) + second[: len(second) // 2]
     with pytest.raises((TruncatedBackup, IntegrityError)):
@@ -93,14 +82,14 @@ def test_truncated_second_member(fmt: str, bzip2_mode: str) -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("garbage", [b"hello, trailing garbage", b"BZh9xxxxxxxxx", b"\x1f\x8bzz"])
-def test_trailing_garbage_rejected(fmt: str, garbage: bytes, bzip2_mode: str) -> None:
+def test_trailing_garbage_rejected(fmt: str, garbage: bytes) -> None:
     blob = compress(fmt, text(20000)) + garbage
     with pytest.raises((IntegrityError, TruncatedBackup)):
         decompress(blob)
 
 
 @pytest.mark.parametrize("fmt", ["gzip", "bzip2"])
-def test_trailing_zeros_tolerated(fmt: str, bzip2_mode: str) -> None:
+def test_trailing_zeros_tolerated(fmt: str) -> None:
     data = text(20000)
     out, d = decompress(compress(fmt, data) + b"\0" * 3000)
     assert out == data
@@ -109,7 +98,7 @@ def test_trailing_zeros_tolerated(fmt: str, bzip2_mode: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_corruption_detected(fmt: str, bzip2_mode: str) -> None:
+def test_corruption_detected(fmt: str) -> None:
     blob = bytearray(compress(fmt, text(50000)))
     blob[len(blob) // 2] ^= 0x5A
     with pytest.raises((IntegrityError, TruncatedBackup)):
@@ -117,7 +106,7 @@ def test_corruption_detected(fmt: str, bzip2_mode: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_bounded_output_on_highly_compressible_input(fmt: str, bzip2_mode: str) -> None:
+def test_bounded_output_on_highly_compressible_input(fmt: str) -> None:
     size = 64 << 20
     zeros = b"\0" * size
     blob = compress(fmt, zeros, "-9") if fmt != "zstd" else compress(fmt, zeros, "-19")
@@ -145,14 +134,3 @@ def test_bzip2_empty_stream_and_many_streams(bzip2_mode: str) -> None:
     out, d = decompress(b"".join(parts))
     assert out == text(1000) + b"x"
     assert d.stats.members == 3
-
-
-def test_bzip2_parallel_stops_cleanly_when_closed(tmp_path: Path) -> None:
-    blob = compress("bzip2", text(200000))
-    up = BytesReader(blob)
-    head = read_exact(up, 512)
-    d = ParallelBzip2Reader(ChainReader(head, up), threads=2)
-    assert d.read(1000)
-    d.close()
-    d.close()
-    assert d._proc.poll() is not None

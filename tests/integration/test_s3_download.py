@@ -49,8 +49,14 @@ def test_restore_an_older_version_with_its_own_wrapped_key(
     out = tmp_path / "restored.sql"
     oldest = versions[name][0]
     r = sealcheck(
-        "restore", *s3_args(bucket, data), "--version-id", oldest[data] or "", "-o", str(out),
-        *seed.runs[0].key_args, subprocess=cli,
+        "restore",
+        *s3_args(bucket, data),
+        "--version-id",
+        oldest[data] or "",
+        "-o",
+        str(out),
+        *seed.runs[0].key_args,
+        subprocess=cli,
     )
     rep = r.json()
     assert r.returncode == 0, rep["error"]
@@ -85,11 +91,15 @@ def test_deleted_backup_fails_cleanly_and_older_versions_still_verify(
     assert r.returncode == 2
     assert "delete marker" in r.stderr and "--version-id" in r.stderr
 
-    r = sealcheck("verify", *s3_args(moto_s3, data), "--version-id", marker or "", *seed.runs[1].key_args)
+    r = sealcheck(
+        "verify", *s3_args(moto_s3, data), "--version-id", marker or "", *seed.runs[1].key_args
+    )
     assert r.returncode == 2
     assert "delete marker" in r.stderr
 
-    r = sealcheck("verify", *s3_args(moto_s3, data), "--version-id", v[1][data] or "", *seed.runs[1].key_args)
+    r = sealcheck(
+        "verify", *s3_args(moto_s3, data), "--version-id", v[1][data] or "", *seed.runs[1].key_args
+    )
     rep = r.json()
     assert r.returncode == 0, rep["error"]
     assert rep["wrapped_key"]["version_id"] == v[1][key]
@@ -108,7 +118,12 @@ def test_pre_versioning_null_version_restores_with_its_null_key(
     bucket.put_backup(PREFIX, seed.runs[1].backup)
     out = tmp_path / "null.sql"
     r = sealcheck(
-        "restore", *s3_args(bucket, data), "--version-id", "null", "-o", str(out),
+        "restore",
+        *s3_args(bucket, data),
+        "--version-id",
+        "null",
+        "-o",
+        str(out),
         *seed.runs[0].key_args,
     )
     rep = r.json()
@@ -119,7 +134,7 @@ def test_pre_versioning_null_version_restores_with_its_null_key(
 
 
 def test_missing_object_version_and_bucket_are_clean_errors(seeded, tmp_path: Path) -> None:
-    bucket, versions = seeded
+    bucket, _ = seeded
     data = PREFIX + "1567744961188141183.sql.gz"
     cases = [
         (bucket.uri(PREFIX + "nope.sql.gz"), [], "does not exist"),

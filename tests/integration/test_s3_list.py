@@ -27,14 +27,18 @@ from sealcheck.core.s3 import S3Settings, make_client
 
 
 @pytest.fixture(scope="module")
-def listed(moto_store: S3Store, seed_pipelines: dict[str, SeedPipeline]) -> tuple[Bucket, ListingScenario]:
+def listed(
+    moto_store: S3Store, seed_pipelines: dict[str, SeedPipeline]
+) -> tuple[Bucket, ListingScenario]:
     bucket = moto_store.bucket()
     return bucket, upload_listing_scenario(bucket, seed_pipelines)
 
 
 def test_list_json_groups_pairs_and_flags(listed, seed_pipelines) -> None:
     bucket, sc = listed
-    r = sealcheck("list", bucket.uri(PREFIX), "--json", "--endpoint-url", bucket.endpoint, subprocess=True)
+    r = sealcheck(
+        "list", bucket.uri(PREFIX), "--json", "--endpoint-url", bucket.endpoint, subprocess=True
+    )
     assert r.returncode == 0, r.stderr
     check_listing(r.json(), sc, seed_pipelines)
 
@@ -86,7 +90,9 @@ def test_unversioned_and_pre_versioning_null_versions(moto_store: S3Store, seed_
     bucket.put_backup(PREFIX, runs[0].backup)
     r = sealcheck("list", bucket.uri(PREFIX), "--json", "--endpoint-url", bucket.endpoint)
     (s,) = r.json()["backup_sets"]
-    assert [(v["data"]["version_id"], v["key"]["version_id"]) for v in s["versions"]] == [(None, None)]
+    assert [(v["data"]["version_id"], v["key"]["version_id"]) for v in s["versions"]] == [
+        (None, None)
+    ]
 
     moto_store.client.put_bucket_versioning(
         Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"}
@@ -105,8 +111,12 @@ def test_unversioned_and_pre_versioning_null_versions(moto_store: S3Store, seed_
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-def ov(key: str, vid: str, seconds: float, *, latest: bool = False, dm: bool = False) -> ObjectVersion:
-    return ObjectVersion(key, vid, 0 if dm else 100, T0 + dt.timedelta(seconds=seconds), None, latest, dm)
+def ov(
+    key: str, vid: str, seconds: float, *, latest: bool = False, dm: bool = False
+) -> ObjectVersion:
+    return ObjectVersion(
+        key, vid, 0 if dm else 100, T0 + dt.timedelta(seconds=seconds), None, latest, dm
+    )
 
 
 def listing_order(vs: list[ObjectVersion]) -> list[ObjectVersion]:

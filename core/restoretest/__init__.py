@@ -1,0 +1,21 @@
+"""Restore test: stream a backup into a throwaway database server and prove it restores.
+
+Layers (each its own small module, dataclasses between them):
+
+* ``sqlscan``/``scan_mysql``/``scan_pg``: split the plaintext dump into statements as
+  the client will, count rows per table, note what the dump tried, and decide what is
+  forwarded (the only place the dump's text is ever rewritten).
+* ``procs``: child processes in their own group, the state folder with pid records,
+  orphan clean-up and the one-test-per-server lock.
+* ``mariadb``/``postgres``: a throwaway server (or an existing one, ``--server``), the
+  sandboxed client command that loads, and the checks after loading.
+* ``loader``: the pipeline's plaintext sink feeding the client, with the watchdog.
+* ``runner``: the whole test; ``model``: its result; ``drift``: against an earlier one.
+
+Never imports Qt.
+"""
+
+# (filled below once written)
+
+
+

@@ -1,0 +1,53 @@
+"""Typed restore-test errors (exit codes follow ``sealcheck.core.errors``)."""
+
+from __future__ import annotations
+
+from ..errors import BackupFailed, Layer, MissingTool, SealcheckError
+
+
+class LoadFailed(BackupFailed):
+    """The dump did not load: the database rejected a statement."""
+
+    layer = Layer.DATABASE
+
+
+class DumpCutShort(BackupFailed):
+    """The dump ends in the middle of a statement."""
+
+    layer = Layer.DATABASE
+
+
+class ChecksFailed(BackupFailed):
+    """The restored database does not match the dump."""
+
+    layer = Layer.DATABASE
+
+
+class LimitExceeded(BackupFailed):
+    """The restore test exceeded its limit."""
+
+    layer = Layer.DATABASE
+
+
+class DumpRefused(BackupFailed):
+    """The dump does something the restore test refuses to run."""
+
+    layer = Layer.DATABASE
+
+
+class ServerSoftwareMissing(MissingTool):
+    """The database server software needed for the restore test is not installed."""
+
+    layer = Layer.DATABASE
+
+
+class InstanceFailed(SealcheckError):
+    """The throwaway database server could not be started."""
+
+    layer = Layer.DATABASE
+
+
+class ServerUnreachable(SealcheckError):
+    """The database server given with --server could not be used."""
+
+    layer = Layer.DATABASE

@@ -1,0 +1,262 @@
+"""Scan a MySQL/MariaDB dump as the ``mariadb`` client reads it (``--binary-mode``).
+
+The client ends a statement at the current delimiter outside quotes and comments;
+``DELIMITER x`` (the one client command ``--binary-mode`` keeps) changes it; ``#``
+and ``-- `` comments run to the end of the line; ``/*! … */`` and ``/*M! … */`` are
+code, not comments. Sequel Pro dumps use every one of these.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+from .sqlscan import MARGIN, ScannerBase, StatementRef
+
+_LEAD = re.compile(
+    rb"(?:\s++|\#[^\n]*+|--(?=[ \t\r\n])[^\n]*+|/\*(?![!]|M!)(?:[^*]++|\*(?!/))*+\*/"
+    # MariaDB's sandbox line, a comment for every server: the client (--sandbox) is
+    # already in sandbox mode, so it changes nothing.
+    rb"|/\*M?!999999\\-[^*\n]*\*/)*+"
+)
+_SANDBOX = re.compile(rb"/\*M?!999999\\-")
+_DELIMITER = re.compile(rb"(?i:delimiter)[ \t]+(\S+)[^\n]*(?:\n|\Z)")
+_STRINGS = re.compile(rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'|\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\"", re.S)
+
+
+@lru_cache(maxsize=16)
+def _body(delim: bytes) -> re.Pattern[bytes]:
+    # Unrolled loops ("plain run, then one special token, then a plain run …"): the
+    # common case costs one step per string literal, not one per character.
+    d0 = re.escape(delim[:1])
+    plain = rb"[^'\"`/#\-" + d0 + rb"]*+"
+    not_delim = b"(?!" + re.escape(delim) + b")"
+    return re.compile(
+        plain + rb"(?:(?:'[^'\\]*+(?:\\.[^'\\]*+)*+'"
+        rb"|\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\""
+        rb"|`[^`]*+`"
+        rb"|/\*(?![!]|M!)(?:[^*]++|\*(?!/))*+\*/"
+        rb"|\#[^\n]*+"
+        rb"|--(?=[ \t\r\n])[^\n]*+"
+        rb"|" + not_delim + rb"(?:/(?!\*(?![!]|M!))|-(?!-[ \t\r\n])|" + d0 + rb"))"
+        + plain + rb")*+",
+        re.S,
+    )
+
+
+# One pass over an INSERT: string literals (group empty) and row separators.
+_ROWS = re.compile(rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'|\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\"|(\)\s*,\s*\()", re.S)
+
+
+_ID = r"(?:`(?:[^`]|``)+`|\"(?:[^\"]|\"\")+\"|[\w$]+)"
+_QN = rf"({_ID})(?:\s*\.\s*({_ID}))?"
+_I = re.I | re.S
+_CREATE_TABLE = re.compile(
+    rf"CREATE\s+(?:OR\s+REPLACE\s+)?(TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?{_QN}", _I
+)
+_DROP_TABLE = re.compile(rf"DROP\s+(?:TEMPORARY\s+)?TABLES?\s+(?:IF\s+EXISTS\s+)?(.*)", _I)
+_INSERT = re.compile(
+    rf"(?:INSERT|REPLACE)\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*"
+    rf"(?:INTO\s+)?{_QN}",
+    _I,
+)
+_ID_B = rb"(?:`(?:[^`]|``)+`|\"(?:[^\"]|\"\")+\"|[\w$]+)"
+# Where the rows start: after the table name and the optional column list.
+_VALUES = re.compile(
+    rb"(?:INSERT|REPLACE)\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*(?:INTO\s+)?"
+    + _ID_B + rb"(?:\s*\.\s*" + _ID_B + rb")?\s*(?:\((?:[^)`]|`[^`]*`)*\)\s*)?"
+    rb"(VALUES?|SELECT|SET|WITH|\()",
+    re.I,
+)
+_CREATE_DB = re.compile(rf"CREATE\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?({_ID})", _I)
+_DROP_DB = re.compile(rf"DROP\s+(?:DATABASE|SCHEMA)\b", _I)
+_USE = re.compile(rf"USE\s+({_ID})\s*$", _I)
+_CREATE_OBJ = re.compile(
+    rf"CREATE\b(?:(?!\bTABLE\b).)*?\b(VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT)\s+"
+    rf"(?:IF\s+NOT\s+EXISTS\s+)?{_QN}",
+    _I,
+)
+_DROP_OBJ = re.compile(
+    rf"DROP\s+(VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT)\s+(?:IF\s+EXISTS\s+)?{_QN}", _I
+)
+_DEFINER = re.compile(rf"DEFINER\s*=\s*({_ID})\s*@\s*({_ID})", _I)
+_TRUNCATE = re.compile(rf"(?:TRUNCATE\s+(?:TABLE\s+)?|DELETE\s+FROM\s+|UPDATE\s+){_QN}", _I)
+
+# What a dump has no business doing (reliability.md E1–E3), on the statement's text
+# with its string literals blanked.
+HOSTILE_MYSQL: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("client command", re.compile(r"^(?:\\[!.TtPpe]|(?:system|source|tee|pager|edit)\b)", re.I)),
+    ("file write (INTO OUTFILE/DUMPFILE)", re.compile(r"\bINTO\s+(?:OUTFILE|DUMPFILE)\b", _I)),
+    ("file read (LOAD DATA/LOAD_FILE)", re.compile(r"\bLOAD\s+(?:DATA|XML)\b|\bLOAD_FILE\s*\(", _I)),
+    ("server settings (SET GLOBAL)", re.compile(r"\bSET\s+(?:GLOBAL|PERSIST)\b|@@GLOBAL\.", _I)),
+    ("shared library (INSTALL/SONAME)", re.compile(r"\bINSTALL\s+(?:PLUGIN|SONAME)\b|\bSONAME\b", _I)),
+    (
+        "accounts and privileges",
+        re.compile(
+            r"^(?:GRANT|REVOKE|CREATE\s+(?:USER|ROLE)|ALTER\s+USER|DROP\s+USER|RENAME\s+USER"
+            r"|SET\s+PASSWORD)\b",
+            _I,
+        ),
+    ),
+    ("event (scheduler is off)", re.compile(r"^CREATE\b(?:(?!\bTABLE\b).)*?\bEVENT\b", _I)),
+    ("files outside the datadir (DATA/INDEX DIRECTORY)", re.compile(r"\b(?:DATA|INDEX)\s+DIRECTORY\b", _I)),
+    (
+        "server control",
+        re.compile(r"^(?:SHUTDOWN|KILL|FLUSH|RESET|PURGE|CHANGE\s+MASTER|START\s+(?:SLAVE|REPLICA))\b", _I),
+    ),
+    ("workload (SLEEP/BENCHMARK)", re.compile(r"\bSLEEP\s*\(|\bBENCHMARK\s*\(", _I)),
+)  # fmt: skip
+
+
+def unquote(ident: str) -> str:
+    if ident[:1] == "`":
+        return ident[1:-1].replace("``", "`")
+    if ident[:1] == '"':
+        return ident[1:-1].replace('""', '"')
+    return ident
+
+
+def normalize(raw: bytes, limit: int = 4096) -> str:
+    """The statement's start as code: executable-comment markers removed."""
+    text = raw[:limit].decode("utf-8", errors="replace")
+    text = re.sub(r"/\*M?!\d*|\*/", " ", text)
+    return text.strip()
+
+
+class MySQLScanner(ScannerBase):
+    dialect = "mysql"
+
+    def __init__(self, default_db: str) -> None:
+        super().__init__()
+        self.delimiter = b";"
+        self.db = default_db
+        self.summary.schemas.append(default_db)
+        # Hooks for the target: accounts named as DEFINER must exist before the
+        # statement runs; a statement may be refused (raise) or rewritten.
+        self.on_definer: Callable[[str, str], None] | None = None
+        self.on_database: Callable[[str, str, StatementRef], str | None] | None = None
+
+    def _scan(self, buf: bytes, final: bool) -> int:
+        pos = 0
+        n = len(buf)
+        limit = n if final else n - MARGIN
+        while True:
+            m = _LEAD.match(buf, pos)
+            start = m.end()
+            if start > pos and _SANDBOX.search(buf, pos, start):
+                self.summary.sandbox_line = True
+            if start >= n:
+                return n if final or start == pos else pos
+            d = _DELIMITER.match(buf, start)
+            if d and (d.group(0).endswith(b"\n") or final):
+                if d.end() > limit and not final:
+                    return pos
+                self.delimiter = d.group(1)
+                self.record(buf, start, d.end())
+                pos = d.end()
+                continue
+            body = _body(self.delimiter).match(buf, start)
+            end = body.end()
+            if not buf.startswith(self.delimiter, end):
+                return pos  # unfinished (or cut at the very end: finish() reports it)
+            stop = end + len(self.delimiter)
+            if stop > limit and not final:
+                return pos
+            self._statement(buf, start, end, stop)
+            pos = stop
+
+    def _statement(self, buf: bytes, start: int, end: int, stop: int) -> None:
+        ref = self.record(buf, start, end)
+        raw = buf[start:end]
+        head = normalize(raw)
+        word = head[:16].upper()
+        if word.startswith(("INSERT", "REPLACE")):
+            self._insert(raw, head, ref)
+            return
+        blanked = _STRINGS.sub(b"''", raw) if len(raw) < 1 << 16 else raw[:4096]
+        text = normalize(blanked, 1 << 16)
+        for kind, rx in HOSTILE_MYSQL:
+            if rx.search(text):
+                self.hostile(ref.line, kind, raw)
+        if word.startswith("CREATE"):
+            self._create(buf, start, stop, head, ref)
+        elif word.startswith("DROP"):
+            self._drop(head)
+        elif word.startswith("USE"):
+            if u := _USE.match(head):
+                self._use(buf, start, stop, unquote(u.group(1)), ref)
+        elif word.startswith(("TRUNCATE", "DELETE", "UPDATE")):
+            if t := _TRUNCATE.match(head):
+                self.table(self._key(t), ref.line).countable = False
+        if "DEFINER" in head.upper() and self.on_definer is not None:
+            for dm in _DEFINER.finditer(head):
+                self.on_definer(unquote(dm.group(1)), unquote(dm.group(2)))
+
+    def _key(self, m: re.Match[str], g: int = 1) -> tuple[str, str]:
+        a, b = m.group(g), m.group(g + 1)
+        return (unquote(a), unquote(b)) if b else (self.db, unquote(a))
+
+    def _insert(self, raw: bytes, head: str, ref: StatementRef) -> None:
+        m = _INSERT.match(head)
+        if not m:
+            return
+        t = self.table(self._key(m), ref.line)
+        # VALUES comes before any string literal in a dump's INSERT (after the
+        # optional column list, which holds identifiers only).
+        v = _VALUES.match(raw)
+        word = v.group(1).upper() if v else b"SELECT"
+        if word in (b"SELECT", b"WITH", b"("):
+            t.countable = False
+        elif word == b"SET":
+            t.rows += 1
+        elif raw.find(b"(", v.end()) != -1:
+            found = _ROWS.findall(raw, v.end())
+            t.rows += 1 + len(found) - found.count(b"")
+
+    def _create(self, buf: bytes, start: int, stop: int, head: str, ref: StatementRef) -> None:
+        if m := _CREATE_TABLE.match(head):
+            if m.group(1):
+                return  # TEMPORARY
+            key = self._key(m, 2)
+            self.summary.tables.pop(key, None)
+            t = self.table(key, ref.line)
+            if re.search(r"\bSELECT\b", head[m.end() :], re.I):
+                t.countable = False
+        elif m := _CREATE_DB.match(head):
+            name = unquote(m.group(1))
+            if self.on_database is not None:
+                new = self.on_database("create", name, ref)
+                if new is not None:
+                    self.blank(buf, start, stop, f"CREATE DATABASE {name} (restored into {new})")
+                    return
+            if name not in self.summary.schemas:
+                self.summary.schemas.append(name)
+        elif m := _CREATE_OBJ.match(head):
+            kind = m.group(1).upper()
+            self._objects(kind).add(self._key(m, 2))
+
+    def _objects(self, kind: str) -> set[tuple[str, str]]:
+        s = self.summary
+        return {"VIEW": s.views, "TRIGGER": s.triggers, "EVENT": s.events}.get(kind, s.routines)
+
+    def _drop(self, head: str) -> None:
+        if m := _DROP_OBJ.match(head):
+            self._objects(m.group(1).upper()).discard(self._key(m, 2))
+        elif m := _DROP_TABLE.match(head):
+            for name in re.finditer(_QN, m.group(1)):
+                self.summary.tables.pop(self._key(name), None)
+        elif _DROP_DB.match(head) and self.on_database is not None:
+            self.on_database("drop", "", StatementRef(0, 0, head))
+
+    def _use(self, buf: bytes, start: int, stop: int, name: str, ref: StatementRef) -> None:
+        if self.on_database is not None:
+            new = self.on_database("use", name, ref)
+            if new is not None:
+                self.blank(buf, start, stop, f"USE {name} (restored into {new})")
+                self.db = new
+                return
+        self.db = name
+        if name not in self.summary.schemas:
+            self.summary.schemas.append(name)
+

@@ -1,0 +1,1 @@
+"""Plain resource files (SVG icons, desktop integration), installed as sealcheck.resources."""
