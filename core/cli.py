@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cli_keys
+from . import __version__, cli_keys, cli_restoretest
 from .errors import ExitCode, KeyUnavailable, SealcheckError, UsageError
 from .gpg import GpgOptions
 from .keys import KeySource
@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=cmd_verify if name == "verify" else cmd_restore)
 
     cli_keys.register(sub)
+    cli_restoretest.register(sub)
 
     for ep in entry_points(group="sealcheck.commands"):
         try:

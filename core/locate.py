@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import AccessDenied, ObjectNotFound, UsageError
+from .errors import AccessDenied, ObjectNotFound, SealcheckError, UsageError
 from .listing import ObjectVersion, pair_versions, versions_of
 from .naming import Rule, key_candidates
 from .progress import CancelToken
-from .s3 import S3Object, S3Settings, make_client, parse_uri
+from .s3 import DELETED, S3Object, S3Settings, make_client, parse_uri
 from .sources import LocalFile, Source
 
 
@@ -30,10 +30,27 @@ class Locator:
             uri = parse_uri(spec)
             if not uri.key or uri.key.endswith("/"):
                 raise UsageError(f"{spec} names a bucket or prefix, not an object")
-            return S3Object(self.client, uri.bucket, uri.key, version_id, cancel=self._cancel)
+            try:
+                return S3Object(self.client, uri.bucket, uri.key, version_id, cancel=self._cancel)
+            except ObjectNotFound as exc:
+                if DELETED not in exc.detail and self._deleted(uri.bucket, uri.key, version_id):
+                    raise ObjectNotFound(DELETED, obj=exc.obj) from None
+                raise
         if version_id:
             raise UsageError("--version-id applies to s3:// sources only")
         return LocalFile(Path(spec))
+
+    def _deleted(self, bucket: str, key: str, version_id: str | None) -> bool:
+        """Whether that version (or the current one) is a delete marker: only
+        some stores say so in their 404 (x-amz-delete-marker), so ask the listing."""
+        try:
+            versions = versions_of(self.client, bucket, key)
+        except SealcheckError:
+            return False  # listing not allowed: keep the store's own answer
+        return any(
+            v.delete_marker and (v.version_id == version_id if version_id else v.is_latest)
+            for v in versions
+        )
 
     def find_wrapped_key(self, data: Source, rules: tuple[Rule, ...] = ()) -> Source | None:
         """The wrapped key beside the data, by the naming rules; None when absent."""

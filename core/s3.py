@@ -45,6 +45,10 @@ RESUME_PROGRESS = 1 << 20
 # dropped in bounded reads so memory does not grow with the resume offset.
 SKIP_CHUNK = 1 << 20
 DEFAULT_CHUNK = 1 << 20
+DELETED = (
+    "it was deleted (its version is a delete marker); an older version may still "
+    "exist: see `sealcheck list` and --version-id"
+)
 _EXPIRED = ("ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired", "InvalidToken")
 _DENIED = (
     "AccessDenied",
@@ -121,7 +125,7 @@ def map_client_error(exc: Exception, obj: str) -> SealcheckError:
         )
     if isinstance(exc, bex.ParamValidationError):
         # botocore refused the request before sending it: a bad bucket name or key.
-        return UsageError(str(exc).strip(), obj=obj)
+        return UsageError(" ".join(str(exc).split()), obj=obj)
     if isinstance(exc, bex.EndpointConnectionError | bex.ConnectTimeoutError):
         return TransientStorageError(f"cannot reach the S3 endpoint ({exc})", obj=obj)
     if isinstance(exc, bex.ClientError):
@@ -136,11 +140,7 @@ def _map_response_error(response: Any, obj: str) -> SealcheckError:
     headers = meta.get("HTTPHeaders", {})
     if headers.get("x-amz-delete-marker") == "true" or code in ("MethodNotAllowed", "405"):
         # HEAD/GET of a deleted object (404) or of a delete marker's own version (405).
-        return ObjectNotFound(
-            "it was deleted (its version is a delete marker); an older version may still "
-            "exist: see `sealcheck list` and --version-id",
-            obj=obj,
-        )
+        return ObjectNotFound(DELETED, obj=obj)
     if code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404") or status == 404:
         what = "bucket" if code == "NoSuchBucket" else "object or version"
         return ObjectNotFound(f"no such {what}", obj=obj)

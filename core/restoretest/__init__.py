@@ -15,7 +15,7 @@ Layers (each its own small module, dataclasses between them):
 Never imports Qt.
 """
 
-# (filled below once written)
+from .model import RestoreTestResult
+from .runner import RestoreTestOptions, restore_test
 
-
-
+__all__ = ["RestoreTestOptions", "RestoreTestResult", "restore_test"]

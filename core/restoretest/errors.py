@@ -51,3 +51,15 @@ class ServerUnreachable(SealcheckError):
     """The database server given with --server could not be used."""
 
     layer = Layer.DATABASE
+
+
+class NotRestorable(SealcheckError):
+    """This backup's payload cannot be restore-tested."""
+
+    layer = Layer.DATABASE
+
+
+class ServerError(SealcheckError):
+    """The database server reported an unexpected error."""
+
+    layer = Layer.DATABASE

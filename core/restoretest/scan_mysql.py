@@ -20,7 +20,7 @@ _LEAD = re.compile(
     # already in sandbox mode, so it changes nothing.
     rb"|/\*M?!999999\\-[^*\n]*\*/)*+"
 )
-_SANDBOX = re.compile(rb"/\*M?!999999\\-")
+_SANDBOX_LINE = re.compile(rb"/\*M?!999999\\-[^*\n]*\*/")
 _DELIMITER = re.compile(rb"(?i:delimiter)[ \t]+(\S+)[^\n]*(?:\n|\Z)")
 _STRINGS = re.compile(rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'|\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\"", re.S)
 
@@ -39,14 +39,21 @@ def _body(delim: bytes) -> re.Pattern[bytes]:
         rb"|/\*(?![!]|M!)(?:[^*]++|\*(?!/))*+\*/"
         rb"|\#[^\n]*+"
         rb"|--(?=[ \t\r\n])[^\n]*+"
-        rb"|" + not_delim + rb"(?:/(?!\*(?![!]|M!))|-(?!-[ \t\r\n])|" + d0 + rb"))"
-        + plain + rb")*+",
+        rb"|"
+        + not_delim
+        + rb"(?:/(?!\*(?![!]|M!))|-(?!-[ \t\r\n])|"
+        + d0
+        + rb"))"
+        + plain
+        + rb")*+",
         re.S,
     )
 
 
 # One pass over an INSERT: string literals (group empty) and row separators.
-_ROWS = re.compile(rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'|\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\"|(\)\s*,\s*\()", re.S)
+_ROWS = re.compile(
+    rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'|\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\"|(\)\s*,\s*\()", re.S
+)
 
 
 _ID = r"(?:`(?:[^`]|``)+`|\"(?:[^\"]|\"\")+\"|[\w$]+)"
@@ -55,7 +62,7 @@ _I = re.I | re.S
 _CREATE_TABLE = re.compile(
     rf"CREATE\s+(?:OR\s+REPLACE\s+)?(TEMPORARY\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?{_QN}", _I
 )
-_DROP_TABLE = re.compile(rf"DROP\s+(?:TEMPORARY\s+)?TABLES?\s+(?:IF\s+EXISTS\s+)?(.*)", _I)
+_DROP_TABLE = re.compile(r"DROP\s+(?:TEMPORARY\s+)?TABLES?\s+(?:IF\s+EXISTS\s+)?(.*)", _I)
 _INSERT = re.compile(
     rf"(?:INSERT|REPLACE)\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*"
     rf"(?:INTO\s+)?{_QN}",
@@ -65,12 +72,15 @@ _ID_B = rb"(?:`(?:[^`]|``)+`|\"(?:[^\"]|\"\")+\"|[\w$]+)"
 # Where the rows start: after the table name and the optional column list.
 _VALUES = re.compile(
     rb"(?:INSERT|REPLACE)\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*(?:INTO\s+)?"
-    + _ID_B + rb"(?:\s*\.\s*" + _ID_B + rb")?\s*(?:\((?:[^)`]|`[^`]*`)*\)\s*)?"
+    + _ID_B
+    + rb"(?:\s*\.\s*"
+    + _ID_B
+    + rb")?\s*(?:\((?:[^)`]|`[^`]*`)*\)\s*)?"
     rb"(VALUES?|SELECT|SET|WITH|\()",
     re.I,
 )
 _CREATE_DB = re.compile(rf"CREATE\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?({_ID})", _I)
-_DROP_DB = re.compile(rf"DROP\s+(?:DATABASE|SCHEMA)\b", _I)
+_DROP_DB = re.compile(r"DROP\s+(?:DATABASE|SCHEMA)\b", _I)
 _USE = re.compile(rf"USE\s+({_ID})\s*$", _I)
 _CREATE_OBJ = re.compile(
     rf"CREATE\b(?:(?!\bTABLE\b).)*?\b(VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT)\s+"
@@ -88,9 +98,15 @@ _TRUNCATE = re.compile(rf"(?:TRUNCATE\s+(?:TABLE\s+)?|DELETE\s+FROM\s+|UPDATE\s+
 HOSTILE_MYSQL: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("client command", re.compile(r"^(?:\\[!.TtPpe]|(?:system|source|tee|pager|edit)\b)", re.I)),
     ("file write (INTO OUTFILE/DUMPFILE)", re.compile(r"\bINTO\s+(?:OUTFILE|DUMPFILE)\b", _I)),
-    ("file read (LOAD DATA/LOAD_FILE)", re.compile(r"\bLOAD\s+(?:DATA|XML)\b|\bLOAD_FILE\s*\(", _I)),
+    (
+        "file read (LOAD DATA/LOAD_FILE)",
+        re.compile(r"\bLOAD\s+(?:DATA|XML)\b|\bLOAD_FILE\s*\(", _I),
+    ),
     ("server settings (SET GLOBAL)", re.compile(r"\bSET\s+(?:GLOBAL|PERSIST)\b|@@GLOBAL\.", _I)),
-    ("shared library (INSTALL/SONAME)", re.compile(r"\bINSTALL\s+(?:PLUGIN|SONAME)\b|\bSONAME\b", _I)),
+    (
+        "shared library (INSTALL/SONAME)",
+        re.compile(r"\bINSTALL\s+(?:PLUGIN|SONAME)\b|\bSONAME\b", _I),
+    ),
     (
         "accounts and privileges",
         re.compile(
@@ -100,13 +116,23 @@ HOSTILE_MYSQL: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
     ("event (scheduler is off)", re.compile(r"^CREATE\b(?:(?!\bTABLE\b).)*?\bEVENT\b", _I)),
-    ("files outside the datadir (DATA/INDEX DIRECTORY)", re.compile(r"\b(?:DATA|INDEX)\s+DIRECTORY\b", _I)),
+    (
+        "files outside the datadir (DATA/INDEX DIRECTORY)",
+        re.compile(r"\b(?:DATA|INDEX)\s+DIRECTORY\b", _I),
+    ),
     (
         "server control",
-        re.compile(r"^(?:SHUTDOWN|KILL|FLUSH|RESET|PURGE|CHANGE\s+MASTER|START\s+(?:SLAVE|REPLICA))\b", _I),
+        re.compile(
+            r"^(?:SHUTDOWN|KILL|FLUSH|RESET|PURGE|CHANGE\s+MASTER|START\s+(?:SLAVE|REPLICA))\b", _I
+        ),
     ),
     ("workload (SLEEP/BENCHMARK)", re.compile(r"\bSLEEP\s*\(|\bBENCHMARK\s*\(", _I)),
-)  # fmt: skip
+)
+
+
+def _end(m: re.Match[bytes] | None) -> int:
+    assert m is not None  # the pattern matches the empty string
+    return m.end()
 
 
 def unquote(ident: str) -> str:
@@ -130,6 +156,9 @@ class MySQLScanner(ScannerBase):
     def __init__(self, default_db: str) -> None:
         super().__init__()
         self.delimiter = b";"
+        # A client without --sandbox (MySQL's) stops at the sandbox line; blanking it is
+        # safe only because the client's own --binary-mode/--commands=OFF is in effect.
+        self.strip_sandbox_line = False
         self.db = default_db
         self.summary.schemas.append(default_db)
         # Hooks for the target: accounts named as DEFINER must exist before the
@@ -142,10 +171,11 @@ class MySQLScanner(ScannerBase):
         n = len(buf)
         limit = n if final else n - MARGIN
         while True:
-            m = _LEAD.match(buf, pos)
-            start = m.end()
-            if start > pos and _SANDBOX.search(buf, pos, start):
+            start = _end(_LEAD.match(buf, pos))
+            if start > pos and (sb := _SANDBOX_LINE.search(buf, pos, start)):
                 self.summary.sandbox_line = True
+                if self.strip_sandbox_line:
+                    self.blank(buf, sb.start(), sb.end(), "the sandbox-mode line (client flags)")
             if start >= n:
                 return n if final or start == pos else pos
             d = _DELIMITER.match(buf, start)
@@ -156,8 +186,7 @@ class MySQLScanner(ScannerBase):
                 self.record(buf, start, d.end())
                 pos = d.end()
                 continue
-            body = _body(self.delimiter).match(buf, start)
-            end = body.end()
+            end = _end(_body(self.delimiter).match(buf, start))
             if not buf.startswith(self.delimiter, end):
                 return pos  # unfinished (or cut at the very end: finish() reports it)
             stop = end + len(self.delimiter)
@@ -206,7 +235,7 @@ class MySQLScanner(ScannerBase):
         # optional column list, which holds identifiers only).
         v = _VALUES.match(raw)
         word = v.group(1).upper() if v else b"SELECT"
-        if word in (b"SELECT", b"WITH", b"("):
+        if v is None or word in (b"SELECT", b"WITH", b"("):
             t.countable = False
         elif word == b"SET":
             t.rows += 1
@@ -259,4 +288,3 @@ class MySQLScanner(ScannerBase):
         self.db = name
         if name not in self.summary.schemas:
             self.summary.schemas.append(name)
-

@@ -93,6 +93,11 @@ HOSTILE_PG: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+def _end(m: re.Match[bytes] | None) -> int:
+    assert m is not None  # the pattern matches the empty string
+    return m.end()
+
+
 def unquote(ident: str) -> str:
     if ident[:1] == '"':
         return ident[1:-1].replace('""', '"')
@@ -104,6 +109,7 @@ class PgScanner(ScannerBase):
 
     def __init__(self) -> None:
         super().__init__()
+        self.summary.schemas.append("public")
         self._copy: tuple[str, str] | None = None  # inside COPY data for this table
         self._copy_line = 0
         self._copy_head = False  # the rest of the COPY statement's line is still ahead
@@ -122,8 +128,7 @@ class PgScanner(ScannerBase):
                 pos = self._copy_data(buf, pos, final)
                 if self._copy is not None:
                     return pos
-            m = _LEAD.match(buf, pos)
-            start = m.end()
+            start = _end(_LEAD.match(buf, pos))
             if start >= n:
                 return n if final or start == pos else pos
             if buf[start] == 0x5C:  # backslash: a meta-command line
@@ -134,8 +139,7 @@ class PgScanner(ScannerBase):
                 self._meta(buf, start, mm.end())
                 pos = mm.end()
                 continue
-            body = _BODY.match(buf, start)
-            end = body.end()
+            end = _end(_BODY.match(buf, start))
             if end >= n or buf[end] != 0x3B:  # ';'
                 if end < n and buf[end] == 0x5C and not (end > limit and not final):
                     # A meta-command inside a statement: psql runs it there too.

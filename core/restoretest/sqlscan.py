@@ -89,7 +89,8 @@ class ScannerBase:
         self._retry_at = 0  # rescan an unfinished statement only once the buffer reaches this
         self._out: list[bytes] = []
         self._span = 0  # start of the bytes not yet moved to self._out
-        self.on_statement: Callable[[StatementRef], None] | None = None
+        # --server mode refuses what a throwaway server would confine.
+        self.on_hostile: Callable[[int, str, str], None] | None = None
 
     # -- the driver --------------------------------------------------------------------
 
@@ -162,6 +163,8 @@ class ScannerBase:
     def hostile(self, line: int, kind: str, raw: bytes) -> None:
         if len(self.summary.hostile) < 1000:
             self.summary.hostile.append(Hostile(line, kind, head_of(raw)))
+        if self.on_hostile is not None:
+            self.on_hostile(line, kind, head_of(raw))
 
     def _note_unterminated(self, rest: bytes) -> None:
         lead = len(rest) - len(rest.lstrip())

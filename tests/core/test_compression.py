@@ -129,7 +129,7 @@ def test_bounded_output_on_highly_compressible_input(fmt: str) -> None:
     assert h.digest() == hashlib.sha256(zeros).digest()
 
 
-def test_bzip2_empty_stream_and_many_streams(bzip2_mode: str) -> None:
+def test_bzip2_empty_stream_and_many_streams() -> None:
     parts = [compress("bzip2", b""), compress("bzip2", text(1000)), compress("bzip2", b"x")]
     out, d = decompress(b"".join(parts))
     assert out == text(1000) + b"x"

@@ -334,6 +334,27 @@ def test_c10_access_denied_is_not_retried(
     assert len(chaos.pending()) == 9  # exactly one request was refused
 
 
+@pytest.mark.parametrize(
+    ("code", "s3code", "words"),
+    [(400, "ExpiredToken", "credentials have expired"), (403, "RequestTimeTooSkewed", "clock")],
+)
+def test_c11_expired_credentials_and_clock_skew_say_so(
+    chaos: ChaosS3, cc: Target, code: int, s3code: str, words: str
+) -> None:
+    chaos.plan(cc.path, *[status(code, s3code, on="full")] * 10)
+    r = sealcheck(
+        "verify",
+        cc.bucket.uri(cc.key),
+        "--endpoint-url",
+        chaos.endpoint,
+        "--json",
+        *cc.run.key_args,
+    )
+    assert r.returncode == 2
+    assert words in r.json()["error"]["message"]
+    assert len(chaos.pending()) >= 8  # refused at once (botocore may re-sign once for skew)
+
+
 def test_listing_denied_falls_back_to_the_current_wrapped_key(
     chaos: ChaosS3, moto_store: S3Store, seed_pipelines
 ) -> None:

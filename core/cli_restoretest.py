@@ -1,0 +1,160 @@
+"""``sealcheck restore-test``: load a backup into a throwaway database and prove it restores.
+
+Exit codes: 0 the restore test passed; 1 the backup failed it (load error, a dump cut
+short, checks that do not match); 2 usage or environment (no server software: the
+message says what to install); 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+
+def register(sub: Any) -> None:
+    # cli.py imports this module; its helpers are imported when the parser is built.
+    from . import cli
+
+    p = sub.add_parser(
+        "restore-test",
+        help="load a backup into a throwaway MariaDB/PostgreSQL server and check what came back",
+    )
+    p.add_argument("source", metavar="SOURCE", help="local path or s3://bucket/key")
+    p.add_argument("--version-id", metavar="V")
+    p.add_argument(
+        "--engine",
+        choices=("auto", "mariadb", "mysql", "postgres"),
+        default="auto",
+        help="the server to load into (auto: from the dump's header)",
+    )
+    p.add_argument(
+        "--server",
+        metavar="DSN",
+        help="an existing local server instead of a throwaway one: mysql://USER@localhost/"
+        "?socket=PATH or postgresql://USER@/?host=SOCKET_DIR (a scratch database is used)",
+    )
+    p.add_argument("--server-password-file", type=Path, metavar="F")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="JSON",
+        help="an earlier restore-test result of the same backup (--json output): show drift",
+    )
+    p.add_argument("--max-seconds", type=float, default=6 * 3600.0, help="wall-clock limit")
+    p.add_argument("--max-disk", type=int, metavar="BYTES", help="disk limit for the server")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--no-progress", action="store_true")
+    cli._add_key_options(p)
+    cli._add_s3_options(p)
+    p.set_defaults(func=cmd_restore_test)
+
+
+def cmd_restore_test(args: argparse.Namespace) -> int:
+    from . import cli
+    from .locate import Locator
+    from .pipeline import Job
+    from .progress import CancelToken
+    from .restoretest import RestoreTestOptions, restore_test
+    from .sources import Source
+
+    if args.engine == "mysql":
+        args.engine = "mariadb"  # a MySQL-format dump; the throwaway server is MariaDB
+    cancel = CancelToken()
+    loc = Locator(cli._settings(args), cancel)
+    data = loc.open(args.source, args.version_id)
+    wrapped: Source | None
+    if args.wrapped_key:
+        wrapped = loc.open(args.wrapped_key, args.wrapped_key_version_id)
+    else:
+        wrapped = loc.find_wrapped_key(data, cli._rules(args))
+    if args.max_seconds <= 0:
+        raise UsageError("--max-seconds must be positive")
+    bar = None
+    if not args.no_progress and sys.stderr.isatty() and not args.json:
+        bar = cli.TerminalProgress(sys.stderr)
+    job = Job(
+        data=data,
+        secrets=cli.secrets_from_args(args),
+        wrapped_key=wrapped,
+        progress=bar if bar else (lambda _e: None),
+        cancel=cancel,
+    )
+    opts = RestoreTestOptions(
+        engine=args.engine,
+        server=args.server,
+        server_password_file=args.server_password_file,
+        max_seconds=args.max_seconds,
+        max_disk_bytes=args.max_disk,
+        baseline=args.baseline,
+    )
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda _s, _f: cancel.cancel())
+    try:
+        result = restore_test(job, opts)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if bar:
+            bar.clear()
+    if args.json:
+        print(result.to_json())
+    else:
+        print_result(result)
+    return result.exit_code
+
+
+def print_result(r: Any, out: Any = None) -> None:
+    out = out or sys.stdout
+    src = r.verification.source.uri if r.verification and r.verification.source else "?"
+    print(f"{'RESTORE TEST PASSED' if r.ok else 'RESTORE TEST FAILED'}  {src}", file=out)
+    if r.error is not None:
+        print(f"  {r.error.message}", file=out)
+    print(f"  server: {r.server or '-'} ({r.mode})", file=out)
+    for t in r.tables:
+        mark = "ok" if t.ok else "FAILED"
+        exp = "" if t.expected_rows is None else f" / dump {t.expected_rows}"
+        note = f"  {t.note}" if t.note else ""
+        print(
+            f"  {mark:<7} {t.name:<40} {t.rows if t.rows is not None else '-':>10} rows"
+            f"{exp}  {t.checksum or ''}{note}",
+            file=out,
+        )
+    for label, items in (
+        ("views", r.views),
+        ("triggers", r.triggers),
+        ("routines", r.routines),
+        ("events", r.events),
+    ):
+        if items:
+            print(
+                f"  {label}: {len(items)} ({', '.join(items[:10])}{' …' * (len(items) > 10)})",
+                file=out,
+            )
+    for m in r.missing:
+        print(f"  missing: {m}", file=out)
+    if r.load_seconds is not None:
+        print(
+            f"  load {r.load_seconds:.1f} s, checks {r.checks_seconds or 0:.1f} s, "
+            f"total (RTO) {r.total_seconds:.1f} s",
+            file=out,
+        )
+    for h in r.hostile:
+        print(f"  the dump tried: line {h['line']}: {h['kind']}: {h['statement']}", file=out)
+    for role in r.roles_created:
+        print(f"  created missing role/account: {role}", file=out)
+    for w in r.warnings[:20]:
+        print(f"  warning: {w}", file=out)
+    if r.drift is not None:
+        d = r.drift
+        for k in d.emptied:
+            print(f"  DRIFT: {k} is now empty", file=out)
+        for c in d.row_changes:
+            print(f"  drift: {c.name}: {c.before} -> {c.after} rows", file=out)
+        for k in d.tables_added:
+            print(f"  drift: table added {k}", file=out)
+        for k in d.tables_removed:
+            print(f"  drift: table removed {k}", file=out)

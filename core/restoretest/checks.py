@@ -1,0 +1,167 @@
+"""After loading: does the database hold what the dump put in it?
+
+Every table the dump creates must exist and hold exactly the rows the dump sent
+(counted while streaming); each table's checksum is recorded (MariaDB's CHECKSUM
+TABLE; on PostgreSQL a SHA-256 of its rows' text in a fixed order); the views,
+triggers, routines and events the dump creates must be there.
+"""
+
+# Queries are built from identifiers quoted here (`…`/"…") and %s placeholders;
+# nothing from the dump is ever pasted in unquoted.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..progress import CancelToken
+from .model import TableResult
+from .sqlscan import Key, ScanSummary
+from .target import CheckOutcome
+
+Query = Callable[..., list[tuple[Any, ...]]]
+
+
+def _label(key: Key, many: bool) -> str:
+    return f"{key[0]}.{key[1]}" if many else key[1]
+
+
+def _in(items: Iterable[str]) -> str:
+    return ", ".join(["%s"] * len(list(items)))
+
+
+def check_mariadb(
+    query: Query, dbs: list[str], summary: ScanSummary, cancel: CancelToken
+) -> CheckOutcome:
+    out = CheckOutcome()
+    ph = _in(dbs)
+    found = {
+        (r[0], r[1]): r[2]
+        for r in query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES "
+            f"WHERE TABLE_SCHEMA IN ({ph})",
+            dbs,
+        )
+    }
+    many = len({k[0] for k in found} | {k[0] for k in summary.tables}) > 1
+    # --server: the dump's one database was mapped onto the scratch database.
+    remap = (lambda k: (dbs[0], k[1])) if len(dbs) == 1 and summary.schemas[:1] != dbs else None
+    expected = {(remap(k) if remap else k): t for k, t in summary.tables.items()}
+    tables = sorted(set(expected) | {k for k, v in found.items() if v == "BASE TABLE"})
+    checksums: dict[Key, str | None] = {}
+    present = [k for k in tables if found.get(k) == "BASE TABLE"]
+    for i in range(0, len(present), 50):
+        cancel.check()
+        batch = present[i : i + 50]
+        for name, value in query(
+            "CHECKSUM TABLE "
+            + ", ".join(f"`{s.replace('`', '``')}`.`{t.replace('`', '``')}`" for s, t in batch)
+        ):
+            s, _, t = str(name).partition(".")
+            checksums[(s, t)] = None if value is None else str(value)
+    for key in tables:
+        cancel.check()
+        tally = expected.get(key)
+        want = tally.rows if tally is not None and tally.countable else None
+        if found.get(key) != "BASE TABLE":
+            out.tables.append(
+                TableResult(
+                    _label(key, many),
+                    key[0],
+                    None,
+                    want,
+                    None,
+                    False,
+                    "missing: the dump creates it, the database lacks it",
+                )
+            )
+            continue
+        rows = int(
+            query(
+                f"SELECT COUNT(*) FROM `{key[0].replace('`', '``')}`.`{key[1].replace('`', '``')}`"
+            )[0][0]
+        )
+        out.tables.append(_table(key, many, rows, tally, want, checksums.get(key)))
+    out.views = _names(
+        query(
+            f"SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.VIEWS "
+            f"WHERE TABLE_SCHEMA IN ({ph})",
+            dbs,
+        ),
+        many,
+    )
+    out.triggers = _names(
+        query(
+            "SELECT TRIGGER_SCHEMA, TRIGGER_NAME FROM information_schema."
+            f"TRIGGERS WHERE TRIGGER_SCHEMA IN ({ph})",
+            dbs,
+        ),
+        many,
+    )
+    out.routines = _names(
+        query(
+            "SELECT ROUTINE_SCHEMA, ROUTINE_NAME FROM information_schema."
+            f"ROUTINES WHERE ROUTINE_SCHEMA IN ({ph})",
+            dbs,
+        ),
+        many,
+    )
+    out.events = _names(
+        query(
+            "SELECT EVENT_SCHEMA, EVENT_NAME FROM information_schema.EVENTS "
+            f"WHERE EVENT_SCHEMA IN ({ph})",
+            dbs,
+        ),
+        many,
+    )
+    _missing(out, summary, many, remap)
+    return out
+
+
+def _table(
+    key: Key, many: bool, rows: int, tally: Any, want: int | None, checksum: str | None
+) -> TableResult:
+    if tally is None:
+        return TableResult(
+            _label(key, many),
+            key[0],
+            rows,
+            None,
+            checksum,
+            True,
+            "not created by the dump's own statements",
+        )
+    if want is None:
+        return TableResult(
+            _label(key, many),
+            key[0],
+            rows,
+            None,
+            checksum,
+            True,
+            "rows not countable from the dump (INSERT … SELECT, UPDATE …)",
+        )
+    ok = rows == want
+    note = "" if ok else f"the dump sent {want} rows, the table holds {rows}"
+    return TableResult(_label(key, many), key[0], rows, want, checksum, ok, note)
+
+
+def _names(rows: list[tuple[Any, ...]], many: bool) -> list[str]:
+    return sorted(_label((str(r[0]), str(r[1])), many) for r in rows)
+
+
+def _missing(
+    out: CheckOutcome, summary: ScanSummary, many: bool, remap: Callable[[Key], Key] | None
+) -> None:
+    for what, declared, found in (
+        ("view", summary.views, out.views),
+        ("trigger", summary.triggers, out.triggers),
+        ("routine", summary.routines, out.routines),
+        ("event", summary.events, out.events),
+    ):
+        have = set(found)
+        for key in sorted(declared):
+            k = remap(key) if remap else key
+            if _label(k, many) not in have:
+                out.missing.append(f"{what} {_label(k, many)}")

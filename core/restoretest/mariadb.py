@@ -1,0 +1,441 @@
+"""MariaDB: a throwaway server (or an existing one), the sandboxed client, the checks.
+
+The throwaway server (reliability.md §1.6, E1–E4): ``--no-defaults``; socket only
+(``--skip-networking``) in a private 0700 folder; run as an unprivileged OS user when
+we are root; ``secure_file_priv`` = an empty private folder; ``local_infile=0``; event
+scheduler off; ``--plugin-dir`` = an empty folder (``INSTALL SONAME`` and ``CREATE
+FUNCTION … SONAME`` find nothing to load); no symbolic links (``DATA DIRECTORY``).
+Accounts come from an ``--init-file`` run once at start: a loader without FILE, SUPER
+or RELOAD, an admin for the checks, and every account ``mariadb-install-db`` made
+(root, mysql, the OS user) dropped, so no account with FILE or SUPER exists at all and
+a DEFINER clause cannot borrow one. DEFINER accounts a dump names are created locked,
+with the loader's privileges, before the statement runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from ..progress import CancelToken
+from .errors import DumpRefused, InstanceFailed, ServerSoftwareMissing, ServerUnreachable
+from .model import LoadError
+from .procs import (
+    OsUser,
+    StateDir,
+    clean_env,
+    kill_group,
+    make_dirs,
+    private_dir,
+    run_step,
+    server_user,
+    spawn,
+    tail,
+)
+from .scan_mysql import MySQLScanner
+from .sqlscan import ScannerBase, ScanSummary, StatementRef
+from .target import CheckOutcome, ClientCommand
+
+START_TIMEOUT = 90.0
+SBIN = ("/usr/sbin", "/usr/libexec", "/usr/local/sbin", "/usr/local/mysql/bin", "/usr/bin")
+INSTALL_HINT = (
+    "install the MariaDB server and client "
+    "(Debian/Ubuntu: apt-get install mariadb-server mariadb-client)"
+)
+
+LOADER_PRIVILEGES = (
+    "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, REFERENCES, INDEX, ALTER, "
+    "CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, "
+    # SET USER: DEFINER clauses name other accounts; none of them has more than this.
+    "ALTER ROUTINE, EVENT, TRIGGER, SET USER"
+)
+
+
+def _which(*names: str) -> str | None:
+    for n in names:
+        if p := shutil.which(n) or shutil.which(n, path=os.pathsep.join(SBIN)):
+            return p
+    return None
+
+
+@dataclass(frozen=True)
+class MariaDBTools:
+    server: str
+    install_db: str
+    client: str
+    version: str
+    client_flags: tuple[str, ...]  # the client's safety flags that this version supports
+    client_has_sandbox: bool
+
+
+def find_tools(*, need_server: bool = True) -> MariaDBTools:
+    server = _which("mariadbd", "mysqld")
+    install = _which("mariadb-install-db", "mysql_install_db")
+    client = _which("mariadb", "mysql")
+    missing = [n for n, p in (("mariadb client", client),) if not p]
+    if need_server:
+        missing += [n for n, p in (("mariadbd", server), ("mariadb-install-db", install)) if not p]
+    if missing:
+        raise ServerSoftwareMissing(f"not found: {', '.join(missing)}; {INSTALL_HINT}")
+    assert client is not None
+    version = ""
+    if server:
+        r = subprocess.run([server, "--version"], capture_output=True, text=True, timeout=30)
+        version = r.stdout.strip()
+        if need_server and "mariadb" not in version.lower():
+            raise ServerSoftwareMissing(
+                f"{server} is not MariaDB ({version}); throwaway servers need MariaDB "
+                f"({INSTALL_HINT}), or give an existing MySQL server with --server"
+            )
+    helptext = subprocess.run(
+        [client, "--no-defaults", "--help"], capture_output=True, text=True, timeout=30
+    ).stdout
+    flags = ["--binary-mode"] if "--binary-mode" in helptext else []
+    has_sandbox = "--sandbox" in helptext
+    if has_sandbox:
+        flags.append("--sandbox")
+    elif "--commands" in helptext:
+        flags.append("--commands=OFF")  # MySQL 8.4+ (WL#16949)
+    if not flags:
+        raise ServerSoftwareMissing(
+            f"{client} supports neither --binary-mode nor --sandbox: it would run client "
+            f"commands found in a dump; {INSTALL_HINT}"
+        )
+    return MariaDBTools(server or "", install or "", client, version, tuple(flags), has_sandbox)
+
+
+def _q(s: str) -> str:
+    """A SQL string literal (for names we pass, never for the dump's text)."""
+    return "'" + s.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _qi(s: str) -> str:
+    return "`" + s.replace("`", "``") + "`"
+
+
+@dataclass
+class Account:
+    user: str
+    password: str
+
+
+class MariaDBTarget:
+    """Throwaway (``start()``) or existing (``connect_existing()``) MariaDB server."""
+
+    engine = "mariadb"
+
+    def __init__(self, tools: MariaDBTools) -> None:
+        self.tools = tools
+        self.server = "MariaDB"
+        self.mode = "throwaway"
+        self.database = "restoretest"
+        self.disk_path: Path | None = None
+        self.roles_created: list[str] = []
+        self.root: Path | None = None
+        self.socket: Path | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.loader = Account("sc_load", secrets.token_urlsafe(24))
+        self.admin = Account("sc_admin", secrets.token_urlsafe(24))
+        self._conn: Any = None
+        self._record: Path | None = None
+        self._state: StateDir | None = None
+        self._scratch: str | None = None  # --server: the scratch database
+        self._dump_db: str | None = None  # --server: the one database the dump names
+        self._definers: set[tuple[str, str]] = set()
+
+    # -- throwaway ---------------------------------------------------------------------
+
+    def start(self, state: StateDir, cancel: CancelToken, database: str) -> None:
+        user = server_user()
+        root = self.root = private_dir("scrt-my-", owner=user)
+        self._state = state
+        self._record = state.record("mariadb", root)
+        self.database = database
+        make_dirs(root, ("data", "tmp", "files", "plugins"), user)
+        self.socket = root / "my.sock"
+        self.disk_path = root
+        init = root / "init.sql"
+        self._write_init(init, user)
+        env = clean_env(TMPDIR=str(root / "tmp"), HOME=str(root))
+        # A server run as root would need --user=root; we run it as `user` instead.
+        speed = [
+            "--innodb-buffer-pool-size=256M",
+            "--innodb-log-file-size=256M",
+            "--innodb-flush-log-at-trx-commit=0",
+            "--innodb-doublewrite=0",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_unicode_ci",
+        ]
+        run_step(
+            [
+                self.tools.install_db,
+                "--no-defaults",
+                f"--datadir={root / 'data'}",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+                "--skip-name-resolve",
+                f"--tmpdir={root / 'tmp'}",
+                *speed,
+            ],
+            user=user,
+            cwd=root,
+            env=env,
+            log=root / "install.log",
+            what="mariadb-install-db",
+            timeout=START_TIMEOUT,
+            cancel=cancel,
+        )
+        self.proc = spawn(
+            [
+                self.tools.server,
+                "--no-defaults",
+                f"--datadir={root / 'data'}",
+                f"--socket={self.socket}",
+                "--skip-networking",
+                f"--tmpdir={root / 'tmp'}",
+                f"--pid-file={root / 'mariadbd.pid'}",
+                f"--log-error={root / 'error.log'}",
+                f"--secure-file-priv={root / 'files'}",
+                "--local-infile=0",
+                "--event-scheduler=OFF",
+                f"--plugin-dir={root / 'plugins'}",
+                "--skip-symbolic-links",
+                f"--init-file={init}",
+                "--skip-log-bin",
+                "--skip-name-resolve",
+                "--performance-schema=OFF",
+                "--max-allowed-packet=1G",
+                "--max-connections=20",
+                *speed,
+            ],
+            user=user,
+            cwd=root,
+            env=env,
+        )
+        state.set_pgid(self._record, self.proc.pid)
+        self._wait_ready(cancel, root / "error.log")
+        init.unlink(missing_ok=True)
+        ver = self._query("SELECT VERSION()")[0][0]
+        self.server = f"MariaDB {ver}"
+        self._query(f"CREATE DATABASE IF NOT EXISTS {_qi(database)}")
+
+    def _write_init(self, path: Path, user: OsUser) -> None:
+        drop = ", ".join(
+            f"{_q(u)}@'localhost'" for u in dict.fromkeys(("root", "mysql", user.name))
+        )
+        sql = (
+            f"CREATE USER {_q(self.admin.user)}@'localhost' "
+            f"IDENTIFIED BY {_q(self.admin.password)};\n"
+            f"GRANT {LOADER_PRIVILEGES}, SHOW DATABASES, CREATE USER ON *.* "
+            f"TO {_q(self.admin.user)}@'localhost' WITH GRANT OPTION;\n"
+            f"CREATE USER {_q(self.loader.user)}@'localhost' "
+            f"IDENTIFIED BY {_q(self.loader.password)};\n"
+            f"GRANT {LOADER_PRIVILEGES} ON *.* TO {_q(self.loader.user)}@'localhost';\n"
+            f"DROP USER IF EXISTS {drop};\n"
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(sql)
+        if os.geteuid() == 0:
+            os.chown(path, user.uid, user.gid)
+
+    def _wait_ready(self, cancel: CancelToken, log: Path) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        assert self.proc is not None
+        while True:
+            cancel.check()
+            if self.proc.poll() is not None:
+                raise InstanceFailed(f"mariadbd exited with {self.proc.returncode}: {tail(log)}")
+            try:
+                self._connect()
+                return
+            except pymysql.err.OperationalError:
+                if time.monotonic() > deadline:
+                    raise InstanceFailed(
+                        f"mariadbd did not accept connections in {START_TIMEOUT:.0f} s: {tail(log)}"
+                    ) from None
+                time.sleep(0.1)
+
+    # -- an existing server (--server) ---------------------------------------------------
+
+    def connect_existing(self, socket: Path, user: str, password: str | None) -> None:
+        self.mode = "server"
+        self.socket = socket
+        self.admin = Account(user, password or "")
+        self.loader = self.admin
+        try:
+            self._connect()
+        except pymysql.err.MySQLError as exc:
+            raise ServerUnreachable(f"{socket}: {exc.args[-1]}") from None
+        ver = self._query("SELECT VERSION()")[0][0]
+        self.server = f"{'MariaDB' if 'MariaDB' in ver else 'MySQL'} {ver}"
+        self._scratch = f"sealcheck_rt_{secrets.token_hex(6)}"
+        self.database = self._scratch
+        self._query(f"CREATE DATABASE {_qi(self._scratch)} CHARACTER SET utf8mb4")
+
+    # -- connection --------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        self._conn = pymysql.connect(
+            unix_socket=str(self.socket),
+            user=self.admin.user,
+            password=self.admin.password,
+            charset="utf8mb4",
+            autocommit=True,
+            connect_timeout=5,
+            local_infile=False,
+        )
+
+    def _query(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+        with self._conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    # -- loading -----------------------------------------------------------------------
+
+    def scanner(self) -> ScannerBase:
+        s = MySQLScanner(self.database)
+        s.strip_sandbox_line = not self.tools.client_has_sandbox
+        if self.mode == "throwaway":
+            s.on_definer = self._definer
+        else:
+            s.on_database = self._database_statement
+            s.on_hostile = self._refuse_hostile
+        return s
+
+    def _definer(self, user: str, host: str) -> None:
+        if (user, host) in self._definers or user.upper() == "CURRENT_USER":
+            return
+        self._definers.add((user, host))
+        if (user, host) in ((self.loader.user, "localhost"), (self.admin.user, "localhost")):
+            return
+        acct = f"{_q(user)}@{_q(host)}"
+        self._query(f"CREATE USER IF NOT EXISTS {acct} ACCOUNT LOCK")
+        self._query(f"GRANT {LOADER_PRIVILEGES} ON *.* TO {acct}")
+        self.roles_created.append(f"{user}@{host} (locked, the loader's privileges)")
+
+    def _database_statement(self, what: str, name: str, ref: StatementRef) -> str | None:
+        # --server: everything goes into the scratch database. One database named by the
+        # dump is mapped onto it; a second one, or DROP DATABASE, is refused.
+        if what == "drop":
+            raise DumpRefused(f"line {ref.line}: the dump drops a database: {ref.head}")
+        if self._dump_db is None:
+            self._dump_db = name
+        if name != self._dump_db:
+            raise DumpRefused(
+                f"line {ref.line}: the dump uses a second database ({name!r} after "
+                f"{self._dump_db!r}); --server restores one database into a scratch database"
+            )
+        return self._scratch
+
+    def _refuse_hostile(self, line: int, kind: str, statement: str) -> None:
+        raise DumpRefused(
+            f"line {line}: {kind}: {statement!r}; on an existing server (--server) such "
+            "statements are not run (a throwaway server confines them)"
+        )
+
+    def client(self) -> ClientCommand:
+        assert self.root is not None or self.mode == "server"
+        folder = self._client_dir()
+        cnf = folder / "client.cnf"
+        fd = os.open(cnf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(
+                "[client]\n"
+                f"user={self.loader.user}\npassword={self.loader.password}\n"
+                f"socket={self.socket}\n"
+            )
+        argv = [
+            # --defaults-file must come first; it also keeps ~/.my.cnf out.
+            self.tools.client,
+            f"--defaults-file={cnf}",
+            *self.tools.client_flags,
+            "--local-infile=0",
+            "--batch",
+            "--show-warnings",
+            "--no-auto-rehash",
+            "--default-character-set=utf8mb4",
+            "--max-allowed-packet=1G",
+            self.database,
+        ]
+        return ClientCommand(argv, clean_env(HOME=str(folder)), files=(cnf,))
+
+    def _client_dir(self) -> Path:
+        if self.root is not None:
+            d = self.root / "client"
+            d.mkdir(mode=0o700, exist_ok=True)
+            return d
+        self.root = private_dir("scrt-myc-")
+        if self._state is not None:
+            self._record = self._state.record("mariadb-client", self.root)
+        return self.root
+
+    def parse_error(self, output: str, offset: int) -> LoadError | None:
+        m = _ERROR.search(output)
+        if not m:
+            return None
+        line = int(m.group("line")) - offset if m.group("line") else None
+        return LoadError(m.group("msg").strip()[:500], line, None, m.group("code"))
+
+    def warnings(self, output: str) -> list[str]:
+        return _summarise_warnings(output)
+
+    # -- checks ------------------------------------------------------------------------
+
+    def check(self, summary: ScanSummary, cancel: CancelToken) -> CheckOutcome:
+        from .checks import check_mariadb
+
+        dbs = [self._scratch] if self._scratch else list(summary.schemas)
+        return check_mariadb(self._query, dbs, summary, cancel)
+
+    # -- the end -----------------------------------------------------------------------
+
+    def close(self) -> list[str]:
+        done = []
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                if self._scratch:
+                    self._query(f"DROP DATABASE IF EXISTS {_qi(self._scratch)}")
+                    done.append(f"dropped scratch database {self._scratch}")
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+        if self.proc is not None:
+            # A throwaway server's data is wiped anyway: no clean shutdown to wait for.
+            kill_group(self.proc)
+            done.append("stopped the throwaway server")
+            self.proc = None
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            if not self.root.exists():
+                done.append(f"wiped {self.root}")
+            self.root = None
+        if self._record is not None:
+            self._record.unlink(missing_ok=True)
+            self._record = None
+        return done
+
+
+_ERROR = re.compile(
+    r"^ERROR(?: (?P<code>\d+) \([0-9A-Z]+\))?(?: at line (?P<line>\d+))?[^:\n]*: (?P<msg>.*)$",
+    re.M,
+)
+_WARNING = re.compile(r"^(Warning|Note) \(Code (\d+)\): (.*)$", re.M)
+
+
+def _summarise_warnings(output: str) -> list[str]:
+    counts: dict[str, int] = {}
+    for m in _WARNING.finditer(output):
+        key = f"{m.group(1)} {m.group(2)}: {m.group(3).strip()[:200]}"
+        counts[key] = counts.get(key, 0) + 1
+    return [f"{k} (×{n})" if n > 1 else k for k, n in list(counts.items())[:30]]

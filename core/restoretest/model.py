@@ -1,0 +1,95 @@
+"""The restore test's result: what came back, how long it took, what the dump tried.
+
+Plain frozen dataclasses that serialise to JSON (``--json``, the GUI's details pane,
+the drift baseline). Never holds secrets: passwords of the throwaway accounts stay in
+the instance objects and their 0600 files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ExitCode
+from ..report import ErrorInfo, Report, _plain
+
+
+@dataclass(frozen=True)
+class TableResult:
+    name: str
+    schema: str  # database (MySQL/MariaDB) or schema (PostgreSQL)
+    rows: int | None  # counted in the restored database
+    expected_rows: int | None  # counted in the dump while streaming; None: not countable
+    checksum: str | None  # CHECKSUM TABLE, or sha256 of the ordered rows (PostgreSQL)
+    ok: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LoadError:
+    message: str
+    line: int | None = None
+    statement: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class RowChange:
+    name: str
+    before: int | None
+    after: int | None
+
+
+@dataclass(frozen=True)
+class Drift:
+    baseline: str  # where the earlier result came from
+    baseline_started_at: str | None
+    tables_added: tuple[str, ...] = ()
+    tables_removed: tuple[str, ...] = ()
+    row_changes: tuple[RowChange, ...] = ()
+    emptied: tuple[str, ...] = ()  # had rows before, none now: what an auditor must see
+    checksum_changes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RestoreTestResult:
+    ok: bool
+    engine: str  # "mariadb", "mysql" or "postgresql"
+    server: str  # the server software and version used
+    mode: str  # "throwaway" or "server"
+    databases: tuple[str, ...]
+    tables: tuple[TableResult, ...]
+    views: tuple[str, ...]
+    triggers: tuple[str, ...]
+    routines: tuple[str, ...]
+    events: tuple[str, ...]
+    missing: tuple[str, ...]  # objects the dump creates that are not in the database
+    load_seconds: float | None
+    checks_seconds: float | None
+    total_seconds: float  # the recovery time: from start to a checked database
+    started_at: str
+    warnings: tuple[str, ...]
+    hostile: tuple[dict[str, Any], ...]
+    roles_created: tuple[str, ...]
+    rewritten: tuple[str, ...]
+    error: ErrorInfo | None
+    load_error: LoadError | None
+    verification: Report | None
+    dump: dict[str, Any] = field(default_factory=dict)  # producer, bytes, statements, lines
+    drift: Drift | None = None
+    cleanup: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is not None:
+            return self.error.exit_code
+        return int(ExitCode.OK) if self.ok else int(ExitCode.BACKUP_FAILED)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = _plain(dataclasses.asdict(self))
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)

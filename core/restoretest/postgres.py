@@ -1,0 +1,402 @@
+"""PostgreSQL: a throwaway server (or an existing one), restricted psql, the checks.
+
+The throwaway server: ``initdb`` + ``postgres`` as a direct child (``pg_ctl`` would
+detach it from us, beyond timeouts and Ctrl-C), run as an unprivileged OS user when
+we are root, socket only (``listen_addresses=''``) in a private 0700 folder, password
+(SCRAM) authentication. Its bootstrap superuser gets a random name, so the roles a
+dump names (``postgres``, ``rdsadmin``, ``cloudsqlsuperuser`` …) are all created as
+plain NOLOGIN roles; the load runs as a non-superuser that owns the database, so COPY …
+PROGRAM, server files, ALTER SYSTEM and untrusted languages are refused by the server.
+psql gets ``\\restrict <random key>`` first: no meta-command of the dump (``\\!``,
+``\\copy``, ``\\i``, ``\\o``) can run, and the dump cannot lift it without the key.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..progress import CancelToken
+from .errors import InstanceFailed, ServerError, ServerSoftwareMissing, ServerUnreachable
+from .model import LoadError
+from .procs import (
+    StateDir,
+    clean_env,
+    kill_group,
+    private_dir,
+    run_step,
+    server_user,
+    spawn,
+    tail,
+)
+from .scan_pg import PgScanner
+from .sqlscan import ScannerBase, ScanSummary, StatementRef
+from .target import CheckOutcome, ClientCommand
+
+START_TIMEOUT = 90.0
+TOOLS = ("initdb", "postgres", "psql")
+INSTALL_HINT = "install PostgreSQL 15.14 or later (Debian/Ubuntu: apt-get install postgresql)"
+
+
+@dataclass(frozen=True)
+class PgTools:
+    bindir: Path
+    version: str
+
+
+def _restrict_supported(psql: Path) -> bool:
+    r = subprocess.run([str(psql), "--help=commands"], capture_output=True, text=True, timeout=30)
+    return "\\restrict" in r.stdout
+
+
+def find_pg_tools(*, need_server: bool = True) -> PgTools:
+    """The newest bin folder with initdb, postgres and a psql that knows ``\\restrict``."""
+    cands: list[Path] = []
+    if env := os.environ.get("SEALCHECK_PG_BINDIR"):
+        cands.append(Path(env))
+    if found := shutil.which("postgres"):
+        cands.append(Path(os.path.realpath(found)).parent)
+
+    def major(p: str) -> int:
+        part = p.split("/")[4]
+        return int(part) if part.isdigit() else 0
+
+    cands += [
+        Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=major, reverse=True)
+    ]
+    tools = TOOLS if need_server else ("psql",)
+    old_psql = None
+    for c in cands:
+        if all(os.access(c / t, os.X_OK) for t in tools):
+            if not _restrict_supported(c / "psql"):
+                old_psql = c / "psql"
+                continue
+            r = subprocess.run([str(c / "psql"), "--version"], capture_output=True, text=True)
+            return PgTools(c, r.stdout.strip())
+    if old_psql is not None:
+        raise ServerSoftwareMissing(
+            f"{old_psql} has no \\restrict (psql 13.22/14.19/15.14/16.10/17.6 or later): it "
+            f"would run meta-commands found in a dump; {INSTALL_HINT}"
+        )
+    raise ServerSoftwareMissing(
+        f"PostgreSQL server tools ({', '.join(tools)}) not found; {INSTALL_HINT}"
+    )
+
+
+def ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+class PostgresTarget:
+    engine = "postgres"
+
+    def __init__(self, tools: PgTools) -> None:
+        self.tools = tools
+        self.server = "PostgreSQL"
+        self.mode = "throwaway"
+        self.database = "restoretest"
+        self.disk_path: Path | None = None
+        self.roles_created: list[str] = []
+        self.root: Path | None = None
+        self.host = ""
+        self.port = 5432
+        self.admin = f"sc_admin_{secrets.token_hex(6)}"
+        self.loader = "sc_load"
+        self._pw = {self.admin: secrets.token_urlsafe(24), self.loader: secrets.token_urlsafe(24)}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._record: Path | None = None
+        self._passfile: Path | None = None
+        self._scratch: str | None = None
+
+    # -- throwaway ---------------------------------------------------------------------
+
+    def start(self, state: StateDir, cancel: CancelToken, database: str) -> None:
+        user = server_user()
+        root = self.root = private_dir("scrt-pg-", owner=user)
+        self._record = state.record("postgres", root)
+        self.disk_path = root
+        self.host = str(root)
+        env = clean_env(HOME=str(root), TMPDIR=str(root))
+        pwfile = root / "pw"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self._pw[self.admin] + "\n")
+        if os.geteuid() == 0:
+            os.chown(pwfile, user.uid, user.gid)
+        try:
+            run_step(
+                [
+                    str(self.tools.bindir / "initdb"),
+                    "-D",
+                    str(root / "data"),
+                    "-U",
+                    self.admin,
+                    f"--pwfile={pwfile}",
+                    "--auth-local=scram-sha-256",
+                    "--auth-host=reject",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                    "--no-instructions",
+                ],
+                user=user,
+                cwd=root,
+                env=env,
+                log=root / "initdb.log",
+                what="initdb",
+                timeout=START_TIMEOUT,
+                cancel=cancel,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        self.proc = spawn(
+            [
+                str(self.tools.bindir / "postgres"),
+                "-D",
+                str(root / "data"),
+                "-k",
+                str(root),
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=",
+                "-c",
+                "unix_socket_permissions=0700",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "wal_level=minimal",
+                "-c",
+                "max_wal_senders=0",
+                "-c",
+                "max_wal_size=2GB",
+                "-c",
+                "autovacuum=off",
+                "-c",
+                "shared_buffers=128MB",
+                "-c",
+                "maintenance_work_mem=256MB",
+                "-c",
+                "logging_collector=off",
+                "-c",
+                "max_connections=20",
+            ],
+            user=user,
+            cwd=root,
+            env=env,
+            log=root / "postgres.log",
+        )
+        state.set_pgid(self._record, self.proc.pid)
+        self._write_passfile()
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            cancel.check()
+            if self.proc.poll() is not None:
+                raise InstanceFailed(
+                    f"postgres exited with {self.proc.returncode}: {tail(root / 'postgres.log')}"
+                )
+            r = self._psql("SELECT 1", "postgres", check=False)
+            if r.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise InstanceFailed(
+                    f"postgres did not accept connections: {tail(root / 'postgres.log')}"
+                )
+            time.sleep(0.1)
+        self.server = "PostgreSQL " + self._psql("SHOW server_version", "postgres").stdout.strip()
+        self.database = database
+        self._psql(
+            f"CREATE ROLE {ident(self.loader)} LOGIN PASSWORD {literal(self._pw[self.loader])};\n"
+            f"CREATE DATABASE {ident(database)} OWNER {ident(self.loader)} TEMPLATE template0;",
+            "postgres",
+        )
+
+    def _write_passfile(self) -> None:
+        folder = self._client_dir()
+        self._passfile = folder / "pgpass"
+        fd = os.open(self._passfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            for user, pw in self._pw.items():
+                esc = pw.replace("\\", "\\\\").replace(":", "\\:")
+                f.write(f"*:*:*:{user}:{esc}\n")
+
+    def _client_dir(self) -> Path:
+        assert self.root is not None
+        d = self.root / "client"
+        d.mkdir(mode=0o700, exist_ok=True)
+        return d
+
+    # -- an existing server (--server) ---------------------------------------------------
+
+    def connect_existing(
+        self, socket_dir: Path, user: str, password: str | None, port: int
+    ) -> None:
+        self.mode = "server"
+        self.host = str(socket_dir)
+        self.port = port
+        self.admin = self.loader = user
+        self._pw = {user: password or ""}
+        self.root = private_dir("scrt-pgc-")
+        self._write_passfile()
+        r = self._psql("SHOW server_version", "postgres", check=False)
+        if r.returncode != 0:
+            raise ServerUnreachable(f"{socket_dir}: {r.stderr.strip()[-300:]}")
+        self.server = "PostgreSQL " + r.stdout.strip()
+        self._scratch = self.database = f"sealcheck_rt_{secrets.token_hex(6)}"
+        self._psql(f"CREATE DATABASE {ident(self._scratch)} TEMPLATE template0", "postgres")
+
+    # -- psql --------------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        assert self._passfile is not None
+        return clean_env(
+            PGPASSFILE=str(self._passfile), PGCLIENTENCODING="UTF8", HOME=str(self._passfile.parent)
+        )
+
+    def conn_args(self, user: str, database: str) -> list[str]:
+        return ["-X", "-h", self.host, "-p", str(self.port), "-U", user, "-d", database]
+
+    def _psql(
+        self, sql: str, database: str | None = None, *, check: bool = True, user: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            str(self.tools.bindir / "psql"),
+            *self.conn_args(user or self.admin, database or self.database),
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ]
+        r = subprocess.run(
+            cmd,
+            input=sql,
+            capture_output=True,
+            text=True,
+            env=self._env(),
+            timeout=600,
+            check=False,
+        )
+        if check and r.returncode != 0:
+            raise ServerError(f"psql: {r.stderr.strip()[-500:]}")
+        return r
+
+    # -- loading -----------------------------------------------------------------------
+
+    def scanner(self) -> ScannerBase:
+        s = PgScanner()
+        if self.mode == "throwaway":
+            s.on_roles = self._roles
+        else:
+            s.on_hostile = self._refuse
+        s.on_refuse = self._refuse_statement
+        return s
+
+    def _roles(self, names: set[str]) -> None:
+        have = set(self._psql("SELECT rolname FROM pg_roles", "postgres").stdout.split())
+        new = sorted(n for n in names if n not in have)
+        if not new:
+            return
+        sql = "".join(
+            f"CREATE ROLE {ident(n)} NOLOGIN;\nGRANT {ident(n)} TO {ident(self.loader)};\n"
+            # Ownership moves to a role only if it may create in the schema (PostgreSQL rule).
+            f"GRANT CREATE ON SCHEMA public TO {ident(n)};\n"
+            for n in new
+        )
+        self._psql(sql)
+        self.roles_created += [f"{n} (NOLOGIN)" for n in new]
+
+    def _refuse(self, line: int, kind: str, statement: str) -> None:
+        from .errors import DumpRefused
+
+        raise DumpRefused(f"line {line}: {kind}: {statement!r}; not run on an existing server")
+
+    def _refuse_statement(self, what: str, ref: StatementRef) -> None:
+        from .errors import DumpRefused
+
+        raise DumpRefused(
+            f"line {ref.line}: {what} ({ref.head}): dumps made with pg_dump -C or pg_dumpall "
+            "are not supported; dump one database without -C"
+        )
+
+    def client(self) -> ClientCommand:
+        key = secrets.token_hex(16)
+        argv = [
+            str(self.tools.bindir / "psql"),
+            *self.conn_args(self.loader, self.database),
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "VERBOSITY=default",
+            "--no-readline",
+        ]
+        # Our own \restrict first: from here on psql refuses every meta-command but
+        # \unrestrict with this key, which the dump cannot know.
+        return ClientCommand(
+            argv, self._env(), preamble=f"\\restrict {key}\n".encode(), line_offset=1, files=()
+        )
+
+    def parse_error(self, output: str, offset: int) -> LoadError | None:
+        m = _ERROR.search(output)
+        if not m:
+            return None
+        return LoadError(m.group("msg").strip()[:500], int(m.group("line")) - offset, None, None)
+
+    def warnings(self, output: str) -> list[str]:
+        counts: dict[str, int] = {}
+        for m in re.finditer(r"^psql:[^:]*:\d+: (WARNING|NOTICE):\s+(.*)$", output, re.M):
+            k = f"{m.group(1)}: {m.group(2)[:200]}"
+            counts[k] = counts.get(k, 0) + 1
+        return [f"{k} (×{n})" if n > 1 else k for k, n in list(counts.items())[:30]]
+
+    # -- checks ------------------------------------------------------------------------
+
+    def check(self, summary: ScanSummary, cancel: CancelToken) -> CheckOutcome:
+        from .pgchecks import check_postgres
+
+        cmd = [str(self.tools.bindir / "psql"), *self.conn_args(self.admin, self.database)]
+        return check_postgres(cmd, self._env(), summary, cancel)
+
+    def close(self) -> list[str]:
+        done = []
+        if self._scratch and self._passfile is not None:
+            r = self._psql(
+                f"DROP DATABASE IF EXISTS {ident(self._scratch)} WITH (FORCE)",
+                "postgres",
+                check=False,
+            )
+            if r.returncode == 0:
+                done.append(f"dropped scratch database {self._scratch}")
+            self._scratch = None
+        if self.proc is not None:
+            kill_group(self.proc)
+            done.append("stopped the throwaway server")
+            self.proc = None
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            if not self.root.exists():
+                done.append(f"wiped {self.root}")
+            self.root = None
+        if self._record is not None:
+            self._record.unlink(missing_ok=True)
+            self._record = None
+        return done
+
+
+_ERROR = re.compile(r"^psql:[^:\n]*:(?P<line>\d+): (?:ERROR|FATAL|error):\s+(?P<msg>.*)$", re.M)

@@ -1,0 +1,267 @@
+"""The restore test, start to end: server, streaming load, checks, clean-up, result."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import SealcheckError, UsageError
+from ..payload import PayloadInspector
+from ..pipeline import Job, run
+from ..report import ErrorInfo, Report
+from .drift import compare
+from .errors import ChecksFailed, DumpCutShort, LoadFailed, NotRestorable
+from .loader import Limits, StreamingLoader
+from .model import LoadError, RestoreTestResult
+from .procs import StateDir, default_state_dir
+from .target import CheckOutcome, Target
+
+ENGINES = ("auto", "mariadb", "mysql", "postgres")
+
+
+@dataclass
+class RestoreTestOptions:
+    engine: str = "auto"
+    server: str | None = None  # --server DSN: an existing local server
+    server_password_file: Path | None = None
+    state_dir: Path | None = None
+    max_seconds: float = 6 * 3600.0
+    max_disk_bytes: int | None = None  # default: 90 % of the free space where it runs
+    baseline: Path | None = None  # an earlier result of the same backup (drift)
+
+
+def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
+    if options.engine not in ENGINES:
+        raise UsageError(f"--engine must be one of {', '.join(ENGINES)}")
+    t0 = time.monotonic()
+    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    state = StateDir(options.state_dir or default_state_dir())
+    session = _Session(options, state, job)
+    limits = Limits(options.max_seconds, options.max_disk_bytes or _free_space_limit())
+    loader = StreamingLoader(session.prepare, job.cancel, limits, t0)
+    job.extra_sink = loader
+    job.operation = "verify"
+    report: Report | None = None
+    outcome: CheckOutcome | None = None
+    error: SealcheckError | None = None
+    load_error: LoadError | None = None
+    checks_s: float | None = None
+    cleanup: list[str] = []
+    try:
+        report = run(job)
+        if report.error is not None and loader.scanner is not None and not loader.finished:
+            # The stream stopped early (cut, corrupt, cancelled): what did the load get to?
+            loader.close()
+            loader.scanner.finish()
+        load_error, error = _load_verdict(loader, report)
+        if error is None and report.ok and session.target is not None:
+            tc = time.monotonic()
+            outcome = session.target.check(loader.scanner.summary, job.cancel)  # type: ignore[union-attr]
+            checks_s = round(time.monotonic() - tc, 3)
+            error = _check_verdict(outcome)
+    except SealcheckError as exc:
+        error = exc
+    finally:
+        loader.close()
+        cleanup += session.close()
+    return _result(
+        session, loader, report, outcome, error, load_error, checks_s, cleanup, started, t0, options
+    )
+
+
+class _Session:
+    """Chooses the engine from the dump's head, takes the server's lock, starts it."""
+
+    def __init__(self, options: RestoreTestOptions, state: StateDir, job: Job) -> None:
+        self.options = options
+        self.state = state
+        self.job = job
+        self.target: Target | None = None
+        self.engine: str | None = None
+        self.producer: dict[str, str | None] = {}
+        self.cleanup: list[str] = []
+        self._lock: object | None = None
+
+    def prepare(self, head: bytes) -> Target:
+        insp = PayloadInspector()
+        insp.feed(head[:65536] if len(head) >= 512 else head + b"\n" * 512)
+        info = insp.info
+        self.producer = {
+            "kind": info.kind,
+            "producer": info.producer,
+            "producer_version": info.producer_version,
+            "server_version": info.server_version,
+            "database": info.database,
+        }
+        engine = self.options.engine
+        if engine == "auto":
+            if info.kind == "mysql-sql":
+                engine = "mariadb"
+            elif info.kind == "postgresql-sql":
+                engine = "postgres"
+            else:
+                raise NotRestorable(
+                    f"the payload is {info.producer or info.kind}; the restore test loads SQL "
+                    "dumps (mysqldump/mariadb-dump, Sequel Pro, plain pg_dump)"
+                )
+        self.engine = engine
+        lock_name = (
+            "server-" + str(abs(hash(self.options.server)))
+            if self.options.server
+            else ("postgres" if engine == "postgres" else "mariadb")
+        )
+        cm = self.state.lock(lock_name, self.job.cancel)
+        cm.__enter__()
+        self._lock = cm
+        if not self.options.server:
+            self.cleanup += self.state.clean_orphans(
+                "postgres" if engine == "postgres" else "mariadb"
+            )
+        db = _db_name(info.database)
+        if engine == "postgres":
+            from .postgres import PostgresTarget, find_pg_tools
+
+            pg = PostgresTarget(find_pg_tools(need_server=not self.options.server))
+            self.target = pg
+            if self.options.server:
+                from .dsn import parse_dsn
+
+                d = parse_dsn(self.options.server, "postgres", self.options.server_password_file)
+                pg.connect_existing(d.socket, d.user, d.password, d.port)
+            else:
+                pg.start(self.state, self.job.cancel, "restoretest")
+        else:
+            from .mariadb import MariaDBTarget, find_tools
+
+            my = MariaDBTarget(find_tools(need_server=not self.options.server))
+            self.target = my
+            if self.options.server:
+                from .dsn import parse_dsn
+
+                d = parse_dsn(self.options.server, "mysql", self.options.server_password_file)
+                my.connect_existing(d.socket, d.user, d.password)
+            else:
+                my.start(self.state, self.job.cancel, db)
+        return self.target
+
+    def close(self) -> list[str]:
+        done = list(self.cleanup)
+        if self.target is not None:
+            done += self.target.close()
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)  # type: ignore[attr-defined]
+            self._lock = None
+        return done
+
+
+def _db_name(name: str | None) -> str:
+    if name and name.replace("_", "").isalnum() and len(name) <= 60:
+        return name
+    return "restoretest"
+
+
+def _load_verdict(
+    loader: StreamingLoader, report: Report
+) -> tuple[LoadError | None, SealcheckError | None]:
+    scanner = loader.scanner
+    cut = scanner.summary.unterminated if scanner is not None else None
+    if cut is not None:
+        err = LoadError(f"the dump ends inside a statement (line {cut.line})", cut.line, cut.head)
+        exc: SealcheckError = DumpCutShort(f"at line {cut.line}: {cut.head}")
+        if report.error is not None:
+            exc = DumpCutShort(
+                f"{report.error.message}; the load stopped inside the statement "
+                f"at line {cut.line}: {cut.head}"
+            )
+        return err, exc
+    if report.error is not None:
+        return None, None  # the report's own error stands (layer, exit code)
+    le = loader.load_error()
+    if le is not None:
+        where = f" at line {le.line}" if le.line is not None else ""
+        stmt = f" in: {le.statement}" if le.statement else ""
+        return le, LoadFailed(f"{le.message}{where}{stmt}")
+    return None, None
+
+
+def _check_verdict(outcome: CheckOutcome) -> SealcheckError | None:
+    bad = [f"{t.name}: {t.note}" for t in outcome.tables if not t.ok]
+    bad += [f"missing {m}" for m in outcome.missing]
+    bad += outcome.problems
+    if bad:
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        return ChecksFailed("; ".join(bad[:5]) + more)
+    return None
+
+
+def _free_space_limit() -> int:
+    return int(shutil.disk_usage("/tmp").free * 0.9)  # noqa: S108 - where the servers live
+
+
+def _result(
+    session: _Session,
+    loader: StreamingLoader,
+    report: Report | None,
+    outcome: CheckOutcome | None,
+    error: SealcheckError | None,
+    load_error: LoadError | None,
+    checks_s: float | None,
+    cleanup: list[str],
+    started: str,
+    t0: float,
+    options: RestoreTestOptions,
+) -> RestoreTestResult:
+    target = session.target
+    summary = loader.scanner.summary if loader.scanner is not None else None
+    info = (
+        ErrorInfo.from_exc(error)
+        if error is not None
+        else (report.error if report is not None else None)
+    )
+    warnings: list[str] = []
+    if target is not None and loader.client_output:
+        warnings += target.warnings(loader.client_output)
+    if report is not None:
+        warnings += list(report.warnings)
+    o = outcome or CheckOutcome()
+    ok = info is None and outcome is not None
+    dump: dict[str, object] = dict(session.producer)
+    if summary is not None:
+        dump.update(
+            bytes=summary.bytes, statements=summary.statements, sandbox_line=summary.sandbox_line
+        )
+    res = RestoreTestResult(
+        ok=ok,
+        engine=("postgresql" if session.engine == "postgres" else session.engine or options.engine),
+        server=target.server if target is not None else "",
+        mode=target.mode if target is not None else ("server" if options.server else "throwaway"),
+        databases=tuple(summary.schemas) if summary is not None else (),
+        tables=tuple(o.tables),
+        views=tuple(o.views),
+        triggers=tuple(o.triggers),
+        routines=tuple(o.routines),
+        events=tuple(o.events),
+        missing=tuple(o.missing),
+        load_seconds=loader.load_seconds,
+        checks_seconds=checks_s,
+        total_seconds=round(time.monotonic() - t0, 3),
+        started_at=started,
+        warnings=tuple(warnings),
+        hostile=tuple(
+            {"line": h.line, "kind": h.kind, "statement": h.statement}
+            for h in (summary.hostile if summary is not None else [])
+        ),
+        roles_created=tuple(target.roles_created) if target is not None else (),
+        rewritten=tuple(summary.rewritten) if summary is not None else (),
+        error=info,
+        load_error=load_error,
+        verification=report,
+        dump=dump,
+        cleanup=tuple(cleanup),
+    )
+    if options.baseline is not None:
+        res = replace(res, drift=compare(res, options.baseline))
+    return res

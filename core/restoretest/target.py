@@ -1,0 +1,54 @@
+"""What the loader and the runner need from a database server, whichever it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ..progress import CancelToken
+from .model import LoadError, TableResult
+from .sqlscan import ScannerBase, ScanSummary
+
+
+@dataclass(frozen=True)
+class ClientCommand:
+    """How to start the client that loads the dump (credentials only in files)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    preamble: bytes = b""  # written before the dump (psql: our own \restrict line)
+    line_offset: int = 0  # lines the preamble adds, to map the client's line numbers
+    files: tuple[Path, ...] = ()  # credential files, deleted once the client has started
+
+
+@dataclass
+class CheckOutcome:
+    tables: list[TableResult] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)
+    triggers: list[str] = field(default_factory=list)
+    routines: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+class Target(Protocol):
+    engine: str
+    server: str  # e.g. "MariaDB 10.11.19"
+    mode: str
+    database: str  # what the client connects to
+    disk_path: Path | None  # watched against the disk limit (throwaway only)
+    roles_created: list[str]
+
+    def scanner(self) -> ScannerBase: ...
+
+    def client(self) -> ClientCommand: ...
+
+    def parse_error(self, output: str, offset: int) -> LoadError | None: ...
+
+    def warnings(self, output: str) -> list[str]: ...
+
+    def check(self, summary: ScanSummary, cancel: CancelToken) -> CheckOutcome: ...
+
+    def close(self) -> list[str]: ...
