@@ -386,6 +386,7 @@ def main() -> int:
         if f not in FORMATS:
             ap.error(f"unknown format {f!r}; known: {', '.join(FORMATS)}")
     inp = prepare(args.size, formats, args.regen)
+    load_start = os.getloadavg()[0]
     plain = inp.dump.stat().st_size
     results = [bench_format(fmt, inp, args.runs, plain) for fmt in formats]
     label = size_label(args.size)
@@ -399,6 +400,8 @@ def main() -> int:
             f"- date: {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
             f"- command: `{cmd}` (best of {args.runs} runs each)",
             f"- machine: {machine()}",
+            f"- load average (1 min) at start/end: {load_start:.1f} / {os.getloadavg()[0]:.1f} "
+            "(other work on the machine slows both sides; compare ratios, rerun when idle)",
             "- seed check: `openssl enc -d -aes-256-cbc -pass file:K -in F | <gzip|zstd|bzip2> -dc "
             "| sha256sum`",
             "- sealcheck: `sealcheck verify F --wrapped-key F.key --key backup.pem --no-progress "

@@ -4,3 +4,4 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 pytest_plugins = ["fixtures.common", "fixtures.keyring_session", "fixtures.databases", "fixtures.softhsm", "fixtures.s3servers"]
+pytest_plugins += ["fixtures.restoretest"]

@@ -62,6 +62,11 @@ LOADER_PRIVILEGES = (
 
 
 def _which(*names: str) -> str | None:
+    if only := os.environ.get("SEALCHECK_MARIADB_BINDIR"):
+        # An explicit folder: nothing else is searched (also how tests hide the tools).
+        return next(
+            (str(Path(only) / n) for n in names if os.access(Path(only) / n, os.X_OK)), None
+        )
     for n in names:
         if p := shutil.which(n) or shutil.which(n, path=os.pathsep.join(SBIN)):
             return p
@@ -194,6 +199,7 @@ class MariaDBTarget:
             what="mariadb-install-db",
             timeout=START_TIMEOUT,
             cancel=cancel,
+            on_spawn=lambda pid: state.set_pgid(self._record, pid),  # type: ignore[arg-type]
         )
         self.proc = spawn(
             [

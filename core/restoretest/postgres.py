@@ -61,16 +61,16 @@ def find_pg_tools(*, need_server: bool = True) -> PgTools:
     cands: list[Path] = []
     if env := os.environ.get("SEALCHECK_PG_BINDIR"):
         cands.append(Path(env))
-    if found := shutil.which("postgres"):
+    if not env and (found := shutil.which("postgres")):
         cands.append(Path(os.path.realpath(found)).parent)
 
     def major(p: str) -> int:
         part = p.split("/")[4]
         return int(part) if part.isdigit() else 0
 
-    cands += [
-        Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=major, reverse=True)
-    ]
+    if not env:  # an explicit SEALCHECK_PG_BINDIR is the only folder searched
+        found_dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=major, reverse=True)
+        cands += [Path(p) for p in found_dirs]
     tools = TOOLS if need_server else ("psql",)
     old_psql = None
     for c in cands:
@@ -157,6 +157,7 @@ class PostgresTarget:
                 what="initdb",
                 timeout=START_TIMEOUT,
                 cancel=cancel,
+                on_spawn=lambda pid: state.set_pgid(self._record, pid),  # type: ignore[arg-type]
             )
         finally:
             pwfile.unlink(missing_ok=True)
@@ -345,6 +346,9 @@ class PostgresTarget:
             "-v",
             "VERBOSITY=default",
             "--no-readline",
+            # -f -: stdin, with "psql:<stdin>:LINE:" in error messages.
+            "-f",
+            "-",
         ]
         # Our own \restrict first: from here on psql refuses every meta-command but
         # \unrestrict with this key, which the dump cannot know.
@@ -399,4 +403,9 @@ class PostgresTarget:
         return done
 
 
-_ERROR = re.compile(r"^psql:[^:\n]*:(?P<line>\d+): (?:ERROR|FATAL|error):\s+(?P<msg>.*)$", re.M)
+# "psql:<stdin>:LINE: ERROR:  …" from the server, "psql:<stdin>:LINE: …" from psql itself.
+_ERROR = re.compile(
+    r"^psql:[^:\n]*:(?P<line>\d+): (?!(?:NOTICE|WARNING|INFO|DETAIL|HINT|LOG):)"
+    r"(?:(?:ERROR|FATAL|error):\s+)?(?P<msg>.*)$",
+    re.M,
+)

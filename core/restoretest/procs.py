@@ -20,7 +20,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,9 +148,12 @@ def run_step(
     what: str,
     timeout: float,
     cancel: CancelToken,
+    on_spawn: Callable[[int], None] | None = None,
 ) -> None:
     """A set-up step (initdb, mariadb-install-db) that cancel and timeouts really stop."""
     proc = spawn(argv, user=user, cwd=cwd, env=env, log=log)
+    if on_spawn is not None:
+        on_spawn(proc.pid)  # recorded: a crash now leaves an orphan the next run can stop
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None:

@@ -98,9 +98,9 @@ class _Session:
         }
         engine = self.options.engine
         if engine == "auto":
-            if info.kind == "mysql-sql":
+            if info.kind == "mysql-sql" or (info.kind == "sql" and _looks_mysql(head)):
                 engine = "mariadb"
-            elif info.kind == "postgresql-sql":
+            elif info.kind == "postgresql-sql" or (info.kind == "sql" and _looks_pg(head)):
                 engine = "postgres"
             else:
                 raise NotRestorable(
@@ -157,6 +157,15 @@ class _Session:
         return done
 
 
+def _looks_mysql(head: bytes) -> bool:
+    # No producer header: MySQL's backquotes and table options are unmistakable.
+    return b"ENGINE=" in head or head.count(b"`") >= 4
+
+
+def _looks_pg(head: bytes) -> bool:
+    return b"FROM stdin;" in head or b"search_path" in head or b"\\connect " in head
+
+
 def _db_name(name: str | None) -> str:
     if name and name.replace("_", "").isalnum() and len(name) <= 60:
         return name
@@ -168,6 +177,10 @@ def _load_verdict(
 ) -> tuple[LoadError | None, SealcheckError | None]:
     scanner = loader.scanner
     cut = scanner.summary.unterminated if scanner is not None else None
+    # A cut statement explains a cut dump; it says nothing about a cancelled run, a
+    # wrong key or a corrupt envelope, whose own error stands.
+    if report.error is not None and report.error.kind not in ("IncompleteDump", "TruncatedBackup"):
+        return None, None
     if cut is not None:
         err = LoadError(f"the dump ends inside a statement (line {cut.line})", cut.line, cut.head)
         exc: SealcheckError = DumpCutShort(f"at line {cut.line}: {cut.head}")
