@@ -194,16 +194,6 @@ def test_restore_real_dump_is_byte_identical_and_loads(
 
 # --- a physical backup: mariabackup --stream=xbstream, the ClusterControl way ----------
 
-# Known core bug (reported, not fixed here): PayloadInspector.feed() hands the chunk
-# that completes identification to XbstreamParser twice (inside _identify() as part
-# of the head, then again right after), so every real xbstream fails with a false
-# "CRC-32 mismatch". Strict: these turn red once core is fixed; then drop the mark.
-XB_DOUBLE_FEED = pytest.mark.xfail(
-    strict=True,
-    reason="core bug: payload.PayloadInspector.feed feeds the first chunk twice to "
-    "XbstreamParser (false CRC-32 mismatch); remove this mark once fixed",
-)
-
 
 def xbstream_chunks(path: Path) -> list[tuple[int, str, str]]:
     """(offset, chunk type, file path) of every chunk, parsed independently of core."""
@@ -253,7 +243,6 @@ def test_mariabackup_stream_is_real(physical_backup: PhysicalBackup) -> None:
     assert chunks[-1][1] == "E"
 
 
-@XB_DOUBLE_FEED
 def test_mariabackup_xbstream_clustercontrol(physical_backup: PhysicalBackup) -> None:
     b = physical_backup
     rc, rep = cli_json("verify", str(b.data), "--passphrase-file", str(b.passphrase_file))
@@ -264,23 +253,21 @@ def test_mariabackup_xbstream_clustercontrol(physical_backup: PhysicalBackup) ->
     d = p["details"]
     assert d["kind"] == "xbstream"
     assert d["completeness"] == "complete: every chunk whole and checksummed"
-    # Files with data, in stream order. (Empty files, e.g. mysql/general_log.CSV, are
-    # only an end chunk; core does not list them -- reported, not asserted here.)
-    names = list(dict.fromkeys(n for _, t, n in xbstream_chunks(b.plain) if t != "E"))
+    # Every file, empty ones (only an end chunk, e.g. mysql/general_log.CSV) included.
+    names = list(dict.fromkeys(n for _, _, n in xbstream_chunks(b.plain)))
     assert d["entries_total"] == len(names)
-    # The report lists the first entries (capped) in stream order. mariabackup writes
-    # xtrabackup_checkpoints, backup-my.cnf and xtrabackup_info last, so with more
-    # than the cap (~214 files even for this small server) they fall off the list.
-    assert d["entries"] == names[: len(d["entries"])]
-    entries = set(d["entries"])
-    assert "ibdata1" in entries and "mysql/user.frm" in entries, d["entries"]
-    if len(entries) == len(names):
-        assert {"xtrabackup_checkpoints", "backup-my.cnf", "xtrabackup_info"} <= entries
-        assert "shop/customers.frm" in entries and has_table_data(entries, "shop/customers")
+    # The report lists the metadata files first (mariabackup writes them last, and
+    # they prove the copy finished), then the rest in stream order, capped.
+    entries = d["entries"]
+    assert entries[:3] == ["xtrabackup_checkpoints", "backup-my.cnf", "xtrabackup_info"] or set(
+        entries[:3]
+    ) == {"xtrabackup_checkpoints", "backup-my.cnf", "xtrabackup_info"}
+    rest = [n for n in names if n not in entries[:3]]
+    assert entries[3:] == rest[: len(entries) - 3]
+    assert "ibdata1" in entries and "mysql/user.frm" in entries, entries
     assert layer(rep, "cipher")["details"]["kdf"] == "EVP_BytesToKey-SHA256"
 
 
-@XB_DOUBLE_FEED
 def test_mariabackup_xbstream_restore_byte_identical(
     physical_backup: PhysicalBackup, tmp_path: Path
 ) -> None:
@@ -299,7 +286,6 @@ def test_mariabackup_xbstream_restore_byte_identical(
     assert (x / "xtrabackup_checkpoints").read_text().startswith("backup_type = full-backuped")
 
 
-@XB_DOUBLE_FEED
 def test_mariabackup_xbstream_cut_mid_chunk_fails(
     physical_backup: PhysicalBackup, tmp_path: Path
 ) -> None:
@@ -315,12 +301,6 @@ def test_mariabackup_xbstream_cut_mid_chunk_fails(
     assert layer(rep, "payload")["status"] == "failed", layer(rep, "payload")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core gap: XbstreamParser.finish only detects a cut inside a chunk; a stream cut "
-    "at a chunk boundary (mariabackup killed between writes) passes as complete even "
-    "without xtrabackup_checkpoints or a file's end ('E') chunk",
-)
 def test_mariabackup_xbstream_cut_at_chunk_boundary_fails(
     physical_backup: PhysicalBackup, tmp_path: Path
 ) -> None:
