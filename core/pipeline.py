@@ -77,7 +77,39 @@ class _HashingReader:
             self.sha256.update(b)
             self.bytes += len(b)
             self._meter.add(self._stage, len(b))
+        else:
+            self.eof = True
         return b
+
+    eof = False
+
+
+class _Fetch:
+    """The download stage: started only once the key is known to fit, so a
+    wrong key costs two small probes, not megabytes of download."""
+
+    def __init__(self, job: Job, meter: Meter, closers: list[Callable[[], None]]) -> None:
+        self.raw = job.data.open()
+        self.hashing = _HashingReader(self.raw, meter, "download")
+        self.reader = Prefetch(self.hashing, job.cancel, name="sealcheck-fetch")
+        closers.append(self.reader.close)
+
+    def record(self, ev: _Evidence) -> None:
+        """The source layer; also recorded when a later layer fails, since
+        every byte was still downloaded and hashed."""
+        h, raw = self.hashing, self.raw
+        details: dict[str, Any] = {"sha256": h.sha256.hexdigest(), "bytes": h.bytes}
+        proved = f"read all {h.bytes} bytes"
+        if isinstance(raw, S3Stream):
+            details["resumes"] = raw.resumes
+            details["retries"] = getattr(raw, "retries", 0)
+            if raw.digest_checked:
+                proved += "; their MD5 matches the object's ETag (end-to-end transfer check)"
+            else:
+                proved += "; multipart ETag, no end-to-end digest from the store"
+            if raw.resumes:
+                proved += f"; resumed {raw.resumes} time(s) after dropped connections"
+        ev.set("source", Status.OK, proved, **details)
 
 
 class _Evidence:
@@ -86,6 +118,7 @@ class _Evidence:
         self.formats: list[str] = []
         self.warnings: list[str] = []
         self.source: SourceIdentity | None = None
+        self.fetch: _Fetch | None = None
         self.wrapped: SourceIdentity | None = None
 
     def ok(self, layer: str, proved: str, **details: Any) -> None:
@@ -229,6 +262,9 @@ def _run(job: Job, ev: _Evidence) -> None:
     except BaseException as exc:
         if writer is not None:
             writer.abort()
+        fetch = ev.fetch
+        if fetch is not None and fetch.hashing.eof and "source" not in ev.layers:
+            fetch.record(ev)
         if isinstance(exc, SealcheckError):
             raise
         if isinstance(exc, KeyboardInterrupt):
@@ -302,24 +338,15 @@ def _open_envelope(
     """Return the decrypted stream, key evidence and a callback that records
     the cipher layer once the stream has been read to its end."""
     src = job.data
-    raw = src.open()
-    hashing = _HashingReader(raw, meter, "download")
+
+    def start_fetch() -> Prefetch:
+        ev.fetch = _Fetch(job, meter, closers)
+        return ev.fetch.reader
 
     def source_done() -> None:
-        details: dict[str, Any] = {"sha256": hashing.sha256.hexdigest(), "bytes": hashing.bytes}
-        proved = f"read all {hashing.bytes} bytes"
-        if isinstance(raw, S3Stream):
-            details["resumes"] = raw.resumes
-            if raw.digest_checked:
-                proved += "; their MD5 matches the object's ETag (end-to-end transfer check)"
-            else:
-                proved += "; multipart ETag, no end-to-end digest from the store"
-            if raw.resumes:
-                proved += f"; resumed {raw.resumes} time(s) after dropped connections"
-        ev.set("source", Status.OK, proved, **details)
+        assert ev.fetch is not None
+        ev.fetch.record(ev)
 
-    fetch = Prefetch(hashing, job.cancel, name="sealcheck-fetch")
-    closers.append(fetch.close)
     secrets = job.secrets
 
     if fmt in (Fmt.OPENSSL_SALTED, Fmt.OPENSSL_SALTED_B64) or (
@@ -340,7 +367,7 @@ def _open_envelope(
         )
         _key_evidence(ev, key_ev)
         meter.set_current("download")
-        stream: Reader = fetch
+        stream: Reader = start_fetch()
         if b64:
             from .opensslenc import Base64Reader
 
@@ -383,7 +410,9 @@ def _open_envelope(
 
         closers.append(close_home)
         pw = opts.passphrase() if opts.passphrase and opts.key_file else None
-        reader = GpgDecryptReader(fetch, home=home, passphrase=pw, cancel=job.cancel, obj=src.name)
+        reader = GpgDecryptReader(
+            start_fetch(), home=home, passphrase=pw, cancel=job.cancel, obj=src.name
+        )
         closers.insert(0, reader.close)
         key_ev = KeyEvidence("gpg")
 
@@ -422,7 +451,7 @@ def _open_envelope(
     ev.warnings.append("the backup is not encrypted")
     ev.set("key", Status.SKIPPED, "not encrypted: no key involved")
     ev.set("cipher", Status.SKIPPED, "not encrypted")
-    return fetch, KeyEvidence("none"), source_done
+    return start_fetch(), KeyEvidence("none"), source_done
 
 
 def _key_evidence(ev: _Evidence, k: KeyEvidence) -> None:

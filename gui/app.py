@@ -21,6 +21,9 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
         Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
     )
+    from sealcheck.core.memory import tune_allocator
+
+    tune_allocator()
     app = QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("Sealcheck")
     app.setOrganizationName("Sealcheck")
