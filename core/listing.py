@@ -355,6 +355,89 @@ def _relist_dropped(
     return kept
 
 
+class Grouper:
+    """Incremental grouping for page-by-page listings.
+
+    ``add`` regroups only the backup sets a page touched, so a listing of N
+    pages costs O(N) set pairings instead of O(N^2): the GUI shows each page
+    as soon as it arrives without the work growing with the bucket.
+    """
+
+    def __init__(self, rules: Sequence[Rule] = ()) -> None:
+        self._rules = tuple(rules)
+        self._by_key: dict[str, list[ObjectVersion]] = defaultdict(list)
+        self._mapping: dict[str, str | None] = {}
+        self._sets: dict[str, BackupSet] = {}
+        self.versions = 0
+
+    def add(self, page: Sequence[ObjectVersion]) -> list[BackupSet]:
+        """Add a page of versions; return the backup sets that are new or changed."""
+        touched = set()
+        for v in page:
+            self._by_key[v.key].append(v)
+            touched.add(v.key)
+        self.versions += len(page)
+        mapping = pair_names(self._by_key, self._rules)
+        changed = []
+        for data_name, key_name in sorted(mapping.items()):
+            if (
+                data_name in touched
+                or (key_name is not None and key_name in touched)
+                or self._mapping.get(data_name, "") != key_name
+            ):
+                changed.append(self._group_one(data_name, key_name))
+        for gone in set(self._mapping) - set(mapping):
+            self._sets.pop(gone, None)  # a name now known to be another set's key
+        self._mapping = mapping
+        return changed
+
+    def replace(self, versions: Sequence[ObjectVersion]) -> list[BackupSet]:
+        """Start over from a complete version list (after a re-listing)."""
+        self._by_key.clear()
+        self._mapping.clear()
+        self._sets.clear()
+        self.versions = 0
+        return self.add(versions)
+
+    def _group_one(self, data_name: str, key_name: str | None) -> BackupSet:
+        dv = self._by_key[data_name]
+        kv = self._by_key.get(key_name, []) if key_name else []
+        pairs, orphans = pair_versions(dv, kv)
+        issues = _issues(data_name, key_name, dv, kv, pairs, orphans, self._rules)
+        s = BackupSet(data_name, key_name, tuple(pairs), tuple(orphans), issues)
+        self._sets[data_name] = s
+        return s
+
+    @property
+    def sets(self) -> list[BackupSet]:
+        return [self._sets[n] for n in sorted(self._sets)]
+
+    @property
+    def all_versions(self) -> list[ObjectVersion]:
+        return [v for vs in self._by_key.values() for v in vs]
+
+
+def iter_set_changes(
+    client: Any,
+    bucket: str,
+    prefix: str,
+    rules: Sequence[Rule] = (),
+    *,
+    page_size: int = 1000,
+) -> Iterator[tuple[list[BackupSet], Grouper]]:
+    """Per page, the backup sets that changed; then, if a re-listing found
+    versions the paginated listing dropped, one more batch of changes."""
+    grouper = Grouper(rules)
+    stats = ListingStats()
+    for page in iter_version_pages(client, bucket, prefix, page_size=page_size, stats=stats):
+        yield grouper.add(page), grouper
+    if stats.pages > 1:
+        versions = grouper.all_versions
+        relisted = _relist_dropped(client, bucket, prefix, versions, stats)
+        if len(relisted) != len(versions):
+            yield grouper.replace(relisted), grouper
+
+
 def list_backup_sets(
     client: Any,
     bucket: str,
@@ -364,12 +447,8 @@ def list_backup_sets(
     on_page: Callable[[list[BackupSet]], None] | None = None,
     page_size: int = 1000,
 ) -> list[BackupSet]:
-    versions: list[ObjectVersion] = []
-    stats = ListingStats()
-    for page in iter_version_pages(client, bucket, prefix, page_size=page_size, stats=stats):
-        versions.extend(page)
+    grouper = Grouper(rules)
+    for _changed, grouper in iter_set_changes(client, bucket, prefix, rules, page_size=page_size):
         if on_page is not None:
-            on_page(group(versions, rules))
-    if stats.pages > 1:
-        versions = _relist_dropped(client, bucket, prefix, versions, stats)
-    return group(versions, rules)
+            on_page(grouper.sets)
+    return grouper.sets

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sealcheck.core.listing import BackupSet, group, iter_version_pages
+from sealcheck.core.listing import BackupSet, iter_set_changes
 from sealcheck.core.naming import Rule
 
 from .details import DetailsPane
@@ -39,7 +39,6 @@ from .models import (
     BackupSetModel,
     VersionModel,
     VersionRow,
-    signature,
 )
 from .results import ResultStore
 from .settings import SourceConfig
@@ -67,18 +66,14 @@ def list_source(
     ctx: WorkerContext, client: Any, bucket: str, prefix: str, rules: tuple[Rule, ...]
 ) -> Generator[ListingPage, None, ListingDone]:
     """Yield, per page, only the backup sets that are new or changed (the GUI merges them)."""
-    versions = []
-    sent: dict[str, tuple[Any, ...]] = {}
-    for page in iter_version_pages(client, bucket, prefix):
-        versions.extend(page)
-        delta = []
-        for s in group(versions, rules):
-            sig = signature(s)
-            if sent.get(s.name) != sig:
-                sent[s.name] = sig
-                delta.append(s)
-        yield ListingPage(delta, len(versions), time.monotonic())
-    return ListingDone(set(sent), len(versions))
+    names: set[str] = set()
+    versions = 0
+    for changed, grouper in iter_set_changes(client, bucket, prefix, rules):
+        ctx.cancel.check()
+        names = {x.name for x in grouper.sets}
+        versions = grouper.versions
+        yield ListingPage(changed, versions, time.monotonic())
+    return ListingDone(names, versions)
 
 
 def _table(name: str) -> QTableView:

@@ -86,6 +86,7 @@ class ScannerBase:
         self.recent: collections.deque[StatementRef] = collections.deque(maxlen=KEEP_RECENT)
         self._buf = b""
         self._line = 1  # line number at the start of self._buf
+        self._mark = (0, 1)  # (offset in self._buf, its line number): see line_at
         self._retry_at = 0  # rescan an unfinished statement only once the buffer reaches this
         self._out: list[bytes] = []
         self._span = 0  # start of the bytes not yet moved to self._out
@@ -128,9 +129,10 @@ class ScannerBase:
         buf = self._buf
         if self._span < pos:
             self._out.append(buf[self._span : pos])
-        self._line += buf.count(b"\n", 0, pos)
+        self._line = self.line_at(buf, pos)
         self._buf = buf[pos:]
         self._span = 0
+        self._mark = (0, self._line)
 
     def _take(self) -> list[bytes]:
         out, self._out = self._out, []
@@ -143,11 +145,18 @@ class ScannerBase:
         raise NotImplementedError
 
     def line_at(self, buf: bytes, pos: int) -> int:
-        return self._line + buf.count(b"\n", 0, pos)
+        # Statements come in order: count on from the last position asked about
+        # (counting from the buffer's start each time would be quadratic).
+        at, line = self._mark
+        if pos < at:
+            at, line = 0, self._line
+        line += buf.count(b"\n", at, pos)
+        self._mark = (pos, line)
+        return line
 
     def record(self, buf: bytes, start: int, end: int) -> StatementRef:
         line = self.line_at(buf, start)
-        ref = StatementRef(line, line + buf.count(b"\n", start, end), head_of(buf[start:end]))
+        ref = StatementRef(line, self.line_at(buf, end), head_of(buf[start:end]))
         self.recent.append(ref)
         self.summary.statements += 1
         return ref
