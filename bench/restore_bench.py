@@ -57,10 +57,14 @@ def my_lit(v: object) -> str:
 
 def make_mysql(path: Path, data: list[tuple[int, str, str | None, str]]) -> None:
     with path.open("w") as f:
-        f.write("-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)\n"
-                "--\n-- Host: localhost    Database: bench\n-- Server version\t10.11.19\n\n")  # fmt: skip
-        f.write("CREATE TABLE `t` (`id` int NOT NULL PRIMARY KEY, `name` varchar(100), "
-                "`amount` decimal(10,2), `body` text) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n")  # fmt: skip
+        f.write(
+            "-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)\n"
+            "--\n-- Host: localhost    Database: bench\n-- Server version\t10.11.19\n\n"
+        )
+        f.write(
+            "CREATE TABLE `t` (`id` int NOT NULL PRIMARY KEY, `name` varchar(100), "
+            "`amount` decimal(10,2), `body` text) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n"
+        )
         for i in range(0, len(data), 2000):
             vals = ",".join(
                 f"({a},{my_lit(b)},{'NULL' if c is None else c},{my_lit(d)})"
@@ -79,8 +83,10 @@ def pg_copy(v: object) -> str:
 def make_pg(path: Path, data: list[tuple[int, str, str | None, str]]) -> None:
     with path.open("w") as f:
         f.write("--\n-- PostgreSQL database dump\n--\n\n-- Dumped by pg_dump version 15.18\n\n")
-        f.write("CREATE TABLE public.t (id integer PRIMARY KEY, name text, amount numeric(10,2), "
-                "body text);\n\nCOPY public.t (id, name, amount, body) FROM stdin;\n")  # fmt: skip
+        f.write(
+            "CREATE TABLE public.t (id integer PRIMARY KEY, name text, amount numeric(10,2), "
+            "body text);\n\nCOPY public.t (id, name, amount, body) FROM stdin;\n"
+        )
         for row in data:
             f.write("\t".join(pg_copy(v) for v in row) + "\n")
         f.write("\\.\n\n--\n-- PostgreSQL database dump complete\n--\n\n")
@@ -104,8 +110,15 @@ def baseline_pg(dump: Path, state: StateDir) -> float:
     t = PostgresTarget(find_pg_tools())
     try:
         t.start(state, CancelToken(), "bench")
-        argv = [str(t.tools.bindir / "psql"), *t.conn_args(t.loader, "bench"), "-q",
-                "-v", "ON_ERROR_STOP=1", "-f", str(dump)]  # fmt: skip
+        argv = [
+            str(t.tools.bindir / "psql"),
+            *t.conn_args(t.loader, "bench"),
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-f",
+            str(dump),
+        ]
         t0 = time.monotonic()
         subprocess.run(argv, check=True, env=t._env(), stdout=subprocess.DEVNULL)
         return time.monotonic() - t0
@@ -148,9 +161,11 @@ def main() -> int:
         client = "mariadb DB < dump.sql" if engine == "mariadb" else "psql -f dump.sql"
         print(f"{engine}: {a.rows} rows, {size:.1f} MB dump, best of {a.runs}")
         print(f"  {client:<24} load {b:7.2f} s  {size / b:7.1f} MB/s")
-        print(f"  {'sealcheck restore-test':<24} load {load:7.2f} s  {size / load:7.1f} MB/s  "
-              f"({(load / b - 1) * 100:+.0f} %); checks {checks:.2f} s; total (RTO, with server "
-              f"start) {total:.2f} s")  # fmt: skip
+        print(
+            f"  {'sealcheck restore-test':<24} load {load:7.2f} s  {size / load:7.1f} MB/s  "
+            f"({(load / b - 1) * 100:+.0f} %); checks {checks:.2f} s; total (RTO, with server "
+            f"start) {total:.2f} s"
+        )
         sys.stdout.flush()
     return 0
 

@@ -10,6 +10,7 @@ the client (which unblocks a write stuck on a full pipe).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import subprocess
 import threading
 import time
@@ -134,6 +135,11 @@ class StreamingLoader:
             stderr=subprocess.PIPE,
         )
         assert self._proc.stdout is not None and self._proc.stderr is not None
+        if self._proc.stdin is not None:
+            # A 1 MiB pipe (Linux F_SETPIPE_SZ) instead of 64 KiB: far fewer wake-ups
+            # between us and the client at full speed.
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self._proc.stdin.fileno(), 1031, 1 << 20)
         self._out = _Drain(self._proc.stdout, "sealcheck-client-out")
         self._err = _Drain(self._proc.stderr, "sealcheck-client-err")
         self._out.start()

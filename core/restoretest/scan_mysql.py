@@ -67,8 +67,13 @@ def _insert_body(delim: bytes) -> re.Pattern[bytes]:
         rb"|/\*(?![!]|M!)(?:[^*]++|\*(?!/))*+\*/"
         rb"|\#[^\n]*+"
         rb"|--(?=[ \t\r\n])[^\n]*+"
-        rb"|" + not_delim + rb"(?:/(?!\*(?![!]|M!))|-(?!-[ \t\r\n])|" + d0 + rb"))"
-        + plain + rb")*+",
+        rb"|"
+        + not_delim
+        + rb"(?:/(?!\*(?![!]|M!))|-(?!-[ \t\r\n])|"
+        + d0
+        + rb"))"
+        + plain
+        + rb")*+",
         re.S,
     )
 
