@@ -23,6 +23,7 @@ from typing import Any
 from . import __version__, cli_keys, cli_restoretest
 from .errors import ExitCode, KeyUnavailable, SealcheckError, UsageError
 from .gpg import GpgOptions
+from .keydiscovery import held_keys
 from .keys import KeySource
 from .keyspec import KeyContext, open_key
 from .listing import list_backup_sets
@@ -188,6 +189,12 @@ def _pin_getter(args: argparse.Namespace) -> Callable[[], bytes | None]:
 
 def load_keys(args: argparse.Namespace) -> list[KeySource]:
     pin = _pin_getter(args)
+    if not args.key and not (
+        args.passphrase_file or args.gpg_key or args.gpg_homedir or args.raw_key
+    ):
+        # No key named: every held key (keyring, and token keys when a module is
+        # given) is a candidate; the wrapped key's size picks which are tried.
+        return held_keys(KeyContext(pin=pin, pkcs11_module=args.pkcs11_module))
     return [
         open_key(
             spec,

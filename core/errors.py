@@ -120,6 +120,10 @@ class KeyUnavailable(SealcheckError):
     layer = Layer.KEY
 
 
+class KeyNotUsable(KeyUnavailable):
+    """This key cannot unwrap a data key (no private part, or not allowed to decrypt)."""
+
+
 class MissingTool(SealcheckError):
     """A required program is not installed."""
 

@@ -34,7 +34,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .errors import KeyUnavailable, UsageError
+from .errors import KeyNotUsable, KeyUnavailable, UsageError
 from .keys import Unwrapped, check_wrapped_size, spki_fingerprint
 
 log = logging.getLogger("sealcheck.pkcs11")
@@ -984,12 +984,12 @@ class Pkcs11Key:
         if key is None and self._login_possible():
             key = self._find_private(self._session(login=True))
         if key is None:
-            raise KeyUnavailable(
+            raise KeyNotUsable(
                 f"{self._token_desc} holds only the public key of {self.label}"
                 + ("" if self._box.logged_in else " (or its private key needs a login)")
             )
         if _attr(key, Attribute.DECRYPT, True) is False:
-            raise KeyUnavailable(
+            raise KeyNotUsable(
                 f"{self.label} is not allowed to decrypt (CKA_DECRYPT is false, e.g. a signing "
                 "key): it cannot unwrap a data key; use the token's decryption (key management) "
                 "key"
@@ -1113,7 +1113,7 @@ class _Guard:
                 f"({_err_name(exc)}); reinsert it and run again"
             ) from None
         if _not_permitted(exc):
-            raise KeyUnavailable(
+            raise KeyNotUsable(
                 f"{getattr(self._key, 'label', desc)} is not allowed to decrypt "
                 "(CKR_KEY_FUNCTION_NOT_PERMITTED): use the token's decryption key"
             ) from None

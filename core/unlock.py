@@ -209,11 +209,16 @@ def _unlock_wrapped(
 ) -> tuple[EncParams, KeyEvidence]:
     if not secrets.keys:
         raise KeyUnavailable(
-            f"the data key is RSA-wrapped ({len(wrapped) * 8}-bit); give the private key "
-            "with --key",
+            f"the data key is RSA-wrapped ({len(wrapped) * 8}-bit) and no key is held: give "
+            "the private key with --key, or import it once with 'sealcheck key import'",
             obj=src.name,
         )
-    fitting = [k for k in secrets.keys if k.modulus_bytes == len(wrapped)]
+    # Software keys first: a token key is tried (and its PIN asked) only when
+    # no software key opened the backup.
+    fitting = sorted(
+        (k for k in secrets.keys if k.modulus_bytes == len(wrapped)),
+        key=lambda k: bool(getattr(k, "hardware", False)),
+    )
     if not fitting:
         sizes = ", ".join(f"{k.label} is RSA-{k.modulus_bytes * 8}" for k in secrets.keys)
         if len(wrapped) not in RSA_SIZES:

@@ -327,7 +327,7 @@ def test_key_without_decrypt(tmp_path: Path, small_dump: Path, softhsm: SoftHsm,
     b = securecircle(small_dump, tmp_path / "s3", spec.rsa)
     rep = verify(b.data, b.wrapped_key, open_key(spec.uri(), pin_provider=CountingPin(softhsm.pin)))
     assert rep.error is not None
-    assert rep.error.kind == "KeyUnavailable"
+    assert rep.error.kind == "KeyNotUsable"  # a KeyUnavailable: exit 2
     assert "CKA_DECRYPT" in rep.error.message
     assert rep.exit_code == ExitCode.USAGE
 
