@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from fixtures.common import run_cli
 from fixtures.pipelines import make_rsa_key, rds_postgres, securecircle
 from sealcheck.core.keys import PemKey
