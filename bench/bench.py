@@ -368,6 +368,29 @@ def write_results(label: str, body: str) -> None:
     RESULTS.write_text(text)
 
 
+def write_row(label: str, r: Result, plain: int, cmd: str, load: str) -> None:
+    """Replace one format's row (and its note) in an existing section; the
+    other rows keep their own figures."""
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    begin, end = f"<!-- BEGIN {label} -->", f"<!-- END {label} -->"
+    if begin not in text or end not in text:
+        raise SystemExit(f"bench: no {label} section in {RESULTS.name}; run all formats first")
+    head, rest = text.split(begin, 1)
+    section, tail = rest.split(end, 1)
+    row = table([r], plain).splitlines()[-1]
+    section = re.sub(rf"^\| {r.fmt} \|.*$", lambda _m: row, section, flags=re.M)
+    note = (
+        f"- {r.fmt} row rerun alone: {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, "
+        f"`{cmd}`, load average (1 min) at start/end {load}; runs (wall s): seed "
+        f"{', '.join(f'{x:.2f}' for x in r.seed_runs)} / sealcheck "
+        f"{', '.join(f'{x:.2f}' for x in r.tool_runs)}"
+    )
+    old = f"- {r.fmt} row rerun"
+    lines = [x for x in section.rstrip("\n").split("\n") if not x.startswith(old)]
+    section = "\n".join([*lines, note]) + "\n"
+    RESULTS.write_text(head + begin + section + end + tail)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -378,10 +401,15 @@ def main() -> int:
     )
     ap.add_argument("--runs", type=int, default=3, help="runs per command; the best counts")
     ap.add_argument("--formats", default="gzip,zstd,bzip2")
+    ap.add_argument(
+        "--only",
+        metavar="FORMAT",
+        help="bench one format and update only its row of the size's section in RESULTS.md",
+    )
     ap.add_argument("--regen", action="store_true", help="regenerate the inputs")
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     args = ap.parse_args()
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    formats = [f.strip() for f in (args.only or args.formats).split(",") if f.strip()]
     for f in formats:
         if f not in FORMATS:
             ap.error(f"unknown format {f!r}; known: {', '.join(FORMATS)}")
@@ -419,7 +447,10 @@ def main() -> int:
     )
     print()
     print(body)
-    if not args.no_write:
+    if not args.no_write and args.only:
+        load = f"{load_start:.1f} / {os.getloadavg()[0]:.1f}"
+        write_row(label, results[0], plain, cmd, load)
+    elif not args.no_write:
         write_results(label, body)
         print(f"\nbench: wrote {RESULTS.relative_to(ROOT)}")
     return 0

@@ -180,7 +180,9 @@ class GzipReader(_MemberReader):
         return b""
 
 
-class Bzip2Reader(_MemberReader):
+class SequentialBzip2Reader(_MemberReader):
+    """bzip2 on one core: the fallback when there is a single CPU."""
+
     fmt = Fmt.BZIP2
     magic = b"BZh"
 
@@ -343,13 +345,23 @@ class ZstdReader:
         return bytes(out)
 
 
-# bzip2 stays on libbz2 (bz2, in-process, releases the GIL). indexed_bzip2 1.7
-# was measured as a parallel replacement (bench/RESULTS.md) and rejected: its
+# bzip2 stays on libbz2 (bz2, in-process, releases the GIL), decoded block-
+# parallel by core/bzip2par.py. indexed_bzip2 1.7 was measured as a parallel
+# replacement (bench/RESULTS.md) and rejected: its
 # ``read`` holds the GIL while it waits on its input fd (so it can only be fed
 # from another process), fed from a pipe it keeps the whole compressed input
 # in memory (RSS grew to 260 MB for a 232 MB stream), it used twice libbz2's
 # CPU time on mysqldump text, and when parallel it ignores trailing garbage
 # and does not compare the combined stream CRC.
+
+
+def Bzip2Reader(upstream: Reader, *, obj: str | None = None) -> DecompressReader:
+    """The bzip2 reader: block-parallel on several cores, else sequential."""
+    from .bzip2par import ParallelBzip2Reader, default_workers  # it imports this module
+
+    if default_workers() < 2:
+        return SequentialBzip2Reader(upstream, obj=obj)
+    return ParallelBzip2Reader(upstream, obj=obj)
 
 
 class PassThrough:
