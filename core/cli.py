@@ -28,7 +28,6 @@ from .keys import KeySource
 from .keyspec import KeyContext, open_key
 from .listing import list_backup_sets
 from .locate import Locator
-from .memory import tune_allocator
 from .naming import Rule
 from .pipeline import Job, run
 from .progress import CancelToken, ProgressEvent
@@ -411,7 +410,6 @@ def print_report(report: Report, out: Any = None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    tune_allocator()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

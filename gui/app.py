@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
+from .about import APP_ID
 from .crash import CrashHandler
 from .mainwindow import MainWindow
 
@@ -21,18 +22,17 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
         Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
     )
-    from sealcheck.core.memory import tune_allocator
-
-    tune_allocator()
     app = QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("Sealcheck")
     app.setOrganizationName("Sealcheck")
-    app.setDesktopFileName("sealcheck")
+    app.setDesktopFileName(APP_ID)  # Wayland app id: matches resources/APP_ID.desktop
     # No custom palette or style sheet: the OS theme (light or dark) decides colours.
     return app
 
 
-def run_window(make_window: Callable[[], MainWindow]) -> int:
+def run_window(make_window: Callable[[], MainWindow], *, smoke_test: bool = False) -> int:
+    """Show the main window and run the event loop. ``smoke_test`` (the packaging check)
+    closes the window as soon as it is shown and exits 0, or 1 if it never appeared."""
     app = make_app()
     crash = CrashHandler(app)
     crash.install()
@@ -40,10 +40,19 @@ def run_window(make_window: Callable[[], MainWindow]) -> int:
         win = make_window()
         app.styleHints().colorSchemeChanged.connect(lambda _s: win.retint())
         win.show()
+        if smoke_test:
+            QTimer.singleShot(0, lambda: _smoke_close(win))
         return app.exec()
     finally:
         crash.uninstall()
 
 
-def main() -> int:
-    return run_window(MainWindow)
+def _smoke_close(win: MainWindow) -> None:
+    shown = win.isVisible() and win.windowHandle() is not None
+    print(f"smoke-test: main window {'shown' if shown else 'NOT shown'}", flush=True)
+    win.close()
+    QApplication.exit(0 if shown else 1)
+
+
+def main(*, smoke_test: bool = False) -> int:
+    return run_window(MainWindow, smoke_test=smoke_test)

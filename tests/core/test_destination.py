@@ -261,11 +261,14 @@ def test_disk_full(medium: Seed, tmp_path: Path) -> None:
 # --- D6: decompression bomb ---------------------------------------------------------
 
 
+# VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across fork+exec, so a
+# child of a big pytest process would report the parent's peak, not its own.
 _RSS_PROBE = """
-import resource, sys
+import re, sys
 from sealcheck.core.cli import main
 rc = main(sys.argv[1:])
-print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "RC", rc)
+hwm = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
+print("PEAK_RSS_KB", hwm, "RC", rc)
 """
 
 
