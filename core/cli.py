@@ -8,6 +8,7 @@ environment, storage or missing-key errors; 130 cancelled; 70 internal error
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import logging
@@ -431,6 +432,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sealcheck: cancelled", file=sys.stderr)
         return int(ExitCode.CANCELLED)
+    except BrokenPipeError:
+        # The reader of our output went away (``| head``): not an error of ours.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return int(ExitCode.OK)
     except Exception as exc:
         log.debug("internal error", exc_info=True)
         print(
