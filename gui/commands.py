@@ -12,6 +12,8 @@ from typing import Any
 
 def register_gui(sub: Any) -> None:
     p = sub.add_parser("gui", help="open the desktop application")
+    # Packaging check: quit once the main window is shown (exit 0), see packaging/.
+    p.add_argument("--smoke-test", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_run_gui)
 
 
@@ -25,7 +27,7 @@ def register_demo(sub: Any) -> None:
 def _run_gui(args: argparse.Namespace) -> int:
     from .app import main
 
-    return main()
+    return main(smoke_test=args.smoke_test)
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QDialog,
     QDockWidget,
     QFileDialog,
@@ -28,6 +29,7 @@ from sealcheck.core.errors import SealcheckError
 from sealcheck.core.s3 import make_client
 
 from . import jobs as jobs_mod
+from .about import show_about
 from .browser import BackupBrowser
 from .dialogs import SourceDialog, ask_secret
 from .errortext import describe
@@ -199,6 +201,10 @@ class MainWindow(QMainWindow):
         j = menu.addMenu("&Jobs")
         for a in (self.verify_act, self.restore_act, self.cancel_act):
             j.addAction(a)
+        h = menu.addMenu("&Help")
+        self.about_act = h.addAction("&About Sealcheck", lambda: show_about(self))
+        self.about_act.setMenuRole(QAction.MenuRole.AboutRole)
+        h.addAction("About &Qt", QApplication.aboutQt).setMenuRole(QAction.MenuRole.AboutQtRole)
 
     # --- sources ------------------------------------------------------------------
 

@@ -1,0 +1,8 @@
+"""Bundle entry point: the ``sealcheck`` command (``sealcheck gui`` opens the app)."""
+
+import sys
+
+from sealcheck.core.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
