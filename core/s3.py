@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
-import boto3
 import botocore.exceptions as bex
-from botocore.config import Config
 
 from .errors import (
     AccessDenied,
@@ -76,6 +74,11 @@ class S3Settings:
 
 def make_client(settings: S3Settings) -> Any:
     """An S3 client from the standard credential chain, fit for third-party stores."""
+    # boto3 and botocore's config cost ~0.2 s to import: only S3 work pays it,
+    # not a verify of a local file.
+    import boto3
+    from botocore.config import Config
+
     try:
         session = boto3.session.Session(profile_name=settings.profile)
     except bex.ProfileNotFound:

@@ -263,4 +263,10 @@ def run_demo(*, no_gui: bool, keep: bool = False) -> int:
         if keep:
             print(f"demo files kept in {work}")
         else:
+            # gpg started an agent for the demo's key home: stop it with the demo.
+            subprocess.run(
+                ["gpgconf", "--homedir", str(work / "gnupg"), "--kill", "all"],
+                capture_output=True,
+                check=False,
+            )
             shutil.rmtree(work, ignore_errors=True)
