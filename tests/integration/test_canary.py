@@ -127,3 +127,51 @@ def test_no_canary_anywhere(tmp_path: Path, canary_env: dict[str, str], small_du
     assert scan([tmp_path / "secrets"], [], needles)
     # The restored plaintext is there, the decrypted secret is not.
     assert (tmp_path / "out.sql").read_bytes() == small_dump.read_bytes()
+
+
+PIN = "CANARYpin8642"
+
+
+def test_no_pin_canary_anywhere(
+    tmp_path: Path, canary_env: dict[str, str], softhsm, small_dump: Path
+) -> None:
+    """A token whose PIN is a canary: verify (right PIN), a wrong-PIN run and key list,
+    all with --debug; the PIN is in none of the outputs, temp files or HOME."""
+    work = tmp_path / "work"
+    key = make_rsa_key(work, "tok", 2048)
+    pk8 = work / "tok.pk8"
+    # A private token store, so the canary token is invisible to other tests.
+    (work / "tokens").mkdir()
+    conf = work / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {work / 'tokens'}\nobjectstore.backend = file\n")
+    env = {**canary_env, "SOFTHSM2_CONF": str(conf)}
+    sh(
+        f"softhsm2-util --init-token --free --label canarytok --so-pin 87654321 --pin {PIN} >/dev/null\n"
+        f"openssl pkcs8 -topk8 -nocrypt -in {key.private} -out {pk8}\n"
+        f"softhsm2-util --import {pk8} --token canarytok --label k --id 0a --pin {PIN} >/dev/null\n"
+        f"rm -f {pk8}",
+        work,
+        env,
+    )
+    from fixtures.pipelines import securecircle
+
+    b = securecircle(small_dump, work / "s3", key)
+    pins = tmp_path / "secrets"
+    pins.mkdir()
+    good = pins / "pin"
+    good.write_text(PIN + "\n")
+    bad = pins / "bad"
+    bad.write_text(PIN + "x\n")
+    uri = "pkcs11:token=canarytok;object=k"
+    outs: list[bytes] = []
+    for args, rc in (
+        (("verify", str(b.data), "--key", uri, "--pin-file", str(good)), 0),
+        (("verify", str(b.data), "--key", uri, "--pin-file", str(bad)), 2),
+        (("key", "list"), 0),
+    ):
+        r = run_cli("--debug", *args, "--pkcs11-module", softhsm.module, env=env)
+        assert r.returncode == rc, r.stdout + r.stderr
+        outs += [r.stdout.encode(), r.stderr.encode()]
+    needles = forms(PIN)
+    assert scan([Path(env["TMPDIR"]), Path(env["HOME"])], outs, needles) == []
+    assert scan([pins], [], needles)  # the scanner finds it where it is
