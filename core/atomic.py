@@ -22,7 +22,8 @@ from .errors import DestinationError
 _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.sealcheck-(?P<pid>\d+)-[^.]+\.partial$")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (EPERM: it does, owned by another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -41,7 +42,7 @@ def sweep_stale(folder: Path) -> list[Path]:
         return removed
     for p in entries:
         m = _TEMP_RE.match(p.name)
-        if m and not _pid_alive(int(m.group("pid"))) and not p.is_symlink():
+        if m and not pid_alive(int(m.group("pid"))) and not p.is_symlink():
             with contextlib.suppress(OSError):
                 p.unlink()
                 removed.append(p)

@@ -34,12 +34,12 @@ from .procs import (
     OsUser,
     StateDir,
     clean_env,
-    kill_group,
     make_dirs,
     private_dir,
     run_step,
     server_user,
     spawn,
+    stop_and_wipe,
     tail,
 )
 from .scan_mysql import MySQLScanner
@@ -416,20 +416,7 @@ class MariaDBTarget:
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
-        if self.proc is not None:
-            # A throwaway server's data is wiped anyway: no clean shutdown to wait for.
-            kill_group(self.proc)
-            done.append("stopped the throwaway server")
-            self.proc = None
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
-            if not self.root.exists():
-                done.append(f"wiped {self.root}")
-            self.root = None
-        if self._record is not None:
-            self._record.unlink(missing_ok=True)
-            self._record = None
-        return done
+        return done + stop_and_wipe(self)
 
 
 _ERROR = re.compile(

@@ -29,11 +29,11 @@ from .model import LoadError
 from .procs import (
     StateDir,
     clean_env,
-    kill_group,
     private_dir,
     run_step,
     server_user,
     spawn,
+    stop_and_wipe,
     tail,
 )
 from .scan_pg import PgScanner
@@ -388,19 +388,7 @@ class PostgresTarget:
             if r.returncode == 0:
                 done.append(f"dropped scratch database {self._scratch}")
             self._scratch = None
-        if self.proc is not None:
-            kill_group(self.proc)
-            done.append("stopped the throwaway server")
-            self.proc = None
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
-            if not self.root.exists():
-                done.append(f"wiped {self.root}")
-            self.root = None
-        if self._record is not None:
-            self._record.unlink(missing_ok=True)
-            self._record = None
-        return done
+        return done + stop_and_wipe(self)
 
 
 # "psql:<stdin>:LINE: ERROR:  …" from the server, "psql:<stdin>:LINE: …" from psql itself.

@@ -23,7 +23,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ..atomic import pid_alive
 from ..errors import Cancelled
 from ..progress import CancelToken
 from .errors import InstanceFailed
@@ -266,11 +268,11 @@ class StateDir:
                 rec.unlink(missing_ok=True)
                 continue
             owner = int(data.get("owner") or 0)
-            if owner and owner != os.getpid() and _alive(owner):
+            if owner and owner != os.getpid() and pid_alive(owner):
                 continue  # its run is still going (it holds another lock, e.g. --server)
             root = str(data.get("root") or "")
             pgid = data.get("pgid")
-            if isinstance(pgid, int) and _alive(pgid) and root and root in _cmdline(pgid):
+            if isinstance(pgid, int) and pid_alive(pgid) and root and root in _cmdline(pgid):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pgid, signal.SIGKILL)
                 cleaned.append(f"stopped orphan server (process group {pgid})")
@@ -281,16 +283,6 @@ class StateDir:
         return cleaned
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _cmdline(pid: int) -> str:
     try:
         return (
@@ -298,3 +290,25 @@ def _cmdline(pid: int) -> str:
         )
     except OSError:
         return ""
+
+
+def stop_and_wipe(inst: Any) -> list[str]:
+    """Stop a throwaway server, wipe its folder and drop its pid record.
+
+    Shared by both engines; ``inst`` has ``proc``, ``root`` and ``_record``.
+    A throwaway server's data is wiped anyway: no clean shutdown to wait for.
+    """
+    done: list[str] = []
+    if inst.proc is not None:
+        kill_group(inst.proc)
+        done.append("stopped the throwaway server")
+        inst.proc = None
+    if inst.root is not None:
+        shutil.rmtree(inst.root, ignore_errors=True)
+        if not inst.root.exists():
+            done.append(f"wiped {inst.root}")
+        inst.root = None
+    if inst._record is not None:
+        inst._record.unlink(missing_ok=True)
+        inst._record = None
+    return done
