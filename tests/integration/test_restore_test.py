@@ -345,11 +345,13 @@ def test_killed_run_leaves_an_orphan_that_the_next_start_cleans(
         time.sleep(0.05)
     p.send_signal(signal.SIGKILL)  # the tool dies mid-start: no clean-up runs
     p.wait()
-    assert leftovers(), "expected an orphan server"
+    assert leftovers(), "expected an orphan folder or server"
     state = StateDir(rt_state / "restoretest")
     cleaned = state.clean_orphans("mariadb")
     time.sleep(0.5)
-    assert any("stopped orphan server" in c for c in cleaned), cleaned
+    # The set-up step that was running may exit on its own before the clean-up
+    # (then there is no server to stop): the invariant is that nothing remains.
+    assert any("wiped orphan folder" in c for c in cleaned), cleaned
     assert leftovers() == []
 
 
