@@ -65,17 +65,7 @@ def check_mariadb(
         tally = expected.get(key)
         want = tally.rows if tally is not None and tally.countable else None
         if found.get(key) != "BASE TABLE":
-            out.tables.append(
-                TableResult(
-                    _label(key, many),
-                    key[0],
-                    None,
-                    want,
-                    None,
-                    False,
-                    "missing: the dump creates it, the database lacks it",
-                )
-            )
+            out.tables.append(_absent_table(key, many, want))
             continue
         rows = int(
             query(
@@ -117,6 +107,18 @@ def check_mariadb(
     )
     _missing(out, summary, many, remap)
     return out
+
+
+def _absent_table(key: Key, many: bool, want: int | None) -> TableResult:
+    return TableResult(
+        _label(key, many),
+        key[0],
+        None,
+        want,
+        None,
+        False,
+        "missing: the dump creates it, the database lacks it",
+    )
 
 
 def _table(

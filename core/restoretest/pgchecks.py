@@ -17,9 +17,8 @@ import subprocess
 from typing import IO
 
 from ..progress import CancelToken
-from .checks import _label, _missing, _table
+from .checks import _absent_table, _label, _missing, _table
 from .errors import ServerError
-from .model import TableResult
 from .sqlscan import Key, ScanSummary
 from .target import CheckOutcome
 
@@ -133,17 +132,7 @@ def check_postgres(
         tally = summary.tables.get(key)
         want = tally.rows if tally is not None and tally.countable else None
         if key not in found:
-            out.tables.append(
-                TableResult(
-                    _label(key, many),
-                    key[0],
-                    None,
-                    want,
-                    None,
-                    False,
-                    "missing: the dump creates it, the database lacks it",
-                )
-            )
+            out.tables.append(_absent_table(key, many, want))
             continue
         rows, digest = dig.get(key, (0, ""))
         out.tables.append(_table(key, many, rows, tally, want, f"sha256:{digest}"))
