@@ -19,7 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .errors import KeyUnavailable, Layer, MalformedKeyObject, UsageError
+from .errors import KeyUnavailable, MalformedKeyObject, UsageError
 
 MAX_WRAPPED_KEY = 64 * 1024
 
@@ -156,7 +156,3 @@ class PemKey:
             )
         except ValueError:
             return
-
-
-def wrap_failure(obj: str | None) -> MalformedKeyObject:
-    return MalformedKeyObject("no RSA padding decodes it with this key", obj=obj, layer=Layer.KEY)

@@ -299,18 +299,10 @@ def _issues(
 
 
 def group(versions: Sequence[ObjectVersion], rules: Sequence[Rule] = ()) -> list[BackupSet]:
-    by_key: dict[str, list[ObjectVersion]] = defaultdict(list)
-    for v in versions:
-        by_key[v.key].append(v)
-    mapping = pair_names(by_key, rules)
-    sets = []
-    for data_name, key_name in sorted(mapping.items()):
-        dv = by_key[data_name]
-        kv = by_key.get(key_name, []) if key_name else []
-        pairs, orphans = pair_versions(dv, kv)
-        issues = _issues(data_name, key_name, dv, kv, pairs, orphans, rules)
-        sets.append(BackupSet(data_name, key_name, tuple(pairs), tuple(orphans), issues))
-    return sets
+    """Group a complete version list (one page for the incremental Grouper)."""
+    grouper = Grouper(rules)
+    grouper.add(versions)
+    return grouper.sets
 
 
 # --- listing -----------------------------------------------------------------------

@@ -20,7 +20,6 @@ from . import __version__
 from .atomic import AtomicWriter
 from .compression import DecompressReader, open_decompressor
 from .errors import (
-    BackupFailed,
     Cancelled,
     Layer,
     SealcheckError,
@@ -527,7 +526,3 @@ def _payload_evidence(ev: _Evidence, info: PayloadInfo) -> None:
         details["entries"] = info.entries
         details["entries_total"] = info.entries_total
     ev.set("payload", status, proved, **details)
-
-
-def is_backup_failure(report: Report) -> bool:
-    return report.error is not None and report.error.exit_code == int(BackupFailed.exit_code)

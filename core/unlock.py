@@ -17,7 +17,6 @@ from .errors import (
     Layer,
     MalformedKeyObject,
     TruncatedBackup,
-    UnsupportedFormat,
     UsageError,
     WrongKey,
 )
@@ -295,10 +294,4 @@ def _wrapped_mismatch(
         "RSA-wrapped key does not record which), the wrapped key belongs to another backup, "
         "or the wrapped key or the start of the data is damaged",
         obj=obj,
-    )
-
-
-def unsupported(fmt_name: str, obj: str) -> UnsupportedFormat:
-    return UnsupportedFormat(
-        f"{fmt_name} backups are not supported yet", obj=obj, layer=Layer.CIPHER
     )
