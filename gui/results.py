@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, Signal
 
 from sealcheck.core.report import Report
+from sealcheck.core.restoretest.model import RestoreTestResult
 
 from .errortext import UserMessage, describe
 
@@ -16,14 +17,20 @@ VersionKey = tuple[str, str | None]  # (object key, version id)
 
 @dataclass(frozen=True)
 class Outcome:
-    """A finished verify/restore of one version: its report, or why it could not run."""
+    """A finished job on one version: its report, or why it could not run.
+
+    A restore test carries its own result (which embeds the verification report of
+    the download/decrypt/decompress layers as ``restore_test.verification``)."""
 
     report: Report | None
     failure: UserMessage | None
     when: _dt.datetime
+    restore_test: RestoreTestResult | None = None
 
     @property
     def ok(self) -> bool:
+        if self.restore_test is not None:
+            return self.failure is None and self.restore_test.ok
         return self.report is not None and self.report.ok
 
     @property
