@@ -21,7 +21,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cli_keys, cli_restoretest
+from . import __version__, cli_history, cli_keys, cli_restoretest
+
+# Re-exported: cli_restoretest reaches its helpers through this module.
+from .cli_history import add_history_option as add_history_option
+from .cli_history import record_history as record_history
 from .errors import ExitCode, KeyUnavailable, SealcheckError, UsageError
 from .gpg import GpgOptions
 from .keydiscovery import held_keys
@@ -125,12 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="stop when the plaintext exceeds this size (bomb guard)",
         )
         sp.add_argument("--no-progress", action="store_true")
+        add_history_option(sp)
         _add_key_options(sp)
         _add_s3_options(sp)
         sp.set_defaults(func=cmd_verify if name == "verify" else cmd_restore)
 
     cli_keys.register(sub)
     cli_restoretest.register(sub)
+    cli_history.register(sub)
 
     for ep in entry_points(group="sealcheck.commands"):
         try:
@@ -362,6 +368,7 @@ def _run_job(args: argparse.Namespace, operation: str) -> int:
         print(report.to_json())
     else:
         print_report(report)
+    record_history(args, report)
     return report.exit_code
 
 

@@ -8,9 +8,10 @@ stream. Retry and resume live in the S3 implementation, not in callers.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import AccessDenied, ObjectNotFound, StorageError
 from .streams import Reader
@@ -27,6 +28,30 @@ class SourceIdentity:
     version_id: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "source") -> SourceIdentity:
+        """The inverse of ``asdict``: unknown keys ignored, bad fields a ValueError.
+
+        (report.Fields cannot be used here: report imports this module.)"""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"{where}: expected an object, got {type(d).__name__}")
+        size = d.get("size")
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise ValueError(f"{where}.size: expected an integer, got {type(size).__name__}")
+        texts: dict[str, str | None] = {}
+        for name in ("uri", "version_id", "etag", "last_modified"):
+            v = d.get(name)
+            if not isinstance(v, str) and not (v is None and name != "uri"):
+                raise ValueError(f"{where}.{name}: expected a string, got {type(v).__name__}")
+            texts[name] = v
+        return cls(
+            uri=str(texts["uri"]),
+            size=size,
+            version_id=texts["version_id"],
+            etag=texts["etag"],
+            last_modified=texts["last_modified"],
+        )
 
 
 class Source(Protocol):

@@ -246,6 +246,9 @@ def run_demo(*, no_gui: bool, keep: bool = False) -> int:
             print(f"sealcheck demo: {tool} is not installed", file=sys.stderr)
             return 2
     work = Path(tempfile.mkdtemp(prefix="sealcheck-demo-"))
+    # The demo's results are about throwaway samples: they go to a history of their
+    # own in the demo folder (removed with it), never into the user's history.
+    os.environ["SEALCHECK_DATA_DIR"] = str(work / "data")
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
     try:

@@ -4,10 +4,16 @@ The demo RSA key goes into key custody (the OS keyring) when a secure keyring
 is available, and is removed again when the app closes; otherwise it is passed
 to the app directly, and the demo says so. The passphrase file and the OpenPGP
 key are always passed directly (custody holds RSA keys only).
+
+The window's verification history is the demo's own: ``run_demo`` points
+``SEALCHECK_DATA_DIR`` into the demo folder before the window opens, and
+:func:`run_demo_gui` refuses to run without that, so demo results never land in
+the user's history.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +76,8 @@ def run_demo_gui(endpoint: str, keys: dict[str, Path]) -> int:
     from .app import run_window
     from .mainwindow import MainWindow
 
+    if not os.environ.get("SEALCHECK_DATA_DIR"):
+        raise RuntimeError("the demo window needs its own SEALCHECK_DATA_DIR (see run_demo)")
     choice, how, cleanup = demo_keys(keys)
     print(how)
     print("Opening Sealcheck on the demo source; close the window to stop the demo.")

@@ -1,0 +1,321 @@
+"""Evidence reports for auditors: history entries rendered as a JSON or HTML file.
+
+The evidence body is one plain dict (built once, from the history's entries); both
+formats are renderings of it and both end with a SHA-256, so an edit made after the
+export is visible:
+
+* JSON: ``sha256`` is the digest of the ``evidence`` member serialised canonically
+  (sorted keys, no whitespace, ASCII), which any JSON library can reproduce.
+* HTML: the digest covers every byte of the file before the seal, whose text states
+  the byte count, so ``head -c N FILE | sha256sum`` checks it.
+
+A digest is tamper-evident, not a signature: whoever edits the file can recompute
+it. File the digest separately (a ticket, a signed mail) when that matters.
+
+The HTML is a single file: inline CSS, no scripts (a Content-Security-Policy forbids
+them), every value passed through ``html.escape``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import socket
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from . import __version__
+from .history import Entry
+from .report import Report, Status
+from .restoretest.model import RestoreTestResult
+
+FORMAT = "sealcheck-evidence"
+FORMAT_VERSION = 1
+SEAL_MARK = "<!-- sealcheck-evidence-seal -->"
+JSON_METHOD = (
+    "SHA-256 of the 'evidence' member as JSON with sorted keys, separators ',' and ':', "
+    "ASCII only (Python: json.dumps(evidence, sort_keys=True, separators=(',', ':')))"
+)
+
+
+def build(entries: Sequence[Entry], *, now: _dt.datetime | None = None) -> dict[str, Any]:
+    """The evidence body: one record per entry, in the order given."""
+    stamp = (now or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC)
+    return {
+        "generated_at": stamp.isoformat(timespec="seconds"),
+        "generated_by": {"tool": "sealcheck", "version": __version__, "host": socket.gethostname()},
+        "entries": [_record(e) for e in entries],
+    }
+
+
+def canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def to_json(body: dict[str, Any]) -> bytes:
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "evidence": body,
+        "sha256_method": JSON_METHOD,
+        "sha256": hashlib.sha256(canonical(body)).hexdigest(),  # last, as the seal
+    }
+    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+# --- one record ----------------------------------------------------------------------
+
+
+def _record(e: Entry) -> dict[str, Any]:
+    result = e.result()
+    rt = result if isinstance(result, RestoreTestResult) else None
+    report = rt.verification if rt is not None else result
+    assert report is None or isinstance(report, Report)
+    layers = [
+        {"layer": x.layer, "status": x.status.value, "proved": x.proved, "details": x.details}
+        for x in (report.layers if report is not None else ())
+    ]
+    if rt is not None:
+        layers.append(_database_layer(rt))
+    error = rt.error if rt is not None else (report.error if report is not None else None)
+    return {
+        "history_id": e.id,
+        "recorded_at": e.when,
+        "kind": e.kind.value,
+        "verdict": "OK" if e.ok else "FAILED",
+        "ok": e.ok,
+        "exit_code": e.exit_code,
+        "failed_layer": e.failed_layer,
+        "host": e.host,
+        "sealcheck_version": e.sealcheck_version,
+        "object": _object(e, report),
+        "wrapped_key": _ident(report.wrapped_key) if report and report.wrapped_key else None,
+        "formats": list(report.formats) if report is not None else [],
+        "timings": _timings(report, rt),
+        "layers": layers,
+        "error": None
+        if error is None
+        else {"kind": error.kind, "layer": error.layer, "message": error.message},
+        "warnings": list(rt.warnings if rt is not None else report.warnings if report else ()),
+        "destination": report.destination if report is not None else None,
+        "restore_test": _restore_test(rt) if rt is not None else None,
+        "result": json.loads(e.result_json),  # the full record, as it was stored
+    }
+
+
+def _ident(s: Any) -> dict[str, Any]:
+    return {
+        "uri": s.uri,
+        "version_id": s.version_id,
+        "etag": s.etag,
+        "size": s.size,
+        "last_modified": s.last_modified,
+    }
+
+
+def _object(e: Entry, report: Report | None) -> dict[str, Any]:
+    subj = e.subject
+    hashes = report.layer("hashes") if report is not None else None
+    hd = hashes.details if hashes is not None and hashes.status is Status.OK else {}
+    return {
+        "uri": subj.uri,
+        "bucket": subj.bucket,
+        "key": subj.key,
+        "version_id": subj.version_id,
+        "etag": subj.etag,
+        "size": subj.size,
+        "last_modified": report.source.last_modified if report and report.source else None,
+        "object_sha256": subj.sha256,
+        "plaintext_sha256": hd.get("plaintext_sha256"),
+        "plaintext_bytes": hd.get("plaintext_bytes"),
+    }
+
+
+def _timings(report: Report | None, rt: RestoreTestResult | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if report is not None:
+        out.update(started_at=report.started_at, duration_s=report.duration_s)
+    if rt is not None:
+        out.update(
+            started_at=rt.started_at,
+            load_s=rt.load_seconds,
+            checks_s=rt.checks_seconds,
+            total_s=rt.total_seconds,  # the recovery time objective as measured
+        )
+    return out
+
+
+def _database_layer(rt: RestoreTestResult) -> dict[str, Any]:
+    if rt.ok:
+        rows = sum(t.rows or 0 for t in rt.tables)
+        proved = (
+            f"loaded into {rt.server or rt.engine} ({rt.mode}): {len(rt.tables)} tables, "
+            f"{rows} rows, each as the dump inserted; checks passed"
+        )
+    else:
+        proved = rt.error.message if rt.error else "the restore test failed"
+    status = Status.OK if rt.ok else Status.FAILED
+    return {"layer": "database", "status": status.value, "proved": proved, "details": {}}
+
+
+def _restore_test(rt: RestoreTestResult) -> dict[str, Any]:
+    return {
+        "engine": rt.engine,
+        "server": rt.server,
+        "mode": rt.mode,
+        "databases": list(rt.databases),
+        "tables": [
+            {
+                "schema": t.schema,
+                "name": t.name,
+                "rows": t.rows,
+                "expected_rows": t.expected_rows,
+                "checksum": t.checksum,
+                "ok": t.ok,
+                "note": t.note,
+            }
+            for t in rt.tables
+        ],
+        "views": len(rt.views),
+        "triggers": len(rt.triggers),
+        "routines": len(rt.routines),
+        "events": len(rt.events),
+        "missing": list(rt.missing),
+        "hostile": [dict(h) for h in rt.hostile],
+    }
+
+
+# --- HTML ----------------------------------------------------------------------------
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;color:#1b1f24;max-width:60em;margin:2em auto;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccd}
+table{border-collapse:collapse;width:100%;margin:.5em 0}
+th,td{border:1px solid #ccd;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f1f3f6;width:12em}code,pre{font:12px ui-monospace,monospace;word-break:break-all}
+pre{white-space:pre-wrap;background:#f6f8fa;padding:.5em}
+.ok{color:#176f2c;font-weight:bold}.failed{color:#b00020;font-weight:bold}
+.warning{color:#8a5a00}.small{color:#555;font-size:12px}
+footer{margin-top:3em;border-top:2px solid #1b1f24;padding-top:.5em}
+@media print{details{display:none}}
+"""
+
+
+def to_html(body: dict[str, Any]) -> bytes:
+    parts = [
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>\n"
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'\">\n"
+        f"<title>Sealcheck evidence report {_e(body['generated_at'])}</title>\n"
+        f"<style>{_CSS}</style></head><body>\n",
+        "<h1>Sealcheck evidence report</h1>\n",
+        _table(
+            [
+                ("Generated", body["generated_at"]),
+                ("By", f"sealcheck {body['generated_by']['version']}"),
+                ("Host", body["generated_by"]["host"]),
+                ("Entries", str(len(body["entries"]))),
+            ]
+        ),
+    ]
+    parts += [_html_record(r) for r in body["entries"]]
+    head = "".join(parts) + SEAL_MARK + "\n"
+    data = head.encode()
+    digest = hashlib.sha256(data).hexdigest()
+    seal = (
+        "<footer><p><strong>SHA-256 of this report</strong> (the first "
+        f"{len(data)} bytes of this file, everything before this seal): "
+        f"<code>{digest}</code></p>\n"
+        f"<p class='small'>Check: <code>head -c {len(data)} FILE | sha256sum</code></p>"
+        "</footer>\n</body></html>\n"
+    )
+    return data + seal.encode()
+
+
+def _e(value: Any) -> str:
+    return escape("–" if value is None else str(value), quote=True)
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>\n" for k, v in rows)
+    return f"<table>\n{cells}</table>\n"
+
+
+def _html_record(r: dict[str, Any]) -> str:
+    obj, t = r["object"], r["timings"]
+    verdict = f"<span class='{'ok' if r['ok'] else 'failed'}'>{_e(r['verdict'])}</span>"
+    where = f" at the {_e(r['failed_layer'])} layer" if r["failed_layer"] and not r["ok"] else ""
+    out = [
+        f"<h2>#{_e(r['history_id'])} {_e(r['kind'])}: {_e(obj['uri'])}</h2>\n",
+        f"<p>Verdict: {verdict}{where} (exit code {_e(r['exit_code'])})</p>\n",
+        _table(
+            [
+                ("Bucket", obj["bucket"]),
+                ("Key / path", obj["key"]),
+                ("Version id", obj["version_id"]),
+                ("ETag", obj["etag"]),
+                ("Size (bytes)", obj["size"]),
+                ("Last modified", obj["last_modified"]),
+                ("SHA-256 of the object", obj["object_sha256"]),
+                ("SHA-256 of the plaintext", obj["plaintext_sha256"]),
+                ("Plaintext bytes", obj["plaintext_bytes"]),
+                ("Wrapped key", _wrapped(r["wrapped_key"])),
+                ("Formats", " > ".join(r["formats"]) or None),
+                ("Started", t.get("started_at")),
+                ("Duration (s)", t.get("duration_s")),
+                *([("Load / checks / total (s)", _rto(t))] if "total_s" in t else []),
+                ("Recorded", r["recorded_at"]),
+                ("Host", r["host"]),
+                ("Sealcheck", r["sealcheck_version"]),
+                ("Written to", r["destination"]),
+            ]
+        ),
+        "<table>\n<tr><th>Layer</th><th>Status</th>"
+        "<th style='width:auto'>What it proved</th></tr>\n",
+    ]
+    for lay in r["layers"]:
+        cls = {"ok": "ok", "failed": "failed", "warning": "warning"}.get(lay["status"], "")
+        details = "; ".join(f"{k}: {v}" for k, v in lay["details"].items() if v not in (None, ""))
+        small = f"<br><span class='small'>{_e(details)}</span>" if details else ""
+        out.append(
+            f"<tr><td>{_e(lay['layer'])}</td><td class='{cls}'>{_e(lay['status'])}</td>"
+            f"<td>{_e(lay['proved'])}{small}</td></tr>\n"
+        )
+    out.append("</table>\n")
+    if r["error"]:
+        out.append(f"<p class='failed'>{_e(r['error']['message'])}</p>\n")
+    out += [f"<p class='warning'>Warning: {_e(w)}</p>\n" for w in r["warnings"]]
+    if r["restore_test"]:
+        out.append(_html_tables(r["restore_test"]))
+    full = json.dumps(r["result"], indent=2, ensure_ascii=False)
+    out.append(f"<details><summary>Full record</summary><pre>{_e(full)}</pre></details>\n")
+    return "".join(out)
+
+
+def _rto(t: dict[str, Any]) -> str:
+    return f"{t['load_s']} / {t['checks_s']} / {t['total_s']}"
+
+
+def _wrapped(w: dict[str, Any] | None) -> str | None:
+    if not w:
+        return None
+    return f"{w['uri']} (version {w['version_id'] or '–'}, ETag {w['etag'] or '–'})"
+
+
+def _html_tables(rt: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(t['schema'])}.{_e(t['name'])}</td><td>{_e(t['rows'])}</td>"
+        f"<td>{_e(t['expected_rows'])}</td><td><code>{_e(t['checksum'])}</code></td>"
+        f"<td class='{'ok' if t['ok'] else 'failed'}'>{'ok' if t['ok'] else 'FAILED'}"
+        f" {_e(t['note'])}</td></tr>\n"
+        for t in rt["tables"]
+    )
+    return (
+        f"<p>Restored into {_e(rt['server'])} ({_e(rt['mode'])}): views {_e(rt['views'])}, "
+        f"triggers {_e(rt['triggers'])}, routines {_e(rt['routines'])}, "
+        f"events {_e(rt['events'])}</p>\n"
+        "<table>\n<tr><th>Table</th><th>Rows</th><th>Rows in dump</th><th>Checksum</th>"
+        f"<th>Check</th></tr>\n{rows}</table>\n"
+    )
