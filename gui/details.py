@@ -1,4 +1,5 @@
-"""The Details pane: the per-layer evidence of a version's last verification, in words."""
+"""The Details pane: the per-layer evidence of a version's last verification, in words
+(and, after a restore test, its own section from ``restoredetails``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from sealcheck.core.report import Status
 
+from . import restoredetails
 from .errortext import LAYER_TITLES, STATUS_WORDS
 from .models import VersionRow
 from .results import Outcome, age_text, duration_text, size_text
@@ -44,10 +46,15 @@ def render(row: VersionRow | None, outcome: Outcome | None) -> str:
     if outcome is None:
         parts.append("<p>Not verified in this session yet. Press <b>Verify</b> (Ctrl+R).</p>")
         return "".join(parts)
+    rt = outcome.restore_test
     verdict = "verified: every layer below holds" if outcome.ok else "FAILED"
+    if rt is not None:
+        verdict = "restore test passed" if outcome.ok else "restore test FAILED"
     parts.append(f"<p><b>Last check {_e(age_text(outcome.when))}: {verdict}</b>")
     rep = outcome.report
-    if rep is not None:
+    if rt is not None:
+        parts.append(f" (restore test, {_e(duration_text(rt.total_seconds))})")
+    elif rep is not None:
         parts.append(f" ({_e(rep.operation)}, {_e(duration_text(rep.duration_s))})")
     parts.append("</p>")
     msg = outcome.message
@@ -57,6 +64,10 @@ def render(row: VersionRow | None, outcome: Outcome | None) -> str:
             f"<p><b>{_e(msg.headline)}</b>{where}.<br>What to try: {_e(msg.advice)}</p>"
             f"<p><small>{_e(msg.details)}</small></p>"
         )
+    if rt is not None:
+        parts.append(restoredetails.render(rt))
+        if rep is not None:
+            parts.append("<h4>Download, decryption and decompression</h4>")
     if rep is not None:
         parts.append('<table cellspacing="0" cellpadding="4">')
         for layer in rep.layers:

@@ -127,6 +127,60 @@ _WORDS: dict[str, tuple[str, str]] = {
     ),
     "UsageError": ("Sealcheck cannot do that as asked", "Check the source and key settings."),
     "Cancelled": ("Cancelled", "Nothing was left behind; start it again when you want."),
+    # The restore test (core/restoretest/errors.py). A restore-test result carries its
+    # error as ErrorInfo, so each kind is named here, not found through the class tree.
+    "LoadFailed": (
+        "The dump did not load: the database rejected a statement",
+        "The details name the statement and its line. Check the dump against the server "
+        "version it was made for; if an older version loads, compare the two.",
+    ),
+    "DumpCutShort": (
+        "The dump ends in the middle of a statement",
+        "The dump program stopped early (killed, disk full, lost connection). Use an older "
+        "version and check the backup job's logs.",
+    ),
+    "ChecksFailed": (
+        "The restored database does not match the dump",
+        "Rows or objects are missing after the load; see the table list in Details. Use an "
+        "older version and check how the dump was made.",
+    ),
+    "LimitExceeded": (
+        "The restore test went over its limit",
+        "It took longer, or needed more disk, than allowed. Free space under /tmp or run it "
+        "again when the machine is quieter; a backup that keeps growing may need a bigger "
+        "limit (command line: --max-seconds, --max-disk).",
+    ),
+    "DumpRefused": (
+        "The dump does something the restore test refuses to run",
+        "The details say what. On an existing server only one database can be restored; "
+        "use a throwaway server for dumps with several.",
+    ),
+    "ServerSoftwareMissing": (
+        "The database server software for the restore test is not installed",
+        "Install MariaDB (Debian/Ubuntu: apt-get install mariadb-server mariadb-client) or "
+        "PostgreSQL 15.14 or later (apt-get install postgresql), whichever the backup needs; "
+        "the details name what is missing. Or test against an existing server.",
+    ),
+    "InstanceFailed": (
+        "The throwaway database server could not be started",
+        "The details show the server's own log. Check free space under /tmp and that the "
+        "installed server starts at all.",
+    ),
+    "ServerUnreachable": (
+        "The existing database server could not be used",
+        "Check the server's socket path in the address, that the server runs, and the "
+        "account and its password file.",
+    ),
+    "NotRestorable": (
+        "This backup cannot be restore-tested",
+        "The restore test loads SQL dumps (mysqldump/mariadb-dump, Sequel Pro, plain "
+        "pg_dump). Use Verify for other backups.",
+    ),
+    "ServerError": (
+        "The database server reported an unexpected error",
+        "See the details; run the restore test again, on a throwaway server if it was an "
+        "existing one.",
+    ),
     "BackupFailed": ("The backup failed verification", "Try an older version."),
 }
 

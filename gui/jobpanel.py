@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from .jobs import JobQueue, JobRecord, JobState
+from .restoredetails import plural
 from .results import duration_text, size_text
 
 STAGE_WORDS = {
@@ -26,6 +27,13 @@ STAGE_WORDS = {
     "verify": "Verifying",
     "restore": "Restoring",
 }
+# A restore test streams: download, decryption, decompression and the load run at
+# once, so its main stage names them all; the checks come after, with no ETA.
+RESTORE_TEST_WORDS = {
+    **STAGE_WORDS,
+    "verify": "Downloading, decrypting, decompressing and loading",
+    "checks": "Checking the restored database (row counts, checksums, objects)",
+}
 
 
 def progress_text(rec: JobRecord) -> str:
@@ -34,10 +42,31 @@ def progress_text(rec: JobRecord) -> str:
         return "Waiting in the queue"
     if ev is None:
         return "Starting…"
-    stage = STAGE_WORDS.get(ev.stage, ev.stage.capitalize())
+    words = RESTORE_TEST_WORDS if rec.spec.operation == "restore-test" else STAGE_WORDS
+    stage = words.get(ev.stage, ev.stage.capitalize())
+    if ev.stage == "checks":
+        return f"{stage}…"
     total = f" of {size_text(ev.total)}" if ev.total else ""
     eta = f", {duration_text(ev.eta)} left" if ev.eta is not None else ""
-    return f"{stage}: {size_text(ev.done)}{total} at {size_text(ev.rate)}/s{eta}"
+    text = f"{stage}: {size_text(ev.done)}{total} at {size_text(ev.rate)}/s{eta}"
+    if ev.stage == "verify" and rec.spec.operation == "restore-test":
+        loaded = next((s.done for s in ev.stages if s.name == "decompress"), 0)
+        text += f" ({size_text(loaded)} of SQL sent to the server)"
+    return text
+
+
+def done_text(rec: JobRecord) -> str:
+    took = duration_text(rec.elapsed)
+    r = rec.result
+    if r is not None:
+        rows = sum(t.rows or 0 for t in r.tables)
+        return (
+            f"✔ Restore test passed: {plural(len(r.tables), 'table')}, {plural(rows, 'row')} in "
+            f"{r.server or r.engine}, checked and usable after {duration_text(r.total_seconds)}."
+        )
+    what = "Restored" if rec.spec.operation == "restore" else "Verified"
+    dest = f" to {rec.spec.destination}" if rec.spec.destination else ""
+    return f"✔ {what}{dest}: every layer holds ({took})."
 
 
 class JobRow(QFrame):
@@ -88,17 +117,16 @@ class JobRow(QFrame):
                 self.bar.setValue(int(ev.fraction * 1000))
             elif rec.state is JobState.RUNNING:
                 self.bar.setRange(0, 0)  # busy indicator until sizes are known
+            if ev is not None and ev.stage == "checks":
+                self.bar.setRange(0, 0)  # the checks have no size: busy until they end
             self.status.setText(progress_text(rec))
             return
         self.cancel.hide()
         self.bar.setRange(0, 1000)
         self.bar.setTextVisible(rec.state is JobState.DONE)
-        took = duration_text(rec.elapsed)
         if rec.state is JobState.DONE:
             self.bar.setValue(1000)
-            what = "Restored" if rec.spec.operation == "restore" else "Verified"
-            dest = f" to {rec.spec.destination}" if rec.spec.destination else ""
-            self.status.setText(f"✔ {what}{dest}: every layer holds ({took}).")
+            self.status.setText(done_text(rec))
             return
         msg = rec.message
         if rec.state is JobState.CANCELLED:
@@ -126,7 +154,9 @@ class JobPanel(QScrollArea):
         inner = QWidget()
         self._lay = QVBoxLayout(inner)
         self._lay.setContentsMargins(4, 4, 4, 4)
-        self.empty = QLabel("No jobs yet. Select a version and press Verify or Restore to file…")
+        self.empty = QLabel(
+            "No jobs yet. Select a version and press Verify, Restore to file… or Restore test…"
+        )
         self._lay.addWidget(self.empty)
         self._lay.addStretch()
         self.setWidget(inner)

@@ -1,19 +1,21 @@
-"""Verify and restore jobs: one queue, one job at a time, each on the one worker type.
+"""Verify, restore and restore-test jobs: one queue, one job at a time, on the one worker type.
 
 The queue lives on the GUI thread. A job's secrets are gathered there when it
 is queued (dialogs for a PEM passphrase or a token PIN must run on the GUI
-thread); core's ``run`` wipes them when the job ends.
+thread); core's ``run`` wipes them when the job ends. The single queue is also
+what keeps restore tests to one at a time on this machine.
 """
 
 from __future__ import annotations
 
 import enum
 import itertools
+import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,22 +25,67 @@ from sealcheck.core.errors import SealcheckError
 from sealcheck.core.pipeline import Job, run
 from sealcheck.core.progress import CancelToken, ProgressEvent
 from sealcheck.core.report import Report
+from sealcheck.core.restoretest import RestoreTestOptions, RestoreTestResult, restore_test
 from sealcheck.core.s3 import S3Object, S3Settings, make_client, parse_uri
 from sealcheck.core.sources import LocalFile, Source
 from sealcheck.core.unlock import Secrets
 
 from .errortext import UserMessage, describe
-from .results import Outcome, ResultStore
+from .results import Outcome, ResultStore, VersionKey
 from .worker import Failure, Worker, WorkerContext
 
 LONG_JOB_S = 10.0  # a job that ran longer than this ends with a desktop notification
+
+Operation = Literal["verify", "restore", "restore-test"]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """An earlier restore-test result the new one is compared with (drift)."""
+
+    label: str  # how the Details pane names it: "version 3HL4kqt…, tested 2026-11-27 03:00"
+    result: RestoreTestResult
+
+
+@dataclass(frozen=True)
+class RestoreTestSpec:
+    """How to run a restore test.
+
+    Invariant: a DSN and a password *file path* only. The password is read by core
+    when the test connects, never kept here, in settings or in a log.
+    """
+
+    engine: str = "auto"  # auto (from the dump's header) | mariadb | mysql | postgres
+    server: str | None = None  # DSN of an existing local server; None: a throwaway one
+    password_file: Path | None = None
+    max_seconds: float = 6 * 3600.0
+    # Where drift is measured from: the versions of the same backup whose last result
+    # counts as "the previous one", preferred first. Resolved when the job starts, so a
+    # version queued behind another is compared with that one's fresh result.
+    compare_with: tuple[VersionKey, ...] = ()
+    baseline: Baseline | None = None  # set by the queue at start
+
+    @property
+    def mode(self) -> str:
+        return "server" if self.server else "throwaway"
+
+    def options(self, baseline_file: Path | None) -> RestoreTestOptions:
+        # A MySQL-format dump loads into MariaDB (core's throwaway server), as the CLI does.
+        engine = "mariadb" if self.engine == "mysql" else self.engine
+        return RestoreTestOptions(
+            engine=engine,
+            server=self.server or None,
+            server_password_file=self.password_file if self.server else None,
+            max_seconds=self.max_seconds,
+            baseline=baseline_file,
+        )
 
 
 @dataclass(frozen=True)
 class JobSpec:
     """What to run. ``data`` is ``s3://bucket/key`` or a local path."""
 
-    operation: Literal["verify", "restore"]
+    operation: Operation
     data: str
     version_id: str | None = None
     wrapped: str | None = None
@@ -47,6 +94,7 @@ class JobSpec:
     destination: Path | None = None
     overwrite: bool = False
     title: str = ""
+    restore_test: RestoreTestSpec | None = None  # operation "restore-test" (default options)
 
     @property
     def object_key(self) -> str:
@@ -69,6 +117,7 @@ class JobRecord:
     state: JobState = JobState.QUEUED
     progress: ProgressEvent | None = None
     report: Report | None = None
+    result: RestoreTestResult | None = None  # a restore test's full result
     message: UserMessage | None = None
     trace: str | None = None
     started: float | None = None
@@ -106,8 +155,11 @@ def open_source(
     return LocalFile(Path(uri))
 
 
-def run_job(ctx: WorkerContext, spec: JobSpec, secrets: Secrets, clients: _Clients) -> Report:
-    """The job body, on a pool thread: open the sources, then core's one pipeline."""
+def run_job(
+    ctx: WorkerContext, spec: JobSpec, secrets: Secrets, clients: _Clients
+) -> Report | RestoreTestResult:
+    """The job body, on a pool thread: open the sources, then core's one pipeline
+    (inside core's restore test for a restore-test job)."""
     try:
         data = open_source(spec.data, spec.version_id, spec.s3, clients, ctx.cancel)
         wrapped = (
@@ -122,13 +174,46 @@ def run_job(ctx: WorkerContext, spec: JobSpec, secrets: Secrets, clients: _Clien
         data=data,
         secrets=secrets,
         wrapped_key=wrapped,
-        operation=spec.operation,
+        operation="restore" if spec.operation == "restore" else "verify",
         destination=spec.destination,
         overwrite=spec.overwrite,
-        progress=ctx.progress,
+        progress=_StageForcing(ctx),
         cancel=ctx.cancel,
     )
+    if spec.operation == "restore-test":
+        try:
+            return _restore_test(job, spec.restore_test or RestoreTestSpec())
+        finally:
+            secrets.wipe()  # core's run wipes them too, but the test may stop before it runs
     return run(job)
+
+
+class _StageForcing:
+    """Progress to the worker, throttled, except that a change of stage always gets
+    through (the last "load" event and the "checks" one may come 1 ms apart)."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self._ctx = ctx
+        self._stage: str | None = None
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        changed = ev.stage != self._stage
+        self._stage = ev.stage
+        self._ctx.progress(ev, force=changed)
+
+
+def _restore_test(job: Job, rt: RestoreTestSpec) -> RestoreTestResult:
+    if rt.baseline is None:
+        return restore_test(job, rt.options(None))
+    # Core reads the baseline as a saved result (the CLI's --baseline): hand it a private
+    # copy that lives only as long as the test.
+    with tempfile.TemporaryDirectory(prefix="sealcheck-baseline-") as tmp:
+        path = Path(tmp) / "baseline.json"
+        path.write_text(rt.baseline.result.to_json())
+        result = restore_test(job, rt.options(path))
+    if result.drift is not None:
+        result = replace(result, drift=replace(result.drift, baseline=rt.baseline.label))
+    return result
 
 
 class JobQueue(QObject):
@@ -200,6 +285,7 @@ class JobQueue(QObject):
             return
         rec = self._current = self._pending.popleft()
         secrets, rec.secrets = rec.secrets, None  # the job owns (and wipes) them now
+        rec.spec = self._with_baseline(rec.spec)
         w = Worker(self.job_fn, rec.spec, secrets, self._clients)
         rec.worker = w
         rec.state = JobState.RUNNING
@@ -214,12 +300,31 @@ class JobQueue(QObject):
         self.changed.emit(rec)
         w.start(self._pool)
 
+    def _with_baseline(self, spec: JobSpec) -> JobSpec:
+        """The latest earlier restore-test result among ``compare_with``, if any."""
+        rt = spec.restore_test
+        if spec.operation != "restore-test" or rt is None:
+            return spec
+        for key in rt.compare_with:
+            prev = self._results.get(key)
+            if prev is not None and prev.restore_test is not None:
+                when = prev.when.astimezone().strftime("%Y-%m-%d %H:%M")
+                label = f"version {key[1] or 'null'}, tested {when}"
+                return replace(
+                    spec, restore_test=replace(rt, baseline=Baseline(label, prev.restore_test))
+                )
+        return spec
+
     def _on_progress(self, rec: JobRecord, ev: Any) -> None:
         if isinstance(ev, ProgressEvent) and rec.state is JobState.RUNNING:
             rec.progress = ev
             self.changed.emit(rec)
 
-    def _on_returned(self, rec: JobRecord, report: Report) -> None:
+    def _on_returned(self, rec: JobRecord, value: Report | RestoreTestResult) -> None:
+        if isinstance(value, RestoreTestResult):
+            self._on_restore_tested(rec, value)
+            return
+        report = value
         rec.report = report
         if report.error is not None and report.error.kind == "Cancelled":
             self._finish(rec, JobState.CANCELLED, describe(report.error))
@@ -227,6 +332,17 @@ class JobQueue(QObject):
         self._record(rec, Outcome(report, None, utc_now()))
         msg = describe(report.error) if report.error else None
         self._finish(rec, JobState.DONE if report.ok else JobState.FAILED, msg)
+
+    def _on_restore_tested(self, rec: JobRecord, result: RestoreTestResult) -> None:
+        rec.result, rec.report = result, result.verification
+        if result.error is not None and result.error.kind == "Cancelled":
+            self._finish(rec, JobState.CANCELLED, describe(result.error))
+            return
+        # The restore test's own verdict (a load error, checks that do not match) is
+        # the outcome's message; the verification report's layers stay as evidence.
+        msg = describe(result.error) if result.error is not None else None
+        self._record(rec, Outcome(result.verification, msg, utc_now(), restore_test=result))
+        self._finish(rec, JobState.DONE if result.ok else JobState.FAILED, msg)
 
     def _on_errored(self, rec: JobRecord, failure: Failure) -> None:
         msg = describe(failure.exc)

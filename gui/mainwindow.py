@@ -35,12 +35,13 @@ from .dialogs import SourceDialog, ask_secret
 from .errortext import describe
 from .icons import icon
 from .jobpanel import JobPanel
-from .jobs import JobQueue, JobRecord, JobSpec, JobState
+from .jobs import JobQueue, JobRecord, JobSpec, JobState, RestoreTestSpec
 from .keysession import KeySession
 from .keyspage import KeysPage
-from .models import VersionRow
+from .models import VersionRow, guess_database
 from .notify import Notifier
-from .results import Outcome, ResultStore, duration_text
+from .restorewizard import RestoreTestWizard
+from .results import Outcome, ResultStore, VersionKey, duration_text
 from .settings import KeyChoice, SourceConfig, SourceStore
 
 
@@ -75,9 +76,12 @@ class MainWindow(QMainWindow):
         self.store = store or SourceStore()
         self.saved = self.store.load()
         self.session_sources = list(session_sources or [])
-        self.results = ResultStore(self)
+        self.results = ResultStore.persistent(self)
         self.queue = JobQueue(self.results, self)
         self.keys = KeySession(self._ask_passphrase, self._ask_pin)
+        # The wizard's last choices, for this session only (paths and a DSN, no password).
+        self.restore_test_choice = RestoreTestSpec()
+        self.restore_wizard: RestoreTestWizard | None = None
 
         self.sources = QListWidget()
         self.sources.setAccessibleName("Sources")
@@ -172,6 +176,13 @@ class MainWindow(QMainWindow):
             self.restore_selected_dialog,
             "Decrypt and decompress the selected version into a file",
         )
+        self.restore_test_act = self._action(
+            "Restore &test…",
+            "restoretest",
+            "Ctrl+T",
+            self.restore_test_dialog,
+            "Load the selected versions into a throwaway database server and check what comes back",
+        )
         self.cancel_act = self._action(
             "Cancel jobs",
             "cancel",
@@ -191,7 +202,13 @@ class MainWindow(QMainWindow):
         for a in (self.add_act, self.edit_act, self.remove_act):
             bar.addAction(a)
         bar.addSeparator()
-        for a in (self.refresh_act, self.verify_act, self.restore_act, self.cancel_act):
+        for a in (
+            self.refresh_act,
+            self.verify_act,
+            self.restore_act,
+            self.restore_test_act,
+            self.cancel_act,
+        ):
             bar.addAction(a)
         self.addToolBar(bar)
         menu = self.menuBar()
@@ -199,12 +216,23 @@ class MainWindow(QMainWindow):
         for a in (self.add_act, self.edit_act, self.remove_act, self.refresh_act):
             m.addAction(a)
         j = menu.addMenu("&Jobs")
-        for a in (self.verify_act, self.restore_act, self.cancel_act):
+        for a in (self.verify_act, self.restore_act, self.restore_test_act, self.cancel_act):
             j.addAction(a)
+        # The versions' context menu: the same actions, on what is under the pointer.
+        versions = self.browser.versions_view
+        versions.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        versions.addActions([self.verify_act, self.restore_act, self.restore_test_act])
+        versions.selectionModel().selectionChanged.connect(self._update_actions)
+        self.browser.versions.modelReset.connect(self._update_actions)
+        self.browser.sets_view.selectionModel().selectionChanged.connect(self._update_actions)
+        self._update_actions()
         h = menu.addMenu("&Help")
         self.about_act = h.addAction("&About Sealcheck", lambda: show_about(self))
         self.about_act.setMenuRole(QAction.MenuRole.AboutRole)
         h.addAction("About &Qt", QApplication.aboutQt).setMenuRole(QAction.MenuRole.AboutQtRole)
+
+    def _update_actions(self, *_args: object) -> None:
+        self.restore_test_act.setEnabled(bool(self.targets()))
 
     # --- sources ------------------------------------------------------------------
 
@@ -295,7 +323,7 @@ class MainWindow(QMainWindow):
         assert src is not None
         d, k = row.data, row.key
         when = d.last_modified.astimezone().strftime("%Y-%m-%d %H:%M")
-        verb = "Verify" if operation == "verify" else "Restore"
+        verb = {"verify": "Verify", "restore": "Restore", "restore-test": "Restore test"}[operation]
         return JobSpec(
             operation=operation,  # type: ignore[arg-type]
             data=f"s3://{src.bucket}/{d.key}",
@@ -361,6 +389,60 @@ class MainWindow(QMainWindow):
         )
         if path:
             self.restore_selected(Path(path))
+
+    def restore_test_dialog(self) -> RestoreTestWizard | None:
+        """Open the wizard on the selected versions; Start queues one job per version."""
+        rows = self.targets()
+        if not rows:
+            self.statusBar().showMessage("Select one or more versions to restore-test", 6000)
+            return None
+        titles = [self._spec(r, "restore-test").title for r in rows]
+        guesses = [
+            guess_database(r.data.key, self.results.get((r.data.key, r.data.version_id)))
+            for r in rows
+        ]
+        hints = [g for g in guesses if g != "–"]  # "–": nothing to go by
+        wiz = RestoreTestWizard(titles, hints, self.restore_test_choice, self)
+        self.restore_wizard = wiz
+
+        def finished(result: int) -> None:
+            if result == QDialog.DialogCode.Accepted:
+                self.restore_test_choice = wiz.value()
+                self.restore_test_selected(self.restore_test_choice, rows)
+            self.restore_wizard = None
+            wiz.deleteLater()
+
+        wiz.finished.connect(finished)
+        wiz.open()
+        return wiz
+
+    def restore_test_selected(
+        self, options: RestoreTestSpec, rows: list[VersionRow] | None = None
+    ) -> list[JobRecord]:
+        out = []
+        for row in rows if rows is not None else self.targets():
+            spec = replace(
+                self._spec(row, "restore-test"),
+                restore_test=replace(options, compare_with=self._earlier(row)),
+            )
+            rec = self.submit(spec)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    def _earlier(self, row: VersionRow) -> tuple[VersionKey, ...]:
+        """Where drift is measured from: the older versions of the same backup, newest
+        first, then this version's own earlier run."""
+        this = (row.data.key, row.data.version_id)
+        for s in (self.browser.versions.backup, *self.browser.selected_sets()):
+            if s is None:
+                continue
+            keys = [(p.data.key, p.data.version_id) for p in s.pairs]  # newest first
+            if this in keys:
+                older = s.pairs[keys.index(this) + 1 :]
+                live = [(p.data.key, p.data.version_id) for p in older if not p.data.delete_marker]
+                return (*live, this)
+        return (this,)
 
     def _on_job_ended(self, rec: JobRecord) -> None:
         self.browser.fit_columns()

@@ -3,8 +3,10 @@
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
 Starts ``Xvfb :99`` (unless $DISPLAY is set), the demo's local S3 with its sample
-backups plus one larger backup, opens the app, and saves three PNGs grabbed from
-the X server: the main window, a job mid-restore, and an error state.
+backups plus one larger backup, opens the app, and saves four PNGs grabbed from
+the X server: the main window, a job mid-restore, an error state and the result of a
+restore test (two versions restore-tested in throwaway MariaDB servers, the second
+showing its drift from the first; skipped when no MariaDB server is installed).
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="sealcheck-shots-"))
     os.environ["XDG_CONFIG_HOME"] = str(work / "config")  # never the user's saved sources
     os.environ["XDG_DATA_HOME"] = str(work / "data")
+    os.environ["SEALCHECK_STATE_DIR"] = str(work / "state")  # restore-test records and locks
     try:
         with xvfb():
             os.environ["QT_QPA_PLATFORM"] = "xcb"
@@ -159,6 +162,10 @@ def shoot(work: Path, out: Path) -> int:
         win.job_panel.ensureWidgetVisible(win.job_panel.row(rec))
         grab(win, out / "error-state.png")
 
+        # 2b. A restore test: the SecureCircle backup's two complete versions, oldest first,
+        # so the newer one is compared with it; the Details pane made roomy for the shot.
+        restore_test_shot(app, win, out)
+
         # 3. A restore in progress: stage, throughput and one ETA; then cancelled.
         win.sources.setCurrentRow(1)
         wait_until(app, lambda: win.browser.model.rowCount() == 1 and not win.browser.listing)
@@ -178,6 +185,41 @@ def shoot(work: Path, out: Path) -> int:
         win.queue.cancel(rec)
         win.close()
     return 0
+
+
+def restore_test_shot(app: object, win: object, out: Path) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QSplitter
+
+    from sealcheck.core.errors import SealcheckError
+    from sealcheck.core.restoretest.mariadb import find_tools
+    from sealcheck.gui.jobs import JobState, RestoreTestSpec
+    from sealcheck.gui.mainwindow import MainWindow
+
+    assert isinstance(win, MainWindow)
+    try:
+        find_tools(need_server=True)
+    except SealcheckError as exc:
+        print(f"skipped restore-test.png: {exc.message()}")
+        return
+    key = "securecircle/1567744961188141183.sql.gz"
+    for oldest_first in (0, 1):
+        win.browser.select_set(key)
+        vm = win.browser.versions
+        rows = [r for r in range(vm.rowCount()) if vm.verifiable(r)]
+        win.browser.versions_view.selectRow(list(reversed(rows))[oldest_first])
+        (rec,) = win.restore_test_selected(RestoreTestSpec())
+        wait_until(app, lambda rec=rec: rec.state not in (JobState.QUEUED, JobState.RUNNING), 180)
+        if rec.state is not JobState.DONE:
+            raise RuntimeError(f"the restore test failed: {rec.message}")
+    splits = win.browser.findChildren(QSplitter)
+    sizes = {id(s): s.sizes() for s in splits}
+    for s in splits:
+        s.setSizes([180, 620] if s.orientation() == Qt.Orientation.Vertical else [430, 900])
+    win.browser.details.verticalScrollBar().setValue(0)
+    grab(win, out / "restore-test.png")
+    for s in splits:
+        s.setSizes(sizes[id(s)])
 
 
 if __name__ == "__main__":
