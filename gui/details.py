@@ -44,7 +44,7 @@ def render(row: VersionRow | None, outcome: Outcome | None) -> str:
         parts.append(f"<br><b>Attention:</b> {_e(row.flag)}.")
     parts.append("</p>")
     if outcome is None:
-        parts.append("<p>Not verified in this session yet. Press <b>Verify</b> (Ctrl+R).</p>")
+        parts.append("<p>Not verified yet. Press <b>Verify</b> (Ctrl+R).</p>")
         return "".join(parts)
     rt = outcome.restore_test
     verdict = "verified: every layer below holds" if outcome.ok else "FAILED"

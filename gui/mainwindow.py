@@ -120,6 +120,10 @@ class MainWindow(QMainWindow):
         self.browser.status.connect(lambda t: self.statusBar().showMessage(t))
         self.keys_page.keys_changed.connect(self._on_keys_changed)
         self.keys_page.message.connect(lambda t: self.statusBar().showMessage(t, 8000))
+        # A history that cannot be read or written: say so once; results stay in memory.
+        self.results.warning.connect(self._history_problem)
+        if self.results.problem:
+            self._history_problem(self.results.problem)
         self.queue.ended.connect(self._on_job_ended)
         self._fill_sources()
 
@@ -443,6 +447,12 @@ class MainWindow(QMainWindow):
                 live = [(p.data.key, p.data.version_id) for p in older if not p.data.delete_marker]
                 return (*live, this)
         return (this,)
+
+    def _history_problem(self, text: str) -> None:
+        self.statusBar().showMessage(
+            f"Verification history unavailable: {text} Results are kept for this session only.",
+            20000,
+        )
 
     def _on_job_ended(self, rec: JobRecord) -> None:
         self.browser.fit_columns()
