@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-
 
 def register(sub: Any) -> None:
     # cli.py imports this module; its helpers are imported when the parser is built.
@@ -45,13 +43,59 @@ def register(sub: Any) -> None:
         metavar="JSON",
         help="an earlier restore-test result of the same backup (--json output): show drift",
     )
-    p.add_argument("--max-seconds", type=float, default=6 * 3600.0, help="wall-clock limit")
-    p.add_argument("--max-disk", type=int, metavar="BYTES", help="disk limit for the server")
+    p.add_argument(
+        "--max-time",
+        "--max-seconds",
+        dest="max_seconds",
+        type=_seconds,
+        default=6 * 3600.0,
+        metavar="SECONDS",
+        help="wall-clock limit from the start of the load to the end of the checks "
+        "(default 21600: 6 hours); over it the load is stopped and the test fails",
+    )
+    p.add_argument(
+        "--max-disk",
+        type=_size,
+        metavar="SIZE",
+        help="how much the server's disk use may grow during the load, e.g. 500M or 2G "
+        "(default: 90%% of the free space where the throwaway server keeps its data; "
+        "with --server: the scratch database's size, PostgreSQL only)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--no-progress", action="store_true")
+    cli.add_history_option(p)
     cli._add_key_options(p)
     cli._add_s3_options(p)
     p.set_defaults(func=cmd_restore_test)
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(text: str) -> int:
+    """``500M``, ``2G``, ``1.5GiB``, ``1048576``: binary units (K = 1024 bytes)."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = t[-1:] if t[-1:] in _UNITS and t[-1:] else ""
+    number = t[: len(t) - len(unit)].strip()
+    try:
+        value = float(number) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size (examples: 500M, 2G, 1048576)"
+        ) from None
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: the disk limit must be at least 1 byte")
+    return int(value)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the wall-clock limit must be positive")
+    return value
 
 
 def cmd_restore_test(args: argparse.Namespace) -> int:
@@ -62,8 +106,6 @@ def cmd_restore_test(args: argparse.Namespace) -> int:
     from .restoretest import RestoreTestOptions, restore_test
     from .sources import Source
 
-    if args.engine == "mysql":
-        args.engine = "mariadb"  # a MySQL-format dump; the throwaway server is MariaDB
     cancel = CancelToken()
     loc = Locator(cli._settings(args), cancel)
     data = loc.open(args.source, args.version_id)
@@ -72,8 +114,6 @@ def cmd_restore_test(args: argparse.Namespace) -> int:
         wrapped = loc.open(args.wrapped_key, args.wrapped_key_version_id)
     else:
         wrapped = loc.find_wrapped_key(data, cli._rules(args))
-    if args.max_seconds <= 0:
-        raise UsageError("--max-seconds must be positive")
     bar = None
     if not args.no_progress and sys.stderr.isatty() and not args.json:
         bar = cli.TerminalProgress(sys.stderr)
@@ -104,6 +144,7 @@ def cmd_restore_test(args: argparse.Namespace) -> int:
         print(result.to_json())
     else:
         print_result(result)
+    cli.record_history(args, result)
     return result.exit_code
 
 

@@ -148,7 +148,7 @@ _WORDS: dict[str, tuple[str, str]] = {
         "The restore test went over its limit",
         "It took longer, or needed more disk, than allowed. Free space under /tmp or run it "
         "again when the machine is quieter; a backup that keeps growing may need a bigger "
-        "limit (command line: --max-seconds, --max-disk).",
+        "limit (command line: --max-time, --max-disk).",
     ),
     "DumpRefused": (
         "The dump does something the restore test refuses to run",

@@ -24,7 +24,7 @@ class ChecksFailed(BackupFailed):
 
 
 class LimitExceeded(BackupFailed):
-    """The restore test exceeded its limit."""
+    """The restore test went over a limit set for it and was stopped."""
 
     layer = Layer.DATABASE
 

@@ -4,13 +4,21 @@ Runs on the pipeline's consumer thread: each plaintext chunk goes through the sc
 (counting, hooks, the rare rewrite) and straight into the client's stdin, so memory
 stays bounded and a slow server slows the download instead of filling memory. A
 watchdog thread enforces cancel, the wall-clock limit and the disk limit by killing
-the client (which unblocks a write stuck on a full pipe).
+the client (which unblocks a write stuck on a full pipe); the runner then stops the
+server, which is what ends a statement still running there (reliability.md E3).
+
+The limits (``Limits``) bound what the dump can make a test spend: the wall-clock limit
+runs from the moment the load starts to the end of the checks (``Deadline``; waiting for
+the server lock and starting the server do not depend on the dump and have their own
+timeouts); the disk limit bounds how much the server's disk use grows during the load,
+over what the freshly started server already used.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import shutil
 import subprocess
 import threading
 import time
@@ -21,9 +29,10 @@ from typing import IO
 
 from ..errors import Cancelled
 from ..progress import CancelToken
+from . import sqlscan
 from .errors import LimitExceeded
 from .model import LoadError
-from .procs import current_user, disk_usage, kill_group, spawn
+from .procs import current_user, kill_group, spawn
 from .sqlscan import ScannerBase, StatementTooLarge
 from .target import ClientCommand, Target
 
@@ -31,10 +40,77 @@ HEAD_BYTES = 64 * 1024  # enough to recognise the producer and its database name
 OUTPUT_KEEP = 2 << 20
 
 
+DISK_CHECK_EVERY = 0.5  # seconds between two looks at the server's disk use
+FREE_SPACE_SHARE = 0.9  # default disk limit: this share of the free space at load start
+
+
 @dataclass(frozen=True)
 class Limits:
     max_seconds: float
-    max_disk_bytes: int | None
+    max_disk_bytes: int | None  # None: 90 % of the free space where the server keeps data
+
+
+def size_text(n: float) -> str:
+    """``20 MiB``, ``1.5 GiB``: sizes in messages, in the units ``--max-disk`` takes."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" or n == int(n) else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def seconds_text(s: float) -> str:
+    return f"{s:g} s"
+
+
+class Deadline:
+    """The wall-clock limit, as an instant on the monotonic clock once the load starts."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.started: float | None = None
+        self.at = float("inf")
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.at = self.started + self.limit_s
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
+    def error(self, during: str) -> LimitExceeded:
+        ran = time.monotonic() - (self.started or time.monotonic())
+        return LimitExceeded(
+            f"wall-clock limit of {seconds_text(self.limit_s)} (--max-time) reached {during}, "
+            f"{ran:.1f} s after the load started"
+        )
+
+
+class LimitToken(CancelToken):
+    """The user's cancel token, plus the wall-clock limit for one phase: ``check()``
+    raises ``LimitExceeded`` once the deadline has passed. Handed to the checks, which
+    call ``check()`` between tables."""
+
+    def __init__(self, inner: CancelToken, deadline: Deadline, during: str) -> None:
+        super().__init__()
+        self._inner = inner
+        self._deadline = deadline
+        self._during = during
+
+    def cancel(self) -> None:
+        self._inner.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._inner.cancelled
+
+    def check(self) -> None:
+        self._inner.check()
+        if self._deadline.passed():
+            raise self._deadline.error(self._during)
 
 
 class _Drain(threading.Thread):
@@ -65,12 +141,14 @@ class StreamingLoader:
         prepare: Callable[[bytes], Target],
         cancel: CancelToken,
         limits: Limits,
-        started: float,
+        deadline: Deadline,
     ) -> None:
         self._prepare = prepare
         self._cancel = cancel
         self._limits = limits
-        self._t0 = started
+        self._deadline = deadline
+        self._disk_base: int | None = None  # the server's disk use when the load started
+        self._disk_limit: int | None = None
         self.target: Target | None = None
         self.scanner: ScannerBase | None = None
         self._head = b""
@@ -100,29 +178,48 @@ class StreamingLoader:
             data, self._head = self._head, b""
             self._start(data)
         assert self.scanner is not None
-        try:
-            segments = self.scanner.feed(data)
-        except StatementTooLarge as exc:
-            raise LimitExceeded(str(exc)) from None
-        self._write(segments)
+        self._raise_if_killed()
+        self._write(self._scan(data))
 
     def finish(self) -> None:
         if self._proc is None and not self.failed:
             data, self._head = self._head, b""
             self._start(data)
-            assert self.scanner is not None
-            self._write(self.scanner.feed(data))
+            self._write(self._scan(data))
         assert self.scanner is not None
         if not self.failed:
-            self._write(self.scanner.finish())
+            self._write(self._scan(None))
+        if not self.failed and self._cmd is not None and self._cmd.postamble:
+            self._write([self._cmd.postamble])
         self._close_stdin()
-        self._wait(self._limits.max_seconds - (time.monotonic() - self._t0))
+        self._wait(self._deadline.left())
+        # A load faster than the watchdog's look still has to fit: one last look.
+        if (over := self._disk_over()) is not None:
+            raise LimitExceeded(over)
         self.finished = True
+
+    def _scan(self, data: bytes | None) -> list[bytes]:
+        """The scanner's output for ``data`` (None: the end of the dump)."""
+        assert self.scanner is not None
+        try:
+            return self.scanner.feed(data) if data is not None else self.scanner.finish()
+        except StatementTooLarge as exc:
+            raise LimitExceeded(
+                f"statement size limit of {size_text(sqlscan.MAX_STATEMENT)}: the statement "
+                f"starting at line {exc.line} is larger ({size_text(exc.size)} without its "
+                "end); the servers refuse such packets, so the load was stopped there"
+            ) from None
 
     # -- the client --------------------------------------------------------------------
 
     def _start(self, head: bytes) -> None:
         self.target = self._prepare(head)
+        self._deadline.start()
+        self._disk_base = self.target.disk_used()
+        self._disk_limit = self._limits.max_disk_bytes
+        if self._disk_limit is None and self.target.disk_path is not None:
+            free = shutil.disk_usage(self.target.disk_path).free
+            self._disk_limit = int(free * FREE_SPACE_SHARE)
         self.scanner = self.target.scanner()
         self._cmd = cmd = self.target.client()
         self._proc = spawn(
@@ -170,6 +267,8 @@ class StreamingLoader:
     def _raise_if_killed(self) -> None:
         if self._killed_for == "cancel" or self._cancel.cancelled:
             raise Cancelled()
+        if self._killed_for == "time":
+            raise self._deadline.error("while loading the dump")
         if self._killed_for:
             raise LimitExceeded(self._killed_for)
 
@@ -185,16 +284,13 @@ class StreamingLoader:
         try:
             proc.wait(max(timeout, 0.1))
         except subprocess.TimeoutExpired:
-            self._killed_for = self._killed_for or (
-                f"the load did not finish within the wall-clock limit of "
-                f"{self._limits.max_seconds:.0f} s"
-            )
+            self._killed_for = self._killed_for or "time"
             kill_group(proc)
         self._stop.set()
-        self._raise_if_killed()
-        self.returncode = proc.returncode
         if self.load_started is not None and self.load_seconds is None:
             self.load_seconds = round(time.monotonic() - self.load_started, 3)
+        self._raise_if_killed()
+        self.returncode = proc.returncode
         for d in (self._out, self._err):
             if d is not None:
                 d.join(5)
@@ -206,32 +302,34 @@ class StreamingLoader:
 
     def _watchdog(self) -> None:
         last_disk = 0.0
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(0.1):
             reason = None
             if self._cancel.cancelled:
                 reason = "cancel"
-            elif time.monotonic() - self._t0 > self._limits.max_seconds:
-                reason = (
-                    f"the restore test exceeded its wall-clock limit of "
-                    f"{self._limits.max_seconds:.0f} s"
-                )
-            elif (
-                self._limits.max_disk_bytes is not None
-                and self.target is not None
-                and self.target.disk_path is not None
-                and time.monotonic() - last_disk > 1.0
-            ):
+            elif self._deadline.passed():
+                reason = "time"
+            elif time.monotonic() - last_disk >= DISK_CHECK_EVERY:
                 last_disk = time.monotonic()
-                used = disk_usage(self.target.disk_path)
-                if used > self._limits.max_disk_bytes:
-                    reason = (
-                        f"the throwaway server used {used} bytes of disk, over the limit of "
-                        f"{self._limits.max_disk_bytes} bytes"
-                    )
+                reason = self._disk_over()
             if reason:
                 self._killed_for = reason
                 kill_group(self._proc)
                 return
+
+    def _disk_over(self) -> str | None:
+        """Why the load must stop for its disk use, if it must."""
+        if self._disk_limit is None or self._disk_base is None or self.target is None:
+            return None
+        used = self.target.disk_used()
+        if used is None:
+            return None
+        grown = used - self._disk_base
+        if grown <= self._disk_limit:
+            return None
+        return (
+            f"disk limit of {size_text(self._disk_limit)} (--max-disk): the restored data "
+            f"grew by {size_text(grown)} during the load"
+        )
 
     # -- results -----------------------------------------------------------------------
 
@@ -247,6 +345,14 @@ class StreamingLoader:
             if ref is not None:
                 err = LoadError(err.message, err.line, ref.head, err.code)
         return err
+
+    def settle(self) -> None:
+        """The stream stopped early (cut, corrupt, cancelled, a limit): stop the client and
+        let the scanner see the end, to tell whether a statement was cut."""
+        self.close()
+        if self.scanner is not None:
+            with contextlib.suppress(StatementTooLarge):  # already reported as a limit
+                self.scanner.finish()
 
     def close(self) -> None:
         """Stop the client whatever happened, and delete its credential files."""

@@ -29,6 +29,7 @@ from .model import LoadError
 from .procs import (
     StateDir,
     clean_env,
+    disk_usage,
     private_dir,
     run_step,
     server_user,
@@ -118,6 +119,7 @@ class PostgresTarget:
         self._record: Path | None = None
         self._passfile: Path | None = None
         self._scratch: str | None = None
+        self._roles_to_drop: list[str] = []  # --server: roles made for the dump, dropped after
 
     # -- throwaway ---------------------------------------------------------------------
 
@@ -245,21 +247,39 @@ class PostgresTarget:
     # -- an existing server (--server) ---------------------------------------------------
 
     def connect_existing(
-        self, socket_dir: Path, user: str, password: str | None, port: int
+        self,
+        socket_dir: Path,
+        user: str,
+        password: str | None,
+        port: int,
+        state: StateDir | None = None,
     ) -> None:
+        """Use an existing server: the dump goes into a new scratch database, loaded by
+        the given account (its password only in a 0600 passfile), dropped afterwards."""
         self.mode = "server"
         self.host = str(socket_dir)
         self.port = port
         self.admin = self.loader = user
         self._pw = {user: password or ""}
         self.root = private_dir("scrt-pgc-")
+        if state is not None:  # the passfile's folder: wiped by the next run if we crash
+            self._record = state.record("postgres-client", self.root)
         self._write_passfile()
         r = self._psql("SHOW server_version", "postgres", check=False)
         if r.returncode != 0:
-            raise ServerUnreachable(f"{socket_dir}: {r.stderr.strip()[-300:]}")
+            raise ServerUnreachable(f"{socket_dir} (port {port}): {r.stderr.strip()[-300:]}")
         self.server = "PostgreSQL " + r.stdout.strip()
-        self._scratch = self.database = f"sealcheck_rt_{secrets.token_hex(6)}"
-        self._psql(f"CREATE DATABASE {ident(self._scratch)} TEMPLATE template0", "postgres")
+        scratch = f"sealcheck_rt_{secrets.token_hex(6)}"
+        r = self._psql(
+            f"CREATE DATABASE {ident(scratch)} TEMPLATE template0 ENCODING 'UTF8'",
+            "postgres",
+            check=False,
+        )
+        if r.returncode != 0:
+            raise ServerUnreachable(
+                f"cannot create the scratch database {scratch} as {user}: {r.stderr.strip()[-300:]}"
+            )
+        self._scratch = self.database = scratch
 
     # -- psql --------------------------------------------------------------------------
 
@@ -301,26 +321,40 @@ class PostgresTarget:
 
     def scanner(self) -> ScannerBase:
         s = PgScanner()
-        if self.mode == "throwaway":
-            s.on_roles = self._roles
-        else:
+        # Roles named by OWNER TO / GRANT (managed services' rdsadmin, cloudsqlsuperuser …)
+        # are created NOLOGIN before the statement runs, on an existing server too.
+        s.on_roles = self._roles
+        if self.mode == "server":
             s.on_hostile = self._refuse
         s.on_refuse = self._refuse_statement
         return s
 
     def _roles(self, names: set[str]) -> None:
-        have = set(self._psql("SELECT rolname FROM pg_roles", "postgres").stdout.split())
+        r = self._psql("SELECT rolname FROM pg_roles", "postgres", check=False)
+        if r.returncode != 0:
+            raise ServerError(f"cannot list the server's roles: {r.stderr.strip()[-300:]}")
+        have = set(r.stdout.split())
         new = sorted(n for n in names if n not in have)
         if not new:
             return
-        sql = "".join(
-            f"CREATE ROLE {ident(n)} NOLOGIN;\nGRANT {ident(n)} TO {ident(self.loader)};\n"
-            # Ownership moves to a role only if it may create in the schema (PostgreSQL rule).
-            f"GRANT CREATE ON SCHEMA public TO {ident(n)};\n"
-            for n in new
-        )
-        self._psql(sql)
-        self.roles_created += [f"{n} (NOLOGIN)" for n in new]
+        for n in new:
+            sql = (
+                f"CREATE ROLE {ident(n)} NOLOGIN;\nGRANT {ident(n)} TO {ident(self.loader)};\n"
+                # Ownership moves to a role only if it may create in the schema.
+                f"GRANT CREATE ON SCHEMA public TO {ident(n)};\n"
+            )
+            r = self._psql(sql, check=False)
+            if r.returncode != 0:
+                raise ServerError(
+                    f"the dump names the role {n!r}, which this server lacks, and it could "
+                    f"not be created as {self.admin} (--server: the account needs CREATEROLE): "
+                    f"{r.stderr.strip()[-300:]}"
+                )
+            if self.mode == "server":
+                self._roles_to_drop.append(n)
+                self.roles_created.append(f"{n} (NOLOGIN, dropped afterwards)")
+            else:
+                self.roles_created.append(f"{n} (NOLOGIN)")
 
     def _refuse(self, line: int, kind: str, statement: str) -> None:
         from .errors import DumpRefused
@@ -351,9 +385,17 @@ class PostgresTarget:
             "-",
         ]
         # Our own \restrict first: from here on psql refuses every meta-command but
-        # \unrestrict with this key, which the dump cannot know.
+        # \unrestrict with this key, which the dump cannot know. Then one transaction
+        # for the whole load (psql -1's effect): with wal_level=minimal, COPY into a
+        # table created in the same transaction skips the WAL. A dump's own BEGIN/COMMIT
+        # (pg_dump's large-object sections) only ends it early, with a warning.
         return ClientCommand(
-            argv, self._env(), preamble=f"\\restrict {key}\n".encode(), line_offset=1, files=()
+            argv,
+            self._env(),
+            preamble=f"\\restrict {key}\nBEGIN;\n".encode(),
+            postamble=b"\nCOMMIT;\n",
+            line_offset=2,
+            files=(),
         )
 
     def parse_error(self, output: str, offset: int) -> LoadError | None:
@@ -377,9 +419,20 @@ class PostgresTarget:
         cmd = [str(self.tools.bindir / "psql"), *self.conn_args(self.admin, self.database)]
         return check_postgres(cmd, self._env(), summary, cancel)
 
+    def disk_used(self) -> int | None:
+        if self.mode == "throwaway":
+            return disk_usage(self.root) if self.root is not None else None
+        if self._scratch is None:
+            return None
+        r = self._psql(
+            f"SELECT pg_database_size({literal(self._scratch)})", "postgres", check=False
+        )
+        return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else None
+
     def close(self) -> list[str]:
         done = []
         if self._scratch and self._passfile is not None:
+            # FORCE ends the load's session too: a killed psql leaves its statement running.
             r = self._psql(
                 f"DROP DATABASE IF EXISTS {ident(self._scratch)} WITH (FORCE)",
                 "postgres",
@@ -387,7 +440,19 @@ class PostgresTarget:
             )
             if r.returncode == 0:
                 done.append(f"dropped scratch database {self._scratch}")
+            else:
+                done.append(
+                    f"could not drop scratch database {self._scratch}: {r.stderr.strip()[-200:]}"
+                )
             self._scratch = None
+        for n in self._roles_to_drop:
+            r = self._psql(f"DROP ROLE IF EXISTS {ident(n)}", "postgres", check=False)
+            done.append(
+                f"dropped role {n}"
+                if r.returncode == 0
+                else f"could not drop role {n}: {r.stderr.strip()[-200:]}"
+            )
+        self._roles_to_drop = []
         return done + stop_and_wipe(self)
 
 

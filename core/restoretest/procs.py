@@ -140,6 +140,37 @@ def kill_group(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGKILL) 
         proc.wait(10)
 
 
+def kill_processes_in(root: Path) -> list[int]:
+    """SIGKILL every process whose working folder is ``root`` or inside it.
+
+    A process group is not enough: PostgreSQL's backends ``setsid()`` into groups of their
+    own and outlive a killed postmaster, and one busy in a loop (a hostile dump's ``DO``)
+    never notices; every server process works inside its instance folder (its datadir),
+    which is how they are found, also once the folder has been deleted.
+    """
+    prefix = str(root).rstrip("/")
+    try:  # the server's user owns the folder (as root: not root, so never an admin's shell)
+        owner: int | None = os.stat(root).st_uid
+    except OSError:
+        owner = None  # already wiped: nobody has business working in it
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd").removesuffix(" (deleted)")
+            uid = os.stat(f"/proc/{entry}").st_uid
+        except OSError:
+            continue
+        if owner is not None and uid != owner:
+            continue
+        if cwd == prefix or cwd.startswith(prefix + "/"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry), signal.SIGKILL)
+                killed.append(int(entry))
+    return killed
+
+
 def run_step(
     argv: Sequence[str],
     *,
@@ -159,8 +190,7 @@ def run_step(
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None:
-            if cancel.cancelled:
-                raise Cancelled()
+            cancel.check()  # also the wall-clock limit (a LimitToken)
             if time.monotonic() > deadline:
                 raise InstanceFailed(f"{what} did not finish within {timeout:.0f} s")
             time.sleep(0.05)
@@ -179,11 +209,30 @@ def tail(path: Path, n: int = 1500) -> str:
     return " | ".join(line for line in text.splitlines() if line.strip())[-n:]
 
 
+INSTANCE_PREFIX = "scrt-"  # every folder private_dir makes starts with this
+
+
+def _base() -> Path:
+    # Not $TMPDIR: it may be long (sockets) or shared with the server user.
+    return Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())  # noqa: S108
+
+
+def is_instance_dir(path: str) -> bool:
+    """Whether ``path`` names a folder ``private_dir`` makes (a record read back from the
+    state folder is checked with this before anything it names is killed or wiped)."""
+    p = Path(path)
+    return (
+        p.is_absolute()
+        and p.parent == _base()
+        and p.name.startswith(INSTANCE_PREFIX)
+        and ".." not in p.parts
+    )
+
+
 def private_dir(prefix: str, owner: OsUser | None = None) -> Path:
     """A 0700 folder under /tmp with a short path (unix socket paths are ~107 bytes)."""
-    # Not $TMPDIR: it may be long (sockets) or shared with the server user.
-    base = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())  # noqa: S108
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    assert prefix.startswith(INSTANCE_PREFIX)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=_base()))
     os.chmod(path, 0o700)
     if owner is not None and os.geteuid() == 0 and owner.uid != 0:
         os.chown(path, owner.uid, owner.gid)
@@ -276,7 +325,12 @@ class StateDir:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pgid, signal.SIGKILL)
                 cleaned.append(f"stopped orphan server (process group {pgid})")
-            if root.startswith("/") and Path(root).is_dir():
+            if not is_instance_dir(root):
+                rec.unlink(missing_ok=True)  # not a folder we make: touch nothing it names
+                continue
+            if rest := kill_processes_in(Path(root)):
+                cleaned.append(f"stopped {len(rest)} orphan server process(es) in {root}")
+            if Path(root).is_dir():
                 shutil.rmtree(root, ignore_errors=True)
                 cleaned.append(f"wiped orphan folder {root}")
             rec.unlink(missing_ok=True)
@@ -304,6 +358,8 @@ def stop_and_wipe(inst: Any) -> list[str]:
         done.append("stopped the throwaway server")
         inst.proc = None
     if inst.root is not None:
+        if rest := kill_processes_in(inst.root):  # e.g. PostgreSQL backends (own groups)
+            done.append(f"stopped {len(rest)} more server process(es)")
         shutil.rmtree(inst.root, ignore_errors=True)
         if not inst.root.exists():
             done.append(f"wiped {inst.root}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-import shutil
+import hashlib
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -11,10 +11,11 @@ from pathlib import Path
 from ..errors import SealcheckError, UsageError
 from ..payload import PayloadInspector
 from ..pipeline import Job, run
+from ..progress import ProgressEvent
 from ..report import ErrorInfo, Report
 from .drift import compare
 from .errors import ChecksFailed, DumpCutShort, LoadFailed, NotRestorable
-from .loader import Limits, StreamingLoader
+from .loader import Deadline, Limits, LimitToken, StreamingLoader
 from .model import LoadError, RestoreTestResult
 from .procs import StateDir, default_state_dir
 from .target import CheckOutcome, Target
@@ -28,20 +29,30 @@ class RestoreTestOptions:
     server: str | None = None  # --server DSN: an existing local server
     server_password_file: Path | None = None
     state_dir: Path | None = None
+    # Wall-clock limit from the start of the load to the end of the checks: what the dump
+    # can make the test spend (the server's start has its own timeout).
     max_seconds: float = 6 * 3600.0
-    max_disk_bytes: int | None = None  # default: 90 % of the free space where it runs
+    # How much the server's disk use may grow during the load (the throwaway server's
+    # folder; on --server, the scratch database where the server can tell). Default: 90 %
+    # of the free space where the throwaway server keeps its data.
+    max_disk_bytes: int | None = None
     baseline: Path | None = None  # an earlier result of the same backup (drift)
 
 
 def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
     if options.engine not in ENGINES:
         raise UsageError(f"--engine must be one of {', '.join(ENGINES)}")
+    if not options.max_seconds > 0:
+        raise UsageError(f"the wall-clock limit must be positive, not {options.max_seconds}")
+    if options.max_disk_bytes is not None and options.max_disk_bytes <= 0:
+        raise UsageError(f"the disk limit must be positive, not {options.max_disk_bytes}")
     t0 = time.monotonic()
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     state = StateDir(options.state_dir or default_state_dir())
-    session = _Session(options, state, job)
-    limits = Limits(options.max_seconds, options.max_disk_bytes or _free_space_limit())
-    loader = StreamingLoader(session.prepare, job.cancel, limits, t0)
+    deadline = Deadline(options.max_seconds)
+    session = _Session(options, state, job, deadline)
+    limits = Limits(options.max_seconds, options.max_disk_bytes)
+    loader = StreamingLoader(session.prepare, job.cancel, limits, deadline)
     job.extra_sink = loader
     job.operation = "verify"
     report: Report | None = None
@@ -54,12 +65,16 @@ def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
         report = run(job)
         if report.error is not None and loader.scanner is not None and not loader.finished:
             # The stream stopped early (cut, corrupt, cancelled): what did the load get to?
-            loader.close()
-            loader.scanner.finish()
+            loader.settle()
         load_error, error = _load_verdict(loader, report)
         if error is None and report.ok and session.target is not None:
             tc = time.monotonic()
-            outcome = session.target.check(loader.scanner.summary, job.cancel)  # type: ignore[union-attr]
+            job.progress(_checks_event(report, t0))
+            # The wall-clock limit runs on through the checks (checked between tables).
+            checks_cancel = LimitToken(job.cancel, deadline, "while checking the restored data")
+            checks_cancel.check()
+            assert loader.scanner is not None
+            outcome = session.target.check(loader.scanner.summary, checks_cancel)
             checks_s = round(time.monotonic() - tc, 3)
             error = _check_verdict(outcome)
     except SealcheckError as exc:
@@ -75,10 +90,13 @@ def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
 class _Session:
     """Chooses the engine from the dump's head, takes the server's lock, starts it."""
 
-    def __init__(self, options: RestoreTestOptions, state: StateDir, job: Job) -> None:
+    def __init__(
+        self, options: RestoreTestOptions, state: StateDir, job: Job, deadline: Deadline
+    ) -> None:
         self.options = options
         self.state = state
         self.job = job
+        self.deadline = deadline
         self.target: Target | None = None
         self.engine: str | None = None
         self.producer: dict[str, str | None] = {}
@@ -109,7 +127,8 @@ class _Session:
                 )
         self.engine = engine
         lock_name = (
-            "server-" + str(abs(hash(self.options.server)))
+            # A stable name (hash() differs between processes): one test per server.
+            "server-" + hashlib.sha256(self.options.server.encode()).hexdigest()[:16]
             if self.options.server
             else ("postgres" if engine == "postgres" else "mariadb")
         )
@@ -130,19 +149,21 @@ class _Session:
                 from .dsn import parse_dsn
 
                 d = parse_dsn(self.options.server, "postgres", self.options.server_password_file)
-                pg.connect_existing(d.socket, d.user, d.password, d.port)
+                pg.connect_existing(d.socket, d.user, d.password, d.port, self.state)
             else:
                 pg.start(self.state, self.job.cancel, "restoretest")
         else:
+            # A MySQL dump (--engine mysql) loads into MariaDB when Sealcheck starts the
+            # server itself; an existing Oracle MySQL server is used through --server.
             from .mariadb import MariaDBTarget, find_tools
 
-            my = MariaDBTarget(find_tools(need_server=not self.options.server))
+            my = MariaDBTarget(find_tools(need_server=not self.options.server, engine=engine))
             self.target = my
             if self.options.server:
                 from .dsn import parse_dsn
 
                 d = parse_dsn(self.options.server, "mysql", self.options.server_password_file)
-                my.connect_existing(d.socket, d.user, d.password)
+                my.connect_existing(d.socket, d.user, d.password, self.state)
             else:
                 my.start(self.state, self.job.cancel, db)
         return self.target
@@ -170,6 +191,10 @@ def _db_name(name: str | None) -> str:
     if name and name.replace("_", "").isalnum() and len(name) <= 60:
         return name
     return "restoretest"
+
+
+def _engine_name(engine: str) -> str:
+    return "postgresql" if engine == "postgres" else engine
 
 
 def _load_verdict(
@@ -210,8 +235,11 @@ def _check_verdict(outcome: CheckOutcome) -> SealcheckError | None:
     return None
 
 
-def _free_space_limit() -> int:
-    return int(shutil.disk_usage("/tmp").free * 0.9)  # noqa: S108 - where the servers live
+def _checks_event(report: Report, t0: float) -> ProgressEvent:
+    # The pipeline's meter has finished with the load; the checks run after it, with no
+    # byte count and so no ETA. One event tells a UI the job is in its last stage.
+    size = report.source.size if report.source is not None else 0
+    return ProgressEvent("checks", size, size, 0.0, None, time.monotonic() - t0, ())
 
 
 def _result(
@@ -248,7 +276,9 @@ def _result(
         )
     res = RestoreTestResult(
         ok=ok,
-        engine=("postgresql" if session.engine == "postgres" else session.engine or options.engine),
+        engine=_engine_name(
+            target.engine if target is not None else session.engine or options.engine
+        ),
         server=target.server if target is not None else "",
         mode=target.mode if target is not None else ("server" if options.server else "throwaway"),
         databases=tuple(summary.schemas) if summary is not None else (),

@@ -156,6 +156,12 @@ HOSTILE_MYSQL: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
     ("workload (SLEEP/BENCHMARK)", re.compile(r"\bSLEEP\s*\(|\bBENCHMARK\s*\(", _I)),
+    # Dump tools never run code at load time; a dump that does may never stop (E3).
+    ("workload (CALL of a stored routine)", re.compile(r"^CALL\b", _I)),
+    (
+        "workload (recursive query)",
+        re.compile(r"^(?:WITH|(?:SELECT|INSERT|REPLACE|DO)\b.*\bWITH)\s+RECURSIVE\b", _I),
+    ),
 )
 
 
@@ -238,11 +244,7 @@ class MySQLScanner(ScannerBase):
         if word.startswith(("INSERT", "REPLACE")):
             self._insert(raw, head, ref)
             return
-        blanked = _STRINGS.sub(b"''", raw) if len(raw) < 1 << 16 else raw[:4096]
-        text = normalize(blanked, 1 << 16)
-        for kind, rx in HOSTILE_MYSQL:
-            if rx.search(text):
-                self.hostile(ref.line, kind, raw)
+        self._check_hostile(raw, ref)
         if word.startswith("CREATE"):
             self._create(buf, start, stop, head, ref)
         elif word.startswith("DROP"):
@@ -256,6 +258,13 @@ class MySQLScanner(ScannerBase):
         if "DEFINER" in head.upper() and self.on_definer is not None:
             for dm in _DEFINER.finditer(head):
                 self.on_definer(unquote(dm.group(1)), unquote(dm.group(2)))
+
+    def _check_hostile(self, raw: bytes, ref: StatementRef) -> None:
+        blanked = _STRINGS.sub(b"''", raw) if len(raw) < 1 << 16 else raw[:4096]
+        text = normalize(blanked, 1 << 16)
+        for kind, rx in HOSTILE_MYSQL:
+            if rx.search(text):
+                self.hostile(ref.line, kind, raw)
 
     def _key(self, m: re.Match[str], g: int = 1) -> tuple[str, str]:
         a, b = m.group(g), m.group(g + 1)
@@ -272,6 +281,8 @@ class MySQLScanner(ScannerBase):
         word = v.group(1).upper() if v else b"SELECT"
         if v is None or word in (b"SELECT", b"WITH", b"("):
             t.countable = False
+            # A query at load time (never in a dump tool's INSERTs): SLEEP, LOAD_FILE …
+            self._check_hostile(raw, ref)
         elif word == b"SET":
             t.rows += 1
         elif raw.find(b"(", v.end()) != -1:

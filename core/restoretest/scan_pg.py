@@ -75,7 +75,8 @@ HOSTILE_PG: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "roles and sessions",
         re.compile(
-            r"^(?:CREATE|ALTER|DROP)\s+(?:ROLE|USER|GROUP)\b|^SET\s+(?:SESSION\s+AUTHORIZATION|ROLE)\b",
+            r"^(?:CREATE|ALTER|DROP)\s+(?:ROLE|USER|GROUP)\b"
+            r"|^(?:SET|RESET)\s+(?:SESSION\s+AUTHORIZATION|ROLE)\b",
             _I,
         ),
     ),
@@ -89,7 +90,35 @@ HOSTILE_PG: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
     ("event trigger", re.compile(r"^CREATE\s+EVENT\s+TRIGGER\b", _I)),
+    (
+        "other databases and tablespaces",
+        re.compile(r"^(?:CREATE|ALTER|DROP)\s+(?:DATABASE|TABLESPACE)\b", _I),
+    ),
+    (
+        "server control",
+        re.compile(
+            r"\bpg_(?:terminate_backend|cancel_backend|reload_conf|rotate_logfile|promote"
+            r"|switch_wal|create_restore_point|log_backend_memory_contexts)\s*\("
+            r"|^(?:CHECKPOINT|LOAD)\b",
+            _I,
+        ),
+    ),
+    (
+        "network connection (subscription, dblink)",
+        re.compile(r"^(?:CREATE|ALTER)\s+SUBSCRIPTION\b|\bdblink\w*\s*\(", _I),
+    ),
     ("workload (pg_sleep)", re.compile(r"\bpg_sleep\w*\s*\(", _I)),
+    # pg_dump never runs code at load time; a dump that does may never stop (E3).
+    ("workload (anonymous code block DO)", re.compile(r"^DO\b", _I)),
+    ("workload (CALL of a procedure)", re.compile(r"^CALL\b", _I)),
+    (
+        "workload (recursive query or generate_series)",
+        re.compile(
+            r"^(?:WITH|(?:SELECT|INSERT|VALUES|TABLE)\b.*\bWITH)\s+RECURSIVE\b"
+            r"|^(?:WITH|SELECT|INSERT)\b.*\bgenerate_series\s*\(",
+            _I,
+        ),
+    ),
 )
 
 
@@ -215,12 +244,16 @@ class PgScanner(ScannerBase):
         if word.startswith("INSERT"):
             self._insert(raw, head, ref)
             return
+        text = self._check_hostile(raw, head, ref)
+        self._objects(head, word, ref)
+        self._roles(text)
+
+    def _check_hostile(self, raw: bytes, head: str, ref: StatementRef) -> str:
         text = _STRINGS.sub(b"''", raw).decode("utf-8", "replace") if len(raw) < 1 << 16 else head
         for kind, rx in HOSTILE_PG:
             if rx.search(text):
                 self.hostile(ref.line, kind, raw)
-        self._objects(head, word, ref)
-        self._roles(text)
+        return text
 
     def _key(self, m: re.Match[str], g: int = 1) -> tuple[str, str]:
         a, b = m.group(g), m.group(g + 1)
@@ -234,6 +267,8 @@ class PgScanner(ScannerBase):
         v = _VALUES.search(raw, 0, 1 << 16)
         if v is None or v.group(0).upper() == b"SELECT":
             t.countable = False
+            # A query at load time (pg_dump's INSERTs are VALUES only).
+            self._check_hostile(raw, head, ref)
         elif raw.find(b"(", v.end()) != -1:
             found = _ROWS.findall(raw, v.end())
             t.rows += 1 + len(found) - found.count(b"")

@@ -85,6 +85,10 @@ class ScannerBase:
         self.summary = ScanSummary(self.dialect)
         self.recent: collections.deque[StatementRef] = collections.deque(maxlen=KEEP_RECENT)
         self._buf = b""
+        # Chunks not yet joined to self._buf: joining only when a scan is due keeps a
+        # statement that spans many chunks linear to gather (not one copy per chunk).
+        self._parts: list[bytes] = []
+        self._parts_len = 0
         self._line = 1  # line number at the start of self._buf
         self._mark = (0, 1)  # (offset in self._buf, its line number): see line_at
         self._retry_at = 0  # rescan an unfinished statement only once the buffer reaches this
@@ -98,13 +102,22 @@ class ScannerBase:
     def feed(self, data: bytes) -> list[bytes]:
         """Scan ``data``; return the bytes to send to the client now."""
         self.summary.bytes += len(data)
-        self._buf = self._buf + data if self._buf else data
-        if len(self._buf) >= self._retry_at:
+        self._parts.append(data)
+        self._parts_len += len(data)
+        if len(self._buf) + self._parts_len >= self._retry_at:
+            self._join()
             self._run(final=False)
         return self._take()
 
+    def _join(self) -> None:
+        if self._parts:
+            self._buf = b"".join([self._buf, *self._parts]) if self._buf else b"".join(self._parts)
+            self._parts.clear()
+            self._parts_len = 0
+
     def finish(self) -> list[bytes]:
         """The end of the dump: what is left, and whether a statement was cut."""
+        self._join()
         self._run(final=True)
         out = self._take()
         rest = self._buf
@@ -122,7 +135,9 @@ class ScannerBase:
             pending = len(self._buf) - pos
             if pending > MAX_STATEMENT:
                 raise StatementTooLarge(self._line, pending)
-            self._retry_at = len(self._buf) + max(pending, 1 << 16)
+            # Counted on the buffer as it will be after _consume (only the unfinished
+            # statement left): rescan once it has doubled or grown by 64 KiB.
+            self._retry_at = pending + max(pending, 1 << 16)
         self._consume(pos)
 
     def _consume(self, pos: int) -> None:

@@ -18,6 +18,9 @@ class ClientCommand:
     argv: list[str]
     env: dict[str, str]
     preamble: bytes = b""  # written before the dump (psql: our own \restrict line)
+    # Written after the dump's last byte when the load went through: the COMMIT of the
+    # one transaction the preamble opened (see the targets' ``client``).
+    postamble: bytes = b""
     line_offset: int = 0  # lines the preamble adds, to map the client's line numbers
     files: tuple[Path, ...] = ()  # credential files, deleted once the client has started
 
@@ -38,7 +41,7 @@ class Target(Protocol):
     server: str  # e.g. "MariaDB 10.11.19"
     mode: str
     database: str  # what the client connects to
-    disk_path: Path | None  # watched against the disk limit (throwaway only)
+    disk_path: Path | None  # the throwaway server's folder (its free space: default disk limit)
     roles_created: list[str]
 
     def scanner(self) -> ScannerBase: ...
@@ -50,5 +53,9 @@ class Target(Protocol):
     def warnings(self, output: str) -> list[str]: ...
 
     def check(self, summary: ScanSummary, cancel: CancelToken) -> CheckOutcome: ...
+
+    def disk_used(self) -> int | None:
+        """Bytes of disk the restored data takes now (None: not measurable here)."""
+        ...
 
     def close(self) -> list[str]: ...
