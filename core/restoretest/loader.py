@@ -346,6 +346,12 @@ class StreamingLoader:
                 err = LoadError(err.message, err.line, ref.head, err.code)
         return err
 
+    @property
+    def unstarted_head(self) -> bytes:
+        """The plaintext held back because the client never started (a dump shorter
+        than ``HEAD_BYTES`` whose stream failed): the runner scans it offline."""
+        return self._head if self._proc is None else b""
+
     def settle(self) -> None:
         """The stream stopped early (cut, corrupt, cancelled, a limit): stop the client and
         let the scanner see the end, to tell whether a statement was cut."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import time
@@ -18,6 +19,9 @@ from .errors import ChecksFailed, DumpCutShort, LoadFailed, NotRestorable
 from .loader import Deadline, Limits, LimitToken, StreamingLoader
 from .model import LoadError, RestoreTestResult
 from .procs import StateDir, default_state_dir
+from .scan_mysql import MySQLScanner
+from .scan_pg import PgScanner
+from .sqlscan import ScannerBase, StatementTooLarge
 from .target import CheckOutcome, Target
 
 ENGINES = ("auto", "mariadb", "mysql", "postgres")
@@ -66,6 +70,10 @@ def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
         if report.error is not None and loader.scanner is not None and not loader.finished:
             # The stream stopped early (cut, corrupt, cancelled): what did the load get to?
             loader.settle()
+        elif report.error is not None and report.error.kind in _CUT_KINDS:
+            # A dump cut before the client started (under HEAD_BYTES): no server is
+            # needed to name the statement it stops in.
+            loader.scanner = _offline_scan(loader.unstarted_head, options.engine)
         load_error, error = _load_verdict(loader, report)
         if error is None and report.ok and session.target is not None:
             tc = time.monotonic()
@@ -178,6 +186,21 @@ class _Session:
         return done
 
 
+_CUT_KINDS = ("IncompleteDump", "TruncatedBackup")
+
+
+def _offline_scan(head: bytes, engine: str) -> ScannerBase | None:
+    """Scan a short, cut dump as its client would, without a server (hooks off)."""
+    if not head.strip():
+        return None
+    pg = engine == "postgres" or (engine == "auto" and _looks_pg(head) and not _looks_mysql(head))
+    scanner: ScannerBase = PgScanner() if pg else MySQLScanner("restoretest")
+    with contextlib.suppress(StatementTooLarge):
+        scanner.feed(head)
+        scanner.finish()
+    return scanner
+
+
 def _looks_mysql(head: bytes) -> bool:
     # No producer header: MySQL's backquotes and table options are unmistakable.
     return b"ENGINE=" in head or head.count(b"`") >= 4
@@ -204,7 +227,7 @@ def _load_verdict(
     cut = scanner.summary.unterminated if scanner is not None else None
     # A cut statement explains a cut dump; it says nothing about a cancelled run, a
     # wrong key or a corrupt envelope, whose own error stands.
-    if report.error is not None and report.error.kind not in ("IncompleteDump", "TruncatedBackup"):
+    if report.error is not None and report.error.kind not in _CUT_KINDS:
         return None, None
     if cut is not None:
         err = LoadError(f"the dump ends inside a statement (line {cut.line})", cut.line, cut.head)

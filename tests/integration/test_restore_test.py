@@ -258,6 +258,28 @@ def test_cut_mariadb_dump_fails_at_payload_and_names_the_statement(
     assert res["load_error"]["statement"].startswith("INSERT INTO")
 
 
+def test_short_cut_dump_names_the_statement_without_a_server(
+    tmp_path: Path, rsa_key: RsaKey, rt_state: Path
+) -> None:
+    """Under 64 KiB the client never starts; the cut statement is still named."""
+    data = (
+        b"-- MariaDB dump 10.19  Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)\n"
+        b"--\n-- Host: localhost    Database: small\n\n"
+        b"CREATE TABLE `t` (`id` int NOT NULL, `s` text) ENGINE=InnoDB;\n"
+        b"INSERT INTO `t` VALUES (1,'one'),(2,'two;\\' still text'),(3,'thr"
+    )
+    assert len(data) < 65536
+    short = tmp_path / "short.sql"
+    short.write_bytes(data)
+    b = securecircle(short, tmp_path / "s3", rsa_key)
+    rc, res = restore_test_cli(rt_state, str(b.data), "--key", str(rsa_key.private))
+    assert rc == 1, res
+    assert res["error"]["kind"] == "DumpCutShort", res["error"]
+    assert res["load_error"]["line"] == 6
+    assert res["load_error"]["statement"].startswith("INSERT INTO `t`")
+    assert "line 6" in res["error"]["message"]
+
+
 # --- cancel, orphans, secrets ---------------------------------------------------------------
 
 
