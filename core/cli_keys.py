@@ -1,4 +1,12 @@
-"""``sealcheck key …``: the key inventory (custody in the OS keyring, tokens)."""
+"""``sealcheck key …``: the key inventory (custody in the OS keyring, tokens).
+
+``key list --pin-file F`` unlocks one token, never more: the one ``--token``
+names (a label or a ``pkcs11:`` URI), or without ``--token`` the only token
+present. With several tokens and no ``--token`` the PIN is tried on none, since
+a PIN meant for one token is a wrong try, counted toward lockout, on another
+(pkcs11list.py). A token that refuses the PIN is tried once, listed with its
+public objects and a note, and the exit status stays 0.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,6 @@ import argparse
 import getpass
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +33,19 @@ def register(sub: Any) -> None:
 
     ls = ks.add_parser("list", help="every key Sealcheck can use, with fingerprints")
     ls.add_argument("--pkcs11-module", metavar="SO", help="also list this token module's keys")
-    ls.add_argument("--pin-file", type=Path, help="token PIN, to see keys hidden before login")
+    ls.add_argument(
+        "--pin-file",
+        type=Path,
+        help="PIN of ONE token, to also see its keys hidden before login: tried once, only on "
+        "the --token one or, without --token, only if exactly one token is present (never on "
+        "another token: wrong PINs count toward a token's lockout)",
+    )
+    ls.add_argument(
+        "--token",
+        metavar="LABEL|URI",
+        help="the token the --pin-file PIN is for: its label, or a pkcs11: URI naming it "
+        "(e.g. 'pkcs11:token=backup;serial=0123'); other tokens are listed without login",
+    )
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
 
@@ -66,6 +85,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.token and not (args.pkcs11_module and args.pin_file):
+        raise UsageError(
+            "--token says which token the --pin-file PIN is for: give --pkcs11-module and "
+            "--pin-file too"
+        )
     rows: list[dict[str, Any]] = []
     for h in KeyStore().list():
         rows.append(
@@ -78,31 +102,38 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "use": f"keyring:{h.name}",
             }
         )
+    notes: list[str] = []
     if args.pkcs11_module:
-        from .pkcs11key import list_token_keys
+        from .pkcs11list import list_tokens
 
         pin = None
         if args.pin_file:
             pin_bytes = _read(args.pin_file, "PIN file").rstrip(b"\r\n")
+            if not pin_bytes:
+                raise UsageError(f"the PIN file {args.pin_file} is empty")
 
             def pin() -> bytes | None:
                 return pin_bytes
 
-        for t in list_token_keys(args.pkcs11_module, pin):
-            d = asdict(t)
-            rows.append(
-                {
-                    "name": f"{d.get('token_label')}/{d.get('object_label') or d.get('id_hex')}",
-                    "where": "PKCS#11 token",
-                    "type": d.get("key_type", "RSA"),
-                    "bits": d.get("bits") or d.get("size_bits"),
-                    "fingerprint": d.get("fingerprint"),
-                    "use": d.get("uri"),
-                }
-            )
+        for tok in list_tokens(args.pkcs11_module, pin, pin_for=args.token):
+            if tok.note:
+                notes.append(tok.note)
+            for t in tok.keys:
+                rows.append(
+                    {
+                        "name": f"{t.token_label}/{t.object_label or t.id_hex}",
+                        "where": "PKCS#11 token",
+                        "type": t.key_type,
+                        "bits": t.size_bits,
+                        "fingerprint": t.fingerprint,
+                        "use": t.uri,
+                    }
+                )
     if args.json:
-        print(json.dumps({"keys": rows}, indent=2))
+        print(json.dumps({"keys": rows, "notes": notes}, indent=2))
         return 0
+    for note in notes:
+        print(f"Note: {note}", file=sys.stderr)
     if not rows:
         print("No keys held. Import one with: sealcheck key import PEM_FILE --name NAME")
         return 0

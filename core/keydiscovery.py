@@ -59,7 +59,7 @@ def held_keys(ctx: KeyContext, store: KeyStore | None = None) -> list[KeySource]
     store = store or KeyStore()
     found: list[KeySource] = [KeyringKey(h.name, store) for h in store.list()]
     if ctx.pkcs11_module:
-        from .pkcs11key import list_token_keys
+        from .pkcs11list import list_token_keys
 
         for t in list_token_keys(ctx.pkcs11_module):
             if t.key_type.upper().startswith("RSA") and t.can_decrypt is not False:

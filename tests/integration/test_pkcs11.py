@@ -20,12 +20,8 @@ from fixtures.softhsm import SoftHsm, TokenKeySpec
 from sealcheck.core.errors import ExitCode, KeyUnavailable, UsageError
 from sealcheck.core.keys import PemKey, spki_fingerprint
 from sealcheck.core.pipeline import Job, run
-from sealcheck.core.pkcs11key import (
-    Pkcs11Key,
-    TokenUnwrapped,
-    list_token_keys,
-    open_pkcs11_key,
-)
+from sealcheck.core.pkcs11key import Pkcs11Key, TokenUnwrapped, open_pkcs11_key
+from sealcheck.core.pkcs11list import list_token_keys, list_tokens
 from sealcheck.core.report import Report
 from sealcheck.core.sources import LocalFile
 from sealcheck.core.unlock import Secrets
@@ -197,14 +193,43 @@ def test_fingerprints_match_pem_and_listing(softhsm: SoftHsm, open_key) -> None:
         k = open_key(row.uri, module=None)
         assert k.fingerprint == row.fingerprint
     assert ("pintest", "rsakey") in by_name
-    # With the PIN the private keys show, and the signing-only key is flagged.
+    # With the PIN for 'backup' its private keys show, and the signing-only key is flagged.
     pin = CountingPin(softhsm.pin)
-    rows = list_token_keys(softhsm.module, pin)
+    rows = list_token_keys(softhsm.module, pin, pin_for="backup")
     assert pin.calls == 1
     flags = {(r.token_label, r.object_label): r.can_decrypt for r in rows}
     assert flags[("backup", "signonly")] is False
     assert flags[("backup", "rsakey")] is True
+    assert flags[("pintest", "rsakey")] is None  # the PIN was for 'backup' only
     assert json.dumps([r.__dict__ for r in rows])  # plain data for --json
+
+
+def test_listing_tries_a_pin_on_one_token_only(softhsm: SoftHsm) -> None:
+    """Two tokens (both PIN 123456 here): without pin_for the PIN is tried on neither;
+    with it, on the named token only. Several tokens with other PINs: test_pkcs11_list.py."""
+    pin = CountingPin(softhsm.pin)
+    listings = {t.label: t for t in list_tokens(softhsm.module, pin)}
+    assert pin.calls == 0
+    assert {"backup", "pintest"} <= set(listings)
+    for t in listings.values():
+        assert not t.logged_in
+        assert t.note is not None and t.note.startswith(f"PIN not tried on token {t.label!r}")
+        assert all(k.has_private is None for k in t.keys)
+    listings = {
+        t.label: t
+        for t in list_tokens(softhsm.module, pin, pin_for="pkcs11:token=backup;object=rsakey")
+    }
+    assert pin.calls == 1
+    assert listings["backup"].logged_in and listings["backup"].note is None
+    assert all(k.has_private for k in listings["backup"].keys)
+    assert not listings["pintest"].logged_in
+    assert listings["pintest"].note == (
+        "PIN not tried on token 'pintest' (the PIN was given for token 'backup' only): "
+        "private keys not listed"
+    )
+    with pytest.raises(KeyUnavailable, match="no PKCS#11 token with label 'nosuch'"):
+        list_tokens(softhsm.module, pin, pin_for="nosuch")
+    assert pin.calls == 1
 
 
 # --- PINs ---------------------------------------------------------------------------------
@@ -233,6 +258,12 @@ def test_wrong_pin_once_not_retried_and_token_not_locked(
     key2 = open_key(spec.uri(), pin_provider=wrong)
     with pytest.raises(KeyUnavailable, match="wrong PIN"):
         list(key2.unwrap_candidates(b.wrapped_key.read_bytes()))  # type: ignore[union-attr]
+    assert wrong.calls == 1
+    # Nor does a listing aimed at that token: its public keys, and a note.
+    listed = {t.label: t for t in list_tokens(softhsm.module, wrong, pin_for="pintest")}["pintest"]
+    assert not listed.logged_in and listed.note is not None
+    assert listed.note.startswith("PIN not accepted for token 'pintest'")
+    assert [k.object_label for k in listed.keys] == ["rsakey"]
     assert wrong.calls == 1
     # The token is not locked: the right PIN works.
     tok = pkcs11.lib(softhsm.module).get_token(token_label="pintest")
