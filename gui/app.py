@@ -37,8 +37,7 @@ def run_window(make_window: Callable[[], MainWindow], *, smoke_test: bool = Fals
     crash = CrashHandler(app)
     crash.install()
     try:
-        win = make_window()
-        app.styleHints().colorSchemeChanged.connect(lambda _s: win.retint())
+        win = make_window()  # follows light/dark switches itself (palette change events)
         win.show()
         if smoke_test:
             QTimer.singleShot(0, lambda: _smoke_close(win))

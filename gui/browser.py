@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QSplitter,
     QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -85,6 +86,7 @@ def _table(name: str) -> QTableView:
     t.setWordWrap(False)
     t.verticalHeader().hide()
     t.horizontalHeader().setStretchLastSection(True)
+    t.horizontalHeader().setAccessibleName(f"{name}: columns")
     t.setTabKeyNavigation(False)  # Tab moves between panes; arrows move within a table
     return t
 
@@ -119,9 +121,11 @@ class BackupBrowser(QWidget):
         self.filter.setAccessibleName("Filter backups")
         self.filter.setPlaceholderText("Filter backups (name, format, result…)  Ctrl+F")
         self.filter.setClearButtonEnabled(True)
+        for b in self.filter.findChildren(QToolButton):  # Qt's clear button has no name
+            b.setAccessibleName("Clear the filter")
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.problems = QCheckBox("&Problems only")
-        self.problems.setAccessibleName("Show only backups with problems")
+        self.problems.setAccessibleDescription("Show only backups with problems")
         self.problems.toggled.connect(self.proxy.set_problems_only)
         self.banner = QLabel()
         self.banner.setAccessibleName("Listing problem")

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from PySide6 import __version__ as pyside_version
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QSize, Signal
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from sealcheck.core import __version__
 
 from .errortext import describe
+from .sizes import fit_to_screen, text_lines, text_width
 
 
 def version_info() -> str:
@@ -60,7 +61,7 @@ class ExceptionDialog(QDialog):
         lay.addWidget(head)
         lay.addWidget(self.text)
         lay.addWidget(buttons)
-        self.resize(640, 380)
+        self.resize(fit_to_screen(self, QSize(text_width(self, 90), text_lines(self, 22))))
 
     def copy_report(self) -> None:
         QApplication.clipboard().setText(self.text.toPlainText())

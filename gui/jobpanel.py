@@ -88,7 +88,7 @@ class JobRow(QFrame):
         self.toggle = QToolButton()
         self.toggle.setText("Details")
         self.toggle.setCheckable(True)
-        self.toggle.setAccessibleName("Show the details of the failure")
+        self.toggle.setAccessibleName("Details of the failure")
         self.toggle.hide()
         self.details = QPlainTextEdit()
         self.details.setReadOnly(True)
@@ -171,6 +171,10 @@ class JobPanel(QScrollArea):
         row = JobRow(rec, self._queue)
         self._rows[rec.id] = row
         self._lay.insertWidget(0, row)
+        # Newest on top, and first for Tab too: panel → this row → the older rows.
+        QWidget.setTabOrder(self, row.toggle)
+        QWidget.setTabOrder(row.toggle, row.cancel)
+        QWidget.setTabOrder(row.cancel, row.details)
 
     def _on_changed(self, rec: JobRecord) -> None:
         row = self._rows.get(rec.id)

@@ -35,9 +35,12 @@ from .worker import Failure, Worker, WorkerContext
 INVENTORY_COLUMNS = ("Name", "Where", "Type", "Fingerprint", "Use as")
 
 
-def _button(text: str, name: str) -> QPushButton:
+def _button(text: str, description: str) -> QPushButton:
+    # The visible text is the accessible name (what a voice-control user says);
+    # the longer sentence is the description and the tooltip.
     b = QPushButton(text)
-    b.setAccessibleName(name)
+    b.setAccessibleDescription(description)
+    b.setToolTip(description)
     return b
 
 
@@ -68,6 +71,8 @@ class KeysPage(QWidget):
         self.inventory.setHorizontalHeaderLabels(list(INVENTORY_COLUMNS))
         self.table = QTableView()
         self.table.setAccessibleName("Key inventory")
+        self.table.horizontalHeader().setAccessibleName("Key inventory: columns")
+        self.table.verticalHeader().hide()  # row numbers say nothing here
         self.table.setModel(self.inventory)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -92,7 +97,7 @@ class KeysPage(QWidget):
         self.specs = QListWidget()
         self.specs.setAccessibleName("Keys used by this source")
         self.add_pem_btn = _button("Add PEM &file…", "Add a PEM key file")
-        self.add_token_btn = _button("Add token &key…", "Add a PKCS#11 token key by URI")
+        self.add_token_btn = _button("Add token ke&y…", "Add a PKCS#11 token key by URI")
         self.remove_btn = _button("&Remove", "Remove the selected key from this source")
         self.passfile = QLineEdit()
         self.passfile.setAccessibleName("Passphrase file for symmetric backups")

@@ -1,4 +1,10 @@
-"""The main window: Sources, Backups (with Versions and Details), Keys, and the Jobs panel."""
+"""The main window: Sources, Backups (with Versions and Details), Keys, and the Jobs panel.
+
+Keyboard: Tab goes Sources → page tabs → filter → Backups → Versions → Details → Jobs
+(each job's Details and Cancel). Every action has a shortcut (Ctrl+R verify, Ctrl+T
+restore test, F5 refresh, Ctrl+F find, ...; see the menus). Enter on a backup moves to
+its versions; Enter on a version verifies it (as Ctrl+R does: a verify writes nothing).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QScrollArea,
     QSplitter,
     QTabWidget,
     QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -43,6 +52,7 @@ from .notify import Notifier
 from .restorewizard import RestoreTestWizard
 from .results import Outcome, ResultStore, VersionKey, duration_text
 from .settings import KeyChoice, SourceConfig, SourceStore
+from .sizes import fit_to_screen, text_lines, text_width
 
 
 def default_client(source: SourceConfig) -> Any:
@@ -70,9 +80,12 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        self._toolbar_full: int | None = None  # the toolbar's width with every action's words
         self.setWindowTitle("Sealcheck")
         self.setWindowIcon(icon("app"))
-        self.resize(1280, 820)
+        # ~180 characters by ~46 lines of the UI font, never more than the screen shows
+        # (a 1920x1080 laptop at 200 % has 960x540 logical pixels).
+        self.resize(fit_to_screen(self, QSize(text_width(self, 180), text_lines(self, 46))))
         self.store = store or SourceStore()
         self.saved = self.store.load()
         self.session_sources = list(session_sources or [])
@@ -85,17 +98,25 @@ class MainWindow(QMainWindow):
 
         self.sources = QListWidget()
         self.sources.setAccessibleName("Sources")
-        self.sources.setMinimumWidth(180)
+        self.sources.setMinimumWidth(text_width(self.sources, 22))
         self.browser = BackupBrowser(self.results, client_factory)
         self.keys_page = KeysPage(key_store)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Pages")
+        self._tab_icons = ("source", "key")
         self.tabs.addTab(self.browser, icon("source"), "&Backups")
-        self.tabs.addTab(self.keys_page, icon("key"), "&Keys")
+        # The Keys page needs more height than a 200 % laptop screen leaves: it scrolls.
+        self.keys_scroll = QScrollArea()
+        self.keys_scroll.setAccessibleName("Keys page")
+        self.keys_scroll.setWidgetResizable(True)
+        self.keys_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.keys_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to its controls
+        self.keys_scroll.setWidget(self.keys_page)
+        self.tabs.addTab(self.keys_scroll, icon("key"), "&Keys")
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
-        label = QLabel("&Sources")
+        label = QLabel("S&ources")  # Alt+O: Alt+S opens the Source menu
         label.setBuddy(self.sources)
         ll.addWidget(label)
         ll.addWidget(self.sources)
@@ -112,7 +133,9 @@ class MainWindow(QMainWindow):
         dock.setWidget(self.job_panel)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-        self.resizeDocks([dock], [190], Qt.Orientation.Vertical)
+        # Room for a job or two; less on a short screen, where the backups come first.
+        jobs_height = min(text_lines(self, 11), int(self.height() * 0.28))
+        self.resizeDocks([dock], [jobs_height], Qt.Orientation.Vertical)
         self.notifier = Notifier(self.statusBar(), icon("app"), self)
         self._make_actions()
 
@@ -125,6 +148,8 @@ class MainWindow(QMainWindow):
         if self.results.problem:
             self._history_problem(self.results.problem)
         self.queue.ended.connect(self._on_job_ended)
+        # The OS switched light/dark (Qt 6.5+); the palette change event covers the rest.
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self.retint)
         self._fill_sources()
 
     # --- actions --------------------------------------------------------------
@@ -139,10 +164,47 @@ class MainWindow(QMainWindow):
         a.triggered.connect(slot)
         return a
 
-    def retint(self) -> None:
+    def retint(self, *_args: object) -> None:
         """The OS switched light/dark: redraw the icons in the new text colour."""
         for a, name in self._icons:
             a.setIcon(icon(name))
+        for i, name in enumerate(self._tab_icons):
+            self.tabs.setTabIcon(i, icon(name))
+        source_icon = icon("source")
+        for i in range(self.sources.count()):
+            self.sources.item(i).setIcon(source_icon)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self.retint()
+        elif event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._toolbar_full = None  # measure again
+            self._fit_toolbar()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_toolbar()
+
+    def _fit_toolbar(self) -> None:
+        """In a narrow window (a laptop at 200 %) the source actions show their icons only
+        (names in tooltips and for screen readers), so the job actions keep their words
+        instead of going into the toolbar's » menu."""
+        bar = getattr(self, "toolbar", None)
+        if bar is None:
+            return
+        full = self._toolbar_full
+        if full is None:
+            self._compact_toolbar(False)
+            full = self._toolbar_full = bar.sizeHint().width()
+        horizontal = bar.orientation() == Qt.Orientation.Horizontal
+        self._compact_toolbar(horizontal and self.width() < full)
+
+    def _compact_toolbar(self, on: bool) -> None:
+        low, normal = QAction.Priority.LowPriority, QAction.Priority.NormalPriority
+        for a in (self.add_act, self.edit_act, self.remove_act):
+            if a.priority() != (low if on else normal):
+                a.setPriority(low if on else normal)
 
     def _make_actions(self) -> None:
         self._icons: list[tuple[QAction, str]] = []
@@ -162,7 +224,7 @@ class MainWindow(QMainWindow):
         self.refresh_act = self._action(
             "Refresh",
             "refresh",
-            QKeySequence.StandardKey.Refresh,
+            "F5",  # not StandardKey.Refresh: on GNOME that is also Ctrl+R, Verify's key
             self.browser.refresh,
             "List the backups again",
         )
@@ -194,13 +256,15 @@ class MainWindow(QMainWindow):
             self.queue.cancel_all,
             "Cancel every queued and running job",
         )
-        find = QAction("Find", self)
-        find.setShortcut(QKeySequence.StandardKey.Find)
-        find.triggered.connect(lambda: self.browser.filter.setFocus())
-        self.addAction(find)
+        self.find_act = QAction("&Find backups", self)
+        self.find_act.setShortcut(QKeySequence.StandardKey.Find)
+        self.find_act.setStatusTip("Filter the backups by name, format or result")
+        self.find_act.triggered.connect(self._find)
+        self.addAction(self.find_act)
         bar = QToolBar("Main")
         bar.setObjectName("main-toolbar")
         bar.setAccessibleName("Main toolbar")
+        self.toolbar = bar
         bar.setIconSize(QSize(20, 20))
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for a in (self.add_act, self.edit_act, self.remove_act):
@@ -216,9 +280,16 @@ class MainWindow(QMainWindow):
             bar.addAction(a)
         self.addToolBar(bar)
         menu = self.menuBar()
+        # Qt's overflow buttons (shown when the window is narrow) have no name of their own.
+        for owner, name in ((bar, "qt_toolbar_ext_button"), (menu, "qt_menubar_ext_button")):
+            ext = owner.findChild(QToolButton, name)
+            if ext is not None:
+                ext.setAccessibleName("More actions" if owner is bar else "More menus")
         m = menu.addMenu("&Source")
         for a in (self.add_act, self.edit_act, self.remove_act, self.refresh_act):
             m.addAction(a)
+        m.addSeparator()
+        m.addAction(self.find_act)
         j = menu.addMenu("&Jobs")
         for a in (self.verify_act, self.restore_act, self.restore_test_act, self.cancel_act):
             j.addAction(a)
@@ -226,6 +297,9 @@ class MainWindow(QMainWindow):
         versions = self.browser.versions_view
         versions.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         versions.addActions([self.verify_act, self.restore_act, self.restore_test_act])
+        # Enter (or a double click) on a version verifies it; on a backup, goes to its versions.
+        versions.activated.connect(self._on_version_activated)
+        self.browser.sets_view.activated.connect(lambda _i: versions.setFocus())
         versions.selectionModel().selectionChanged.connect(self._update_actions)
         self.browser.versions.modelReset.connect(self._update_actions)
         self.browser.sets_view.selectionModel().selectionChanged.connect(self._update_actions)
@@ -237,6 +311,15 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self, *_args: object) -> None:
         self.restore_test_act.setEnabled(bool(self.targets()))
+
+    def _find(self) -> None:
+        self.tabs.setCurrentWidget(self.browser)
+        self.browser.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.browser.filter.selectAll()
+
+    def _on_version_activated(self, index: QModelIndex) -> None:
+        if index.isValid() and self.browser.versions.verifiable(index.row()):
+            self.verify_selected()
 
     # --- sources ------------------------------------------------------------------
 

@@ -18,12 +18,12 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QBrush, QColor, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QBrush
 
 from sealcheck.core.listing import BackupSet, ObjectVersion
 
 from .results import Outcome, ResultStore, VersionKey, age_text, size_text
+from .theme import Tone, status_color
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 OBJECT_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -34,11 +34,14 @@ _COMPRESSION = {"gz": "gzip", "gzip": "gzip", "bz": "bzip2", "bz2": "bzip2", "zs
 _COMPRESSION |= {"zstd": "zstd", "xz": "xz"}
 
 
-def _failed_brush() -> QBrush:
-    # Red that stays readable on light and dark palettes.
-    pal = QApplication.palette()
-    dark = pal.color(QPalette.ColorRole.Window).lightness() < 128
-    return QBrush(QColor("#ff6b6b") if dark else QColor("#b00020"))
+def result_brush(text: str) -> QBrush | None:
+    """The colour of a result or flag cell, from the current palette (read at paint
+    time, so a light/dark switch repaints in the new colours)."""
+    if text.startswith(("FAILED", "mismatch", "orphan")):
+        return QBrush(status_color(Tone.FAILED))
+    if text.startswith("OK"):
+        return QBrush(status_color(Tone.OK))
+    return None
 
 
 def guess_database(name: str, outcome: Outcome | None) -> str:
@@ -240,7 +243,7 @@ class BackupSetModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             return row.tooltip
         if role == Qt.ItemDataRole.ForegroundRole and col == self.RESULT_COLUMN:
-            return _failed_brush() if row.display[col].startswith("FAILED") else None
+            return result_brush(row.display[col])
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{self.COLUMNS[col]}: {row.display[col]}"
         return None
@@ -358,9 +361,7 @@ class VersionModel(QAbstractTableModel):
                 return f"{msg.one_line()}.\n{msg.advice}"
             return r.flag
         if role == Qt.ItemDataRole.ForegroundRole and col in (4, self.RESULT_COLUMN):
-            text = self._display(index.row(), r, col)
-            bad = text.startswith(("FAILED", "mismatch", "orphan"))
-            return _failed_brush() if bad else None
+            return result_brush(self._display(index.row(), r, col))
         return None
 
     def _display(self, i: int, r: VersionRow, col: int) -> str:

@@ -4,6 +4,9 @@ dump tried, and what changed since the previous result, in words a DBA reads.
 Failures come first everywhere (a table that lost its rows must not hide on row 300),
 and a table that had rows before and has none now is highlighted: the drift an
 auditor must not miss.
+
+The HTML names classes (``bad``, ``emptied``), never colours: the pane's default style
+sheet (``theme.rich_text_css``) gives them colours that read on the current palette.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from .results import duration_text, size_text
 
 MAX_TABLES = 400  # the pane stays fast; the verdict and every failing table come first
 MAX_LIST = 20
-BAD = "#b00020"
-EMPTIED_BG = "#ffd6d6"
+BAD = 'class="bad"'  # failure text (theme.Tone.FAILED)
+EMPTIED = 'class="emptied"'  # a row marked as emptied since the previous result
 
 MODE_WORDS = {
     "throwaway": "a throwaway server, deleted with its files afterwards",
@@ -100,7 +103,7 @@ def _load_error(r: RestoreTestResult) -> str:
         if le.statement
         else ""
     )
-    return f'<p style="color:{BAD}"><b>{where}</b>{code}: {_e(le.message)}{stmt}</p>'
+    return f"<p {BAD}><b>{where}</b>{code}: {_e(le.message)}{stmt}</p>"
 
 
 def _times(r: RestoreTestResult) -> str:
@@ -128,10 +131,10 @@ def _tables(r: RestoreTestResult) -> str:
     ]
     for t in order[:MAX_TABLES]:
         k = key(t)
-        bg = f' bgcolor="{EMPTIED_BG}"' if k in emptied else ""
-        mark = "✔" if t.ok else f'<span style="color:{BAD}">✘ {_e(t.note)}</span>'
+        bg = f" {EMPTIED}" if k in emptied else ""
+        mark = '<span class="ok">✔</span>' if t.ok else f"<span {BAD}>✘ {_e(t.note)}</span>"
         if k in emptied:
-            mark += f' <b style="color:{BAD}">now empty</b>'
+            mark += f" <b {BAD}>now empty</b>"
         rows.append(
             f"<tr{bg}><td>{_e(k)}</td><td align=right>{_n(t.rows)}</td>"
             f"<td align=right>{_n(t.expected_rows)}</td><td>{_e(t.checksum or '–')}</td>"
@@ -160,8 +163,7 @@ def _objects(r: RestoreTestResult) -> str:
     if r.missing:
         missing = "".join(f"<li>{_e(m)}</li>" for m in r.missing[:MAX_LIST])
         text += (
-            f'<p style="color:{BAD}"><b>Missing after the load</b> (the dump creates them):</p>'
-            f"<ul>{missing}</ul>"
+            f"<p {BAD}><b>Missing after the load</b> (the dump creates them):</p><ul>{missing}</ul>"
         )
     return text
 
@@ -201,14 +203,14 @@ def _lists(r: RestoreTestResult) -> list[str]:
 def _drift(d: Drift) -> str:
     # The queue names the baseline by version and time tested ("version X, tested …").
     head = f"<p><b>Compared with the previous result</b>, {_e(d.baseline)}:</p>"
-    items = [f'<li style="color:{BAD}"><b>{_e(k)} is now empty</b></li>' for k in d.emptied]
+    items = [f"<li {BAD}><b>{_e(k)} is now empty</b></li>" for k in d.emptied]
     items += [
         f"<li>{_e(c.name)}: {_n(c.before)} → {_n(c.after)} rows</li>"
         for c in d.row_changes
         if c.name not in d.emptied
     ]
     items += [f"<li>table added: {_e(k)}</li>" for k in d.tables_added]
-    items += [f'<li style="color:{BAD}">table removed: {_e(k)}</li>' for k in d.tables_removed]
+    items += [f"<li {BAD}>table removed: {_e(k)}</li>" for k in d.tables_removed]
     items += [
         f"<li>{_e(k)}: the same number of rows, different content (checksum)</li>"
         for k in d.checksum_changes

@@ -16,7 +16,7 @@ from enum import IntEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from PySide6.QtCore import QThreadPool
+from PySide6.QtCore import QSize, QThreadPool
 from PySide6.QtWidgets import (
     QButtonGroup,
     QFileDialog,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QRadioButton,
+    QStyle,
     QVBoxLayout,
     QWidget,
     QWizard,
@@ -38,6 +39,7 @@ from sealcheck.core.restoretest.mariadb import find_tools
 from sealcheck.core.restoretest.postgres import find_pg_tools
 
 from .jobs import RestoreTestSpec
+from .sizes import fit_to_screen, text_lines, text_width
 from .worker import Failure, Worker, WorkerContext
 
 
@@ -150,7 +152,7 @@ class EnginePage(QWizardPage):
         lay = QVBoxLayout(self)
         for i, (key, text) in enumerate(ENGINE_CHOICES):
             b = QRadioButton(text)
-            b.setAccessibleName(f"Engine: {ENGINE_NAMES[key]}")
+            b.setAccessibleName(f"Engine: {text.replace('&', '')}")
             b.setProperty("engine", key)
             b.setChecked(key == initial)
             self.group.addButton(b, i)
@@ -188,7 +190,7 @@ class ServerPage(QWizardPage):
         super().__init__()
         self.setTitle("Where does it load?")
         self.throwaway = QRadioButton("&Throwaway server (recommended)")
-        self.throwaway.setAccessibleName("Throwaway server")
+        self.throwaway.setAccessibleName("Throwaway server (recommended)")
         self.why = why = _label(
             "Sealcheck starts a private, locked-down server from this machine's software, "
             "loads the backup, checks it and deletes the server and its files; nothing else "
@@ -196,7 +198,7 @@ class ServerPage(QWizardPage):
             "About the throwaway server",
         )
         self.existing = QRadioButton("An &existing local server")
-        self.existing.setAccessibleName("Existing local server")
+        self.existing.setAccessibleName("An existing local server")
         self.dsn = QLineEdit(initial.server or "")
         self.dsn.setAccessibleName("Server address (DSN)")
         self.dsn.setPlaceholderText(DSN_EXAMPLES["my"])
@@ -204,7 +206,7 @@ class ServerPage(QWizardPage):
         self.password.setAccessibleName("Password file")
         self.password.setPlaceholderText("optional: a file holding only the password")
         self.browse = QPushButton("B&rowse…")
-        self.browse.setAccessibleName("Choose the password file")
+        self.browse.setAccessibleName("Browse for the password file")
         self.browse.clicked.connect(self._browse)
         self.warning = _label(
             "⚠ A scratch database (sealcheck_rt_…) is created on that server and dropped at "
@@ -227,7 +229,11 @@ class ServerPage(QWizardPage):
         form.addRow(pw_label, pw_row)
         self.form = QWidget()
         inner = QVBoxLayout(self.form)
-        inner.setContentsMargins(24, 0, 0, 0)
+        # Indented to line up with the radio button's text, whatever the style and scale.
+        style = self.style()
+        indent = style.pixelMetric(QStyle.PixelMetric.PM_ExclusiveIndicatorWidth)
+        indent += style.pixelMetric(QStyle.PixelMetric.PM_RadioButtonLabelSpacing)
+        inner.setContentsMargins(indent, 0, 0, 0)
         inner.addLayout(form)
         inner.addWidget(self.warning)
         lay = QVBoxLayout(self)
@@ -381,7 +387,8 @@ class RestoreTestWizard(QWizard):
         initial = initial or RestoreTestSpec()
         self.setWindowTitle("Restore test")
         self.setAccessibleName("Restore test wizard")
-        self.setMinimumSize(660, 520)
+        # ~80 characters by ~26 lines of the UI font, within the screen at any scale.
+        self.setMinimumSize(fit_to_screen(self, QSize(text_width(self, 80), text_lines(self, 26))))
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
         self.setButtonText(QWizard.WizardButton.FinishButton, "&Start")
         self.engine_page = EnginePage(hints or [], initial.engine)

@@ -1,12 +1,16 @@
 """Screenshots of the desktop app for the README, taken from a real X11 server (Xvfb).
 
-    .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--only SHOT ...]
 
 Starts ``Xvfb :99`` (unless $DISPLAY is set), the demo's local S3 with its sample
-backups plus one larger backup, opens the app, and saves four PNGs grabbed from
-the X server: the main window, a job mid-restore, an error state and the result of a
-restore test (two versions restore-tested in throwaway MariaDB servers, the second
-showing its drift from the first; skipped when no MariaDB server is installed).
+backups plus one larger backup, opens the app, and saves PNGs grabbed from the X
+server: the main window, a job mid-restore, an error state, the result of a restore
+test (two versions restore-tested in throwaway MariaDB servers, the second showing its
+drift from the first; skipped when no MariaDB server is installed), the error state
+after a live switch to a dark palette (as when the OS goes dark), and the main window
+at 200 % (a second run of this script with QT_SCALE_FACTOR=2, in a smaller window).
+``--only`` takes some of them: main-window, error-state, restore-test,
+restore-in-progress, dark, 2x.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+SHOTS = ("main-window", "error-state", "restore-test", "restore-in-progress", "dark", "2x")
 
 
 @contextlib.contextmanager
@@ -88,6 +93,8 @@ def grab(win: object, path: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    ap.add_argument("--only", nargs="+", choices=SHOTS, default=list(SHOTS))
+    ap.add_argument("--scaled", action="store_true", help=argparse.SUPPRESS)  # the 2x run
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
@@ -99,12 +106,22 @@ def main() -> int:
     try:
         with xvfb():
             os.environ["QT_QPA_PLATFORM"] = "xcb"
-            return shoot(work, args.out)
+            if args.scaled:
+                return shoot(work, args.out, {"2x"})
+            rc = shoot(work, args.out, set(args.only) - {"2x"}) if set(args.only) - {"2x"} else 0
+            if rc == 0 and "2x" in args.only:
+                # Qt reads the scale factor once, at start: the 2x shot is another process.
+                env = dict(os.environ, QT_SCALE_FACTOR="2")
+                cmd = [sys.executable, __file__, "--out", str(args.out), "--scaled"]
+                rc = subprocess.run(cmd, env=env, check=False).returncode
+            return rc
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def shoot(work: Path, out: Path) -> int:
+def shoot(work: Path, out: Path, only: set[str]) -> int:
+    from PySide6.QtGui import QPalette
+
     from sealcheck.core.s3 import S3Settings, make_client
     from sealcheck.gui import demo
     from sealcheck.gui.app import make_app
@@ -112,6 +129,7 @@ def shoot(work: Path, out: Path) -> int:
     from sealcheck.gui.jobs import JobState
     from sealcheck.gui.mainwindow import MainWindow
     from sealcheck.gui.settings import KeyChoice, SourceConfig, SourceStore
+    from sealcheck.gui.theme import dark_palette
 
     uploads, expect, keys = demo.make_samples(work)
     big, big_pass = big_backup(work)
@@ -136,8 +154,13 @@ def shoot(work: Path, out: Path) -> int:
         )
         app = make_app([sys.argv[0]])
         win = MainWindow(SourceStore(work / "sources.json"), session_sources=[src, big_src])
-        win.resize(1360, 880)
-        win.move(40, 30)
+        scaled = "2x" in only  # 200 %: a smaller window, as on a laptop's screen
+        if scaled:
+            win.resize(700, 450)
+            win.move(20, 15)
+        else:
+            win.resize(1360, 880)
+            win.move(40, 30)
         win.show()
         wait_until(app, lambda: win.browser.model.rowCount() >= 4 and not win.browser.listing)
 
@@ -151,7 +174,12 @@ def shoot(work: Path, out: Path) -> int:
         wait_until(app, lambda: not win.queue.busy, 120)
         win.browser.select_set("rds-postgres/shop.sql.bz.enc")
         win.browser.versions_view.selectRow(0)
-        grab(win, out / "main-window.png")
+        if "main-window" in only:
+            grab(win, out / "main-window.png")
+        if scaled:
+            grab(win, out / "main-window-2x.png")
+            win.close()
+            return 0
 
         # 2. Error state: the damaged ClusterControl version, with the Details expander open.
         win.browser.select_set("clustercontrol/backup-full.sql.gz.aes256")
@@ -160,11 +188,22 @@ def shoot(work: Path, out: Path) -> int:
         wait_until(app, lambda: rec.state is JobState.FAILED, 60)
         win.job_panel.row(rec).toggle.setChecked(True)
         win.job_panel.ensureWidgetVisible(win.job_panel.row(rec))
-        grab(win, out / "error-state.png")
+        if "error-state" in only:
+            grab(win, out / "error-state.png")
+
+        # 2a. The same, after the OS switched to dark: a live palette change, no restart.
+        if "dark" in only:
+            app.setPalette(dark_palette())
+            grab(win, out / "main-window-dark.png")
+            app.setPalette(QPalette())  # back to the theme's own
 
         # 2b. A restore test: the SecureCircle backup's two complete versions, oldest first,
         # so the newer one is compared with it; the Details pane made roomy for the shot.
-        restore_test_shot(app, win, out)
+        if "restore-test" in only:
+            restore_test_shot(app, win, out)
+        if "restore-in-progress" not in only:
+            win.close()
+            return 0
 
         # 3. A restore in progress: stage, throughput and one ETA; then cancelled.
         win.sources.setCurrentRow(1)

@@ -29,7 +29,7 @@ from sealcheck.gui.jobpanel import JobPanel
 from sealcheck.gui.jobs import JobQueue, JobRecord, JobSpec, JobState, RestoreTestSpec
 from sealcheck.gui.mainwindow import MainWindow
 from sealcheck.gui.models import VersionRow
-from sealcheck.gui.restoredetails import EMPTIED_BG, render
+from sealcheck.gui.restoredetails import render
 from sealcheck.gui.restorewizard import Page, RestoreTestWizard
 from sealcheck.gui.results import ResultStore
 from sealcheck.gui.settings import SourceStore
@@ -332,7 +332,7 @@ def test_drift_puts_emptied_tables_first_and_highlights_them(tmp_path):
     html = render(now)
     rows = html.split("<tr")
     first = rows[2]  # after the table's opening and its header row
-    assert "s.payments" in first and f'bgcolor="{EMPTIED_BG}"' in first and "now empty" in first
+    assert "s.payments" in first and 'class="emptied"' in first and "now empty" in first
     assert "Compared with the previous result</b>, version v1, tested then" in html
     assert "s.payments is now empty" in html and "s.z: 1 → 2 rows" in html
 
