@@ -30,6 +30,7 @@ from typing import IO
 from ..errors import Cancelled
 from ..progress import CancelToken
 from . import sqlscan
+from .driverload import DriverCommand, DriverFeeder
 from .errors import LimitExceeded
 from .model import LoadError
 from .procs import current_user, kill_group, spawn
@@ -154,6 +155,7 @@ class StreamingLoader:
         self._head = b""
         self._proc: subprocess.Popen[bytes] | None = None
         self._cmd: ClientCommand | None = None
+        self._driver: DriverFeeder | None = None  # MariaDB/MySQL: statements via the protocol
         self._out: _Drain | None = None
         self._err: _Drain | None = None
         self._stop = threading.Event()
@@ -171,7 +173,7 @@ class StreamingLoader:
     def feed(self, data: bytes) -> None:
         if self.failed:
             return  # keep the pipeline going: the envelope is still verified to its end
-        if self._proc is None:
+        if not self.started:
             self._head += data
             if len(self._head) < HEAD_BYTES:
                 return
@@ -181,18 +183,25 @@ class StreamingLoader:
         self._raise_if_killed()
         self._write(self._scan(data))
 
+    @property
+    def started(self) -> bool:
+        return self._proc is not None or self._driver is not None
+
     def finish(self) -> None:
-        if self._proc is None and not self.failed:
+        if not self.started and not self.failed:
             data, self._head = self._head, b""
             self._start(data)
             self._write(self._scan(data))
         assert self.scanner is not None
         if not self.failed:
             self._write(self._scan(None))
-        if not self.failed and self._cmd is not None and self._cmd.postamble:
-            self._write([self._cmd.postamble])
-        self._close_stdin()
-        self._wait(self._deadline.left())
+        if self._driver is not None:
+            self._finish_driver(self._driver)
+        else:
+            if not self.failed and self._cmd is not None and self._cmd.postamble:
+                self._write([self._cmd.postamble])
+            self._close_stdin()
+            self._wait(self._deadline.left())
         # A load faster than the watchdog's look still has to fit: one last look.
         if (over := self._disk_over()) is not None:
             raise LimitExceeded(over)
@@ -221,7 +230,11 @@ class StreamingLoader:
             free = shutil.disk_usage(self.target.disk_path).free
             self._disk_limit = int(free * FREE_SPACE_SHARE)
         self.scanner = self.target.scanner()
-        self._cmd = cmd = self.target.client()
+        client = self.target.client()
+        if isinstance(client, DriverCommand):
+            self._start_driver(client, self.scanner)
+            return
+        self._cmd = cmd = client
         self._proc = spawn(
             cmd.argv,
             user=current_user(),
@@ -241,15 +254,43 @@ class StreamingLoader:
         self._err = _Drain(self._proc.stderr, "sealcheck-client-err")
         self._out.start()
         self._err.start()
+        self._start_watchdog()
+        if cmd.preamble:
+            self._write([cmd.preamble])
+
+    def _start_driver(self, cmd: DriverCommand, scanner: ScannerBase) -> None:
+        self._driver = feeder = DriverFeeder(cmd)
+        scanner.statement_sink = feeder.put
+        feeder.start()
+        self._start_watchdog()
+
+    def _start_watchdog(self) -> None:
         self._watch = threading.Thread(
             target=self._watchdog, name="sealcheck-watchdog", daemon=True
         )
         self._watch.start()
         self.load_started = time.monotonic()
-        if cmd.preamble:
-            self._write([cmd.preamble])
+
+    def _finish_driver(self, feeder: DriverFeeder) -> None:
+        done = feeder.finish(self._deadline.left())
+        if not done:
+            self._killed_for = self._killed_for or "time"
+            feeder.kill()
+        self._stop.set()
+        if self.load_started is not None and self.load_seconds is None:
+            self.load_seconds = round(time.monotonic() - self.load_started, 3)
+        self._raise_if_killed()
+        self.client_output = "\n".join(feeder.warnings)
+        if feeder.failed:
+            self.failed = True
 
     def _write(self, segments: list[bytes]) -> None:
+        if self._driver is not None:
+            # The statements went to the driver as the scanner found them.
+            if self._driver.failed:
+                self._raise_if_killed()
+                self.failed = True
+            return
         proc = self._proc
         assert proc is not None and proc.stdin is not None
         try:
@@ -313,7 +354,10 @@ class StreamingLoader:
                 reason = self._disk_over()
             if reason:
                 self._killed_for = reason
-                kill_group(self._proc)
+                if self._driver is not None:
+                    self._driver.kill()
+                else:
+                    kill_group(self._proc)
                 return
 
     def _disk_over(self) -> str | None:
@@ -334,6 +378,8 @@ class StreamingLoader:
     # -- results -----------------------------------------------------------------------
 
     def load_error(self) -> LoadError | None:
+        if self._driver is not None:
+            return self._driver.error if self.failed else None
         if not self.failed or self.target is None or self._cmd is None:
             return None
         err = self.target.parse_error(self.client_output, self._cmd.line_offset)
@@ -350,7 +396,7 @@ class StreamingLoader:
     def unstarted_head(self) -> bytes:
         """The plaintext held back because the client never started (a dump shorter
         than ``HEAD_BYTES`` whose stream failed): the runner scans it offline."""
-        return self._head if self._proc is None else b""
+        return b"" if self.started else self._head
 
     def settle(self) -> None:
         """The stream stopped early (cut, corrupt, cancelled, a limit): stop the client and
@@ -363,6 +409,8 @@ class StreamingLoader:
     def close(self) -> None:
         """Stop the client whatever happened, and delete its credential files."""
         self._stop.set()
+        if self._driver is not None:
+            self._driver.close()
         if self._proc is not None and self._proc.poll() is None:
             self._close_stdin()
             kill_group(self._proc)

@@ -1,4 +1,4 @@
-"""MariaDB: a throwaway server (or an existing one), the sandboxed client, the checks.
+"""MariaDB: a throwaway server (or an existing one), the load through the protocol, the checks.
 
 The throwaway server (reliability.md §1.6, E1–E4): ``--no-defaults``; socket only
 (``--skip-networking``) in a private 0700 folder; run as an unprivileged OS user when
@@ -28,6 +28,7 @@ from typing import Any
 import pymysql
 
 from ..progress import CancelToken
+from .driverload import DriverCommand
 from .errors import DumpRefused, InstanceFailed, ServerSoftwareMissing, ServerUnreachable
 from .model import LoadError
 from .procs import (
@@ -45,7 +46,7 @@ from .procs import (
 )
 from .scan_mysql import MySQLScanner
 from .sqlscan import ScannerBase, ScanSummary, StatementRef
-from .target import CheckOutcome, ClientCommand
+from .target import CheckOutcome
 
 START_TIMEOUT = 90.0
 SBIN = ("/usr/sbin", "/usr/libexec", "/usr/local/sbin", "/usr/local/mysql/bin", "/usr/bin")
@@ -287,8 +288,8 @@ class MariaDBTarget:
     def connect_existing(
         self, socket: Path, user: str, password: str | None, state: StateDir | None = None
     ) -> None:
-        """Use an existing server: a new scratch database, dropped afterwards; the client's
-        password only in a 0600 option file (recorded: wiped by the next run if we crash)."""
+        """Use an existing server: a new scratch database, dropped afterwards; the password
+        only in this process's memory (the load goes through the protocol too)."""
         self.mode = "server"
         self._state = state
         self.socket = socket
@@ -328,7 +329,6 @@ class MariaDBTarget:
 
     def scanner(self) -> ScannerBase:
         s = MySQLScanner(self.database)
-        s.strip_sandbox_line = not self.tools.client_has_sandbox
         if self.mode == "throwaway":
             s.on_definer = self._definer
         else:
@@ -367,52 +367,32 @@ class MariaDBTarget:
             "statements are not run (a throwaway server confines them)"
         )
 
-    def client(self) -> ClientCommand:
+    def client(self) -> DriverCommand:
+        """Load through the protocol (see driverload): the loading account's password
+        stays in this process's memory, never in a file, argv or an environment."""
         assert self.root is not None or self.mode == "server"
-        folder = self._client_dir()
-        cnf = folder / "client.cnf"
-        fd = os.open(cnf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(
-                "[client]\n"
-                f"user={self.loader.user}\npassword={self.loader.password}\n"
-                f"socket={self.socket}\n"
-            )
-        argv = [
-            # --defaults-file must come first; it also keeps ~/.my.cnf out.
-            self.tools.client,
-            f"--defaults-file={cnf}",
-            *self.tools.client_flags,
-            "--local-infile=0",
-            "--batch",
-            "--show-warnings",
-            "--no-auto-rehash",
-            "--default-character-set=utf8mb4",
-            "--max-allowed-packet=1G",
-            self.database,
-        ]
-        # One transaction per table's rows instead of one per INSERT: the dump's own
-        # DDL, LOCK and UNLOCK TABLES commit implicitly as they go, and InnoDB's bulk
-        # load into an empty table (unique/foreign key checks off, as dumps set them)
-        # skips per-row undo logging. Faster than ``mariadb db < dump.sql``; same data.
-        return ClientCommand(
-            argv,
-            clean_env(HOME=str(folder)),
-            preamble=b"SET autocommit=0;\n",
-            postamble=b"\nCOMMIT;\n",
-            line_offset=1,
-            files=(cnf,),
-        )
 
-    def _client_dir(self) -> Path:
-        if self.root is not None:
-            d = self.root / "client"
-            d.mkdir(mode=0o700, exist_ok=True)
-            return d
-        self.root = private_dir("scrt-myc-")
-        if self._state is not None:
-            self._record = self._state.record("mariadb-client", self.root)
-        return self.root
+        def connect() -> Any:
+            try:
+                return pymysql.connect(
+                    unix_socket=str(self.socket),
+                    user=self.loader.user,
+                    password=self.loader.password,
+                    database=self.database,
+                    charset="utf8mb4",
+                    autocommit=False,
+                    local_infile=False,
+                    client_flag=0,  # no CLIENT_MULTI_STATEMENTS: one query, one statement
+                    max_allowed_packet=1 << 30,
+                    connect_timeout=10,
+                )
+            except pymysql.err.MySQLError as exc:
+                raise ServerUnreachable(f"{self.socket}: {exc.args[-1]}") from None
+
+        # autocommit off: one transaction per table's rows instead of one per INSERT
+        # (the dump's own DDL and LOCK/UNLOCK TABLES commit implicitly as they go), so
+        # InnoDB's bulk load into an empty table skips per-row undo logging. Same data.
+        return DriverCommand(connect, postamble=(b"COMMIT",))
 
     def parse_error(self, output: str, offset: int) -> LoadError | None:
         m = _ERROR.search(output)

@@ -233,7 +233,12 @@ class MySQLScanner(ScannerBase):
             if stop > limit and not final:
                 return pos
             self._fast = fast
+            rewritten = len(self.summary.rewritten)
             self._statement(buf, start, end, stop)
+            if self.statement_sink is not None and len(self.summary.rewritten) == rewritten:
+                raw = buf[start:end]
+                if raw.strip():  # the client skips an empty statement; the server refuses it
+                    self.statement_sink(raw, self.recent[-1])
             pos = stop
 
     def _statement(self, buf: bytes, start: int, end: int, stop: int) -> None:

@@ -96,6 +96,9 @@ class ScannerBase:
         self._span = 0  # start of the bytes not yet moved to self._out
         # --server mode refuses what a throwaway server would confine.
         self.on_hostile: Callable[[int, str, str], None] | None = None
+        # Loading through a driver: each statement as the server must run it (not the
+        # blanked ones, not client commands such as DELIMITER), in order.
+        self.statement_sink: Callable[[bytes, StatementRef], None] | None = None
 
     # -- the driver --------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..progress import CancelToken
+from .driverload import DriverCommand
 from .model import LoadError, TableResult
 from .sqlscan import ScannerBase, ScanSummary
 
@@ -46,7 +47,7 @@ class Target(Protocol):
 
     def scanner(self) -> ScannerBase: ...
 
-    def client(self) -> ClientCommand: ...
+    def client(self) -> ClientCommand | DriverCommand: ...
 
     def parse_error(self, output: str, offset: int) -> LoadError | None: ...
 

@@ -287,20 +287,27 @@ def test_cancel_mid_load_leaves_nothing_and_no_password_is_visible(
     tmp_path: Path, rt_state: Path, proc_watcher: ProcWatcher, monkeypatch
 ) -> None:
     big = tmp_path / "big.sql"
-    data = SAKILA.read_bytes()
-    big.write_bytes(data.replace(b"create schema sakila_dojo;\nuse sakila_dojo;\n", b"") * 1)
+    data = SAKILA.read_bytes().replace(b"create schema sakila_dojo;\nuse sakila_dojo;\n", b"")
+    # ~60 MB more rows: the load runs for seconds, so the cancel lands mid-load.
+    row = b"(%d,'" + b"x" * 200 + b"')"
+    batch = b",".join(row % i for i in range(1000))
+    extra = b"CREATE TABLE bulk (id int, s text);\n" + b"".join(
+        b"INSERT INTO bulk VALUES " + batch + b";\n" for _ in range(300)
+    )
+    big.write_bytes(data + extra)
     started = monkeypatch_secrets(monkeypatch, proc_watcher)
     proc_watcher.start()
-    job = Job(data=LocalFile(big), secrets=Secrets(keys=[]))
+    loaded: list[int] = []
+    job = Job(data=LocalFile(big), secrets=Secrets(keys=[]),
+              progress=lambda ev: loaded.append(ev.done))  # fmt: skip
     out = {}
     t = threading.Thread(target=lambda: out.update(r=restore_test(
         job, RestoreTestOptions(state_dir=rt_state))))  # fmt: skip
     t.start()
     deadline = time.monotonic() + 60
-    while not any("--defaults-file=/tmp/scrt-my-" in p for p in client_cmdlines()):
+    while not loaded or loaded[-1] < len(data) + 10_000_000:  # well into the load
         assert time.monotonic() < deadline and t.is_alive(), out
         time.sleep(0.05)
-    time.sleep(0.5)  # well into the load
     job.cancel.cancel()
     t.join(30)
     assert not t.is_alive()
