@@ -8,7 +8,8 @@ Layers (each its own small module, dataclasses between them):
 * ``procs``: child processes in their own group, the state folder with pid records,
   orphan clean-up and the one-test-per-server lock.
 * ``mariadb``/``postgres``: a throwaway server (or an existing one, ``--server``), the
-  sandboxed client command that loads, and the checks after loading.
+  load (MariaDB: statements over the protocol; PostgreSQL: psql under \\restrict), and
+  the checks after loading.
 * ``loader``: the pipeline's plaintext sink feeding the client, with the watchdog.
 * ``runner``: the whole test; ``model``: its result; ``drift``: against an earlier one.
 

@@ -80,14 +80,12 @@ def _which(*names: str) -> str | None:
 class MariaDBTools:
     server: str
     install_db: str
-    client: str
+    client: str | None  # shown to the user only: the load goes through the protocol
     version: str
-    client_flags: tuple[str, ...]  # the client's safety flags that this version supports
-    client_has_sandbox: bool
 
 
 def find_tools(*, need_server: bool = True, engine: str = "mariadb") -> MariaDBTools:
-    """The MariaDB server, its installer and a client that can be sandboxed.
+    """The MariaDB server and its installer (no client: see driverload).
 
     ``engine="mysql"`` (a MySQL dump) needs the same tools: a throwaway server is always
     MariaDB, which loads mysqldump output; Oracle MySQL's ``mysqld`` is not started here
@@ -97,12 +95,10 @@ def find_tools(*, need_server: bool = True, engine: str = "mariadb") -> MariaDBT
     server = _which("mariadbd", "mysqld")
     install = _which("mariadb-install-db", "mysql_install_db")
     client = _which("mariadb", "mysql")
-    missing = [n for n, p in (("mariadb client", client),) if not p]
     if need_server:
-        missing += [n for n, p in (("mariadbd", server), ("mariadb-install-db", install)) if not p]
-    if missing:
-        raise ServerSoftwareMissing(f"not found: {', '.join(missing)}; {hint}")
-    assert client is not None
+        missing = [n for n, p in (("mariadbd", server), ("mariadb-install-db", install)) if not p]
+        if missing:
+            raise ServerSoftwareMissing(f"not found: {', '.join(missing)}; {hint}")
     version = ""
     if server:
         r = subprocess.run([server, "--version"], capture_output=True, text=True, timeout=30)
@@ -112,21 +108,7 @@ def find_tools(*, need_server: bool = True, engine: str = "mariadb") -> MariaDBT
                 f"{server} is not MariaDB ({version or 'no version'}); throwaway servers "
                 f"need MariaDB ({hint}), or give an existing MySQL server with --server"
             )
-    helptext = subprocess.run(
-        [client, "--no-defaults", "--help"], capture_output=True, text=True, timeout=30
-    ).stdout
-    flags = ["--binary-mode"] if "--binary-mode" in helptext else []
-    has_sandbox = "--sandbox" in helptext
-    if has_sandbox:
-        flags.append("--sandbox")
-    elif "--commands" in helptext:
-        flags.append("--commands=OFF")  # MySQL 8.4+ (WL#16949)
-    if not flags:
-        raise ServerSoftwareMissing(
-            f"{client} supports neither --binary-mode nor --sandbox: it would run client "
-            f"commands found in a dump; {INSTALL_HINT}"
-        )
-    return MariaDBTools(server or "", install or "", client, version, tuple(flags), has_sandbox)
+    return MariaDBTools(server or "", install or "", client, version)
 
 
 def _q(s: str) -> str:

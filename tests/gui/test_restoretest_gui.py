@@ -310,7 +310,7 @@ def test_no_server_software_fails_in_words_with_what_to_install(
     msg = rec.message
     assert msg.headline == "The database server software for the restore test is not installed"
     assert "apt-get install mariadb-server mariadb-client" in msg.advice
-    assert "not found: mariadb client" in msg.details and not msg.backup_is_bad
+    assert "not found: mariadbd, mariadb-install-db" in msg.details and not msg.backup_is_bad
 
 
 def _result(tables: list[tuple[str, int]]) -> RestoreTestResult:
