@@ -102,8 +102,7 @@ def baseline_mariadb(dump: Path, state: StateDir) -> float:
             # What a user types: the plain client, credentials in an option file.
             cnf = Path(tmp) / "client.cnf"
             cnf.write_text(
-                f"[client]\nuser={t.loader.user}\npassword={t.loader.password}\n"
-                f"socket={t.socket}\n"
+                f"[client]\nuser={t.loader.user}\npassword={t.loader.password}\nsocket={t.socket}\n"
             )
             cnf.chmod(0o600)
             plain = [
