@@ -1,11 +1,14 @@
-"""The pipeline's plaintext sink: stream the dump into the database client.
+"""The pipeline's plaintext sink: stream the dump into the database server.
 
 Runs on the pipeline's consumer thread: each plaintext chunk goes through the scanner
-(counting, hooks, the rare rewrite) and straight into the client's stdin, so memory
-stays bounded and a slow server slows the download instead of filling memory. A
-watchdog thread enforces cancel, the wall-clock limit and the disk limit by killing
-the client (which unblocks a write stuck on a full pipe); the runner then stops the
-server, which is what ends a statement still running there (reliability.md E3).
+(counting, hooks, the rare rewrite) and straight on, so memory stays bounded and a slow
+server slows the download instead of filling memory. Two ways on: MariaDB/MySQL
+statements go over the protocol (``driverload``: the scanner hands over each statement);
+PostgreSQL's dump goes into ``psql``'s stdin (COPY data needs the client). A watchdog
+thread enforces cancel, the wall-clock limit and the disk limit by cutting the load off
+(the driver's socket is shut down, or the client killed, which unblocks a write stuck on
+a full pipe); the runner then stops the server, which is what ends a statement still
+running there (reliability.md E3).
 
 The limits (``Limits``) bound what the dump can make a test spend: the wall-clock limit
 runs from the moment the load starts to the end of the checks (``Deadline``; waiting for
