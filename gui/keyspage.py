@@ -48,9 +48,10 @@ def _import(ctx: WorkerContext, store: KeyStore, pem: bytes, name: str, pw: byte
     return store.import_pem(pem, name, (lambda: pw) if pw else None)
 
 
-def _list_token(ctx: WorkerContext, module: str, pin: bytes | None) -> Any:
-    mod = importlib.import_module("sealcheck.core.pkcs11key")
-    return list(mod.list_token_keys(module, (lambda: pin) if pin else None))
+def _list_tokens(ctx: WorkerContext, module: str, pin: bytes | None, pin_for: str | None) -> Any:
+    # Imported here: python-pkcs11 loads only when a token is actually used.
+    mod = importlib.import_module("sealcheck.core.pkcs11list")
+    return mod.list_tokens(module, (lambda: pin) if pin else None, pin_for=pin_for)
 
 
 class KeysPage(QWidget):
@@ -192,22 +193,48 @@ class KeysPage(QWidget):
         )
         if not ok or not module.strip():
             return
-        pin = ask_secret(self, "Token PIN", "PIN of the token (asked once; never stored)")
-        self._start(_list_token, module.strip(), pin, done=self._on_token_keys)
+        # First without a PIN: which tokens are there? A PIN then goes to the one token
+        # the user names, once (a wrong PIN counts toward that token's lockout).
+        self._start(
+            _list_tokens, module.strip(), None, None, done=lambda ts: self._pick(module, ts)
+        )
 
-    def _on_token_keys(self, keys: list[Any]) -> None:
-        for t in keys:
-            d = t.__dict__ if hasattr(t, "__dict__") else {}
-            label = d.get("object_label") or d.get("id_hex") or "?"
-            bits = d.get("bits") or d.get("size_bits") or "?"
-            self._add_row(
-                f"{d.get('token_label', 'token')}/{label}",
-                "PKCS#11 token",
-                f"RSA-{bits}",
-                str(d.get("fingerprint", "")),
-                str(d.get("uri", "")),
+    def _pick(self, module: str, tokens: list[Any]) -> None:
+        if not tokens:
+            self.status.setText("No token is present in that module's slots.")
+            return
+        public_only = "No PIN: list public keys only"
+        labels = [t.label for t in tokens]
+        label = labels[0]
+        if len(labels) > 1:
+            label, ok = QInputDialog.getItem(
+                self, "Token", "Which token is the PIN for?", [*labels, public_only], 0, False
             )
-        self.status.setText(f"{len(keys)} key(s) on the token.")
+            if not ok or label == public_only:
+                self._on_token_keys(tokens)
+                return
+        pin = ask_secret(self, "Token PIN", f"PIN of token '{label}' (asked once; never stored)")
+        if pin is None:
+            self._on_token_keys(tokens)
+            return
+        self._start(_list_tokens, module.strip(), pin, label, done=self._on_token_keys)
+
+    def _on_token_keys(self, tokens: list[Any]) -> None:
+        count = 0
+        notes = []
+        for token in tokens:
+            if token.note:
+                notes.append(token.note)
+            for k in token.keys:
+                count += 1
+                self._add_row(
+                    f"{token.label}/{k.object_label or k.id_hex or '?'}",
+                    "PKCS#11 token",
+                    f"{k.key_type}-{k.size_bits}",
+                    str(k.fingerprint),
+                    str(k.uri),
+                )
+        self.status.setText(" ".join([f"{count} key(s) on {len(tokens)} token(s).", *notes]))
 
     # --- the current source's keys -------------------------------------------
 

@@ -167,3 +167,32 @@ def test_keys_page_imports_a_pem_into_the_keyring(qtbot, keyring_session, rsa_ke
         page.use_btn.click()
     assert sig.args[0].key_specs == ("keyring:backup-2026",)
     KeyStore(tmp_path / "keys").remove("backup-2026")
+
+
+def test_keys_page_lists_tokens_and_sends_the_pin_to_the_chosen_one(
+    qtbot, softhsm, tmp_path, monkeypatch
+):
+    """Two tokens: the listing asks which token the PIN is for and logs in to that one only;
+    the other is listed with its public keys and a note (a PIN is never tried on it)."""
+    from PySide6.QtWidgets import QInputDialog
+
+    import sealcheck.gui.keyspage as keyspage
+
+    page = KeysPage(KeyStore(tmp_path / "keys"))
+    qtbot.addWidget(page)
+    asked: list[list[str]] = []
+
+    def pick(_parent, _title, _label, items, *_a):
+        asked.append(list(items))
+        return "backup", True
+
+    monkeypatch.setattr(QInputDialog, "getItem", staticmethod(pick))
+    monkeypatch.setattr(keyspage, "ask_secret", lambda *_a: softhsm.pin.encode())
+    tokens = keyspage._list_tokens(None, softhsm.module, None, None)  # as the first look does
+    assert len(tokens) >= 2
+    page._pick(softhsm.module, tokens)
+    qtbot.waitUntil(lambda: "key(s) on" in page.status.text() and not page._workers, timeout=20000)
+    assert asked and "backup" in asked[0] and "No PIN: list public keys only" in asked[0]
+    rows = [page.inventory.item(r, 0).text() for r in range(page.inventory.rowCount())]
+    assert any(r.startswith("backup/") for r in rows)
+    assert "pintest" in page.status.text()  # its note: the PIN was not tried there
