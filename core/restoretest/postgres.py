@@ -365,8 +365,9 @@ class PostgresTarget:
         from .errors import DumpRefused
 
         raise DumpRefused(
-            f"line {ref.line}: {what} ({ref.head}): dumps made with pg_dump -C or pg_dumpall "
-            "are not supported; dump one database without -C"
+            f"line {ref.line}: {what} ({ref.head}): the restore test loads one database "
+            "(a pg_dump -C dump is restored into the test database); dump each database "
+            "of a pg_dumpall with pg_dump"
         )
 
     def client(self) -> ClientCommand:

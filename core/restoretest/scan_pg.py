@@ -53,6 +53,18 @@ _CREATE_OBJ = re.compile(
 )
 _CREATE_SCHEMA = re.compile(rf"CREATE\s+SCHEMA\s+(?:IF\s+NOT\s+EXISTS\s+)?({_ID})", _I)
 _CREATE_DB = re.compile(r"CREATE\s+DATABASE\b", _I)
+# pg_dump -C's statements about the dumped database itself (and --clean's DROP).
+_DB_STATEMENT = re.compile(
+    rf"(?:(?P<verb>CREATE|ALTER|DROP)\s+DATABASE\s+(?:IF\s+EXISTS\s+)?(?P<a>{_ID})"
+    rf"|COMMENT\s+ON\s+DATABASE\s+(?P<b>{_ID})"
+    rf"|(?:GRANT|REVOKE)\b.*?\bON\s+DATABASE\s+(?P<c>{_ID}))",
+    _I,
+)
+# \connect NAME, and pg_dump 15+'s \connect -reuse-previous=on "dbname='NAME'"
+_CONNECT = re.compile(
+    rb"\\c(?:onnect)?[ \t]+(?:-reuse-previous=\S+[ \t]+)?"
+    rb"(?:\"dbname='(?P<q>(?:[^'\\]|'')*)'\"|(?P<p>\"(?:[^\"]|\"\")+\"|[^\s\"]+))[ \t]*\r?(?:\n|\Z)"
+)
 _OWNER_ETC = re.compile(
     rf"\bOWNER\s+TO\s+({_ID})|\bAUTHORIZATION\s+({_ID})|\bFOR\s+(?:ROLE|USER)\s+({_ID})", _I
 )
@@ -122,6 +134,13 @@ HOSTILE_PG: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+def _creates_next(buf: bytes, pos: int, name: str) -> bool:
+    """Whether the next statement after ``pos`` is CREATE DATABASE ``name``."""
+    nxt = buf[_end(_LEAD.match(buf, pos)) :][:1024].decode("utf-8", "replace")
+    m = _DB_STATEMENT.match(nxt)
+    return bool(m and (m.group("verb") or "").upper() == "CREATE" and unquote(m.group("a")) == name)
+
+
 def _end(m: re.Match[bytes] | None) -> int:
     assert m is not None  # the pattern matches the empty string
     return m.end()
@@ -147,6 +166,10 @@ class PgScanner(ScannerBase):
         # services' roles are created as NOLOGIN); the target may also refuse.
         self.on_roles: Callable[[set[str]], None] | None = None
         self.on_refuse: Callable[[str, StatementRef], None] | None = None
+        # pg_dump -C: the database the dump creates and connects to. It is restored into
+        # the test's own database: its CREATE/ALTER/DROP DATABASE and \connect are
+        # blanked; a second database (pg_dumpall) is refused.
+        self.dump_db: str | None = None
 
     def _scan(self, buf: bytes, final: bool) -> int:
         pos = 0
@@ -202,6 +225,13 @@ class PgScanner(ScannerBase):
         if _OWN_RESTRICT.fullmatch(buf, start, end):
             self.blank(buf, start, end, "the dump's own \\restrict/\\unrestrict line")
             return
+        if c := _CONNECT.fullmatch(buf, start, end):
+            raw = c.group("q") if c.group("q") is not None else c.group("p")
+            name = raw.decode("utf-8", "replace")
+            name = name.replace("''", "'") if c.group("q") is not None else unquote(name)
+            if self._same_database(name, "\\connect", ref, establish=False):
+                self.blank(buf, start, end, f"\\connect {name} (restored into the test database)")
+                return
         self.hostile(ref.line, "psql meta-command", buf[start:end])
 
     def _copy_data(self, buf: bytes, pos: int, final: bool) -> int:
@@ -244,9 +274,36 @@ class PgScanner(ScannerBase):
         if word.startswith("INSERT"):
             self._insert(raw, head, ref)
             return
+        if word.startswith(("CREATE", "ALTER", "DROP", "COMMENT", "GRANT", "REVOKE")) and (
+            d := _DB_STATEMENT.match(head)
+        ):
+            name = unquote(d.group("a") or d.group("b") or d.group("c"))
+            verb = d.group("verb")
+            what = f"{verb.upper()} DATABASE" if verb else f"{word.split()[0]} … ON DATABASE"
+            # CREATE names the dump's database; --clean's DROP does when that CREATE
+            # follows at once (pg_dump -C --clean writes them together).
+            establish = bool(verb) and (
+                verb.upper() == "CREATE"
+                or (verb.upper() == "DROP" and _creates_next(buf, stop, name))
+            )
+            if self._same_database(name, what, ref, establish=establish):
+                self.blank(buf, start, stop, f"{what} {name} (restored into the test database)")
+                return
         text = self._check_hostile(raw, head, ref)
         self._objects(head, word, ref)
         self._roles(text)
+
+    def _same_database(self, name: str, what: str, ref: StatementRef, *, establish: bool) -> bool:
+        """Whether a statement about database ``name`` is pg_dump -C's own (blank it);
+        any other database refuses the dump (False when nothing refuses: offline scan)."""
+        if self.dump_db is None and establish:
+            self.dump_db = name
+        if name == self.dump_db:
+            return True
+        if self.on_refuse is not None:
+            why = "a second database (pg_dumpall?)" if self.dump_db else "another database"
+            self.on_refuse(f"{what} {name}: {why}", ref)
+        return False
 
     def _check_hostile(self, raw: bytes, head: str, ref: StatementRef) -> str:
         text = _STRINGS.sub(b"''", raw).decode("utf-8", "replace") if len(raw) < 1 << 16 else head

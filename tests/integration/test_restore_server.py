@@ -158,13 +158,12 @@ def test_pg_server_creates_managed_service_roles_and_drops_them(
 @pytest.mark.parametrize(
     ("body", "kind"),
     [
-        ("\\connect other", "psql meta-command"),
-        ("CREATE DATABASE other;", "other databases and tablespaces"),
-        ("DROP DATABASE {victim};", "other databases and tablespaces"),
+        ("\\connect other", "\\connect other: another database"),
+        ("DROP DATABASE {victim};", "DROP DATABASE {victim}: another database"),
         ("ALTER ROLE postgres PASSWORD 'x';", "roles and sessions"),
         ("COPY public.before TO PROGRAM 'touch /tmp/pwned';", "program execution"),
     ],
-    ids=["connect", "create-database", "drop-database", "alter-role", "copy-program"],
+    ids=["connect", "drop-database", "alter-role", "copy-program"],
 )
 def test_pg_server_refuses_dumps_that_reach_outside_the_scratch_database(
     tmp_path: Path, rt_state: Path, pg_server: PostgresServer, body: str, kind: str
@@ -177,11 +176,25 @@ def test_pg_server_refuses_dumps_that_reach_outside_the_scratch_database(
         res = api_run(dump, rt_state, server=dsn)
         assert res.exit_code == 1 and res.error.kind == "DumpRefused", res.error
         line = dump.read_text().splitlines().index(body.format(victim=victim)) + 1
-        assert f"line {line}: {kind}" in res.error.message, res.error.message
+        assert f"line {line}: {kind.format(victim=victim)}" in res.error.message, res.error.message
         assert pg_scratch_databases(pg_server) == []
         assert victim in pg_server.psql("SELECT datname FROM pg_database;").split()
     finally:
         pg_server.psql(f"DROP DATABASE IF EXISTS {victim};")
+
+
+def test_pg_server_restores_a_create_database_dump_into_the_scratch_database(
+    tmp_path: Path, rt_state: Path, pg_server: PostgresServer
+) -> None:
+    """pg_dump -C's CREATE DATABASE and \\connect are rewritten: nothing is created."""
+    other = f"other_{secrets.token_hex(3)}"
+    dump = hostile_pg_dump(tmp_path / "d.sql", f"CREATE DATABASE {other};\n\\connect {other}")
+    dsn = f"postgresql://{pg_server.superuser}@/?host={pg_server.socket_dir}&port={pg_server.port}"
+    res = api_run(dump, rt_state, server=dsn)
+    assert res.exit_code == 0, res.error
+    assert any(f"CREATE DATABASE {other}" in r for r in res.rewritten)
+    assert other not in pg_server.psql("SELECT datname FROM pg_database;").split()
+    assert pg_scratch_databases(pg_server) == []
 
 
 SPIN_PG = (

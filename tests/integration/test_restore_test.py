@@ -152,6 +152,39 @@ def test_pg_dump_passes_with_source_counts_and_digests(
     assert "postgres (NOLOGIN)" in res["roles_created"]
 
 
+def test_pg_dump_create_clean_restores_into_the_test_database(
+    tmp_path: Path, rt_state: Path, pg_server: PostgresServer, pg_rich_dump: RealDump
+) -> None:
+    """pg_dump -C --clean: DROP/CREATE/ALTER DATABASE and \\connect name the dumped
+    database; they are blanked (reported) and its objects load into the test database."""
+    db = pg_rich_dump.database
+    out = tmp_path / "c.sql"
+    cmd = [str(pg_server.bindir / "pg_dump"), "--format=plain", "-C", "--clean", "--if-exists",
+           *pg_server._conn(db.name)]  # fmt: skip
+    with out.open("wb") as f:
+        subprocess.run(cmd, stdout=f, check=True, timeout=120)
+    assert b"\\connect" in out.read_bytes() and b"CREATE DATABASE" in out.read_bytes()
+    rc, res = restore_test_cli(rt_state, str(out))
+    assert rc == 0, res["error"]
+    assert rows(res) == db.row_counts
+    notes = " ".join(res["rewritten"])
+    assert f"CREATE DATABASE {db.name}" in notes and f"\\connect {db.name}" in notes
+
+
+def test_pg_dumpall_style_second_database_is_refused(tmp_path: Path, rt_state: Path) -> None:
+    dump = tmp_path / "all.sql"
+    dump.write_text(
+        "--\n-- PostgreSQL database dump\n--\n\n"
+        "CREATE DATABASE one;\n\\connect one\nCREATE TABLE a (id int);\n"
+        "CREATE DATABASE two;\n\\connect two\nCREATE TABLE b (id int);\n"
+        "\n--\n-- PostgreSQL database dump complete\n--\n\n"
+    )
+    rc, res = restore_test_cli(rt_state, str(dump), "--engine", "postgres")
+    assert rc == 1, res
+    assert res["error"]["kind"] == "DumpRefused"
+    assert "line 8: CREATE DATABASE two: a second database" in res["error"]["message"]
+
+
 # --- the dump is untrusted input ---------------------------------------------------------
 
 
