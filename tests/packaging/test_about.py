@@ -8,8 +8,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 
 from sealcheck.core import __version__
 
@@ -26,16 +25,14 @@ def test_about_box(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     help_menu = next(a.menu() for a in win.menuBar().actions() if a.text() == "&Help")
     assert win.about_act in help_menu.actions()
     seen: list[str] = []
-
-    def read_and_close() -> None:
-        box = QApplication.activeModalWidget()
-        assert isinstance(box, QMessageBox)
-        seen.append(box.windowTitle() + "\n" + box.text())
-        box.accept()
-
-    QTimer.singleShot(0, read_and_close)
-    win.about_act.trigger()  # modal: returns once read_and_close has closed it
-    assert seen, "no About box appeared"
+    win.about_act.trigger()  # window-modal (open(), not exec()): returns at once
+    qtbot.waitUntil(lambda: win.findChild(QMessageBox) is not None, timeout=5000)
+    box = win.findChild(QMessageBox)
+    assert box.isVisible() and box.isModal()
+    assert box.accessibleName() == "About Sealcheck"
+    seen.append(box.windowTitle() + "\n" + box.text())
+    box.accept()
+    qtbot.waitUntil(lambda: not box.isVisible(), timeout=5000)
     assert "About Sealcheck" in seen[0]
     assert f"Sealcheck {__version__}" in seen[0]
     assert "Apache License 2.0" in seen[0]
