@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pymysql
+import pymysql.cursors
 
 from .model import LoadError
 from .sqlscan import StatementRef
@@ -129,9 +130,16 @@ class DriverFeeder:
                 continue  # drain: the pipeline still reads the envelope to its end
             raw, ref, _ = item
             try:
-                with self._conn.cursor() as cur:
+                # Unbuffered: a result set (a dump has no business returning one; a hostile
+                # one may return millions of rows) is read and dropped row by row, so
+                # memory stays flat, as it did when a client printed it to a drained pipe.
+                with self._conn.cursor(pymysql.cursors.SSCursor) as cur:
                     cur.execute(raw)  # no args: sent byte for byte, never %-formatted
-                    if cur.warning_count and len(self.warnings) < KEEP_WARNINGS:
+                    for _row in cur.fetchall_unbuffered():
+                        pass
+                    warned = cur.warning_count
+                if warned and len(self.warnings) < KEEP_WARNINGS:
+                    with self._conn.cursor() as cur:
                         cur.execute("SHOW WARNINGS")
                         self.warnings += [f"{r[0]} (Code {r[1]}): {r[2]}" for r in cur.fetchall()]
             except pymysql.err.MySQLError as exc:

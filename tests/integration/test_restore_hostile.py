@@ -506,3 +506,31 @@ def test_mysql_workload_patterns(sql: str, expected: list[str]) -> None:
 )  # fmt: skip
 def test_pg_workload_patterns(sql: str, expected: list[str]) -> None:
     assert _pg_kinds(sql + "\n") == expected
+
+
+def test_a_huge_result_set_is_read_and_dropped_in_flat_memory(
+    tmp_path: Path, rt_state: Path
+) -> None:
+    """A dump's SELECT returning ~640,000 rows (~380 MB) does not fill Sealcheck's memory:
+    the protocol load reads a result set row by row and drops it."""
+    rows = ",".join(f"({i},'{'x' * 300}')" for i in range(800))
+    body = (
+        "CREATE TABLE `t` (`id` int, `s` text);\n"
+        f"INSERT INTO `t` VALUES {rows};\n"
+        "SELECT a.s, b.s FROM `t` a, `t` b;\n"
+    )
+    dump = hostile_mysql_dump(tmp_path / "d.sql", body, sandbox_line=False)
+    env = {**os.environ, "SEALCHECK_STATE_DIR": str(rt_state)}
+    cmd = [sys.executable, "-m", "sealcheck.core.cli", "restore-test", str(dump), "--json",
+           "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    while proc.poll() is None:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+        time.sleep(0.05)
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert peak < 250 << 20, f"peak RSS {peak >> 20} MiB"
