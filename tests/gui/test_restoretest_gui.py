@@ -484,3 +484,39 @@ def test_main_window_restore_test_action_wizard_and_drift(qtbot, tmp_path, demo_
     assert "shop.orders: 3,000 → 4,000 rows" in shown
     row = win.browser.versions_view.selectionModel().selectedRows()[0].row()
     assert win.browser.versions.index(row, 5).data().startswith("OK")
+
+
+@needs_mariadb
+def test_closing_the_window_mid_load_leaves_no_server(qtbot, tmp_path, rsa_key, state):
+    """reliability.md E4/G5: closing the main window during a restore test stops the job
+    within seconds; the throwaway server, its folder and its records are gone."""
+    dump = mysql_like(tmp_path / "big.sql", rows=400_000)
+    backup = securecircle(dump, tmp_path / "s3", rsa_key)
+    win = MainWindow(SourceStore(tmp_path / "sources.json"))
+    qtbot.addWidget(win)
+    win.show()
+    rec = win.queue.submit(_spec(backup, "Restore test big"), _secrets(rsa_key))
+    server: dict = {}
+
+    def loading() -> bool:
+        server.clear()
+        server.update(_our_server(state))
+        pgid, root = server.get("pgid"), server.get("root")
+        return bool(
+            pgid
+            and root
+            and _is_server(int(pgid), root)
+            and rec.progress is not None
+            and (rec.progress.fraction or 0.0) > 0.1
+        )
+
+    qtbot.waitUntil(loading, timeout=120_000)
+    root, pgid = Path(server["root"]), int(server["pgid"])
+    t0 = time.monotonic()
+    win.close()
+    assert time.monotonic() - t0 < 5.0  # close() waited for the job to stop
+    qtbot.waitUntil(lambda: rec.state is not JobState.RUNNING, timeout=5000)
+    assert rec.state is JobState.CANCELLED
+    assert not root.exists() and not _alive(pgid)
+    assert not [c for c in _children() if "/tmp/scrt-" in c]
+    assert list(state.glob("*.json")) == []
