@@ -67,6 +67,17 @@ def restored_name(key: str) -> str:
     return base if base.endswith((".sql", ".xbstream")) else base + ".restored"
 
 
+def restored_version_name(key: str, version_id: str | None) -> str:
+    """``restored_name`` with the version in it, for several versions in one folder:
+    ``backup-full.sql`` → ``backup-full.3HL4kqtJlcpX.sql``."""
+    name = restored_name(key)
+    if not version_id:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    tag = "".join(c for c in version_id if c.isalnum())[:12] or "null"
+    return f"{stem}.{tag}.{ext}" if dot else f"{name}.{tag}"
+
+
 class MainWindow(QMainWindow):
     closed = Signal()
 
@@ -405,7 +416,9 @@ class MainWindow(QMainWindow):
     def _ask_pin(self, prompt: str) -> bytes | None:
         return ask_secret(self, "Token PIN", prompt + "\nThe PIN is asked once and never stored.")
 
-    def _spec(self, row: VersionRow, operation: str, dest: Path | None = None) -> JobSpec:
+    def _spec(
+        self, row: VersionRow, operation: str, dest: Path | None = None, *, confirmed: bool = True
+    ) -> JobSpec:
         src = self.current_source()
         assert src is not None
         d, k = row.data, row.key
@@ -419,7 +432,8 @@ class MainWindow(QMainWindow):
             wrapped_version_id=k.version_id if k else None,
             s3=src.s3(),
             destination=dest,
-            overwrite=dest is not None and dest.exists(),
+            # Only the save dialog asks "replace it?": a file it returns may be replaced.
+            overwrite=confirmed and dest is not None and dest.exists(),
             title=f"{verb} {d.key} ({when})",
         )
 
@@ -466,10 +480,31 @@ class MainWindow(QMainWindow):
             return None
         return self.submit(self._spec(rows[0], "restore", dest))
 
+    def restore_selected_to_folder(self, folder: Path) -> list[JobRecord]:
+        """One restore per selected version (or the newest of each selected backup), each
+        to its own file named after the object and the version; an existing file is never
+        overwritten (that job fails and says so)."""
+        out = []
+        for row in self.targets():
+            dest = folder / restored_version_name(row.data.key, row.data.version_id)
+            rec = self.submit(self._spec(row, "restore", dest, confirmed=False))
+            if rec is not None:
+                out.append(rec)
+        if not out:
+            self.statusBar().showMessage("Select the versions to restore", 6000)
+        return out
+
     def restore_selected_dialog(self) -> None:
-        rows = self.browser.selected_versions()
+        rows = self.targets()
         if not rows:
             self.statusBar().showMessage("Select one version to restore", 6000)
+            return
+        if len(rows) > 1:
+            folder = QFileDialog.getExistingDirectory(
+                self, f"Restore {len(rows)} versions to folder", str(Path.home())
+            )
+            if folder:
+                self.restore_selected_to_folder(Path(folder))
             return
         path, _ = QFileDialog.getSaveFileName(
             self, "Restore to file", str(Path.home() / restored_name(rows[0].data.key))

@@ -156,3 +156,29 @@ def test_listing_error_shows_a_banner(qtbot, tmp_path, demo_s3_bucket, bad_endpo
     assert blocker.args == [-1]
     assert win.browser.banner.isVisibleTo(win)
     assert "storage" in win.browser.banner.text().lower()
+
+
+def test_restore_several_versions_to_a_folder(qtbot, tmp_path, demo_s3_bucket):
+    """Two versions selected: one file each, named after the object and its version."""
+    win = _window(qtbot, tmp_path, [demo_s3_bucket.source()])
+    assert win.browser.select_set("dpb587/database.sql.gz.enc")
+    vm = win.browser.versions
+    rows = [r for r in range(vm.rowCount()) if vm.verifiable(r)]
+    assert len(rows) >= 2
+    sm = win.browser.versions_view.selectionModel()
+    for r in rows[:2]:
+        sm.select(
+            vm.index(r, 0),
+            sm.SelectionFlag.Select | sm.SelectionFlag.Rows,
+        )
+    out = tmp_path / "restored"
+    out.mkdir()
+    recs = _run(qtbot, win, lambda: win.restore_selected_to_folder(out))
+    assert len(recs) == 2 and all(r.state is JobState.DONE for r in recs), [r.message for r in recs]
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) == 2 and all(f.startswith("database.") and f.endswith(".sql") for f in files)
+    assert files[0] != files[1]
+    # Again: the files exist, nothing is overwritten, each job says so.
+    again = _run(qtbot, win, lambda: win.restore_selected_to_folder(out))
+    assert all(r.state is JobState.FAILED for r in again), [(r.state, r.message) for r in again]
+    assert sorted(p.name for p in out.iterdir()) == files
