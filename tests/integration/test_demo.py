@@ -12,3 +12,5 @@ def test_demo_no_gui_runs_and_meets_expectations() -> None:
     # The damaged versions fail, naming the layer that caught them.
     assert "dump is incomplete" in r.stdout
     assert "gzip data is corrupt" in r.stdout
+    # And one good version comes back in a throwaway MariaDB with every row.
+    assert "PASSED: 1 table(s), 4,000 rows back in MariaDB" in r.stdout
