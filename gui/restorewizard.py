@@ -292,7 +292,7 @@ class ServerPage(QWizardPage):
         try:
             parse_dsn(dsn, "postgres" if family == "pg" else "mysql", None)
         except UsageError as exc:
-            return exc.message().replace("--server-password-file", "the password file")
+            return str(exc.message()).replace("--server-password-file", "the password file")
         pw = self.password.text().strip()
         if pw and not os.access(pw, os.R_OK):
             return f"The password file {pw} cannot be read"
