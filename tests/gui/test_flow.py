@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 
+from fixtures.gui_flow import open_window, select_version
 from sealcheck.gui.jobs import JobState
 from sealcheck.gui.mainwindow import MainWindow
 from sealcheck.gui.settings import KeyChoice, SourceStore
-
-
-def _window(qtbot, tmp_path: Path, sources) -> MainWindow:
-    win = MainWindow(SourceStore(tmp_path / "sources.json"), session_sources=sources)
-    qtbot.addWidget(win)
-    with qtbot.waitSignal(win.browser.listing_finished, timeout=20000, raising=True):
-        win.show()
-    qtbot.waitUntil(lambda: not win.browser.listing, timeout=10000)
-    return win
-
-
-def _select_version(win: MainWindow, backup: str, index_oldest_first: int) -> None:
-    assert win.browser.select_set(backup)
-    vm = win.browser.versions
-    rows = [r for r in range(vm.rowCount()) if vm.verifiable(r)]
-    row = list(reversed(rows))[index_oldest_first]  # the model is newest first
-    win.browser.versions_view.selectRow(row)
 
 
 def _run(qtbot, win: MainWindow, start) -> list:
@@ -42,7 +25,7 @@ def _run(qtbot, win: MainWindow, start) -> list:
 
 
 def test_demo_source_select_version_verify_ok_shown(qtbot, tmp_path, demo_s3_bucket):
-    win = _window(qtbot, tmp_path, [demo_s3_bucket.source()])
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.source()])
     names = {win.browser.model.index(r, 0).data() for r in range(win.browser.model.rowCount())}
     assert {
         "securecircle/1567744961188141183.sql.gz",
@@ -50,7 +33,7 @@ def test_demo_source_select_version_verify_ok_shown(qtbot, tmp_path, demo_s3_buc
         "dpb587/database.sql.gz.enc",
         "clustercontrol/backup-full.sql.gz.aes256",
     } <= names
-    _select_version(win, "rds-postgres/shop.sql.bz.enc", 1)
+    select_version(win, "rds-postgres/shop.sql.bz.enc", 1)
     (rec,) = _run(qtbot, win, win.verify_selected)
     assert rec.state is JobState.DONE, rec.message
     row = win.browser.versions_view.selectionModel().selectedRows()[0].row()
@@ -63,10 +46,10 @@ def test_demo_source_select_version_verify_ok_shown(qtbot, tmp_path, demo_s3_buc
 
 def test_every_demo_version_behaves_as_the_demo_expects(qtbot, tmp_path, demo_s3_bucket):
     """Several jobs queue on the one queue; the damaged ones fail with a clear reason."""
-    win = _window(qtbot, tmp_path, [demo_s3_bucket.source()])
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.source()])
     recs = []
     for e in demo_s3_bucket.expect:
-        _select_version(win, e.key, e.version_index)
+        select_version(win, e.key, e.version_index)
         recs += win.verify_selected()
     assert sum(r.state is JobState.QUEUED for r in recs) >= len(recs) - 1  # one at a time
     qtbot.waitUntil(lambda: not win.queue.busy, timeout=60000)
@@ -90,7 +73,7 @@ def test_every_demo_version_behaves_as_the_demo_expects(qtbot, tmp_path, demo_s3
 
 
 def test_cancel_mid_restore_leaves_nothing_behind(qtbot, tmp_path, demo_s3_bucket):
-    win = _window(qtbot, tmp_path, [demo_s3_bucket.big_source()])
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.big_source()])
     assert win.browser.select_set("big/warehouse.sql.gz.enc")
     win.browser.versions_view.selectRow(0)
     out = tmp_path / "restore"
@@ -112,8 +95,8 @@ def test_cancel_mid_restore_leaves_nothing_behind(qtbot, tmp_path, demo_s3_bucke
 
 
 def test_restore_writes_the_file(qtbot, tmp_path, demo_s3_bucket):
-    win = _window(qtbot, tmp_path, [demo_s3_bucket.source()])
-    _select_version(win, "dpb587/database.sql.gz.enc", 0)
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.source()])
+    select_version(win, "dpb587/database.sql.gz.enc", 0)
     dest = tmp_path / "db.sql"
     (rec,) = _run(qtbot, win, lambda: win.restore_selected(dest))
     assert rec.state is JobState.DONE, rec.message
@@ -121,8 +104,8 @@ def test_restore_writes_the_file(qtbot, tmp_path, demo_s3_bucket):
 
 
 def test_error_state_when_no_key_is_set(qtbot, tmp_path, demo_s3_bucket):
-    win = _window(qtbot, tmp_path, [demo_s3_bucket.source(KeyChoice())])
-    _select_version(win, "securecircle/1567744961188141183.sql.gz", 0)
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.source(KeyChoice())])
+    select_version(win, "securecircle/1567744961188141183.sql.gz", 0)
     (rec,) = _run(qtbot, win, win.verify_selected)
     assert rec.state is JobState.FAILED
     assert rec.message is not None
@@ -136,8 +119,8 @@ def test_error_state_when_no_key_is_set(qtbot, tmp_path, demo_s3_bucket):
 
 def test_wrong_key_fails_in_words(qtbot, tmp_path, demo_s3_bucket, other_rsa_key):
     keys = KeyChoice(key_specs=(str(other_rsa_key.private),))
-    win = _window(qtbot, tmp_path, [demo_s3_bucket.source(keys)])
-    _select_version(win, "securecircle/1567744961188141183.sql.gz", 0)
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.source(keys)])
+    select_version(win, "securecircle/1567744961188141183.sql.gz", 0)
     (rec,) = _run(qtbot, win, win.verify_selected)
     assert rec.state is JobState.FAILED
     assert rec.message is not None and rec.message.headline == "The key does not open this backup"
@@ -160,7 +143,7 @@ def test_listing_error_shows_a_banner(qtbot, tmp_path, demo_s3_bucket, bad_endpo
 
 def test_restore_several_versions_to_a_folder(qtbot, tmp_path, demo_s3_bucket):
     """Two versions selected: one file each, named after the object and its version."""
-    win = _window(qtbot, tmp_path, [demo_s3_bucket.source()])
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.source()])
     assert win.browser.select_set("dpb587/database.sql.gz.enc")
     vm = win.browser.versions
     rows = [r for r in range(vm.rowCount()) if vm.verifiable(r)]

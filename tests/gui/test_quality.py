@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fixtures.gui_flow import open_window, select_version
 from sealcheck.core.errors import IntegrityError
 from sealcheck.core.restoretest.drift import compare
 from sealcheck.core.restoretest.model import LoadError, RestoreTestResult, TableResult
@@ -56,7 +57,7 @@ from sealcheck.gui.mainwindow import MainWindow
 from sealcheck.gui.models import VersionRow
 from sealcheck.gui.restorewizard import RestoreTestWizard
 from sealcheck.gui.results import Outcome
-from sealcheck.gui.settings import KeyChoice, SourceStore
+from sealcheck.gui.settings import KeyChoice
 
 REPO = Path(__file__).resolve().parents[2]
 INTERACTIVE = (
@@ -72,22 +73,6 @@ INTERACTIVE = (
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def _window(qtbot, tmp_path: Path, sources) -> MainWindow:
-    win = MainWindow(SourceStore(tmp_path / "sources.json"), session_sources=sources)
-    qtbot.addWidget(win)
-    with qtbot.waitSignal(win.browser.listing_finished, timeout=20000, raising=True):
-        win.show()
-    qtbot.waitUntil(lambda: not win.browser.listing, timeout=10000)
-    return win
-
-
-def _select_version(win: MainWindow, backup: str, index_oldest_first: int) -> None:
-    assert win.browser.select_set(backup)
-    vm = win.browser.versions
-    rows = [r for r in range(vm.rowCount()) if vm.verifiable(r)]
-    win.browser.versions_view.selectRow(list(reversed(rows))[index_oldest_first])
 
 
 def accessible_name(w: QWidget) -> str:
@@ -166,10 +151,10 @@ def _set_palette(qapp: QApplication, pal: QPalette) -> None:
 
 
 def test_every_control_of_the_main_window_has_a_name(qtbot, tmp_path, demo_s3_bucket):
-    win = _window(qtbot, tmp_path, [demo_s3_bucket.source(KeyChoice())])
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.source(KeyChoice())])
     # Show what only some states show: a failed job (its Details expander open),
     # the filter's clear button, the listing banner.
-    _select_version(win, "securecircle/1567744961188141183.sql.gz", 0)
+    select_version(win, "securecircle/1567744961188141183.sql.gz", 0)
     (rec,) = win.verify_selected()
     assert rec.state is JobState.FAILED
     row = win.job_panel.row(rec)
@@ -221,7 +206,7 @@ def test_every_dialog_control_has_a_name(qtbot, tmp_path):
 
 
 def test_mnemonics_are_unique_on_every_page(qtbot, tmp_path, demo_s3_bucket):
-    win = _window(qtbot, tmp_path, [demo_s3_bucket.source()])
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.source()])
     for page in (win.browser, win.keys_scroll):
         win.tabs.setCurrentWidget(page)
         qtbot.wait(10)
@@ -247,7 +232,7 @@ def _focus_chain(qtbot, win: MainWindow, start: QWidget, stop, limit: int = 40) 
 
 
 def test_tab_reaches_the_tables_details_and_a_jobs_cancel(qtbot, tmp_path, demo_s3_bucket):
-    win = _window(qtbot, tmp_path, [demo_s3_bucket.big_source()])
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.big_source()])
     win.activateWindow()
     qtbot.waitUntil(win.isActiveWindow, timeout=2000)
     versions = win.browser.versions_view
@@ -286,7 +271,7 @@ def test_tab_reaches_the_tables_details_and_a_jobs_cancel(qtbot, tmp_path, demo_
 
 
 def test_actions_have_unique_shortcuts_that_work(qtbot, tmp_path, demo_s3_bucket):
-    win = _window(qtbot, tmp_path, [demo_s3_bucket.source()])
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.source()])
     win.activateWindow()
     qtbot.waitUntil(win.isActiveWindow, timeout=2000)
     expected = {
@@ -321,7 +306,7 @@ def test_actions_have_unique_shortcuts_that_work(qtbot, tmp_path, demo_s3_bucket
     sets.setCurrentIndex(win.browser.proxy.index(0, 0))
     qtbot.keyClick(sets, Qt.Key.Key_Return)
     assert QApplication.focusWidget() is win.browser.versions_view
-    _select_version(win, "dpb587/database.sql.gz.enc", 0)
+    select_version(win, "dpb587/database.sql.gz.enc", 0)
     with qtbot.waitSignal(win.queue.added, timeout=1000):
         qtbot.keyClick(win.browser.versions_view, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: not win.queue.busy, timeout=30000)
@@ -412,10 +397,10 @@ def _icon_colour(ic: QIcon) -> QColor:
 def test_status_colours_read_on_light_and_dark_and_follow_a_switch(
     qtbot, qapp, tmp_path, demo_s3_bucket, palettes
 ):
-    win = _window(qtbot, tmp_path, [demo_s3_bucket.source()])
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.source()])
     good, flipped = demo_s3_bucket.expect[0], demo_s3_bucket.expect[-1]
     for e in (good, flipped):
-        _select_version(win, e.key, e.version_index)
+        select_version(win, e.key, e.version_index)
         win.verify_selected()
     qtbot.waitUntil(lambda: not win.queue.busy, timeout=30000)
     ok_rec, bad_rec = win.queue.records
@@ -439,7 +424,7 @@ def test_status_colours_read_on_light_and_dark_and_follow_a_switch(
             assert theme.status_color(tone) != pal.color(QPalette.ColorRole.Text)
         # The Details pane, live: a failed verification, then a failed restore test.
         win.browser.versions_view.clearSelection()
-        _select_version(win, flipped.key, flipped.version_index)
+        select_version(win, flipped.key, flipped.version_index)
         html = details.toHtml()
         assert "Decompressor check" in details.toPlainText()
         fg, bg = _html_colours(html)

@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QLineEdit, QToolBar, QWizard
 
 from fixtures.dumps import mysql_like
+from fixtures.gui_flow import open_window, select_version
 from fixtures.pipelines import RsaKey, securecircle
 from fixtures.restoretest import hostile_mysql_dump
 from sealcheck.core.errors import SealcheckError
@@ -422,13 +423,6 @@ def _records(recs: list[JobRecord]) -> bool:
 # --- the main window --------------------------------------------------------------------
 
 
-def _pick(win: MainWindow, key: str, oldest_first: int) -> None:
-    assert win.browser.select_set(key)
-    vm = win.browser.versions
-    rows = [r for r in range(vm.rowCount()) if vm.verifiable(r)]
-    win.browser.versions_view.selectRow(list(reversed(rows))[oldest_first])
-
-
 def _through_wizard(qtbot, win: MainWindow) -> JobRecord:
     before = len(win.queue.records)
     win.restore_test_act.trigger()
@@ -448,13 +442,7 @@ def test_main_window_restore_test_action_wizard_and_drift(qtbot, tmp_path, demo_
     """The demo's SecureCircle backups (mysqldump | gzip | openssl, key wrapped with RSA):
     the action follows the selection, the wizard queues the job, and the second version's
     result shows its drift from the first."""
-    win = MainWindow(
-        SourceStore(tmp_path / "sources.json"), session_sources=[demo_s3_bucket.source()]
-    )
-    qtbot.addWidget(win)
-    with qtbot.waitSignal(win.browser.listing_finished, timeout=20000, raising=True):
-        win.show()
-    qtbot.waitUntil(lambda: not win.browser.listing, timeout=10000)
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.source()])
     key = "securecircle/1567744961188141183.sql.gz"
     assert win.browser.select_set(key)
     win.browser.versions_view.clearSelection()
@@ -465,14 +453,14 @@ def test_main_window_restore_test_action_wizard_and_drift(qtbot, tmp_path, demo_
     menus = [a.menu() for a in win.menuBar().actions() if a.menu() is not None]
     assert any(win.restore_test_act in m.actions() for m in menus)
 
-    _pick(win, key, 0)  # 3000 rows
+    select_version(win, key, 0)  # 3000 rows
     assert win.restore_test_act.isEnabled()
     first = _through_wizard(qtbot, win)
     assert first.state is JobState.DONE, first.message
     assert first.spec.title.startswith("Restore test securecircle/")
     assert win.restore_test_choice == RestoreTestSpec()  # the defaults: auto, throwaway
 
-    _pick(win, key, 1)  # 4000 rows, tested after the first: drift from it
+    select_version(win, key, 1)  # 4000 rows, tested after the first: drift from it
     second = _through_wizard(qtbot, win)
     assert second.state is JobState.DONE, second.message
     assert second.result is not None and second.result.drift is not None
