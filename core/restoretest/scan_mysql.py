@@ -22,20 +22,26 @@ _LEAD = re.compile(
 )
 _SANDBOX_LINE = re.compile(rb"/\*M?!999999\\-[^*\n]*\*/")
 _DELIMITER = re.compile(rb"(?i:delimiter)[ \t]+(\S+)[^\n]*(?:\n|\Z)")
-_STRINGS = re.compile(rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'|\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\"", re.S)
+# String literals with backslash escapes, as unrolled loops ("plain run, then one escape,
+# then a plain run …"): the common case costs one regex step per literal.
+_SINGLE = rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'"
+_DOUBLE = rb"\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\""
+_STRINGS = re.compile(_SINGLE + b"|" + _DOUBLE, re.S)
 
 
-@lru_cache(maxsize=16)
-def _body(delim: bytes) -> re.Pattern[bytes]:
-    # Unrolled loops ("plain run, then one special token, then a plain run …"): the
-    # common case costs one step per string literal, not one per character.
+# The same literals, stopping at a row separator inside them (see _insert_body).
+_NO_SEP = rb"\)(?!\s*,\s*\()"
+_SINGLE_NO_SEP = rb"'(?:[^'\\)]++|\\.|" + _NO_SEP + rb")*+'"
+_DOUBLE_NO_SEP = rb"\"(?:[^\"\\)]++|\\.|" + _NO_SEP + rb")*+\""
+
+
+def _statement_end(delim: bytes, single: bytes, double: bytes) -> re.Pattern[bytes]:
+    """Everything up to the next ``delim`` outside literals, identifiers and comments."""
     d0 = re.escape(delim[:1])
     plain = rb"[^'\"`/#\-" + d0 + rb"]*+"
     not_delim = b"(?!" + re.escape(delim) + b")"
     return re.compile(
-        plain + rb"(?:(?:'[^'\\]*+(?:\\.[^'\\]*+)*+'"
-        rb"|\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\""
-        rb"|`[^`]*+`"
+        plain + rb"(?:(?:" + single + rb"|" + double + rb"|`[^`]*+`"
         rb"|/\*(?![!]|M!)(?:[^*]++|\*(?!/))*+\*/"
         rb"|\#[^\n]*+"
         rb"|--(?=[ \t\r\n])[^\n]*+"
@@ -48,6 +54,11 @@ def _body(delim: bytes) -> re.Pattern[bytes]:
         + rb")*+",
         re.S,
     )
+
+
+@lru_cache(maxsize=16)
+def _body(delim: bytes) -> re.Pattern[bytes]:
+    return _statement_end(delim, _SINGLE, _DOUBLE)
 
 
 @lru_cache(maxsize=16)
@@ -56,33 +67,12 @@ def _insert_body(delim: bytes) -> re.Pattern[bytes]:
     row separator: then every separator in the statement is a real one and counting
     them needs no second pass over the literals. A literal that holds one stops the
     match at its quote; the exact (slower) count is used for that statement."""
-    d0 = re.escape(delim[:1])
-    plain = rb"[^'\"`/#\-" + d0 + rb"]*+"
-    not_delim = b"(?!" + re.escape(delim) + b")"
-    no_sep = rb"\)(?!\s*,\s*\()"
-    return re.compile(
-        plain + rb"(?:(?:'(?:[^'\\)]++|\\.|" + no_sep + rb")*+'"
-        rb"|\"(?:[^\"\\)]++|\\.|" + no_sep + rb")*+\""
-        rb"|`[^`]*+`"
-        rb"|/\*(?![!]|M!)(?:[^*]++|\*(?!/))*+\*/"
-        rb"|\#[^\n]*+"
-        rb"|--(?=[ \t\r\n])[^\n]*+"
-        rb"|"
-        + not_delim
-        + rb"(?:/(?!\*(?![!]|M!))|-(?!-[ \t\r\n])|"
-        + d0
-        + rb"))"
-        + plain
-        + rb")*+",
-        re.S,
-    )
+    return _statement_end(delim, _SINGLE_NO_SEP, _DOUBLE_NO_SEP)
 
 
 _SEPARATOR = re.compile(rb"\)\s*,\s*\(")
 # One pass over an INSERT: string literals (group empty) and row separators.
-_ROWS = re.compile(
-    rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'|\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\"|(\)\s*,\s*\()", re.S
-)
+_ROWS = re.compile(_SINGLE + b"|" + _DOUBLE + rb"|(\)\s*,\s*\()", re.S)
 
 
 _ID = r"(?:`(?:[^`]|``)+`|\"(?:[^\"]|\"\")+\"|[\w$]+)"
