@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from .compression import DecompressStats
 from .errors import Cancelled, IntegrityError, Layer, TruncatedBackup
 from .formats import Fmt
-from .streams import CHUNK, Reader
+from .streams import CHUNK, Reader, put_unless
 
 BLOCK_MAGIC = 0x314159265359
 EOS_MAGIC = 0x177245385090
@@ -725,13 +725,7 @@ class ParallelBzip2Reader:
         self._put(job, _DONE)
 
     def _put(self, job: _Job, item: object) -> bool:
-        while not (job.cancelled or self._closed):
-            try:
-                job.out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless(job.out, item, lambda: job.cancelled or self._closed)
 
     # a block that failed to decode
     def _recover(self, job: _Job, why: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from .errors import Cancelled
@@ -70,6 +71,18 @@ def read_exact(reader: Reader, n: int) -> bytes:
 _EOF = object()
 
 
+def put_unless(q: queue.Queue[object], item: object, stopped: Callable[[], bool]) -> bool:
+    """Put ``item`` into the bounded queue ``q``, giving up once ``stopped()``: a
+    producer thread never stays blocked on a full queue nobody will read again."""
+    while not stopped():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 class Prefetch:
     """Read ``upstream`` on a worker thread, ``depth`` chunks ahead.
 
@@ -98,13 +111,7 @@ class Prefetch:
         self._thread.start()
 
     def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless(self._q, item, self._stop.is_set)
 
     def _run(self) -> None:
         try:
