@@ -57,7 +57,7 @@ class DriverFeeder:
         self._thread: threading.Thread | None = None
         self.killed = False
         self.error: LoadError | None = None
-        self.warnings: list[str] = []  # "Warning (Code N): text", as the client prints them
+        self.warnings: list[str] = []  # "Warning 1265: text" per warning the server gave
 
     @property
     def failed(self) -> bool:
@@ -141,7 +141,8 @@ class DriverFeeder:
                 if warned and len(self.warnings) < KEEP_WARNINGS:
                     with self._conn.cursor() as cur:
                         cur.execute("SHOW WARNINGS")
-                        self.warnings += [f"{r[0]} (Code {r[1]}): {r[2]}" for r in cur.fetchall()]
+                        rows = cur.fetchall()
+                    self.warnings += [f"{r[0]} {r[1]}: {str(r[2])[:200]}" for r in rows]
             except pymysql.err.MySQLError as exc:
                 if self.killed:
                     continue

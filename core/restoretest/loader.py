@@ -35,7 +35,7 @@ from ..progress import CancelToken
 from . import sqlscan
 from .driverload import DriverCommand, DriverFeeder
 from .errors import LimitExceeded
-from .model import LoadError
+from .model import LoadError, summarise_warnings
 from .procs import current_user, kill_group, spawn
 from .sqlscan import ScannerBase, StatementTooLarge
 from .target import ClientCommand, Target
@@ -283,7 +283,6 @@ class StreamingLoader:
         if self.load_started is not None and self.load_seconds is None:
             self.load_seconds = round(time.monotonic() - self.load_started, 3)
         self._raise_if_killed()
-        self.client_output = "\n".join(feeder.warnings)
         if feeder.failed:
             self.failed = True
 
@@ -385,7 +384,7 @@ class StreamingLoader:
             return self._driver.error if self.failed else None
         if not self.failed or self.target is None or self._cmd is None:
             return None
-        err = self.target.parse_error(self.client_output, self._cmd.line_offset)
+        err = self._cmd.parse_error(self.client_output, self._cmd.line_offset)
         if err is None:
             text = self.client_output.strip()[-500:] or f"exit status {self.returncode}"
             err = LoadError(f"the client stopped: {text}")
@@ -394,6 +393,14 @@ class StreamingLoader:
             if ref is not None:
                 err = LoadError(err.message, err.line, ref.head, err.code)
         return err
+
+    def warnings(self) -> list[str]:
+        """What the server warned about during the load, summarised."""
+        if self._driver is not None:
+            return summarise_warnings(self._driver.warnings)
+        if self._cmd is not None and self.client_output:
+            return self._cmd.warnings(self.client_output)
+        return []
 
     @property
     def unstarted_head(self) -> bytes:

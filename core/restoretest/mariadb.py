@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -30,7 +29,6 @@ import pymysql
 from ..progress import CancelToken
 from .driverload import DriverCommand
 from .errors import DumpRefused, InstanceFailed, ServerSoftwareMissing, ServerUnreachable
-from .model import LoadError
 from .procs import (
     OsUser,
     StateDir,
@@ -376,16 +374,6 @@ class MariaDBTarget:
         # InnoDB's bulk load into an empty table skips per-row undo logging. Same data.
         return DriverCommand(connect, postamble=(b"COMMIT",))
 
-    def parse_error(self, output: str, offset: int) -> LoadError | None:
-        m = _ERROR.search(output)
-        if not m:
-            return None
-        line = int(m.group("line")) - offset if m.group("line") else None
-        return LoadError(m.group("msg").strip()[:500], line, None, m.group("code"))
-
-    def warnings(self, output: str) -> list[str]:
-        return _summarise_warnings(output)
-
     # -- checks ------------------------------------------------------------------------
 
     def check(self, summary: ScanSummary, cancel: CancelToken) -> CheckOutcome:
@@ -428,18 +416,3 @@ class MariaDBTarget:
                 self._query(f"KILL {int(conn_id)}")
                 done.append(f"ended connection {conn_id} still running the load")
         return done
-
-
-_ERROR = re.compile(
-    r"^ERROR(?: (?P<code>\d+) \([0-9A-Z]+\))?(?: at line (?P<line>\d+))?[^:\n]*: (?P<msg>.*)$",
-    re.M,
-)
-_WARNING = re.compile(r"^(Warning|Note) \(Code (\d+)\): (.*)$", re.M)
-
-
-def _summarise_warnings(output: str) -> list[str]:
-    counts: dict[str, int] = {}
-    for m in _WARNING.finditer(output):
-        key = f"{m.group(1)} {m.group(2)}: {m.group(3).strip()[:200]}"
-        counts[key] = counts.get(key, 0) + 1
-    return [f"{k} (×{n})" if n > 1 else k for k, n in list(counts.items())[:30]]

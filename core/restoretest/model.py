@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ExitCode
 from ..report import ErrorInfo, Fields, Report, _plain
+
+MAX_WARNINGS = 30  # distinct warnings kept in a result
+
+
+def summarise_warnings(lines: Iterable[str]) -> list[str]:
+    """Distinct warnings in order of first appearance, repeats counted: ``text (×n)``."""
+    counts: dict[str, int] = {}
+    for line in lines:
+        counts[line] = counts.get(line, 0) + 1
+    return [f"{k} (×{n})" if n > 1 else k for k, n in list(counts.items())[:MAX_WARNINGS]]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..progress import CancelToken
 from .errors import InstanceFailed, ServerError, ServerSoftwareMissing, ServerUnreachable
-from .model import LoadError
+from .model import LoadError, summarise_warnings
 from .procs import (
     StateDir,
     clean_env,
@@ -393,24 +393,13 @@ class PostgresTarget:
         return ClientCommand(
             argv,
             self._env(),
+            _parse_error,
+            _warnings,
             preamble=f"\\restrict {key}\nBEGIN;\n".encode(),
             postamble=b"\nCOMMIT;\n",
             line_offset=2,
             files=(),
         )
-
-    def parse_error(self, output: str, offset: int) -> LoadError | None:
-        m = _ERROR.search(output)
-        if not m:
-            return None
-        return LoadError(m.group("msg").strip()[:500], int(m.group("line")) - offset, None, None)
-
-    def warnings(self, output: str) -> list[str]:
-        counts: dict[str, int] = {}
-        for m in re.finditer(r"^psql:[^:]*:\d+: (WARNING|NOTICE):\s+(.*)$", output, re.M):
-            k = f"{m.group(1)}: {m.group(2)[:200]}"
-            counts[k] = counts.get(k, 0) + 1
-        return [f"{k} (×{n})" if n > 1 else k for k, n in list(counts.items())[:30]]
 
     # -- checks ------------------------------------------------------------------------
 
@@ -463,3 +452,17 @@ _ERROR = re.compile(
     r"(?:(?:ERROR|FATAL|error):\s+)?(?P<msg>.*)$",
     re.M,
 )
+
+
+def _parse_error(output: str, offset: int) -> LoadError | None:
+    m = _ERROR.search(output)
+    if not m:
+        return None
+    return LoadError(m.group("msg").strip()[:500], int(m.group("line")) - offset, None, None)
+
+
+def _warnings(output: str) -> list[str]:
+    return summarise_warnings(
+        f"{m.group(1)}: {m.group(2)[:200]}"
+        for m in re.finditer(r"^psql:[^:]*:\d+: (WARNING|NOTICE):\s+(.*)$", output, re.M)
+    )

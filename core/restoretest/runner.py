@@ -285,9 +285,7 @@ def _result(
         if error is not None
         else (report.error if report is not None else None)
     )
-    warnings: list[str] = []
-    if target is not None and loader.client_output:
-        warnings += target.warnings(loader.client_output)
+    warnings = loader.warnings()
     if report is not None:
         warnings += list(report.warnings)
     o = outcome or CheckOutcome()

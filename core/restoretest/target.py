@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +19,10 @@ class ClientCommand:
 
     argv: list[str]
     env: dict[str, str]
+    # Reading the client's output: its first error (lines counted in the dump, given the
+    # preamble's ``line_offset``) and a summary of its warnings.
+    parse_error: Callable[[str, int], LoadError | None]
+    warnings: Callable[[str], list[str]]
     preamble: bytes = b""  # written before the dump (psql: our own \restrict line)
     # Written after the dump's last byte when the load went through: the COMMIT of the
     # one transaction the preamble opened (see the targets' ``client``).
@@ -48,10 +53,6 @@ class Target(Protocol):
     def scanner(self) -> ScannerBase: ...
 
     def client(self) -> ClientCommand | DriverCommand: ...
-
-    def parse_error(self, output: str, offset: int) -> LoadError | None: ...
-
-    def warnings(self, output: str) -> list[str]: ...
 
     def check(self, summary: ScanSummary, cancel: CancelToken) -> CheckOutcome: ...
 

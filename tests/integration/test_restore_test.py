@@ -21,7 +21,7 @@ import pytest
 from fixtures.common import SHARED, run_cli
 from fixtures.databases import MariaDBServer, PostgresServer, RealDump
 from fixtures.pipelines import RsaKey, rds_postgres, securecircle
-from fixtures.restoretest import ProcWatcher, hostile_mysql_dump, hostile_pg_dump
+from fixtures.restoretest import ProcWatcher, api_run, hostile_mysql_dump, hostile_pg_dump
 from sealcheck.core.pipeline import Job
 from sealcheck.core.progress import CancelToken
 from sealcheck.core.restoretest import RestoreTestOptions, restore_test
@@ -49,11 +49,6 @@ def restore_test_cli(state: Path, *args: str) -> tuple[int, dict]:
         return r.returncode, json.loads(r.stdout)
     except json.JSONDecodeError:
         pytest.fail(f"no JSON (exit {r.returncode}):\n{r.stdout}\n{r.stderr}")
-
-
-def api_run(path: Path, state: Path, **opts) -> object:
-    job = Job(data=LocalFile(path), secrets=Secrets(keys=[]))
-    return restore_test(job, RestoreTestOptions(state_dir=state, **opts))
 
 
 def leftovers() -> list[str]:
@@ -467,3 +462,13 @@ def test_no_server_binaries_is_an_environment_error(tmp_path: Path, rt_state: Pa
     # The dump is MySQL-format but the engine was forced: no PostgreSQL tools here.
     assert r.returncode == 2, r.stderr + r.stdout
     assert "install" in (r.stdout + r.stderr).lower()
+
+
+def test_server_warnings_during_the_load_are_reported(tmp_path: Path, rt_state: Path) -> None:
+    body = (
+        "CREATE TABLE `w` (`c` tinyint);\nSET SESSION sql_mode = '';\n"
+        "INSERT INTO `w` VALUES (300),(301);\n"
+    )
+    res = api_run(hostile_mysql_dump(tmp_path / "d.sql", body, sandbox_line=False), rt_state)
+    assert res.ok, res.error
+    assert any(w.startswith("Warning 1264: Out of range value") for w in res.warnings), res.warnings
