@@ -1,4 +1,4 @@
-"""``sealcheck history`` and ``sealcheck report export``, and recording after a run.
+"""``sealcheck history``, ``sealcheck report export|check``, and recording after a run.
 
 Recording never changes a run's verdict: a history that cannot be written (damaged,
 unreadable, locked too long) is a warning on stderr and the exit code stays the
@@ -85,6 +85,14 @@ def register(sub: Any) -> None:
     e.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
     e.add_argument("--force", action="store_true", help="replace an existing file")
     e.set_defaults(func=cmd_report_export)
+    c = rsub.add_parser(
+        "check",
+        help="check the seal of an exported evidence report (HTML or JSON), offline",
+    )
+    c.add_argument(
+        "file", type=Path, metavar="FILE", help="an HTML or JSON report from report export"
+    )
+    c.set_defaults(func=cmd_report_check)
 
 
 def _usage(p: argparse.ArgumentParser) -> int:
@@ -131,6 +139,22 @@ def cmd_report_export(args: argparse.Namespace) -> int:
     n = len(entries)
     print(f"wrote an evidence report of {n} {'entry' if n == 1 else 'entries'} to {args.output}")
     return 0
+
+
+def cmd_report_check(args: argparse.Namespace) -> int:
+    """Exit 0 when the seal holds, 1 when it does not (naming why), 2 when unreadable."""
+    from . import evidence_check
+
+    verdict = evidence_check.check(evidence_check.read(args.file))
+    kind = verdict.format.upper()
+    if verdict.problem is None:
+        print(f"seal intact  {args.file}")
+        print(f"  {kind} evidence report: {verdict.detail}")
+        print(f"  SHA-256 {verdict.digest} (compare it with the copy filed elsewhere)")
+        return int(ExitCode.OK)
+    print(f"SEAL BROKEN  {args.file}")
+    print(f"  {verdict.problem.value}: {verdict.detail} (checked as {kind})")
+    return int(ExitCode.BACKUP_FAILED)
 
 
 def _selected(args: argparse.Namespace) -> list[Entry]:

@@ -1,4 +1,4 @@
-"""Evidence reports for auditors: history entries rendered as a JSON or HTML file.
+r"""Evidence reports for auditors: history entries rendered as a JSON or HTML file.
 
 The evidence body is one plain dict (built once, from the history's entries); both
 formats are renderings of it and both end with a SHA-256, so an edit made after the
@@ -6,8 +6,19 @@ export is visible:
 
 * JSON: ``sha256`` is the digest of the ``evidence`` member serialised canonically
   (sorted keys, no whitespace, ASCII), which any JSON library can reproduce.
-* HTML: the digest covers every byte of the file before the seal, whose text states
-  the byte count, so ``head -c N FILE | sha256sum`` checks it.
+* HTML: the seal is the file's last line, exactly 65 bytes: the SHA-256 (64 hex digits)
+  of every byte before it, and a newline. Nothing may follow it, so the digest covers
+  every byte a browser renders: content added before ``<html>``, inside it or after
+  ``</html>`` breaks the seal. The check needs only standard tools (bash, coreutils)::
+
+      f=report.html; head -c $(($(wc -c <"$f") - 65)) "$f" | sha256sum | cut -c1-64 \
+          | cmp -s - <(tail -c 65 "$f") && echo "seal intact" || echo "SEAL BROKEN"
+
+  (``SHELL_CHECK`` is that line; ``tail -c 65 report.html`` prints the digest to compare
+  with the copy filed elsewhere.) The sealed part also states its own length in a
+  comment (``SEAL_MARK``), which tells a truncated file from one with content appended.
+
+``sealcheck report check FILE`` (``evidence_check``) does both checks offline.
 
 A digest is tamper-evident, not a signature: whoever edits the file can recompute
 it. File the digest separately (a ticket, a signed mail) when that matters.
@@ -22,7 +33,7 @@ import datetime as _dt
 import hashlib
 import json
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
 
@@ -33,7 +44,15 @@ from .restoretest.model import RestoreTestResult
 
 FORMAT = "sealcheck-evidence"
 FORMAT_VERSION = 1
-SEAL_MARK = "<!-- sealcheck-evidence-seal -->"
+HTML_START = "<!DOCTYPE html>\n<html lang='en'>"
+# In the sealed part, so it is covered too: how many bytes the digest covers.
+SEAL_MARK = "<!-- sealcheck-evidence-seal bytes={sealed} -->"
+SEAL_OPEN = "<p class='seal'>"  # the last sealed bytes; the digest line follows
+SEAL_LINE_BYTES = 65  # 64 hex digits and a newline, the very end of the file
+SHELL_CHECK = (
+    'f=report.html; head -c $(($(wc -c <"$f") - 65)) "$f" | sha256sum | cut -c1-64 '
+    '| cmp -s - <(tail -c 65 "$f") && echo "seal intact" || echo "SEAL BROKEN"'
+)
 JSON_METHOD = (
     "SHA-256 of the 'evidence' member as JSON with sorted keys, separators ',' and ':', "
     "ASCII only (Python: json.dumps(evidence, sort_keys=True, separators=(',', ':')))"
@@ -199,13 +218,14 @@ pre{white-space:pre-wrap;background:#f6f8fa;padding:.5em}
 .ok{color:#176f2c;font-weight:bold}.failed{color:#b00020;font-weight:bold}
 .warning{color:#8a5a00}.small{color:#555;font-size:12px}
 footer{margin-top:3em;border-top:2px solid #1b1f24;padding-top:.5em}
+.seal{font:13px ui-monospace,monospace;word-break:break-all}
 @media print{details{display:none}}
 """
 
 
 def to_html(body: dict[str, Any]) -> bytes:
     parts = [
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>\n"
+        f"{HTML_START}<head><meta charset='utf-8'>\n"
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
         "style-src 'unsafe-inline'\">\n"
         f"<title>Sealcheck evidence report {_e(body['generated_at'])}</title>\n"
@@ -221,17 +241,41 @@ def to_html(body: dict[str, Any]) -> bytes:
         ),
     ]
     parts += [_html_record(r) for r in body["entries"]]
-    head = "".join(parts) + SEAL_MARK + "\n"
-    data = head.encode()
-    digest = hashlib.sha256(data).hexdigest()
-    seal = (
-        "<footer><p><strong>SHA-256 of this report</strong> (the first "
-        f"{len(data)} bytes of this file, everything before this seal): "
-        f"<code>{digest}</code></p>\n"
-        f"<p class='small'>Check: <code>head -c {len(data)} FILE | sha256sum</code></p>"
-        "</footer>\n</body></html>\n"
+    content = "".join(parts)
+    return _sealed(lambda n: content + _seal_text(n))
+
+
+def _seal_text(sealed: int) -> str:
+    """Everything from the seal mark to just before the digest, for a sealed part of
+    ``sealed`` bytes (this text included)."""
+    total = sealed + SEAL_LINE_BYTES
+    return (
+        SEAL_MARK.format(sealed=sealed) + "\n"
+        "<footer><p><strong>SHA-256 of this report:</strong> the last line of this file, "
+        f"below. It is the digest of the first {sealed} bytes of the file, everything "
+        f"before that line; the file is exactly {total} bytes and ends with it, so "
+        "content added before, inside or after the report breaks the seal.</p>\n"
+        "<p class='small'>Check it (bash; name the file report.html, or change "
+        f"<code>f=</code>): <code>{_e(SHELL_CHECK)}</code><br>"
+        "A digest is tamper-evident, not a signature: compare it with the copy "
+        "filed apart from this report.</p></footer>\n"
+        f"{SEAL_OPEN}"
     )
-    return data + seal.encode()
+
+
+def _sealed(render: Callable[[int], str]) -> bytes:
+    """``render(n)`` + its digest line, where n is the byte length of ``render(n)``.
+
+    The sealed text states its own length, which changes that length; the count only
+    grows by whole digits, so a few rounds reach the fixed point.
+    """
+    n = 0
+    for _ in range(8):
+        head = render(n).encode()
+        if len(head) == n:
+            return head + (hashlib.sha256(head).hexdigest() + "\n").encode()
+        n = len(head)
+    raise AssertionError("the sealed length did not settle")
 
 
 def _e(value: Any) -> str:

@@ -197,11 +197,13 @@ def test_export_html_latest_is_self_contained_escaped_and_sealed(
     assert "other.sql.gz.enc" not in text
     for sentence in ("read all", "SHA-256 of the object and of the restored plaintext"):
         assert sentence in text
-    m = re.search(r"the first (\d+) bytes of this file.*?<code>([0-9a-f]{64})</code>", text)
+    # The seal is the last line: the SHA-256 of every byte before it (test_evidence_seal).
+    m = re.search(r"the first (\d+) bytes of the file", text)
     assert m, text[-600:]
-    n, digest = int(m.group(1)), m.group(2)
+    n, digest = int(m.group(1)), data[-65:-1].decode()
+    assert len(data) == n + 65 and data.endswith(b"\n")
     assert hashlib.sha256(data[:n]).hexdigest() == digest
-    assert data[:n].endswith(b"<!-- sealcheck-evidence-seal -->\n")
+    assert data[:n].endswith(b"<p class='seal'>")
     tampered = data[:n].replace(b"OK", b"KO", 1)
     assert hashlib.sha256(tampered).hexdigest() != digest
 
