@@ -171,6 +171,12 @@ _WORDS: dict[str, tuple[str, str]] = {
         "Check the server's socket path in the address, that the server runs, and the "
         "account and its password file.",
     ),
+    "ConfinementUnavailable": (
+        "The dump was not loaded: it could not be confined on that server",
+        "The restore test loads a dump only as a fresh account that can reach nothing but "
+        "its scratch database. Give an account that may create databases and accounts "
+        "(the details say what was missing), or use a throwaway server.",
+    ),
     "NotRestorable": (
         "This backup cannot be restore-tested",
         "The restore test loads SQL dumps (mysqldump/mariadb-dump, Sequel Pro, plain "

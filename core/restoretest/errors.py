@@ -63,3 +63,10 @@ class ServerError(SealcheckError):
     """The database server reported an unexpected error."""
 
     layer = Layer.DATABASE
+
+
+class ConfinementUnavailable(SealcheckError):
+    """The restore test could not set up an account that confines the dump, so it did
+    not load it (it never loads a dump with a privileged account)."""
+
+    layer = Layer.DATABASE

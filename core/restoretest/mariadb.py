@@ -5,11 +5,16 @@ The throwaway server (reliability.md §1.6, E1–E4): ``--no-defaults``; socket 
 we are root; ``secure_file_priv`` = an empty private folder; ``local_infile=0``; event
 scheduler off; ``--plugin-dir`` = an empty folder (``INSTALL SONAME`` and ``CREATE
 FUNCTION … SONAME`` find nothing to load); no symbolic links (``DATA DIRECTORY``).
-Accounts come from an ``--init-file`` run once at start: a loader without FILE, SUPER
-or RELOAD, an admin for the checks, and every account ``mariadb-install-db`` made
-(root, mysql, the OS user) dropped, so no account with FILE or SUPER exists at all and
-a DEFINER clause cannot borrow one. DEFINER accounts a dump names are created locked,
-with the loader's privileges, before the statement runs.
+Accounts come from an ``--init-file`` run once at start: an admin for the checks and a
+loader with no global privilege at all, and every account ``mariadb-install-db`` made
+(root, mysql, the OS user) dropped, so no account with FILE or SUPER exists.
+
+Either way the dump is loaded by an account that holds privileges on its own
+database(s) only (see ``confine``): on a throwaway server the loader is granted each
+database the dump creates or uses as the scanner meets it (never a system schema); on
+an existing server (``--server``) a fresh account with privileges on the scratch
+database alone is made with the given account, and dropped with it afterwards.
+DEFINER clauses are rewritten to the loading account (no account may borrow another).
 """
 
 from __future__ import annotations
@@ -27,8 +32,23 @@ from typing import Any
 import pymysql
 
 from ..progress import CancelToken
+from .confine import (
+    MYSQL_DB_PRIVILEGES,
+    SYSTEM_SCHEMAS,
+    Ledger,
+    Made,
+    mysql_grant_db,
+    mysql_native_hash,
+    new_name,
+)
 from .driverload import DriverCommand
-from .errors import DumpRefused, InstanceFailed, ServerSoftwareMissing, ServerUnreachable
+from .errors import (
+    ConfinementUnavailable,
+    DumpRefused,
+    InstanceFailed,
+    ServerSoftwareMissing,
+    ServerUnreachable,
+)
 from .procs import (
     OsUser,
     StateDir,
@@ -53,13 +73,6 @@ INSTALL_HINT = (
     "(Debian/Ubuntu: apt-get install mariadb-server mariadb-client)"
 )
 MYSQL_HINT = "a MySQL dump is restore-tested in a throwaway MariaDB server: " + INSTALL_HINT
-
-LOADER_PRIVILEGES = (
-    "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, REFERENCES, INDEX, ALTER, "
-    "CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, "
-    # SET USER: DEFINER clauses name other accounts; none of them has more than this.
-    "ALTER ROUTINE, EVENT, TRIGGER, SET USER"
-)
 
 
 def _which(*names: str) -> str | None:
@@ -146,7 +159,9 @@ class MariaDBTarget:
         self._state: StateDir | None = None
         self._scratch: str | None = None  # --server: the scratch database
         self._dump_db: str | None = None  # --server: the one database the dump names
-        self._definers: set[tuple[str, str]] = set()
+        self._granted: set[str] = set()  # databases the loader holds privileges on
+        self._made: Made | None = None  # --server: the scratch database and account
+        self._ledger: Ledger | None = None
 
     # -- throwaway ---------------------------------------------------------------------
 
@@ -225,6 +240,17 @@ class MariaDBTarget:
         ver = self._query("SELECT VERSION()")[0][0]
         self.server = f"MariaDB {ver}"
         self._query(f"CREATE DATABASE IF NOT EXISTS {_qi(database)}")
+        self._grant(database)
+
+    def _grant(self, database: str) -> None:
+        """The loader's privileges on one database of the dump (throwaway server)."""
+        if database in self._granted or database.lower() in SYSTEM_SCHEMAS:
+            return
+        self._query(
+            f"GRANT {MYSQL_DB_PRIVILEGES} ON {mysql_grant_db(database)}.* "
+            f"TO {_q(self.loader.user)}@'localhost'"
+        )
+        self._granted.add(database)
 
     def _write_init(self, path: Path, user: OsUser) -> None:
         drop = ", ".join(
@@ -233,11 +259,11 @@ class MariaDBTarget:
         sql = (
             f"CREATE USER {_q(self.admin.user)}@'localhost' "
             f"IDENTIFIED BY {_q(self.admin.password)};\n"
-            f"GRANT {LOADER_PRIVILEGES}, SHOW DATABASES, CREATE USER ON *.* "
+            f"GRANT {MYSQL_DB_PRIVILEGES}, SHOW DATABASES, CREATE USER ON *.* "
             f"TO {_q(self.admin.user)}@'localhost' WITH GRANT OPTION;\n"
+            # No global privilege: each of the dump's databases is granted as it comes.
             f"CREATE USER {_q(self.loader.user)}@'localhost' "
             f"IDENTIFIED BY {_q(self.loader.password)};\n"
-            f"GRANT {LOADER_PRIVILEGES} ON *.* TO {_q(self.loader.user)}@'localhost';\n"
             f"DROP USER IF EXISTS {drop};\n"
         )
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -266,15 +292,16 @@ class MariaDBTarget:
     # -- an existing server (--server) ---------------------------------------------------
 
     def connect_existing(
-        self, socket: Path, user: str, password: str | None, state: StateDir | None = None
+        self, socket: Path, user: str, password: str | None, state: StateDir, server_key: str
     ) -> None:
-        """Use an existing server: a new scratch database, dropped afterwards; the password
-        only in this process's memory (the load goes through the protocol too)."""
+        """Use an existing server: the given account makes a scratch database and a fresh
+        account with privileges on it alone, which loads the dump; both are dropped
+        afterwards. Passwords stay in this process's memory (the load goes through the
+        protocol too); the server is sent only the new account's password hash."""
         self.mode = "server"
         self._state = state
         self.socket = socket
         self.admin = Account(user, password or "")
-        self.loader = self.admin
         try:
             self._connect()
         except pymysql.err.MySQLError as exc:
@@ -283,9 +310,78 @@ class MariaDBTarget:
         self.server = f"{'MariaDB' if 'MariaDB' in ver else 'MySQL'} {ver}"
         if "MariaDB" not in ver:
             self.engine = "mysql"
-        self._scratch = f"sealcheck_rt_{secrets.token_hex(6)}"
-        self.database = self._scratch
-        self._query(f"CREATE DATABASE {_qi(self._scratch)} CHARACTER SET utf8mb4")
+        self._ledger = Ledger(state, server_key)
+        self._sweep()
+        name = new_name()
+        self._made = self._ledger.add(name)  # recorded before anything is made
+        self._scratch = self.database = name
+        self.loader = Account(name, secrets.token_urlsafe(24))
+        try:
+            self._query(f"CREATE DATABASE {_qi(name)} CHARACTER SET utf8mb4")
+            if "MariaDB" in ver:
+                ident = f"IDENTIFIED BY PASSWORD {_q(mysql_native_hash(self.loader.password))}"
+            else:  # MySQL 8 has no PASSWORD form; it never logs the clause in clear
+                ident = f"IDENTIFIED BY {_q(self.loader.password)}"
+            self._query(f"CREATE USER {_q(name)}@'localhost' {ident} WITH MAX_USER_CONNECTIONS 4")
+            self._query(
+                f"GRANT {MYSQL_DB_PRIVILEGES} ON {mysql_grant_db(name)}.* TO {_q(name)}@'localhost'"
+            )
+        except pymysql.err.MySQLError as exc:
+            raise ConfinementUnavailable(
+                f"as {user} on {socket}: {exc.args[-1]}; the given account must be able to "
+                "create a database and an account and grant it privileges on that database "
+                "(CREATE, CREATE USER and GRANT OPTION, e.g. root)"
+            ) from None
+        self._check_confined(name)
+        self.roles_created.append(
+            f"{name}@localhost (privileges on the scratch database only; dropped afterwards)"
+        )
+
+    def _check_confined(self, name: str) -> None:
+        """Log in as the new account and read back what it may do: exactly its own
+        database. A server that grants more to everyone (MariaDB's PUBLIC, a mandatory
+        role) cannot confine a dump, so the test refuses rather than load there."""
+        conn = self._loader_connection(database=None)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW GRANTS")
+                grants = [str(r[0]) for r in cur.fetchall()]
+        except pymysql.err.MySQLError as exc:
+            raise ConfinementUnavailable(
+                f"could not read the new account's privileges: {exc.args[-1]}"
+            ) from None
+        finally:
+            conn.close()
+        with contextlib.suppress(pymysql.err.MySQLError):  # MariaDB 10.11+; none: an error
+            grants += [str(r[0]) for r in self._query("SHOW GRANTS FOR PUBLIC")]
+        own = f" ON {mysql_grant_db(name)}.* TO "
+        extra = [
+            g
+            for g in grants
+            if not g.startswith("GRANT USAGE ON *.* TO ")
+            and not (g.startswith("GRANT ") and own in g)
+        ]
+        if extra:
+            raise ConfinementUnavailable(
+                f"a new account on this server holds more than its scratch database: "
+                f"{'; '.join(x[:160] for x in extra[:3])}; the dump would reach beyond it"
+            )
+
+    def _sweep(self) -> None:
+        """Drop what a run that crashed left on this server (its records say what)."""
+        assert self._ledger is not None
+        for made in self._ledger.orphans():
+            with contextlib.suppress(pymysql.err.MySQLError):
+                self._drop_scratch(made.name)
+                Ledger.done(made)
+
+    def _drop_scratch(self, name: str) -> list[str]:
+        done = self._kill_loads(name)
+        self._query(f"DROP DATABASE IF EXISTS {_qi(name)}")
+        done.append(f"dropped scratch database {name}")
+        self._query(f"DROP USER IF EXISTS {_q(name)}@'localhost'")
+        done.append(f"dropped account {name}@localhost")
+        return done
 
     # -- connection --------------------------------------------------------------------
 
@@ -300,6 +396,23 @@ class MariaDBTarget:
             local_infile=False,
         )
 
+    def _loader_connection(self, database: str | None) -> Any:
+        try:
+            return pymysql.connect(
+                unix_socket=str(self.socket),
+                user=self.loader.user,
+                password=self.loader.password,
+                database=database,
+                charset="utf8mb4",
+                autocommit=False,
+                local_infile=False,
+                client_flag=0,  # no CLIENT_MULTI_STATEMENTS: one query, one statement
+                max_allowed_packet=1 << 30,
+                connect_timeout=10,
+            )
+        except pymysql.err.MySQLError as exc:
+            raise ServerUnreachable(f"{self.socket}: {exc.args[-1]}") from None
+
     def _query(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
         with self._conn.cursor() as cur:
             cur.execute(sql, args)
@@ -309,23 +422,20 @@ class MariaDBTarget:
 
     def scanner(self) -> ScannerBase:
         s = MySQLScanner(self.database)
+        s.rewrite_definers = True
         if self.mode == "throwaway":
-            s.on_definer = self._definer
+            s.on_database = self._throwaway_database
         else:
             s.on_database = self._database_statement
             s.on_hostile = self._refuse_hostile
         return s
 
-    def _definer(self, user: str, host: str) -> None:
-        if (user, host) in self._definers or user.upper() == "CURRENT_USER":
-            return
-        self._definers.add((user, host))
-        if (user, host) in ((self.loader.user, "localhost"), (self.admin.user, "localhost")):
-            return
-        acct = f"{_q(user)}@{_q(host)}"
-        self._query(f"CREATE USER IF NOT EXISTS {acct} ACCOUNT LOCK")
-        self._query(f"GRANT {LOADER_PRIVILEGES} ON *.* TO {acct}")
-        self.roles_created.append(f"{user}@{host} (locked, the loader's privileges)")
+    def _throwaway_database(self, what: str, name: str, ref: StatementRef) -> str | None:
+        # The loader gets privileges on each database the dump makes or uses, before the
+        # statement runs; never on a system schema (the server then refuses the dump).
+        if what != "drop":
+            self._grant(name)
+        return None
 
     def _database_statement(self, what: str, name: str, ref: StatementRef) -> str | None:
         # --server: everything goes into the scratch database. One database named by the
@@ -353,21 +463,7 @@ class MariaDBTarget:
         assert self.root is not None or self.mode == "server"
 
         def connect() -> Any:
-            try:
-                return pymysql.connect(
-                    unix_socket=str(self.socket),
-                    user=self.loader.user,
-                    password=self.loader.password,
-                    database=self.database,
-                    charset="utf8mb4",
-                    autocommit=False,
-                    local_infile=False,
-                    client_flag=0,  # no CLIENT_MULTI_STATEMENTS: one query, one statement
-                    max_allowed_packet=1 << 30,
-                    connect_timeout=10,
-                )
-            except pymysql.err.MySQLError as exc:
-                raise ServerUnreachable(f"{self.socket}: {exc.args[-1]}") from None
+            return self._loader_connection(self.database)
 
         # autocommit off: one transaction per table's rows instead of one per INSERT
         # (the dump's own DDL and LOCK/UNLOCK TABLES commit implicitly as they go), so
@@ -391,26 +487,33 @@ class MariaDBTarget:
     def close(self) -> list[str]:
         done = []
         if self._conn is not None:
-            with contextlib.suppress(Exception):
-                if self._scratch:
-                    done += self._kill_loads()
-                    self._query(f"DROP DATABASE IF EXISTS {_qi(self._scratch)}")
-                    done.append(f"dropped scratch database {self._scratch}")
+            if self._made is not None:
+                try:
+                    done += self._drop_scratch(self._made.name)
+                    Ledger.done(self._made)  # only once both are gone
+                except pymysql.err.MySQLError as exc:
+                    done.append(
+                        f"could not drop scratch database/account {self._made.name} "
+                        f"({exc.args[-1]}); the next restore test on this server retries"
+                    )
+                self._made = None
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
         return done + stop_and_wipe(self)
 
-    def _kill_loads(self) -> list[str]:
-        """--server: end statements of the load still running in the scratch database.
+    def _kill_loads(self, name: str) -> list[str]:
+        """--server: end statements of the load still running (the scratch account's
+        connections, and any in the scratch database).
 
         A killed client does not stop the statement it sent (the server notices only
         when it next talks to the client), and DROP DATABASE would wait for it.
         """
         done = []
         for (conn_id,) in self._query(
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> CONNECTION_ID()",
-            (self._scratch,),
+            "SELECT ID FROM information_schema.PROCESSLIST "
+            "WHERE (DB = %s OR USER = %s) AND ID <> CONNECTION_ID()",
+            (name, name),
         ):
             with contextlib.suppress(pymysql.err.MySQLError):
                 self._query(f"KILL {int(conn_id)}")

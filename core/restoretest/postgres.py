@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..progress import CancelToken
-from .errors import InstanceFailed, ServerError, ServerSoftwareMissing, ServerUnreachable
+from .confine import Ledger, Made, new_name, scram_verifier
+from .errors import (
+    ConfinementUnavailable,
+    InstanceFailed,
+    ServerError,
+    ServerSoftwareMissing,
+    ServerUnreachable,
+)
 from .model import LoadError, summarise_warnings
 from .procs import (
     StateDir,
@@ -119,7 +126,8 @@ class PostgresTarget:
         self._record: Path | None = None
         self._passfile: Path | None = None
         self._scratch: str | None = None
-        self._roles_to_drop: list[str] = []  # --server: roles made for the dump, dropped after
+        self._made: Made | None = None  # --server: the scratch database and role
+        self._ledger: Ledger | None = None
 
     # -- throwaway ---------------------------------------------------------------------
 
@@ -252,34 +260,109 @@ class PostgresTarget:
         user: str,
         password: str | None,
         port: int,
-        state: StateDir | None = None,
+        state: StateDir,
+        server_key: str,
     ) -> None:
-        """Use an existing server: the dump goes into a new scratch database, loaded by
-        the given account (its password only in a 0600 passfile), dropped afterwards."""
+        """Use an existing server: the given account makes a fresh login role (no
+        superuser, no CREATEDB/CREATEROLE, member of no role) and a scratch database owned
+        by it; the dump is loaded as that role, and both are dropped afterwards. The
+        passwords are only in a 0600 passfile; the server gets the role's SCRAM verifier."""
         self.mode = "server"
         self.host = str(socket_dir)
         self.port = port
-        self.admin = self.loader = user
+        self.admin = user
         self._pw = {user: password or ""}
         self.root = private_dir("scrt-pgc-")
-        if state is not None:  # the passfile's folder: wiped by the next run if we crash
-            self._record = state.record("postgres-client", self.root)
+        # The passfile's folder: wiped by the next run if we crash.
+        self._record = state.record("postgres-client", self.root)
         self._write_passfile()
         r = self._psql("SHOW server_version", "postgres", check=False)
         if r.returncode != 0:
             raise ServerUnreachable(f"{socket_dir} (port {port}): {r.stderr.strip()[-300:]}")
         self.server = "PostgreSQL " + r.stdout.strip()
-        scratch = f"sealcheck_rt_{secrets.token_hex(6)}"
+        self._ledger = Ledger(state, server_key)
+        self._sweep()
+        name = new_name()
+        self._made = self._ledger.add(name)  # recorded before anything is made
+        self.loader = name
+        self._pw[name] = secrets.token_urlsafe(24)
+        self._write_passfile()
+        su = self._psql(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user", "postgres", check=False
+        ).stdout.strip()
         r = self._psql(
-            f"CREATE DATABASE {ident(scratch)} TEMPLATE template0 ENCODING 'UTF8'",
+            f"CREATE ROLE {ident(name)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+            f"NOBYPASSRLS CONNECTION LIMIT 4 "
+            f"PASSWORD {literal(scram_verifier(self._pw[name]))};\n"
+            # A non-superuser may give a database to a role only as one of its members
+            # (the membership goes that way: the given account gains, the role does not).
+            + (f"GRANT {ident(name)} TO {ident(user)};\n" if su != "t" else "")
+            + f"CREATE DATABASE {ident(name)} OWNER {ident(name)} TEMPLATE template0 "
+            "ENCODING 'UTF8';\n"
+            f"REVOKE ALL ON DATABASE {ident(name)} FROM PUBLIC;\n",
             "postgres",
             check=False,
         )
         if r.returncode != 0:
-            raise ServerUnreachable(
-                f"cannot create the scratch database {scratch} as {user}: {r.stderr.strip()[-300:]}"
+            raise ConfinementUnavailable(
+                f"as {user}: {r.stderr.strip()[-300:]}; the given account must be able to "
+                "create a role and a database (a superuser, or CREATEROLE and CREATEDB)"
             )
-        self._scratch = self.database = scratch
+        self._scratch = self.database = name
+        self._check_confined(name)
+        self.roles_created.append(
+            f"{name} (login role owning only the scratch database; dropped afterwards)"
+        )
+
+    def _check_confined(self, name: str) -> None:
+        """Log in as the new role and read back what it is: no attribute, no membership,
+        none of the server-file or program roles. Also proves the server lets it log in
+        (a pg_hba.conf with peer/ident only for local connections does not)."""
+        r = self._psql(
+            "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls, "
+            "(SELECT count(*) FROM pg_auth_members WHERE member = r.oid), "
+            "pg_has_role('pg_read_server_files', 'MEMBER') "
+            "OR pg_has_role('pg_write_server_files', 'MEMBER') "
+            "OR pg_has_role('pg_execute_server_program', 'MEMBER') "
+            "FROM pg_roles r WHERE rolname = current_user",
+            name,
+            check=False,
+            user=name,
+        )
+        if r.returncode != 0:
+            raise ConfinementUnavailable(
+                f"the confined role {name} could not log in: {r.stderr.strip()[-300:]}; "
+                "the server must let a new role log in over the local socket with a "
+                "password (pg_hba.conf: a 'local all all scram-sha-256' line, or one for "
+                "the roles named sealcheck_rt_…, before any peer/ident line)"
+            )
+        if r.stdout.strip() != "f|0|f":
+            raise ConfinementUnavailable(
+                f"the new role {name} holds more than its database on this server "
+                f"({r.stdout.strip()}: attributes|memberships|server-file roles)"
+            )
+
+    def _sweep(self) -> None:
+        """Drop what a run that crashed left on this server (its records say what)."""
+        assert self._ledger is not None
+        for made in self._ledger.orphans():
+            if not self._drop_scratch(made.name)[-1].startswith("could not"):
+                Ledger.done(made)
+
+    def _drop_scratch(self, name: str) -> list[str]:
+        done = []
+        # FORCE ends the load's session too: a killed psql leaves its statement running.
+        for what, sql in (
+            ("scratch database", f"DROP DATABASE IF EXISTS {ident(name)} WITH (FORCE)"),
+            ("role", f"DROP ROLE IF EXISTS {ident(name)}"),
+        ):
+            r = self._psql(sql, "postgres", check=False)
+            done.append(
+                f"dropped {what} {name}"
+                if r.returncode == 0
+                else f"could not drop {what} {name}: {r.stderr.strip()[-200:]}"
+            )
+        return done
 
     # -- psql --------------------------------------------------------------------------
 
@@ -321,11 +404,15 @@ class PostgresTarget:
 
     def scanner(self) -> ScannerBase:
         s = PgScanner()
-        # Roles named by OWNER TO / GRANT (managed services' rdsadmin, cloudsqlsuperuser …)
-        # are created NOLOGIN before the statement runs, on an existing server too.
-        s.on_roles = self._roles
         if self.mode == "server":
+            # Ownership and privileges are not applied (pg_restore --no-owner
+            # --no-privileges): the confined role owns everything it makes.
+            s.skip_ownership = True
             s.on_hostile = self._refuse
+        else:
+            # Roles named by OWNER TO / GRANT (managed services' rdsadmin, cloudsqlsuperuser
+            # …) are created NOLOGIN on the throwaway server before the statement runs.
+            s.on_roles = self._roles
         s.on_refuse = self._refuse_statement
         return s
 
@@ -346,15 +433,10 @@ class PostgresTarget:
             r = self._psql(sql, check=False)
             if r.returncode != 0:
                 raise ServerError(
-                    f"the dump names the role {n!r}, which this server lacks, and it could "
-                    f"not be created as {self.admin} (--server: the account needs CREATEROLE): "
+                    f"the dump names the role {n!r}, which could not be created: "
                     f"{r.stderr.strip()[-300:]}"
                 )
-            if self.mode == "server":
-                self._roles_to_drop.append(n)
-                self.roles_created.append(f"{n} (NOLOGIN, dropped afterwards)")
-            else:
-                self.roles_created.append(f"{n} (NOLOGIN)")
+            self.roles_created.append(f"{n} (NOLOGIN)")
 
     def _refuse(self, line: int, kind: str, statement: str) -> None:
         from .errors import DumpRefused
@@ -421,28 +503,14 @@ class PostgresTarget:
 
     def close(self) -> list[str]:
         done = []
-        if self._scratch and self._passfile is not None:
-            # FORCE ends the load's session too: a killed psql leaves its statement running.
-            r = self._psql(
-                f"DROP DATABASE IF EXISTS {ident(self._scratch)} WITH (FORCE)",
-                "postgres",
-                check=False,
-            )
-            if r.returncode == 0:
-                done.append(f"dropped scratch database {self._scratch}")
+        if self._made is not None and self._passfile is not None:
+            done += self._drop_scratch(self._made.name)
+            if not any(d.startswith("could not") for d in done):
+                Ledger.done(self._made)  # only once both are gone
             else:
-                done.append(
-                    f"could not drop scratch database {self._scratch}: {r.stderr.strip()[-200:]}"
-                )
+                done.append("the next restore test on this server retries")
+            self._made = None
             self._scratch = None
-        for n in self._roles_to_drop:
-            r = self._psql(f"DROP ROLE IF EXISTS {ident(n)}", "postgres", check=False)
-            done.append(
-                f"dropped role {n}"
-                if r.returncode == 0
-                else f"could not drop role {n}: {r.stderr.strip()[-200:]}"
-            )
-        self._roles_to_drop = []
         return done + stop_and_wipe(self)
 
 

@@ -14,7 +14,8 @@ from ..payload import PayloadInspector
 from ..pipeline import Job, run
 from ..progress import ProgressEvent
 from ..report import ErrorInfo, Report
-from .drift import compare
+from .confine import refused_by_privilege
+from .drift import compare, load_baseline
 from .errors import ChecksFailed, DumpCutShort, LoadFailed, NotRestorable
 from .loader import Deadline, Limits, LimitToken, StreamingLoader
 from .model import LoadError, RestoreTestResult
@@ -44,6 +45,8 @@ class RestoreTestOptions:
 
 
 def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
+    if options.baseline is not None:
+        load_baseline(options.baseline)  # a bad file: a usage error now, not after the test
     if options.engine not in ENGINES:
         raise UsageError(f"--engine must be one of {', '.join(ENGINES)}")
     if not options.max_seconds > 0:
@@ -74,7 +77,7 @@ def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
             # A dump cut before the client started (under HEAD_BYTES): no server is
             # needed to name the statement it stops in.
             loader.scanner = _offline_scan(loader.unstarted_head, options.engine)
-        load_error, error = _load_verdict(loader, report)
+        load_error, error = _load_verdict(loader, report, session.engine or options.engine)
         if error is None and report.ok and session.target is not None:
             tc = time.monotonic()
             job.progress(_checks_event(report, t0))
@@ -134,9 +137,14 @@ class _Session:
                     "dumps (mysqldump/mariadb-dump, Sequel Pro, plain pg_dump)"
                 )
         self.engine = engine
+        # A stable name (hash() differs between processes): one test per server.
+        server_key = (
+            hashlib.sha256(self.options.server.encode()).hexdigest()[:16]
+            if self.options.server
+            else ""
+        )
         lock_name = (
-            # A stable name (hash() differs between processes): one test per server.
-            "server-" + hashlib.sha256(self.options.server.encode()).hexdigest()[:16]
+            "server-" + server_key
             if self.options.server
             else ("postgres" if engine == "postgres" else "mariadb")
         )
@@ -157,7 +165,7 @@ class _Session:
                 from .dsn import parse_dsn
 
                 d = parse_dsn(self.options.server, "postgres", self.options.server_password_file)
-                pg.connect_existing(d.socket, d.user, d.password, d.port, self.state)
+                pg.connect_existing(d.socket, d.user, d.password, d.port, self.state, server_key)
             else:
                 pg.start(self.state, self.job.cancel, "restoretest")
         else:
@@ -171,7 +179,7 @@ class _Session:
                 from .dsn import parse_dsn
 
                 d = parse_dsn(self.options.server, "mysql", self.options.server_password_file)
-                my.connect_existing(d.socket, d.user, d.password, self.state)
+                my.connect_existing(d.socket, d.user, d.password, self.state, server_key)
             else:
                 my.start(self.state, self.job.cancel, db)
         return self.target
@@ -221,7 +229,7 @@ def _engine_name(engine: str) -> str:
 
 
 def _load_verdict(
-    loader: StreamingLoader, report: Report
+    loader: StreamingLoader, report: Report, engine: str
 ) -> tuple[LoadError | None, SealcheckError | None]:
     scanner = loader.scanner
     cut = scanner.summary.unterminated if scanner is not None else None
@@ -244,8 +252,41 @@ def _load_verdict(
     if le is not None:
         where = f" at line {le.line}" if le.line is not None else ""
         stmt = f" in: {le.statement}" if le.statement else ""
+        if refused_by_privilege(engine, le.code, le.message):
+            tried = _tried_at(loader.scanner, le.line)
+            return le, LoadFailed(
+                f"the server refused the statement{where} for lack of privilege "
+                f"({le.message}): the dump is loaded by an account that can reach nothing "
+                f"but its own database, and {tried}{stmt}"
+            )
         return le, LoadFailed(f"{le.message}{where}{stmt}")
     return None, None
+
+
+def _tried_at(scanner: ScannerBase | None, line: int | None) -> str:
+    """What the scanner saw the refused statement try, in words."""
+    kinds = [
+        h.kind
+        for h in (scanner.summary.hostile if scanner is not None else [])
+        if line is not None and h.line == line
+    ]
+    if kinds:
+        return "the dump tried: " + ", ".join(dict.fromkeys(kinds))
+    return (
+        "this statement needs more (a superuser-only feature, another database, or an "
+        "account's privileges)"
+    )
+
+
+def _refusal(load_error: LoadError | None, engine: str) -> dict[str, object] | None:
+    """The server's refusal as one of the things the dump tried (for the result)."""
+    if load_error is None or not refused_by_privilege(engine, load_error.code, load_error.message):
+        return None
+    return {
+        "line": load_error.line,
+        "kind": f"refused by the server: {load_error.message[:200]}",
+        "statement": load_error.statement or "",
+    }
 
 
 def _check_verdict(outcome: CheckOutcome) -> SealcheckError | None:
@@ -315,8 +356,11 @@ def _result(
         started_at=started,
         warnings=tuple(warnings),
         hostile=tuple(
-            {"line": h.line, "kind": h.kind, "statement": h.statement}
-            for h in (summary.hostile if summary is not None else [])
+            [
+                {"line": h.line, "kind": h.kind, "statement": h.statement}
+                for h in (summary.hostile if summary is not None else [])
+            ]
+            + [r for r in [_refusal(load_error, session.engine or options.engine)] if r]
         ),
         roles_created=tuple(target.roles_created) if target is not None else (),
         rewritten=tuple(summary.rewritten) if summary is not None else (),

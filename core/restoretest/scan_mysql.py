@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 
+from .confine import cap_rewritten
 from .sqlscan import MARGIN, ScannerBase, StatementRef
 
 _LEAD = re.compile(
@@ -26,7 +27,6 @@ _DELIMITER = re.compile(rb"(?i:delimiter)[ \t]+(\S+)[^\n]*(?:\n|\Z)")
 # then a plain run …"): the common case costs one regex step per literal.
 _SINGLE = rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'"
 _DOUBLE = rb"\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\""
-_STRINGS = re.compile(_SINGLE + b"|" + _DOUBLE, re.S)
 
 
 # The same literals, stopping at a row separator inside them (see _insert_body).
@@ -109,7 +109,6 @@ _CREATE_OBJ = re.compile(
 _DROP_OBJ = re.compile(
     rf"DROP\s+(VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT)\s+(?:IF\s+EXISTS\s+)?{_QN}", _I
 )
-_DEFINER = re.compile(rf"DEFINER\s*=\s*({_ID})\s*@\s*({_ID})", _I)
 _TRUNCATE = re.compile(rf"(?:TRUNCATE\s+(?:TABLE\s+)?|DELETE\s+FROM\s+|UPDATE\s+){_QN}", _I)
 
 # What a dump has no business doing (reliability.md E1–E3), on the statement's text
@@ -146,6 +145,20 @@ HOSTILE_MYSQL: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
     ("workload (SLEEP/BENCHMARK)", re.compile(r"\bSLEEP\s*\(|\bBENCHMARK\s*\(", _I)),
+    # Dump tools never build statements at load time: what such a statement runs is
+    # known only to the server (which runs it with the loading account's privileges).
+    (
+        "dynamic SQL (PREPARE/EXECUTE)",
+        re.compile(r"^(?:PREPARE|EXECUTE)\b|\bEXECUTE\s+IMMEDIATE\b", _I),
+    ),
+    (
+        "a system database",
+        re.compile(
+            r"^USE\s+(?:mysql|sys|information_schema|performance_schema)\b"
+            r"|\b(?:mysql|sys|performance_schema)\s*\.\s*\w",
+            _I,
+        ),
+    ),
     # Dump tools never run code at load time; a dump that does may never stop (E3).
     ("workload (CALL of a stored routine)", re.compile(r"^CALL\b", _I)),
     (
@@ -168,11 +181,103 @@ def unquote(ident: str) -> str:
     return ident
 
 
+# How the server tokenizes a statement (for reports): literals, quoted identifiers,
+# comments, and executable comments ``/*!NNNNN … */`` / ``/*M!… */`` whose text is code.
+_TOKENS = re.compile(
+    _SINGLE
+    + b"|"
+    + _DOUBLE
+    + rb"|`((?:[^`]|``)*+)`"
+    + rb"|(/\*M?!\d*)"  # executable comment: the opener goes, the text stays
+    + rb"|(/\*(?:[^*]++|\*(?!/))*+\*/|\#[^\n]*+|--(?=[ \t\r\n])[^\n]*+|\*/)",
+    re.S,
+)
+
+
 def normalize(raw: bytes, limit: int = 4096) -> str:
-    """The statement's start as code: executable-comment markers removed."""
-    text = raw[:limit].decode("utf-8", errors="replace")
-    text = re.sub(r"/\*M?!\d*|\*/", " ", text)
+    """The statement's start as the server reads it: comments and executable-comment
+    markers become spaces; literals and quoted identifiers stay (names are parsed)."""
+
+    def sub(m: re.Match[bytes]) -> bytes:
+        return b" " if m.group(2) is not None or m.group(3) is not None else m.group(0)
+
+    text = _TOKENS.sub(sub, raw[:limit]).decode("utf-8", errors="replace")
     return text.strip()
+
+
+def code_text(raw: bytes, limit: int = 1 << 16) -> str:
+    """What the statement does, for the patterns: as ``normalize``, and literals
+    blanked to ``''``, identifiers unquoted, whitespace runs made one space, so
+    ``INTO/**/OUTFILE`` and ``SET/*!GLOBAL*/`` read as what the server runs."""
+
+    def sub(m: re.Match[bytes]) -> bytes:
+        if m.group(1) is not None:
+            return m.group(1).replace(b"``", b"`")
+        if m.group(2) is not None or m.group(3) is not None:
+            return b" "
+        return b"''"
+
+    text = _TOKENS.sub(sub, raw[:limit]).decode("utf-8", errors="replace")
+    return " ".join(text.split())
+
+
+# DEFINER clauses outside literals (group 1: a literal, kept).
+_DEFINER_CLAUSE = re.compile(
+    b"(" + _SINGLE + b"|" + _DOUBLE + b")"
+    rb"|DEFINER\s*=\s*(?:CURRENT_USER(?:\s*\(\s*\))?"
+    rb"|(?:`(?:[^`]|``)+`|'[^']*'|\"[^\"]*\"|[\w$.-]+)\s*@\s*"
+    rb"(?:`(?:[^`]|``)+`|'[^']*'|\"[^\"]*\"|[\w$.%-]+))",
+    re.I | re.S,
+)
+_DEFINER_LESS = "(defined by the loading account, as in a definer-less load)"
+DEFINER_SCAN = 4096  # a DEFINER clause is in a statement's head; deeper is a body
+
+
+def without_definers(raw: bytes) -> tuple[bytes, list[str]]:
+    """``raw`` with every DEFINER clause naming an account made ``DEFINER=CURRENT_USER``
+    (a definer-less load: the loading account defines everything), and those clauses."""
+    found: list[str] = []
+
+    def sub(m: re.Match[bytes]) -> bytes:
+        if m.group(1) is not None:
+            return m.group(0)
+        text = m.group(0)
+        if re.fullmatch(rb"DEFINER\s*=\s*CURRENT_USER(?:\s*\(\s*\))?", text, re.I):
+            return text
+        found.append(" ".join(text.decode("utf-8", "replace").split()))
+        return b"DEFINER=CURRENT_USER"
+
+    head = _DEFINER_CLAUSE.sub(sub, raw[:DEFINER_SCAN])
+    return (head + raw[DEFINER_SCAN:], found) if found else (raw, found)
+
+
+# Functions a dump's INSERT values never call (dump tools write literals only).
+_VALUE_CALLS = (b"load_file", b"sleep", b"benchmark")
+_VALUE_CALL = re.compile(
+    _SINGLE + b"|" + _DOUBLE + rb"|\b((?i:load_file|sleep|benchmark))\s*\(", re.S
+)
+_CHUNK = 1 << 20
+
+
+def value_calls(raw: bytes, start: int) -> list[str]:
+    """Calls of LOAD_FILE/SLEEP/BENCHMARK in an INSERT's values. A cheap case-blind
+    search per 1 MiB finds candidates (a value's text may hold the words); only then
+    are the literals walked to tell code from data, without copying the statement."""
+    hit = False
+    for i in range(start, len(raw), _CHUNK):
+        low = raw[i : i + _CHUNK + 16].lower()
+        if any(w in low for w in _VALUE_CALLS):
+            hit = True
+            break
+    if not hit:
+        return []
+    return sorted(
+        {
+            m.group(1).decode().upper()
+            for m in _VALUE_CALL.finditer(raw, start)
+            if m.group(1) is not None
+        }
+    )
 
 
 class MySQLScanner(ScannerBase):
@@ -187,10 +292,12 @@ class MySQLScanner(ScannerBase):
         self._fast = False
         self.db = default_db
         self.summary.schemas.append(default_db)
-        # Hooks for the target: accounts named as DEFINER must exist before the
-        # statement runs; a statement may be refused (raise) or rewritten.
-        self.on_definer: Callable[[str, str], None] | None = None
+        # Hooks for the target: a statement about a database may be refused (raise),
+        # mapped onto another database (return its name) or prepared for (grants).
         self.on_database: Callable[[str, str, StatementRef], str | None] | None = None
+        # DEFINER clauses become the loading account's (see confine): sent rewritten.
+        self.rewrite_definers = False
+        self._override: bytes | None = None  # the statement as sent, when rewritten
 
     def _scan(self, buf: bytes, final: bool) -> int:
         pos = 0
@@ -224,9 +331,12 @@ class MySQLScanner(ScannerBase):
                 return pos
             self._fast = fast
             rewritten = len(self.summary.rewritten)
+            self._override = None
             self._statement(buf, start, end, stop)
-            if self.statement_sink is not None and len(self.summary.rewritten) == rewritten:
-                raw = buf[start:end]
+            if self.statement_sink is not None and (
+                self._override is not None or len(self.summary.rewritten) == rewritten
+            ):
+                raw = self._override if self._override is not None else buf[start:end]
                 if raw.strip():  # the client skips an empty statement; the server refuses it
                     self.statement_sink(raw, self.recent[-1])
             pos = stop
@@ -250,13 +360,21 @@ class MySQLScanner(ScannerBase):
         elif word.startswith(("TRUNCATE", "DELETE", "UPDATE")):
             if t := _TRUNCATE.match(head):
                 self.table(self._key(t), ref.line).countable = False
-        if "DEFINER" in head.upper() and self.on_definer is not None:
-            for dm in _DEFINER.finditer(head):
-                self.on_definer(unquote(dm.group(1)), unquote(dm.group(2)))
+        if self.rewrite_definers and "DEFINER" in head.upper():
+            new, clauses = without_definers(raw)
+            if clauses:
+                self._override = new
+                self.summary.rewritten.append(
+                    f"line {ref.line}: {', '.join(clauses)} {_DEFINER_LESS}"
+                )
+
+    def finish(self) -> list[bytes]:
+        out = super().finish()
+        cap_rewritten(self.summary.rewritten, _DEFINER_LESS, "DEFINER clauses")
+        return out
 
     def _check_hostile(self, raw: bytes, ref: StatementRef) -> None:
-        blanked = _STRINGS.sub(b"''", raw) if len(raw) < 1 << 16 else raw[:4096]
-        text = normalize(blanked, 1 << 16)
+        text = code_text(raw)
         for kind, rx in HOSTILE_MYSQL:
             if rx.search(text):
                 self.hostile(ref.line, kind, raw)
@@ -281,6 +399,13 @@ class MySQLScanner(ScannerBase):
         elif word == b"SET":
             t.rows += 1
         elif raw.find(b"(", v.end()) != -1:
+            if calls := value_calls(raw, v.end()):
+                kind = (
+                    "file read (LOAD_FILE)"
+                    if "LOAD_FILE" in calls
+                    else ("workload (SLEEP/BENCHMARK)")
+                )
+                self.hostile(ref.line, kind, raw)
             if self._fast:
                 t.rows += 1 + len(_SEPARATOR.findall(raw, v.end()))
             else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from .confine import cap_rewritten
 from .sqlscan import MARGIN, ScannerBase, StatementRef
 
 _LEAD = re.compile(rb"(?:\s++|--[^\n]*+|/\*(?:[^*]++|\*(?!/))*+\*/)*+")
@@ -38,6 +39,46 @@ _ROWS = re.compile(_STR + rb"|(\)\s*,\s*\()", re.S)
 _ID = r'(?:"(?:[^"]|"")+"|[A-Za-z_\x80-\uffff][\w$\x80-\uffff]*)'
 _QN = rf"({_ID})(?:\s*\.\s*({_ID}))?"
 _I = re.I | re.S
+
+# How the server tokenizes a statement (for reports): literals, quoted identifiers,
+# dollar-quoted text (a function body: its code is read too) and comments.
+_TOKENS = re.compile(
+    _STR
+    + rb'|"((?:[^"]|"")*+)"'
+    + rb"|\$(?P<tag>[A-Za-z_\x80-\xff][\w\x80-\xff]*|)\$(?P<body>.*?)\$(?P=tag)\$"
+    + rb"|(?P<comment>/\*(?:[^*]++|\*(?!/))*+\*/|--[^\n]*+)",
+    re.S,
+)
+
+
+def code_text(raw: bytes, limit: int = 1 << 16, depth: int = 0) -> str:
+    """What the statement does, for the patterns: comments removed, literals blanked to
+    ``''``, identifiers unquoted, dollar-quoted text read as code between ``''`` marks
+    (``COPY t TO $q$/f$q$`` reads ``COPY t TO '' /f ''``; a body's statements are seen),
+    whitespace runs made one space."""
+
+    def sub(m: re.Match[bytes]) -> bytes:
+        if m.group(1) is not None:
+            return m.group(1).replace(b'""', b'"')
+        if m.group("comment") is not None:
+            return b" "
+        if m.group("body") is not None:
+            inner = code_text(m.group("body"), limit, depth + 1) if depth < 4 else ""
+            return b" '' " + inner.encode() + b" '' "
+        return b"''"
+
+    text = _TOKENS.sub(sub, raw[:limit]).decode("utf-8", errors="replace")
+    return " ".join(text.split())
+
+
+_NOT_APPLIED = "(not applied, as pg_restore --no-owner --no-privileges)"
+# What pg_restore --no-owner --no-privileges leaves out (--server: the confined role owns
+# what it makes and grants nothing).
+_OWNERSHIP = re.compile(
+    r"^(?:ALTER\b.*\bOWNER\s+TO\b|GRANT\b|REVOKE\b|ALTER\s+DEFAULT\s+PRIVILEGES\b"
+    r"|(?:SET|RESET)\s+(?:SESSION\s+AUTHORIZATION|ROLE)\b)",
+    _I,
+)
 _COPY = re.compile(rf"COPY\s+{_QN}\s*(?:\([^)]*\)\s*)?FROM\s+stdin\b", _I)
 _INSERT = re.compile(rf"INSERT\s+INTO\s+{_QN}", _I)
 _VALUES = re.compile(rb"\bVALUES\b|\bSELECT\b", re.I)
@@ -166,6 +207,8 @@ class PgScanner(ScannerBase):
         # services' roles are created as NOLOGIN); the target may also refuse.
         self.on_roles: Callable[[set[str]], None] | None = None
         self.on_refuse: Callable[[str, StatementRef], None] | None = None
+        # --server: ownership and privilege statements are not applied (see _OWNERSHIP).
+        self.skip_ownership = False
         # pg_dump -C: the database the dump creates and connects to. It is restored into
         # the test's own database: its CREATE/ALTER/DROP DATABASE and \connect are
         # blanked; a second database (pg_dumpall) is refused.
@@ -211,6 +254,7 @@ class PgScanner(ScannerBase):
     def finish(self) -> list[bytes]:
         copying = self._copy
         out = super().finish()
+        cap_rewritten(self.summary.rewritten, _NOT_APPLIED, "ownership/privilege statements")
         if copying is not None and self._copy is not None:
             self.summary.unterminated = StatementRef(
                 self._copy_line,
@@ -289,9 +333,17 @@ class PgScanner(ScannerBase):
             if self._same_database(name, what, ref, establish=establish):
                 self.blank(buf, start, stop, f"{what} {name} (restored into the test database)")
                 return
-        text = self._check_hostile(raw, head, ref)
+        code = code_text(raw)
+        if self.skip_ownership and _OWNERSHIP.match(code):
+            self.blank(
+                buf, start, stop,
+                f"{ref.head} {_NOT_APPLIED}",
+            )  # fmt: skip
+            return
+        self._check_hostile(ref, raw, code)
         self._objects(head, word, ref)
-        self._roles(text)
+        if self.on_roles is not None:  # names as written (quoted ones keep their case)
+            self._roles(_STRINGS.sub(b"''", raw[: 1 << 16]).decode("utf-8", "replace"))
 
     def _same_database(self, name: str, what: str, ref: StatementRef, *, establish: bool) -> bool:
         """Whether a statement about database ``name`` is pg_dump -C's own (blank it);
@@ -305,12 +357,11 @@ class PgScanner(ScannerBase):
             self.on_refuse(f"{what} {name}: {why}", ref)
         return False
 
-    def _check_hostile(self, raw: bytes, head: str, ref: StatementRef) -> str:
-        text = _STRINGS.sub(b"''", raw).decode("utf-8", "replace") if len(raw) < 1 << 16 else head
+    def _check_hostile(self, ref: StatementRef, raw: bytes, code: str | None = None) -> None:
+        text = code if code is not None else code_text(raw)
         for kind, rx in HOSTILE_PG:
             if rx.search(text):
                 self.hostile(ref.line, kind, raw)
-        return text
 
     def _key(self, m: re.Match[str], g: int = 1) -> tuple[str, str]:
         a, b = m.group(g), m.group(g + 1)
@@ -325,7 +376,7 @@ class PgScanner(ScannerBase):
         if v is None or v.group(0).upper() == b"SELECT":
             t.countable = False
             # A query at load time (pg_dump's INSERTs are VALUES only).
-            self._check_hostile(raw, head, ref)
+            self._check_hostile(ref, raw)
         elif raw.find(b"(", v.end()) != -1:
             found = _ROWS.findall(raw, v.end())
             t.rows += 1 + len(found) - found.count(b"")

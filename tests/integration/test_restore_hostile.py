@@ -219,7 +219,10 @@ def test_the_dump_cannot_turn_the_event_scheduler_on(tmp_path: Path, rt_state: P
     res = api_run(hostile_mysql_dump(tmp_path / "d.sql", body, sandbox_line=True), rt_state)
     assert res.exit_code == 1 and res.error.kind == "LoadFailed", res.error
     assert "SUPER" in res.load_error.message
-    assert kinds(res) == ["server settings (SET GLOBAL)"]
+    assert kinds(res)[0] == "server settings (SET GLOBAL)"
+    assert kinds(res)[1].startswith("refused by the server: ") and len(kinds(res)) == 2
+    assert "for lack of privilege" in res.error.message
+    assert "the dump tried: server settings (SET GLOBAL)" in res.error.message
 
 
 # --- E4: no TCP port at any time; a PostgreSQL orphan is cleaned ---------------------------
@@ -383,12 +386,15 @@ def rds_like_mariadb_dump(
     yield path
 
 
-def test_mariadb_dump_with_a_managed_service_definer_creates_the_account_locked(
+def test_mariadb_dump_with_a_managed_service_definer_loads_definer_less(
     rt_state: Path, rds_like_mariadb_dump: Path
 ) -> None:
+    """The DEFINER becomes the loading account, which has no SET USER: no account is
+    made for ``rdsadmin`` and no object runs with more than the loader's privileges."""
     res = api_run(rds_like_mariadb_dump, rt_state)
     assert res.exit_code == 0, res.error
-    assert "rdsadmin@localhost (locked, the loader's privileges)" in res.roles_created
+    assert res.roles_created == ()
+    assert sum("DEFINER=`rdsadmin`@`localhost`" in r for r in res.rewritten) == 2, res.rewritten
     assert res.views == ("names",) and res.routines == ("touch_all",)
     assert {t.name: t.rows for t in res.tables} == {"accounts": 2}
 
