@@ -5,9 +5,10 @@ say nothing when the input just stops (formats.md §10, reliability.md §1.8:
 ``zlib.decompressobj`` returns without error on a truncated stream). Each
 reader here therefore (1) continues across concatenated members/streams,
 which pigz/pbzip2/pzstd produce, counting them; (2) rejects bytes after the
-last member that are not another member; (3) fails when the input ends before
-the end-of-stream marker. Output per call is capped so that a decompression
-bomb cannot grow memory.
+last member that are not another member (zero padding aside: gzip(1)'s after
+the last member, xz's Stream Padding in multiples of four bytes); (3) fails
+when the input ends before the end-of-stream marker. Output per call is capped
+so that a decompression bomb cannot grow memory.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class DecompressStats:
     members: int = 0
     input_bytes: int = 0
     trailing_zero_bytes: int = 0
+    # xz Stream Padding (zero bytes in multiples of four between or after
+    # streams): part of the format, so counted here and not warned about.
+    stream_padding_bytes: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -96,32 +100,48 @@ class _MemberReader:
         """At the end of a member: start the next one, or confirm the true end."""
         rest = bytes(self._d.unused_data) + self._pending
         self._pending = b""
-        while len(rest) < len(self.magic) and self._fill():
+        zeros, rest = self._skip_zeros(rest)
+        while rest and len(rest) < len(self.magic) and self._fill():
             rest += self._pending
             self._pending = b""
         if not rest:
+            self._end_padding(zeros)
             return False
-        if rest.startswith(self.magic):
+        if rest.startswith(self.magic) and self._padding_between(zeros):
             self._d = self._new()
             self.stats.members += 1
             self._pending = rest
             return True
-        # gzip(1) tolerates zero padding after the last member (tape blocking);
-        # anything else after it is not part of the compressed stream.
-        while not rest.strip(b"\0"):
-            self.stats.trailing_zero_bytes += len(rest)
-            if not self._fill():
-                self.stats.notes.append(
-                    f"{self.stats.trailing_zero_bytes} zero bytes after the last member (ignored)"
-                )
-                return False
-            rest, self._pending = self._pending, b""
+        after = f"{zeros} zero bytes and then " if zeros else ""
         raise IntegrityError(
             f"unexpected data after the end of the {self.fmt.value} stream "
-            f"(member {self.stats.members})",
+            f"({after}bytes that do not start a member, after member {self.stats.members})",
             obj=self._obj,
             layer=Layer.DECOMPRESS,
         )
+
+    def _skip_zeros(self, rest: bytes) -> tuple[int, bytes]:
+        """Count and drop the zero bytes after a member, one chunk at a time."""
+        zeros = 0
+        while True:
+            stripped = rest.lstrip(b"\0")
+            zeros += len(rest) - len(stripped)
+            if stripped or not self._fill():
+                return zeros, stripped
+            rest, self._pending = self._pending, b""
+
+    def _padding_between(self, zeros: int) -> bool:
+        """Whether ``zeros`` zero bytes may sit between two members."""
+        # gzip(1) stops at zero bytes and ignores what follows them, so a
+        # member after zeros is not data it would restore.
+        return zeros == 0
+
+    def _end_padding(self, zeros: int) -> None:
+        """Judge the zero bytes after the last member."""
+        # gzip(1) tolerates zero padding after the last member (tape blocking).
+        if zeros:
+            self.stats.trailing_zero_bytes += zeros
+            self.stats.notes.append(f"{zeros} zero bytes after the last member (ignored)")
 
     def read(self, n: int = -1, /) -> bytes:
         limit = n if n > 0 else CHUNK
@@ -164,17 +184,137 @@ class _MemberReader:
         return getattr(self._d, "needs_input", True) is False
 
 
+# A gzip header's FNAME and FCOMMENT fields are zero-terminated and RFC 1952
+# sets no length limit. They are skipped, never kept, so their length costs no
+# memory; the bound only stops a damaged header (a flipped FLG bit) from
+# swallowing the whole stream as a "name" before anything is reported.
+MAX_GZIP_HEADER_FIELD = 64 << 20
+_FHCRC, _FEXTRA, _FNAME, _FCOMMENT, _FRESERVED = 0x02, 0x04, 0x08, 0x10, 0xE0
+
+
+class _GzipHeader:
+    """Incremental RFC 1952 member-header parser that stores no variable-length field.
+
+    ISA-L's own gzip header reader loses its place when a header that has both
+    FNAME and FCOMMENT arrives split over two calls (a valid member with a
+    long name was reported as corrupt), so the header is read here and ISA-L
+    only inflates the body and checks the CRC-32/ISIZE trailer.
+    """
+
+    def __init__(self) -> None:
+        # The fields still to read, in RFC order: (name, fixed size or 0 for
+        # a zero-terminated field).
+        self._fields: list[tuple[str, int]] = [("fixed", 10)]
+        self._buf = b""  # the part of a fixed-size field read so far
+        self._crc = 0  # CRC-32 of the header bytes so far, for FHCRC
+        self._field_len = 0  # bytes of the zero-terminated field so far
+
+    def feed(self, data: bytes) -> bytes | None:
+        """Consume header bytes; return the bytes after the header once it is
+        complete, None while more input is needed."""
+        pos = 0
+        while self._fields:
+            name, size = self._fields[0]
+            pos = self._fixed(data, pos, name, size) if size else self._terminated(data, pos, name)
+            if pos < 0:
+                return None
+        return data[pos:] if pos else data
+
+    def _fixed(self, data: bytes, pos: int, name: str, size: int) -> int:
+        part = data[pos : pos + size - len(self._buf)]
+        self._buf += part
+        if len(self._buf) < size:
+            return -1
+        value, self._buf = self._buf, b""
+        self._fields.pop(0)
+        if name == "hcrc":
+            if int.from_bytes(value, "little") != self._crc & 0xFFFF:
+                raise ValueError("the member header's CRC-16 (FHCRC) does not match the header")
+        else:
+            self._crc = isal_zlib.crc32(value, self._crc)
+            self._parsed(name, value)
+        return pos + len(part)
+
+    def _terminated(self, data: bytes, pos: int, name: str) -> int:
+        nul = data.find(b"\0", pos)
+        end = len(data) if nul == -1 else nul + 1
+        self._crc = isal_zlib.crc32(memoryview(data)[pos:end], self._crc)
+        self._field_len += (end if nul == -1 else nul) - pos
+        if self._field_len > MAX_GZIP_HEADER_FIELD:
+            raise ValueError(
+                f"the member header's {name} field is longer than "
+                f"{MAX_GZIP_HEADER_FIELD >> 20} MiB, the most Sealcheck reads (gzip sets no "
+                "limit; no producer writes one this long): the header is taken as damaged"
+            )
+        if nul == -1:
+            return -1
+        self._field_len = 0
+        self._fields.pop(0)
+        return end
+
+    def _parsed(self, name: str, value: bytes) -> None:
+        if name == "fixed":
+            method, flags = value[2], value[3]
+            if value[:2] != b"\x1f\x8b":
+                raise ValueError("the member does not start with the gzip magic bytes")
+            if method != 8:
+                raise ValueError(f"unknown compression method {method} in the member header")
+            if flags & _FRESERVED:
+                raise ValueError(f"reserved header flag bits set (FLG=0x{flags:02x})")
+            optional = (
+                (_FEXTRA, "XLEN", 2),
+                (_FNAME, "FNAME (original file name)", 0),
+                (_FCOMMENT, "FCOMMENT", 0),
+                (_FHCRC, "hcrc", 2),
+            )
+            self._fields = [(n, size) for flag, n, size in optional if flags & flag]
+        elif name == "XLEN":
+            xlen = int.from_bytes(value, "little")
+            if xlen:
+                self._fields.insert(0, ("FEXTRA", xlen))
+
+
+class _GzipMember:
+    """One gzip member: the header read by _GzipHeader, the body inflated by
+    ISA-L, which also verifies the CRC-32 and ISIZE trailer."""
+
+    def __init__(self) -> None:
+        self._header = _GzipHeader()
+        self._inflate: Any = None
+
+    @property
+    def eof(self) -> bool:
+        return self._inflate is not None and bool(self._inflate.eof)
+
+    @property
+    def unused_data(self) -> bytes:
+        return bytes(self._inflate.unused_data) if self._inflate is not None else b""
+
+    @property
+    def needs_input(self) -> bool:
+        return self._inflate is None or bool(self._inflate.needs_input)
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        if self._inflate is None:
+            body = self._header.feed(data)
+            if body is None:
+                return b""
+            # ISA-L inflate is ~3x zlib's and releases the GIL. Unlike
+            # zlib-style ``decompressobj`` (whose ``unconsumed_tail`` is a
+            # fresh copy of the rest of the input after every capped call) it
+            # keeps the unconsumed input internally, as bz2/lzma do.
+            self._inflate = igzip_lib.IgzipDecompressor(flag=igzip_lib.DECOMP_GZIP_NO_HDR_VER)
+            data = body
+        out: bytes = self._inflate.decompress(data, max_length)
+        return out
+
+
 class GzipReader(_MemberReader):
     fmt = Fmt.GZIP
     magic = b"\x1f\x8b"
 
     def _new(self) -> Any:
-        # ISA-L inflate is ~3x zlib's and releases the GIL; DECOMP_GZIP checks
-        # the gzip header, CRC-32 and ISIZE of every member. Unlike
-        # zlib-style ``decompressobj`` (whose ``unconsumed_tail`` is a fresh
-        # copy of the rest of the input after every capped call) it keeps the
-        # unconsumed input internally, as bz2/lzma do: half the CPU time.
-        return igzip_lib.IgzipDecompressor(flag=igzip_lib.DECOMP_GZIP)
+        return _GzipMember()
 
     def _tail_input(self) -> bytes:
         return b""
@@ -202,6 +342,28 @@ class XzReader(_MemberReader):
 
     def _tail_input(self) -> bytes:
         return b""
+
+    # The xz format allows Stream Padding, zero bytes in multiples of four,
+    # between concatenated streams and after the last one; ``xz -t`` accepts
+    # it and rejects any other count.
+    def _padding_between(self, zeros: int) -> bool:
+        self._check_padding(
+            zeros, f"between streams {self.stats.members} and {self.stats.members + 1}"
+        )
+        return True
+
+    def _end_padding(self, zeros: int) -> None:
+        self._check_padding(zeros, f"after the last stream ({self.stats.members})")
+
+    def _check_padding(self, zeros: int, where: str) -> None:
+        if zeros % 4:
+            raise IntegrityError(
+                f"xz data is corrupt: {zeros} zero bytes {where}; xz stream padding must be "
+                "a multiple of 4 bytes",
+                obj=self._obj,
+                layer=Layer.DECOMPRESS,
+            )
+        self.stats.stream_padding_bytes += zeros
 
 
 class _ZstdFrameWalker:

@@ -230,16 +230,37 @@ def raw_params(cipher: CipherSpec, key_hex: str, iv_hex: str) -> EncParams:
 
 
 class Base64Reader:
-    """Decode ``openssl enc -a`` output, with or without line breaks (§2.3)."""
+    """Decode ``openssl enc -a`` output, with or without line breaks (§2.3).
+
+    Line ends may be LF or CRLF (a file that passed through a Windows tool or
+    an FTP text transfer): ``openssl enc -d -a`` decodes both, so all ASCII
+    whitespace is dropped before decoding.
+    """
 
     _WS = b" \t\r\n"
 
     def __init__(self, upstream: Reader, *, obj: str | None = None) -> None:
         self._up = upstream
-        self._rest = b""
+        self._rest = b""  # base64 text of an incomplete 4-character group
+        self._out = b""  # decoded bytes not yet returned, from _pos on
+        self._pos = 0
         self._obj = obj
 
     def read(self, n: int = -1, /) -> bytes:
+        # At most n bytes, as every reader here: a caller that reads the
+        # 16-byte header with read_exact must not lose the ciphertext that
+        # was decoded along with it.
+        if self._pos >= len(self._out):
+            self._out, self._pos = self._decode_more(n), 0
+        if n < 0 or self._pos + n >= len(self._out):
+            out = self._out[self._pos :] if self._pos else self._out
+            self._out, self._pos = b"", 0
+            return out
+        out = self._out[self._pos : self._pos + n]
+        self._pos += n
+        return out
+
+    def _decode_more(self, n: int) -> bytes:
         while True:
             chunk = self._up.read(max(n, 1 << 16) if n > 0 else 1 << 20)
             data = self._rest + chunk.translate(None, self._WS)

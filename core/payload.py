@@ -43,6 +43,8 @@ class PayloadInfo:
     tables: int = 0
     entries: list[str] = field(default_factory=list)
     entries_total: int = 0
+    # SQL dumps appended one after another in the stream (each judged on its own).
+    dumps: int = 1
 
 
 _MYSQLDUMP = re.compile(rb"^-- (MySQL|MariaDB) dump ([\d.]+)\s+Distrib ([\w.\-]+)", re.M)
@@ -60,13 +62,102 @@ _PG_TRAILER = re.compile(
     rb"\n-- PostgreSQL database dump complete\s*\n(--\s*)?(\\unrestrict \S+\s*)?$"
 )
 _CREATE_TABLE = b"CREATE TABLE "
-# The start of each producer's trailer line, tracked over the whole stream so
-# that data appended after a complete dump (a second gzip member, a
-# concatenated file) is told apart from a dump that was cut short.
-_TRAILER_MARKS = {
-    "mysql-sql": b"\n-- Dump completed",
-    "postgresql-sql": b"\n-- PostgreSQL database dump complete",
-}
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """A producer's header or trailer line, searched for over the whole stream."""
+
+    needle: bytes
+    header: bool  # a dump header (True) or the producer's trailer line (False)
+    # Must match at the needle's offset, within _MarkScanner.WINDOW bytes.
+    confirm: re.Pattern[bytes] | None = None
+
+
+# Header and trailer lines are tracked over the whole stream, so that data
+# appended after a complete dump (a second gzip member, a concatenated file)
+# is told apart from a dump that was cut short, and so that a dump cut short
+# and followed by another one (the same cron job run twice into one file) is
+# not taken as complete because the last one is.
+#
+# A header after a dump cut short need not start a line: ``head -c`` cuts mid-
+# INSERT. A header line quoted inside data cannot pass the confirmation:
+# mysqldump and pg_dump COPY escape newlines inside values, and a real header
+# goes on over several lines ("--" and then "-- Host:" for mysqldump).
+_MY_HEADER = re.compile(
+    rb"-- (?:MySQL|MariaDB) dump [\d.]+\s+Distrib [^\r\n]*\r?\n--\r?\n-- Host: "
+)
+_MY_MARKS = (
+    _Mark(b"\n-- Dump completed", header=False),
+    _Mark(b"-- MySQL dump", header=True, confirm=_MY_HEADER),
+    _Mark(b"-- MariaDB dump", header=True, confirm=_MY_HEADER),
+)
+_PG_MARKS = (
+    _Mark(b"\n-- PostgreSQL database dump complete", header=False),
+    # The same words start the trailer; the header line ends right after them.
+    _Mark(
+        b"\n-- PostgreSQL database dump",
+        header=True,
+        confirm=re.compile(rb"\n-- PostgreSQL database dump\r?\n--\r?\n"),
+    ),
+)
+
+
+class _MarkScanner:
+    """Finds marks anywhere in a stream fed in chunks, in stream order.
+
+    Constant memory: each chunk is searched in place; only the last WINDOW - 1
+    bytes are kept, so that a mark across two chunks is found, and so that a
+    mark is only decided once WINDOW bytes from its start are there to
+    confirm it.
+    """
+
+    WINDOW = 512
+
+    def __init__(self, marks: tuple[_Mark, ...]) -> None:
+        self._marks = marks
+        self._pending = b""  # bytes at which no mark start was decided yet
+        self._at = 0  # stream offset of _pending[0]
+
+    def feed(self, data: bytes) -> list[tuple[int, bool]]:
+        """(offset, is_header) of the marks decided by this chunk."""
+        keep = self.WINDOW - 1
+        if len(data) <= 4 * self.WINDOW:
+            buf = self._pending + data
+            lim = max(len(buf) - keep, 0)
+            found = self._find(buf, lim, self._at)
+            self._pending, self._at = buf[lim:], self._at + lim
+            return found
+        # Large chunk: no copy of it. Starts in the kept bytes are decided
+        # with the chunk's first bytes as look-ahead, the rest in place.
+        found = self._find(self._pending + data[:keep], len(self._pending), self._at)
+        start = self._at + len(self._pending)
+        lim = len(data) - keep
+        found += self._find(data, lim, start)
+        self._pending, self._at = data[lim:], start + lim
+        return found
+
+    def finish(self) -> list[tuple[int, bool]]:
+        found = self._find(self._pending, len(self._pending), self._at)
+        self._at += len(self._pending)
+        self._pending = b""
+        return found
+
+    def _find(self, buf: bytes, lim: int, base: int) -> list[tuple[int, bool]]:
+        """Marks that start before ``lim`` in ``buf``; the rest is look-ahead."""
+        found = []
+        for mark in self._marks:
+            end = min(lim - 1 + len(mark.needle), len(buf))
+            i = buf.find(mark.needle, 0, end)
+            while i != -1:
+                if mark.confirm is None or mark.confirm.match(buf, i):
+                    # Offsets name the line itself, not the newline before it.
+                    found.append((base + i + mark.needle.startswith(b"\n"), mark.header))
+                i = buf.find(mark.needle, i + 1, end)
+        found.sort()
+        return found
+
+
 MAX_LISTED_ENTRIES = 200
 # Written by mariabackup/xtrabackup after the data files, once the copy is done.
 XB_CHECKPOINTS = ("xtrabackup_checkpoints", "mariadb_backup_checkpoints")
@@ -83,9 +174,11 @@ class PayloadInspector:
         self._kind_known = False
         self._xb: XbstreamParser | None = None
         self._count_tables = True
-        self._mark: bytes | None = None
-        self._mark_carry = b""
-        self.last_trailer_at: int | None = None  # offset of the last trailer line seen
+        self._scanner: _MarkScanner | None = None
+        self.last_trailer_at: int | None = None  # the newline before the last trailer line
+        self._dump_start = 0  # offset of the current dump's header line
+        self._dump_trailer = False  # the current dump's trailer was seen
+        self._cut_dump: tuple[int, int, int] | None = None  # (dump number, start, next header)
         self.bytes = 0
 
     def feed(self, data: bytes) -> None:
@@ -100,11 +193,11 @@ class PayloadInspector:
                 earlier = bytes(self._head[:start])
                 if self._xb is not None:
                     self._xb.feed(earlier)
-                self._scan_trailer(earlier, 0)
+                self._scan_marks(earlier)
         if self._xb is not None:
             self._xb.feed(data)
             return
-        self._scan_trailer(data, start)
+        self._scan_marks(data)
         if self._count_tables:
             # Count inside the chunk, then only across the seam with the last
             # one: no per-chunk copy of a megabyte (this runs on every byte).
@@ -116,19 +209,26 @@ class PayloadInspector:
             (self._tail + data)[-TAIL_KEEP:] if len(data) < TAIL_KEEP else data[-TAIL_KEEP:]
         )
 
-    def _scan_trailer(self, data: bytes, start: int) -> None:
-        mark = self._mark
-        if mark is None or not data:
-            return
-        keep = len(mark) - 1
-        seam = self._mark_carry + data[:keep]
-        i = seam.rfind(mark)
-        if i != -1:
-            self.last_trailer_at = start - len(self._mark_carry) + i
-        # A forward "in" test is much faster than rfind over the whole chunk.
-        if mark in data:
-            self.last_trailer_at = start + data.rfind(mark)
-        self._mark_carry = (self._mark_carry + data[-keep:])[-keep:]
+    def _scan_marks(self, data: bytes) -> None:
+        if self._scanner is not None and data:
+            self._on_marks(self._scanner.feed(data))
+
+    def _on_marks(self, marks: list[tuple[int, bool]]) -> None:
+        for pos, header in marks:
+            if not header:
+                self.last_trailer_at = pos - 1  # the newline that ends the line before
+                self._dump_trailer = True
+            elif pos != self._dump_start:
+                self._next_dump(pos)
+            # else: the first dump's own header, the one _identify found
+
+    def _next_dump(self, pos: int) -> None:
+        """A dump header after the first: the dump before it must be complete."""
+        if not self._dump_trailer and self._cut_dump is None:
+            self._cut_dump = (self.info.dumps, self._dump_start, pos)
+        self.info.dumps += 1
+        self._dump_start = pos
+        self._dump_trailer = False
 
     def _identify(self) -> None:
         self._kind_known = True
@@ -138,7 +238,13 @@ class PayloadInspector:
         try:
             self._identify_kind(head, fmt)
         finally:
-            self._mark = _TRAILER_MARKS.get(info.kind)
+            if info.kind == "mysql-sql" and info.producer in ("mysqldump", "mariadb-dump"):
+                self._scanner = _MarkScanner(_MY_MARKS)
+                if m := _MYSQLDUMP.search(head):
+                    self._dump_start = m.start()
+            elif info.kind == "postgresql-sql":
+                self._scanner = _MarkScanner(_PG_MARKS)
+                self._dump_start = head.find(b"-- PostgreSQL database dump")
 
     def _identify_kind(self, head: bytes, fmt: Fmt | None) -> None:
         info = self.info
@@ -194,7 +300,9 @@ class PayloadInspector:
             self._identify()
             if self._xb is not None:
                 self._xb.feed(bytes(self._head))
-            self._scan_trailer(bytes(self._head), 0)
+            self._scan_marks(bytes(self._head))
+        if self._scanner is not None:
+            self._on_marks(self._scanner.finish())
         info = self.info
         if self._xb is not None:
             self._xb.finish()
@@ -214,32 +322,61 @@ class PayloadInspector:
             info.completeness = Completeness.STRUCTURE_COMPLETE
             return info
         if info.kind == "mysql-sql" and info.producer in ("mysqldump", "mariadb-dump"):
+            trailer = "'-- Dump completed'"
+            self._check_every_dump(info.producer, trailer)
             m = _MY_TRAILER.search(self._tail)
             if not m:
                 info.completeness = Completeness.INCOMPLETE
-                self._check_appended("'-- Dump completed'")
+                self._check_appended(trailer)
                 raise IncompleteDump(
-                    f"{info.producer} always ends with '-- Dump completed'; this dump stops "
+                    f"{info.producer} always ends with {trailer}; this dump stops "
                     f"without it after {self.bytes} bytes (the dump was cut short)",
                     obj=self._obj,
                 )
-            info.trailer = m.group(0).strip().decode(errors="replace")
+            info.trailer = m.group(0).strip().decode(errors="replace") + self._dumps_note()
             info.completeness = Completeness.COMPLETE
         elif info.kind == "postgresql-sql":
+            trailer = "'-- PostgreSQL database dump complete'"
+            self._check_every_dump("pg_dump", trailer)
             m = _PG_TRAILER.search(self._tail)
             if not m:
                 info.completeness = Completeness.INCOMPLETE
-                self._check_appended("'-- PostgreSQL database dump complete'")
+                self._check_appended(trailer)
                 raise IncompleteDump(
-                    "pg_dump always ends with '-- PostgreSQL database dump complete'; this dump "
+                    f"pg_dump always ends with {trailer}; this dump "
                     f"stops without it after {self.bytes} bytes (the dump was cut short)",
                     obj=self._obj,
                 )
-            info.trailer = "-- PostgreSQL database dump complete"
+            info.trailer = "-- PostgreSQL database dump complete" + self._dumps_note()
             info.completeness = Completeness.COMPLETE
         elif info.kind in ("mysql-sql", "sql"):
             info.completeness = Completeness.NO_TRAILER_BY_PRODUCER
         return info
+
+    def _check_every_dump(self, producer: str, trailer: str) -> None:
+        """Several dumps in one stream (a dump appended to an earlier one):
+        every one must end with its trailer, not only the last."""
+        n = self.info.dumps
+        if self._cut_dump is not None:
+            k, start, nxt = self._cut_dump
+            where = f"dump {k} of {n} (its header at offset {start})"
+            stop = f"stops without {trailer}; the header of dump {k + 1} follows at offset {nxt}"
+        elif n > 1 and not self._dump_trailer:
+            where = f"the last of {n} dumps (its header at offset {self._dump_start})"
+            stop = f"stops without {trailer} at the end of the data, offset {self.bytes}"
+        else:
+            return
+        self.info.completeness = Completeness.INCOMPLETE
+        raise IncompleteDump(
+            f"the data holds {n} {producer} dumps one after another, and {where} {stop} "
+            "(offsets in the decompressed dump): that dump was cut short, so restoring the "
+            "stream would load a partial database",
+            obj=self._obj,
+        )
+
+    def _dumps_note(self) -> str:
+        n = self.info.dumps
+        return f"; {n} dumps one after another, each complete" if n > 1 else ""
 
     def _check_appended(self, trailer: str) -> None:
         """The trailer is there but not at the end: data follows a complete dump."""
