@@ -6,6 +6,12 @@ destination after the whole pass verified: fsync the file, rename, fsync the
 folder. On any failure the temp file is removed and an existing destination is
 untouched. Temp names carry the writer's pid so a later run can sweep the ones
 a killed process left behind.
+
+Only a regular file is ever replaced, with or without ``overwrite``: renaming
+over a device node, a FIFO or a socket would swap the node itself for a file
+(``restore --force -o /dev/null`` as root would leave /dev/null a regular file
+holding the plaintext), and a symbolic link is never written through. The
+check runs when the writer opens and again just before the rename.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import errno
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 
@@ -49,20 +56,43 @@ def sweep_stale(folder: Path) -> list[Path]:
     return removed
 
 
+_NOT_REGULAR = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def check_destination(dest: Path, *, overwrite: bool) -> None:
+    """Refuse a destination that must not be replaced (see the module docstring)."""
+    try:
+        mode = os.lstat(dest).st_mode  # lstat: the link itself, not what it points to
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing there yet (a missing folder is reported by the caller)
+    except OSError as exc:
+        raise DestinationError(f"cannot look at it ({exc.strerror})", obj=str(dest)) from None
+    if stat.S_ISLNK(mode):
+        raise DestinationError("it is a symbolic link; refusing to write through it", obj=str(dest))
+    if stat.S_ISDIR(mode):
+        raise DestinationError("it is a directory", obj=str(dest))
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _NOT_REGULAR if test(mode)), "not a regular file")
+        raise DestinationError(
+            f"it is {kind}; only a regular file is replaced, even with --force", obj=str(dest)
+        )
+    if not overwrite:
+        raise DestinationError("it already exists (use --force to replace it)", obj=str(dest))
+
+
 class AtomicWriter:
     def __init__(self, dest: Path, *, overwrite: bool = False) -> None:
         self.dest = dest
         self._fd: int | None = None
         self._tmp: Path | None = None
         self.bytes = 0
-        if dest.is_symlink():
-            raise DestinationError(
-                "it is a symbolic link; refusing to write through it", obj=str(dest)
-            )
-        if dest.is_dir():
-            raise DestinationError("it is a directory", obj=str(dest))
-        if dest.exists() and not overwrite:
-            raise DestinationError("it already exists (use --force to replace it)", obj=str(dest))
+        self._overwrite = overwrite
+        check_destination(dest, overwrite=overwrite)
         parent = dest.parent
         if not parent.is_dir():
             raise DestinationError("its folder does not exist", obj=str(dest))
@@ -103,6 +133,7 @@ class AtomicWriter:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
+            self._recheck()
             os.replace(self._tmp, self.dest)
             self._tmp = None
             dfd = os.open(self.dest.parent, os.O_RDONLY)
@@ -115,6 +146,15 @@ class AtomicWriter:
             raise DestinationError(
                 f"could not finish the file ({exc.strerror})", obj=str(self.dest)
             ) from None
+
+    def _recheck(self) -> None:
+        # Again at the rename: something else may have been put there meanwhile
+        # (a long restore). It still races, but only for the span of one rename.
+        try:
+            check_destination(self.dest, overwrite=self._overwrite)
+        except DestinationError:
+            self.abort()
+            raise
 
     def abort(self) -> None:
         if self._fd is not None:
