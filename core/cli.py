@@ -13,13 +13,14 @@ import getpass
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__, cli_history, cli_keys, cli_restoretest
 
@@ -39,6 +40,7 @@ from .progress import CancelToken, ProgressEvent
 from .report import ErrorInfo, Report, Status
 from .s3 import S3Settings, parse_uri
 from .sources import Source
+from .termtext import echo, safe, safe_lines
 from .unlock import Secrets
 
 INTERNAL_ERROR = 70
@@ -63,6 +65,25 @@ def _add_s3_options(p: argparse.ArgumentParser) -> None:
         metavar="DATA_SUFFIX:KEY_SUFFIX",
         help="extra naming rule pairing a data object with its wrapped key",
     )
+
+
+class _RefuseRawKey(argparse.Action):
+    """``--raw-key HEX`` stays defined only to be refused: dropped, argparse would
+    take it as an abbreviation of ``--raw-key-file`` and read a file named HEX."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        # The value is a secret: it must not be echoed back in the message.
+        parser.error(
+            "--raw-key is refused: a key on the command line is readable by every user "
+            "(ps, /proc/PID/cmdline) for the whole run. Put the hex key in a file readable "
+            "only by you and give --raw-key-file FILE"
+        )
 
 
 def _add_key_options(p: argparse.ArgumentParser) -> None:
@@ -90,12 +111,53 @@ def _add_key_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gpg-passphrase-file", type=Path, help="passphrase of the --gpg-key")
     g.add_argument("--pbkdf2-iter", type=int, metavar="N", help="PBKDF2 iteration count hint")
     g.add_argument("--cipher", help="force the openssl cipher (aes-256-cbc, aes-128-ctr, ...)")
-    g.add_argument("--raw-key", metavar="HEX", help="openssl enc -K value (no KDF)")
-    g.add_argument("--iv", metavar="HEX", help="openssl enc -iv value (with --raw-key)")
+    g.add_argument(
+        "--raw-key-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the openssl enc -K value in hex (no KDF); with --iv",
+    )
+    g.add_argument("--iv", metavar="HEX", help="openssl enc -iv value (with --raw-key-file)")
+    g.add_argument(
+        "--raw-key",
+        metavar="HEX",
+        action=_RefuseRawKey,
+        help="refused: a key on the command line is readable by every user of the machine "
+        "(ps, /proc/PID/cmdline) for the whole run; use --raw-key-file",
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors quote what was typed (or globbed from a folder of
+    backups): they are escaped like every other line. Subcommand parsers are of
+    this class too (add_subparsers makes them of the parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(safe(message))
+
+
+class _TerminalLog(logging.Formatter):
+    """Log lines reach the terminal too, quoting object names: escaped likewise,
+    a traceback keeping its own line breaks."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return safe(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return safe_lines(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return safe_lines(super().formatStack(stack_info))
+
+
+def _setup_logging(debug: bool) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_TerminalLog("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, handlers=[handler])
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="sealcheck",
         description="Verify, restore and restore-test envelope-encrypted database backups.",
     )
@@ -163,7 +225,7 @@ def _passphrase_getter(args: argparse.Namespace, label: str) -> Callable[[], byt
                 b"\r\n"
             )
         if sys.stdin.isatty():
-            return getpass.getpass(f"Passphrase for {label}: ").encode()
+            return getpass.getpass(f"Passphrase for {safe(label)}: ").encode()
         return None
 
     return get
@@ -196,7 +258,7 @@ def _pin_getter(args: argparse.Namespace) -> Callable[[], bytes | None]:
 def load_keys(args: argparse.Namespace) -> list[KeySource]:
     pin = _pin_getter(args)
     if not args.key and not (
-        args.passphrase_file or args.gpg_key or args.gpg_homedir or args.raw_key
+        args.passphrase_file or args.gpg_key or args.gpg_homedir or args.raw_key_file
     ):
         # No key named: every held key (keyring, and token keys when a module is
         # given) is a candidate; the wrapped key's size picks which are tried.
@@ -214,9 +276,27 @@ def load_keys(args: argparse.Namespace) -> list[KeySource]:
     ]
 
 
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
+
+
+def _raw_key(path: Path, iv: str) -> tuple[str, str]:
+    """The ``-K`` hex from ``path`` (surrounding blanks and a final newline allowed)."""
+    raw = _read_secret_file(path, "raw key file")
+    try:
+        key = raw.decode("ascii", "replace").strip()
+    finally:
+        raw[:] = bytes(len(raw))
+    # Messages name the file, never quote it: its content is the key.
+    if not _HEX.fullmatch(key):
+        raise UsageError(f"the raw key file {path} does not hold one hex key (openssl enc -K)")
+    if not _HEX.fullmatch(iv):
+        raise UsageError("--iv is not hex (openssl enc -iv)")
+    return key, iv
+
+
 def secrets_from_args(args: argparse.Namespace) -> Secrets:
-    if bool(args.raw_key) != bool(args.iv):
-        raise UsageError("--raw-key and --iv go together")
+    if bool(args.raw_key_file) != bool(args.iv):
+        raise UsageError("--raw-key-file and --iv go together")
     gpg = None
     if args.gpg_key or args.gpg_homedir:
         gpf = args.gpg_passphrase_file
@@ -233,7 +313,7 @@ def secrets_from_args(args: argparse.Namespace) -> Secrets:
         if args.passphrase_file
         else None,
         gpg=gpg,
-        raw_key=(args.raw_key, args.iv) if args.raw_key else None,
+        raw_key=_raw_key(args.raw_key_file, args.iv) if args.raw_key_file else None,
         pbkdf2_iter=args.pbkdf2_iter,
         cipher=args.cipher,
     )
@@ -268,7 +348,7 @@ class TerminalProgress:
         frac = ev.fraction or 0.0
         bar = "#" * int(frac * 30)
         line = (
-            f"\r{ev.stage:<10} [{bar:<30}] {frac * 100:5.1f}% "
+            f"\r{safe(ev.stage):<10} [{bar:<30}] {frac * 100:5.1f}% "
             f"{_fmt_bytes(ev.done)}/{_fmt_bytes(ev.total or 0)} "
             f"{_fmt_bytes(ev.rate)}/s ETA {_fmt_eta(ev.eta)} "
         )
@@ -305,14 +385,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         )
         return 0
     if not sets:
-        print(f"No objects under {args.location}")
+        echo(f"No objects under {args.location}")
         return 0
     for s in sets:
         newest = s.newest
         when = newest.last_modified.strftime("%Y-%m-%d %H:%M:%S") if newest else "-"
-        print(f"{s.name}")
+        echo(f"{s.name}")
         wrapped = s.key_name or "(none: single object)"
-        print(f"  wrapped key: {wrapped}   versions: {len(s.pairs)}   newest: {when}")
+        echo(f"  wrapped key: {wrapped}   versions: {len(s.pairs)}   newest: {when}")
         for pair in s.pairs:
             d = pair.data
             k = pair.key
@@ -320,11 +400,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             ts = d.last_modified.strftime("%Y-%m-%d %H:%M:%S")
             kv = f"key {k.version_id}" if k else ("" if not s.key_name else "key -")
             issue = f"  !! {pair.issue}" if pair.issue else ""
-            print(f"   {mark} {ts}  {d.version_id or 'null':<36} {d.size:>12}  {kv}{issue}")
+            echo(f"   {mark} {ts}  {d.version_id or 'null':<36} {d.size:>12}  {kv}{issue}")
         for o in s.orphan_keys:
-            print(f"   ! orphan key version {o.version_id} ({o.last_modified:%Y-%m-%d %H:%M:%S})")
+            echo(f"   ! orphan key version {o.version_id} ({o.last_modified:%Y-%m-%d %H:%M:%S})")
         for issue in s.issues:
-            print(f"  !! {issue}")
+            echo(f"  !! {issue}")
     return 0
 
 
@@ -394,43 +474,40 @@ def print_report(report: Report, out: Any = None) -> None:
     src = report.source.uri if report.source else "?"
     if report.ok:
         verb = "RESTORED" if report.operation == "restore" else "VERIFIED"
-        print(f"{verb}  {src}", file=out)
+        echo(f"{verb}  {src}", file=out)
     else:
         assert report.error is not None
-        print(f"FAILED  {src}", file=out)
-        print(f"  {report.error.message}", file=out)
+        echo(f"FAILED  {src}", file=out)
+        echo(f"  {report.error.message}", file=out)
     if report.formats:
-        print(f"  formats: {' > '.join(report.formats)}", file=out)
+        echo(f"  formats: {' > '.join(report.formats)}", file=out)
     for layer in report.layers:
-        print(f"  {layer.layer:<11} {_MARK[layer.status]:<8} {layer.proved}", file=out)
+        echo(f"  {layer.layer:<11} {_MARK[layer.status]:<8} {layer.proved}", file=out)
         if layer.layer == "hashes" and layer.status is Status.OK:
             d = layer.details
-            print(f"  {'':<11} {'':<8} object    sha256 {d.get('ciphertext_sha256')}", file=out)
-            print(
+            echo(f"  {'':<11} {'':<8} object    sha256 {d.get('ciphertext_sha256')}", file=out)
+            echo(
                 f"  {'':<11} {'':<8} plaintext sha256 {d.get('plaintext_sha256')} "
                 f"({d.get('plaintext_bytes')} bytes)",
                 file=out,
             )
     for w in report.warnings:
-        print(f"  warning: {w}", file=out)
+        echo(f"  warning: {w}", file=out)
     if report.destination and report.ok:
-        print(f"  written to {report.destination}", file=out)
+        echo(f"  written to {report.destination}", file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    _setup_logging(args.debug)
     if not getattr(args, "func", None):
         parser.print_help()
         return int(ExitCode.USAGE)
     try:
         return int(args.func(args))
     except SealcheckError as exc:
-        print(f"sealcheck: {exc.message()}", file=sys.stderr)
+        echo(f"sealcheck: {exc.message()}", file=sys.stderr)
         if getattr(args, "json", False):
             # Scripts reading --json get an object on every path, not an empty stdout.
             info = ErrorInfo.from_exc(exc)

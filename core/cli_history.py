@@ -17,6 +17,7 @@ from typing import Any
 from .atomic import AtomicWriter
 from .errors import ExitCode, UsageError
 from .history import Entry, History, HistoryError, Result, Subject
+from .termtext import echo
 
 log = logging.getLogger("sealcheck")
 
@@ -51,7 +52,7 @@ def record_history(args: argparse.Namespace, result: Result) -> None:
 
 
 def _warn(text: str) -> None:
-    print(f"sealcheck: warning: {text}", file=sys.stderr)
+    echo(f"sealcheck: warning: {text}", file=sys.stderr)
 
 
 def register(sub: Any) -> None:
@@ -108,10 +109,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps({"entries": [e.summary() for e in entries]}, indent=2))
         return 0
     if not entries:
-        print("No entries in the history" + (" match" if args.source or args.failed else ""))
+        echo("No entries in the history" + (" match" if args.source or args.failed else ""))
         return 0
     for e in entries:
-        print(history_line(e))
+        echo(history_line(e))
     return 0
 
 
@@ -137,7 +138,7 @@ def cmd_report_export(args: argparse.Namespace) -> int:
     finally:
         w.abort()  # a no-op once committed
     n = len(entries)
-    print(f"wrote an evidence report of {n} {'entry' if n == 1 else 'entries'} to {args.output}")
+    echo(f"wrote an evidence report of {n} {'entry' if n == 1 else 'entries'} to {args.output}")
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from .custody import KeyStore
 from .errors import KeyUnavailable, UsageError
+from .termtext import echo, safe
 
 
 def register(sub: Any) -> None:
@@ -74,13 +75,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         if args.key_passphrase_file:
             return _read(args.key_passphrase_file, "passphrase file").rstrip(b"\r\n")
         if sys.stdin.isatty():
-            return getpass.getpass(f"Passphrase for {args.pem}: ").encode()
+            return getpass.getpass(f"Passphrase for {safe(args.pem)}: ").encode()
         return None
 
     info = KeyStore().import_pem(pem, args.name, passphrase)
     del pem
-    print(f"Key {info.name!r} (RSA-{info.bits}, {info.fingerprint}) is now held in the OS keyring.")
-    print(f"Use it with --key keyring:{info.name}. The file {args.pem} was not changed or copied.")
+    echo(f"Key {info.name!r} (RSA-{info.bits}, {info.fingerprint}) is now held in the OS keyring.")
+    echo(f"Use it with --key keyring:{info.name}. The file {args.pem} was not changed or copied.")
     return 0
 
 
@@ -133,13 +134,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps({"keys": rows, "notes": notes}, indent=2))
         return 0
     for note in notes:
-        print(f"Note: {note}", file=sys.stderr)
+        echo(f"Note: {note}", file=sys.stderr)
     if not rows:
-        print("No keys held. Import one with: sealcheck key import PEM_FILE --name NAME")
+        echo("No keys held. Import one with: sealcheck key import PEM_FILE --name NAME")
         return 0
     for r in rows:
-        print(f"{r['name']:<24} {r['where']:<28} {r['type']}-{r['bits']:<5} {r['fingerprint']}")
-        print(f"{'':<24} use: --key '{r['use']}'")
+        echo(f"{r['name']:<24} {r['where']:<28} {r['type']}-{r['bits']:<5} {r['fingerprint']}")
+        echo(f"{'':<24} use: --key '{r['use']}'")
     return 0
 
 
@@ -155,12 +156,14 @@ def cmd_remove(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             raise UsageError("removing a key needs confirmation: add --yes")
         answer = input(
-            f"Remove key {info.name!r} ({info.fingerprint})? Backups wrapped only to this key "
-            "cannot be opened without another copy of it. Type the key name to confirm: "
+            safe(
+                f"Remove key {info.name!r} ({info.fingerprint})? Backups wrapped only to this key "
+                "cannot be opened without another copy of it. Type the key name to confirm: "
+            )
         )
         if answer.strip() != info.name:
-            print("Not removed.")
+            echo("Not removed.")
             return 1
     store.remove(args.name)
-    print(f"Key {info.name!r} removed from custody.")
+    echo(f"Key {info.name!r} removed from custody.")
     return 0

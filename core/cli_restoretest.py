@@ -149,17 +149,19 @@ def cmd_restore_test(args: argparse.Namespace) -> int:
 
 
 def print_result(r: Any, out: Any = None) -> None:
+    from .termtext import echo  # names from the dump and the server, escaped
+
     out = out or sys.stdout
     src = r.verification.source.uri if r.verification and r.verification.source else "?"
-    print(f"{'RESTORE TEST PASSED' if r.ok else 'RESTORE TEST FAILED'}  {src}", file=out)
+    echo(f"{'RESTORE TEST PASSED' if r.ok else 'RESTORE TEST FAILED'}  {src}", file=out)
     if r.error is not None:
-        print(f"  {r.error.message}", file=out)
-    print(f"  server: {r.server or '-'} ({r.mode})", file=out)
+        echo(f"  {r.error.message}", file=out)
+    echo(f"  server: {r.server or '-'} ({r.mode})", file=out)
     for t in r.tables:
         mark = "ok" if t.ok else "FAILED"
         exp = "" if t.expected_rows is None else f" / dump {t.expected_rows}"
         note = f"  {t.note}" if t.note else ""
-        print(
+        echo(
             f"  {mark:<7} {t.name:<40} {t.rows if t.rows is not None else '-':>10} rows"
             f"{exp}  {t.checksum or ''}{note}",
             file=out,
@@ -171,31 +173,31 @@ def print_result(r: Any, out: Any = None) -> None:
         ("events", r.events),
     ):
         if items:
-            print(
+            echo(
                 f"  {label}: {len(items)} ({', '.join(items[:10])}{' …' * (len(items) > 10)})",
                 file=out,
             )
     for m in r.missing:
-        print(f"  missing: {m}", file=out)
+        echo(f"  missing: {m}", file=out)
     if r.load_seconds is not None:
-        print(
+        echo(
             f"  load {r.load_seconds:.1f} s, checks {r.checks_seconds or 0:.1f} s, "
             f"total (RTO) {r.total_seconds:.1f} s",
             file=out,
         )
     for h in r.hostile:
-        print(f"  the dump tried: line {h['line']}: {h['kind']}: {h['statement']}", file=out)
+        echo(f"  the dump tried: line {h['line']}: {h['kind']}: {h['statement']}", file=out)
     for role in r.roles_created:
-        print(f"  created missing role/account: {role}", file=out)
+        echo(f"  created missing role/account: {role}", file=out)
     for w in r.warnings[:20]:
-        print(f"  warning: {w}", file=out)
+        echo(f"  warning: {w}", file=out)
     if r.drift is not None:
         d = r.drift
         for k in d.emptied:
-            print(f"  DRIFT: {k} is now empty", file=out)
+            echo(f"  DRIFT: {k} is now empty", file=out)
         for c in d.row_changes:
-            print(f"  drift: {c.name}: {c.before} -> {c.after} rows", file=out)
+            echo(f"  drift: {c.name}: {c.before} -> {c.after} rows", file=out)
         for k in d.tables_added:
-            print(f"  drift: table added {k}", file=out)
+            echo(f"  drift: table added {k}", file=out)
         for k in d.tables_removed:
-            print(f"  drift: table removed {k}", file=out)
+            echo(f"  drift: table removed {k}", file=out)

@@ -348,11 +348,12 @@ def _open_envelope(
 
     secrets = job.secrets
 
-    if fmt in (Fmt.OPENSSL_SALTED, Fmt.OPENSSL_SALTED_B64) or (
-        fmt is None and secrets.raw_key is not None
-    ):
+    salted = fmt in (Fmt.OPENSSL_SALTED, Fmt.OPENSSL_SALTED_B64)
+    # -K/-iv output has no header: its first bytes are ciphertext, which the sniffer
+    # can take for something else (a binary OpenPGP packet tag is one byte). The
+    # user's raw key says what it is.
+    if salted or secrets.raw_key is not None:
         b64 = fmt is Fmt.OPENSSL_SALTED_B64
-        salted = fmt is not None
         ev.formats.append("openssl-enc" + ("-base64" if b64 else ""))
         header, probe = probe_openssl(src, head, base64=b64, salted=salted)
         wrapped = wrapped_name = None
@@ -443,7 +444,7 @@ def _open_envelope(
     if fmt is None:
         raise UnsupportedFormat(
             "it starts with no known magic: not openssl enc with a salt, OpenPGP, or a "
-            "compressed dump (for openssl enc -nosalt or -K/-iv give --raw-key/--iv)",
+            "compressed dump (for openssl enc -nosalt or -K/-iv give --raw-key-file/--iv)",
             obj=src.name,
             layer=Layer.SOURCE,
         )
