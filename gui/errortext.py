@@ -86,7 +86,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "UnsupportedFormat": (
         "Sealcheck does not recognise this backup's format",
         "Check the source is a backup; for openssl enc -nosalt or -K/-iv backups use the "
-        "command line's --raw-key/--iv.",
+        "command line's --raw-key-file/--iv.",
     ),
     "SizeLimitExceeded": (
         "The backup expands beyond the size limit",

@@ -34,6 +34,12 @@ class DumpRefused(BackupFailed):
 
     layer = Layer.DATABASE
 
+    def __init__(self, detail: str = "", *, line: int = 0, tried: str = "", statement: str = ""):
+        # What the dump tried, for the result's list (the scanner's patterns record
+        # theirs; a refusal decided elsewhere brings its own).
+        self.line, self.tried, self.statement = line, tried, statement
+        super().__init__(detail)
+
 
 class ServerSoftwareMissing(MissingTool):
     """The database server software needed for the restore test is not installed."""

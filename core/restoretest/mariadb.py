@@ -441,14 +441,18 @@ class MariaDBTarget:
         # --server: everything goes into the scratch database. One database named by the
         # dump is mapped onto it; a second one, or DROP DATABASE, is refused.
         if what == "drop":
-            raise DumpRefused(f"line {ref.line}: the dump drops a database: {ref.head}")
+            raise DumpRefused(
+                f"line {ref.line}: the dump drops a database: {ref.head}",
+                line=ref.line, tried="drops a database", statement=ref.head,
+            )  # fmt: skip
         if self._dump_db is None:
             self._dump_db = name
         if name != self._dump_db:
             raise DumpRefused(
                 f"line {ref.line}: the dump uses a second database ({name!r} after "
-                f"{self._dump_db!r}); --server restores one database into a scratch database"
-            )
+                f"{self._dump_db!r}); --server restores one database into a scratch database",
+                line=ref.line, tried=f"a second database ({name})", statement=ref.head,
+            )  # fmt: skip
         return self._scratch
 
     def _refuse_hostile(self, line: int, kind: str, statement: str) -> None:

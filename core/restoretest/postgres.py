@@ -449,8 +449,9 @@ class PostgresTarget:
         raise DumpRefused(
             f"line {ref.line}: {what} ({ref.head}): the restore test loads one database "
             "(a pg_dump -C dump is restored into the test database); dump each database "
-            "of a pg_dumpall with pg_dump"
-        )
+            "of a pg_dumpall with pg_dump",
+            line=ref.line, tried=what, statement=ref.head,
+        )  # fmt: skip
 
     def client(self) -> ClientCommand:
         key = secrets.token_hex(16)

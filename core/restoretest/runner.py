@@ -16,13 +16,13 @@ from ..progress import ProgressEvent
 from ..report import ErrorInfo, Report
 from .confine import refused_by_privilege
 from .drift import compare, load_baseline
-from .errors import ChecksFailed, DumpCutShort, LoadFailed, NotRestorable
+from .errors import ChecksFailed, DumpCutShort, DumpRefused, LoadFailed, NotRestorable
 from .loader import Deadline, Limits, LimitToken, StreamingLoader
 from .model import LoadError, RestoreTestResult
 from .procs import StateDir, default_state_dir
 from .scan_mysql import MySQLScanner
 from .scan_pg import PgScanner
-from .sqlscan import ScannerBase, StatementTooLarge
+from .sqlscan import ScannerBase, ScanSummary, StatementTooLarge
 from .target import CheckOutcome, Target
 
 ENGINES = ("auto", "mariadb", "mysql", "postgres")
@@ -155,6 +155,8 @@ class _Session:
             self.cleanup += self.state.clean_orphans(
                 "postgres" if engine == "postgres" else "mariadb"
             )
+        else:  # the passfile folders of --server runs that died
+            self.cleanup += self.state.clean_orphans("postgres-client")
         db = _db_name(info.database)
         if engine == "postgres":
             from .postgres import PostgresTarget, find_pg_tools
@@ -278,6 +280,17 @@ def _tried_at(scanner: ScannerBase | None, line: int | None) -> str:
     )
 
 
+def _refused_before(
+    error: SealcheckError | None, summary: ScanSummary | None
+) -> list[dict[str, object]]:
+    """A statement refused before it ran, when no pattern recorded it already."""
+    if not isinstance(error, DumpRefused) or not error.tried:
+        return []
+    if summary is not None and any(h.line == error.line for h in summary.hostile):
+        return []
+    return [{"line": error.line, "kind": f"refused: {error.tried}", "statement": error.statement}]
+
+
 def _refusal(load_error: LoadError | None, engine: str) -> dict[str, object] | None:
     """The server's refusal as one of the things the dump tried (for the result)."""
     if load_error is None or not refused_by_privilege(engine, load_error.code, load_error.message):
@@ -361,6 +374,7 @@ def _result(
                 for h in (summary.hostile if summary is not None else [])
             ]
             + [r for r in [_refusal(load_error, session.engine or options.engine)] if r]
+            + _refused_before(error, summary)
         ),
         roles_created=tuple(target.roles_created) if target is not None else (),
         rewritten=tuple(summary.rewritten) if summary is not None else (),

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 
-from .confine import cap_rewritten
+from .confine import SYSTEM_SCHEMAS, cap_rewritten
 from .sqlscan import MARGIN, ScannerBase, StatementRef
 
 _LEAD = re.compile(
@@ -353,7 +353,7 @@ class MySQLScanner(ScannerBase):
         if word.startswith("CREATE"):
             self._create(buf, start, stop, head, ref)
         elif word.startswith("DROP"):
-            self._drop(head)
+            self._drop(head, ref)
         elif word.startswith("USE"):
             if u := _USE.match(head):
                 self._use(buf, start, stop, unquote(u.group(1)), ref)
@@ -387,7 +387,10 @@ class MySQLScanner(ScannerBase):
         m = _INSERT.match(head)
         if not m:
             return
-        t = self.table(self._key(m), ref.line)
+        key = self._key(m)
+        if key[0].lower() in SYSTEM_SCHEMAS:
+            self.hostile(ref.line, "a system database", raw)
+        t = self.table(key, ref.line)
         # VALUES comes before any string literal in a dump's INSERT (after the
         # optional column list, which holds identifiers only).
         v = _VALUES.match(raw)
@@ -438,14 +441,14 @@ class MySQLScanner(ScannerBase):
         s = self.summary
         return {"VIEW": s.views, "TRIGGER": s.triggers, "EVENT": s.events}.get(kind, s.routines)
 
-    def _drop(self, head: str) -> None:
+    def _drop(self, head: str, ref: StatementRef) -> None:
         if m := _DROP_OBJ.match(head):
             self._objects(m.group(1).upper()).discard(self._key(m, 2))
         elif m := _DROP_TABLE.match(head):
             for name in re.finditer(_QN, m.group(1)):
                 self.summary.tables.pop(self._key(name), None)
         elif _DROP_DB.match(head) and self.on_database is not None:
-            self.on_database("drop", "", StatementRef(0, 0, head))
+            self.on_database("drop", "", ref)
 
     def _use(self, buf: bytes, start: int, stop: int, name: str, ref: StatementRef) -> None:
         if self.on_database is not None:
