@@ -153,7 +153,11 @@ def print_result(r: Any, out: Any = None) -> None:
 
     out = out or sys.stdout
     src = r.verification.source.uri if r.verification and r.verification.source else "?"
-    echo(f"{'RESTORE TEST PASSED' if r.ok else 'RESTORE TEST FAILED'}  {src}", file=out)
+    head = "RESTORE TEST PASSED" if r.ok else "RESTORE TEST FAILED"
+    if r.ok and r.hostile:
+        # Never a plain PASSED when the dump tried something: it loaded, confined.
+        head += f", BUT THE DUMP TRIED {len(r.hostile)} THING(S) A BACKUP SHOULD NOT DO"
+    echo(f"{head}  {src}", file=out)
     if r.error is not None:
         echo(f"  {r.error.message}", file=out)
     echo(f"  server: {r.server or '-'} ({r.mode})", file=out)
@@ -188,7 +192,7 @@ def print_result(r: Any, out: Any = None) -> None:
     for h in r.hostile:
         echo(f"  the dump tried: line {h['line']}: {h['kind']}: {h['statement']}", file=out)
     for role in r.roles_created:
-        echo(f"  created missing role/account: {role}", file=out)
+        echo(f"  account/role made for the test: {role}", file=out)
     for w in r.warnings[:20]:
         echo(f"  warning: {w}", file=out)
     if r.drift is not None:

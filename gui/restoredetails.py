@@ -50,10 +50,13 @@ def verdict(r: RestoreTestResult) -> str:
     """The restore test's verdict in one sentence."""
     if r.ok:
         rows = sum(t.rows or 0 for t in r.tables)
-        return (
+        text = (
             f"Restore test passed: {plural(len(r.tables), 'table')} and {plural(rows, 'row')} "
             f"came back into {r.server or r.engine}, exactly as the dump holds them"
         )
+        if r.hostile:  # never a plain pass: the dump loaded, confined
+            text += f", but the dump tried {plural(len(r.hostile), 'thing')} a backup should not do"
+        return text
     if r.error is None:
         return "Restore test FAILED"
     return f"Restore test FAILED: {describe(r.error).headline.lower()}"
@@ -177,13 +180,15 @@ def _lists(r: RestoreTestResult) -> list[str]:
             for h in r.hostile[:MAX_LIST]
         )
         out.append(
-            "<p><b>The dump tried things a backup should not do</b> (refused or made "
-            f"harmless by the sandbox):</p><ul>{items}</ul>"
+            "<p><b>The dump tried things a backup should not do</b> (refused by the server "
+            "or by Sealcheck; the dump is loaded by an account that can reach nothing but "
+            f"its own database):</p><ul>{items}</ul>"
         )
     if r.roles_created:
         items = "".join(f"<li>{_e(x)}</li>" for x in r.roles_created[:MAX_LIST])
         out.append(
-            "<p>Accounts and roles the dump refers to, created locked for the test:</p>"
+            "<p>Accounts and roles made for the test (dropped with it on an existing "
+            "server):</p>"
             f"<ul>{items}</ul>"
         )
     if r.rewritten:
