@@ -209,8 +209,11 @@ class ServerPage(QWizardPage):
         self.browse.setAccessibleName("Browse for the password file")
         self.browse.clicked.connect(self._browse)
         self.warning = _label(
-            "⚠ A scratch database (sealcheck_rt_…) is created on that server and dropped at "
-            "the end; the account must be allowed to create and drop databases. The load uses "
+            "⚠ This account only creates a scratch database (sealcheck_rt_…) and a fresh "
+            "account that can reach nothing else; the dump is loaded as that account, and "
+            "both are dropped at the end. So this account must be allowed to create "
+            "databases and accounts (MariaDB: CREATE USER and GRANT OPTION, e.g. root; "
+            "PostgreSQL: a superuser, or CREATEROLE and CREATEDB). The load uses "
             "the server's CPU, memory and disk: use a test server, not production. Local "
             "sockets only; the password is read from its file when the test connects and is "
             "never stored.",
@@ -352,7 +355,8 @@ def summary_html(spec: RestoreTestSpec, targets: list[str], found: Found | None)
         pw = f", password from {e(str(spec.password_file))}" if spec.password_file else ""
         parts.append(
             f"<p><b>Server:</b> the existing server at {e(spec.server)}{pw}. A scratch "
-            "database is created there and dropped at the end.</p>"
+            "database and an account confined to it are created there, the dump is loaded "
+            "as that account, and both are dropped at the end.</p>"
         )
     else:
         parts.append(

@@ -46,7 +46,11 @@ class PgAccount:
 
 
 def pg_scratch_databases(pg: PostgresServer) -> list[str]:
-    out = pg.psql("SELECT datname FROM pg_database WHERE datname LIKE 'sealcheck\\_rt\\_%';")
+    """Scratch databases and the roles confined to them still on the server."""
+    out = pg.psql(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'sealcheck\\_rt\\_%' UNION ALL "
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE 'sealcheck\\_rt\\_%';"
+    )
     return out.split()
 
 
@@ -278,7 +282,9 @@ def test_dsn_refuses_a_password_in_the_address() -> None:
 
 
 def my_scratch_databases(my: MariaDBServer) -> list[str]:
-    return [d for d in my.sql("SHOW DATABASES;").split() if d.startswith("sealcheck_rt_")]
+    """Scratch databases and the accounts confined to them still on the server."""
+    dbs = [d for d in my.sql("SHOW DATABASES;").split() if d.startswith("sealcheck_rt_")]
+    return dbs + my.sql("SELECT User FROM mysql.user WHERE User LIKE 'sealcheck\\_rt\\_%';").split()
 
 
 def test_mariadb_server_with_a_password_never_shows_it(
