@@ -12,9 +12,18 @@ come from the scanner, its code and message from the server.
 
 Threads: the pipeline's consumer thread scans and ``put``s statements; one sender thread
 runs them in order. A byte budget between the two keeps memory bounded (a slow server
-slows the download). ``kill`` (watchdog: cancel, a limit) shuts the socket down, which
-unblocks the sender at once; the statement still running on the server ends when the
-runner stops (throwaway) or kills it (``--server``).
+slows the download): it counts a statement until the server has run it, so a large
+statement is never held twice (one being sent, the next one queued). ``kill``
+(watchdog: cancel, a limit) shuts the socket down, which unblocks the sender at once;
+the statement still running on the server ends when the runner stops (throwaway) or
+kills it (``--server``).
+
+Memory: a statement may be up to 1 GiB (one extended INSERT on one line). PyMySQL
+splits a query into protocol packets of 16 MiB; given ``bytes`` it does so by slicing
+off the rest after each packet, a copy of what is left every time (close to twice the
+statement at its peak). Given a ``memoryview`` the same code slices views, so only the
+packet being written (16 MiB) is ever copied, and PyMySQL keeps its own framing,
+sequence ids and result handling.
 """
 
 from __future__ import annotations
@@ -118,40 +127,54 @@ class DriverFeeder:
                 self._cond.wait()
             if not self._queue:
                 return None  # killed with nothing left to drain
-            item = self._queue.popleft()
-            if item is not None and item[2]:
-                self._pending -= item[2]
+            return self._queue.popleft()
+
+    def _release(self, held: int) -> None:
+        if held:
+            with self._cond:
+                self._pending -= held
                 self._cond.notify_all()
-            return item
 
     def _run(self) -> None:
-        while (item := self._next()) is not None:
-            if self.failed:
-                continue  # drain: the pipeline still reads the envelope to its end
-            raw, ref, _ = item
-            try:
-                # Unbuffered: a result set (a dump has no business returning one; a hostile
-                # one may return millions of rows) is read and dropped row by row, so
-                # memory stays flat, as it did when a client printed it to a drained pipe.
-                with self._conn.cursor(pymysql.cursors.SSCursor) as cur:
-                    cur.execute(raw)  # no args: sent byte for byte, never %-formatted
-                    for _row in cur.fetchall_unbuffered():
-                        pass
-                    warned = cur.warning_count
-                if warned and len(self.warnings) < KEEP_WARNINGS:
-                    with self._conn.cursor() as cur:
-                        cur.execute("SHOW WARNINGS")
-                        rows = cur.fetchall()
-                    self.warnings += [f"{r[0]} {r[1]}: {str(r[2])[:200]}" for r in rows]
-            except pymysql.err.MySQLError as exc:
-                if self.killed:
-                    continue
-                code, msg = _code_message(exc)
-                line, head = (ref.line, ref.head) if ref is not None else (None, None)
-                self.error = LoadError(msg[:500], line, head, code)
-            except OSError:
-                if not self.killed:
-                    self.error = LoadError("the connection to the server was lost")
+        while True:
+            item = self._next()
+            if item is None:
+                return
+            raw, ref, held = item
+            # Not held here any longer than it is being sent: a statement of 1 GiB must
+            # not wait in this frame for the next one to arrive.
+            del item
+            if not self.failed:  # else drain: the pipeline still reads the envelope to its end
+                self._execute(raw, ref)
+            del raw
+            self._release(held)
+
+    def _execute(self, raw: bytes, ref: StatementRef | None) -> None:
+        try:
+            # Unbuffered: a result set (a dump has no business returning one; a hostile
+            # one may return millions of rows) is read and dropped row by row, so
+            # memory stays flat, as it did when a client printed it to a drained pipe.
+            with self._conn.cursor(pymysql.cursors.SSCursor) as cur:
+                # No args: sent byte for byte, never %-formatted; a view (see above).
+                cur.execute(memoryview(raw))
+                for _row in cur.fetchall_unbuffered():
+                    pass
+                warned = cur.warning_count
+            if warned and len(self.warnings) < KEEP_WARNINGS:
+                with self._conn.cursor() as cur:
+                    cur.execute("SHOW WARNINGS")
+                    rows = cur.fetchall()
+                self.warnings += [f"{r[0]} {r[1]}: {str(r[2])[:200]}" for r in rows]
+        except pymysql.err.MySQLError as exc:
+            if self.killed:
+                return
+            code, msg = _code_message(exc)
+            line, head = (ref.line, ref.head) if ref is not None else (None, None)
+            self.error = LoadError(msg[:500], line, head, code)
+        except OSError:
+            if not self.killed:
+                self.error = LoadError("the connection to the server was lost")
+        finally:
             if self.failed:
                 with self._cond:
                     self._cond.notify_all()

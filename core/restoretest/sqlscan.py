@@ -9,19 +9,33 @@ byte or replaced by as many newlines as it spanned, so line numbers never shift.
 Speed: every statement is matched by one compiled regular expression (the loop over
 characters runs inside the ``re`` engine, in C); Python only sees whole statements.
 A statement that does not end within the buffer is rescanned from its start only
-once the buffer has doubled, so a huge statement costs linear time, not quadratic.
+once it has grown by half, so a huge statement costs linear time (at most about three
+scans of it), not quadratic.
+
+Memory: a statement may be up to ``MAX_STATEMENT`` (1 GiB) on one line (an extended
+INSERT), so the buffer is held once. It grows in place (``io.BytesIO``, whose
+``getvalue()`` hands out its own bytes object without a copy while nothing else holds
+it), nothing is forwarded twice (with a statement sink, the statements *are* the
+output), and what is left after a scan is copied only when a statement ended in it.
 """
 
 from __future__ import annotations
 
 import collections
+import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 HEAD_CHARS = 160  # how much of a statement is kept for reports
 KEEP_RECENT = 4096  # statements remembered to map a client's line number back
 MARGIN = 8  # bytes kept back so that look-aheads never look past the buffer's end
-MAX_STATEMENT = 1 << 30  # the servers refuse larger packets anyway (max_allowed_packet)
+# The largest statement loaded: the throwaway server's max_allowed_packet (1G), and what
+# PostgreSQL takes in one query string. A larger one stops the load (LimitExceeded, with
+# its line) as soon as that much of it has arrived, instead of being buffered without end.
+MAX_STATEMENT = 1 << 30
+
+_SPACE = re.compile(rb"\s*")  # what bytes.strip() removes: ASCII whitespace
 
 Key = tuple[str, str]  # (database or schema, name)
 
@@ -84,14 +98,13 @@ class ScannerBase:
     def __init__(self) -> None:
         self.summary = ScanSummary(self.dialect)
         self.recent: collections.deque[StatementRef] = collections.deque(maxlen=KEEP_RECENT)
-        self._buf = b""
-        # Chunks not yet joined to self._buf: joining only when a scan is due keeps a
-        # statement that spans many chunks linear to gather (not one copy per chunk).
-        self._parts: list[bytes] = []
-        self._parts_len = 0
-        self._line = 1  # line number at the start of self._buf
-        self._mark = (0, 1)  # (offset in self._buf, its line number): see line_at
+        # The bytes from the start of the unfinished statement on (see _run): written in
+        # place as data arrives, scanned without a copy.
+        self._acc = io.BytesIO()
+        self._line = 1  # line number at the start of self._acc
+        self._mark = (0, 1)  # (offset in the scanned buffer, its line number): see line_at
         self._retry_at = 0  # rescan an unfinished statement only once the buffer reaches this
+        self._refused: StatementTooLarge | None = None
         self._out: list[bytes] = []
         self._span = 0  # start of the bytes not yet moved to self._out
         # --server mode refuses what a throwaway server would confine.
@@ -103,54 +116,69 @@ class ScannerBase:
     # -- the driver --------------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Scan ``data``; return the bytes to send to the client now."""
+        """Scan ``data``; return the bytes to send to the client now (none when the
+        statements go to ``statement_sink``: they are the output then)."""
+        if self._refused is not None:
+            raise self._refused
         self.summary.bytes += len(data)
-        self._parts.append(data)
-        self._parts_len += len(data)
-        if len(self._buf) + self._parts_len >= self._retry_at:
-            self._join()
-            self._run(final=False)
+        size = self._acc.tell()
+        cut = MAX_STATEMENT + 1 - size
+        if 0 < cut < len(data):
+            # Scan exactly at the limit: a statement still unfinished there is over it.
+            view = memoryview(data)
+            self._add(view[:cut])
+            self._add(view[cut:])
+        else:
+            self._add(data)
         return self._take()
 
-    def _join(self) -> None:
-        if self._parts:
-            self._buf = b"".join([self._buf, *self._parts]) if self._buf else b"".join(self._parts)
-            self._parts.clear()
-            self._parts_len = 0
+    def _add(self, data: bytes | memoryview) -> None:
+        self._acc.write(data)
+        if self._acc.tell() >= self._retry_at:
+            self._run(final=False)
 
     def finish(self) -> list[bytes]:
         """The end of the dump: what is left, and whether a statement was cut."""
-        self._join()
+        if self._refused is not None:
+            raise self._refused
         self._run(final=True)
         out = self._take()
-        rest = self._buf
-        if rest.strip():
+        rest = self._acc.getvalue()
+        self._acc = io.BytesIO()
+        if rest and not rest.isspace():
             self._note_unterminated(rest)
-            out.append(rest)  # the client reports its own error on it too
+            if self.statement_sink is None:
+                out.append(rest)  # the client reports its own error on it too
         self.summary.lines = self._line + rest.count(b"\n") - (0 if rest.endswith(b"\n") else 1)
-        self._buf = b""
         return out
 
     def _run(self, final: bool) -> None:
-        pos = self._scan(self._buf, final)
-        self._retry_at = 0
-        if pos < len(self._buf):
-            pending = len(self._buf) - pos
-            if pending > MAX_STATEMENT:
-                raise StatementTooLarge(self._line, pending)
-            # Counted on the buffer as it will be after _consume (only the unfinished
-            # statement left): rescan once it has doubled or grown by 64 KiB.
-            self._retry_at = pending + max(pending, 1 << 16)
-        self._consume(pos)
+        # No copy while this is the only reference to the buffer: it must be dropped
+        # (the end of this call) before the next write, or that write copies it.
+        buf = self._acc.getvalue()
+        pos = self._scan(buf, final)
+        pending = len(buf) - pos
+        if pending > MAX_STATEMENT:
+            self._refused = StatementTooLarge(self.line_at(buf, _lead(buf, pos)), pending)
+            self._acc = io.BytesIO()  # the load stops here: let the memory go
+            raise self._refused
+        # Rescan once the unfinished statement has grown by half (at least 64 KiB), or
+        # has reached the limit: what it costs stays linear in its size.
+        grown = pending + max(pending // 2, 1 << 16)
+        self._retry_at = min(grown, MAX_STATEMENT + 1) if pending else 0
+        self._consume(buf, pos)
 
-    def _consume(self, pos: int) -> None:
-        buf = self._buf
-        if self._span < pos:
-            self._out.append(buf[self._span : pos])
+    def _consume(self, buf: bytes, pos: int) -> None:
+        if self._span < pos and self.statement_sink is None:
+            self._out.append(buf[self._span : pos])  # no copy if it is all of buf
         self._line = self.line_at(buf, pos)
-        self._buf = buf[pos:]
         self._span = 0
         self._mark = (0, self._line)
+        if pos:
+            # Only the unfinished statement is left: what it holds so far is copied
+            # (small unless it ended right after a large one started), then written on.
+            self._acc = io.BytesIO(buf[pos:])
+            self._acc.seek(0, io.SEEK_END)
 
     def _take(self) -> list[bytes]:
         out, self._out = self._out, []
@@ -174,7 +202,8 @@ class ScannerBase:
 
     def record(self, buf: bytes, start: int, end: int) -> StatementRef:
         line = self.line_at(buf, start)
-        ref = StatementRef(line, self.line_at(buf, end), head_of(buf[start:end]))
+        head = head_of(buf[start : min(end, start + HEAD_CHARS * 4)])  # not a copy of it all
+        ref = StatementRef(line, self.line_at(buf, end), head)
         self.recent.append(ref)
         self.summary.statements += 1
         return ref
@@ -194,10 +223,10 @@ class ScannerBase:
             self.on_hostile(line, kind, head_of(raw))
 
     def _note_unterminated(self, rest: bytes) -> None:
-        lead = len(rest) - len(rest.lstrip())
+        lead = _lead(rest, 0)
         line = self._line + rest.count(b"\n", 0, lead)
         self.summary.unterminated = StatementRef(
-            line, self._line + rest.count(b"\n"), head_of(rest[lead:])
+            line, self._line + rest.count(b"\n"), head_of(rest[lead : lead + HEAD_CHARS * 4])
         )
 
     def statement_at(self, line: int) -> StatementRef | None:
@@ -219,8 +248,21 @@ class ScannerBase:
         return t
 
 
+def _lead(buf: bytes, pos: int) -> int:
+    """Where the statement starting at ``pos`` has its first byte (after whitespace)."""
+    m = _SPACE.match(buf, pos)
+    return m.end() if m is not None else pos
+
+
 class StatementTooLarge(Exception):
+    """A statement still unfinished after ``MAX_STATEMENT`` bytes (``size``: how much of
+    it had arrived). The loader reports it as ``LimitExceeded``: exit 1, like the other
+    limits a dump runs into, since it is the backup that cannot be loaded."""
+
     def __init__(self, line: int, size: int) -> None:
-        super().__init__(f"the statement starting at line {line} is larger than {size} bytes")
+        super().__init__(
+            f"the statement starting at line {line} is over {MAX_STATEMENT} bytes "
+            f"({size} bytes without its end)"
+        )
         self.line = line
         self.size = size

@@ -156,7 +156,7 @@ def test_a_statement_too_large_is_a_limit(
     )  # ~3 MB, and no end: the scanner never sees its ';'
     res = api_run(mariadb_dump(tmp_path / "d.sql", body), rt_state)
     assert res.exit_code == 1 and res.error.kind == "LimitExceeded", res.error
-    assert "statement size limit of 1 MiB: the statement starting at line 7" in (res.error.message)
+    assert "statement size limit of 1 MiB: the statement starting at line 8" in (res.error.message)
 
 
 @pytest.mark.parametrize(
