@@ -254,7 +254,11 @@ def without_definers(raw: bytes) -> tuple[bytes, list[str]]:
 # Functions a dump's INSERT values never call (dump tools write literals only).
 _VALUE_CALLS = (b"load_file", b"sleep", b"benchmark")
 _VALUE_CALL = re.compile(
-    _SINGLE + b"|" + _DOUBLE + rb"|\b((?i:load_file|sleep|benchmark))\s*\(", re.S
+    _SINGLE
+    + b"|"
+    + _DOUBLE
+    + rb"|\b((?i:load_file|sleep|benchmark))(?:\s++|/\*(?:[^*]++|\*(?!/))*+\*/)*+\(",
+    re.S,
 )
 _CHUNK = 1 << 20
 
