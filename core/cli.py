@@ -466,6 +466,8 @@ _MARK = {
     Status.WARNING: "warning",
     Status.SKIPPED: "skipped",
     Status.NOT_REACHED: "-",
+    Status.INCOMPLETE: "partial",
+    Status.NOT_CHECKED: "unable",
 }
 
 

@@ -18,6 +18,7 @@ from .atomic import AtomicWriter
 from .errors import ExitCode, UsageError
 from .history import Entry, History, HistoryError, Result, Subject
 from .termtext import echo
+from .verdict import Verdict
 
 log = logging.getLogger("sealcheck")
 
@@ -64,7 +65,11 @@ def register(sub: Any) -> None:
         help="only these objects: a shell pattern on s3://bucket/key or the path "
         "(without * ? [ it matches anywhere)",
     )
-    h.add_argument("--failed", action="store_true", help="only failed runs")
+    h.add_argument(
+        "--failed",
+        action="store_true",
+        help="only FAILED verdicts (not runs that could not check the backup)",
+    )
     h.add_argument("--limit", type=int, metavar="N", help="at most N entries")
     h.set_defaults(func=cmd_history)
 
@@ -79,7 +84,8 @@ def register(sub: Any) -> None:
     e.add_argument(
         "--latest",
         action="store_true",
-        help="the newest entry of every object version (narrow it with --source)",
+        help="the newest verdict (OK or FAILED) of every object version; runs that could "
+        "not check the backup are left out (narrow it with --source)",
     )
     e.add_argument("--source", metavar="PATTERN", help="with --latest: only these objects")
     e.add_argument("--format", choices=("html", "json"), required=True)
@@ -118,7 +124,9 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def history_line(e: Entry) -> str:
     when = e.when.replace("T", " ").replace("+00:00", " UTC")
-    verdict = "OK" if e.ok else "FAILED" + (f" ({e.failed_layer})" if e.failed_layer else "")
+    verdict = e.verdict.short_label  # a setup problem is "NOT CHECKED (setup)", not FAILED
+    if e.verdict is Verdict.FAILED and e.failed_layer:
+        verdict += f" ({e.failed_layer})"
     return f"#{e.id:<5} {when}  {e.kind.value:<12} {e.subject.label}  {verdict}"
 
 
@@ -165,9 +173,13 @@ def _selected(args: argparse.Namespace) -> list[Entry]:
         raise UsageError("--source goes with --latest")
     hist = History.default()
     if args.latest:
-        found = list(hist.latest_by_version(source=args.source).values())
+        found = list(hist.latest_by_version(source=args.source, verdicts_only=True).values())
         if not found:
-            raise UsageError("no history entries" + (" match" if args.source else ""))
+            raise UsageError(
+                "no verdicts in the history"
+                + (" match" if args.source else "")
+                + " (runs that could not check a backup are not verdicts; export them by ID)"
+            )
         return found
     out = []
     for i in args.ids:

@@ -41,6 +41,7 @@ from . import __version__
 from .history import Entry
 from .report import Report, Status
 from .restoretest.model import RestoreTestResult
+from .verdict import NOT_CHECKED_MEANING, Verdict
 
 FORMAT = "sealcheck-evidence"
 FORMAT_VERSION = 1
@@ -103,7 +104,9 @@ def _record(e: Entry) -> dict[str, Any]:
         "history_id": e.id,
         "recorded_at": e.when,
         "kind": e.kind.value,
-        "verdict": "OK" if e.ok else "FAILED",
+        # A run that could not check the backup is labelled as such, never "FAILED".
+        "verdict": e.verdict.label,
+        "verdict_code": e.verdict.value,
         "ok": e.ok,
         "exit_code": e.exit_code,
         "failed_layer": e.failed_layer,
@@ -175,7 +178,8 @@ def _database_layer(rt: RestoreTestResult) -> dict[str, Any]:
         )
     else:
         proved = rt.error.message if rt.error else "the restore test failed"
-    status = Status.OK if rt.ok else Status.FAILED
+    verdict = Verdict.of(rt.exit_code)
+    status = {Verdict.OK: Status.OK, Verdict.FAILED: Status.FAILED}.get(verdict, Status.NOT_CHECKED)
     return {"layer": "database", "status": status.value, "proved": proved, "details": {}}
 
 
@@ -216,6 +220,7 @@ th,td{border:1px solid #ccd;padding:.25em .5em;text-align:left;vertical-align:to
 th{background:#f1f3f6;width:12em}code,pre{font:12px ui-monospace,monospace;word-break:break-all}
 pre{white-space:pre-wrap;background:#f6f8fa;padding:.5em}
 .ok{color:#176f2c;font-weight:bold}.failed{color:#b00020;font-weight:bold}
+.notchecked{color:#3d4a5c;font-weight:bold}
 .warning{color:#8a5a00}.small{color:#555;font-size:12px}
 footer{margin-top:3em;border-top:2px solid #1b1f24;padding-top:.5em}
 .seal{font:13px ui-monospace,monospace;word-break:break-all}
@@ -289,11 +294,9 @@ def _table(rows: list[tuple[str, Any]]) -> str:
 
 def _html_record(r: dict[str, Any]) -> str:
     obj, t = r["object"], r["timings"]
-    verdict = f"<span class='{'ok' if r['ok'] else 'failed'}'>{_e(r['verdict'])}</span>"
-    where = f" at the {_e(r['failed_layer'])} layer" if r["failed_layer"] and not r["ok"] else ""
     out = [
         f"<h2>#{_e(r['history_id'])} {_e(r['kind'])}: {_e(obj['uri'])}</h2>\n",
-        f"<p>Verdict: {verdict}{where} (exit code {_e(r['exit_code'])})</p>\n",
+        _html_verdict(r),
         _table(
             [
                 ("Bucket", obj["bucket"]),
@@ -329,13 +332,27 @@ def _html_record(r: dict[str, Any]) -> str:
         )
     out.append("</table>\n")
     if r["error"]:
-        out.append(f"<p class='failed'>{_e(r['error']['message'])}</p>\n")
+        cls = _VERDICT_CLASS[Verdict(r["verdict_code"])]
+        out.append(f"<p class='{cls}'>{_e(r['error']['message'])}</p>\n")
     out += [f"<p class='warning'>Warning: {_e(w)}</p>\n" for w in r["warnings"]]
     if r["restore_test"]:
         out.append(_html_tables(r["restore_test"]))
     full = json.dumps(r["result"], indent=2, ensure_ascii=False)
     out.append(f"<details><summary>Full record</summary><pre>{_e(full)}</pre></details>\n")
     return "".join(out)
+
+
+_VERDICT_CLASS = {Verdict.OK: "ok", Verdict.FAILED: "failed", Verdict.NOT_CHECKED: "notchecked"}
+
+
+def _html_verdict(r: dict[str, Any]) -> str:
+    verdict = Verdict(r["verdict_code"])
+    span = f"<span class='{_VERDICT_CLASS[verdict]}'>{_e(r['verdict'])}</span>"
+    code = f"(exit code {_e(r['exit_code'])})"
+    if verdict is Verdict.NOT_CHECKED:
+        return f"<p>Verdict: {span}: {_e(NOT_CHECKED_MEANING)} {code}.</p>\n"
+    where = f" at the {_e(r['failed_layer'])} layer" if r["failed_layer"] and not r["ok"] else ""
+    return f"<p>Verdict: {span}{where} {code}</p>\n"
 
 
 def _rto(t: dict[str, Any]) -> str:

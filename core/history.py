@@ -39,6 +39,7 @@ from .errors import SealcheckError
 from .report import Report, Status
 from .restoretest.model import RestoreTestResult
 from .sources import SourceIdentity
+from .verdict import VERDICT_EXIT_CODES, Verdict
 
 FILENAME = "history.sqlite3"
 SCHEMA_VERSION = 1
@@ -125,6 +126,11 @@ class Entry:
         return (self.subject.key, self.subject.version_id)
 
     @property
+    def verdict(self) -> Verdict:
+        """OK, FAILED, or NOT_CHECKED for a run that could not check the backup."""
+        return Verdict.of(self.exit_code)
+
+    @property
     def when_dt(self) -> _dt.datetime:
         return _dt.datetime.fromisoformat(self.when)
 
@@ -154,6 +160,7 @@ class Entry:
             "size": s.size,
             "sha256": s.sha256,
             "ok": self.ok,
+            "verdict": self.verdict.value,
             "exit_code": self.exit_code,
             "failed_layer": self.failed_layer,
             "sealcheck_version": self.sealcheck_version,
@@ -305,17 +312,21 @@ class History:
         limit: int | None = None,
     ) -> list[Entry]:
         """Newest first. ``source`` is a shell-style pattern matched against the URI
-        or the object key; without a wildcard it matches anywhere in them."""
-        where, params = _filters(source, failed, kind)
+        or the object key; without a wildcard it matches anywhere in them. ``failed``:
+        only FAILED verdicts (a run that could not check the backup is none)."""
+        where, params = _filters(source, Verdict.FAILED if failed else None, kind)
         tail = f"{where} ORDER BY id DESC"
         if limit is not None:
             tail += f" LIMIT {int(limit)}"
         return self._select(tail, params)
 
-    def latest_by_version(self, *, source: str | None = None) -> dict[VersionKey, Entry]:
+    def latest_by_version(
+        self, *, source: str | None = None, verdicts_only: bool = False
+    ) -> dict[VersionKey, Entry]:
         """The newest entry of each object version (ids, not clocks, order entries:
-        two hosts' clocks may disagree, the append order cannot)."""
-        where, params = _filters(source, False, None)
+        two hosts' clocks may disagree, the append order cannot). ``verdicts_only``:
+        the newest entry that reached a verdict, passing over runs that could not check."""
+        where, params = _filters(source, None, None, verdicts_only=verdicts_only)
         newest = f"SELECT MAX(id) FROM entries {where} GROUP BY object_key, version_id"  # noqa: S608
         rows = self._select(f"WHERE id IN ({newest}) ORDER BY id DESC", params)
         return {e.version_key: e for e in rows}
@@ -401,19 +412,33 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-def _filters(source: str | None, failed: bool, kind: Kind | None) -> tuple[str, tuple[Any, ...]]:
+def _filters(
+    source: str | None, verdict: Verdict | None, kind: Kind | None, *, verdicts_only: bool = False
+) -> tuple[str, tuple[Any, ...]]:
     clauses: list[str] = []
     params: list[Any] = []
     if source:
         pattern = source if any(c in source for c in "*?[") else f"*{source}*"
         clauses.append("(uri GLOB ? OR object_key GLOB ?)")
         params += [pattern, pattern]
-    if failed:
-        clauses.append("ok = 0")
+    # The verdict is the exit code's (verdict.py); these clauses say the same in SQL.
+    if verdict is Verdict.NOT_CHECKED:
+        clauses.append(f"exit_code NOT IN ({', '.join('?' * len(VERDICT_EXIT_CODES))})")
+        params += VERDICT_EXIT_CODES
+    elif verdict is not None:
+        clauses.append("exit_code = ?")
+        params.append(_exit_code_of(verdict))
+    if verdicts_only:
+        clauses.append(f"exit_code IN ({', '.join('?' * len(VERDICT_EXIT_CODES))})")
+        params += VERDICT_EXIT_CODES
     if kind is not None:
         clauses.append("kind = ?")
         params.append(kind.value)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _exit_code_of(verdict: Verdict) -> int:
+    return next(c for c in VERDICT_EXIT_CODES if Verdict.of(c) is verdict)
 
 
 def _entry(r: tuple[Any, ...]) -> Entry:

@@ -24,6 +24,7 @@ from .naming import Rule, looks_like_wrapped_key, pair_names
 from .s3 import map_client_error
 
 PAIR_WINDOW = _dt.timedelta(hours=1)
+UNVERSIONED = "(unversioned)"
 # Above this many (data x key) versions in one burst, align by rank instead of
 # by the quadratic search (rank is what the search finds for such bursts anyway).
 MAX_ALIGN_CELLS = 250_000
@@ -56,6 +57,13 @@ class ObjectVersion:
             "is_latest": self.is_latest,
             "delete_marker": self.delete_marker,
         }
+
+
+def version_text(version_id: str | None) -> str:
+    """A version id for people. S3 names the version of an object written while
+    versioning was off "null", and an unversioned object has no id at all: both read
+    "(unversioned)", never a literal null."""
+    return version_id if version_id and version_id != "null" else UNVERSIONED
 
 
 @dataclass(frozen=True)

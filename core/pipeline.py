@@ -36,6 +36,7 @@ from .s3 import S3Stream
 from .sources import Source, SourceIdentity
 from .streams import CHUNK, ChainReader, Prefetch, Reader, read_exact
 from .unlock import KeyEvidence, Secrets, probe_openssl, read_wrapped_key, unlock_openssl
+from .verdict import Verdict
 
 LAYER_ORDER = ("source", "key", "cipher", "decompress", "payload", "hashes", "destination")
 
@@ -110,6 +111,50 @@ class _Fetch:
                 proved += f"; resumed {raw.resumes} time(s) after dropped connections"
         ev.set("source", Status.OK, proved, **details)
 
+    def partial(self, size: int | None) -> str:
+        """What the download did when the run stopped before its end."""
+        of = f" of {size}" if size is not None else ""
+        return (
+            f"read {self.hashing.bytes}{of} bytes without error before the run stopped; the "
+            "end-to-end transfer check (ETag, SHA-256 of the object) needs every byte and was "
+            "not made"
+        )
+
+
+class _Tally:
+    """Counts the bytes a stage has passed on, and whether it reached its end (a
+    stage raises at its end when its end-of-data checks fail, so an end reached is
+    an end whose checks passed)."""
+
+    def __init__(self, up: Reader) -> None:
+        self._up = up
+        self.bytes = 0
+        self.eof = False
+
+    def read(self, n: int = -1, /) -> bytes:
+        b = self._up.read(n)
+        self.bytes += len(b)
+        if not b and n != 0:
+            self.eof = True
+        return b
+
+
+# What a started layer has done when the run stops before it recorded its result: a
+# sentence ("incomplete"), its full result (it did reach its end), or None (nothing).
+Partial = Callable[[], "str | LayerResult | None"]
+
+
+# The steps in words, for "the run stopped because ... failed".
+_STEP_WORDS = {
+    "source": "the download",
+    "key": "the key step",
+    "cipher": "decryption",
+    "decompress": "decompression",
+    "payload": "the dump check",
+    "destination": "writing the restored file",
+    "database": "the restore test",
+}
+
 
 class _Evidence:
     def __init__(self) -> None:
@@ -119,6 +164,9 @@ class _Evidence:
         self.source: SourceIdentity | None = None
         self.fetch: _Fetch | None = None
         self.wrapped: SourceIdentity | None = None
+        # A streamed layer, once it has started: what it has done so far (None: nothing
+        # yet). Read only when the run ends before the layer recorded its own result.
+        self.partial: dict[str, Partial] = {}
 
     def ok(self, layer: str, proved: str, **details: Any) -> None:
         self.layers[layer] = LayerResult(layer, Status.OK, proved, details)
@@ -126,26 +174,61 @@ class _Evidence:
     def set(self, layer: str, status: Status, proved: str, **details: Any) -> None:
         self.layers[layer] = LayerResult(layer, status, proved, details)
 
-    def result_layers(self, error: SealcheckError | None) -> tuple[LayerResult, ...]:
+    def result_layers(
+        self, error: SealcheckError | None, operation: str = "verify"
+    ) -> tuple[LayerResult, ...]:
+        """Every layer in order. After an error, a layer that never ran says "not
+        reached"; a streamed layer that ran on part of the data says what it did
+        ("incomplete"); what a layer proved before the failure is kept as it is."""
         if error is not None:
             failing = _error_layer(error)
             text = error.summary + (f" {error.detail}" if error.detail else "")
+            # A setup problem (no key, storage not answering) is no finding on the backup.
+            bad = Verdict.of(int(error.exit_code)) is Verdict.FAILED
+            status = Status.FAILED if bad else Status.NOT_CHECKED
             if failing and failing not in self.layers:
-                self.layers[failing] = LayerResult(failing, Status.FAILED, text)
+                self.layers[failing] = LayerResult(failing, status, text)
             elif failing:
                 old = self.layers[failing]
-                self.layers[failing] = LayerResult(failing, Status.FAILED, text, old.details)
+                self.layers[failing] = LayerResult(failing, status, text, old.details)
         out = []
-        reached_failure = False
         for name in LAYER_ORDER:
             if name in self.layers:
                 out.append(self.layers[name])
-                reached_failure |= self.layers[name].status is Status.FAILED
-            elif error is not None and name != "destination":
-                out.append(
-                    LayerResult(name, Status.NOT_REACHED, "not checked: an earlier step failed")
-                )
+            elif error is not None and (name != "destination" or operation == "restore"):
+                out.append(self._unfinished(name, error))
         return tuple(out)
+
+    def _unfinished(self, name: str, error: SealcheckError) -> LayerResult:
+        failing = _error_layer(error)
+        verb = "failed" if Verdict.of(int(error.exit_code)) is Verdict.FAILED else "could not run"
+        why = (
+            f"{_STEP_WORDS[failing]} {verb}"
+            if failing in _STEP_WORDS
+            else error.summary.rstrip(".").lower()
+        )
+        partial = self.partial.get(name)
+        done = partial() if partial is not None else None
+        if isinstance(done, LayerResult):
+            return done
+        if done is not None:
+            return LayerResult(name, Status.INCOMPLETE, f"not completed: {done} ({why})")
+        if name == "source" and self.fetch is None and self.source is not None:
+            # The full download starts only once the key is proved (see _Fetch).
+            return LayerResult(
+                name,
+                Status.NOT_REACHED,
+                f"not reached ({why}): the object was identified ({self.source.size} bytes) "
+                "and only its first bytes, and for openssl enc its last cipher blocks, were "
+                "read to test the key; the full download starts once the key is proved",
+            )
+        if name == "destination":
+            return LayerResult(
+                name,
+                Status.NOT_REACHED,
+                f"not reached ({why}): no file was left at the destination",
+            )
+        return LayerResult(name, Status.NOT_REACHED, f"not reached ({why})")
 
 
 def _error_layer(error: SealcheckError) -> str | None:
@@ -179,7 +262,7 @@ def run(job: Job) -> Report:
         source=ev.source,
         wrapped_key=ev.wrapped,
         ok=error is None,
-        layers=ev.result_layers(error),
+        layers=ev.result_layers(error, job.operation),
         formats=tuple(ev.formats),
         error=ErrorInfo.from_exc(error) if error else None,
         started_at=started,
@@ -224,9 +307,9 @@ def _run(job: Job, ev: _Evidence) -> None:
         if stop_decomp is not None:  # a decoder with its own worker to stop
             closers.append(stop_decomp)
         meter.stage("decompress")
-        decode = Prefetch(
-            _Counting(decomp, meter, "decompress"), job.cancel, name="sealcheck-decode"
-        )
+        counted = _Counting(decomp, meter, "decompress")
+        ev.partial["decompress"] = lambda: _decompress_partial(decomp, counted)
+        decode = Prefetch(counted, job.cancel, name="sealcheck-decode")
         closers.append(decode.close)
         payload = _consume(job, decode, writer, meter, ev)
         # Every byte went through: the envelope layers are proved even if the
@@ -275,14 +358,14 @@ def _run(job: Job, ev: _Evidence) -> None:
         meter.finish()
 
 
-class _Counting:
+class _Counting(_Tally):
     def __init__(self, up: Reader, meter: Meter, stage: str) -> None:
-        self._up = up
+        super().__init__(up)
         self._meter = meter
         self._stage = stage
 
     def read(self, n: int = -1, /) -> bytes:
-        b = self._up.read(n)
+        b = super().read(n)
         if b:
             self._meter.add(self._stage, len(b))
         return b
@@ -301,9 +384,15 @@ def _consume(
 ) -> _Consumed:
     inspector = PayloadInspector(obj=job.data.name)
     h = hashlib.sha256()
-    total = 0
+    total = seen = 0
     limit = job.max_output_bytes
     meter.set_current("restore" if writer else "verify")
+    ev.partial["payload"] = lambda: (
+        f"inspected the first {seen} bytes of the dump; its end, where a complete dump "
+        "says so, was not reached"
+        if seen
+        else None
+    )
     while True:
         job.cancel.check()
         chunk = decode.read(CHUNK)
@@ -319,6 +408,7 @@ def _consume(
             )
         h.update(chunk)
         inspector.feed(chunk)
+        seen = total
         if writer is not None:
             writer.write(chunk)
         if job.extra_sink is not None:
@@ -339,8 +429,10 @@ def _open_envelope(
     src = job.data
 
     def start_fetch() -> Prefetch:
-        ev.fetch = _Fetch(job, meter, closers)
-        return ev.fetch.reader
+        fetch = ev.fetch = _Fetch(job, meter, closers)
+        size = ev.source.size if ev.source is not None else None
+        ev.partial["source"] = lambda: fetch.partial(size)
+        return fetch.reader
 
     def source_done() -> None:
         assert ev.fetch is not None
@@ -373,26 +465,46 @@ def _open_envelope(
 
             stream = Base64Reader(stream, obj=src.name)
         read_exact(stream, header.body_offset)
-        dec = DecryptReader(stream, params, obj=src.name)
+        ciphertext = _Tally(stream)
+        dec = DecryptReader(ciphertext, params, obj=src.name)
         params.wipe()
         desc = f"{params.cipher.name}, key and IV from {params.kdf.describe()}"
         if params.form is not None:
             desc += f", secret passed as {params.form.description}"
 
-        def cipher_done() -> None:
-            source_done()
+        def cipher_result() -> LayerResult:
             pad = (
                 "PKCS#7 padding of the last block valid"
                 if dec.padding_ok
                 else "CTR mode: no padding"
             )
-            ev.ok(
+            return LayerResult(
                 "cipher",
+                Status.OK,
                 f"{desc}; {pad}; {dec.ciphertext_bytes} bytes decrypted",
-                cipher=params.cipher.name,
-                kdf=params.kdf.describe(),
-                password_form=params.form.name if params.form else None,
+                {
+                    "cipher": params.cipher.name,
+                    "kdf": params.kdf.describe(),
+                    "password_form": params.form.name if params.form else None,
+                },
             )
+
+        cbc = params.cipher.mode == "cbc"
+
+        def cipher_partial() -> str | LayerResult:
+            # The end was reached and checked (CBC: the padding is valid; CTR has none).
+            if dec.padding_ok is True or (not cbc and ciphertext.eof):
+                return cipher_result()
+            return (
+                f"{desc}; decrypted {dec.ciphertext_bytes} bytes without error; the end of "
+                "the data, where the last block's padding is checked, was not reached"
+            )
+
+        ev.partial["cipher"] = cipher_partial
+
+        def cipher_done() -> None:
+            source_done()
+            ev.layers["cipher"] = cipher_result()
 
         return dec, key_ev, cipher_done
 
@@ -415,27 +527,55 @@ def _open_envelope(
         )
         closers.insert(0, reader.close)
         key_ev = KeyEvidence("gpg")
+        # gpg reports the key it used, and the integrity check, only at the end.
+        out = _Tally(reader)
+
+        def gpg_results() -> dict[str, LayerResult]:
+            res = reader.result
+            key = LayerResult(
+                "key",
+                Status.OK,
+                f"gpg unwrapped the session key with key {res.used_key or '?'}",
+                {"recipients": res.recipients},
+            )
+            cipher = LayerResult(
+                "cipher",
+                Status.OK,
+                "OpenPGP decryption OK"
+                + (", modification detection code verified" if res.mdc else ""),
+                {
+                    "gpg_status": [
+                        s
+                        for s in res.status
+                        if s.split()[0] in ("DECRYPTION_INFO", "DECRYPTION_OKAY", "GOODMDC")
+                    ]
+                },
+            )
+            return {"key": key, "cipher": cipher}
+
+        def gpg_partial(layer: str) -> str | LayerResult | None:
+            if out.eof:  # gpg ended with success: its own verdict is in
+                return gpg_results()[layer]
+            if not out.bytes:
+                return None
+            if layer == "key":
+                return (
+                    f"gpg decrypted {out.bytes} bytes, so it held a session key; which key "
+                    "unwrapped it is reported at the end of the data, which was not reached"
+                )
+            return (
+                f"gpg decrypted {out.bytes} bytes without error; the end of the data, where "
+                "its integrity check (MDC) is made, was not reached"
+            )
+
+        ev.partial["key"] = lambda: gpg_partial("key")
+        ev.partial["cipher"] = lambda: gpg_partial("cipher")
 
         def gpg_done() -> None:
             source_done()
-            res = reader.result
-            ev.ok(
-                "key",
-                f"gpg unwrapped the session key with key {res.used_key or '?'}",
-                recipients=res.recipients,
-            )
-            ev.ok(
-                "cipher",
-                "OpenPGP decryption OK"
-                + (", modification detection code verified" if res.mdc else ""),
-                gpg_status=[
-                    s
-                    for s in res.status
-                    if s.split()[0] in ("DECRYPTION_INFO", "DECRYPTION_OKAY", "GOODMDC")
-                ],
-            )
+            ev.layers.update(gpg_results())
 
-        return reader, key_ev, gpg_done
+        return out, key_ev, gpg_done
 
     if fmt in (Fmt.AGE, Fmt.XBCRYPT):
         raise UnsupportedFormat(
@@ -470,6 +610,23 @@ def _key_evidence(ev: _Evidence, k: KeyEvidence) -> None:
 
 
 def _decompress_evidence(ev: _Evidence, d: DecompressReader) -> None:
+    layer, warnings = _decompress_result(d)
+    ev.layers["decompress"] = layer
+    ev.warnings.extend(warnings)
+
+
+def _decompress_partial(d: DecompressReader, counted: _Tally) -> str | LayerResult | None:
+    if counted.eof:  # the decompressor reached its end and its checks passed
+        return _decompress_result(d)[0]
+    if not counted.bytes:
+        return None
+    return (
+        f"{d.stats.fmt} decoded {counted.bytes} bytes without error; the end of the stream, "
+        "where its checks (CRC, length) are made, was not reached"
+    )
+
+
+def _decompress_result(d: DecompressReader) -> tuple[LayerResult, list[str]]:
     st = d.stats
     checks = {
         "gzip": "CRC-32 and ISIZE of every member verified, end of stream reached",
@@ -478,26 +635,22 @@ def _decompress_evidence(ev: _Evidence, d: DecompressReader) -> None:
         "zstd": "frames complete, content checksums verified where present",
     }
     if st.fmt == "none":
-        ev.set("decompress", Status.SKIPPED, "not compressed")
-        return
+        return LayerResult("decompress", Status.SKIPPED, "not compressed"), []
     members = (
         f"{st.members} member{'s' if st.members != 1 else ''}" if st.fmt != "zstd" else "all frames"
     )
     proved = f"{st.fmt}: {members}; {checks.get(st.fmt, 'decoded')}"
     status = Status.WARNING if st.notes else Status.OK
-    if st.notes:
-        ev.warnings.extend(st.notes)
-    ev.set(
-        "decompress",
-        status,
-        proved,
-        format=st.fmt,
-        members=st.members,
-        compressed_bytes=st.input_bytes,
-        notes=list(st.notes),
-    )
+    warnings = list(st.notes)
+    details = {
+        "format": st.fmt,
+        "members": st.members,
+        "compressed_bytes": st.input_bytes,
+        "notes": list(st.notes),
+    }
     if st.fmt != "zstd" and st.members > 1:
-        ev.warnings.append(f"{st.fmt} stream has {st.members} concatenated members")
+        warnings.append(f"{st.fmt} stream has {st.members} concatenated members")
+    return LayerResult("decompress", status, proved, details), warnings
 
 
 def _payload_evidence(ev: _Evidence, info: PayloadInfo) -> None:

@@ -26,7 +26,13 @@ class Status(enum.Enum):
     FAILED = "failed"
     WARNING = "warning"
     SKIPPED = "skipped"
-    NOT_REACHED = "not reached"
+    NOT_REACHED = "not reached"  # after the step that failed: it never ran
+    # A streamed layer that ran without error on part of the data, then stopped with the
+    # stream when another layer failed: its end-of-data checks were never made.
+    INCOMPLETE = "incomplete"
+    # The step that could not be carried out for want of a key, the storage or a server:
+    # no finding on the backup (a setup problem, verdict.py).
+    NOT_CHECKED = "not checked"
 
 
 @dataclass(frozen=True)

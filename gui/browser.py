@@ -300,7 +300,7 @@ class BackupBrowser(QWidget):
         if not rows:
             self.details.show_version(None, None)
             return
-        self.details.show_version(self.versions.row_at(rows[0]), self.versions.outcome(rows[0]))
+        self.details.show_version(self.versions.row_at(rows[0]), self.versions.state(rows[0]))
 
     def _on_result(self, _key: Any) -> None:
         self._show_details()

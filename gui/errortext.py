@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sealcheck.core.errors import SealcheckError
-from sealcheck.core.report import ErrorInfo, Status
+from sealcheck.core.report import ErrorInfo, Report, Status
+from sealcheck.core.verdict import Verdict
+
+INTERNAL_ERROR = 70  # the CLI's code for a bug: no verdict on the backup either
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,16 @@ class UserMessage:
     layer: str | None  # which layer, in words
     advice: str  # what to try
     details: str  # the full technical text, for the "Details" expander
-    backup_is_bad: bool  # True: the backup itself failed (not the environment)
+    exit_code: int  # the CLI's: 1 the backup failed, 2 a setup problem (no verdict), ...
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict.of(self.exit_code)
+
+    @property
+    def backup_is_bad(self) -> bool:
+        """True: the backup itself failed (not the environment)."""
+        return self.verdict is Verdict.FAILED
 
     def one_line(self) -> str:
         where = f" ({self.layer})" if self.layer else ""
@@ -55,8 +67,14 @@ STATUS_WORDS = {
     Status.FAILED: "FAILED",
     Status.WARNING: "proved, with a warning",
     Status.SKIPPED: "not applicable",
-    Status.NOT_REACHED: "not checked",
+    Status.NOT_REACHED: "not reached",
+    Status.INCOMPLETE: "not completed",
+    Status.NOT_CHECKED: "could not check",
 }
+
+# The state of a version whose latest run could not check it (verdict.py).
+NOT_CHECKED_TITLE = "not checked: setup problem"
+
 
 # (headline, advice) per error class name; the most specific class wins.
 _WORDS: dict[str, tuple[str, str]] = {
@@ -197,29 +215,53 @@ def _classes(kind: str, exc: BaseException | None) -> list[str]:
     return [c.__name__ for c in type(exc).__mro__]
 
 
-def describe(error: ErrorInfo | BaseException) -> UserMessage:
-    """Words for an error from a report, a typed core error or an unexpected exception."""
+def describe(error: ErrorInfo | BaseException, report: Report | None = None) -> UserMessage:
+    """Words for an error from a report, a typed core error or an unexpected exception.
+
+    ``report``, when the error comes from one, lets the advice fit the backup (a
+    passphrase backup is never told to check its wrapped-key version)."""
     if isinstance(error, ErrorInfo):
-        names, layer, text = [error.kind], error.layer, error.message
-        bad = error.exit_code == 1
+        names, layer, text, code = [error.kind], error.layer, error.message, error.exit_code
     elif isinstance(error, SealcheckError):
         names = _classes(type(error).__name__, error)
         layer = error.layer.value if error.layer else None
-        text, bad = error.message(), int(error.exit_code) == 1
+        text, code = error.message(), int(error.exit_code)
     else:
         return UserMessage(
             "Sealcheck hit an unexpected problem (a bug)",
             None,
             "Copy the details and report them; the rest of the app keeps working.",
             f"{type(error).__name__}: {error}",
-            backup_is_bad=False,
+            INTERNAL_ERROR,
         )
     for name in names:
         if name in _WORDS:
             headline, advice = _WORDS[name]
             break
     else:
+        bad = Verdict.of(code) is Verdict.FAILED
         headline, advice = (
             _WORDS["BackupFailed"] if bad else ("The operation failed", "See the details.")
         )
-    return UserMessage(headline, LAYER_WORDS.get(layer or ""), advice, text, backup_is_bad=bad)
+    if "WrongKey" in names and report is not None:
+        advice = _wrong_key_advice(report) or advice
+    return UserMessage(headline, LAYER_WORDS.get(layer or ""), advice, text, code)
+
+
+def _wrong_key_advice(report: Report) -> str | None:
+    """The advice for a key that does not open the backup, by how the backup is sealed."""
+    if report.wrapped_key is not None:
+        return None  # RSA-wrapped data key: the general advice (key, wrapped-key version)
+    formats = set(report.formats)
+    if formats & {"openpgp", "openpgp-armored"}:
+        return (
+            "Give the OpenPGP secret key this backup was encrypted to (the details name its "
+            "key ids) for this source on the Keys page."
+        )
+    if formats & {"openssl-enc", "openssl-enc-base64"}:
+        return (
+            "Check the passphrase file set for this source (Keys page): it must hold the "
+            "secret the backup was made with (openssl enc -pass file:). If it does, the start "
+            "of the backup may be damaged: try an older version."
+        )
+    return None

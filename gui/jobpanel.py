@@ -136,7 +136,11 @@ class JobRow(QFrame):
         self.bar.setValue(0)
         text = msg.one_line() if msg else "Failed"
         advice = f" {msg.advice}" if msg else ""
-        self.status.setText(f"✘ {text}.{advice}")
+        if msg is not None and not msg.verdict.is_verdict:
+            # A setup problem: the job could not check the backup, which is no verdict on it.
+            self.status.setText(f"⚠ Not checked (setup problem): {text}.{advice}")
+        else:
+            self.status.setText(f"✘ {text}.{advice}")
         detail = msg.details if msg else ""
         if rec.trace:
             detail += "\n\n" + rec.trace

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from sealcheck.core.errors import SealcheckError
+from sealcheck.core.listing import version_text
 from sealcheck.core.pipeline import Job, run
 from sealcheck.core.progress import CancelToken, ProgressEvent
 from sealcheck.core.report import Report
@@ -306,10 +307,10 @@ class JobQueue(QObject):
         if spec.operation != "restore-test" or rt is None:
             return spec
         for key in rt.compare_with:
-            prev = self._results.get(key)
+            prev = self._results.last_verdict(key)  # a run that could not check is no baseline
             if prev is not None and prev.restore_test is not None:
                 when = prev.when.astimezone().strftime("%Y-%m-%d %H:%M")
-                label = f"version {key[1] or 'null'}, tested {when}"
+                label = f"version {version_text(key[1])}, tested {when}"
                 return replace(
                     spec, restore_test=replace(rt, baseline=Baseline(label, prev.restore_test))
                 )
@@ -330,7 +331,7 @@ class JobQueue(QObject):
             self._finish(rec, JobState.CANCELLED, describe(report.error))
             return
         self._record(rec, Outcome(report, None, utc_now()))
-        msg = describe(report.error) if report.error else None
+        msg = describe(report.error, report) if report.error else None
         self._finish(rec, JobState.DONE if report.ok else JobState.FAILED, msg)
 
     def _on_restore_tested(self, rec: JobRecord, result: RestoreTestResult) -> None:

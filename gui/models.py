@@ -20,9 +20,11 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush
 
-from sealcheck.core.listing import BackupSet, ObjectVersion
+from sealcheck.core.listing import BackupSet, ObjectVersion, version_text
+from sealcheck.core.verdict import Verdict
 
-from .results import Outcome, ResultStore, VersionKey, age_text, size_text
+from .errortext import NOT_CHECKED_TITLE
+from .results import Outcome, ResultStore, VersionKey, VersionState, age_text, size_text
 from .theme import Tone, status_color
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -41,6 +43,8 @@ def result_brush(text: str) -> QBrush | None:
         return QBrush(status_color(Tone.FAILED))
     if text.startswith("OK"):
         return QBrush(status_color(Tone.OK))
+    if text.startswith(NOT_CHECKED_TITLE):
+        return QBrush(status_color(Tone.NEUTRAL))
     return None
 
 
@@ -79,12 +83,48 @@ def key_needed(s: BackupSet, outcome: Outcome | None) -> str:
 
 
 def result_text(outcome: Outcome | None) -> str:
+    """One outcome in words: "OK", "FAILED: why", or "not checked: setup problem: why"."""
     if outcome is None:
         return "not verified"
     if outcome.ok:
         return "OK"
     msg = outcome.message
+    if not outcome.verdict.is_verdict:
+        return f"{NOT_CHECKED_TITLE}: {msg.headline}" if msg else NOT_CHECKED_TITLE
     return f"FAILED: {msg.headline}" if msg else "FAILED"
+
+
+LATEST_NOT_CHECKED = "latest attempt could not check: setup problem"
+
+
+def state_text(state: VersionState | None, *, ages: bool = False) -> str:
+    """A version's last verdict, and a note when the newest run could not check it
+    (a setup problem never takes the verdict's place)."""
+    if state is None:
+        return "not verified"
+
+    def aged(text: str, o: Outcome) -> str:
+        return f"{text} ({age_text(o.when)})" if ages else text
+
+    v, a = state.verdict, state.attempt
+    if v is None:
+        return aged(result_text(a), state.latest)
+    text = aged(result_text(v), v)
+    return f"{text} · {aged(LATEST_NOT_CHECKED, a)}" if a is not None else text
+
+
+def state_tip(state: VersionState | None) -> str | None:
+    """The reasons and what to do: a FAILED verdict's, and a later attempt's."""
+    if state is None:
+        return None
+    tips = []
+    v, a = state.verdict, state.attempt
+    if v is not None and not v.ok and (msg := v.message):
+        tips.append(f"{msg.one_line()}. {msg.advice}")
+    if a is not None and (msg := a.message):
+        lead = "The latest attempt could not check this version (no verdict on the backup): "
+        tips.append(f"{lead}{msg.one_line()}. {msg.advice}")
+    return "\n".join(tips) or None
 
 
 @dataclass
@@ -178,7 +218,10 @@ class BackupSetModel(QAbstractTableModel):
 
     def _make_row(self, s: BackupSet, sig: tuple[Any, ...]) -> _SetRow:
         newest = s.newest
-        outcome = self._results.get(_version_key(newest)) if newest else None  # type: ignore[arg-type]
+        state = self._results.state(_version_key(newest)) if newest else None  # type: ignore[arg-type]
+        # What the guesses read: any outcome with a report (a setup problem's has formats).
+        outcome = (state.verdict or state.attempt) if state is not None else None
+        checked = state.verdict if state is not None else None  # when a verdict was reached
         when = newest.last_modified if newest else None
         size = newest.size if newest else 0
         display = [
@@ -189,19 +232,20 @@ class BackupSetModel(QAbstractTableModel):
             str(len(s.pairs)),
             guess_format(s.name, outcome),
             key_needed(s, outcome),
-            result_text(outcome),
-            age_text(outcome.when) if outcome else "–",
+            state_text(state),
+            age_text(checked.when) if checked else "–",
         ]
         sort = list(display)
         sort[2] = when.timestamp() if when else 0.0
         sort[3] = size
         sort[4] = len(s.pairs)
-        sort[8] = outcome.when.timestamp() if outcome else 0.0
-        failed = outcome is not None and not outcome.ok
+        sort[8] = checked.when.timestamp() if checked else 0.0
+        # Only a FAILED verdict is a problem: a run that could not check is none.
+        failed = checked is not None and checked.verdict is Verdict.FAILED
         problem = failed or bool(s.issues)
         tips = list(s.issues)
-        if failed and outcome and (msg := outcome.message):
-            tips.insert(0, f"{msg.one_line()}. {msg.advice}")
+        if tip := state_tip(state):
+            tips.insert(0, tip)
         return _SetRow(s, sig, display, sort, problem, "\n".join(tips) or None)
 
     def _on_result(self, key: VersionKey) -> None:
@@ -341,8 +385,13 @@ class VersionModel(QAbstractTableModel):
         return None
 
     def outcome(self, row: int) -> Outcome | None:
+        """The newest outcome of that row's version, a verdict or not."""
         r = self._rows[row]
         return self._results.get((r.data.key, r.data.version_id))
+
+    def state(self, row: int) -> VersionState | None:
+        r = self._rows[row]
+        return self._results.state((r.data.key, r.data.version_id))
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not (0 <= index.row() < len(self._rows)):
@@ -356,9 +405,8 @@ class VersionModel(QAbstractTableModel):
         if role == OBJECT_ROLE:
             return r
         if role == Qt.ItemDataRole.ToolTipRole:
-            o = self.outcome(index.row())
-            if col == self.RESULT_COLUMN and o and (msg := o.message):
-                return f"{msg.one_line()}.\n{msg.advice}"
+            if col == self.RESULT_COLUMN:
+                return state_tip(self.state(index.row())) or r.flag
             return r.flag
         if role == Qt.ItemDataRole.ForegroundRole and col in (4, self.RESULT_COLUMN):
             return result_brush(self._display(index.row(), r, col))
@@ -370,18 +418,16 @@ class VersionModel(QAbstractTableModel):
             stamp: str = d.last_modified.astimezone().strftime("%Y-%m-%d %H:%M:%S")
             return stamp + (" (latest)" if d.is_latest and not d.delete_marker else "")
         if col == 1:
-            return d.version_id or "null"
+            return str(version_text(d.version_id))
         if col == 2:
             return "–" if d.delete_marker else size_text(d.size)
         if col == 3:
             if r.key is not None:
-                return r.key.version_id or "null"
+                return str(version_text(r.key.version_id))
             return "–"
         if col == 4:
             return r.flag or ""
-        o = self.outcome(i)
-        text: str = result_text(o)
-        return f"{text} ({age_text(o.when)})" if o else text
+        return state_text(self.state(i), ages=True)
 
 
 def utc_now() -> _dt.datetime:

@@ -14,19 +14,15 @@ from __future__ import annotations
 import html
 
 from sealcheck.core.restoretest.model import Drift, RestoreTestResult, TableResult
+from sealcheck.core.verdict import Verdict
 
-from .errortext import describe
+from .errortext import NOT_CHECKED_TITLE, describe
 from .results import duration_text, size_text
 
 MAX_TABLES = 400  # the pane stays fast; the verdict and every failing table come first
 MAX_LIST = 20
 BAD = 'class="bad"'  # failure text (theme.Tone.FAILED)
 EMPTIED = 'class="emptied"'  # a row marked as emptied since the previous result
-
-MODE_WORDS = {
-    "throwaway": "a throwaway server, deleted with its files afterwards",
-    "server": "an existing server; the scratch database was dropped afterwards",
-}
 
 
 def _e(text: object) -> str:
@@ -59,7 +55,10 @@ def verdict(r: RestoreTestResult) -> str:
         return text
     if r.error is None:
         return "Restore test FAILED"
-    return f"Restore test FAILED: {describe(r.error).headline.lower()}"
+    msg = describe(r.error)
+    if msg.verdict is Verdict.NOT_CHECKED:
+        return f"Restore test {NOT_CHECKED_TITLE}: {msg.headline.lower()}"
+    return f"Restore test FAILED: {msg.headline.lower()}"
 
 
 def render(r: RestoreTestResult) -> str:
@@ -82,8 +81,27 @@ def render(r: RestoreTestResult) -> str:
     return "".join(parts)
 
 
+def mode_words(r: RestoreTestResult) -> str:
+    """The server and what was done to it afterwards, as the clean-up list records it:
+    a test stopped before it created anything must not claim to have dropped it."""
+    done = r.cleanup
+    if r.mode == "server":
+        if any(c.startswith("could not drop") for c in done):
+            return "an existing server; the scratch database could not be dropped (see Clean-up)"
+        if any(c.startswith("dropped scratch database") for c in done):
+            return "an existing server; the scratch database was dropped afterwards"
+        return "an existing server; no scratch database was created on it"
+    if r.mode == "throwaway":
+        if "stopped the throwaway server" in done or any(
+            c.startswith("wiped ") and not c.startswith("wiped orphan") for c in done
+        ):
+            return "a throwaway server, deleted with its files afterwards"
+        return "throwaway mode"
+    return str(r.mode)
+
+
 def _server(r: RestoreTestResult) -> str:
-    mode = MODE_WORDS.get(r.mode, r.mode)
+    mode = mode_words(r)
     server = f"<b>{_e(r.server)}</b>" if r.server else f"{_e(r.engine)} (no server was started)"
     dump = r.dump or {}
     producer = " ".join(str(x) for x in (dump.get("producer"), dump.get("producer_version")) if x)

@@ -3,6 +3,10 @@
 Backed by core's verification history, so the last result and its age survive a
 restart: the newest entry of every version is read once at start (its JSON parsed
 only when a row asks for it) and each new outcome is appended as it arrives.
+
+A run that could not check a version (no key, storage or test server not usable:
+``Verdict.NOT_CHECKED``) never replaces that version's last verdict: the store keeps
+both, the verdict and the newer attempt, and the rows show the verdict with a note.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from PySide6.QtCore import QObject, Signal
 from sealcheck.core.history import Entry, History, HistoryError
 from sealcheck.core.report import Report
 from sealcheck.core.restoretest.model import RestoreTestResult
+from sealcheck.core.verdict import Verdict
 
 from .errortext import UserMessage, describe
 
@@ -51,8 +56,37 @@ class Outcome:
         if self.failure is not None:
             return self.failure
         if self.report is not None and self.report.error is not None:
-            return describe(self.report.error)
+            return describe(self.report.error, self.report)
         return None
+
+    @property
+    def exit_code(self) -> int:
+        """The CLI's exit code for this outcome (the verdict is derived from it)."""
+        if self.restore_test is not None:
+            return int(self.restore_test.exit_code)
+        if self.report is not None:
+            return int(self.report.exit_code)
+        msg = self.failure
+        return msg.exit_code if msg is not None else 0
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict.of(self.exit_code)
+
+
+@dataclass(frozen=True)
+class VersionState:
+    """What is known of one version: its last verdict (OK or FAILED) and, when the
+    newest run could not check it, that run. Either may be missing, not both."""
+
+    verdict: Outcome | None
+    attempt: Outcome | None = None  # newer than ``verdict``, Verdict.NOT_CHECKED
+
+    @property
+    def latest(self) -> Outcome:
+        found = self.attempt or self.verdict
+        assert found is not None
+        return found
 
 
 def outcome_from_entry(entry: Entry) -> Outcome:
@@ -79,12 +113,22 @@ class ResultStore(QObject):
     def __init__(self, history: History | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._history = history
-        self._by_version: dict[VersionKey, Outcome] = {}
+        self._by_version: dict[VersionKey, VersionState] = {}
+        # Read at start, parsed on first use: the newest entry of each version, and the
+        # newest verdict of those whose newest entry could not check.
         self._stored: dict[VersionKey, Entry] = {}
+        self._stored_verdicts: dict[VersionKey, Entry] = {}
         self.problem: str | None = None
         if history is not None:
             try:
                 self._stored = history.latest_by_version()
+                if any(not e.verdict.is_verdict for e in self._stored.values()):
+                    verdicts = history.latest_by_version(verdicts_only=True)
+                    self._stored_verdicts = {
+                        k: verdicts[k]
+                        for k, e in self._stored.items()
+                        if not e.verdict.is_verdict and k in verdicts
+                    }
             except HistoryError as exc:
                 self._report(exc.message())
 
@@ -100,18 +144,44 @@ class ResultStore(QObject):
         return self._history
 
     def get(self, key: VersionKey) -> Outcome | None:
+        """The newest outcome of this version, a verdict or not."""
+        state = self.state(key)
+        return state.latest if state is not None else None
+
+    def last_verdict(self, key: VersionKey) -> Outcome | None:
+        """The newest outcome of this version that reached a verdict (OK or FAILED)."""
+        state = self.state(key)
+        return state.verdict if state is not None else None
+
+    def state(self, key: VersionKey) -> VersionState | None:
         found = self._by_version.get(key)
         if found is None and key in self._stored:
-            entry = self._stored.pop(key)
-            try:
-                found = self._by_version[key] = outcome_from_entry(entry)
-            except ValueError as exc:
-                log.warning("history entry %s unreadable: %s", entry.id, exc)
+            found = self._load(key)
         return found
 
+    def _load(self, key: VersionKey) -> VersionState | None:
+        latest = _parsed(self._stored.pop(key))
+        verdict = _parsed(e) if (e := self._stored_verdicts.pop(key, None)) else None
+        if latest is None:
+            state = VersionState(verdict) if verdict is not None else None
+        elif latest.verdict.is_verdict:
+            state = VersionState(latest)
+        else:
+            state = VersionState(verdict, latest)
+        if state is not None:
+            self._by_version[key] = state
+        return state
+
     def put(self, key: VersionKey, outcome: Outcome) -> None:
-        self._by_version[key] = outcome
+        if outcome.verdict.is_verdict:
+            state = VersionState(outcome)
+        else:
+            # A setup problem says nothing about the backup: the last verdict stays.
+            before = self.state(key)
+            state = VersionState(before.verdict if before else None, outcome)
+        self._by_version[key] = state
         self._stored.pop(key, None)
+        self._stored_verdicts.pop(key, None)
         self._append(outcome)
         self.changed.emit(key)
 
@@ -131,6 +201,14 @@ class ResultStore(QObject):
         if self.problem is None:  # once: a damaged file would otherwise repeat on every job
             self.problem = text
             self.warning.emit(text)
+
+
+def _parsed(entry: Entry) -> Outcome | None:
+    try:
+        return outcome_from_entry(entry)
+    except ValueError as exc:
+        log.warning("history entry %s unreadable: %s", entry.id, exc)
+        return None
 
 
 def age_text(when: _dt.datetime, now: _dt.datetime | None = None) -> str:

@@ -1,4 +1,4 @@
-"""Colours for states (OK, failed, warning), derived from the current palette.
+"""Colours for states (OK, failed, warning, not checked), derived from the current palette.
 
 The app sets no palette of its own: the OS theme (light or dark) decides. This is the
 one module that holds colour values. The status colours are seeds for a hue; their
@@ -23,6 +23,8 @@ class Tone(Enum):
     OK = "ok"
     FAILED = "bad"
     WARNING = "warn"
+    # Not checked (a setup problem): no verdict on the backup, so neither green nor red.
+    NEUTRAL = "neutral"
 
 
 # Hue and saturation of each tone (the lightness is found per palette).
@@ -30,6 +32,7 @@ _SEEDS = {
     Tone.OK: "#2e7d32",
     Tone.FAILED: "#c62828",
     Tone.WARNING: "#9a5b00",
+    Tone.NEUTRAL: "#4f6478",  # slate: reads as information, not as a verdict
 }
 _R = QPalette.ColorRole
 
