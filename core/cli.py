@@ -32,7 +32,13 @@ from .gpg import GpgOptions
 from .keydiscovery import held_keys
 from .keys import KeySource
 from .keyspec import KeyContext, open_key
-from .listing import list_backup_sets
+from .listing import (
+    NOT_A_BACKUP,
+    bucket_versioning,
+    list_backup_sets,
+    version_text,
+    versioning_warning,
+)
 from .locate import Locator
 from .naming import Rule
 from .pipeline import Job, run
@@ -377,19 +383,22 @@ def cmd_list(args: argparse.Namespace) -> int:
     uri = parse_uri(args.location)
     loc = Locator(_settings(args))
     sets = list_backup_sets(loc.client, uri.bucket, uri.key, _rules(args))
+    versioning = bucket_versioning(loc.client, uri.bucket)
     if args.json:
-        print(
-            json.dumps(
-                {"location": args.location, "backup_sets": [s.to_dict() for s in sets]}, indent=2
-            )
-        )
+        doc = {"location": args.location, "versioning": versioning.value}
+        print(json.dumps({**doc, "backup_sets": [s.to_dict() for s in sets]}, indent=2))
         return 0
+    if warning := versioning_warning(versioning, uri.bucket):
+        echo(f"!! {warning}")
     if not sets:
         echo(f"No objects under {args.location}")
         return 0
     for s in sets:
         newest = s.newest
         when = newest.last_modified.strftime("%Y-%m-%d %H:%M:%S") if newest else "-"
+        if not s.recognised:  # readme.txt, photos/cat.jpg: listed, never offered as a backup
+            echo(f"{s.name}  ({NOT_A_BACKUP})")
+            continue
         echo(f"{s.name}")
         wrapped = s.key_name or "(none: single object)"
         echo(f"  wrapped key: {wrapped}   versions: {len(s.pairs)}   newest: {when}")
@@ -398,11 +407,12 @@ def cmd_list(args: argparse.Namespace) -> int:
             k = pair.key
             mark = "*" if d.is_latest else " "
             ts = d.last_modified.strftime("%Y-%m-%d %H:%M:%S")
-            kv = f"key {k.version_id}" if k else ("" if not s.key_name else "key -")
+            kv = f"key {version_text(k.version_id)}" if k else ("" if not s.key_name else "key -")
             issue = f"  !! {pair.issue}" if pair.issue else ""
-            echo(f"   {mark} {ts}  {d.version_id or 'null':<36} {d.size:>12}  {kv}{issue}")
+            echo(f"   {mark} {ts}  {version_text(d.version_id):<36} {d.size:>12}  {kv}{issue}")
         for o in s.orphan_keys:
-            echo(f"   ! orphan key version {o.version_id} ({o.last_modified:%Y-%m-%d %H:%M:%S})")
+            vid = version_text(o.version_id)
+            echo(f"   ! orphan key version {vid} ({o.last_modified:%Y-%m-%d %H:%M:%S})")
         for issue in s.issues:
             echo(f"  !! {issue}")
     return 0

@@ -8,11 +8,17 @@ Stores report LastModified to the second, so versions written in the same
 second are ordered by the listing, which S3 returns newest first per key.
 Versions left without a partner are flagged (an orphan or a mismatch), as is
 an object whose newest version is a delete marker.
+
+Objects that are plainly not backups (``readme.txt``, ``photos/cat.jpg``: a document,
+picture or web file, by name, with no wrapped key beside it) are listed as "not a
+recognised backup"; a bucket without versioning is flagged, since an overwrite or a
+delete there destroys the earlier backup for good.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import enum
 import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +31,17 @@ from .s3 import map_client_error
 
 PAIR_WINDOW = _dt.timedelta(hours=1)
 UNVERSIONED = "(unversioned)"
+NOT_A_BACKUP = "not a recognised backup"
+# Names that say "document, picture, page or config", never a database backup. A deny
+# list, not an allow list: a backup under an odd name (no extension, ".bak") is still
+# offered for verification, which then decides; only the obvious are left out.
+_NOT_BACKUP_SUFFIXES = frozenset(
+    "txt md rst log csv tsv json yaml yml xml html htm css js ini cfg conf toml "
+    "pdf doc docx xls xlsx ppt pptx odt ods rtf "
+    "jpg jpeg png gif bmp svg webp ico tif tiff heic "
+    "mp3 mp4 mov avi mkv wav "
+    "pem crt cer pub".split()
+)
 # Above this many (data x key) versions in one burst, align by rank instead of
 # by the quadratic search (rank is what the search finds for such bursts anyway).
 MAX_ALIGN_CELLS = 250_000
@@ -73,6 +90,16 @@ class VersionPair:
     issue: str | None = None
 
 
+def looks_like_backup(name: str, key_name: str | None, rules: Sequence[Rule] = ()) -> bool:
+    """False for an object that is plainly not a backup: a document, picture, page or
+    certificate by its name, with no wrapped key paired and no naming rule for it."""
+    if key_name is not None or any(name.endswith(r.data_suffix) for r in rules):
+        return True
+    base = name.rsplit("/", 1)[-1]
+    suffix = base.rsplit(".", 1)[-1].lower() if "." in base.strip(".") else ""
+    return suffix not in _NOT_BACKUP_SUFFIXES
+
+
 @dataclass(frozen=True)
 class BackupSet:
     name: str
@@ -80,6 +107,7 @@ class BackupSet:
     pairs: tuple[VersionPair, ...]  # newest first
     orphan_keys: tuple[ObjectVersion, ...]
     issues: tuple[str, ...]
+    recognised: bool = True  # False: plainly not a backup (looks_like_backup)
 
     @property
     def newest(self) -> ObjectVersion | None:
@@ -105,6 +133,7 @@ class BackupSet:
             ],
             "orphan_key_versions": [k.to_dict() for k in self.orphan_keys],
             "issues": list(self.issues),
+            "recognised": self.recognised,
         }
 
 
@@ -316,6 +345,39 @@ def group(versions: Sequence[ObjectVersion], rules: Sequence[Rule] = ()) -> list
 # --- listing -----------------------------------------------------------------------
 
 
+class Versioning(enum.Enum):
+    ENABLED = "enabled"
+    SUSPENDED = "suspended"  # was on: old versions stay, new writes replace "null"
+    OFF = "off"  # never enabled
+    UNKNOWN = "unknown"  # not allowed to ask (s3:GetBucketVersioning), or not supported
+
+
+def bucket_versioning(client: Any, bucket: str) -> Versioning:
+    """Whether the bucket keeps every version. Best effort, asked after a listing that
+    worked: a store that refuses or lacks the call (s3:GetBucketVersioning) is unknown."""
+    try:
+        status = client.get_bucket_versioning(Bucket=bucket).get("Status")
+    except Exception:  # noqa: BLE001 - a flag, never a reason to fail the listing
+        return Versioning.UNKNOWN
+    return {"Enabled": Versioning.ENABLED, "Suspended": Versioning.SUSPENDED}.get(
+        str(status), Versioning.OFF
+    )
+
+
+def versioning_warning(v: Versioning, bucket: str) -> str | None:
+    """The flag for a bucket that does not keep every version, or None."""
+    if v is Versioning.OFF:
+        state = "versioning is off"
+    elif v is Versioning.SUSPENDED:
+        state = "versioning is suspended"
+    else:
+        return None
+    return (
+        f"bucket {bucket}: {state}, so an overwrite or a delete destroys the earlier backup "
+        "for good; enable versioning on the bucket to keep every version"
+    )
+
+
 def _current_keys(client: Any, bucket: str, prefix: str) -> set[str]:
     """Keys of the current objects (ListObjectsV2); empty when not allowed."""
     try:
@@ -404,7 +466,8 @@ class Grouper:
         kv = self._by_key.get(key_name, []) if key_name else []
         pairs, orphans = pair_versions(dv, kv)
         issues = _issues(data_name, key_name, dv, kv, pairs, orphans, self._rules)
-        s = BackupSet(data_name, key_name, tuple(pairs), tuple(orphans), issues)
+        recognised = looks_like_backup(data_name, key_name, self._rules)
+        s = BackupSet(data_name, key_name, tuple(pairs), tuple(orphans), issues, recognised)
         self._sets[data_name] = s
         return s
 

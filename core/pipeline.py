@@ -28,6 +28,7 @@ from .errors import (
 )
 from .formats import Fmt, sniff
 from .gpg import GpgDecryptReader, gpg_home
+from .listing import NOT_A_BACKUP
 from .opensslenc import DecryptReader, first_format
 from .payload import PayloadInfo, PayloadInspector
 from .progress import CancelToken, Meter, ProgressCallback, no_progress
@@ -583,8 +584,9 @@ def _open_envelope(
         )
     if fmt is None:
         raise UnsupportedFormat(
-            "it starts with no known magic: not openssl enc with a salt, OpenPGP, or a "
-            "compressed dump (for openssl enc -nosalt or -K/-iv give --raw-key-file/--iv)",
+            f"{NOT_A_BACKUP}: it starts with no known magic, so it is not openssl enc with "
+            "a salt, OpenPGP, or a compressed dump (for openssl enc -nosalt or -K/-iv give "
+            "--raw-key-file/--iv)",
             obj=src.name,
             layer=Layer.SOURCE,
         )

@@ -29,7 +29,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sealcheck.core.listing import BackupSet, iter_set_changes
+from sealcheck.core.listing import (
+    BackupSet,
+    Versioning,
+    bucket_versioning,
+    iter_set_changes,
+    versioning_warning,
+)
 from sealcheck.core.naming import Rule
 
 from .details import DetailsPane
@@ -61,6 +67,7 @@ class ListingPage:
 class ListingDone:
     names: set[str]
     versions: int
+    versioning: Versioning = Versioning.UNKNOWN
 
 
 def list_source(
@@ -74,7 +81,8 @@ def list_source(
         names = {x.name for x in grouper.sets}
         versions = grouper.versions
         yield ListingPage(changed, versions, time.monotonic())
-    return ListingDone(names, versions)
+    # Asked once the listing worked (an unreachable store is reported by the listing).
+    return ListingDone(names, versions, bucket_versioning(client, bucket))
 
 
 def _table(name: str) -> QTableView:
@@ -131,6 +139,10 @@ class BackupBrowser(QWidget):
         self.banner.setAccessibleName("Listing problem")
         self.banner.setWordWrap(True)
         self.banner.hide()
+        self.versioning_note = QLabel()
+        self.versioning_note.setAccessibleName("Bucket versioning")
+        self.versioning_note.setWordWrap(True)
+        self.versioning_note.hide()
 
         self.sets_view = _table("Backups")
         self.sets_view.setModel(self.proxy)
@@ -153,6 +165,7 @@ class BackupBrowser(QWidget):
         row.addWidget(self.problems)
         tl.addLayout(row)
         tl.addWidget(self.banner)
+        tl.addWidget(self.versioning_note)
         tl.addWidget(self.sets_view)
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.versions_view)
@@ -179,6 +192,7 @@ class BackupBrowser(QWidget):
         self.versions.set_backup(None)
         self.details.show_version(None, None)
         self.banner.hide()
+        self.versioning_note.hide()
         if source is None:
             return
         self.status.emit(f"Listing {source.uri}…")
@@ -257,6 +271,10 @@ class BackupBrowser(QWidget):
     def _complete(self, done: ListingDone) -> None:
         self._done = None
         self.model.retain(done.names)
+        bucket = self.source.bucket if self.source is not None else ""
+        if warning := versioning_warning(done.versioning, bucket):
+            self.versioning_note.setText(f"⚠ {warning[0].upper()}{warning[1:]}.")
+            self.versioning_note.show()
         self.fit_columns()
         n = self.model.rowCount()
         self.status.emit(f"{n} backup set(s), {done.versions} object version(s)")

@@ -74,7 +74,9 @@ def restored_version_name(key: str, version_id: str | None) -> str:
     if not version_id:
         return name
     stem, dot, ext = name.rpartition(".")
-    tag = "".join(c for c in version_id if c.isalnum())[:12] or "null"
+    # S3's "null" version (written while versioning was off) is no id to show.
+    tag = "".join(c for c in version_id if c.isalnum())[:12]
+    tag = tag if tag and version_id != "null" else "unversioned"
     return f"{stem}.{tag}.{ext}" if dot else f"{name}.{tag}"
 
 
@@ -321,7 +323,11 @@ class MainWindow(QMainWindow):
         h.addAction("About &Qt", QApplication.aboutQt).setMenuRole(QAction.MenuRole.AboutQtRole)
 
     def _update_actions(self, *_args: object) -> None:
-        self.restore_test_act.setEnabled(bool(self.targets()))
+        # Nothing verifiable selected (an object that is not a backup, a delete marker):
+        # the jobs are not offered.
+        offered = bool(self.targets())
+        for act in (self.verify_act, self.restore_act, self.restore_test_act):
+            act.setEnabled(offered)
 
     def _find(self) -> None:
         self.tabs.setCurrentWidget(self.browser)
@@ -458,6 +464,8 @@ class MainWindow(QMainWindow):
             return self.browser.selected_versions()
         out = []
         for s in sets:
+            if not s.recognised:
+                continue  # readme.txt, photos/cat.jpg: never offered for verification
             pair = next((p for p in s.pairs if not p.data.delete_marker), None)
             if pair is not None:
                 out.append(VersionRow(pair.data, pair.key, pair.issue))

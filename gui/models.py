@@ -20,7 +20,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush
 
-from sealcheck.core.listing import BackupSet, ObjectVersion, version_text
+from sealcheck.core.listing import NOT_A_BACKUP, BackupSet, ObjectVersion, version_text
 from sealcheck.core.verdict import Verdict
 
 from .errortext import NOT_CHECKED_TITLE
@@ -217,6 +217,8 @@ class BackupSetModel(QAbstractTableModel):
             self._by_newest[k] = i
 
     def _make_row(self, s: BackupSet, sig: tuple[Any, ...]) -> _SetRow:
+        if not s.recognised:
+            return self._other_row(s, sig)
         newest = s.newest
         state = self._results.state(_version_key(newest)) if newest else None  # type: ignore[arg-type]
         # What the guesses read: any outcome with a report (a setup problem's has formats).
@@ -247,6 +249,31 @@ class BackupSetModel(QAbstractTableModel):
         if tip := state_tip(state):
             tips.insert(0, tip)
         return _SetRow(s, sig, display, sort, problem, "\n".join(tips) or None)
+
+    def _other_row(self, s: BackupSet, sig: tuple[Any, ...]) -> _SetRow:
+        """An object that is plainly not a backup (readme.txt): listed, said so, and
+        nothing about it is guessed (never "encrypted")."""
+        newest = s.newest
+        when = newest.last_modified if newest else None
+        size = newest.size if newest else 0
+        display = [
+            s.name,
+            "–",
+            when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else "deleted",
+            size_text(size),
+            str(len(s.pairs)),
+            NOT_A_BACKUP,
+            "–",
+            "–",
+            "–",
+        ]
+        sort = list(display)
+        sort[2] = when.timestamp() if when else 0.0
+        sort[3] = size
+        sort[4] = len(s.pairs)
+        sort[8] = 0.0
+        tip = f"{s.name} is {NOT_A_BACKUP} (by its name), so it is not offered for verification"
+        return _SetRow(s, sig, display, sort, False, tip)
 
     def _on_result(self, key: VersionKey) -> None:
         i = self._by_newest.get(key)
@@ -363,7 +390,8 @@ class VersionModel(QAbstractTableModel):
     def verifiable(self, row: int) -> bool:
         r = self._rows[row]
         orphan = r.flag is not None and r.flag.startswith("orphan")
-        return not (r.data.delete_marker or orphan)
+        other = self.backup is not None and not self.backup.recognised  # readme.txt
+        return not (r.data.delete_marker or orphan or other)
 
     def _on_result(self, key: VersionKey) -> None:
         for i, r in enumerate(self._rows):

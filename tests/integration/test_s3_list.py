@@ -106,6 +106,47 @@ def test_unversioned_and_pre_versioning_null_versions(moto_store: S3Store, seed_
     assert s["issues"] == []
 
 
+def test_objects_that_are_not_backups_and_an_unversioned_bucket_are_flagged(
+    moto_store: S3Store, seed_pipelines
+) -> None:
+    """readme.txt and a photo are listed as what they are, never as "encrypted"; the
+    bucket keeps no versions (an overwrite destroys the backup), which is said first;
+    S3's "null" version id of an unversioned object is never shown as such."""
+    bucket = moto_store.bucket(versioned=False)
+    bucket.put("readme.txt", b"This bucket holds the nightly database backups.\n")
+    bucket.put("photos/cat.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(300))
+    backup = seed_pipelines["securecircle"].runs[0].backup
+    bucket.put_backup(PREFIX, backup)
+    args = ("list", bucket.uri(), "--endpoint-url", bucket.endpoint)
+    r = sealcheck(*args)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"!! bucket {bucket.name}: versioning is off")
+    assert "overwrite or a delete destroys the earlier backup" in lines[0]
+    assert "readme.txt  (not a recognised backup)" in lines
+    assert "photos/cat.jpg  (not a recognised backup)" in lines
+    assert PREFIX + backup.data.name in lines
+    assert "(unversioned)" in r.stdout and "null" not in r.stdout
+    doc = sealcheck(*args, "--json").json()
+    assert doc["versioning"] == "off"
+    sets = {s["name"]: s for s in doc["backup_sets"]}
+    assert (sets["readme.txt"]["recognised"], sets["photos/cat.jpg"]["recognised"]) == (False,) * 2
+    assert sets[PREFIX + backup.data.name]["recognised"] is True
+    # Verified all the same, the README is said to be no backup (exit 1: see the README).
+    r = sealcheck(
+        "verify", bucket.uri("readme.txt"), "--endpoint-url", bucket.endpoint, "--no-history"
+    )
+    assert r.returncode == 1 and "not a recognised backup" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_versioned_bucket_is_not_flagged(listed) -> None:
+    bucket, _sc = listed
+    r = sealcheck("list", bucket.uri(PREFIX), "--endpoint-url", bucket.endpoint)
+    assert r.returncode == 0 and "!! bucket" not in r.stdout
+    doc = sealcheck("list", bucket.uri(PREFIX), "--json", "--endpoint-url", bucket.endpoint)
+    assert doc.json()["versioning"] == "enabled"
+
+
 # --- pairing rules, on synthetic versions --------------------------------------------
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
