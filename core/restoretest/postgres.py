@@ -332,9 +332,11 @@ class PostgresTarget:
         if r.returncode != 0:
             raise ConfinementUnavailable(
                 f"the confined role {name} could not log in: {r.stderr.strip()[-300:]}; "
-                "the server must let a new role log in over the local socket with a "
-                "password (pg_hba.conf: a 'local all all scram-sha-256' line, or one for "
-                "the roles named sealcheck_rt_…, before any peer/ident line)"
+                "the server must let the test's role log in over the local socket with a "
+                "password: put 'local sameuser /^sealcheck_rt_[0-9a-f]{12}$ scram-sha-256' "
+                "(PostgreSQL 16+; before: 'local sameuser all scram-sha-256') before the "
+                "first peer/ident line of pg_hba.conf and reload (each test role connects "
+                "only to the scratch database of its own name)"
             )
         if r.stdout.strip() != "f|0|f":
             raise ConfinementUnavailable(

@@ -387,3 +387,24 @@ def test_pg_server_crash_leftovers_are_swept_by_the_next_run(
                   server=dsn)  # fmt: skip
     assert res.exit_code == 0, res.error
     assert pg_leftovers(pg_server) == []
+
+
+def test_pg_server_whose_hba_lets_no_new_role_in_is_refused(
+    tmp_path: Path, rt_state: Path, pg_server: PostgresServer
+) -> None:
+    """pg_hba.conf that admits only the given account (the usual peer-only set-up): the
+    confined role cannot log in, and the dump is not loaded as the given account instead."""
+    hba = pg_server.datadir / "pg_hba.conf"
+    original = hba.read_text()
+    hba.write_text(f"local all {pg_server.superuser} trust\nlocal all all reject\n")
+    pg_server.psql("SELECT pg_reload_conf();")
+    try:
+        res = api_run(hostile_pg_dump(tmp_path / "d.sql", "SELECT 1;"), rt_state,
+                      server=pg_dsn(pg_server))  # fmt: skip
+    finally:
+        hba.write_text(original)
+        pg_server.psql("SELECT pg_reload_conf();")
+    assert res.exit_code == 2 and res.error.kind == "ConfinementUnavailable", res.error
+    assert "could not log in" in res.error.message and "pg_hba.conf" in res.error.message
+    assert res.load_seconds is None
+    assert pg_leftovers(pg_server) == []
