@@ -176,6 +176,11 @@ def _database_layer(rt: RestoreTestResult) -> dict[str, Any]:
             f"loaded into {rt.server or rt.engine} ({rt.mode}): {len(rt.tables)} tables, "
             f"{rows} rows, each as the dump inserted; checks passed"
         )
+        if rt.hostile:  # never a plain pass: what the dump tried is part of the proof
+            proved += (
+                f"; but the dump tried {len(rt.hostile)} thing(s) a backup should not do "
+                "(refused, or confined to its own database: see 'hostile')"
+            )
     else:
         proved = rt.error.message if rt.error else "the restore test failed"
     verdict = Verdict.of(rt.exit_code)
