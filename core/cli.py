@@ -197,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="stop when the plaintext exceeds this size (bomb guard)",
         )
         sp.add_argument("--no-progress", action="store_true")
+        sp.add_argument(
+            "--strict",
+            action="store_true",
+            help="for audits: fail (exit 1) when the payload cannot be checked, instead of "
+            "verifying the envelope with a warning",
+        )
         add_history_option(sp)
         _add_key_options(sp)
         _add_s3_options(sp)
@@ -441,6 +447,7 @@ def _run_job(args: argparse.Namespace, operation: str) -> int:
         max_output_bytes=args.max_output,
         progress=bar if bar else (lambda _e: None),
         cancel=cancel,
+        strict=args.strict,
     )
     previous = signal.getsignal(signal.SIGINT)
 
@@ -486,7 +493,15 @@ def print_report(report: Report, out: Any = None) -> None:
     src = report.source.uri if report.source else "?"
     if report.ok:
         verb = "RESTORED" if report.operation == "restore" else "VERIFIED"
-        echo(f"{verb}  {src}", file=out)
+        unchecked = _payload_unchecked(report)
+        echo(f"{verb}{' (payload not checked)' if unchecked else ''}  {src}", file=out)
+        if unchecked:
+            proved = [x.layer for x in report.layers if x.status is Status.OK]
+            echo(
+                f"  proved: {', '.join(proved) or 'nothing'}; NOT proved: the payload "
+                "(the backup's content and completeness); --strict makes this a failure",
+                file=out,
+            )
     else:
         assert report.error is not None
         echo(f"FAILED  {src}", file=out)
@@ -507,6 +522,12 @@ def print_report(report: Report, out: Any = None) -> None:
         echo(f"  warning: {w}", file=out)
     if report.destination and report.ok:
         echo(f"  written to {report.destination}", file=out)
+
+
+def _payload_unchecked(report: Report) -> bool:
+    """A run that proved the envelope but could not check what is inside it."""
+    layer = report.layer("payload")
+    return layer is not None and layer.details.get("checked") is False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

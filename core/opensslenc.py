@@ -11,6 +11,7 @@ microseconds per candidate (PBKDF2 iterations aside) and no full pass.
 from __future__ import annotations
 
 import binascii
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -18,7 +19,7 @@ from typing import Literal
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from .errors import IntegrityError, Layer, TruncatedBackup, WrongKey
-from .formats import binary_magic, looks_like_text, sniff
+from .formats import Fmt, binary_magic, looks_like_text, sniff
 from .kdf import Kdf, PasswordForm, derive
 from .progress import CancelToken
 from .streams import Reader
@@ -98,7 +99,12 @@ def _valid_padding(last: bytes) -> bool:
 # search makes ~10^3 trials, so one block is not enough: CTR has no padding
 # to check at the end and needs more text than CBC.
 TEXT_BLOCKS = {"cbc": 2, "ctr": 4}
-LEAD_BYTES = max(TEXT_BLOCKS.values()) * BLOCK
+# A tar (pg_dump -Ft piped into openssl enc) shows its magic only at byte 257:
+# the lead covers the whole first tar header.
+TAR_HEAD = 512
+LEAD_BYTES = max(max(TEXT_BLOCKS.values()) * BLOCK, TAR_HEAD)
+# The start of a tar header: a member name (printable), padded with NULs.
+_TAR_NAME = re.compile(rb"[\x21-\x7e][\x20-\x7e]*\x00*")
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,11 @@ def check_candidate(cipher: CipherSpec, key: bytes, iv: bytes, probe: Probe) -> 
     for CBC the last block must also carry valid PKCS#7 padding.
     """
     p1 = _decrypt_block(key, iv, cipher.mode, probe.first)
-    if binary_magic(p1) is None and not _lead_is_text(cipher, key, iv, probe, p1):
+    if (
+        binary_magic(p1) is None
+        and not _lead_is_text(cipher, key, iv, probe, p1)
+        and not _lead_is_tar(cipher, key, iv, probe, p1)
+    ):
         return "first block"
     if cipher.mode == "cbc" and probe.last is not None:
         prev = probe.prev_last if probe.prev_last is not None else iv
@@ -144,6 +154,14 @@ def _lead_is_text(cipher: CipherSpec, key: bytes, iv: bytes, probe: Probe, p1: b
     if ends_body and cipher.mode == "cbc" and text and _valid_padding(text[-BLOCK:]):
         text = text[: -text[-1]]  # a tiny object: its padding is in the lead
     return looks_like_text(text) or (not text and probe.lead_is_all)
+
+
+def _lead_is_tar(cipher: CipherSpec, key: bytes, iv: bytes, probe: Probe, p1: bytes) -> bool:
+    """A tar header: its name field first (cheap: random blocks almost never pass),
+    then the "ustar" magic at byte 257 of the decrypted lead."""
+    if not _TAR_NAME.fullmatch(p1) or len(probe.lead) < TAR_HEAD:
+        return False
+    return sniff(_decrypt_block(key, iv, cipher.mode, probe.lead[:TAR_HEAD])) is Fmt.TAR
 
 
 def find_params(
@@ -219,7 +237,11 @@ def _n_bytes(n: int) -> str:
 
 def _start_fits(cipher: CipherSpec, key: bytes, iv: bytes, probe: Probe) -> bool:
     p1 = _decrypt_block(key, iv, cipher.mode, probe.first)
-    return binary_magic(p1) is not None or _lead_is_text(cipher, key, iv, probe, p1)
+    return (
+        binary_magic(p1) is not None
+        or _lead_is_text(cipher, key, iv, probe, p1)
+        or _lead_is_tar(cipher, key, iv, probe, p1)
+    )
 
 
 def raw_params(cipher: CipherSpec, key_hex: str, iv_hex: str) -> EncParams:

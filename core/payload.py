@@ -2,8 +2,15 @@
 
 A sink fed with every plaintext chunk. It keeps only a bounded head and tail
 (constant memory), recognises the producer from the head, judges completeness
-from the tail by the producer's own rule, and for xbstream parses every chunk
-header and checks every chunk's CRC-32.
+from the tail by the producer's own rule, for xbstream parses every chunk
+header and checks every chunk's CRC-32, and reads pg_dump archives (custom
+format, tar format, a tarred directory format) to their last data block
+(pgarchive, pgtar).
+
+Where the envelope proves no integrity of its own (openssl enc: CBC or CTR
+without a MAC), this is the only check of the content; a payload it cannot
+judge is said to be so (``Completeness.judged``), and ``require_judged`` makes
+that a failure for audits (--strict).
 """
 
 from __future__ import annotations
@@ -12,11 +19,14 @@ import enum
 import re
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 from isal import isal_zlib
 
-from .errors import IncompleteDump, IntegrityError, Layer, TruncatedBackup
+from .errors import BackupFailed, IncompleteDump, IntegrityError, Layer, TruncatedBackup
 from .formats import Fmt, sniff
+from .pgarchive import ArchiveFacts, CustomArchiveCheck
+from .pgtar import TarCheck
 
 HEAD_KEEP = 64 * 1024
 TAIL_KEEP = 4096
@@ -27,7 +37,22 @@ class Completeness(enum.Enum):
     NO_TRAILER_BY_PRODUCER = "complete: no trailer by this producer"
     INCOMPLETE = "incomplete"  # the producer writes a trailer and it is missing
     STRUCTURE_COMPLETE = "complete: every chunk whole and checksummed"
+    ARCHIVE_COMPLETE = "complete: every TOC entry with data has its data, all of it read"
+    # The archive's structure is whole, but some data is compressed with a method
+    # that cannot be decoded here (lz4 without its package): its content is unread.
+    STRUCTURE_ONLY = "structure complete; some compressed data not decoded"
     UNKNOWN = "unknown payload: completeness not judged"
+
+    @property
+    def judged(self) -> bool:
+        """Whether the payload's content and completeness were checked."""
+        return self not in (Completeness.UNKNOWN, Completeness.STRUCTURE_ONLY)
+
+
+class PayloadNotChecked(BackupFailed):
+    """Payload not checked: nothing proved the backup's content (--strict)."""
+
+    layer = Layer.PAYLOAD
 
 
 @dataclass
@@ -45,6 +70,30 @@ class PayloadInfo:
     entries_total: int = 0
     # SQL dumps appended one after another in the stream (each judged on its own).
     dumps: int = 1
+    # Format-specific facts for the report (pg_dump archives: version, blocks, rows).
+    facts: dict[str, Any] = field(default_factory=dict)
+    # Why the payload could not be judged (an archive version not read here, ...).
+    not_judged: str | None = None
+
+
+def not_checked_note(info: PayloadInfo) -> str:
+    """The warning a report carries when the payload was not (fully) checked."""
+    why = info.not_judged or "it is not a dump format Sealcheck recognises"
+    return (
+        f"payload not checked: {why}. The layers above proved the envelope (the bytes "
+        "read, the key, the decryption and decompression), not the backup's content; "
+        "--strict makes this a failure"
+    )
+
+
+def require_judged(info: PayloadInfo, obj: str | None) -> None:
+    """--strict: a payload nobody checked fails the run (audits)."""
+    if not info.completeness.judged:
+        raise PayloadNotChecked(
+            f"{info.not_judged or 'the payload is not a dump format Sealcheck recognises'}; "
+            "--strict requires the payload to be checked",
+            obj=obj,
+        )
 
 
 _MYSQLDUMP = re.compile(rb"^-- (MySQL|MariaDB) dump ([\d.]+)\s+Distrib ([\w.\-]+)", re.M)
@@ -173,6 +222,8 @@ class PayloadInspector:
         self.info = PayloadInfo()
         self._kind_known = False
         self._xb: XbstreamParser | None = None
+        # A binary format parsed to its end (pg_dump custom format, tar).
+        self._parser: CustomArchiveCheck | TarCheck | None = None
         self._count_tables = True
         self._scanner: _MarkScanner | None = None
         self.last_trailer_at: int | None = None  # the newline before the last trailer line
@@ -193,9 +244,14 @@ class PayloadInspector:
                 earlier = bytes(self._head[:start])
                 if self._xb is not None:
                     self._xb.feed(earlier)
+                if self._parser is not None:
+                    self._parser.feed(earlier)
                 self._scan_marks(earlier)
         if self._xb is not None:
             self._xb.feed(data)
+            return
+        if self._parser is not None:
+            self._parser.feed(data)
             return
         self._scan_marks(data)
         if self._count_tables:
@@ -257,6 +313,14 @@ class PayloadInspector:
             info.kind = "pg_dump-custom"
             info.database_kind = "PostgreSQL"
             info.producer = "pg_dump (custom format)"
+            self._parser = CustomArchiveCheck(obj=self._obj)
+            self._count_tables = False
+            return
+        if fmt is Fmt.TAR:
+            info.kind = "tar"
+            info.producer = "tar"
+            self._parser = TarCheck(obj=self._obj)
+            self._count_tables = False
             return
         if m := _MYSQLDUMP.search(head):
             info.kind = "mysql-sql"
@@ -300,7 +364,15 @@ class PayloadInspector:
             self._identify()
             if self._xb is not None:
                 self._xb.feed(bytes(self._head))
+            if self._parser is not None:
+                self._parser.feed(bytes(self._head))
             self._scan_marks(bytes(self._head))
+        if isinstance(self._parser, CustomArchiveCheck):
+            _pg_info(self.info, [self._parser.finish()])
+            return self.info
+        if isinstance(self._parser, TarCheck):
+            _tar_info(self.info, self._parser)
+            return self.info
         if self._scanner is not None:
             self._on_marks(self._scanner.finish())
         info = self.info
@@ -401,6 +473,93 @@ class PayloadInspector:
             if nl != -1:
                 return tail_start + nl + 1
         return pos + 1
+
+
+_PG_FORMATS = {
+    "custom": "custom format",
+    "tar": "tar format",
+    "directory": "directory format, tarred",
+}
+
+
+def _tar_info(info: PayloadInfo, tar: TarCheck) -> None:
+    archives = [a for a in tar.finish() if a.toc is not None]
+    if tar.not_judged is not None:
+        info.not_judged = tar.not_judged
+    elif archives:
+        _pg_info(info, archives)
+        return
+    else:
+        info.not_judged = (
+            f"a tar archive of {tar.members} member{'' if tar.members == 1 else 's'} (headers "
+            "checksummed, its end reached), none of them a pg_dump archive: their content is "
+            "not judged"
+        )
+    info.completeness = Completeness.UNKNOWN
+
+
+def _pg_info(info: PayloadInfo, archives: list[ArchiveFacts]) -> None:
+    """PayloadInfo from the pg_dump archives read (one, or several in one tar)."""
+    first = archives[0]
+    info.kind = f"pg_dump-{first.fmt}"
+    info.database_kind = "PostgreSQL"
+    info.producer = f"pg_dump ({_PG_FORMATS[first.fmt]})"
+    if first.not_judged is not None or first.toc is None:
+        info.not_judged = first.not_judged
+        info.completeness = Completeness.UNKNOWN
+        return
+    head = first.toc.header
+    info.producer_version = head.dump_version
+    info.server_version = head.server_version
+    info.database = ", ".join(a.toc.header.database for a in archives if a.toc)
+    info.facts = {"archives": [_archive_facts(a) for a in archives]}
+    info.tables = sum(a.toc.by_desc.get("TABLE", 0) for a in archives if a.toc)
+    rows = [f"{t}: {n} rows" for a in archives for t, n in a.table_rows.items()]
+    info.entries = rows[:MAX_LISTED_ENTRIES]
+    info.entries_total = sum(a.toc.entries for a in archives if a.toc)
+    not_decoded = sorted({m for a in archives for m in a.not_decoded})
+    blocks = sum(a.blocks for a in archives)
+    data = sum(len(a.toc.data) for a in archives if a.toc)
+    several = f"{len(archives)} archives, " if len(archives) > 1 else ""
+    info.trailer = (
+        f"{several}archive {head.version_text}, compression {head.compression}; "
+        f"{info.entries_total} TOC entries, {data} with data, {blocks} data "
+        f"{'blocks' if first.fmt == 'custom' else 'files'} read, "
+        f"{sum(a.rows for a in archives)} rows"
+    )
+    if blobs := sum(a.blobs for a in archives):
+        info.trailer += f", {blobs} large objects"
+    if not_decoded:
+        info.not_judged = (
+            f"its data compressed with {', '.join(not_decoded)} was not decoded (no decoder "
+            "installed): its structure is whole, its content not checked"
+        )
+        info.completeness = Completeness.STRUCTURE_ONLY
+    else:
+        info.completeness = Completeness.ARCHIVE_COMPLETE
+
+
+def _archive_facts(a: ArchiveFacts) -> dict[str, Any]:
+    assert a.toc is not None
+    h = a.toc.header
+    return {
+        "format": a.fmt,
+        "archive_version": h.version_text,
+        "compression": h.compression,
+        "created": h.created,
+        "database": h.database,
+        "server_version": h.server_version,
+        "pg_dump_version": h.dump_version,
+        "encoding": a.toc.encoding,
+        "toc_entries": a.toc.entries,
+        "entries_by_kind": dict(sorted(a.toc.by_desc.items())),
+        "data_entries": len(a.toc.data),
+        "data_checked": a.blocks,
+        "rows": a.rows,
+        "large_objects": a.blobs,
+        "table_rows": dict(list(a.table_rows.items())[:MAX_LISTED_ENTRIES]),
+        "not_decoded": sorted(a.not_decoded),
+    }
 
 
 class XbstreamParser:

@@ -30,7 +30,7 @@ from .formats import Fmt, sniff
 from .gpg import GpgDecryptReader, gpg_home
 from .listing import NOT_A_BACKUP
 from .opensslenc import DecryptReader, first_format
-from .payload import PayloadInfo, PayloadInspector
+from .payload import PayloadInfo, PayloadInspector, not_checked_note, require_judged
 from .progress import CancelToken, Meter, ProgressCallback, no_progress
 from .report import ErrorInfo, LayerResult, Report, Status
 from .s3 import S3Stream
@@ -62,6 +62,8 @@ class Job:
     progress: ProgressCallback = no_progress
     cancel: CancelToken = field(default_factory=CancelToken)
     extra_sink: PlaintextSink | None = None
+    # Audits: a payload nobody could check fails the run (exit 1) instead of a warning.
+    strict: bool = False
 
 
 class _HashingReader:
@@ -324,6 +326,8 @@ def _run(job: Job, ev: _Evidence) -> None:
         if job.extra_sink is not None:
             job.extra_sink.finish()
         _payload_evidence(ev, payload.info)
+        if job.strict:
+            require_judged(payload.info, src.name)
         ev.ok(
             "hashes",
             "SHA-256 of the object and of the restored plaintext",
@@ -656,8 +660,6 @@ def _decompress_result(d: DecompressReader) -> tuple[LayerResult, list[str]]:
 
 
 def _payload_evidence(ev: _Evidence, info: PayloadInfo) -> None:
-    from .payload import Completeness
-
     who = info.producer or "unknown producer"
     if info.producer_version:
         who += f" {info.producer_version}"
@@ -665,10 +667,11 @@ def _payload_evidence(ev: _Evidence, info: PayloadInfo) -> None:
     if info.trailer:
         proved += f" ({info.trailer})"
     status = Status.OK
-    if info.completeness is Completeness.UNKNOWN:
+    if not info.completeness.judged:
         status = Status.WARNING
-        ev.warnings.append("the payload is not a dump format Sealcheck recognises")
+        ev.warnings.append(not_checked_note(info))
     details: dict[str, Any] = {
+        "checked": info.completeness.judged,
         "kind": info.kind,
         "database_kind": info.database_kind,
         "producer": info.producer,
@@ -678,7 +681,8 @@ def _payload_evidence(ev: _Evidence, info: PayloadInfo) -> None:
         "completeness": info.completeness.value,
         "tables": info.tables,
     }
-    if info.kind == "xbstream":
+    if info.kind == "xbstream" or info.kind.startswith("pg_dump-"):
         details["entries"] = info.entries
         details["entries_total"] = info.entries_total
+    details.update(info.facts)
     ev.set("payload", status, proved, **details)
