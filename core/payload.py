@@ -529,6 +529,9 @@ def _pg_info(info: PayloadInfo, archives: list[ArchiveFacts]) -> None:
     )
     if blobs := sum(a.blobs for a in archives):
         info.trailer += f", {blobs} large objects"
+        if head.compression == "none":
+            # Rows are checked as COPY text; a large object is bytes with no check at all.
+            info.trailer += " (uncompressed: their bytes carry no check)"
     if not_decoded:
         info.not_judged = (
             f"its data compressed with {', '.join(not_decoded)} was not decoded (no decoder "

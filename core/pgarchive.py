@@ -153,6 +153,9 @@ class ArchiveFacts:
     table_rows: dict[str, int] = field(default_factory=dict)
     not_decoded: set[str] = field(default_factory=set)  # methods not decodable here
     not_judged: str | None = None  # why the archive could not be read at all
+    # Custom format: where each part lies in the stream, (what, start, end): the
+    # header, the TOC, then each data block. Bounded by the number of tables.
+    spans: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 class _Str:
@@ -479,14 +482,18 @@ class CustomParser:
         if header is None:
             self.facts.not_judged = _unreadable(self.reader.version)
             return
+        spans = self.facts.spans
+        spans.append(("header", 0, self.cur.pos))
         toc = yield from self.reader.read_toc(header, self._extra)
+        spans.append(("TOC", spans[-1][2], self.cur.pos))
         self.facts.toc = toc
         while True:
             at = self.cur.pos
             kind = yield from take_or_end(self.cur, 1, "a data block")
             if kind is None:
                 break
-            yield from self._block(toc, kind[0], at)
+            name = yield from self._block(toc, kind[0], at)
+            spans.append((name, at, self.cur.pos))
         missing = [e for i, e in toc.data.items() if i not in self._seen]
         if missing:
             names = ", ".join(e.name for e in missing[:5])
@@ -510,7 +517,7 @@ class CustomParser:
             entry.state, entry.offset = state, offset
             self.reader.toc.data[entry.dump_id] = entry
 
-    def _block(self, toc: Toc, kind: int, at: int) -> Parse[None]:
+    def _block(self, toc: Toc, kind: int, at: int) -> Parse[str]:
         dump_id = yield from self.reader.int_("a data block's dump id")
         entry = toc.data.get(dump_id)
         if entry is None or dump_id in self._seen:
@@ -529,6 +536,7 @@ class CustomParser:
             yield from self._chunks(entry, Decoder(method, text.feed))
             self._judge(toc, entry, text.finish(), at)
         self.facts.blocks += 1
+        return entry.name
 
     def _chunks(self, entry: Entry, decoder: Decoder) -> Parse[None]:
         while True:

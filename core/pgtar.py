@@ -420,6 +420,12 @@ class TarCheck:
 
     def _has(self, arch: _Archive, entry: Entry, facts: ArchiveFacts) -> bool:
         name = entry.filename or ""
+        if entry.desc == "BLOBS" and not _BLOBS_TOC.fullmatch(name):
+            # The tar format names the entry NNNN.dat but writes the list of its large
+            # objects to blobs.toc (blobs_NNNN.toc from archive version 1.16).
+            assert arch.toc is not None
+            old = arch.toc.header.version < (1, 16, 0)
+            name = "blobs.toc" if old else f"blobs_{entry.dump_id}.toc"
         if _BLOBS_TOC.fullmatch(name):
             blobs = arch.blob_lists.get(name)
             if blobs is None:
