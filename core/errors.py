@@ -69,9 +69,10 @@ class BackupFailed(SealcheckError):
 
 
 class WrongKey(BackupFailed):
-    """Wrong key: the key does not belong to this backup (or the wrapped key does not match).
+    """Wrong key or passphrase: what was given does not open this backup.
 
-    Also raised when the wrapped key belongs to another backup than the data.
+    Also raised when the wrapped key belongs to another backup than the data;
+    ``detail`` says which key, passphrase or wrapped key it is.
     """
 
     layer = Layer.KEY

@@ -15,6 +15,8 @@ or the environment.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import os
 import shutil
@@ -73,9 +75,7 @@ def gpg_home(opts: GpgOptions) -> Iterator[Path | None]:
         raise KeyUnavailable(
             f"cannot read the gpg key file {opts.key_file}: {exc.strerror}"
         ) from None
-    home = Path(tempfile.mkdtemp(prefix="sealcheck-gnupg-", dir=_private_tmp_root()))
-    os.chmod(home, 0o700)
-    try:
+    with private_home() as home:
         proc = subprocess.run(
             [exe, "--batch", "--no-tty", "--homedir", str(home), "--import"],
             input=key_bytes,
@@ -85,6 +85,19 @@ def gpg_home(opts: GpgOptions) -> Iterator[Path | None]:
         )
         if proc.returncode not in (0, 2):
             raise KeyUnavailable(f"gpg could not import {opts.key_file}")
+        yield home
+
+
+@contextlib.contextmanager
+def private_home() -> Iterator[Path]:
+    """An empty GNUPGHOME of our own, destroyed with its agent afterwards.
+
+    Symmetric backups are opened in one too: the user's agent may hold a
+    cached passphrase for the same S2K salt, which would open the backup
+    whatever the passphrase file says and hide a wrong file."""
+    home = Path(tempfile.mkdtemp(prefix="sealcheck-gnupg-", dir=_private_tmp_root()))
+    os.chmod(home, 0o700)
+    try:
         yield home
     finally:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -97,6 +110,133 @@ def gpg_home(opts: GpgOptions) -> Iterator[Path | None]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+# OpenPGP packet tags (RFC 4880 §4.3) that may open a message.
+_PKESK, _SKESK, _MARKER = 1, 3, 10
+
+
+@dataclass(frozen=True)
+class SessionKeyPackets:
+    """How an OpenPGP message's session key can be recovered, read from its first packets."""
+
+    public_key: int = 0  # PKESK: encrypted to a key pair (gpg -e)
+    passphrase: int = 0  # SKESK: derived from a passphrase (gpg -c / --symmetric)
+
+    @property
+    def symmetric_only(self) -> bool:
+        return self.passphrase > 0 and self.public_key == 0
+
+
+def session_key_packets(head: bytes) -> SessionKeyPackets:
+    """Count the session-key packets before the encrypted data (binary or armored).
+
+    Read from the object's first bytes, before anything is downloaded, so a
+    passphrase-only backup asks for --passphrase-file instead of gpg asking an
+    agent that never gets Sealcheck's secret.
+    """
+    data = _dearmor_head(head) if head.startswith(b"-----BEGIN PGP") else head
+    counts = {_PKESK: 0, _SKESK: 0}
+    pos = 0
+    while pos < len(data):
+        parsed = _packet_header(data, pos)
+        if parsed is None:
+            break
+        tag, body_start, body_len = parsed
+        if tag not in (_PKESK, _SKESK, _MARKER):
+            break  # the encrypted data itself: no more session-key packets
+        if tag in counts:
+            counts[tag] += 1
+        pos = body_start + body_len
+    return SessionKeyPackets(public_key=counts[_PKESK], passphrase=counts[_SKESK])
+
+
+def _packet_header(data: bytes, pos: int) -> tuple[int, int, int] | None:
+    """(tag, body offset, body length) of the packet at pos; None when unreadable."""
+    b0 = data[pos]
+    if not b0 & 0x80:
+        return None
+    if not b0 & 0x40:  # old format: length type in the low two bits
+        tag, ltype = (b0 >> 2) & 0x0F, b0 & 0x03
+        if ltype == 3:
+            return None  # indeterminate length: never a session-key packet
+        n = (1, 2, 4)[ltype]
+        if pos + 1 + n > len(data):
+            return None
+        return tag, pos + 1 + n, int.from_bytes(data[pos + 1 : pos + 1 + n], "big")
+    tag = b0 & 0x3F
+    if pos + 2 > len(data):
+        return None
+    l0 = data[pos + 1]
+    if l0 < 192:
+        return tag, pos + 2, l0
+    if l0 < 224:
+        if pos + 3 > len(data):
+            return None
+        return tag, pos + 3, ((l0 - 192) << 8) + data[pos + 2] + 192
+    if l0 == 255 and pos + 6 <= len(data):
+        return tag, pos + 6, int.from_bytes(data[pos + 2 : pos + 6], "big")
+    return None  # partial body lengths: encrypted data, not a session-key packet
+
+
+def _dearmor_head(head: bytes) -> bytes:
+    """The binary start of an ASCII-armored message (as much as the head holds)."""
+    lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    try:
+        blank = lines.index(b"", 1)  # armor headers ("Comment: ...") end at a blank line
+    except ValueError:
+        return b""
+    text = b""
+    for line in lines[blank + 1 :]:
+        line = line.strip()
+        if not line or line.startswith((b"=", b"-----")):
+            break
+        text += line
+    text = text[: len(text) - len(text) % 4]
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        return b""
+
+
+@dataclass
+class GpgPlan:
+    """How to run gpg on one message: which home, which passphrase, which kind."""
+
+    home: contextlib.AbstractContextManager[Path | None]
+    passphrase: bytes | bytearray | None
+    symmetric: bool
+
+
+def plan_decryption(
+    head: bytes,
+    opts: GpgOptions | None,
+    passphrase: bytearray | None,
+    obj: str | None = None,
+) -> GpgPlan:
+    """Decide from the message's first packets how gpg must be run.
+
+    A passphrase-encrypted message (``gpg --symmetric``) gets the user's
+    --passphrase-file through a pipe in a private home; a message encrypted to
+    a key pair goes to the key the user gave (or their own GNUPGHOME). With no
+    passphrase for a passphrase-only message, gpg would ask an agent that has
+    no way to get it and fail as if the data were bad: say what to give instead.
+    """
+    esk = session_key_packets(head)
+    if esk.passphrase and passphrase is not None:
+        first_line = bytes(passphrase).split(b"\n", 1)[0]
+        if not first_line.strip(b"\r"):
+            raise KeyUnavailable("the passphrase file is empty (gpg reads its first line)", obj=obj)
+        return GpgPlan(private_home(), passphrase, symmetric=True)
+    if esk.symmetric_only:
+        raise KeyUnavailable(
+            "it is encrypted with gpg --symmetric (a passphrase, no key pair): give the "
+            "passphrase in a file with --passphrase-file FILE",
+            obj=obj,
+        )
+    opts = opts or GpgOptions()
+    pw = opts.passphrase() if opts.passphrase and opts.key_file else None
+    return GpgPlan(gpg_home(opts), pw, symmetric=False)
+
+
 @dataclass
 class GpgResult:
     recipients: list[str] = field(default_factory=list)
@@ -105,6 +245,9 @@ class GpgResult:
     status: list[str] = field(default_factory=list)
     cipher: str | None = None
     mdc: bool = False
+    aead: bool = False  # OpenPGP AEAD (OCB/EAX) chunks, whose tags gpg checked
+    symmetric: bool = False  # the session key came from a passphrase (S2K)
+    s2k: str | None = None  # "cipher 9, S2K mode 3, hash 2" from NEED_PASSPHRASE_SYM
 
 
 class GpgDecryptReader:
@@ -113,16 +256,21 @@ class GpgDecryptReader:
         upstream: Reader,
         *,
         home: Path | None,
-        passphrase: bytes | None,
+        passphrase: bytes | bytearray | None,
         cancel: CancelToken,
         obj: str | None = None,
+        symmetric: bool = False,
     ) -> None:
         self._obj = obj
         self._cancel = cancel
-        self.result = GpgResult()
+        self._symmetric = symmetric
+        self.result = GpgResult(symmetric=symmetric)
         exe = gpg_binary()
         status_r, status_w = os.pipe()
         args = [exe, "--batch", "--no-tty", "--status-fd", str(status_w), "--decrypt"]
+        if symmetric:
+            # Nothing of the passphrase stays in the agent after the run.
+            args[1:1] = ["--no-symkey-cache"]
         pass_fds = [status_w]
         pw_r = pw_w = None
         if home is not None:
@@ -222,9 +370,23 @@ class GpgDecryptReader:
                 res.mdc = True
             elif parts[0] == "DECRYPTION_INFO" and len(parts) > 2:
                 res.cipher = f"mdc={parts[1]} sym={parts[2]}"
+                # A third field names an AEAD algorithm (RFC 4880bis); 0 or absent: none.
+                res.aead = len(parts) > 3 and parts[3] != "0"
+            elif parts[0] == "NEED_PASSPHRASE_SYM" and len(parts) > 3:
+                res.symmetric = True
+                res.s2k = f"cipher {parts[1]}, S2K mode {parts[2]}, hash {parts[3]}"
         words = {line.split()[0] for line in st if line}
         if rc == 0 and "DECRYPTION_OKAY" in words and "BADMDC" not in words:
             return
+        if self._symmetric and any("BAD_PASSPHRASE" in line for line in st):
+            # gpg checks the passphrase-derived key against the first bytes of the
+            # encrypted data (the quick check) before anything else is decrypted.
+            raise WrongKey(
+                "the passphrase from --passphrase-file does not open this gpg --symmetric "
+                "backup (gpg: bad passphrase): it was encrypted with another passphrase (or "
+                "the start of the backup, where gpg checks the passphrase, is damaged)",
+                obj=self._obj,
+            )
         if res.recipients and set(res.missing_keys) >= set(res.recipients):
             raise WrongKey(
                 "none of the recipients' secret keys is available: it was encrypted to "

@@ -27,7 +27,7 @@ from .errors import (
     UnsupportedFormat,
 )
 from .formats import Fmt, sniff
-from .gpg import GpgDecryptReader, gpg_home
+from .gpg import GpgDecryptReader, plan_decryption
 from .listing import NOT_A_BACKUP
 from .opensslenc import DecryptReader, first_format
 from .payload import PayloadInfo, PayloadInspector, not_checked_note, require_judged
@@ -515,39 +515,55 @@ def _open_envelope(
 
     if fmt in (Fmt.PGP_BINARY, Fmt.PGP_ARMORED):
         ev.formats.append(fmt.value)
-        opts = secrets.gpg
-        from .gpg import GpgOptions
-
-        opts = opts or GpgOptions()
-        home_cm = gpg_home(opts)
+        plan = plan_decryption(head, secrets.gpg, secrets.passphrase, obj=src.name)
+        home_cm = plan.home
         home = home_cm.__enter__()
 
         def close_home() -> None:
             home_cm.__exit__(None, None, None)
 
         closers.append(close_home)
-        pw = opts.passphrase() if opts.passphrase and opts.key_file else None
         reader = GpgDecryptReader(
-            start_fetch(), home=home, passphrase=pw, cancel=job.cancel, obj=src.name
+            start_fetch(),
+            home=home,
+            passphrase=plan.passphrase,
+            cancel=job.cancel,
+            obj=src.name,
+            symmetric=plan.symmetric,
         )
         closers.insert(0, reader.close)
-        key_ev = KeyEvidence("gpg")
+        key_ev = KeyEvidence("passphrase" if plan.symmetric else "gpg")
         # gpg reports the key it used, and the integrity check, only at the end.
         out = _Tally(reader)
 
         def gpg_results() -> dict[str, LayerResult]:
             res = reader.result
-            key = LayerResult(
-                "key",
-                Status.OK,
-                f"gpg unwrapped the session key with key {res.used_key or '?'}",
-                {"recipients": res.recipients},
+            if plan.symmetric:
+                key = LayerResult(
+                    "key",
+                    Status.OK,
+                    "gpg derived the session key from the passphrase (--passphrase-file; "
+                    f"{res.s2k or 'S2K'}) and the data confirmed it",
+                    {"key": "passphrase file", "symmetric": True, "s2k": res.s2k},
+                )
+            else:
+                key = LayerResult(
+                    "key",
+                    Status.OK,
+                    f"gpg unwrapped the session key with key {res.used_key or '?'}",
+                    {"recipients": res.recipients},
+                )
+            integrity = (
+                ", AEAD tags verified"
+                if res.aead
+                else ", modification detection code verified"
+                if res.mdc
+                else ""
             )
             cipher = LayerResult(
                 "cipher",
                 Status.OK,
-                "OpenPGP decryption OK"
-                + (", modification detection code verified" if res.mdc else ""),
+                "OpenPGP decryption OK" + integrity,
                 {
                     "gpg_status": [
                         s
@@ -563,6 +579,11 @@ def _open_envelope(
                 return gpg_results()[layer]
             if not out.bytes:
                 return None
+            if layer == "key" and plan.symmetric:
+                return (
+                    f"gpg decrypted {out.bytes} bytes with the session key from the passphrase; "
+                    "the data confirms it at its end (MDC), which was not reached"
+                )
             if layer == "key":
                 return (
                     f"gpg decrypted {out.bytes} bytes, so it held a session key; which key "
