@@ -60,7 +60,7 @@ class DriverFeeder:
         self._cmd = cmd
         self._conn: Any = None
         # (statement, where it is in the dump, bytes it holds of the budget); None: the end
-        self._queue: deque[tuple[bytes, StatementRef | None, int] | None] = deque()
+        self._queue: deque[tuple[bytes | memoryview, StatementRef | None, int] | None] = deque()
         self._pending = 0
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -78,7 +78,7 @@ class DriverFeeder:
         self._thread = threading.Thread(target=self._run, name="sealcheck-load", daemon=True)
         self._thread.start()
 
-    def put(self, raw: bytes, ref: StatementRef) -> None:
+    def put(self, raw: bytes | memoryview, ref: StatementRef) -> None:
         """Queue one statement; blocks while the budget is spent (never on a failure)."""
         with self._cond:
             while self._pending > 0 and self._pending + len(raw) > BUDGET and not self.failed:
@@ -121,7 +121,7 @@ class DriverFeeder:
 
     # -- the sender thread ---------------------------------------------------------------
 
-    def _next(self) -> tuple[bytes, StatementRef | None, int] | None:
+    def _next(self) -> tuple[bytes | memoryview, StatementRef | None, int] | None:
         with self._cond:
             while not self._queue and not self.killed:
                 self._cond.wait()
@@ -149,7 +149,7 @@ class DriverFeeder:
             del raw
             self._release(held)
 
-    def _execute(self, raw: bytes, ref: StatementRef | None) -> None:
+    def _execute(self, raw: bytes | memoryview, ref: StatementRef | None) -> None:
         try:
             # Unbuffered: a result set (a dump has no business returning one; a hostile
             # one may return millions of rows) is read and dropped row by row, so

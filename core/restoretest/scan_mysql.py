@@ -71,6 +71,11 @@ def _insert_body(delim: bytes) -> re.Pattern[bytes]:
 
 
 _SEPARATOR = re.compile(rb"\)\s*,\s*\(")
+# A row separator with whitespace in it (dump tools write none: "),(").
+_SPACED_SEPARATOR = re.compile(rb"\)\s+,|\),\s+\(")
+# Where an INSERT's fast statement-end match stopped: a whole literal (one that holds a
+# row separator) or the start of one the buffer cuts.
+_LITERAL = re.compile(rb"'[^'\\]*+(?:\\.[^'\\]*+)*+'|\"[^\"\\]*+(?:\\.[^\"\\]*+)*+\"", re.S)
 # One pass over an INSERT: string literals (group empty) and row separators.
 _ROWS = re.compile(_SINGLE + b"|" + _DOUBLE + rb"|(\)\s*,\s*\()", re.S)
 
@@ -168,6 +173,20 @@ HOSTILE_MYSQL: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+def _separators(buf: bytes, start: int, end: int, *, exact: bool) -> int:
+    """Row separators in ``buf[start:end]``, in constant memory (a list of matches would
+    cost ~44 bytes per row: 1.4 GB for a 167 MB INSERT of tiny rows).
+
+    ``exact``: literals may hold separators (the slow statement end matched), so they
+    are walked; otherwise every separator is a real one and bytes.count finds them."""
+    if exact:
+        return sum(1 for m in _ROWS.finditer(buf, start, end) if m.group(1))
+    n = buf.count(b"),(", start, end)
+    if _SPACED_SEPARATOR.search(buf, start, end):
+        n = sum(1 for _ in _SEPARATOR.finditer(buf, start, end))
+    return n
+
+
 def _end(m: re.Match[bytes] | None) -> int:
     assert m is not None  # the pattern matches the empty string
     return m.end()
@@ -263,13 +282,14 @@ _VALUE_CALL = re.compile(
 _CHUNK = 1 << 20
 
 
-def value_calls(raw: bytes, start: int) -> list[str]:
+def value_calls(raw: bytes, start: int, end: int | None = None) -> list[str]:
     """Calls of LOAD_FILE/SLEEP/BENCHMARK in an INSERT's values. A cheap case-blind
     search per 1 MiB finds candidates (a value's text may hold the words); only then
     are the literals walked to tell code from data, without copying the statement."""
+    end = len(raw) if end is None else end
     hit = False
-    for i in range(start, len(raw), _CHUNK):
-        low = raw[i : i + _CHUNK + 16].lower()
+    for i in range(start, end, _CHUNK):
+        low = raw[i : min(i + _CHUNK + 16, end)].lower()
         if any(w in low for w in _VALUE_CALLS):
             hit = True
             break
@@ -278,7 +298,7 @@ def value_calls(raw: bytes, start: int) -> list[str]:
     return sorted(
         {
             m.group(1).decode().upper()
-            for m in _VALUE_CALL.finditer(raw, start)
+            for m in _VALUE_CALL.finditer(raw, start, end)
             if m.group(1) is not None
         }
     )
@@ -326,7 +346,11 @@ class MySQLScanner(ScannerBase):
             fast = buf[start : start + 7].upper().startswith((b"INSERT", b"REPLACE"))
             end = _end((_insert_body if fast else _body)(self.delimiter).match(buf, start))
             if fast and not buf.startswith(self.delimiter, end):
-                fast = False  # a literal holds a row separator, or the statement goes on
+                if end >= n - MARGIN or not _LITERAL.match(buf, end):
+                    # The buffer ends inside the statement (or inside a literal): it goes
+                    # on; scanning it again with _body now would only find the same.
+                    return pos
+                fast = False  # a literal holds a row separator
                 end = _end(_body(self.delimiter).match(buf, start))
             if not buf.startswith(self.delimiter, end):
                 return pos  # unfinished (or cut at the very end: finish() reports it)
@@ -340,19 +364,26 @@ class MySQLScanner(ScannerBase):
             if self.statement_sink is not None and (
                 self._override is not None or len(self.summary.rewritten) == rewritten
             ):
-                raw = self._override if self._override is not None else buf[start:end]
-                if raw.strip():  # the client skips an empty statement; the server refuses it
+                # A large statement goes as a view, not a copy (it may be as large as the
+                # buffer); a small one as a copy, so it does not keep the buffer alive.
+                raw = (
+                    self._override
+                    if self._override is not None
+                    else (memoryview(buf)[start:end] if end - start > 1 << 20 else buf[start:end])
+                )
+                if len(raw):  # the client skips an empty statement; the server refuses it
                     self.statement_sink(raw, self.recent[-1])
             pos = stop
 
     def _statement(self, buf: bytes, start: int, end: int, stop: int) -> None:
         ref = self.record(buf, start, end)
-        raw = buf[start:end]
-        head = normalize(raw)
+        head = normalize(buf[start : min(end, start + 4096)])
         word = head[:16].upper()
         if word.startswith(("INSERT", "REPLACE")):
-            self._insert(raw, head, ref)
+            self._insert(buf, start, end, head, ref)
             return
+        # Other statements are small (DDL): one copy is fine (rewriting needs it).
+        raw = buf[start:end]
         self._check_hostile(raw, ref)
         if word.startswith("CREATE"):
             self._create(buf, start, stop, head, ref)
@@ -387,37 +418,35 @@ class MySQLScanner(ScannerBase):
         a, b = m.group(g), m.group(g + 1)
         return (unquote(a), unquote(b)) if b else (self.db, unquote(a))
 
-    def _insert(self, raw: bytes, head: str, ref: StatementRef) -> None:
+    def _insert(self, buf: bytes, start: int, end: int, head: str, ref: StatementRef) -> None:
+        """Count an INSERT's rows in place (``buf[start:end]``: never copied, it may be
+        the size of the whole buffer)."""
         m = _INSERT.match(head)
         if not m:
             return
         key = self._key(m)
         if key[0].lower() in SYSTEM_SCHEMAS:
-            self.hostile(ref.line, "a system database", raw)
+            self.hostile(ref.line, "a system database", buf[start : min(end, start + 4096)])
         t = self.table(key, ref.line)
         # VALUES comes before any string literal in a dump's INSERT (after the
         # optional column list, which holds identifiers only).
-        v = _VALUES.match(raw)
+        v = _VALUES.match(buf, start, end)
         word = v.group(1).upper() if v else b"SELECT"
         if v is None or word in (b"SELECT", b"WITH", b"("):
             t.countable = False
             # A query at load time (never in a dump tool's INSERTs): SLEEP, LOAD_FILE …
-            self._check_hostile(raw, ref)
+            self._check_hostile(buf[start : min(end, start + (1 << 16))], ref)
         elif word == b"SET":
             t.rows += 1
-        elif raw.find(b"(", v.end()) != -1:
-            if calls := value_calls(raw, v.end()):
+        elif buf.find(b"(", v.end(), end) != -1:
+            if calls := value_calls(buf, v.end(), end):
                 kind = (
                     "file read (LOAD_FILE)"
                     if "LOAD_FILE" in calls
                     else ("workload (SLEEP/BENCHMARK)")
                 )
-                self.hostile(ref.line, kind, raw)
-            if self._fast:
-                t.rows += 1 + len(_SEPARATOR.findall(raw, v.end()))
-            else:
-                found = _ROWS.findall(raw, v.end())
-                t.rows += 1 + len(found) - found.count(b"")
+                self.hostile(ref.line, kind, buf[start : min(end, start + 4096)])
+            t.rows += 1 + _separators(buf, v.end(), end, exact=not self._fast)
 
     def _create(self, buf: bytes, start: int, stop: int, head: str, ref: StatementRef) -> None:
         if m := _CREATE_TABLE.match(head):

@@ -83,9 +83,9 @@ class ScanSummary:
     unterminated: StatementRef | None = None
 
 
-def head_of(raw: bytes) -> str:
+def head_of(raw: bytes | memoryview) -> str:
     """A short, single-line form of a statement for reports."""
-    text = raw[: HEAD_CHARS * 4].decode("utf-8", errors="replace")
+    text = bytes(raw[: HEAD_CHARS * 4]).decode("utf-8", errors="replace")
     text = " ".join(text.split())
     return text if len(text) <= HEAD_CHARS else text[: HEAD_CHARS - 1] + "…"
 
@@ -111,7 +111,7 @@ class ScannerBase:
         self.on_hostile: Callable[[int, str, str], None] | None = None
         # Loading through a driver: each statement as the server must run it (not the
         # blanked ones, not client commands such as DELIMITER), in order.
-        self.statement_sink: Callable[[bytes, StatementRef], None] | None = None
+        self.statement_sink: Callable[[bytes | memoryview, StatementRef], None] | None = None
 
     # -- the driver --------------------------------------------------------------------
 
