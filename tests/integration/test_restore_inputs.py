@@ -224,11 +224,11 @@ def test_a_huge_single_line_insert_loads_in_memory_bounded_by_its_size(
     tmp_path: Path, rt_state: Path
 ) -> None:
     """A 120 MB INSERT on one line: the process's peak RSS (VmHWM) stays within the
-    statement held once by the scanner's buffer, once as the copy handed to the driver,
-    the scanner's per-row bookkeeping (~50 bytes a row), one 16 MiB protocol packet and
-    the process's own ~50 MiB, with room for the allocator: 2 × S + 120 MiB. Before,
-    the chunk list and the joined buffer, the copies of the output and of the rest,
-    and PyMySQL slicing off what was left after each packet made it about 3 × S."""
+    statement held once (the scanner's buffer; the driver gets a view of it and the rows
+    are counted in place), one 16 MiB protocol packet and the process's own ~50 MiB,
+    with room for the allocator: S + 120 MiB (measured: 185 MiB for S = 109 MiB).
+    Before, the chunk list and the joined buffer, the copies of the output and of the
+    rest, and PyMySQL slicing off what was left after each packet made it about 3 × S."""
     dump = tmp_path / "big.sql"
     size, rows = _huge_insert_dump(dump, 120)
     env = {**os.environ, "SEALCHECK_STATE_DIR": str(rt_state)}
@@ -248,5 +248,6 @@ def test_a_huge_single_line_insert_loads_in_memory_bounded_by_its_size(
     res = json.loads(out.read_text())
     assert proc.returncode == 0, (err.decode()[-2000:], res.get("error"))
     assert {t["name"]: t["rows"] for t in res["tables"]} == {"big": rows, "after": 1}
-    bound = 2 * size + (120 << 20)
+    bound = size + (120 << 20)
+    print(f"peak RSS {peak >> 20} MiB for a statement of {size >> 20} MiB")
     assert peak <= bound, f"peak RSS {peak >> 20} MiB over {bound >> 20} MiB (S = {size >> 20})"
