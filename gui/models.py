@@ -87,6 +87,10 @@ def result_text(outcome: Outcome | None) -> str:
     if outcome is None:
         return "not verified"
     if outcome.ok:
+        rt = outcome.restore_test
+        if rt is not None and rt.hostile:  # never a plain OK: the dump loaded, confined
+            n = len(rt.hostile)
+            return f"OK, but the dump tried {n} thing{'s' * (n != 1)} a backup should not do"
         return "OK"
     msg = outcome.message
     if not outcome.verdict.is_verdict:

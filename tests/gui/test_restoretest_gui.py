@@ -508,3 +508,22 @@ def test_closing_the_window_mid_load_leaves_no_server(qtbot, tmp_path, rsa_key, 
     assert not root.exists() and not _alive(pgid)
     assert not [c for c in _children() if "/tmp/scrt-" in c]
     assert list(state.glob("*.json")) == []
+
+
+def test_a_pass_in_which_the_dump_tried_something_is_never_a_plain_ok() -> None:
+    """Issue 10: the row, the verdict line and the Details say what the dump tried."""
+    import datetime as dt
+
+    from sealcheck.gui.models import result_text
+    from sealcheck.gui.restoredetails import verdict
+    from sealcheck.gui.results import Outcome
+
+    def outcome(r: RestoreTestResult) -> Outcome:
+        return Outcome(r.verification, None, dt.datetime.now(dt.UTC), restore_test=r)
+
+    tried = ({"line": 7, "kind": "file read (LOAD_FILE)", "statement": "INSERT …"},)
+    res = replace(_result([("a", 1)]), hostile=tried)
+    assert result_text(outcome(res)) == "OK, but the dump tried 1 thing a backup should not do"
+    assert verdict(res).endswith("but the dump tried 1 thing a backup should not do")
+    assert "file read (LOAD_FILE)" in render(res)
+    assert result_text(outcome(_result([("a", 1)]))) == "OK"
