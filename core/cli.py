@@ -48,6 +48,7 @@ from .s3 import S3Settings, parse_uri
 from .sources import Source
 from .termtext import echo, safe, safe_lines
 from .unlock import Secrets
+from .verdict import Verdict
 
 INTERNAL_ERROR = 70
 log = logging.getLogger("sealcheck")
@@ -504,7 +505,11 @@ def print_report(report: Report, out: Any = None) -> None:
             )
     else:
         assert report.error is not None
-        echo(f"FAILED  {src}", file=out)
+        # A setup problem (exit 2) is no verdict on the backup: say so, not FAILED.
+        head = (
+            "FAILED" if Verdict.of(report.exit_code).is_verdict else "NOT CHECKED (setup problem)"
+        )
+        echo(f"{head}  {src}", file=out)
         echo(f"  {report.error.message}", file=out)
     if report.formats:
         echo(f"  formats: {' > '.join(report.formats)}", file=out)

@@ -112,6 +112,7 @@ def test_cli_history_and_latest_evidence_leave_setup_problems_out(
     # The same backup with no key: exit 2 stays for cron gates, but it is no verdict.
     r = cli(env, "verify", str(good.data), "--no-progress")
     assert r.returncode == 2, r.stdout + r.stderr
+    assert "FAILED" not in r.stdout and "NOT CHECKED (setup problem)" in r.stdout, r.stdout
     lines = cli(env, "history").stdout.splitlines()
     assert lines[0].rstrip().endswith("NOT CHECKED (setup)") and "FAILED" not in lines[0]
     assert lines[1].rstrip().endswith("OK")
