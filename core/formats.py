@@ -7,7 +7,10 @@ to recognise the payload.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
+import re
 
 
 class Fmt(enum.Enum):
@@ -17,6 +20,9 @@ class Fmt(enum.Enum):
     PGP_ARMORED = "openpgp-armored"
     AGE = "age"
     XBCRYPT = "xbcrypt"
+    CMS_DER = "cms"  # openssl smime/cms -encrypt -outform DER
+    CMS_PEM = "cms-pem"  # -outform PEM: -----BEGIN CMS----- / PKCS7
+    SMIME = "smime"  # -outform SMIME (the default): MIME headers, base64
     GZIP = "gzip"
     BZIP2 = "bzip2"
     ZSTD = "zstd"
@@ -37,7 +43,11 @@ ENCRYPTED = {
     Fmt.PGP_ARMORED,
     Fmt.AGE,
     Fmt.XBCRYPT,
+    Fmt.CMS_DER,
+    Fmt.CMS_PEM,
+    Fmt.SMIME,
 }
+CMS = {Fmt.CMS_DER, Fmt.CMS_PEM, Fmt.SMIME}
 COMPRESSED = {Fmt.GZIP, Fmt.BZIP2, Fmt.ZSTD, Fmt.XZ, Fmt.LZ4, Fmt.QPRESS}
 
 _SQL_STARTS = (
@@ -66,8 +76,46 @@ def _is_pgp_binary(b0: int) -> bool:
     return ((b0 >> 2) & 0x0F) in (1, 3)
 
 
+# The content types of an encrypted CMS envelope, as DER OBJECT IDENTIFIERs.
+_CMS_OIDS = (
+    bytes.fromhex("06092a864886f70d010703"),  # pkcs7-envelopedData
+    bytes.fromhex("060b2a864886f70d0109100117"),  # id-ct-authEnvelopedData
+)
+_CMS_PEM = (b"-----BEGIN PKCS7-----", b"-----BEGIN CMS-----")
+
+
+def is_cms_envelope(der: bytes) -> bool:
+    """A ContentInfo SEQUENCE (any length form) whose content type is an envelope."""
+    if len(der) < 2 or der[0] != 0x30:
+        return False
+    n = der[1]
+    start = 2 if n <= 0x80 else 2 + (n & 0x7F)
+    return n != 0xFF and der[start:].startswith(_CMS_OIDS)
+
+
+def _cms_text(head: bytes) -> Fmt | None:
+    if head.startswith(_CMS_PEM):
+        line_end = head.find(b"\n")
+        body = head[line_end + 1 : line_end + 1 + 64].translate(None, b"\r\n")
+        try:
+            der = base64.b64decode(body[: len(body) - len(body) % 4])
+        except binascii.Error:
+            return None
+        return Fmt.CMS_PEM if line_end > 0 and is_cms_envelope(der) else None
+    if head.startswith((b"MIME-Version:", b"Content-")) and re.search(
+        rb"(?im)^content-type:\s*application/(x-)?pkcs7-mime;[^\n]*enveloped-data", head[:4096]
+    ):
+        return Fmt.SMIME
+    return None
+
+
 def sniff(head: bytes) -> Fmt | None:
     """Recognise a format from its first bytes (16 are enough for all but tar)."""
+    if is_cms_envelope(head):
+        return Fmt.CMS_DER
+    cms_text = _cms_text(head)
+    if cms_text is not None:
+        return cms_text
     if head.startswith(b"Salted__"):
         return Fmt.OPENSSL_SALTED
     if head.startswith(b"U2FsdGVkX1"):

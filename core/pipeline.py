@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 from . import __version__
 from .atomic import AtomicWriter
+from .cmskey import CmsKey, open_cms_stream, probe_cms, unlock_cms
 from .compression import DecompressReader, open_decompressor
 from .errors import (
     Cancelled,
@@ -26,7 +27,7 @@ from .errors import (
     SizeLimitExceeded,
     UnsupportedFormat,
 )
-from .formats import Fmt, sniff
+from .formats import CMS, Fmt, sniff
 from .gpg import GpgDecryptReader, plan_decryption
 from .listing import NOT_A_BACKUP
 from .opensslenc import DecryptReader, first_format
@@ -603,6 +604,8 @@ def _open_envelope(
 
         return out, key_ev, gpg_done
 
+    if fmt in CMS:
+        return _open_cms(job, ev, fmt, head, meter, start_fetch, source_done)
     if fmt in (Fmt.AGE, Fmt.XBCRYPT):
         raise UnsupportedFormat(
             f"{fmt.value} encryption is not supported yet", obj=src.name, layer=Layer.CIPHER
@@ -610,7 +613,8 @@ def _open_envelope(
     if fmt is None:
         raise UnsupportedFormat(
             f"{NOT_A_BACKUP}: it starts with no known magic, so it is not openssl enc with "
-            "a salt, OpenPGP, or a compressed dump (for openssl enc -nosalt or -K/-iv give "
+            "a salt, OpenPGP, CMS (S/MIME), or a compressed dump (for openssl enc -nosalt or "
+            "-K/-iv give "
             "--raw-key-file/--iv)",
             obj=src.name,
             layer=Layer.SOURCE,
@@ -619,6 +623,103 @@ def _open_envelope(
     ev.set("key", Status.SKIPPED, "not encrypted: no key involved")
     ev.set("cipher", Status.SKIPPED, "not encrypted")
     return start_fetch(), KeyEvidence("none"), source_done
+
+
+def _open_cms(
+    job: Job,
+    ev: _Evidence,
+    fmt: Fmt,
+    head: bytes,
+    meter: Meter,
+    start_fetch: Callable[[], Reader],
+    source_done: Callable[[], None],
+) -> tuple[Reader, KeyEvidence, Callable[[], None]]:
+    """CMS (S/MIME) envelopes: the content key is found from the object's first
+    bytes before the download, then the content is streamed through its cipher."""
+    src = job.data
+    ev.formats.append(fmt.value)
+    meter.set_current("unlock")
+    probe = probe_cms(src, fmt, head)
+    key = unlock_cms(probe, job.secrets.keys, job.cancel, src.name)
+    hdr = probe.header
+    ev.set(
+        "key",
+        Status.WARNING if key.ski_matches is False else Status.OK,
+        _cms_key_proof(key),
+        key=key.key.label,
+        fingerprint=key.key.fingerprint,
+        padding=key.padding,
+        recipient=key.recipient.rid,
+        recipient_index=key.recipient.index,
+        recipients=len(hdr.recipients) + len(hdr.other_recipients),
+        recipient_id_checked=key.ski_matches,
+    )
+    if key.ski_matches is False:
+        ev.warnings.append("the recipient's key identifier does not match the key that opened it")
+    meter.set_current("download")
+    try:
+        dec, content = open_cms_stream(start_fetch(), fmt, probe, key, src.name)
+    finally:
+        key.wipe()
+    spec = hdr.cipher.spec
+    desc = f"CMS {hdr.kind}, {spec.name}"
+    gcm = spec.mode == "gcm"
+
+    def cipher_result() -> LayerResult:
+        end = (
+            "GCM tag verified: every content byte and the nonce are as encrypted"
+            if gcm
+            else "PKCS#7 padding of the last block valid; CBC has no MAC, so the content is "
+            "judged by the layers below"
+        )
+        return LayerResult(
+            "cipher",
+            Status.OK,
+            f"{desc}; {end}; {dec.ciphertext_bytes} bytes decrypted; the structure ends where "
+            "its lengths say, with nothing after it",
+            {
+                "envelope": hdr.kind,
+                "cipher": spec.name,
+                "authenticated": gcm,
+                "unprotected_attributes": content.unprotected_attrs,
+            },
+        )
+
+    def cipher_partial() -> str | LayerResult | None:
+        if dec.tag_ok or dec.padding_ok:
+            return cipher_result()
+        if not dec.ciphertext_bytes:
+            return None
+        check = "the GCM tag" if gcm else "the last block's padding"
+        return (
+            f"{desc}; decrypted {dec.ciphertext_bytes} bytes without error; the end of the "
+            f"content, where {check} is checked, was not reached"
+        )
+
+    ev.partial["cipher"] = cipher_partial
+
+    def cipher_done() -> None:
+        source_done()
+        ev.layers["cipher"] = cipher_result()
+
+    key_ev = KeyEvidence("rsa", key.key.label, key.key.fingerprint, key.padding, key.tried)
+    return dec, key_ev, cipher_done
+
+
+def _cms_key_proof(key: CmsKey) -> str:
+    rec = key.recipient
+    text = (
+        f"content key unwrapped from recipient #{rec.index} ({rec.rid}) with {key.key.label} "
+        f"({key.padding}), confirmed by {key.confirmed_by}"
+    )
+    if key.ski_matches is True:
+        return text + "; the recipient's key identifier is this key's"
+    if key.ski_matches is False:
+        return text + (
+            "; the recipient's key identifier is NOT this key's (damaged, or the certificate "
+            "used another key-identifier method)"
+        )
+    return text + "; the recipient identifier itself is not checked (no certificate is given)"
 
 
 def _key_evidence(ev: _Evidence, k: KeyEvidence) -> None:
