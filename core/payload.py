@@ -25,7 +25,8 @@ from isal import isal_zlib
 
 from .errors import BackupFailed, IncompleteDump, IntegrityError, Layer, TruncatedBackup
 from .formats import Fmt, sniff
-from .pgarchive import ArchiveFacts, CustomArchiveCheck
+from .pgarchive import ArchiveFacts
+from .pgcustom import CustomArchiveCheck
 from .pgtar import TarCheck
 
 HEAD_KEEP = 64 * 1024

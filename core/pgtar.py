@@ -30,6 +30,7 @@ from .pgarchive import (
     count_rows,
     judge_text,
     to_error,
+    unreadable,
 )
 from .pgdata import DataError, Decoder, TextCheck, TextFacts
 from .streamparse import PIECE, Cursor, Ended, Feeder, Parse, take, take_or_end
@@ -215,9 +216,7 @@ class _TocFile(MemberSink):
     def _parse(self) -> Parse[None]:
         header = yield from self._reader.head(FMT_TAR)
         if header is None:
-            from .pgarchive import _unreadable
-
-            self.not_judged = _unreadable(self._reader.version)
+            self.not_judged = unreadable(self._reader.version)
             return
         self._arch.toc = yield from self._reader.read_toc(header, self._filename)
 

@@ -26,7 +26,7 @@ from fixtures.adversarial import assert_failed, assert_nothing_written, cli_json
 from fixtures.common import run_cli
 from fixtures.databases import LoadedDatabase, PostgresServer
 from fixtures.pipelines import sh
-from sealcheck.core.pgarchive import CustomArchiveCheck
+from sealcheck.core.pgcustom import CustomArchiveCheck
 
 ENC = "-aes-256-cbc -pbkdf2"
 SALTED = 16  # "Salted__" and the salt come before the ciphertext
@@ -50,6 +50,7 @@ class Dumper:
     def __init__(self, srv: PostgresServer, db: str, out: Path) -> None:
         self.srv, self.db, self.out = srv, db, out
         self.help = self._run("--help").stdout
+        self._made: dict[str, Archive] = {}
 
     def _run(self, *args: str, **kw) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -77,6 +78,12 @@ class Dumper:
         return r.returncode == 0
 
     def make(self, name: str) -> Archive:
+        """The archive ``name`` ("custom-gzip", "dir-none", ...), made once per module."""
+        if name not in self._made:
+            self._made[name] = self._make(name)
+        return self._made[name]
+
+    def _make(self, name: str) -> Archive:
         out, pgd, conn = self.out, self.pg_dump(), self.conn()
         fmt, _, comp = name.partition("-")
         z = {"none": "-Z0", "gzip": "", "lz4": "-Z lz4", "zstd": "-Z zstd"}[comp]
@@ -128,15 +135,9 @@ def dumper(pg_server: PostgresServer, pg_db: LoadedDatabase, tmp_path_factory) -
     return Dumper(pg_server, pg_db.name, tmp_path_factory.mktemp("pgarchives"))
 
 
-_made: dict[str, Archive] = {}
-
-
 @pytest.fixture
 def archive(request: pytest.FixtureRequest, dumper: Dumper) -> Archive:
-    name = request.param
-    if name not in _made:
-        _made[name] = dumper.make(name)
-    return _made[name]
+    return dumper.make(request.param)
 
 
 def seal(plain: Path, folder: Path, enc: str = ENC) -> tuple[Path, Path]:
