@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__, cli_history, cli_keys, cli_restoretest
+from . import __version__, cli_history, cli_keys, cli_list, cli_restoretest
 
 # Re-exported: cli_restoretest reaches its helpers through this module.
 from .cli_history import add_history_option as add_history_option
@@ -32,19 +32,12 @@ from .gpg import GpgOptions
 from .keydiscovery import held_keys
 from .keys import KeySource
 from .keyspec import KeyContext, open_key
-from .listing import (
-    NOT_A_BACKUP,
-    bucket_versioning,
-    list_backup_sets,
-    version_text,
-    versioning_warning,
-)
 from .locate import Locator
 from .naming import Rule
 from .pipeline import Job, run
 from .progress import CancelToken, ProgressEvent
 from .report import ErrorInfo, Report, Status
-from .s3 import S3Settings, parse_uri
+from .s3 import S3Settings
 from .sources import Source
 from .termtext import echo, safe, safe_lines
 from .unlock import Secrets
@@ -174,8 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    ls = sub.add_parser("list", help="list backup sets and every object version under an S3 prefix")
-    ls.add_argument("location", metavar="s3://BUCKET/PREFIX")
+    ls = sub.add_parser(
+        "list",
+        help="list backup sets and every object version under an S3 prefix or in a folder",
+    )
+    ls.add_argument("location", metavar="s3://BUCKET/PREFIX|FOLDER")
     ls.add_argument("--json", action="store_true")
     _add_s3_options(ls)
     ls.set_defaults(func=cmd_list)
@@ -387,42 +383,7 @@ def _rules(args: argparse.Namespace) -> tuple[Rule, ...]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    uri = parse_uri(args.location)
-    loc = Locator(_settings(args))
-    sets = list_backup_sets(loc.client, uri.bucket, uri.key, _rules(args))
-    versioning = bucket_versioning(loc.client, uri.bucket)
-    if args.json:
-        doc = {"location": args.location, "versioning": versioning.value}
-        print(json.dumps({**doc, "backup_sets": [s.to_dict() for s in sets]}, indent=2))
-        return 0
-    if warning := versioning_warning(versioning, uri.bucket):
-        echo(f"!! {warning}")
-    if not sets:
-        echo(f"No objects under {args.location}")
-        return 0
-    for s in sets:
-        newest = s.newest
-        when = newest.last_modified.strftime("%Y-%m-%d %H:%M:%S") if newest else "-"
-        if not s.recognised:  # readme.txt, photos/cat.jpg: listed, never offered as a backup
-            echo(f"{s.name}  ({NOT_A_BACKUP})")
-            continue
-        echo(f"{s.name}")
-        wrapped = s.key_name or "(none: single object)"
-        echo(f"  wrapped key: {wrapped}   versions: {len(s.pairs)}   newest: {when}")
-        for pair in s.pairs:
-            d = pair.data
-            k = pair.key
-            mark = "*" if d.is_latest else " "
-            ts = d.last_modified.strftime("%Y-%m-%d %H:%M:%S")
-            kv = f"key {version_text(k.version_id)}" if k else ("" if not s.key_name else "key -")
-            issue = f"  !! {pair.issue}" if pair.issue else ""
-            echo(f"   {mark} {ts}  {version_text(d.version_id):<36} {d.size:>12}  {kv}{issue}")
-        for o in s.orphan_keys:
-            vid = version_text(o.version_id)
-            echo(f"   ! orphan key version {vid} ({o.last_modified:%Y-%m-%d %H:%M:%S})")
-        for issue in s.issues:
-            echo(f"  !! {issue}")
-    return 0
+    return cli_list.cmd_list(args, _settings(args), _rules(args))
 
 
 def _run_job(args: argparse.Namespace, operation: str) -> int:

@@ -20,13 +20,23 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import itertools
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from .errors import AccessDenied
-from .naming import Rule, looks_like_wrapped_key, pair_names
+from .errors import AccessDenied, ObjectNotFound, SealcheckError, StorageError
+from .naming import (
+    Rule,
+    Stamp,
+    key_candidates,
+    looks_like_wrapped_key,
+    pair_names,
+    series_name,
+    stamp_of,
+)
 from .s3 import map_client_error
 
 PAIR_WINDOW = _dt.timedelta(hours=1)
@@ -88,6 +98,7 @@ class VersionPair:
     data: ObjectVersion
     key: ObjectVersion | None
     issue: str | None = None
+    night: str | None = None  # in a nightly series: the night as its name writes it
 
 
 def looks_like_backup(name: str, key_name: str | None, rules: Sequence[Rule] = ()) -> bool:
@@ -108,6 +119,13 @@ class BackupSet:
     orphan_keys: tuple[ObjectVersion, ...]
     issues: tuple[str, ...]
     recognised: bool = True  # False: plainly not a backup (looks_like_backup)
+    # A nightly series (naming.stamp_of): the object of each night, newest night first;
+    # ``name`` is then the pattern (``clustercontrol/YYYY-MM-DD/backup-full.sql.gz.aes256``).
+    members: tuple[str, ...] = ()
+
+    @property
+    def is_series(self) -> bool:
+        return bool(self.members)
 
     @property
     def newest(self) -> ObjectVersion | None:
@@ -119,7 +137,7 @@ class BackupSet:
         return "data + wrapped key" if self.key_name else "single object"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "wrapped_key": self.key_name,
             "envelope": self.envelope,
@@ -129,12 +147,16 @@ class BackupSet:
                     "key": p.key.to_dict() if p.key else None,
                     "issue": p.issue,
                 }
+                | ({"night": p.night} if self.is_series else {})
                 for p in self.pairs
             ],
             "orphan_key_versions": [k.to_dict() for k in self.orphan_keys],
             "issues": list(self.issues),
             "recognised": self.recognised,
         }
+        if self.is_series:
+            out["series"] = {"nights": len(self.members), "objects": list(self.members)}
+        return out
 
 
 @dataclass
@@ -198,7 +220,19 @@ def iter_version_pages(
             ]
             yield out
     except Exception as exc:  # noqa: BLE001 - typed below
-        raise map_client_error(exc, name) from None
+        raise listing_error(exc, name) from None
+
+
+class ListingDenied(AccessDenied):
+    """Access denied: these credentials may not list this bucket."""
+
+
+def listing_error(exc: Exception, where: str) -> SealcheckError:
+    """A failed listing in words that fit a listing (what was denied is the list)."""
+    err = map_client_error(exc, where)
+    if type(err) is AccessDenied and err.detail.startswith("("):
+        return ListingDenied(f"They need s3:ListBucketVersions on it {err.detail}", obj=where)
+    return err
 
 
 def versions_of(client: Any, bucket: str, key: str) -> list[ObjectVersion]:
@@ -350,6 +384,7 @@ class Versioning(enum.Enum):
     SUSPENDED = "suspended"  # was on: old versions stay, new writes replace "null"
     OFF = "off"  # never enabled
     UNKNOWN = "unknown"  # not allowed to ask (s3:GetBucketVersioning), or not supported
+    NONE = "none"  # a local folder: files have no versions
 
 
 def bucket_versioning(client: Any, bucket: str) -> Versioning:
@@ -423,13 +458,19 @@ class Grouper:
     ``add`` regroups only the backup sets a page touched, so a listing of N
     pages costs O(N) set pairings instead of O(N^2): the GUI shows each page
     as soon as it arrives without the work growing with the bucket.
+
+    Objects are paired by their own names first (``X`` with ``X.key``); a date-stamped
+    name then joins the nightly series of its pattern (``series_of``). A dated name is a
+    series from its first night on, so a set keeps its name while later pages arrive.
     """
 
     def __init__(self, rules: Sequence[Rule] = ()) -> None:
         self._rules = tuple(rules)
         self._by_key: dict[str, list[ObjectVersion]] = defaultdict(list)
         self._mapping: dict[str, str | None] = {}
-        self._sets: dict[str, BackupSet] = {}
+        self._members: dict[str, BackupSet] = {}  # one per data object name
+        self._in_set: dict[str, set[str]] = defaultdict(set)  # set name -> object names
+        self._sets: dict[str, BackupSet] = {}  # as shown: plain sets and series
         self.versions = 0
 
     def add(self, page: Sequence[ObjectVersion]) -> list[BackupSet]:
@@ -440,23 +481,32 @@ class Grouper:
             touched.add(v.key)
         self.versions += len(page)
         mapping = pair_names(self._by_key, self._rules)
-        changed = []
+        regroup: set[str] = set()
         for data_name, key_name in sorted(mapping.items()):
             if (
                 data_name in touched
                 or (key_name is not None and key_name in touched)
                 or self._mapping.get(data_name, "") != key_name
             ):
-                changed.append(self._group_one(data_name, key_name))
+                self._members[data_name] = self._group_one(data_name, key_name)
+                shown = series_name(data_name)
+                self._in_set[shown].add(data_name)
+                regroup.add(shown)
         for gone in set(self._mapping) - set(mapping):
-            self._sets.pop(gone, None)  # a name now known to be another set's key
+            # A name now known to be another set's key.
+            self._members.pop(gone, None)
+            shown = series_name(gone)
+            self._in_set[shown].discard(gone)
+            regroup.add(shown)
         self._mapping = mapping
-        return changed
+        return [s for name in sorted(regroup) if (s := self._regroup(name)) is not None]
 
     def replace(self, versions: Sequence[ObjectVersion]) -> list[BackupSet]:
         """Start over from a complete version list (after a re-listing)."""
         self._by_key.clear()
         self._mapping.clear()
+        self._members.clear()
+        self._in_set.clear()
         self._sets.clear()
         self.versions = 0
         return self.add(versions)
@@ -467,8 +517,20 @@ class Grouper:
         pairs, orphans = pair_versions(dv, kv)
         issues = _issues(data_name, key_name, dv, kv, pairs, orphans, self._rules)
         recognised = looks_like_backup(data_name, key_name, self._rules)
-        s = BackupSet(data_name, key_name, tuple(pairs), tuple(orphans), issues, recognised)
-        self._sets[data_name] = s
+        return BackupSet(data_name, key_name, tuple(pairs), tuple(orphans), issues, recognised)
+
+    def _regroup(self, shown: str) -> BackupSet | None:
+        names = self._in_set.get(shown)
+        if not names:
+            self._in_set.pop(shown, None)
+            self._sets.pop(shown, None)
+            return None
+        members = [self._members[n] for n in names]
+        if len(members) == 1 and stamp_of(members[0].name) is None:
+            s = members[0]  # a name without a date is a set of its own
+        else:
+            s = series_of(shown, members)
+        self._sets[shown] = s
         return s
 
     @property
@@ -478,6 +540,51 @@ class Grouper:
     @property
     def all_versions(self) -> list[ObjectVersion]:
         return [v for vs in self._by_key.values() for v in vs]
+
+
+NO_KEY_OBJECT = "no wrapped-key object beside this night's backup"
+
+
+def series_of(name: str, members: Sequence[BackupSet]) -> BackupSet:
+    """One backup set for the nights of a series, each night's versions in turn.
+
+    Newest night first (the date its name carries: when the producer made it), and
+    within a night its S3 versions newest first. A versioned bucket thus shows
+    nights x versions as one list in which every row is one object version: a later
+    version of a night is a re-upload of that night, which must not pass ahead of a
+    later night (it holds older data), and the newest good version is the first row
+    that verifies."""
+    nights: list[tuple[Stamp, BackupSet]] = []
+    for m in members:
+        st = stamp_of(m.name)
+        assert st is not None, m.name
+        nights.append((st, m))
+    nights.sort(key=lambda sm: sm[0].order, reverse=True)
+    key_names = [m.key_name for _, m in nights if m.key_name]
+    key_name = series_name(key_names[0]) if key_names else None
+    pairs: list[VersionPair] = []
+    orphans: list[ObjectVersion] = []
+    issues: list[str] = []
+    keyless = 0
+    for st, m in nights:
+        lacks_key = key_name is not None and m.key_name is None
+        keyless += lacks_key
+        for p in m.pairs:
+            issue = p.issue or (NO_KEY_OBJECT if lacks_key else None)
+            pairs.append(replace(p, issue=issue, night=st.night))
+        orphans += m.orphan_keys
+        issues += [f"{st.night}: {i}" for i in m.issues]
+    if keyless:
+        issues.append(f"{keyless} night(s) without a wrapped-key object beside the backup")
+    return BackupSet(
+        name,
+        key_name,
+        tuple(pairs),
+        tuple(orphans),
+        tuple(issues),
+        all(m.recognised for _, m in nights),
+        tuple(m.name for _, m in nights),
+    )
 
 
 def iter_set_changes(
@@ -515,3 +622,221 @@ def list_backup_sets(
         if on_page is not None:
             on_page(grouper.sets)
     return grouper.sets
+
+
+# --- local folders -----------------------------------------------------------------
+#
+# A folder is listed as a prefix is: every file under it, recursively, each as the one
+# current version of an object named by its path (the path the jobs open), grouped and
+# paired by the same naming rules. Hidden files and folders (".DS_Store", an editor's or
+# an uploader's ".partial") are left out: no producer names a backup that way.
+
+
+class FolderNotFound(ObjectNotFound):
+    """No such file or folder: check the path."""
+
+
+def _file_version(path: str) -> ObjectVersion | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # gone since the folder was read
+    if not os.path.isfile(path):
+        return None  # a fifo, a socket, a device: never a backup
+    when = _dt.datetime.fromtimestamp(st.st_mtime, _dt.UTC)
+    return ObjectVersion(path, None, st.st_size, when, None, True)
+
+
+def _walk_error(err: OSError) -> None:
+    where = err.filename or "?"
+    if isinstance(err, PermissionError):
+        raise AccessDenied("this folder cannot be read", obj=str(where)) from None
+    raise StorageError(err.strerror or str(err), obj=str(where)) from None
+
+
+def iter_folder_pages(
+    root: Path, rules: Sequence[Rule] = (), *, page_size: int = 1000
+) -> Iterator[list[ObjectVersion]]:
+    """The files under ``root`` as object versions, a page at a time. A file as root
+    lists that file and its wrapped key beside it (an opened backup file)."""
+    name = str(root)
+    if not os.path.exists(name):
+        raise FolderNotFound(obj=name)
+    if os.path.isfile(name):
+        beside = [str(root.with_name(c)) for c in key_candidates(root.name, rules)]
+        found = [v for p in [name, *beside] if (v := _file_version(p)) is not None]
+        yield found
+        return
+    page: list[ObjectVersion] = []
+    for folder, dirs, files in os.walk(name, onerror=_walk_error):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in sorted(files):
+            if f.startswith("."):
+                continue
+            if (v := _file_version(os.path.join(folder, f))) is not None:
+                page.append(v)
+                if len(page) >= page_size:
+                    yield page
+                    page = []
+    yield page
+
+
+def iter_folder_changes(
+    root: Path, rules: Sequence[Rule] = (), *, page_size: int = 1000
+) -> Iterator[tuple[list[BackupSet], Grouper]]:
+    """Per page of files, the backup sets that changed (as ``iter_set_changes``)."""
+    grouper = Grouper(rules)
+    for page in iter_folder_pages(root, rules, page_size=page_size):
+        yield grouper.add(page), grouper
+
+
+def list_folder(root: Path, rules: Sequence[Rule] = ()) -> list[BackupSet]:
+    grouper = Grouper(rules)
+    for page in iter_folder_pages(root, rules):
+        grouper.add(page)
+    return grouper.sets
+
+
+# --- nothing there: say so, and what is near ---------------------------------------
+
+NEARBY = 8  # keys or files shown from one level up
+
+
+@dataclass(frozen=True)
+class Nearby:
+    """What exists one level above an empty prefix or folder."""
+
+    where: str  # the place looked at (s3://bucket/parent/ or a folder)
+    names: tuple[str, ...]  # its first entries, folders ending in "/"
+    more: bool = False
+
+
+def parent_prefix(prefix: str) -> str | None:
+    """The prefix one level up ("a/b/" and "a/b" -> "a/", "db/" -> ""); None for ""."""
+    if not prefix:
+        return None
+    return prefix[: prefix.rstrip("/").rfind("/") + 1]
+
+
+def nearby_keys(client: Any, bucket: str, prefix: str, n: int = NEARBY) -> Nearby | None:
+    """The first keys and "folders" one level above ``prefix``; None when ``prefix`` is
+    the whole bucket or that cannot be listed (best effort, never an error)."""
+    parent = parent_prefix(prefix)
+    if parent is None:
+        return None
+    try:
+        r = client.list_objects_v2(Bucket=bucket, Prefix=parent, Delimiter="/", MaxKeys=n)
+    except Exception:  # noqa: BLE001 - a hint, never a reason to fail
+        return None
+    names = [str(c["Prefix"])[len(parent) :] for c in r.get("CommonPrefixes", [])]
+    names += [str(o["Key"])[len(parent) :] for o in r.get("Contents", [])]
+    return Nearby(f"s3://{bucket}/{parent}", tuple(sorted(names)[:n]), bool(r.get("IsTruncated")))
+
+
+def nearby_files(root: Path, n: int = NEARBY) -> Nearby | None:
+    """The first entries of the folder above ``root`` (``root`` itself left out)."""
+    parent = root.parent
+    if parent == root:
+        return None
+    try:
+        entries = sorted(
+            e.name + ("/" if e.is_dir() else "")
+            for e in os.scandir(parent)
+            if not e.name.startswith(".") and e.name != root.name
+        )
+    except OSError:
+        return None
+    return Nearby(str(parent), tuple(entries[:n]), len(entries) > n)
+
+
+RULES_HINT = (
+    "Everything under it is listed; a backup's data and its wrapped key are paired by "
+    "name (X with X.key, STEM.sql.bz.enc with STEM.key.txt.enc; a single .enc, .gpg or "
+    ".aes256 object needs none), and a naming rule DATA_SUFFIX:KEY_SUFFIX pairs others."
+)
+
+
+def empty_text(where: str, nearby: Nearby | None, *, whole: bool = False) -> str:
+    """What an empty listing says: nothing there, how a prefix matches, what is one
+    level up, and how backups are recognised."""
+    if whole:
+        head = f"{where} is empty."
+    else:
+        head = (
+            f"Nothing under {where}. A prefix matches the start of each name exactly "
+            "(case matters; a folder ends in /)."
+        )
+    if nearby is not None and nearby.names:
+        shown = ", ".join(nearby.names) + (", …" if nearby.more else "")
+        head += f" One level up, {nearby.where} holds: {shown}."
+    elif nearby is not None:
+        head += f" One level up, {nearby.where} is empty too."
+    return f"{head} {RULES_HINT}"
+
+
+# --- a connection test: one page ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one page of a listing showed (Add/Edit source's "Test connection")."""
+
+    where: str
+    count: int  # object versions (or files) in the first page
+    more: bool  # the first page was full: more follow
+    versioning: Versioning
+    nearby: Nearby | None = None
+    whole: bool = False  # an empty bucket (no prefix), not an empty prefix
+
+    def text(self) -> str:
+        if not self.count:
+            if self.versioning is Versioning.NONE:
+                return empty_text(f"The folder {self.where}", self.nearby, whole=True)
+            if self.whole:
+                bucket = self.where[5:].split("/", 1)[0]
+                return "Connected. " + empty_text(f"The bucket {bucket}", None, whole=True)
+            return "Connected. " + empty_text(self.where, self.nearby)
+        noun = "object version" if self.versioning is not Versioning.NONE else "file"
+        n = f"{self.count}{'+' if self.more else ''} {noun}{'s' * (self.count != 1)}"
+        out = f"Connected: {n} under {self.where}"
+        out += " (the first page; more follow)." if self.more else "."
+        if self.versioning is Versioning.ENABLED:
+            out += " Versioning is enabled: every version is kept."
+        elif self.versioning is not Versioning.NONE:
+            bucket = self.where[5:].split("/", 1)[0]
+            warning = versioning_warning(self.versioning, bucket)
+            out += (
+                f" {warning[0].upper()}{warning[1:]}."
+                if warning
+                else (" Versioning: not allowed to ask (s3:GetBucketVersioning).")
+            )
+        return out
+
+
+def probe_bucket(client: Any, bucket: str, prefix: str, *, page_size: int = 1000) -> Probe:
+    """List one page under the prefix, ask the bucket's versioning, and, when nothing is
+    there, look one level up. Errors are raised in a listing's words."""
+    where = f"s3://{bucket}/{prefix}"
+    try:
+        page = client.list_object_versions(Bucket=bucket, Prefix=prefix, MaxKeys=page_size)
+    except Exception as exc:  # noqa: BLE001 - typed below
+        raise listing_error(exc, where) from None
+    count = len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+    nearby = None if count else nearby_keys(client, bucket, prefix)
+    return Probe(
+        where,
+        count,
+        bool(page.get("IsTruncated")),
+        bucket_versioning(client, bucket),
+        nearby,
+        whole=not prefix,
+    )
+
+
+def probe_folder(root: Path, *, page_size: int = 1000) -> Probe:
+    """The folder's first page of files, as ``probe_bucket`` for a bucket."""
+    pages = iter_folder_pages(root, page_size=page_size)
+    first = next(pages, [])
+    more = bool(first) and next(pages, []) != []
+    nearby = None if first else nearby_files(root)
+    return Probe(str(root), len(first), more, Versioning.NONE, nearby)

@@ -63,6 +63,18 @@ _WRONG_REGION = (
 )
 
 
+class BucketNotFound(ObjectNotFound):
+    """Bucket not found: check the bucket name."""
+
+
+class EndpointUnreachable(TransientStorageError):
+    """Cannot reach the endpoint."""
+
+
+class WrongRegion(StorageError):
+    """Wrong region: the bucket is in another region."""
+
+
 @dataclass(frozen=True)
 class S3Settings:
     endpoint_url: str | None = None
@@ -130,10 +142,33 @@ def map_client_error(exc: Exception, obj: str) -> SealcheckError:
         # botocore refused the request before sending it: a bad bucket name or key.
         return UsageError(" ".join(str(exc).split()), obj=obj)
     if isinstance(exc, bex.EndpointConnectionError | bex.ConnectTimeoutError):
-        return TransientStorageError(f"cannot reach the S3 endpoint ({exc})", obj=obj)
+        return EndpointUnreachable(_unreachable(exc), obj=obj)
     if isinstance(exc, bex.ClientError):
         return _map_response_error(exc.response, obj)
     return TransientStorageError(f"transfer failed ({type(exc).__name__}: {exc})", obj=obj)
+
+
+def _unreachable(exc: Exception) -> str:
+    """Which endpoint did not answer, without the request's path and query."""
+    url = str(getattr(exc, "kwargs", {}).get("endpoint_url") or "")
+    parts = url.split("/", 3)
+    where = "/".join(parts[:3]) if url.startswith(("http://", "https://")) else url
+    why = "no answer in time" if isinstance(exc, bex.ConnectTimeoutError) else "nothing answers"
+    return (
+        f"{where or 'the S3 endpoint'} ({why}): check the endpoint URL, the network, and that "
+        "the store is running"
+    )
+
+
+def _wrong_region(code: str, headers: Any) -> str:
+    """Which region to use: S3 names it in x-amz-bucket-region."""
+    region = headers.get("x-amz-bucket-region")
+    where = (
+        f"It is in {region}: set the region to {region}"
+        if region
+        else ("Set the region to the bucket's")
+    )
+    return f"{where} (--region, or Region in the source) ({code})"
 
 
 def _map_response_error(response: Any, obj: str) -> SealcheckError:
@@ -144,15 +179,16 @@ def _map_response_error(response: Any, obj: str) -> SealcheckError:
     if headers.get("x-amz-delete-marker") == "true" or code in ("MethodNotAllowed", "405"):
         # HEAD/GET of a deleted object (404) or of a delete marker's own version (405).
         return ObjectNotFound(DELETED, obj=obj)
-    if code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket", "404") or status == 404:
-        what = "bucket" if code == "NoSuchBucket" else "object or version"
-        return ObjectNotFound(f"no such {what}", obj=obj)
+    if code == "NoSuchBucket":
+        return BucketNotFound(obj=obj)
+    if code in ("NoSuchKey", "NoSuchVersion", "404") or status == 404:
+        return ObjectNotFound("no such object or version", obj=obj)
     if code in _EXPIRED:
         return AccessDenied(f"the credentials have expired ({code}); renew them", obj=obj)
     if code == "RequestTimeTooSkewed":
         return StorageError("this computer's clock is wrong; S3 refuses the request", obj=obj)
     if code in _WRONG_REGION or status == 301:
-        return StorageError(f"the bucket is in another region ({code}); pass --region", obj=obj)
+        return WrongRegion(_wrong_region(code, headers), obj=obj)
     if code in _DENIED or status == 403:
         return AccessDenied(f"({code})", obj=obj)
     if code in ("PreconditionFailed", "412") or status == 412:

@@ -121,6 +121,28 @@ _WORDS: dict[str, tuple[str, str]] = {
         "file directly.",
     ),
     "MissingTool": ("A program Sealcheck needs is not installed", "Install it and try again."),
+    # Storage errors in the words of what is wrong (core/s3.py, core/listing.py).
+    "BucketNotFound": (
+        "Bucket not found: check the bucket name",
+        "Edit the source (Ctrl+E) and correct the bucket name; Test connection checks it.",
+    ),
+    "EndpointUnreachable": (
+        "Cannot reach the endpoint",
+        "Check the source's endpoint URL, the network, and that the store is running.",
+    ),
+    "WrongRegion": (
+        "Wrong region: the bucket is in another region",
+        "Set the source's Region to the bucket's (Edit source; the details may name it).",
+    ),
+    "ListingDenied": (
+        "Access denied: these credentials may not list this bucket",
+        "Give the source's AWS profile s3:ListBucketVersions on the bucket (and "
+        "s3:GetObject, s3:GetObjectVersion to verify).",
+    ),
+    "FolderNotFound": (
+        "No such file or folder",
+        "Check the path: the folder may have moved, or its drive may not be mounted.",
+    ),
     "ObjectNotFound": (
         "The object or version no longer exists",
         "Refresh the list: it may have been deleted or expired by a lifecycle rule.",
