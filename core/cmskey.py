@@ -280,6 +280,18 @@ def _judge(
             obj=obj,
             layer=Layer.CIPHER,
         )
+    if oaep and fmt is None and cipher.spec.mode == "cbc":
+        # The key is right, but CBC has no MAC: a damaged IV or first block would
+        # pass unseen if the start were not judged, so an unknown start fails.
+        raise IntegrityError(
+            f"the content key unwrapped with {key.label} (RSAES-OAEP: authenticated, so it "
+            "is this envelope's key), but the content does not start as any format Sealcheck "
+            f"knows: the {cipher.spec.name} IV in the header or the first block is damaged "
+            "(EnvelopedData has no MAC to tell), or the backup holds a format Sealcheck cannot "
+            "check",
+            obj=obj,
+            layer=Layer.CIPHER,
+        )
     if oaep:
         how = "RSAES-OAEP (authenticated)"
         how += f"; the content starts as {fmt}" if fmt else ""

@@ -15,6 +15,8 @@ import pytest
 
 from fixtures.common import run_cli
 from fixtures.pipelines import GPG_HOMES, sh
+from fixtures.s3scenarios import sealcheck
+from fixtures.s3servers import Bucket
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -220,3 +222,21 @@ def test_restore_of_a_damaged_backup_leaves_nothing(
     r = run_cli("restore", str(bad), "-o", str(out), "--passphrase-file", str(pw_file))
     assert r.returncode == 1
     assert list(out.parent.iterdir()) == []
+
+
+def test_from_a_versioned_bucket(
+    moto_s3: Bucket, tmp_path: Path, backup: Path, pw_file: Path
+) -> None:
+    key = "pg/db.sql.gz.gpg"
+    good = moto_s3.put(key, backup)
+    data = bytearray(backup.read_bytes())
+    data[-40] ^= 0x02
+    bad = moto_s3.put(key, bytes(data))
+    args = [moto_s3.uri(key), "--endpoint-url", moto_s3.endpoint, "--json"]
+    args += ["--passphrase-file", str(pw_file)]
+    r = sealcheck("verify", *args, "--version-id", good or "")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.json()["source"]["version_id"] == good
+    r = sealcheck("verify", *args, "--version-id", bad or "")
+    assert r.returncode == 1, r.stdout
+    assert r.json()["error"]["kind"] == "IntegrityError"
