@@ -3,15 +3,18 @@
 Listing runs on the one worker type as a generator: each page of object
 versions is grouped into backup sets on the worker thread and handed to the
 model, which merges it in place, so rows appear with the first page and the
-table stays usable while the rest loads.
+table stays usable while the rest loads. A local folder (or an opened file) is
+listed the same way, page by page of files. A nightly series shows its nights in
+the Versions list ("Night · version").
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QItemSelection, QModelIndex, Qt, QThreadPool, QTimer, Signal
@@ -29,14 +32,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sealcheck.core.errors import SealcheckError
 from sealcheck.core.listing import (
     BackupSet,
+    Grouper,
     Versioning,
     bucket_versioning,
+    empty_text,
+    iter_folder_changes,
     iter_set_changes,
+    nearby_files,
+    nearby_keys,
     versioning_warning,
 )
-from sealcheck.core.naming import Rule
+from sealcheck.core.naming import Rule, stamp_of
 
 from .details import DetailsPane
 from .errortext import describe
@@ -46,6 +55,7 @@ from .models import (
     BackupSetModel,
     VersionModel,
     VersionRow,
+    _Index,
 )
 from .results import ResultStore
 from .settings import SourceConfig
@@ -68,21 +78,94 @@ class ListingDone:
     names: set[str]
     versions: int
     versioning: Versioning = Versioning.UNKNOWN
+    empty: str | None = None  # nothing listed: what to check, and what is one level up
+
+
+def _pages(
+    ctx: WorkerContext, changes: Iterator[tuple[list[BackupSet], Grouper]]
+) -> Generator[ListingPage, None, tuple[set[str], int]]:
+    names: set[str] = set()
+    versions = 0
+    for changed, grouper in changes:
+        ctx.cancel.check()
+        names = {x.name for x in grouper.sets}
+        versions = grouper.versions
+        yield ListingPage(changed, versions, time.monotonic())
+    return names, versions
 
 
 def list_source(
     ctx: WorkerContext, client: Any, bucket: str, prefix: str, rules: tuple[Rule, ...]
 ) -> Generator[ListingPage, None, ListingDone]:
     """Yield, per page, only the backup sets that are new or changed (the GUI merges them)."""
-    names: set[str] = set()
-    versions = 0
-    for changed, grouper in iter_set_changes(client, bucket, prefix, rules):
-        ctx.cancel.check()
-        names = {x.name for x in grouper.sets}
-        versions = grouper.versions
-        yield ListingPage(changed, versions, time.monotonic())
+    names, versions = yield from _pages(ctx, iter_set_changes(client, bucket, prefix, rules))
+    empty = None
+    if not names:
+        where = f"The bucket {bucket}" if not prefix else f"s3://{bucket}/{prefix}"
+        empty = empty_text(where, nearby_keys(client, bucket, prefix), whole=not prefix)
     # Asked once the listing worked (an unreachable store is reported by the listing).
-    return ListingDone(names, versions, bucket_versioning(client, bucket))
+    return ListingDone(names, versions, bucket_versioning(client, bucket), empty)
+
+
+def list_folder_source(
+    ctx: WorkerContext, root: Path, rules: tuple[Rule, ...]
+) -> Generator[ListingPage, None, ListingDone]:
+    """A local folder (or one file and its key), as ``list_source`` lists a prefix."""
+    names, versions = yield from _pages(ctx, iter_folder_changes(root, rules))
+    empty = None
+    if not names:
+        empty = empty_text(f"The folder {root}", nearby_files(root), whole=True)
+    return ListingDone(names, versions, Versioning.NONE, empty)
+
+
+def listing_problem(exc: BaseException, where: str) -> str:
+    """A failed listing in a listing's words: what is wrong, where, and what to do
+    (never "downloading the backup": nothing was being downloaded)."""
+    msg = describe(exc)
+    if isinstance(exc, SealcheckError):
+        what = exc.summary.rstrip(".")
+        detail = f" {exc.detail}" if exc.detail else ""
+        return f"Cannot list {where}: {what[0].lower()}{what[1:]}.{detail}\n{msg.advice}"
+    return f"Cannot list {where}: {msg.headline}. {msg.advice}\n{msg.details}"
+
+
+class SeriesVersionModel(VersionModel):
+    """The versions of a set; for a nightly series, each row also names its night."""
+
+    NIGHT_HEADER = "Night · version"
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            section == 1
+            and orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and self.backup is not None
+            and self.backup.is_series
+        ):
+            return self.NIGHT_HEADER
+        return super().headerData(section, orientation, role)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        out = super().data(index, role)
+        if (
+            index.isValid()
+            and index.column() == 1
+            and self.backup is not None
+            and self.backup.is_series
+            and role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole)
+        ):
+            r = self.row_at(index.row())
+            st = stamp_of(r.data.key)
+            night = st.night if st else "–"
+            vid = r.data.version_id
+            # A file or an unversioned object has one version: its night says it all.
+            text = f"{night} · {super().data(index)}" if vid and vid != "null" else night
+            if role == Qt.ItemDataRole.AccessibleTextRole:
+                return f"{self.NIGHT_HEADER}: {text}"
+            return text
+        return out
 
 
 def _table(name: str) -> QTableView:
@@ -123,7 +206,7 @@ class BackupBrowser(QWidget):
         self.model = BackupSetModel(results, self)
         self.proxy = BackupFilterProxy(self)
         self.proxy.setSourceModel(self.model)
-        self.versions = VersionModel(results, self)
+        self.versions = SeriesVersionModel(results, self)
 
         self.filter = QLineEdit()
         self.filter.setAccessibleName("Filter backups")
@@ -143,6 +226,11 @@ class BackupBrowser(QWidget):
         self.versioning_note.setAccessibleName("Bucket versioning")
         self.versioning_note.setWordWrap(True)
         self.versioning_note.hide()
+        self.empty_note = QLabel()
+        self.empty_note.setAccessibleName("Nothing listed")
+        self.empty_note.setWordWrap(True)
+        self.empty_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.empty_note.hide()
 
         self.sets_view = _table("Backups")
         self.sets_view.setModel(self.proxy)
@@ -166,6 +254,7 @@ class BackupBrowser(QWidget):
         tl.addLayout(row)
         tl.addWidget(self.banner)
         tl.addWidget(self.versioning_note)
+        tl.addWidget(self.empty_note)
         tl.addWidget(self.sets_view)
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.versions_view)
@@ -193,16 +282,20 @@ class BackupBrowser(QWidget):
         self.details.show_version(None, None)
         self.banner.hide()
         self.versioning_note.hide()
+        self.empty_note.hide()
         if source is None:
             return
         self.status.emit(f"Listing {source.uri}…")
         try:
-            client = self._client_factory(source)
             rules = source.parsed_rules()
+            if source.path is not None:
+                w = Worker(list_folder_source, Path(source.path), rules)
+            else:
+                client = self._client_factory(source)
+                w = Worker(list_source, client, source.bucket, source.prefix, rules)
         except Exception as exc:  # noqa: BLE001 - shown in words, like any listing failure
             self._on_list_failed(Failure(exc, ""))
             return
-        w = Worker(list_source, client, source.bucket, source.prefix, rules)
         w.signals.progress.connect(lambda page, w=w: self._on_page(w, page))
         w.signals.returned.connect(lambda done, w=w: self._on_listed(w, done))
         w.signals.errored.connect(lambda f, w=w: self._on_list_failed(f, w))
@@ -275,6 +368,9 @@ class BackupBrowser(QWidget):
         if warning := versioning_warning(done.versioning, bucket):
             self.versioning_note.setText(f"⚠ {warning[0].upper()}{warning[1:]}.")
             self.versioning_note.show()
+        if done.empty:
+            self.empty_note.setText(done.empty)
+            self.empty_note.show()
         self.fit_columns()
         n = self.model.rowCount()
         self.status.emit(f"{n} backup set(s), {done.versions} object version(s)")
@@ -283,10 +379,11 @@ class BackupBrowser(QWidget):
     def _on_list_failed(self, failure: Failure, w: Worker | None = None) -> None:
         if w is not None and w is not self._listing:
             return
-        msg = describe(failure.exc)
-        self.banner.setText(f"⚠ {msg.one_line()}. {msg.advice}\n{msg.details}")
+        where = self.source.uri if self.source is not None else "the source"
+        text = listing_problem(failure.exc, where)
+        self.banner.setText(f"⚠ {text}")
         self.banner.show()
-        self.status.emit(msg.one_line())
+        self.status.emit(text.splitlines()[0])
         self.listing_finished.emit(-1)
 
     # --- selection -------------------------------------------------------------

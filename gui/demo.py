@@ -293,6 +293,8 @@ def run_demo(*, no_gui: bool, keep: bool = False) -> int:
     # The demo's results are about throwaway samples: they go to a history of their
     # own in the demo folder (removed with it), never into the user's history.
     os.environ["SEALCHECK_DATA_DIR"] = str(work / "data")
+    # Sources added in the demo window stay with the demo (settings.config_path).
+    os.environ["SEALCHECK_CONFIG_DIR"] = str(work / "config")
     os.environ.setdefault("SEALCHECK_STATE_DIR", str(work / "state"))  # restore-test records
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")

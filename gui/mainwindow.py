@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence, QResizeEvent
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -49,6 +57,7 @@ from .keysession import KeySession
 from .keyspage import KeysPage
 from .models import VersionRow, guess_database
 from .notify import Notifier
+from .recover import Recovery, RecoveryResult, recovery_candidates
 from .restorewizard import RestoreTestWizard
 from .results import Outcome, ResultStore, VersionKey, duration_text
 from .settings import KeyChoice, SourceConfig, SourceStore
@@ -150,7 +159,9 @@ class MainWindow(QMainWindow):
         jobs_height = min(text_lines(self, 11), int(self.height() * 0.28))
         self.resizeDocks([dock], [jobs_height], Qt.Orientation.Vertical)
         self.notifier = Notifier(self.statusBar(), icon("app"), self)
+        self.recovery: Recovery | None = None  # Recover's run, one at a time
         self._make_actions()
+        self.setAcceptDrops(True)  # backup files and folders dropped become sources
 
         self.sources.currentRowChanged.connect(self._on_source_changed)
         self.browser.status.connect(lambda t: self.statusBar().showMessage(t))
@@ -234,6 +245,20 @@ class MainWindow(QMainWindow):
         self.remove_act = self._action(
             "Remove source", "remove", None, self.remove_source, "Forget the selected source"
         )
+        self.open_act = self._action(
+            "Open backup file…",
+            "add",
+            QKeySequence.StandardKey.Open,
+            self.open_backup_file,
+            "Open a backup file as a source (or drop files and folders on the window)",
+        )
+        self.recover_act = self._action(
+            "Re&cover…",
+            "restore",
+            "Ctrl+Shift+R",
+            self.recover_dialog,
+            "Recover: restore the newest version that verifies (newest first, to a file)",
+        )
         self.refresh_act = self._action(
             "Refresh",
             "refresh",
@@ -287,6 +312,7 @@ class MainWindow(QMainWindow):
             self.refresh_act,
             self.verify_act,
             self.restore_act,
+            self.recover_act,
             self.restore_test_act,
             self.cancel_act,
         ):
@@ -299,17 +325,24 @@ class MainWindow(QMainWindow):
             if ext is not None:
                 ext.setAccessibleName("More actions" if owner is bar else "More menus")
         m = menu.addMenu("&Source")
-        for a in (self.add_act, self.edit_act, self.remove_act, self.refresh_act):
+        for a in (self.add_act, self.open_act, self.edit_act, self.remove_act, self.refresh_act):
             m.addAction(a)
         m.addSeparator()
         m.addAction(self.find_act)
         j = menu.addMenu("&Jobs")
-        for a in (self.verify_act, self.restore_act, self.restore_test_act, self.cancel_act):
+        for a in (self.verify_act, self.restore_act, self.recover_act, self.restore_test_act):
             j.addAction(a)
+        j.addAction(self.cancel_act)
+        # Recover on a backup's row too: the newest good version is one click away.
+        sets_view = self.browser.sets_view
+        sets_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        sets_view.addActions([self.verify_act, self.recover_act])
         # The versions' context menu: the same actions, on what is under the pointer.
         versions = self.browser.versions_view
         versions.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        versions.addActions([self.verify_act, self.restore_act, self.restore_test_act])
+        versions.addActions(
+            [self.verify_act, self.restore_act, self.recover_act, self.restore_test_act]
+        )
         # Enter (or a double click) on a version verifies it; on a backup, goes to its versions.
         versions.activated.connect(self._on_version_activated)
         self.browser.sets_view.activated.connect(lambda _i: versions.setFocus())
@@ -328,6 +361,9 @@ class MainWindow(QMainWindow):
         offered = bool(self.targets())
         for act in (self.verify_act, self.restore_act, self.restore_test_act):
             act.setEnabled(offered)
+        idle = self.recovery is None or self.recovery.done
+        backup = self.browser.versions.backup
+        self.recover_act.setEnabled(idle and bool(recovery_candidates(backup)))
 
     def _find(self) -> None:
         self.tabs.setCurrentWidget(self.browser)
@@ -408,6 +444,36 @@ class MainWindow(QMainWindow):
             self.store.save(self.saved)
         self._fill_sources()
 
+    def open_backup_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open backup file", str(Path.home()))
+        if path:
+            self.open_paths([Path(path)])
+
+    def open_paths(self, paths: list[Path]) -> None:
+        """Files and folders as sources of this session (opened or dropped): listed as a
+        folder is, a file with its wrapped key beside it. One already there is selected."""
+        row = None
+        for p in paths:
+            src = SourceConfig.local(p)
+            known = [s.path for s in self.all_sources()]
+            if src.path in known:
+                row = known.index(src.path)
+                continue
+            self.session_sources.append(src)
+            row = len(self.session_sources) - 1
+        if row is not None:
+            self._fill_sources(row)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
     def _on_keys_changed(self, choice: KeyChoice) -> None:
         src = self.current_source()
         if src is not None and src.keys != choice:
@@ -432,9 +498,9 @@ class MainWindow(QMainWindow):
         verb = {"verify": "Verify", "restore": "Restore", "restore-test": "Restore test"}[operation]
         return JobSpec(
             operation=operation,  # type: ignore[arg-type]
-            data=f"s3://{src.bucket}/{d.key}",
+            data=src.object_uri(d.key),
             version_id=d.version_id,
-            wrapped=f"s3://{src.bucket}/{k.key}" if k else None,
+            wrapped=src.object_uri(k.key) if k else None,
             wrapped_version_id=k.version_id if k else None,
             s3=src.s3(),
             destination=dest,
@@ -573,6 +639,44 @@ class MainWindow(QMainWindow):
                 live = [(p.data.key, p.data.version_id) for p in older if not p.data.delete_marker]
                 return (*live, this)
         return (this,)
+
+    def recover_dialog(self) -> None:
+        rows = recovery_candidates(self.browser.versions.backup)
+        if not rows:
+            self.statusBar().showMessage("Select a backup to recover", 6000)
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Recover to file", str(Path.home() / restored_name(rows[0].data.key))
+        )
+        if path:
+            self.recover_to(Path(path))
+
+    def recover_to(self, dest: Path) -> Recovery | None:
+        """Restore the newest version of the shown backup that verifies into ``dest``
+        (gui/recover.py: newest first, the next only after a FAILED verdict)."""
+        rows = recovery_candidates(self.browser.versions.backup)
+        if not rows or (self.recovery is not None and not self.recovery.done):
+            return None
+        rec = Recovery(
+            self.queue,
+            rows,
+            dest,
+            lambda r: self._spec(r, "restore", dest),
+            self.submit,
+            self,
+        )
+        rec.step.connect(lambda text: self.statusBar().showMessage(text))
+        rec.finished.connect(self._recovered)
+        self.recovery = rec
+        self._update_actions()
+        rec.start()
+        return rec
+
+    def _recovered(self, result: RecoveryResult) -> None:
+        text = result.text()
+        self.statusBar().showMessage(text, 30000)
+        self.notifier.notify("Sealcheck recover", text, failed=result.restored is None)
+        self._update_actions()
 
     def _history_problem(self, text: str) -> None:
         self.statusBar().showMessage(

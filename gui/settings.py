@@ -1,4 +1,6 @@
-"""Typed settings: saved S3 sources, as JSON under the platform's config folder.
+"""Typed settings: saved sources (S3 locations and local folders), as JSON under the
+platform's config folder, or ``$SEALCHECK_CONFIG_DIR`` when set (the demo sets it to its
+temp folder, so sources added while it runs never reach the user's saved sources).
 
 Invariant: nothing secret is ever stored here. A source names *where* its keys
 are (a PEM path, ``keyring:NAME``, a ``pkcs11:`` URI, a passphrase *file*),
@@ -41,13 +43,24 @@ class KeyChoice:
 @dataclass(frozen=True)
 class SourceConfig:
     name: str
-    bucket: str
+    bucket: str  # "" for a local source
     prefix: str = ""
     endpoint_url: str | None = None
     profile: str | None = None
     region: str | None = None
     rules: tuple[str, ...] = ()  # DATA_SUFFIX:KEY_SUFFIX
     keys: KeyChoice = field(default_factory=KeyChoice)
+    path: str | None = None  # a local folder (or one opened file) instead of a bucket
+
+    @classmethod
+    def local(cls, path: Path, name: str | None = None, **kw: Any) -> SourceConfig:
+        """A folder or file source; the path is made absolute, as jobs open it."""
+        full = path.expanduser().absolute()
+        return cls(name=name or full.name or str(full), bucket="", path=str(full), **kw)
+
+    @property
+    def is_local(self) -> bool:
+        return self.path is not None
 
     def s3(self) -> S3Settings:
         return S3Settings(endpoint_url=self.endpoint_url, profile=self.profile, region=self.region)
@@ -57,7 +70,12 @@ class SourceConfig:
 
     @property
     def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}"
+        return self.path if self.path is not None else f"s3://{self.bucket}/{self.prefix}"
+
+    def object_uri(self, key: str) -> str:
+        """What a job opens for a listed object: its s3:// URI, or the file's own path
+        (a folder's listing names each file by its path)."""
+        return key if self.path is not None else f"s3://{self.bucket}/{key}"
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -87,6 +105,8 @@ _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _upgrade_
 
 
 def config_path() -> Path:
+    if env := os.environ.get("SEALCHECK_CONFIG_DIR"):
+        return Path(env) / "sources.json"
     return platformdirs.user_config_path("sealcheck") / "sources.json"
 
 
