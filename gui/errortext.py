@@ -124,15 +124,15 @@ _WORDS: dict[str, tuple[str, str]] = {
     # Storage errors in the words of what is wrong (core/s3.py, core/listing.py).
     "BucketNotFound": (
         "Bucket not found: check the bucket name",
-        "Edit the source (Ctrl+E) and correct the bucket name; Test connection checks it.",
+        "Edit the source (Ctrl+E) to correct the bucket name; Test connection checks it.",
     ),
     "EndpointUnreachable": (
         "Cannot reach the endpoint",
-        "Check the source's endpoint URL, the network, and that the store is running.",
+        "Edit the source (Ctrl+E) to correct the endpoint URL; Test connection checks it.",
     ),
     "WrongRegion": (
         "Wrong region: the bucket is in another region",
-        "Set the source's Region to the bucket's (Edit source; the details may name it).",
+        "Edit the source (Ctrl+E) to set its Region; Test connection checks it.",
     ),
     "ListingDenied": (
         "Access denied: these credentials may not list this bucket",
@@ -275,6 +275,18 @@ def _wrong_key_advice(report: Report) -> str | None:
     if report.wrapped_key is not None:
         return None  # RSA-wrapped data key: the general advice (key, wrapped-key version)
     formats = set(report.formats)
+    said = report.error.message.lower() if report.error is not None else ""
+    if formats & {"openpgp", "openpgp-armored"} and "passphrase" in said:
+        return (
+            "Check the passphrase file set for this source (Keys page): this backup was made "
+            "with gpg --symmetric and opens with its passphrase alone. If it does, the start "
+            "of the backup may be damaged: try an older version."
+        )
+    if formats & {"cms", "cms-pem", "smime"}:
+        return (
+            "Give the private key of one of this backup's recipients (PEM, keyring or token "
+            "on the Keys page); the details say which recipients the backup names."
+        )
     if formats & {"openpgp", "openpgp-armored"}:
         return (
             "Give the OpenPGP secret key this backup was encrypted to (the details name its "
