@@ -431,15 +431,21 @@ class MariaDBTarget:
         return s
 
     def _throwaway_database(self, what: str, name: str, ref: StatementRef) -> str | None:
-        # The loader gets privileges on each database the dump makes or uses, before the
-        # statement runs; never on a system schema (the server then refuses the dump).
-        if what != "drop":
+        # The loader gets privileges on each database the dump makes, uses or drops first
+        # (--add-drop-database), before the statement runs; never on a system schema (the
+        # server then refuses the dump).
+        if name:
             self._grant(name)
         return None
 
     def _database_statement(self, what: str, name: str, ref: StatementRef) -> str | None:
         # --server: everything goes into the scratch database. One database named by the
         # dump is mapped onto it; a second one, or DROP DATABASE, is refused.
+        if what == "drop" and name and name == (self._dump_db or name):
+            # mysqldump --add-drop-database before its CREATE DATABASE: the dump's own
+            # database, which the scratch database stands for. Nothing to drop.
+            self._dump_db = name
+            return self._scratch
         if what == "drop":
             raise DumpRefused(
                 f"line {ref.line}: the dump drops a database: {ref.head}",

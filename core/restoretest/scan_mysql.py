@@ -104,7 +104,7 @@ _VALUES = re.compile(
     re.I,
 )
 _CREATE_DB = re.compile(rf"CREATE\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+NOT\s+EXISTS\s+)?({_ID})", _I)
-_DROP_DB = re.compile(r"DROP\s+(?:DATABASE|SCHEMA)\b", _I)
+_DROP_DB = re.compile(rf"DROP\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+EXISTS\s+)?({_ID})?", _I)
 _USE = re.compile(rf"USE\s+({_ID})\s*$", _I)
 _CREATE_OBJ = re.compile(
     rf"CREATE\b(?:(?!\bTABLE\b).)*?\b(VIEW|TRIGGER|PROCEDURE|FUNCTION|EVENT)\s+"
@@ -388,7 +388,7 @@ class MySQLScanner(ScannerBase):
         if word.startswith("CREATE"):
             self._create(buf, start, stop, head, ref)
         elif word.startswith("DROP"):
-            self._drop(head, ref)
+            self._drop(buf, start, stop, head, ref)
         elif word.startswith("USE"):
             if u := _USE.match(head):
                 self._use(buf, start, stop, unquote(u.group(1)), ref)
@@ -474,14 +474,18 @@ class MySQLScanner(ScannerBase):
         s = self.summary
         return {"VIEW": s.views, "TRIGGER": s.triggers, "EVENT": s.events}.get(kind, s.routines)
 
-    def _drop(self, head: str, ref: StatementRef) -> None:
+    def _drop(self, buf: bytes, start: int, stop: int, head: str, ref: StatementRef) -> None:
         if m := _DROP_OBJ.match(head):
             self._objects(m.group(1).upper()).discard(self._key(m, 2))
         elif m := _DROP_TABLE.match(head):
             for name in re.finditer(_QN, m.group(1)):
                 self.summary.tables.pop(self._key(name), None)
-        elif _DROP_DB.match(head) and self.on_database is not None:
-            self.on_database("drop", "", ref)
+        elif (d := _DROP_DB.match(head)) and self.on_database is not None:
+            # mysqldump --add-drop-database: the target decides (grant it, blank it, or
+            # refuse); the statement is blanked when it answers with a database.
+            db = unquote(d.group(1) or "")
+            if (new := self.on_database("drop", db, ref)) is not None:
+                self.blank(buf, start, stop, f"DROP DATABASE {db} ({new} is made for the test)")
 
     def _use(self, buf: bytes, start: int, stop: int, name: str, ref: StatementRef) -> None:
         if self.on_database is not None:

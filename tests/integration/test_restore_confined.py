@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.databases import MariaDBServer, PostgresServer
+from fixtures.databases import LoadedDatabase, MariaDBServer, PostgresServer
 from fixtures.restoretest import api_run, hostile_mysql_dump, hostile_pg_dump
 from sealcheck.core.restoretest.mariadb import MariaDBTarget
 from sealcheck.core.restoretest.postgres import PostgresTarget
@@ -408,3 +408,40 @@ def test_pg_server_whose_hba_lets_no_new_role_in_is_refused(
     assert "could not log in" in res.error.message and "pg_hba.conf" in res.error.message
     assert res.load_seconds is None
     assert pg_leftovers(pg_server) == []
+
+
+@pytest.fixture(scope="module")
+def drop_database_dump(
+    mariadb_server: MariaDBServer, mariadb_rich_db: LoadedDatabase,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:  # fmt: skip
+    """``mariadb-dump --databases shop --add-drop-database --routines --triggers``."""
+    out = tmp_path_factory.mktemp("dropdb") / "shop.sql"
+    cmd = [
+        mariadb_server.tools["mariadb-dump"], "--no-defaults", f"--socket={mariadb_server.socket}",
+        f"--user={mariadb_server.user}", "--default-character-set=utf8mb4",
+        "--single-transaction", "--routines", "--triggers", "--add-drop-database",
+        "--databases", mariadb_rich_db.name,
+    ]  # fmt: skip
+    with out.open("wb") as f:
+        subprocess.run(cmd, stdout=f, check=True, timeout=120)
+    assert b"DROP DATABASE IF EXISTS" in out.read_bytes()
+    return out
+
+
+@pytest.mark.parametrize("where", ["throwaway", "server"])
+def test_a_databases_dump_with_drop_database_restores(
+    rt_state: Path, mariadb_server: MariaDBServer, mariadb_rich_db: LoadedDatabase,
+    drop_database_dump: Path, where: str,
+) -> None:  # fmt: skip
+    """The dump's own DROP DATABASE: granted on a throwaway server (the loader may drop
+    what it makes), blanked on --server (the scratch database stands for it)."""
+    server = {"server": my_dsn(mariadb_server)} if where == "server" else {}
+    res = api_run(drop_database_dump, rt_state, **server)
+    assert res.exit_code == 0, res.error
+    assert {t.name.split(".")[-1]: t.rows for t in res.tables} == mariadb_rich_db.row_counts
+    assert res.hostile == ()
+    if where == "server":
+        assert any(r.startswith("line ") and "DROP DATABASE" in r for r in res.rewritten)
+        assert my_leftovers(mariadb_server) == []
+        assert mariadb_rich_db.name in mariadb_server.sql("SHOW DATABASES;").split()
