@@ -321,6 +321,8 @@ class MySQLScanner(ScannerBase):
         self.on_database: Callable[[str, str, StatementRef], str | None] | None = None
         # DEFINER clauses become the loading account's (see confine): sent rewritten.
         self.rewrite_definers = False
+        # A DROP DATABASE blanked as --add-drop-database's (database, line, statement).
+        self._pending_drop: tuple[str, int, bytes] | None = None
         self._override: bytes | None = None  # the statement as sent, when rewritten
 
     def _scan(self, buf: bytes, final: bool) -> int:
@@ -379,6 +381,8 @@ class MySQLScanner(ScannerBase):
         ref = self.record(buf, start, end)
         head = normalize(buf[start : min(end, start + 4096)])
         word = head[:16].upper()
+        if self._pending_drop is not None:
+            self._settle_drop(head)
         if word.startswith(("INSERT", "REPLACE")):
             self._insert(buf, start, end, head, ref)
             return
@@ -403,8 +407,18 @@ class MySQLScanner(ScannerBase):
                     f"line {ref.line}: {', '.join(clauses)} {_DEFINER_LESS}"
                 )
 
+    def _settle_drop(self, head: str) -> None:
+        assert self._pending_drop is not None
+        db, line, raw = self._pending_drop
+        self._pending_drop = None
+        m = _CREATE_DB.match(head)
+        if not (m and unquote(m.group(1)) == db):
+            self.hostile(line, "drops a database", raw)
+
     def finish(self) -> list[bytes]:
         out = super().finish()
+        if self._pending_drop is not None:
+            self._settle_drop("")
         cap_rewritten(self.summary.rewritten, _DEFINER_LESS, "DEFINER clauses")
         return out
 
@@ -486,6 +500,9 @@ class MySQLScanner(ScannerBase):
             db = unquote(d.group(1) or "")
             if (new := self.on_database("drop", db, ref)) is not None:
                 self.blank(buf, start, stop, f"DROP DATABASE {db} ({new} is made for the test)")
+                # Blanked only as --add-drop-database writes it: right before its CREATE
+                # DATABASE. Anything else after it reports the drop (see _statement).
+                self._pending_drop = (db, ref.line, buf[start : min(stop, start + 4096)])
 
     def _use(self, buf: bytes, start: int, stop: int, name: str, ref: StatementRef) -> None:
         if self.on_database is not None:

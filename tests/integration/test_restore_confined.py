@@ -159,7 +159,9 @@ def test_mariadb_server_disguises_reach_nothing(
         assert res.exit_code == 1
         if refusal == "privileges-only":
             assert "cannot be null" in res.load_error.message.lower(), res.load_error
-    else:
+    elif not (refusal == "privileges-only" and name == "drop-database-comment"):
+        # (a DROP DATABASE as the first database statement is never run on --server: it
+        # is blanked, and reported since no CREATE DATABASE of that name follows)
         assert res.exit_code == 1, res.error
     if refusal == "privileges-only" and res.exit_code == 1 and res.error.kind == "LoadFailed":
         if name != "load-file-in-values":
