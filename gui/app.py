@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QDialog
 
 from .about import APP_ID
 from .crash import CrashHandler
 from .mainwindow import MainWindow
+from .signals import SignalBridge, exit_code_for, on_signal_close
 
 
 def make_app(argv: list[str] | None = None) -> QApplication:
@@ -30,20 +31,47 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def run_window(make_window: Callable[[], MainWindow], *, smoke_test: bool = False) -> int:
+def run_window(
+    make_window: Callable[[], MainWindow],
+    *,
+    smoke_test: bool = False,
+    on_shown: Callable[[], None] | None = None,
+) -> int:
     """Show the main window and run the event loop. ``smoke_test`` (the packaging check)
-    closes the window as soon as it is shown and exits 0, or 1 if it never appeared."""
+    closes the window as soon as it is shown and exits 0, or 1 if it never appeared.
+
+    SIGTERM and SIGINT close the window as the user would (jobs stopped, everything
+    cleaned up), without asking, and the exit code is 128 + the signal number."""
     app = make_app()
     crash = CrashHandler(app)
     crash.install()
+    bridge = SignalBridge()
+    bridge.install()
     try:
         win = make_window()  # follows light/dark switches itself (palette change events)
+        on_signal_close(bridge, lambda signum: _signal_close(app, win, signum))
         win.show()
         if smoke_test:
             QTimer.singleShot(0, lambda: _smoke_close(win))
+        if on_shown is not None:
+            QTimer.singleShot(0, on_shown)
         return app.exec()
     finally:
+        bridge.uninstall()
         crash.uninstall()
+
+
+def _signal_close(app: QApplication, win: MainWindow, signum: int) -> None:
+    # A dialog open in its own event loop (a passphrase prompt, a question) is
+    # answered "no" first, then the window closes as on a click on its close button.
+    while (modal := QApplication.activeModalWidget()) is not None and modal is not win:
+        if isinstance(modal, QDialog):
+            modal.reject()
+        modal.close()
+        if QApplication.activeModalWidget() is modal:
+            break  # would not close; the window's close still stops the jobs
+    win.close_without_asking()
+    app.exit(exit_code_for(signum))
 
 
 def _smoke_close(win: MainWindow) -> None:

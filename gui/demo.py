@@ -289,34 +289,43 @@ def run_demo(*, no_gui: bool, keep: bool = False) -> int:
         if shutil.which(tool) is None:
             print(f"sealcheck demo: {tool} is not installed", file=sys.stderr)
             return 2
-    work = Path(tempfile.mkdtemp(prefix="sealcheck-demo-"))
-    # The demo's results are about throwaway samples: they go to a history of their
-    # own in the demo folder (removed with it), never into the user's history.
-    os.environ["SEALCHECK_DATA_DIR"] = str(work / "data")
-    # Sources added in the demo window stay with the demo (settings.config_path).
-    os.environ["SEALCHECK_CONFIG_DIR"] = str(work / "config")
-    os.environ.setdefault("SEALCHECK_STATE_DIR", str(work / "state"))  # restore-test records
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
-    try:
-        print("Making sample backups with openssl, gzip, bzip2 and gpg, the seed pipelines' way...")
-        uploads, expect, keys = make_samples(work)
-        with demo_s3() as endpoint:
-            _fill_bucket(endpoint, uploads)
-            if not no_gui:
-                from .demo_app import run_demo_gui
+    # SIGTERM (a logout, ``timeout``) ends the demo through the ``finally`` below, as
+    # Ctrl-C does: the folder and the gpg-agent of its key home go with it. While the
+    # window is open, the app carries both signals into its event loop (app.py).
+    from .signals import exit_on_signals
 
-                return run_demo_gui(endpoint, keys)
-            print("Headless: the demo key is passed to the verifier directly.\n")
-            return verify_all(endpoint, keys, expect)
-    finally:
-        if keep:
-            print(f"demo files kept in {work}")
-        else:
-            # gpg started an agent for the demo's key home: stop it with the demo.
-            subprocess.run(
-                ["gpgconf", "--homedir", str(work / "gnupg"), "--kill", "all"],
-                capture_output=True,
-                check=False,
+    with exit_on_signals():
+        work = Path(tempfile.mkdtemp(prefix="sealcheck-demo-"))
+        try:
+            # The demo's results are about throwaway samples: they go to a history of
+            # their own in the demo folder (removed with it), never the user's history.
+            os.environ["SEALCHECK_DATA_DIR"] = str(work / "data")
+            # Sources added in the demo window stay with the demo (settings.config_path).
+            os.environ["SEALCHECK_CONFIG_DIR"] = str(work / "config")
+            os.environ.setdefault("SEALCHECK_STATE_DIR", str(work / "state"))
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
+            print(
+                "Making sample backups with openssl, gzip, bzip2 and gpg, "
+                "the seed pipelines' way..."
             )
-            shutil.rmtree(work, ignore_errors=True)
+            uploads, expect, keys = make_samples(work)
+            with demo_s3() as endpoint:
+                _fill_bucket(endpoint, uploads)
+                if not no_gui:
+                    from .demo_app import run_demo_gui
+
+                    return run_demo_gui(endpoint, keys)
+                print("Headless: the demo key is passed to the verifier directly.\n")
+                return verify_all(endpoint, keys, expect)
+        finally:
+            if keep:
+                print(f"demo files kept in {work}")
+            else:
+                # gpg started an agent for the demo's key home: stop it with the demo.
+                subprocess.run(
+                    ["gpgconf", "--homedir", str(work / "gnupg"), "--kill", "all"],
+                    capture_output=True,
+                    check=False,
+                )
+                shutil.rmtree(work, ignore_errors=True)

@@ -82,6 +82,11 @@ def run_demo_gui(endpoint: str, keys: dict[str, Path]) -> int:
     print(how)
     print("Opening Sealcheck on the demo source; close the window to stop the demo.")
     try:
-        return run_window(lambda: MainWindow(session_sources=[demo_source(endpoint, choice)]))
+        return run_window(
+            lambda: MainWindow(session_sources=[demo_source(endpoint, choice)]),
+            on_shown=lambda: print(
+                "Demo window open (Ctrl-C here also ends the demo and cleans up).", flush=True
+            ),
+        )
     finally:
         cleanup()

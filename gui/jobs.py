@@ -241,6 +241,15 @@ class JobQueue(QObject):
     def busy(self) -> bool:
         return self._current is not None or bool(self._pending)
 
+    @property
+    def current(self) -> JobRecord | None:
+        """The running job (one at a time), if any."""
+        return self._current
+
+    def pending(self) -> tuple[JobRecord, ...]:
+        """The queued jobs, in the order they will run."""
+        return tuple(self._pending)
+
     def submit(self, spec: JobSpec, secrets: Secrets) -> JobRecord:
         rec = JobRecord(next(self._ids), spec, secrets)
         self.records.append(rec)

@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 
 from sealcheck.core.custody import KeyStore
 from sealcheck.core.errors import SealcheckError
+from sealcheck.core.listing import UNVERSIONED, ObjectVersion, version_text
 from sealcheck.core.s3 import make_client
 
 from . import jobs as jobs_mod
@@ -62,6 +63,7 @@ from .restorewizard import RestoreTestWizard
 from .results import Outcome, ResultStore, VersionKey, duration_text
 from .settings import KeyChoice, SourceConfig, SourceStore
 from .sizes import fit_to_screen, text_lines, text_width
+from .stopjobs import confirm_stop
 
 
 def default_client(source: SourceConfig) -> Any:
@@ -87,6 +89,19 @@ def restored_version_name(key: str, version_id: str | None) -> str:
     tag = "".join(c for c in version_id if c.isalnum())[:12]
     tag = tag if tag and version_id != "null" else "unversioned"
     return f"{stem}.{tag}.{ext}" if dot else f"{name}.{tag}"
+
+
+def short_version(version_id: str | None) -> str:
+    """A version id short enough for a title, long enough to tell versions apart."""
+    text = str(version_text(version_id))
+    return text if text == UNVERSIONED or len(text) <= 12 else text[:10] + "…"
+
+
+def job_title(verb: str, d: ObjectVersion) -> str:
+    """``Verify db/x.sql.gz (2026-11-27 03:00:07, version 3HL4kqtJlc…)``: two nightly
+    uploads a minute apart, or two versions of one second, still read differently."""
+    when: str = d.last_modified.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return f"{verb} {d.key} ({when}, version {short_version(d.version_id)})"
 
 
 class MainWindow(QMainWindow):
@@ -117,6 +132,7 @@ class MainWindow(QMainWindow):
         # The wizard's last choices, for this session only (paths and a DSN, no password).
         self.restore_test_choice = RestoreTestSpec()
         self.restore_wizard: RestoreTestWizard | None = None
+        self._ask_before_close = True  # False when a signal closes the window (app.py)
 
         self.sources = QListWidget()
         self.sources.setAccessibleName("Sources")
@@ -291,7 +307,7 @@ class MainWindow(QMainWindow):
             "Cancel jobs",
             "cancel",
             "Ctrl+.",
-            self.queue.cancel_all,
+            self.cancel_jobs,
             "Cancel every queued and running job",
         )
         self.find_act = QAction("&Find backups", self)
@@ -494,7 +510,6 @@ class MainWindow(QMainWindow):
         src = self.current_source()
         assert src is not None
         d, k = row.data, row.key
-        when = d.last_modified.astimezone().strftime("%Y-%m-%d %H:%M")
         verb = {"verify": "Verify", "restore": "Restore", "restore-test": "Restore test"}[operation]
         return JobSpec(
             operation=operation,  # type: ignore[arg-type]
@@ -506,7 +521,7 @@ class MainWindow(QMainWindow):
             destination=dest,
             # Only the save dialog asks "replace it?": a file it returns may be replaced.
             overwrite=confirmed and dest is not None and dest.exists(),
-            title=f"{verb} {d.key} ({when})",
+            title=job_title(verb, d),
         )
 
     def submit(self, spec: JobSpec) -> JobRecord | None:
@@ -592,6 +607,7 @@ class MainWindow(QMainWindow):
         if not rows:
             self.statusBar().showMessage("Select one or more versions to restore-test", 6000)
             return None
+        rows = self._oldest_first(rows)  # the order they will run in
         titles = [self._spec(r, "restore-test").title for r in rows]
         guesses = [
             guess_database(r.data.key, self.results.get((r.data.key, r.data.version_id)))
@@ -616,7 +632,9 @@ class MainWindow(QMainWindow):
         self, options: RestoreTestSpec, rows: list[VersionRow] | None = None
     ) -> list[JobRecord]:
         out = []
-        for row in rows if rows is not None else self.targets():
+        # Oldest first: each version is then compared with the one tested just before it
+        # (the queue resolves the drift baseline when a job starts, see _earlier).
+        for row in self._oldest_first(rows if rows is not None else self.targets()):
             spec = replace(
                 self._spec(row, "restore-test"),
                 restore_test=replace(options, compare_with=self._earlier(row)),
@@ -625,6 +643,19 @@ class MainWindow(QMainWindow):
             if rec is not None:
                 out.append(rec)
         return out
+
+    def _oldest_first(self, rows: list[VersionRow]) -> list[VersionRow]:
+        """By upload time; versions of one second keep S3's order (it lists a key's
+        versions newest first), so the listing breaks the tie."""
+        place: dict[VersionKey, int] = {}
+        for s in (self.browser.versions.backup, *self.browser.selected_sets()):
+            for i, p in enumerate(s.pairs if s is not None else ()):
+                place.setdefault((p.data.key, p.data.version_id), i)
+
+        def age(r: VersionRow) -> tuple[Any, int]:
+            return (r.data.last_modified, -place.get((r.data.key, r.data.version_id), 0))
+
+        return sorted(rows, key=age)
 
     def _earlier(self, row: VersionRow) -> tuple[VersionKey, ...]:
         """Where drift is measured from: the older versions of the same backup, newest
@@ -702,7 +733,23 @@ class MainWindow(QMainWindow):
 
     # --- closing ------------------------------------------------------------------
 
+    def cancel_jobs(self) -> bool:
+        """Cancel every job; a running restore or restore test is stopped only if the
+        user agrees (its work would be lost)."""
+        if not confirm_stop(self, self.queue, quitting=False):
+            return False
+        self.queue.cancel_all()
+        return True
+
+    def close_without_asking(self) -> bool:
+        """Close as the close button does, without the question (SIGTERM, a logout)."""
+        self._ask_before_close = False
+        return self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self._ask_before_close and not confirm_stop(self, self.queue, quitting=True):
+            event.ignore()
+            return
         self.statusBar().showMessage("Stopping jobs…")
         self.queue.shutdown(5.0)
         self.browser.shutdown()

@@ -11,8 +11,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractButton, QLineEdit, QToolBar, QWizard
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QLineEdit,
+    QMessageBox,
+    QToolBar,
+    QWizard,
+)
 
 from fixtures.dumps import mysql_like
 from fixtures.gui_flow import open_window, select_version
@@ -500,9 +507,21 @@ def test_closing_the_window_mid_load_leaves_no_server(qtbot, tmp_path, rsa_key, 
 
     qtbot.waitUntil(loading, timeout=120_000)
     root, pgid = Path(server["root"]), int(server["pgid"])
+    asked: list[str] = []
+
+    def stop_and_quit() -> None:  # closing asks first: the test would be lost (test_stop_jobs)
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, stop_and_quit)
+            return
+        asked.append(box.text())
+        next(b for b in box.buttons() if b.text() == "Stop and quit").click()
+
+    QTimer.singleShot(0, stop_and_quit)
     t0 = time.monotonic()
-    win.close()
+    assert win.close()
     assert time.monotonic() - t0 < 5.0  # close() waited for the job to stop
+    assert asked and asked[0].startswith("1 restore test is running")
     qtbot.waitUntil(lambda: rec.state is not JobState.RUNNING, timeout=5000)
     assert rec.state is JobState.CANCELLED
     assert not root.exists() and not _alive(pgid)
