@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -148,39 +151,208 @@ class JobRow(QFrame):
         self.toggle.show()
 
 
-class JobPanel(QScrollArea):
+QUEUED_SHOWN = 10  # queued jobs with a row of their own; the rest are counted
+ROWS_PER_TURN = 3  # rows made per event-loop turn (a row and its layout pass: ~1-2 ms)
+FINISHED_SHOWN = 50  # finished rows kept; older ones leave (their results stay in History)
+FAILED_SHOWN = 200  # failed rows are kept longer, until "Clear finished"
+
+
+def job_summary(counts: Counter[str]) -> str:
+    """ "700 queued · 1 running · 12 OK · 1 failed": a run that could not check the
+    backup is "not checked", never counted as failed (core/verdict.py)."""
+    parts = [
+        f"{counts[key]} {words}"
+        for key, words in (
+            ("queued", "queued"),
+            ("running", "running"),
+            ("ok", "OK"),
+            ("failed", "failed"),
+            ("not-checked", "not checked"),
+            ("cancelled", "cancelled"),
+        )
+        if counts[key]
+    ]
+    return " · ".join(parts) if parts else "No jobs"
+
+
+def bucket(rec: JobRecord) -> str:
+    if rec.state is JobState.QUEUED:
+        return "queued"
+    if rec.state is JobState.RUNNING:
+        return "running"
+    if rec.state is JobState.DONE:
+        return "ok"
+    if rec.state is JobState.CANCELLED:
+        return "cancelled"
+    msg = rec.message
+    return "not-checked" if msg is not None and not msg.verdict.is_verdict else "failed"
+
+
+class JobPanel(QWidget):
+    """A summary line, "Clear finished", and one row per job worth a row.
+
+    Hundreds of queued jobs must not cost the event loop hundreds of widgets: only the
+    running job, the next ``QUEUED_SHOWN`` queued ones and the latest finished ones
+    have rows; the summary counts them all. Counting is O(1) per state change and the
+    rows are brought in line once per event-loop turn, however many jobs changed."""
+
     def __init__(self, queue: JobQueue, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("Jobs")
-        self.setWidgetResizable(True)
         self._queue = queue
         self._rows: dict[int, JobRow] = {}
+        self._known: dict[int, str] = {}  # job id -> bucket, for the counts
+        self.counts: Counter[str] = Counter()
+        self.summary = QLabel("No jobs")
+        self.summary.setAccessibleName("Jobs summary")
+        self.clear_btn = QPushButton("C&lear finished")
+        self.clear_btn.setAccessibleName("Clear finished jobs")
+        self.clear_btn.setToolTip("Remove finished jobs from this list (results stay in History)")
+        self.clear_btn.clicked.connect(self.clear_finished)
+        self.clear_btn.setEnabled(False)
+        head = QHBoxLayout()
+        head.setContentsMargins(4, 2, 4, 0)
+        head.addWidget(self.summary, 1)
+        head.addWidget(self.clear_btn)
+
+        self.list_area = QScrollArea()
+        self.list_area.setWidgetResizable(True)
+        self.list_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.list_area.setAccessibleName("Job list")
         inner = QWidget()
         self._lay = QVBoxLayout(inner)
         self._lay.setContentsMargins(4, 4, 4, 4)
         self.empty = QLabel(
             "No jobs yet. Select a version and press Verify, Restore to file… or Restore test…"
         )
+        self.more = QLabel()
+        self.more.setAccessibleName("More queued jobs")
+        self.more.hide()
         self._lay.addWidget(self.empty)
+        self._lay.addWidget(self.more)
         self._lay.addStretch()
-        self.setWidget(inner)
+        self.list_area.setWidget(inner)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(head)
+        lay.addWidget(self.list_area, 1)
+
+        self._sync_timer = QTimer(self)
+        self._sync_timer.setSingleShot(True)
+        self._sync_timer.setInterval(0)
+        self._sync_timer.timeout.connect(self._sync)
         queue.added.connect(self._on_added)
         queue.changed.connect(self._on_changed)
 
-    def row(self, rec: JobRecord) -> JobRow:
-        return self._rows[rec.id]
+    # --- rows ------------------------------------------------------------------
 
-    def _on_added(self, rec: JobRecord) -> None:
-        self.empty.hide()
+    def row(self, rec: JobRecord) -> JobRow:
+        """This job's row, made now if it has none yet (a queued job far back)."""
+        found = self._rows.get(rec.id)
+        return found if found is not None else self._add_row(rec)
+
+    def has_row(self, rec: JobRecord) -> bool:
+        return rec.id in self._rows
+
+    def _add_row(self, rec: JobRecord) -> JobRow:
         row = JobRow(rec, self._queue)
         self._rows[rec.id] = row
-        self._lay.insertWidget(0, row)
-        # Newest on top, and first for Tab too: panel → this row → the older rows.
-        QWidget.setTabOrder(self, row.toggle)
-        QWidget.setTabOrder(row.toggle, row.cancel)
-        QWidget.setTabOrder(row.cancel, row.details)
+        # Newest on top: below the "more queued" line, above every older job.
+        above = sum(1 for i in self._rows if i > rec.id)
+        self._lay.insertWidget(2 + above, row)
+        self._chain_tabs()
+        return row
+
+    def _remove_row(self, job_id: int) -> None:
+        row = self._rows.pop(job_id)
+        self._lay.removeWidget(row)
+        row.hide()
+        row.deleteLater()
+
+    def _chain_tabs(self) -> None:
+        """Newest first for Tab too: panel → each row's Details, Cancel, text → older rows."""
+        prev: QWidget = self.clear_btn
+        for i in sorted(self._rows, reverse=True):
+            row = self._rows[i]
+            for w in (row.toggle, row.cancel, row.details):
+                QWidget.setTabOrder(prev, w)
+                prev = w
+
+    # --- the queue's signals ----------------------------------------------------
+
+    def _count(self, rec: JobRecord) -> None:
+        new = bucket(rec)
+        old = self._known.get(rec.id)
+        if old != new:
+            if old is not None:
+                self.counts[old] -= 1
+            self.counts[new] += 1
+            self._known[rec.id] = new
+            self._schedule()
+
+    def _on_added(self, rec: JobRecord) -> None:
+        # O(1): a batch of 700 calls this 700 times in one turn; rows come in _sync.
+        self.empty.hide()
+        self._count(rec)
+        self._schedule()
 
     def _on_changed(self, rec: JobRecord) -> None:
+        self._count(rec)
         row = self._rows.get(rec.id)
         if row is not None:
             row.refresh()
+        elif rec.state is not JobState.QUEUED and rec.started is not None:
+            self._add_row(rec)  # it started (or ended at once) before it had a row
+
+    def _queued_rows(self) -> int:
+        return sum(1 for r in self._rows.values() if r.rec.state is JobState.QUEUED)
+
+    def _schedule(self) -> None:
+        if not self._sync_timer.isActive():
+            self._sync_timer.start()
+
+    def _sync(self) -> None:
+        """Once per event-loop turn: the summary, the queued rows topped up, the
+        oldest finished rows let go."""
+        self.summary.setText(job_summary(self.counts))
+        shown = [r.rec for r in self._rows.values()]
+        finished = [x for x in shown if x.state not in (JobState.QUEUED, JobState.RUNNING)]
+        self.clear_btn.setEnabled(bool(finished))
+        for rec in list(self._trim(finished)):
+            self._remove_row(rec.id)
+        # Cancelled before they ever ran: a row says no more than the summary does.
+        for rec in shown:
+            if rec.state is JobState.CANCELLED and rec.started is None and rec.id in self._rows:
+                self._remove_row(rec.id)
+        # A few rows per turn (each costs a layout pass); the next turn makes more.
+        missing = [r for r in self._queue.pending()[:QUEUED_SHOWN] if r.id not in self._rows]
+        for rec in missing[:ROWS_PER_TURN]:
+            self._add_row(rec)
+        if len(missing) > ROWS_PER_TURN:
+            self._schedule()
+        hidden = self.counts["queued"] - self._queued_rows()
+        self.more.setText(f"… and {hidden} more queued" if hidden > 0 else "")
+        self.more.setVisible(hidden > 0)
+
+    @staticmethod
+    def _trim(finished: list[JobRecord]) -> list[JobRecord]:
+        finished = sorted(finished, key=lambda r: r.id)  # oldest first
+        failed = [r for r in finished if r.state is JobState.FAILED]
+        others = [r for r in finished if r.state is not JobState.FAILED]
+        out = others[: max(0, len(others) - FINISHED_SHOWN)]
+        out += failed[: max(0, len(failed) - FAILED_SHOWN)]
+        return out
+
+    def clear_finished(self) -> int:
+        """Remove every finished job (rows and records); returns how many."""
+        gone = self._queue.clear_finished()
+        for rec in gone:
+            if rec.id in self._rows:
+                self._remove_row(rec.id)
+            bucket = self._known.pop(rec.id, None)
+            if bucket is not None:
+                self.counts[bucket] -= 1
+        self._sync()
+        if not self._rows and not self._queue.busy:
+            self.empty.show()
+        return len(gone)

@@ -4,6 +4,11 @@ The queue lives on the GUI thread. A job's secrets are gathered there when it
 is queued (dialogs for a PEM passphrase or a token PIN must run on the GUI
 thread); core's ``run`` wipes them when the job ends. The single queue is also
 what keeps restore tests to one at a time on this machine.
+
+A batch (``submit_many``: 700 versions at once) gathers each job's secrets when
+that job starts, still on the GUI thread: queuing stays cheap, and 700 copies of
+a passphrase never wait in memory. The window checks once, before queuing, that
+the secrets can be gathered (preflight.py), so no question pops up mid-batch.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from sealcheck.core.errors import SealcheckError
 from sealcheck.core.listing import version_text
@@ -116,6 +121,8 @@ class JobRecord:
     spec: JobSpec
     secrets: Secrets | None
     state: JobState = JobState.QUEUED
+    # A batch's job: its secrets are gathered when it starts (see the module's doc).
+    secrets_for: Callable[[JobSpec], Secrets] | None = None
     progress: ProgressEvent | None = None
     report: Report | None = None
     result: RestoreTestResult | None = None  # a restore test's full result
@@ -258,6 +265,21 @@ class JobQueue(QObject):
         self._start_next()
         return rec
 
+    def submit_many(
+        self, specs: list[JobSpec], secrets_for: Callable[[JobSpec], Secrets]
+    ) -> list[JobRecord]:
+        """Queue a batch; each job's secrets are gathered by ``secrets_for`` (on this
+        thread) when it starts. A failure there ends that job as a setup problem."""
+        out = []
+        for spec in specs:
+            rec = JobRecord(next(self._ids), spec, None, secrets_for=secrets_for)
+            self.records.append(rec)
+            self._pending.append(rec)
+            out.append(rec)
+            self.added.emit(rec)
+        self._start_next()
+        return out
+
     def submit_failed(self, spec: JobSpec, msg: UserMessage) -> JobRecord:
         """A job that could not even start (no key, unreadable passphrase file)."""
         rec = JobRecord(next(self._ids), spec, None)
@@ -266,6 +288,12 @@ class JobQueue(QObject):
         rec.started = time.monotonic()
         self._finish(rec, JobState.FAILED, msg)
         return rec
+
+    def clear_finished(self) -> list[JobRecord]:
+        """Forget the jobs that have ended (their results stay in the history)."""
+        gone = [r for r in self.records if r.state in _ENDED]
+        self.records = [r for r in self.records if r.state not in _ENDED]
+        return gone
 
     def cancel(self, rec: JobRecord) -> None:
         if rec.state is JobState.QUEUED:
@@ -293,7 +321,31 @@ class JobQueue(QObject):
     def _start_next(self) -> None:
         if self._current is not None or not self._pending:
             return
-        rec = self._current = self._pending.popleft()
+        rec = self._pending.popleft()
+        if self._gathered(rec):
+            self._start(rec)
+        else:
+            # The next one on a later turn: a batch whose key went away fails one job
+            # per turn instead of stalling the window for all of them.
+            QTimer.singleShot(0, self._start_next)
+
+    def _gathered(self, rec: JobRecord) -> bool:
+        """A batch job's secrets, gathered now; False when that failed (the job has
+        then ended as a setup problem, as a single job does in the window's submit)."""
+        if rec.secrets is not None or rec.secrets_for is None:
+            return True
+        try:
+            rec.secrets = rec.secrets_for(rec.spec)
+        except SealcheckError as exc:
+            msg = describe(exc)
+            rec.started = time.monotonic()
+            self._record(rec, Outcome(None, msg, utc_now()))
+            self._finish(rec, JobState.FAILED, msg)
+            return False
+        return True
+
+    def _start(self, rec: JobRecord) -> None:
+        self._current = rec
         secrets, rec.secrets = rec.secrets, None  # the job owns (and wipes) them now
         rec.spec = self._with_baseline(rec.spec)
         w = Worker(self.job_fn, rec.spec, secrets, self._clients)
@@ -380,6 +432,9 @@ class JobQueue(QObject):
         if self._current is rec:
             self._current = None
         self._start_next()
+
+
+_ENDED = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
 def _cancelled() -> SealcheckError:

@@ -8,11 +8,12 @@ its versions; Enter on a version verifies it (as Ctrl+R does: a verify writes no
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMessageBox,
     QScrollArea,
     QSplitter,
     QTabWidget,
@@ -52,18 +54,23 @@ from .browser import BackupBrowser
 from .dialogs import SourceDialog, ask_secret
 from .errortext import describe
 from .icons import icon
-from .jobpanel import JobPanel
+from .jobpanel import JobPanel, job_summary
+from .jobpanel import bucket as job_bucket
 from .jobs import JobQueue, JobRecord, JobSpec, JobState, RestoreTestSpec
 from .keysession import KeySession
 from .keyspage import KeysPage
 from .models import VersionRow, guess_database
 from .notify import Notifier
+from .preflight import key_problem
+from .preflight import warn as preflight_warn
 from .recover import Recovery, RecoveryResult, recovery_candidates
 from .restorewizard import RestoreTestWizard
 from .results import Outcome, ResultStore, VersionKey, duration_text
 from .settings import KeyChoice, SourceConfig, SourceStore
 from .sizes import fit_to_screen, text_lines, text_width
 from .stopjobs import confirm_stop
+
+DETAILS_EVERY_MS = 500  # the Details pane's refresh while a batch of jobs runs
 
 
 def default_client(source: SourceConfig) -> Any:
@@ -188,6 +195,21 @@ class MainWindow(QMainWindow):
         if self.results.problem:
             self._history_problem(self.results.problem)
         self.queue.ended.connect(self._on_job_ended)
+        self._batch: list[JobRecord] = []  # jobs ended since the queue was last idle
+        self.preflight_box: QMessageBox | None = None
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(300)
+        self._fit_timer.timeout.connect(self.browser.fit_columns)
+        # The Details pane follows each result at once, but while a batch runs (a result
+        # every few tens of ms, hundreds of versions selected, each redraw reading the
+        # whole selection) at most every DETAILS_EVERY_MS: the event loop stays free.
+        self.results.changed.disconnect(self.browser._on_result)
+        self._details_timer = QTimer(self)
+        self._details_timer.setSingleShot(True)
+        self._details_timer.setInterval(DETAILS_EVERY_MS)
+        self._details_timer.timeout.connect(self._on_results_settled)
+        self.results.changed.connect(self._on_result)
         # The OS switched light/dark (Qt 6.5+); the palette change event covers the rest.
         QGuiApplication.styleHints().colorSchemeChanged.connect(self.retint)
         self._fill_sources()
@@ -542,7 +564,8 @@ class MainWindow(QMainWindow):
         """The selected versions; with several backups selected, the newest of each."""
         sets = self.browser.selected_sets()
         if len(sets) <= 1:
-            return self.browser.selected_versions()
+            vm = self.browser.versions
+            return [vm.row_at(r) for r in self._version_rows() if vm.verifiable(r)]
         out = []
         for s in sets:
             if not s.recognised:
@@ -552,15 +575,38 @@ class MainWindow(QMainWindow):
                 out.append(VersionRow(pair.data, pair.key, pair.issue))
         return out
 
+    def _preflight(self, count: int, what: str) -> bool:
+        """Several jobs: check once that the source's keys can be gathered; if not,
+        say so once and queue nothing (one job shows the reason in its own row)."""
+        src = self.current_source()
+        if count < 2 or src is None:
+            return True
+        problem = key_problem(self.keys, src.keys)
+        if problem is None:
+            return True
+        self.preflight_box = preflight_warn(self, count, what, src.name, problem)
+        self.statusBar().showMessage(f"Nothing queued: {problem.one_line()}", 10000)
+        return False
+
     def verify_selected(self) -> list[JobRecord]:
-        out = []
-        for row in self.targets():
-            rec = self.submit(self._spec(row, "verify"))
-            if rec is not None:
-                out.append(rec)
+        out: list[JobRecord] = []
+        rows = self.targets()
+        if not self._preflight(len(rows), "verifications"):
+            return out
+        out = self.submit_all([self._spec(row, "verify") for row in rows])
         if not out:
             self.statusBar().showMessage("Select a version (or a backup) to verify", 6000)
         return out
+
+    def submit_all(self, specs: list[JobSpec]) -> list[JobRecord]:
+        """One job as ``submit`` does; a batch through the queue's ``submit_many``,
+        whose jobs gather their secrets as they start (cheap to queue, see jobs.py)."""
+        if len(specs) == 1:
+            rec = self.submit(specs[0])
+            return [rec] if rec is not None else []
+        src = self.current_source()
+        choice = src.keys if src else KeyChoice()
+        return self.queue.submit_many(specs, lambda _spec: self.keys.secrets(choice))
 
     def restore_selected(self, dest: Path) -> JobRecord | None:
         rows = self.browser.selected_versions()
@@ -573,15 +619,23 @@ class MainWindow(QMainWindow):
         """One restore per selected version (or the newest of each selected backup), each
         to its own file named after the object and the version; an existing file is never
         overwritten (that job fails and says so)."""
-        out = []
-        for row in self.targets():
-            dest = folder / restored_version_name(row.data.key, row.data.version_id)
-            rec = self.submit(self._spec(row, "restore", dest, confirmed=False))
-            if rec is not None:
-                out.append(rec)
+        out: list[JobRecord] = []
+        rows = self.targets()
+        if not self._preflight(len(rows), "restores"):
+            return out
+        out = self.submit_all(
+            [
+                self._spec(row, "restore", folder / self._restored_file(row), confirmed=False)
+                for row in rows
+            ]
+        )
         if not out:
             self.statusBar().showMessage("Select the versions to restore", 6000)
         return out
+
+    @staticmethod
+    def _restored_file(row: VersionRow) -> str:
+        return restored_version_name(row.data.key, row.data.version_id)
 
     def restore_selected_dialog(self) -> None:
         rows = self.targets()
@@ -631,18 +685,21 @@ class MainWindow(QMainWindow):
     def restore_test_selected(
         self, options: RestoreTestSpec, rows: list[VersionRow] | None = None
     ) -> list[JobRecord]:
-        out = []
+        out: list[JobRecord] = []
+        chosen = rows if rows is not None else self.targets()
+        if not self._preflight(len(chosen), "restore tests"):
+            return out
         # Oldest first: each version is then compared with the one tested just before it
         # (the queue resolves the drift baseline when a job starts, see _earlier).
-        for row in self._oldest_first(rows if rows is not None else self.targets()):
-            spec = replace(
-                self._spec(row, "restore-test"),
-                restore_test=replace(options, compare_with=self._earlier(row)),
-            )
-            rec = self.submit(spec)
-            if rec is not None:
-                out.append(rec)
-        return out
+        return self.submit_all(
+            [
+                replace(
+                    self._spec(row, "restore-test"),
+                    restore_test=replace(options, compare_with=self._earlier(row)),
+                )
+                for row in self._oldest_first(chosen)
+            ]
+        )
 
     def _oldest_first(self, rows: list[VersionRow]) -> list[VersionRow]:
         """By upload time; versions of one second keep S3's order (it lists a key's
@@ -715,8 +772,40 @@ class MainWindow(QMainWindow):
             20000,
         )
 
+    def _version_rows(self) -> list[int]:
+        """The selected rows of the versions table, from the selection's ranges: with
+        700 rows selected, ``selectedRows()`` calls into the model ~100,000 times (20 ms
+        and more), the ranges are a handful."""
+        rows: set[int] = set()
+        sel = self.browser.versions_view.selectionModel().selection()
+        for i in range(sel.count()):
+            rng = sel.at(i)
+            rows.update(range(rng.top(), rng.bottom() + 1))
+        return sorted(rows)
+
+    def _on_result(self, _key: VersionKey) -> None:
+        if self.queue.pending():
+            if not self._details_timer.isActive():
+                self._details_timer.start()
+            return
+        self._details_timer.stop()
+        self._on_results_settled()
+
+    def _on_results_settled(self) -> None:
+        """What the browser's own handler shows (the first selected version), cheaply."""
+        rows = self._version_rows()
+        vm = self.browser.versions
+        if rows:
+            self.browser.details.show_version(vm.row_at(rows[0]), vm.state(rows[0]))
+        else:
+            self.browser.details.show_version(None, None)
+
     def _on_job_ended(self, rec: JobRecord) -> None:
-        self.browser.fit_columns()
+        if rec.state is JobState.CANCELLED and rec.started is None:
+            return  # a queued job cancelled ran nothing: nothing to tell, nothing to fit
+        # Sizing the columns measures every row: once after a burst of jobs, not per job.
+        self._fit_timer.start()
+        self._batch.append(rec)
         msg = rec.message
         if rec.state is JobState.DONE:
             text = f"{rec.spec.title}: OK ({duration_text(rec.elapsed)})"
@@ -724,10 +813,21 @@ class MainWindow(QMainWindow):
             text = f"{rec.spec.title}: cancelled"
         else:
             text = f"{rec.spec.title}: {msg.one_line() if msg else 'failed'}"
-        if rec.elapsed >= jobs_mod.LONG_JOB_S or not self.isActiveWindow():
-            self.notifier.notify(
-                "Sealcheck job finished", text, failed=rec.state is JobState.FAILED
-            )
+        failed = rec.state is JobState.FAILED
+        if self.queue.busy:  # more to come: one notification when the queue is done
+            if rec.elapsed >= jobs_mod.LONG_JOB_S:
+                self.notifier.notify("Sealcheck job finished", text, failed=failed)
+            else:
+                self.statusBar().showMessage(text, 10000)
+            return
+        batch, self._batch = self._batch, []
+        if len(batch) > 1:
+            text = f"{len(batch)} jobs finished: {job_summary(Counter(map(job_bucket, batch)))}"
+            failed = any(r.state is JobState.FAILED for r in batch)
+        took = sum(r.elapsed for r in batch) if batch else rec.elapsed
+        if took >= jobs_mod.LONG_JOB_S or not self.isActiveWindow():
+            title = "Sealcheck jobs finished" if len(batch) > 1 else "Sealcheck job finished"
+            self.notifier.notify(title, text, failed=failed)
         else:
             self.statusBar().showMessage(text, 10000)
 
@@ -750,6 +850,8 @@ class MainWindow(QMainWindow):
         if self._ask_before_close and not confirm_stop(self, self.queue, quitting=True):
             event.ignore()
             return
+        self._fit_timer.stop()
+        self._details_timer.stop()
         self.statusBar().showMessage("Stopping jobs…")
         self.queue.shutdown(5.0)
         self.browser.shutdown()

@@ -1,0 +1,147 @@
+"""Many jobs: 700 verifications queued at once keep the window responsive (the 50 ms
+event-loop bound of test_responsive.py, measured the same way, while they are queued,
+run, cancelled and cleared); the job panel summarises them and clears finished ones;
+a pre-flight warns, once, before queuing jobs that cannot succeed.
+
+One backup (mysqldump-like | gzip | openssl enc -pbkdf2, real tools) uploaded 700 times
+to a versioned bucket on the real (moto) S3 server: 700 nightly versions."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+
+from fixtures.dumps import mysql_like
+from fixtures.gui_flow import open_window
+from fixtures.pipelines import openssl_variant
+from sealcheck.core.s3 import S3Settings, make_client
+from sealcheck.gui.jobpanel import QUEUED_SHOWN
+from sealcheck.gui.jobs import JobState
+from sealcheck.gui.settings import KeyChoice, SourceConfig
+
+BUCKET = "sealcheck-gui-700"
+KEY = "nightly/shop.sql.gz.enc"
+VERSIONS = 700
+
+
+@pytest.fixture(scope="module")
+def nightly_700(demo_s3_bucket) -> Iterator[SourceConfig]:
+    with tempfile.TemporaryDirectory(prefix="sealcheck-700-") as tmp:
+        work = Path(tmp)
+        b = openssl_variant(mysql_like(work / "dump.sql", rows=50), work / "out", name="x.enc")
+        assert b.passphrase_file is not None
+        c = make_client(S3Settings(endpoint_url=demo_s3_bucket.endpoint))
+        c.create_bucket(Bucket=BUCKET)
+        c.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        body = b.data.read_bytes()
+        for _ in range(VERSIONS):
+            c.put_object(Bucket=BUCKET, Key=KEY, Body=body)
+        yield SourceConfig(
+            name="Nightly (700 versions)",
+            bucket=BUCKET,
+            endpoint_url=demo_s3_bucket.endpoint,
+            region="us-east-1",
+            keys=KeyChoice(passphrase_file=str(b.passphrase_file)),
+        )
+
+
+class Lateness:
+    """A 10 ms precise timer; how late each tick came (as test_responsive.py measures)."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self._last = 0.0
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if self._last:
+            self.values.append(now - self._last - 0.010)
+        self._last = now
+
+    @property
+    def worst(self) -> float:
+        return max(self.values, default=0.0)
+
+
+def _select_all_versions(win) -> int:
+    assert win.browser.select_set(KEY)
+    win.browser.versions_view.selectAll()
+    return len(win.targets())
+
+
+def test_700_queued_verifications_keep_the_window_responsive(
+    qtbot, tmp_path, nightly_700, quiet_machine
+):
+    win = open_window(qtbot, tmp_path, [nightly_700])
+    assert _select_all_versions(win) == VERSIONS
+    panel = win.job_panel
+    late = Lateness()
+    late.timer.start()
+    qtbot.wait(500)  # control: the machine itself must not make the timer late
+    if late.worst > 0.025:
+        late.timer.stop()
+        pytest.skip(f"machine too busy to measure: {late.worst * 1000:.0f} ms late while idle")
+    late.values.clear()
+    try:
+        win.verify_act.trigger()  # from the toolbar, as a user queues them
+        recs = list(win.queue.records)
+        assert len(recs) == VERSIONS
+        qtbot.waitUntil(lambda: panel.counts["ok"] >= 5, timeout=30_000)
+        qtbot.wait(300)
+        summary = panel.summary.text()
+        assert re.fullmatch(r"\d+ queued · 1 running · \d+ OK", summary), summary
+        assert len(panel._rows) <= QUEUED_SHOWN + 1 + panel.counts["ok"]
+        assert panel.more.text().startswith("… and ") and panel.more.text().endswith(" queued")
+
+        win.cancel_act.trigger()  # a verify runs: no question, everything stops
+        qtbot.waitUntil(lambda: not win.queue.busy, timeout=10_000)
+        qtbot.wait(50)
+        ok = sum(r.state is JobState.DONE for r in recs)
+        cancelled = sum(r.state is JobState.CANCELLED for r in recs)
+        assert ok + cancelled == VERSIONS
+        assert panel.summary.text() == f"{ok} OK · {cancelled} cancelled"
+        assert not panel.more.isVisible()
+
+        assert panel.clear_btn.isEnabled()
+        qtbot.mouseClick(panel.clear_btn, Qt.MouseButton.LeftButton)
+        qtbot.wait(50)
+        assert win.queue.records == [] and panel._rows == {}
+        assert panel.summary.text() == "No jobs" and not panel.clear_btn.isEnabled()
+    finally:
+        late.timer.stop()
+    print(f"{len(late.values)} ticks; worst lateness {late.worst * 1000:.1f} ms")
+    assert late.worst < 0.050, f"the event loop stalled {late.worst * 1000:.0f} ms"
+
+
+def test_preflight_warns_before_queuing_jobs_that_cannot_succeed(qtbot, tmp_path, nightly_700):
+    """No key configured for the source: one warning, nothing queued."""
+    src = SourceConfig(
+        name="No key",
+        bucket=BUCKET,
+        endpoint_url=nightly_700.endpoint_url,
+        region="us-east-1",
+        keys=KeyChoice(),
+    )
+    win = open_window(qtbot, tmp_path, [src])
+    assert _select_all_versions(win) == VERSIONS
+    assert win.verify_selected() == []
+    assert win.queue.records == []
+    box = win.preflight_box
+    assert box is not None and box.isVisible()
+    assert box.text() == (
+        f"None of the {VERSIONS} verifications of No key can succeed: "
+        "The key needed for this backup is not available."
+    )
+    assert "Keys page" in box.informativeText() and "Nothing was queued" in box.informativeText()
+    assert "Nothing queued" in win.statusBar().currentMessage()
+    box.close()
