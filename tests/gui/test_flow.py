@@ -139,7 +139,10 @@ def test_listing_error_shows_a_banner(qtbot, tmp_path, demo_s3_bucket, bad_endpo
         win.show()
     assert blocker.args == [-1]
     assert win.browser.banner.isVisibleTo(win)
-    assert "storage" in win.browser.banner.text().lower()
+    # What is wrong, where: the endpoint, while listing (not "downloading the backup").
+    text = win.browser.banner.text()
+    assert text.startswith(f"⚠ Cannot list {src.uri}: cannot reach the endpoint."), text
+    assert bad_endpoint in text and "download" not in text
 
 
 def test_restore_several_versions_to_a_folder(qtbot, tmp_path, demo_s3_bucket):
