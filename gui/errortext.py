@@ -141,7 +141,8 @@ _WORDS: dict[str, tuple[str, str]] = {
     ),
     "FolderNotFound": (
         "No such file or folder",
-        "Check the path: the folder may have moved, or its drive may not be mounted.",
+        "The folder may have moved, or its drive may not be mounted; Edit the source "
+        "(Ctrl+E) to change it.",
     ),
     "ObjectNotFound": (
         "The object or version no longer exists",

@@ -194,3 +194,11 @@ def test_sources_added_in_the_demo_stay_with_the_demo(qtbot, tmp_path, monkeypat
     assert seen["store"].name == "sources.json" and "sealcheck-demo-" in str(seen["store"])
     assert not seen["store"].exists()  # removed with the demo's folder
     assert os.environ.get("SEALCHECK_CONFIG_DIR")  # (monkeypatch restores it after)
+
+
+def test_a_missing_folder_says_so(qtbot, tmp_path):
+    gone = tmp_path / "unmounted" / "backups"
+    win = open_window(qtbot, tmp_path, [SourceConfig.local(gone)])
+    text = win.browser.banner.text()
+    assert text.startswith(f"⚠ Cannot list {gone}: no such file or folder: check the path."), text
+    assert "Edit the source (Ctrl+E)" in text
