@@ -310,11 +310,19 @@ class History:
         failed: bool = False,
         kind: Kind | None = None,
         limit: int | None = None,
+        verdict: Verdict | None = None,
+        since: _dt.datetime | None = None,
     ) -> list[Entry]:
         """Newest first. ``source`` is a shell-style pattern matched against the URI
         or the object key; without a wildcard it matches anywhere in them. ``failed``:
-        only FAILED verdicts (a run that could not check the backup is none)."""
-        where, params = _filters(source, Verdict.FAILED if failed else None, kind)
+        only FAILED verdicts (a run that could not check the backup is none);
+        ``verdict``: only that one (NOT_CHECKED too); ``since``: recorded then or later."""
+        where, params = _filters(source, Verdict.FAILED if failed else verdict, kind)
+        if since is not None:
+            # recorded_at is UTC ISO 8601 of one fixed shape: text order is time order.
+            stamp = since.astimezone(_dt.UTC).isoformat(timespec="seconds")
+            where = f"{where} AND recorded_at >= ?" if where else "WHERE recorded_at >= ?"
+            params = (*params, stamp)
         tail = f"{where} ORDER BY id DESC"
         if limit is not None:
             tail += f" LIMIT {int(limit)}"

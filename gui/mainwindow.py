@@ -33,8 +33,10 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QToolBar,
@@ -53,6 +55,9 @@ from .about import show_about
 from .browser import BackupBrowser
 from .dialogs import SourceDialog, ask_secret
 from .errortext import describe
+from .exportdialog import ExportDialog
+from .historyview import Context as HistoryContext
+from .historyview import HistoryView, Scope
 from .icons import icon
 from .jobpanel import JobPanel, job_summary
 from .jobpanel import bucket as job_bucket
@@ -66,6 +71,7 @@ from .preflight import warn as preflight_warn
 from .recover import Recovery, RecoveryResult, recovery_candidates
 from .restorewizard import RestoreTestWizard
 from .results import Outcome, ResultStore, VersionKey, duration_text
+from .selection import selection_summary
 from .settings import KeyChoice, SourceConfig, SourceStore
 from .sizes import fit_to_screen, text_lines, text_width
 from .stopjobs import confirm_stop
@@ -148,7 +154,7 @@ class MainWindow(QMainWindow):
         self.keys_page = KeysPage(key_store)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Pages")
-        self._tab_icons = ("source", "key")
+        self._tab_icons: tuple[str, ...] = ("source", "key")
         self.tabs.addTab(self.browser, icon("source"), "&Backups")
         # The Keys page needs more height than a 200 % laptop screen leaves: it scrolls.
         self.keys_scroll = QScrollArea()
@@ -158,6 +164,20 @@ class MainWindow(QMainWindow):
         self.keys_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to its controls
         self.keys_scroll.setWidget(self.keys_page)
         self.tabs.addTab(self.keys_scroll, icon("key"), "&Keys")
+        # Every recorded result, filtered; evidence export (historyview.py, exportdialog.py).
+        self.history_view = HistoryView(self.results.history)
+        # No Alt+letter of its own (every letter of "History" is taken): Ctrl+H goes there.
+        self.tabs.addTab(self.history_view, icon("history"), "History")
+        self.tabs.setTabToolTip(2, "Every recorded result, and evidence export (Ctrl+H)")
+        self._tab_icons = ("source", "key", "history")
+        self.export_dialog: ExportDialog | None = None
+        # "3 selected: 2 OK, 1 FAILED" for a multi-selection (selection.py).
+        self.selection_note = QLabel()
+        self.selection_note.setAccessibleName("Selection summary")
+        # Its text never widens the window (a 200 % laptop screen has 960 logical pixels).
+        self.selection_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.selection_note.setMinimumWidth(text_width(self.selection_note, 24))
+        self.statusBar().addPermanentWidget(self.selection_note)
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -184,6 +204,7 @@ class MainWindow(QMainWindow):
         self.notifier = Notifier(self.statusBar(), icon("app"), self)
         self.recovery: Recovery | None = None  # Recover's run, one at a time
         self._make_actions()
+        self._make_history_actions()
         self.setAcceptDrops(True)  # backup files and folders dropped become sources
 
         self.sources.currentRowChanged.connect(self._on_source_changed)
@@ -210,6 +231,7 @@ class MainWindow(QMainWindow):
         self._details_timer.setInterval(DETAILS_EVERY_MS)
         self._details_timer.timeout.connect(self._on_results_settled)
         self.results.changed.connect(self._on_result)
+        self.history_view.export_requested.connect(self.export_evidence)
         # The OS switched light/dark (Qt 6.5+); the palette change event covers the rest.
         QGuiApplication.styleHints().colorSchemeChanged.connect(self.retint)
         self._fill_sources()
@@ -396,7 +418,9 @@ class MainWindow(QMainWindow):
     def _update_actions(self, *_args: object) -> None:
         # Nothing verifiable selected (an object that is not a backup, a delete marker):
         # the jobs are not offered.
-        offered = bool(self.targets())
+        targets = self.targets()
+        offered = bool(targets)
+        self._update_selection_info(targets)
         for act in (self.verify_act, self.restore_act, self.restore_test_act):
             act.setEnabled(offered)
         idle = self.recovery is None or self.recovery.done
@@ -799,6 +823,93 @@ class MainWindow(QMainWindow):
             self.browser.details.show_version(vm.row_at(rows[0]), vm.state(rows[0]))
         else:
             self.browser.details.show_version(None, None)
+        self._update_selection_info(self.targets())
+        self.history_view.reload_soon()
+
+    # --- history and evidence ---------------------------------------------------------
+
+    def _make_history_actions(self) -> None:
+        self.show_history_act = self._action(
+            "Show &history",
+            "history",
+            "Ctrl+H",
+            self.show_history,
+            "Every recorded result of the selected versions (History page)",
+        )
+        self.export_act = self._action(
+            "&Export evidence report…",
+            "export",
+            "Ctrl+Shift+E",
+            self.export_evidence,
+            "Write an evidence report (HTML or JSON, sealed) as 'sealcheck report export' does",
+        )
+        jobs_menu = next(
+            m
+            for a in self.menuBar().actions()
+            if a.text() == "&Jobs" and isinstance(m := a.menu(), QMenu)
+        )
+        jobs_menu.addSeparator()
+        jobs_menu.addActions([self.show_history_act, self.export_act])
+        self.browser.versions_view.addActions([self.show_history_act, self.export_act])
+
+    def _update_selection_info(self, targets: list[VersionRow]) -> None:
+        """The selection summary and the History page's scopes follow the selection."""
+        several_sets = len(self.browser.selected_sets()) > 1
+        keys = [(r.data.key, r.data.version_id) for r in targets]
+        note = ""
+        if len(keys) > 1:
+            note = selection_summary(self.results, keys, "backups" if several_sets else "")
+        self.selection_note.setText(note)
+        self.selection_note.setVisible(bool(note))
+        src = self.current_source()
+        backup = self.browser.versions.backup
+        self.history_view.set_context(
+            HistoryContext(
+                source_uri=src.uri if src is not None else None,
+                source_name=src.name if src is not None else "",
+                backup=backup.name if backup is not None else None,
+                backup_keys=frozenset(p.data.key for p in backup.pairs) if backup else frozenset(),
+                versions=frozenset(keys),
+            )
+        )
+
+    def show_history(self) -> None:
+        """The History page on the selected versions (or the source, with none)."""
+        self.history_view.set_scope(Scope.VERSIONS if self.targets() else Scope.SOURCE)
+        self.tabs.setCurrentWidget(self.history_view)
+
+    def export_evidence(self) -> ExportDialog | None:
+        """The export dialog on the History page's selection and latest verdicts; from
+        the Backups page, for the selected versions (read first, off the GUI thread)."""
+        hv = self.history_view
+        if self.tabs.currentWidget() is not hv:
+            self.show_history()
+        if hv.loading or hv._reload_timer.isActive() or hv._stale:
+            hv.loaded.connect(self._export_when_loaded)
+            if not hv.loading:
+                hv.reload()
+            return None
+        return self._open_export(prefer_latest=not hv.selected_entries())
+
+    def _export_when_loaded(self, _n: int) -> None:
+        self.history_view.loaded.disconnect(self._export_when_loaded)
+        self._open_export(prefer_latest=True)
+
+    def _open_export(self, *, prefer_latest: bool) -> ExportDialog:
+        hv = self.history_view
+        where = {
+            Scope.VERSIONS: "selected",
+            Scope.BACKUP: "of this backup",
+            Scope.SOURCE: "of this source",
+            Scope.ALL: "in the history",
+        }[hv.query().scope]
+        picked = hv.selected_entries()
+        dlg = ExportDialog(picked, hv.latest, where, self, prefer_latest=prefer_latest)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.export_dialog = dlg
+        dlg.finished.connect(lambda _r: setattr(self, "export_dialog", None))
+        dlg.open()
+        return dlg
 
     def _on_job_ended(self, rec: JobRecord) -> None:
         if rec.state is JobState.CANCELLED and rec.started is None:
@@ -852,6 +963,7 @@ class MainWindow(QMainWindow):
             return
         self._fit_timer.stop()
         self._details_timer.stop()
+        self.history_view.shutdown()
         self.statusBar().showMessage("Stopping jobs…")
         self.queue.shutdown(5.0)
         self.browser.shutdown()

@@ -153,6 +153,21 @@ class ResultStore(QObject):
         state = self.state(key)
         return state.verdict if state is not None else None
 
+    def verdict_of(self, key: VersionKey) -> Verdict | None:
+        """The last verdict of this version; NOT_CHECKED when only runs that could not
+        check it are known; None when it never ran. Parses no stored result (a summary
+        of 700 selected versions must not read 700 reports)."""
+        state = self._by_version.get(key)
+        if state is not None:
+            return state.verdict.verdict if state.verdict is not None else Verdict.NOT_CHECKED
+        entry = self._stored.get(key)
+        if entry is None:
+            return None
+        if entry.verdict.is_verdict:
+            return entry.verdict
+        earlier = self._stored_verdicts.get(key)
+        return earlier.verdict if earlier is not None else Verdict.NOT_CHECKED
+
     def state(self, key: VersionKey) -> VersionState | None:
         found = self._by_version.get(key)
         if found is None and key in self._stored:

@@ -99,7 +99,7 @@ def test_700_queued_verifications_keep_the_window_responsive(
         qtbot.waitUntil(lambda: panel.counts["ok"] >= 5, timeout=30_000)
         qtbot.wait(300)
         summary = panel.summary.text()
-        assert re.fullmatch(r"\d+ queued · 1 running · \d+ OK", summary), summary
+        assert re.fullmatch(r"\d+ queued( · 1 running)? · \d+ OK", summary), summary
         assert len(panel._rows) <= QUEUED_SHOWN + 1 + panel.counts["ok"]
         assert panel.more.text().startswith("… and ") and panel.more.text().endswith(" queued")
 

@@ -207,7 +207,7 @@ def test_every_dialog_control_has_a_name(qtbot, tmp_path):
 
 def test_mnemonics_are_unique_on_every_page(qtbot, tmp_path, demo_s3_bucket):
     win = open_window(qtbot, tmp_path, [demo_s3_bucket.source()])
-    for page in (win.browser, win.keys_scroll):
+    for page in (win.browser, win.keys_scroll, win.history_view):
         win.tabs.setCurrentWidget(page)
         qtbot.wait(10)
         keys = _mnemonics(win)

@@ -1,0 +1,201 @@
+"""History and evidence in the app (issue 12): a multi-selection summary, the History
+page (every result of the selected versions or the source, by period, result and kind),
+and evidence reports exported from the app in the formats of ``sealcheck report export``
+(checked by ``sealcheck report check``).
+
+Real runs: the demo's SecureCircle backup on a real (moto) S3 (v1 and v2 good, v3 cut
+short by the dump), a real unreachable endpoint for the run that could not check."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QItemSelectionModel
+
+from fixtures.common import run_cli
+from fixtures.gui_flow import open_window
+from sealcheck.core.history import History
+from sealcheck.core.verdict import Verdict
+from sealcheck.gui.historyview import Scope
+from sealcheck.gui.jobs import JobState, RestoreTestSpec
+from sealcheck.gui.mainwindow import MainWindow
+
+SC = "securecircle/1567744961188141183.sql.gz"
+
+
+def _select_all(win: MainWindow) -> list:
+    assert win.browser.select_set(SC)
+    win.browser.versions_view.selectAll()
+    return win.targets()
+
+
+def _verified_three(qtbot, tmp_path: Path, demo_s3_bucket) -> MainWindow:
+    """v1, v2 OK, v3 FAILED (verify); then a restore test of v1 that could not run."""
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.source()])
+    assert len(_select_all(win)) == 3
+    recs = win.verify_selected()
+    qtbot.waitUntil(lambda: not win.queue.busy, timeout=60_000)
+    assert [r.state for r in recs] == [
+        JobState.FAILED,
+        JobState.DONE,
+        JobState.DONE,
+    ]  # newest first
+    # v1 restore-tested on a server that is not there: a run that could not check it.
+    vm = win.browser.versions
+    oldest = max(r for r in range(vm.rowCount()) if vm.verifiable(r))
+    win.browser.versions_view.selectRow(oldest)
+    nowhere = f"mysql://nobody@localhost/?socket={tmp_path / 'none.sock'}"
+    (rec,) = win.restore_test_selected(RestoreTestSpec(server=nowhere))
+    qtbot.waitUntil(lambda: not win.queue.busy, timeout=60_000)
+    assert rec.message is not None and rec.message.verdict is Verdict.NOT_CHECKED
+    return win
+
+
+def _history_rows(qtbot, win: MainWindow) -> list[tuple[str, ...]]:
+    hv = win.history_view
+    qtbot.waitUntil(lambda: not hv.loading and not hv._reload_timer.isActive(), timeout=10_000)
+    m = hv.model
+    return [
+        tuple(m.index(r, c).data() for c in range(m.columnCount())) for r in range(m.rowCount())
+    ]
+
+
+def test_multi_selection_summary_and_history_filters(qtbot, tmp_path, demo_s3_bucket):
+    win = _verified_three(qtbot, tmp_path, demo_s3_bucket)
+    _select_all(win)
+    # v1's newest run could not check it: its verdict (OK) still counts, as on its row.
+    assert win.selection_note.text() == "3 selected: 2 OK, 1 FAILED"
+    assert win.selection_note.isVisible()
+    win.browser.versions_view.selectRow(0)
+    assert win.selection_note.text() == "" and not win.selection_note.isVisible()
+
+    _select_all(win)
+    win.show_history_act.trigger()
+    hv = win.history_view
+    assert win.tabs.currentWidget() is hv and hv.query().scope is Scope.VERSIONS
+    rows = _history_rows(qtbot, win)
+    assert len(rows) == 4
+    assert [r[4].split(" (")[0] for r in rows] == ["NOT CHECKED", "OK", "OK", "FAILED"]
+    assert rows[0][4] == "NOT CHECKED (setup problem)"
+    assert [r[1] for r in rows] == ["restore test", "verify", "verify", "verify"]
+    assert all(r[2] == SC for r in rows)
+    assert "4 entries for the selected versions" in hv.status.text()
+    assert "Latest verdicts: 3 versions" in hv.status.text()
+
+    hv.result.setCurrentText("FAILED")
+    (failed,) = _history_rows(qtbot, win)
+    assert failed[4].startswith("FAILED (")
+    hv.result.setCurrentText("NOT CHECKED (setup problem)")
+    assert [r[4] for r in _history_rows(qtbot, win)] == ["NOT CHECKED (setup problem)"]
+    hv.result.setCurrentText("Any result")
+    hv.kind.setCurrentText("Restore")
+    assert _history_rows(qtbot, win) == []
+    assert "Nothing matches these filters" in hv.status.text()
+    hv.kind.setCurrentText("Restore test")
+    assert [r[4] for r in _history_rows(qtbot, win)] == ["NOT CHECKED (setup problem)"]
+    hv.kind.setCurrentText("Verify")
+    assert len(_history_rows(qtbot, win)) == 3
+    hv.kind.setCurrentText("Any kind")
+
+    # A result recorded three days ago (the same real report, an earlier time).
+    history = win.results.history
+    assert history is not None
+    old = history.entries(verdict=Verdict.OK, limit=1)[0]
+    history.record(old.result(), when=dt.datetime.now(dt.UTC) - dt.timedelta(days=3))
+    hv.reload()
+    assert len(_history_rows(qtbot, win)) == 5
+    hv.period.setCurrentText("Last 24 hours")
+    assert len(_history_rows(qtbot, win)) == 4
+    hv.period.setCurrentText("Last 7 days")
+    assert len(_history_rows(qtbot, win)) == 5
+
+    # One version: its own results only; the source: all of them.
+    hv.period.setCurrentText("Any time")
+    win.tabs.setCurrentWidget(win.browser)
+    win.browser.versions_view.selectRow(0)  # v3, the newest
+    win.show_history_act.trigger()
+    assert [r[4].split(" (")[0] for r in _history_rows(qtbot, win)] == ["FAILED"]
+    hv.set_scope(Scope.SOURCE)
+    assert len(_history_rows(qtbot, win)) == 5
+
+
+def test_evidence_export_from_the_app(qtbot, tmp_path, demo_s3_bucket):
+    win = _verified_three(qtbot, tmp_path, demo_s3_bucket)
+    _select_all(win)
+    win.show_history_act.trigger()
+    hv = win.history_view
+    rows = _history_rows(qtbot, win)
+    sm = hv.table.selectionModel()
+    flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+    for r in (1, 3):  # an OK and the FAILED v3
+        sm.select(hv.model.index(r, 0), flags)
+    picked = [int(rows[r][5].lstrip("#")) for r in (1, 3)]
+
+    # The selected entries, as HTML: the file `sealcheck report check` accepts.
+    hv.export_btn.click()
+    dlg = win.export_dialog
+    assert dlg is not None and dlg.isVisible()
+    assert dlg.pick_selected.isChecked() and dlg.pick_selected.text().endswith("(2)")
+    html = tmp_path / "evidence.html"
+    dlg.path.setText(str(html))
+    dlg.export_btn.click()
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=20_000)
+    assert dlg.written is not None and dlg.written.entries == 2, dlg.message.text()
+    text = html.read_text()
+    for i in picked:
+        assert f"#{i}" in text or f">{i}<" in text
+    assert dlg.written.sha256 in dlg.message.text()
+    check = run_cli("report", "check", str(html))
+    assert check.returncode == 0 and "seal intact" in check.stdout, check.stdout
+    assert dlg.written.sha256 in check.stdout
+
+    # The latest verdict of each version, as JSON: the NOT CHECKED run is left out and
+    # v1 keeps its OK, as `report export --latest` does.
+    dlg.pick_latest.setChecked(True)
+    dlg.json.setChecked(True)
+    assert dlg.path.text().endswith("evidence.json")
+    dlg.export_btn.click()
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=20_000)
+    doc = json.loads((tmp_path / "evidence.json").read_text())
+    verdicts = sorted(e["verdict"] for e in doc["evidence"]["entries"])
+    assert verdicts == ["FAILED", "OK", "OK"]
+    assert run_cli("report", "check", str(tmp_path / "evidence.json")).returncode == 0
+
+    # An existing file is never replaced unless asked: nothing is written.
+    before = html.read_bytes()
+    dlg.html.setChecked(True)
+    dlg.path.setText(str(html))
+    dlg.export_btn.click()
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=20_000)
+    assert dlg.message.text().startswith("⚠ Nothing was written")
+    assert html.read_bytes() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".evidence")]
+    dlg.close()
+
+
+def test_export_from_the_backups_page_reads_the_selection_first(qtbot, tmp_path, demo_s3_bucket):
+    """Ctrl+Shift+E on selected versions: the dialog opens on their latest verdicts."""
+    win = _verified_three(qtbot, tmp_path, demo_s3_bucket)
+    win.tabs.setCurrentWidget(win.browser)
+    _select_all(win)
+    win.export_act.trigger()
+    qtbot.waitUntil(lambda: win.export_dialog is not None, timeout=10_000)
+    dlg = win.export_dialog
+    assert dlg.pick_latest.isChecked() and "(3)" in dlg.pick_latest.text()
+    assert [e.verdict for e in dlg.entries()].count(Verdict.NOT_CHECKED) == 0
+    dlg.close()
+
+
+def test_no_history_says_so(qtbot, tmp_path, demo_s3_bucket, monkeypatch):
+    """A history that cannot be read: the page says why instead of showing nothing."""
+    data = tmp_path / "broken"
+    data.mkdir()
+    (data / "history.sqlite3").write_bytes(b"not a database at all\n" * 50)
+    monkeypatch.setenv("SEALCHECK_DATA_DIR", str(data))
+    win = open_window(qtbot, tmp_path, [demo_s3_bucket.source()])
+    assert isinstance(win.results.history, History)
+    win.tabs.setCurrentWidget(win.history_view)
+    assert _history_rows(qtbot, win) == []
+    assert win.history_view.status.text().startswith("⚠ The history could not be read")
