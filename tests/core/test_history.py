@@ -408,3 +408,29 @@ def test_no_secret_reaches_the_history(tmp_path: Path, small_dump: Path, rsa_key
     pem_body = "".join(rsa_key.private.read_text().splitlines()[1:-1])
     for secret in (dek, canary, pem_body[:64], pem_body[-64:]):
         assert secret.encode() not in blob
+
+
+def test_entries_by_verdict_and_time(
+    hist: History, reports: dict[str, Report], tmp_path: Path
+) -> None:
+    """The History page's filters: a verdict (NOT CHECKED too) and a time, in SQL."""
+    import datetime as dt
+
+    from sealcheck.core.verdict import Verdict
+
+    # A restore whose destination folder does not exist: a setup problem (exit 2).
+    cc = clustercontrol(mysql_like(tmp_path / "d.sql", rows=50), tmp_path / "cc")
+    setup = verify(cc, None, operation="restore", destination=tmp_path / "no" / "x.sql")
+    assert setup.exit_code == 2
+    now = dt.datetime.now(dt.UTC)
+    old = hist.record(reports["securecircle"], when=now - dt.timedelta(days=3))
+    ok = hist.record(reports["clustercontrol"], when=now - dt.timedelta(hours=1))
+    bad = hist.record(reports["truncated"], when=now)
+    nc = hist.record(setup, when=now)
+    assert [e.id for e in hist.entries(verdict=Verdict.OK)] == [ok.id, old.id]
+    assert [e.id for e in hist.entries(verdict=Verdict.FAILED)] == [bad.id]
+    assert [e.id for e in hist.entries(verdict=Verdict.NOT_CHECKED)] == [nc.id]
+    day = now - dt.timedelta(days=1)
+    assert [e.id for e in hist.entries(since=day)] == [nc.id, bad.id, ok.id]
+    assert [e.id for e in hist.entries(since=day, verdict=Verdict.OK)] == [ok.id]
+    assert hist.entries(since=now + dt.timedelta(minutes=1)) == []

@@ -145,3 +145,32 @@ def test_preflight_warns_before_queuing_jobs_that_cannot_succeed(qtbot, tmp_path
     assert "Keys page" in box.informativeText() and "Nothing was queued" in box.informativeText()
     assert "Nothing queued" in win.statusBar().currentMessage()
     box.close()
+
+
+def test_a_batch_whose_key_goes_away_ends_as_not_checked(qtbot, tmp_path):
+    """Batch jobs gather their secrets as they start: the passphrase file deleted after
+    the first started, the others end one per turn as setup problems, not verdicts."""
+    from sealcheck.core.verdict import Verdict
+    from sealcheck.gui.jobs import JobQueue, JobSpec
+    from sealcheck.gui.keysession import KeySession
+    from sealcheck.gui.results import ResultStore
+
+    b = openssl_variant(mysql_like(tmp_path / "dump.sql", rows=2000), tmp_path / "out")
+    assert b.passphrase_file is not None
+    session = KeySession(lambda _p: None, lambda _p: None)
+    choice = KeyChoice(passphrase_file=str(b.passphrase_file))
+    results = ResultStore()
+    queue = JobQueue(results)
+    specs = [JobSpec("verify", str(b.data), title=f"Verify {i}") for i in range(4)]
+    first, *rest = queue.submit_many(specs, lambda _s: session.secrets(choice))
+    assert first.state is JobState.RUNNING and all(r.state is JobState.QUEUED for r in rest)
+    b.passphrase_file.unlink()
+    qtbot.waitUntil(lambda: not queue.busy, timeout=30_000)
+    assert first.state is JobState.DONE, first.message
+    for r in rest:
+        assert r.state is JobState.FAILED and r.message is not None
+        assert r.message.verdict is Verdict.NOT_CHECKED
+        assert "passphrase file" in r.message.details
+    state = results.state((str(b.data), None))
+    assert state is not None and state.verdict is not None and state.verdict.ok  # kept
+    queue.deleteLater()
