@@ -27,14 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from sealcheck.core.pipeline import Job
-from sealcheck.core.progress import CancelToken
+from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.pipeline.job import Job
+from sealcheck.core.plumbing.progress import CancelToken
 from sealcheck.core.restoretest import RestoreTestOptions, restore_test
-from sealcheck.core.restoretest.mariadb import MariaDBTarget, find_tools
-from sealcheck.core.restoretest.postgres import PostgresTarget, find_pg_tools
+from sealcheck.core.restoretest.engines.mariadb import MariaDBTarget, find_tools
+from sealcheck.core.restoretest.engines.postgres import PostgresTarget, find_pg_tools
 from sealcheck.core.restoretest.procs import StateDir
-from sealcheck.core.sources import LocalFile
-from sealcheck.core.unlock import Secrets
+from sealcheck.core.storage.source import LocalFile
 
 OUT = Path(__file__).resolve().parent / "out"
 WORDS = 'alpha beta gamma delta O\'Brien café naïve 😀 \\ back "quoted" tab\tnewline'.split(" ")

@@ -9,10 +9,10 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QDialog
 
-from .about import APP_ID
-from .crash import CrashHandler
-from .mainwindow import MainWindow
 from .signals import SignalBridge, exit_code_for, on_signal_close
+from .views.about import APP_ID
+from .views.crash import CrashHandler
+from .views.mainwindow import MainWindow
 
 
 def make_app(argv: list[str] | None = None) -> QApplication:

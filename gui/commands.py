@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .demo.samples import run_demo
+
 
 def register_gui(sub: Any) -> None:
     p = sub.add_parser("gui", help="open the desktop application")
@@ -25,12 +27,11 @@ def register_demo(sub: Any) -> None:
 
 
 def _run_gui(args: argparse.Namespace) -> int:
+    # Qt loads only when the app opens: every CLI run loads this module.
     from .app import main
 
     return main(smoke_test=args.smoke_test)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
     return run_demo(no_gui=args.no_gui, keep=args.keep)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sealcheck.core.errors import SealcheckError
-from sealcheck.core.report import ErrorInfo, Report, Status
-from sealcheck.core.verdict import Verdict
+from sealcheck.core.records.report import ErrorInfo, Report, Status
+from sealcheck.core.records.verdict import Verdict
 
 INTERNAL_ERROR = 70  # the CLI's code for a bug: no verdict on the backup either
 
@@ -121,7 +121,7 @@ _WORDS: dict[str, tuple[str, str]] = {
         "file directly.",
     ),
     "MissingTool": ("A program Sealcheck needs is not installed", "Install it and try again."),
-    # Storage errors in the words of what is wrong (core/s3.py, core/listing.py).
+    # Storage errors in the words of what is wrong (core/storage/s3.py, core/storage/listing.py).
     "BucketNotFound": (
         "Bucket not found: check the bucket name",
         "Edit the source (Ctrl+E) to correct the bucket name; Test connection checks it.",
@@ -300,3 +300,14 @@ def _wrong_key_advice(report: Report) -> str | None:
             "of the backup may be damaged: try an older version."
         )
     return None
+
+
+def listing_problem(exc: BaseException, where: str) -> str:
+    """A failed listing in a listing's words: what is wrong, where, and what to do
+    (never "downloading the backup": nothing was being downloaded)."""
+    msg = describe(exc)
+    if isinstance(exc, SealcheckError):
+        what = exc.summary.rstrip(".")
+        detail = f" {exc.detail}" if exc.detail else ""
+        return f"Cannot list {where}: {what[0].lower()}{what[1:]}.{detail}\n{msg.advice}"
+    return f"Cannot list {where}: {msg.headline}. {msg.advice}\n{msg.details}"

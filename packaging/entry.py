@@ -2,7 +2,7 @@
 
 import sys
 
-from sealcheck.core.cli import main
+from sealcheck.core.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

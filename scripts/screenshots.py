@@ -122,14 +122,14 @@ def main() -> int:
 def shoot(work: Path, out: Path, only: set[str]) -> int:
     from PySide6.QtGui import QPalette
 
-    from sealcheck.core.s3 import S3Settings, make_client
-    from sealcheck.gui import demo
+    from sealcheck.core.storage.s3 import S3Settings, make_client
     from sealcheck.gui.app import make_app
-    from sealcheck.gui.demo_app import demo_source
-    from sealcheck.gui.jobs import JobState
-    from sealcheck.gui.mainwindow import MainWindow
-    from sealcheck.gui.settings import KeyChoice, SourceConfig, SourceStore
-    from sealcheck.gui.theme import dark_palette
+    from sealcheck.gui.demo import samples as demo
+    from sealcheck.gui.demo.window import demo_source
+    from sealcheck.gui.jobs.queue import JobState
+    from sealcheck.gui.look.theme import dark_palette
+    from sealcheck.gui.state.settings import KeyChoice, SourceConfig, SourceStore
+    from sealcheck.gui.views.mainwindow import MainWindow
 
     uploads, expect, keys = demo.make_samples(work)
     big, big_pass = big_backup(work)
@@ -145,7 +145,7 @@ def shoot(work: Path, out: Path, only: set[str]) -> int:
             passphrase_file=str(keys["pass"]),
             gpg_key_file=str(keys["gpg"]),
         )
-        src = demo_source(endpoint, choice)
+        src = demo_source(endpoint, choice, demo.BUCKET)
         big_src = SourceConfig(
             name="Warehouse (nightly)",
             bucket="warehouse",
@@ -231,9 +231,9 @@ def restore_test_shot(app: object, win: object, out: Path) -> None:
     from PySide6.QtWidgets import QSplitter
 
     from sealcheck.core.errors import SealcheckError
-    from sealcheck.core.restoretest.mariadb import find_tools
-    from sealcheck.gui.jobs import JobState, RestoreTestSpec
-    from sealcheck.gui.mainwindow import MainWindow
+    from sealcheck.core.restoretest.engines.mariadb import find_tools
+    from sealcheck.gui.jobs.queue import JobState, RestoreTestSpec
+    from sealcheck.gui.views.mainwindow import MainWindow
 
     assert isinstance(win, MainWindow)
     try:

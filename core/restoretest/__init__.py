@@ -16,7 +16,7 @@ Layers (each its own small module, dataclasses between them):
 Never imports Qt.
 """
 
-from .model import RestoreTestResult
+from ..records.restore_result import RestoreTestResult
 from .runner import RestoreTestOptions, restore_test
 
 __all__ = ["RestoreTestOptions", "RestoreTestResult", "restore_test"]

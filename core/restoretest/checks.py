@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..progress import CancelToken
-from .model import TableResult
-from .sqlscan import Key, ScanSummary
+from ..plumbing.progress import CancelToken
+from ..records.restore_result import TableResult
+from .scan.common import Key, ScanSummary
 from .target import CheckOutcome
 
 Query = Callable[..., list[tuple[Any, ...]]]

@@ -36,7 +36,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import pid_alive
+from ..plumbing.atomic import pid_alive
 from .procs import StateDir
 
 PREFIX = "sealcheck_rt_"

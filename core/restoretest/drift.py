@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..report import Fields
-from .model import Drift, RowChange
+from ..records.report import Fields
+from ..records.restore_result import Drift, RowChange
 
 if TYPE_CHECKING:
-    from .model import RestoreTestResult
+    from ..records.restore_result import RestoreTestResult
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
-from .model import LoadError
-from .sqlscan import StatementRef
+from ..records.restore_result import LoadError
+from .scan.common import StatementRef
 
 BUDGET = 16 << 20  # statement bytes scanned but not yet sent; one larger statement may pass
 KEEP_WARNINGS = 200  # warning lines kept for the report's summary

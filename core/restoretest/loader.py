@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import Cancelled
-from ..progress import CancelToken
-from . import sqlscan
+from ..plumbing.progress import CancelToken
+from ..records.restore_result import LoadError, summarise_warnings
 from .driverload import DriverCommand, DriverFeeder
 from .errors import LimitExceeded
-from .model import LoadError, summarise_warnings
 from .procs import current_user, kill_group, spawn
-from .sqlscan import ScannerBase, StatementTooLarge
+from .scan import common as sqlscan
+from .scan.common import ScannerBase, StatementTooLarge
 from .target import ClientCommand, Target
 
 HEAD_BYTES = 64 * 1024  # enough to recognise the producer and its database name

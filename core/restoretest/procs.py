@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import pid_alive
 from ..errors import Cancelled
-from ..progress import CancelToken
+from ..plumbing.atomic import pid_alive
+from ..plumbing.progress import CancelToken
 from .errors import InstanceFailed
 
 DEFAULT_OS_USER = "sealcheck-db"

@@ -10,19 +10,23 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import SealcheckError, UsageError
-from ..payload import PayloadInspector
-from ..pipeline import Job, run
-from ..progress import ProgressEvent
-from ..report import ErrorInfo, Report
+from ..payload.inspector import PayloadInspector
+from ..pipeline.job import Job
+from ..pipeline.run import run
+from ..plumbing.progress import ProgressEvent
+from ..records.report import ErrorInfo, Report
+from ..records.restore_result import LoadError, RestoreTestResult
 from .confine import refused_by_privilege
 from .drift import compare, load_baseline
+from .dsn import parse_dsn
+from .engines.mariadb import MariaDBTarget, find_tools
+from .engines.postgres import PostgresTarget, find_pg_tools
 from .errors import ChecksFailed, DumpCutShort, DumpRefused, LoadFailed, NotRestorable
 from .loader import Deadline, Limits, LimitToken, StreamingLoader
-from .model import LoadError, RestoreTestResult
 from .procs import StateDir, default_state_dir
-from .scan_mysql import MySQLScanner
-from .scan_pg import PgScanner
-from .sqlscan import ScannerBase, ScanSummary, StatementTooLarge
+from .scan.common import ScannerBase, ScanSummary, StatementTooLarge
+from .scan.mysql import MySQLScanner
+from .scan.pg import PgScanner
 from .target import CheckOutcome, Target
 
 ENGINES = ("auto", "mariadb", "mysql", "postgres")
@@ -159,13 +163,9 @@ class _Session:
             self.cleanup += self.state.clean_orphans("postgres-client")
         db = _db_name(info.database)
         if engine == "postgres":
-            from .postgres import PostgresTarget, find_pg_tools
-
             pg = PostgresTarget(find_pg_tools(need_server=not self.options.server))
             self.target = pg
             if self.options.server:
-                from .dsn import parse_dsn
-
                 d = parse_dsn(self.options.server, "postgres", self.options.server_password_file)
                 pg.connect_existing(d.socket, d.user, d.password, d.port, self.state, server_key)
             else:
@@ -173,13 +173,10 @@ class _Session:
         else:
             # A MySQL dump (--engine mysql) loads into MariaDB when Sealcheck starts the
             # server itself; an existing Oracle MySQL server is used through --server.
-            from .mariadb import MariaDBTarget, find_tools
 
             my = MariaDBTarget(find_tools(need_server=not self.options.server, engine=engine))
             self.target = my
             if self.options.server:
-                from .dsn import parse_dsn
-
                 d = parse_dsn(self.options.server, "mysql", self.options.server_password_file)
                 my.connect_existing(d.socket, d.user, d.password, self.state, server_key)
             else:

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..progress import CancelToken
+from ..plumbing.progress import CancelToken
+from ..records.restore_result import LoadError, TableResult
 from .driverload import DriverCommand
-from .model import LoadError, TableResult
-from .sqlscan import ScannerBase, ScanSummary
+from .scan.common import ScannerBase, ScanSummary
 
 
 @dataclass(frozen=True)

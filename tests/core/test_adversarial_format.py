@@ -38,9 +38,9 @@ from fixtures.adversarial import (
 )
 from fixtures.dumps import MYSQL_TRAILER, mysql_like
 from fixtures.pipelines import RsaKey, openssl_variant, securecircle, sh
-from sealcheck.core import kdf
-from sealcheck.core.keys import PemKey
-from sealcheck.core.opensslenc import CIPHERS_BY_NAME, Probe, check_candidate
+from sealcheck.core.decrypt.openssl import kdf
+from sealcheck.core.decrypt.openssl.enc import CIPHERS_BY_NAME, Probe, check_candidate
+from sealcheck.core.keys.pem import PemKey
 
 HEADER = 16  # "Salted__" + 8-byte salt
 BLOCK = 16

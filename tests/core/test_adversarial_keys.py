@@ -27,7 +27,7 @@ from fixtures.adversarial import (
 from fixtures.common import run_cli
 from fixtures.dumps import mysql_like
 from fixtures.pipelines import RsaKey, make_rsa_key, openssl_variant, securecircle
-from sealcheck.core.keys import PemKey
+from sealcheck.core.keys.pem import PemKey
 
 MODULUS = 256  # RSA-2048
 

@@ -16,11 +16,12 @@ from collections.abc import Callable
 
 import pytest
 
-from sealcheck.core import bzip2par, compression
-from sealcheck.core.bzip2par import ParallelBzip2Reader
-from sealcheck.core.compression import SequentialBzip2Reader, open_decompressor
+from sealcheck.core.decompress import bzip2par
+from sealcheck.core.decompress import readers as compression
+from sealcheck.core.decompress.bzip2par import ParallelBzip2Reader
+from sealcheck.core.decompress.readers import SequentialBzip2Reader, open_decompressor
 from sealcheck.core.errors import IntegrityError, TruncatedBackup
-from sealcheck.core.streams import BytesReader, ChainReader, read_exact
+from sealcheck.core.plumbing.streams import BytesReader, ChainReader, read_exact
 
 BLOCK = 0x314159265359
 EOS = 0x177245385090

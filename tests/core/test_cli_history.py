@@ -14,7 +14,7 @@ import pytest
 from fixtures.common import run_cli
 from fixtures.pipelines import Backup, RsaKey, openssl_variant, securecircle
 from fixtures.s3servers import Bucket
-from sealcheck.core.history import FILENAME, History, Kind
+from sealcheck.core.records.history import FILENAME, History, Kind
 
 
 @pytest.fixture

@@ -29,10 +29,10 @@ from fixtures.dumps import mysql_like
 from fixtures.pipelines import sh
 from fixtures.s3scenarios import sealcheck
 from fixtures.s3servers import Bucket
-from sealcheck.core.ber import BerReader
-from sealcheck.core.cms import EnvelopeParser
-from sealcheck.core.keys import PemKey
-from sealcheck.core.streams import BytesReader
+from sealcheck.core.decrypt.cms.ber import BerReader
+from sealcheck.core.decrypt.cms.envelope import EnvelopeParser
+from sealcheck.core.keys.pem import PemKey
+from sealcheck.core.plumbing.streams import BytesReader
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ import subprocess
 
 import pytest
 
-from sealcheck.core import compression
-from sealcheck.core.compression import open_decompressor
+from sealcheck.core.decompress import readers as compression
+from sealcheck.core.decompress.readers import open_decompressor
 from sealcheck.core.errors import IntegrityError, TruncatedBackup
-from sealcheck.core.streams import BytesReader, ChainReader, read_exact
+from sealcheck.core.plumbing.streams import BytesReader, ChainReader, read_exact
 
 TOOLS = {
     "gzip": ["gzip", "-c"],

@@ -29,11 +29,12 @@ from fixtures.adversarial import (
 )
 from fixtures.dumps import mysql_like
 from fixtures.pipelines import openssl_variant
-from sealcheck.core import atomic
-from sealcheck.core.atomic import sweep_stale
-from sealcheck.core.pipeline import Job, run
-from sealcheck.core.sources import LocalFile
-from sealcheck.core.unlock import Secrets
+from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.pipeline.job import Job
+from sealcheck.core.pipeline.run import run
+from sealcheck.core.plumbing import atomic
+from sealcheck.core.plumbing.atomic import sweep_stale
+from sealcheck.core.storage.source import LocalFile
 
 OLD = b"the previous restore, which must survive any failure\n" * 100
 
@@ -265,7 +266,7 @@ def test_disk_full(medium: Seed, tmp_path: Path) -> None:
 # child of a big pytest process would report the parent's peak, not its own.
 _RSS_PROBE = """
 import re, sys
-from sealcheck.core.cli import main
+from sealcheck.core.cli.main import main
 rc = main(sys.argv[1:])
 hwm = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
 print("PEAK_RSS_KB", hwm, "RC", rc)

@@ -21,8 +21,8 @@ import pytest
 from fixtures.adversarial import Seed, assert_failed, cli_json, partials
 from fixtures.dumps import mysql_like
 from fixtures.pipelines import openssl_variant
-from sealcheck.core.atomic import AtomicWriter
 from sealcheck.core.errors import DestinationError
+from sealcheck.core.plumbing.atomic import AtomicWriter
 
 DEV_NULL = Path("/dev/null")
 is_root = os.geteuid() == 0

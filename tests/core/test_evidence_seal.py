@@ -18,8 +18,8 @@ from test_cli_history import cli, cut_copy, verify
 from fixtures.common import REPO
 from fixtures.dumps import mysql_like
 from fixtures.pipelines import RsaKey, securecircle
-from sealcheck.core import evidence
-from sealcheck.core.evidence_check import Problem, check
+from sealcheck.core.records import evidence
+from sealcheck.core.records.evidence_check import Problem, check
 
 FORGED_STYLE = (
     b"</html><style>.failed,table,details{display:none}"

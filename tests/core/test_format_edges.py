@@ -21,10 +21,10 @@ import pytest
 from fixtures.adversarial import assert_failed, cli_json, run_job
 from fixtures.dumps import mysql_like
 from fixtures.pipelines import sh
-from sealcheck.core import compression
-from sealcheck.core.compression import open_decompressor
+from sealcheck.core.decompress import readers as compression
+from sealcheck.core.decompress.readers import open_decompressor
 from sealcheck.core.errors import IntegrityError, TruncatedBackup
-from sealcheck.core.streams import BytesReader, ChainReader, read_exact
+from sealcheck.core.plumbing.streams import BytesReader, ChainReader, read_exact
 
 ENC = "-aes-256-cbc -pbkdf2"
 

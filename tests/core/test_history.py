@@ -31,8 +31,12 @@ from fixtures.pipelines import (
     securecircle,
 )
 from fixtures.restoretest import hostile_pg_dump
-from sealcheck.core import evidence
-from sealcheck.core.history import (
+from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.keys.pem import PemKey
+from sealcheck.core.pipeline.job import Job
+from sealcheck.core.pipeline.run import run
+from sealcheck.core.records import evidence
+from sealcheck.core.records.history import (
     FILENAME,
     History,
     HistoryError,
@@ -40,13 +44,11 @@ from sealcheck.core.history import (
     Subject,
     failed_layer,
 )
-from sealcheck.core.keys import PemKey
-from sealcheck.core.pipeline import Job, run
-from sealcheck.core.report import Report
+from sealcheck.core.records.identity import SourceIdentity
+from sealcheck.core.records.report import Report
+from sealcheck.core.records.restore_result import RestoreTestResult
 from sealcheck.core.restoretest import RestoreTestOptions, restore_test
-from sealcheck.core.restoretest.model import RestoreTestResult
-from sealcheck.core.sources import LocalFile, SourceIdentity
-from sealcheck.core.unlock import Secrets
+from sealcheck.core.storage.source import LocalFile
 
 
 def verify(b: Backup, key: RsaKey | None = None, **job) -> Report:
@@ -206,7 +208,7 @@ def test_restore_test_result_round_trips_from_real_postgres(tmp_path: Path) -> N
 
 
 def test_malformed_restore_test_result_names_the_field(tmp_path: Path) -> None:
-    from sealcheck.core.restoretest.model import Drift, LoadError, RowChange, TableResult
+    from sealcheck.core.records.restore_result import Drift, LoadError, RowChange, TableResult
 
     res = RestoreTestResult(
         ok=False, engine="postgresql", server="PostgreSQL 15", mode="throwaway",
@@ -303,8 +305,8 @@ def test_reading_a_missing_history_creates_nothing(hist: History) -> None:
 _WRITER = """
 import json, sys
 from pathlib import Path
-from sealcheck.core.history import History
-from sealcheck.core.report import Report
+from sealcheck.core.records.history import History
+from sealcheck.core.records.report import Report
 report = Report.from_dict(json.loads(Path(sys.argv[2]).read_text()))
 h = History(Path(sys.argv[1]), busy_timeout=30, keep_open=sys.argv[4] == "held")
 sys.stdin.readline()  # start together
@@ -416,7 +418,7 @@ def test_entries_by_verdict_and_time(
     """The History page's filters: a verdict (NOT CHECKED too) and a time, in SQL."""
     import datetime as dt
 
-    from sealcheck.core.verdict import Verdict
+    from sealcheck.core.records.verdict import Verdict
 
     # A restore whose destination folder does not exist: a setup problem (exit 2).
     cc = clustercontrol(mysql_like(tmp_path / "d.sql", rows=50), tmp_path / "cc")

@@ -26,7 +26,7 @@ from fixtures.adversarial import assert_failed, assert_nothing_written, cli_json
 from fixtures.common import run_cli
 from fixtures.databases import LoadedDatabase, PostgresServer
 from fixtures.pipelines import sh
-from sealcheck.core.pgcustom import CustomArchiveCheck
+from sealcheck.core.payload.pgdump.custom import CustomArchiveCheck
 
 ENC = "-aes-256-cbc -pbkdf2"
 SALTED = 16  # "Salted__" and the salt come before the ciphertext

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from sealcheck.core.errors import ExitCode, KeyUnavailable, UsageError
-from sealcheck.core.keys import OAEP_VARIANTS
-from sealcheck.core.pkcs11key import (
+from sealcheck.core.keys.pem import OAEP_VARIANTS
+from sealcheck.core.keys.pkcs11.key import (
     build_uri,
     eme_oaep_decode,
     eme_pkcs1_v15_decode,

@@ -14,8 +14,8 @@ import pytest
 from fixtures.common import run_cli
 from fixtures.pipelines import RsaKey, openssl_variant, securecircle
 from fixtures.s3scenarios import sealcheck
-from sealcheck.core.listing import NO_KEY_OBJECT, list_folder, probe_folder
-from sealcheck.core.naming import Rule, stamp_of
+from sealcheck.core.storage.listing import NO_KEY_OBJECT, list_folder, probe_folder
+from sealcheck.core.storage.naming import Rule, stamp_of
 
 NIGHTS = [f"2025-01-0{d}" for d in range(1, 6)]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from sealcheck.core.restoretest.scan_mysql import MySQLScanner, without_definers
-from sealcheck.core.restoretest.scan_pg import PgScanner
+from sealcheck.core.restoretest.scan.mysql import MySQLScanner, without_definers
+from sealcheck.core.restoretest.scan.pg import PgScanner
 
 
 def mysql_kinds(sql: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 A backup's file name, an object key, a table name or an error quoting them is
 chosen by whoever wrote the backup. The CLI's human-readable output shows their
-control characters as visible escapes (core/termtext.py): no ESC, BEL, CR or
+control characters as visible escapes (core/cli/termtext.py): no ESC, BEL, CR or
 other C0/C1 byte reaches stdout or stderr, while ``--json`` keeps the names
 exact. The backups are made by gzip + openssl enc (fixtures.pipelines) under
 names that carry ESC[2J (clear screen), BEL and CR.
@@ -23,11 +23,11 @@ from fixtures.dumps import mysql_like
 from fixtures.pipelines import openssl_variant
 from fixtures.s3servers import Bucket
 from fixtures.softhsm import SoftHsm, make_token_store
-from sealcheck.core.cli import TerminalProgress
-from sealcheck.core.cli_restoretest import print_result
-from sealcheck.core.progress import ProgressEvent
-from sealcheck.core.restoretest.model import RestoreTestResult, TableResult
-from sealcheck.core.termtext import safe
+from sealcheck.core.cli.common import TerminalProgress
+from sealcheck.core.cli.restoretest import print_result
+from sealcheck.core.cli.termtext import safe
+from sealcheck.core.plumbing.progress import ProgressEvent
+from sealcheck.core.records.restore_result import RestoreTestResult, TableResult
 
 EVIL = "evil\x1b[2J\x07\rname"
 SHOWN = "evil\\x1b[2J\\x07\\rname"

@@ -15,15 +15,16 @@ from test_cli_history import cli, verify
 
 from fixtures.dumps import mysql_like
 from fixtures.pipelines import Backup, RsaKey, openssl_variant, securecircle, sh
-from sealcheck.core import evidence
-from sealcheck.core.evidence_check import check, read
-from sealcheck.core.history import FILENAME, History
-from sealcheck.core.keys import PemKey
-from sealcheck.core.pipeline import Job, run
-from sealcheck.core.report import Report, Status
-from sealcheck.core.sources import LocalFile
-from sealcheck.core.unlock import Secrets
-from sealcheck.core.verdict import Verdict
+from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.keys.pem import PemKey
+from sealcheck.core.pipeline.job import Job
+from sealcheck.core.pipeline.run import run
+from sealcheck.core.records import evidence
+from sealcheck.core.records.evidence_check import check, read
+from sealcheck.core.records.history import FILENAME, History
+from sealcheck.core.records.report import Report, Status
+from sealcheck.core.records.verdict import Verdict
+from sealcheck.core.storage.source import LocalFile
 
 
 def run_local(b: Backup, *, key: RsaKey | None = None, passphrase: bytes | None = None, **job):

@@ -24,9 +24,9 @@ from PySide6.QtCore import QEvent, QThreadPool, QTimer
 from PySide6.QtWidgets import QApplication
 
 from fixtures.pipelines import openssl_variant, sh
-from sealcheck.gui import demo
-from sealcheck.gui.settings import KeyChoice, SourceConfig
-from sealcheck.gui.worker import live_workers
+from sealcheck.gui.demo import samples as demo
+from sealcheck.gui.jobs.worker import live_workers
+from sealcheck.gui.state.settings import KeyChoice, SourceConfig
 
 BIG_BUCKET = "sealcheck-gui-big"
 BIG_KEY = "big/warehouse.sql.gz.enc"
@@ -85,7 +85,7 @@ def demo_s3_bucket() -> Iterator[DemoS3]:
         big, big_pass = _big_backup(work)
         with demo.demo_s3() as endpoint:
             demo._fill_bucket(endpoint, uploads)
-            from sealcheck.core.s3 import S3Settings, make_client
+            from sealcheck.core.storage.s3 import S3Settings, make_client
 
             c = make_client(S3Settings(endpoint_url=endpoint))
             c.create_bucket(Bucket=BIG_BUCKET)

@@ -13,14 +13,14 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QToolButton, QWidget
 
 from sealcheck.core.errors import IntegrityError
-from sealcheck.gui.about import about_box
 from sealcheck.gui.app import make_app
-from sealcheck.gui.crash import ExceptionDialog
-from sealcheck.gui.dialogs import SecretDialog, SourceDialog
-from sealcheck.gui.mainwindow import MainWindow
-from sealcheck.gui.restorewizard import RestoreTestWizard
-from sealcheck.gui.settings import SourceStore
-from sealcheck.gui.sizes import screen_room
+from sealcheck.gui.look.sizes import screen_room
+from sealcheck.gui.state.settings import SourceStore
+from sealcheck.gui.views.about import about_box
+from sealcheck.gui.views.crash import ExceptionDialog
+from sealcheck.gui.views.dialogs import SecretDialog, SourceDialog
+from sealcheck.gui.views.mainwindow import MainWindow
+from sealcheck.gui.views.restorewizard import RestoreTestWizard
 
 
 def _fits(w: QWidget, what: str, room: QSize, problems: list[str]) -> None:

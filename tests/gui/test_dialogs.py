@@ -8,7 +8,6 @@ import threading
 import pytest
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
-from sealcheck.core.custody import KeyStore
 from sealcheck.core.errors import (
     AccessDenied,
     Cancelled,
@@ -18,12 +17,13 @@ from sealcheck.core.errors import (
     UsageError,
     WrongKey,
 )
-from sealcheck.gui.crash import CrashHandler, ExceptionDialog
-from sealcheck.gui.demo_app import demo_keys
-from sealcheck.gui.dialogs import SecretDialog, SourceDialog
+from sealcheck.core.keys.custody import KeyStore
+from sealcheck.gui.demo.window import demo_keys
 from sealcheck.gui.errortext import describe
-from sealcheck.gui.keyspage import KeysPage
-from sealcheck.gui.settings import KeyChoice, SourceConfig, SourceStore, config_path
+from sealcheck.gui.state.settings import KeyChoice, SourceConfig, SourceStore, config_path
+from sealcheck.gui.views.crash import CrashHandler, ExceptionDialog
+from sealcheck.gui.views.dialogs import SecretDialog, SourceDialog
+from sealcheck.gui.views.keyspage import KeysPage
 
 
 def test_source_dialog_validates_and_returns_typed_settings(qtbot):
@@ -176,7 +176,7 @@ def test_keys_page_lists_tokens_and_sends_the_pin_to_the_chosen_one(
     the other is listed with its public keys and a note (a PIN is never tried on it)."""
     from PySide6.QtWidgets import QInputDialog
 
-    import sealcheck.gui.keyspage as keyspage
+    import sealcheck.gui.views.keyspage as keyspage
 
     page = KeysPage(KeyStore(tmp_path / "keys"))
     qtbot.addWidget(page)

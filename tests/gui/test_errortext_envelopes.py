@@ -7,9 +7,10 @@ import shlex
 from pathlib import Path
 
 from fixtures.pipelines import GPG_HOMES, sh
-from sealcheck.core.pipeline import Job, run
-from sealcheck.core.sources import LocalFile
-from sealcheck.core.unlock import Secrets
+from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.pipeline.job import Job
+from sealcheck.core.pipeline.run import run
+from sealcheck.core.storage.source import LocalFile
 from sealcheck.gui.errortext import describe
 
 

@@ -8,9 +8,9 @@ import pytest
 from PySide6.QtCore import Qt
 
 from fixtures.gui_flow import open_window, select_version
-from sealcheck.gui.jobs import JobState
-from sealcheck.gui.mainwindow import MainWindow
-from sealcheck.gui.settings import KeyChoice, SourceStore
+from sealcheck.gui.jobs.queue import JobState
+from sealcheck.gui.state.settings import KeyChoice, SourceStore
+from sealcheck.gui.views.mainwindow import MainWindow
 
 
 def _run(qtbot, win: MainWindow, start) -> list:

@@ -12,18 +12,19 @@ import pytest
 
 from fixtures.pipelines import Backup, RsaKey, securecircle
 from fixtures.s3servers import Bucket
-from sealcheck.core.history import FILENAME, History
-from sealcheck.core.keys import PemKey
-from sealcheck.core.listing import list_backup_sets
-from sealcheck.core.pipeline import Job, run
-from sealcheck.core.report import ErrorInfo
+from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.keys.pem import PemKey
+from sealcheck.core.pipeline.job import Job
+from sealcheck.core.pipeline.run import run
+from sealcheck.core.records.history import FILENAME, History
+from sealcheck.core.records.report import ErrorInfo
 from sealcheck.core.restoretest import RestoreTestOptions, restore_test
-from sealcheck.core.s3 import S3Object, S3Settings, make_client
-from sealcheck.core.sources import LocalFile
-from sealcheck.core.unlock import Secrets
+from sealcheck.core.storage.listing import list_backup_sets
+from sealcheck.core.storage.s3 import S3Object, S3Settings, make_client
+from sealcheck.core.storage.source import LocalFile
 from sealcheck.gui.errortext import describe
-from sealcheck.gui.models import BackupSetModel, VersionModel
-from sealcheck.gui.results import Outcome, ResultStore
+from sealcheck.gui.state.models import BackupSetModel, VersionModel
+from sealcheck.gui.state.results import Outcome, ResultStore
 
 KEY = "db/nightly.sql.gz"
 
@@ -146,8 +147,8 @@ def test_writing_an_outcome_is_quick(qapp, hist_path: Path, s3_backup, quiet_mac
 
 
 def test_the_main_window_uses_the_data_dir_history(qtbot, tmp_path: Path, monkeypatch) -> None:
-    from sealcheck.gui.mainwindow import MainWindow
-    from sealcheck.gui.settings import SourceStore
+    from sealcheck.gui.state.settings import SourceStore
+    from sealcheck.gui.views.mainwindow import MainWindow
 
     monkeypatch.setenv("SEALCHECK_DATA_DIR", str(tmp_path / "appdata"))
     win = MainWindow(SourceStore(tmp_path / "sources.json"))

@@ -16,11 +16,11 @@ from PySide6.QtCore import QItemSelectionModel
 
 from fixtures.common import run_cli
 from fixtures.gui_flow import open_window
-from sealcheck.core.history import History
-from sealcheck.core.verdict import Verdict
-from sealcheck.gui.historyview import Scope
-from sealcheck.gui.jobs import JobState, RestoreTestSpec
-from sealcheck.gui.mainwindow import MainWindow
+from sealcheck.core.records.history import History
+from sealcheck.core.records.verdict import Verdict
+from sealcheck.gui.jobs.queue import JobState, RestoreTestSpec
+from sealcheck.gui.views.historyview import Scope
+from sealcheck.gui.views.mainwindow import MainWindow
 
 SC = "securecircle/1567744961188141183.sql.gz"
 

@@ -20,10 +20,10 @@ from PySide6.QtCore import Qt, QTimer
 from fixtures.dumps import mysql_like
 from fixtures.gui_flow import open_window
 from fixtures.pipelines import openssl_variant
-from sealcheck.core.s3 import S3Settings, make_client
-from sealcheck.gui.jobpanel import QUEUED_SHOWN
-from sealcheck.gui.jobs import JobState
-from sealcheck.gui.settings import KeyChoice, SourceConfig
+from sealcheck.core.storage.s3 import S3Settings, make_client
+from sealcheck.gui.jobs.queue import JobState
+from sealcheck.gui.state.settings import KeyChoice, SourceConfig
+from sealcheck.gui.views.jobpanel import QUEUED_SHOWN
 
 BUCKET = "sealcheck-gui-700"
 KEY = "nightly/shop.sql.gz.enc"
@@ -150,10 +150,10 @@ def test_preflight_warns_before_queuing_jobs_that_cannot_succeed(qtbot, tmp_path
 def test_a_batch_whose_key_goes_away_ends_as_not_checked(qtbot, tmp_path):
     """Batch jobs gather their secrets as they start: the passphrase file deleted after
     the first started, the others end one per turn as setup problems, not verdicts."""
-    from sealcheck.core.verdict import Verdict
-    from sealcheck.gui.jobs import JobQueue, JobSpec
-    from sealcheck.gui.keysession import KeySession
-    from sealcheck.gui.results import ResultStore
+    from sealcheck.core.records.verdict import Verdict
+    from sealcheck.gui.jobs.queue import JobQueue, JobSpec
+    from sealcheck.gui.state.keysession import KeySession
+    from sealcheck.gui.state.results import ResultStore
 
     b = openssl_variant(mysql_like(tmp_path / "dump.sql", rows=2000), tmp_path / "out")
     assert b.passphrase_file is not None

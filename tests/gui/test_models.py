@@ -7,13 +7,13 @@ import time
 
 from PySide6.QtCore import Qt, QTimer
 
-from sealcheck.core.listing import ObjectVersion, group
-from sealcheck.core.report import ErrorInfo
-from sealcheck.gui.browser import BackupBrowser
+from sealcheck.core.records.report import ErrorInfo
+from sealcheck.core.storage.listing import ObjectVersion, group
 from sealcheck.gui.errortext import describe
-from sealcheck.gui.models import BackupFilterProxy, BackupSetModel, VersionModel
-from sealcheck.gui.results import Outcome, ResultStore
-from sealcheck.gui.settings import SourceConfig
+from sealcheck.gui.state.models import BackupFilterProxy, BackupSetModel, VersionModel
+from sealcheck.gui.state.results import Outcome, ResultStore
+from sealcheck.gui.state.settings import SourceConfig
+from sealcheck.gui.views.browser import BackupBrowser
 
 T0 = dt.datetime(2026, 11, 27, 3, 0, tzinfo=dt.UTC)
 

@@ -45,19 +45,19 @@ from PySide6.QtWidgets import (
 
 from fixtures.gui_flow import open_window, select_version
 from sealcheck.core.errors import IntegrityError
+from sealcheck.core.records.restore_result import LoadError, RestoreTestResult, TableResult
 from sealcheck.core.restoretest.drift import compare
-from sealcheck.core.restoretest.model import LoadError, RestoreTestResult, TableResult
-from sealcheck.gui import icons, theme
-from sealcheck.gui.about import about_box
-from sealcheck.gui.crash import ExceptionDialog
-from sealcheck.gui.details import render
-from sealcheck.gui.dialogs import SecretDialog, SourceDialog
-from sealcheck.gui.jobs import JobState
-from sealcheck.gui.mainwindow import MainWindow
-from sealcheck.gui.models import VersionRow
-from sealcheck.gui.restorewizard import RestoreTestWizard
-from sealcheck.gui.results import Outcome
-from sealcheck.gui.settings import KeyChoice
+from sealcheck.gui.jobs.queue import JobState
+from sealcheck.gui.look import icons, theme
+from sealcheck.gui.state.models import VersionRow
+from sealcheck.gui.state.results import Outcome
+from sealcheck.gui.state.settings import KeyChoice
+from sealcheck.gui.views.about import about_box
+from sealcheck.gui.views.crash import ExceptionDialog
+from sealcheck.gui.views.details import render
+from sealcheck.gui.views.dialogs import SecretDialog, SourceDialog
+from sealcheck.gui.views.mainwindow import MainWindow
+from sealcheck.gui.views.restorewizard import RestoreTestWizard
 
 REPO = Path(__file__).resolve().parents[2]
 INTERACTIVE = (
@@ -179,7 +179,7 @@ def test_every_control_of_the_main_window_has_a_name(qtbot, tmp_path, demo_s3_bu
 
 
 def test_every_dialog_control_has_a_name(qtbot, tmp_path):
-    from sealcheck.gui.settings import SourceConfig
+    from sealcheck.gui.state.settings import SourceConfig
 
     dialogs: list[QWidget] = [
         SourceDialog(),
@@ -358,7 +358,7 @@ def _restore_test_outcome(tmp_path: Path) -> tuple[VersionRow, Outcome]:
     before.write_text(result([("a", 5), ("payments", 700), ("gone", 3)]).to_json())
     now = result([("a", 5), ("payments", 0)], ok=False)
     now = replace(now, drift=replace(compare(now, before), baseline="version v1"))
-    from sealcheck.core.listing import ObjectVersion
+    from sealcheck.core.storage.listing import ObjectVersion
 
     v = ObjectVersion("db/shop.sql.gz", "v2", 1, dt.datetime.now(dt.UTC), None, True)
     return VersionRow(v, None, "mismatch: key"), Outcome(None, None, dt.datetime.now(dt.UTC), now)

@@ -12,10 +12,10 @@ from PySide6.QtCore import Qt, QTimer
 
 from fixtures.dumps import MYSQL_HEADER, MYSQL_TRAILER
 from fixtures.pipelines import openssl_variant, sh
-from sealcheck.core.unlock import Secrets
-from sealcheck.gui.jobpanel import JobPanel
-from sealcheck.gui.jobs import JobQueue, JobSpec, JobState
-from sealcheck.gui.results import ResultStore
+from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.gui.jobs.queue import JobQueue, JobSpec, JobState
+from sealcheck.gui.state.results import ResultStore
+from sealcheck.gui.views.jobpanel import JobPanel
 
 # gzip: ISA-L's igzip makes the stream (10x faster than gzip -1 here, same format).
 # zstd: its bindings hold the GIL while decoding, the worst case for the event loop.

@@ -25,22 +25,22 @@ from fixtures.dumps import mysql_like
 from fixtures.gui_flow import open_window, select_version
 from fixtures.pipelines import RsaKey, securecircle
 from fixtures.restoretest import hostile_mysql_dump
+from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.errors import SealcheckError
-from sealcheck.core.keyspec import KeyContext, open_key
-from sealcheck.core.listing import ObjectVersion
+from sealcheck.core.keys.spec import KeyContext, open_key
+from sealcheck.core.records.restore_result import RestoreTestResult, TableResult
 from sealcheck.core.restoretest.drift import compare
-from sealcheck.core.restoretest.mariadb import find_tools
-from sealcheck.core.restoretest.model import RestoreTestResult, TableResult
-from sealcheck.core.unlock import Secrets
-from sealcheck.gui.details import DetailsPane
-from sealcheck.gui.jobpanel import JobPanel
-from sealcheck.gui.jobs import JobQueue, JobRecord, JobSpec, JobState, RestoreTestSpec
-from sealcheck.gui.mainwindow import MainWindow
-from sealcheck.gui.models import VersionRow
-from sealcheck.gui.restoredetails import render
-from sealcheck.gui.restorewizard import Page, RestoreTestWizard
-from sealcheck.gui.results import ResultStore
-from sealcheck.gui.settings import SourceStore
+from sealcheck.core.restoretest.engines.mariadb import find_tools
+from sealcheck.core.storage.listing import ObjectVersion
+from sealcheck.gui.jobs.queue import JobQueue, JobRecord, JobSpec, JobState, RestoreTestSpec
+from sealcheck.gui.state.models import VersionRow
+from sealcheck.gui.state.results import ResultStore
+from sealcheck.gui.state.settings import SourceStore
+from sealcheck.gui.views.details import DetailsPane
+from sealcheck.gui.views.jobpanel import JobPanel
+from sealcheck.gui.views.mainwindow import MainWindow
+from sealcheck.gui.views.restoredetails import render
+from sealcheck.gui.views.restorewizard import Page, RestoreTestWizard
 
 
 def _have_mariadb() -> bool:
@@ -533,9 +533,9 @@ def test_a_pass_in_which_the_dump_tried_something_is_never_a_plain_ok() -> None:
     """Issue 10: the row, the verdict line and the Details say what the dump tried."""
     import datetime as dt
 
-    from sealcheck.gui.models import result_text
-    from sealcheck.gui.restoredetails import verdict
-    from sealcheck.gui.results import Outcome
+    from sealcheck.gui.state.models import result_text
+    from sealcheck.gui.state.results import Outcome
+    from sealcheck.gui.views.restoredetails import verdict
 
     def outcome(r: RestoreTestResult) -> Outcome:
         return Outcome(r.verification, None, dt.datetime.now(dt.UTC), restore_test=r)

@@ -18,11 +18,11 @@ from PySide6.QtGui import QDropEvent
 from fixtures.gui_flow import open_window
 from fixtures.pipelines import openssl_variant
 from fixtures.s3servers import free_port
-from sealcheck.gui import demo
-from sealcheck.gui.dialogs import SourceDialog
-from sealcheck.gui.jobs import JobState
-from sealcheck.gui.mainwindow import MainWindow
-from sealcheck.gui.settings import KeyChoice, SourceConfig, SourceStore, config_path
+from sealcheck.gui.demo import samples as demo
+from sealcheck.gui.jobs.queue import JobState
+from sealcheck.gui.state.settings import KeyChoice, SourceConfig, SourceStore, config_path
+from sealcheck.gui.views.dialogs import SourceDialog
+from sealcheck.gui.views.mainwindow import MainWindow
 
 NIGHTS = ("2025-01-01", "2025-01-02", "2025-01-03")
 NAME = "backup-full.sql.gz.aes256"
@@ -170,7 +170,9 @@ def test_sources_added_in_the_demo_stay_with_the_demo(qtbot, tmp_path, monkeypat
     user_file = config_path()
     seen: dict[str, Path] = {}
 
-    def window(endpoint: str, keys: dict[str, Path]) -> int:  # as run_demo_gui opens it
+    def window(
+        endpoint: str, keys: dict[str, Path], bucket: str
+    ) -> int:  # as run_demo_gui opens it
         win = MainWindow(session_sources=[])
         qtbot.addWidget(win)
         seen["store"] = win.store.path
@@ -188,7 +190,7 @@ def test_sources_added_in_the_demo_stay_with_the_demo(qtbot, tmp_path, monkeypat
     monkeypatch.setattr(demo, "make_samples", lambda work: ([], [], {}))
     monkeypatch.setattr(demo, "demo_s3", no_store)
     monkeypatch.setattr(demo, "_fill_bucket", lambda endpoint, uploads: None)
-    monkeypatch.setattr("sealcheck.gui.demo_app.run_demo_gui", window)
+    monkeypatch.setattr("sealcheck.gui.demo.window.run_demo_gui", window)
     assert demo.run_demo(no_gui=False) == 0
     assert not user_file.exists()
     assert seen["store"].name == "sources.json" and "sealcheck-demo-" in str(seen["store"])

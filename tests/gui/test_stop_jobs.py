@@ -14,10 +14,10 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from fixtures.gui_flow import open_window, select_version
 from sealcheck.gui.app import run_window
-from sealcheck.gui.jobs import JobRecord, JobState
-from sealcheck.gui.mainwindow import MainWindow
-from sealcheck.gui.settings import SourceStore
-from sealcheck.gui.stopjobs import lost_work
+from sealcheck.gui.jobs.queue import JobRecord, JobState
+from sealcheck.gui.state.settings import SourceStore
+from sealcheck.gui.views.mainwindow import MainWindow
+from sealcheck.gui.views.stopjobs import lost_work
 
 BIG_KEY = "big/warehouse.sql.gz.enc"  # conftest.BIG_KEY: ~48 MB, a restore of a few seconds
 

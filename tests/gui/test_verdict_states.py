@@ -15,18 +15,18 @@ from PySide6.QtCore import Qt
 from fixtures.dumps import mysql_like
 from fixtures.gui_flow import open_window, select_version
 from fixtures.pipelines import openssl_variant
-from sealcheck.core.history import History
-from sealcheck.core.listing import ObjectVersion
-from sealcheck.core.unlock import Secrets
-from sealcheck.core.verdict import Verdict
-from sealcheck.gui import theme
-from sealcheck.gui.details import DetailsPane
-from sealcheck.gui.jobpanel import JobPanel
-from sealcheck.gui.jobs import JobQueue, JobSpec, JobState, RestoreTestSpec
-from sealcheck.gui.mainwindow import MainWindow
-from sealcheck.gui.models import VersionRow
-from sealcheck.gui.results import ResultStore
-from sealcheck.gui.settings import KeyChoice
+from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.records.history import History
+from sealcheck.core.records.verdict import Verdict
+from sealcheck.core.storage.listing import ObjectVersion
+from sealcheck.gui.jobs.queue import JobQueue, JobSpec, JobState, RestoreTestSpec
+from sealcheck.gui.look import theme
+from sealcheck.gui.state.models import VersionRow
+from sealcheck.gui.state.results import ResultStore
+from sealcheck.gui.state.settings import KeyChoice
+from sealcheck.gui.views.details import DetailsPane
+from sealcheck.gui.views.jobpanel import JobPanel
+from sealcheck.gui.views.mainwindow import MainWindow
 
 SC = "securecircle/1567744961188141183.sql.gz"
 RDS = "rds-postgres/shop.sql.bz.enc"  # RSA-wrapped data key; both versions good
@@ -171,7 +171,7 @@ def test_wrong_passphrase_advice_fits_a_passphrase_backup(qtbot, tmp_path, demo_
         qtbot, tmp_path, [demo_s3_bucket.source(KeyChoice(passphrase_file=str(wrong)))]
     )
     rec = _verify(qtbot, win, CC, 0)
-    # A key that does not open the backup stays a verdict (core/verdict.py says why).
+    # A key that does not open the backup stays a verdict (core/records/verdict.py says why).
     assert rec.state is JobState.FAILED and rec.message is not None and rec.message.backup_is_bad
     assert "passphrase file" in rec.message.advice and "wrapped-key" not in rec.message.advice
     shown = win.browser.details.toPlainText()
@@ -223,10 +223,10 @@ def test_a_restore_test_server_that_is_not_there(qtbot, tmp_path, rt_state, monk
 
 def test_a_lone_outcome_shows_as_its_state(qapp, tmp_path):
     """Callers that hand the pane a single outcome still get the right state."""
-    from sealcheck.core.report import ErrorInfo
-    from sealcheck.gui.details import render
+    from sealcheck.core.records.report import ErrorInfo
     from sealcheck.gui.errortext import describe
-    from sealcheck.gui.results import Outcome
+    from sealcheck.gui.state.results import Outcome
+    from sealcheck.gui.views.details import render
 
     err = ErrorInfo("TransientStorageError", "source", "cannot reach the S3 endpoint", 2)
     o = Outcome(None, describe(err), dt.datetime.now(dt.UTC))

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QThreadPool
 
 from sealcheck.core.errors import Cancelled, WrongKey
-from sealcheck.gui.worker import Failure, Worker, WorkerContext
+from sealcheck.gui.jobs.worker import Failure, Worker, WorkerContext
 
 
 @pytest.fixture

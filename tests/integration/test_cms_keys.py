@@ -16,13 +16,14 @@ import pytest
 from fixtures.common import run_cli
 from fixtures.pipelines import sh
 from fixtures.softhsm import SoftHsm
-from sealcheck.core.keydiscovery import held_keys
-from sealcheck.core.keys import PemKey
-from sealcheck.core.keyspec import KeyContext
-from sealcheck.core.pipeline import Job, run
-from sealcheck.core.pkcs11key import open_pkcs11_key
-from sealcheck.core.sources import LocalFile
-from sealcheck.core.unlock import Secrets
+from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.keys.discovery import held_keys
+from sealcheck.core.keys.pem import PemKey
+from sealcheck.core.keys.pkcs11.key import open_pkcs11_key
+from sealcheck.core.keys.spec import KeyContext
+from sealcheck.core.pipeline.job import Job
+from sealcheck.core.pipeline.run import run
+from sealcheck.core.storage.source import LocalFile
 
 
 def cert_for(public: Path, folder: Path, name: str) -> Path:
@@ -88,7 +89,7 @@ def test_held_token_key_found_without_naming_it(
     spec = softhsm.keys["rsa3072"]
     cert = cert_for(spec.public, tmp_path, "held")
     data = envelope(small_dump, tmp_path / "db.enc", cert, "-binary -aes128 -outform PEM")
-    from sealcheck.core.custody import KeyStore
+    from sealcheck.core.keys.custody import KeyStore
 
     keys = held_keys(
         KeyContext(pin=lambda: softhsm.pin.encode(), pkcs11_module=softhsm.module),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fixtures.common import run_cli
 from fixtures.pipelines import make_rsa_key, rds_postgres, securecircle
-from sealcheck.core.keys import PemKey
+from sealcheck.core.keys.pem import PemKey
 
 PIN_CANARY_NOTE = "the PIN file's content must never appear in any output"
 

@@ -10,7 +10,7 @@ import pytest
 
 from fixtures.common import run_cli
 from fixtures.pipelines import make_rsa_key, rds_postgres, securecircle
-from sealcheck.core.keys import PemKey
+from sealcheck.core.keys.pem import PemKey
 
 
 @pytest.fixture

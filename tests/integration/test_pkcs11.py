@@ -17,14 +17,16 @@ import pytest
 
 from fixtures.pipelines import openssl_variant, rds_postgres, securecircle
 from fixtures.softhsm import SoftHsm, TokenKeySpec
+from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.errors import ExitCode, KeyUnavailable, UsageError
-from sealcheck.core.keys import PemKey, spki_fingerprint
-from sealcheck.core.pipeline import Job, run
-from sealcheck.core.pkcs11key import Pkcs11Key, TokenUnwrapped, open_pkcs11_key
-from sealcheck.core.pkcs11list import list_token_keys, list_tokens
-from sealcheck.core.report import Report
-from sealcheck.core.sources import LocalFile
-from sealcheck.core.unlock import Secrets
+from sealcheck.core.keys.base import spki_fingerprint
+from sealcheck.core.keys.pem import PemKey
+from sealcheck.core.keys.pkcs11.inventory import list_token_keys, list_tokens
+from sealcheck.core.keys.pkcs11.key import Pkcs11Key, TokenUnwrapped, open_pkcs11_key
+from sealcheck.core.pipeline.job import Job
+from sealcheck.core.pipeline.run import run
+from sealcheck.core.records.report import Report
+from sealcheck.core.storage.source import LocalFile
 
 
 class CountingPin:

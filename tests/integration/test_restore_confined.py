@@ -28,8 +28,8 @@ import pytest
 
 from fixtures.databases import LoadedDatabase, MariaDBServer, PostgresServer
 from fixtures.restoretest import api_run, hostile_mysql_dump, hostile_pg_dump
-from sealcheck.core.restoretest.mariadb import MariaDBTarget
-from sealcheck.core.restoretest.postgres import PostgresTarget
+from sealcheck.core.restoretest.engines.mariadb import MariaDBTarget
+from sealcheck.core.restoretest.engines.postgres import PostgresTarget
 
 pytestmark = pytest.mark.usefixtures("no_restore_leftovers")
 

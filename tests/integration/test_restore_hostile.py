@@ -33,10 +33,10 @@ from fixtures.restoretest import (
     hostile_pg_dump,
     restore_test_cli,
 )
-from sealcheck.core.restoretest import mariadb as mariadb_mod
+from sealcheck.core.restoretest.engines import mariadb as mariadb_mod
 from sealcheck.core.restoretest.procs import StateDir
-from sealcheck.core.restoretest.scan_mysql import MySQLScanner
-from sealcheck.core.restoretest.scan_pg import PgScanner
+from sealcheck.core.restoretest.scan.mysql import MySQLScanner
+from sealcheck.core.restoretest.scan.pg import PgScanner
 
 pytestmark = pytest.mark.usefixtures("no_restore_leftovers")
 

@@ -21,9 +21,9 @@ import pytest
 
 from fixtures.common import run_cli
 from fixtures.restoretest import MY_HEADER, hostile_mysql_dump, restore_test_cli
-from sealcheck.core.restoretest import sqlscan
-from sealcheck.core.restoretest.scan_mysql import MySQLScanner
-from sealcheck.core.restoretest.sqlscan import StatementTooLarge
+from sealcheck.core.restoretest.scan import common as sqlscan
+from sealcheck.core.restoretest.scan.common import StatementTooLarge
+from sealcheck.core.restoretest.scan.mysql import MySQLScanner
 
 pytestmark = pytest.mark.usefixtures("no_restore_leftovers")
 
@@ -184,8 +184,8 @@ def test_over_the_limit_through_the_cli_is_exit_1_with_the_line(
     dump = tmp_path / "d.sql"
     dump.write_text(MY_HEADER + body + "\n" + TRAILER)
     code = (
-        "import sys; from sealcheck.core.restoretest import sqlscan; "
-        "sqlscan.MAX_STATEMENT = 1 << 20; from sealcheck.core.cli import main; "
+        "import sys; from sealcheck.core.restoretest.scan import common as sqlscan; "
+        "sqlscan.MAX_STATEMENT = 1 << 20; from sealcheck.core.cli.main import main; "
         "sys.exit(main(sys.argv[1:]))"
     )
     env = {**os.environ, "SEALCHECK_STATE_DIR": str(rt_state)}

@@ -21,7 +21,7 @@ from fixtures.restoretest import (
     hostile_pg_dump,
     restore_test_cli,
 )
-from sealcheck.core.restoretest import sqlscan
+from sealcheck.core.restoretest.scan import common as sqlscan
 
 # Every test: no server process and no folder of its runs remains afterwards.
 pytestmark = pytest.mark.usefixtures("no_restore_leftovers")

@@ -28,7 +28,7 @@ from fixtures.restoretest import (
     restore_test_cli,
 )
 from sealcheck.core.errors import UsageError
-from sealcheck.core.progress import CancelToken
+from sealcheck.core.plumbing.progress import CancelToken
 from sealcheck.core.restoretest.dsn import parse_dsn
 
 pytestmark = pytest.mark.usefixtures("no_restore_leftovers")

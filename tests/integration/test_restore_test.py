@@ -27,16 +27,16 @@ from fixtures.restoretest import (
     hostile_mysql_dump,
     hostile_pg_dump,
 )
-from sealcheck.core.pipeline import Job
-from sealcheck.core.progress import CancelToken
+from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.pipeline.job import Job
+from sealcheck.core.plumbing.progress import CancelToken
 from sealcheck.core.restoretest import RestoreTestOptions, restore_test
 from sealcheck.core.restoretest.drift import compare
-from sealcheck.core.restoretest.mariadb import MariaDBTarget
-from sealcheck.core.restoretest.pgchecks import digests
-from sealcheck.core.restoretest.postgres import PostgresTarget
+from sealcheck.core.restoretest.engines.mariadb import MariaDBTarget
+from sealcheck.core.restoretest.engines.pgchecks import digests
+from sealcheck.core.restoretest.engines.postgres import PostgresTarget
 from sealcheck.core.restoretest.procs import StateDir
-from sealcheck.core.sources import LocalFile
-from sealcheck.core.unlock import Secrets
+from sealcheck.core.storage.source import LocalFile
 
 SAKILA = SHARED / "data" / "sakila-sequelpro-mysql57.sql"
 SAKILA_ROWS = {
@@ -430,7 +430,7 @@ def test_server_mode_uses_a_scratch_database_and_drops_it(
 
 
 def test_drift_against_an_earlier_result(tmp_path: Path) -> None:
-    from sealcheck.core.restoretest.model import RestoreTestResult, TableResult
+    from sealcheck.core.records.restore_result import RestoreTestResult, TableResult
 
     def result(tables):
         return RestoreTestResult(

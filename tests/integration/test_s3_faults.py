@@ -30,9 +30,9 @@ from fixtures.s3servers import (
     short_body,
     status,
 )
-from sealcheck.core import s3 as core_s3
 from sealcheck.core.errors import TransferCorrupted, TransientStorageError
-from sealcheck.core.s3 import S3Object, S3Settings, make_client
+from sealcheck.core.storage import s3 as core_s3
+from sealcheck.core.storage.s3 import S3Object, S3Settings, make_client
 
 
 @dataclass

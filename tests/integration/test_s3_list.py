@@ -16,14 +16,14 @@ from fixtures.s3scenarios import (
     upload_listing_scenario,
 )
 from fixtures.s3servers import Bucket, S3Store
-from sealcheck.core.listing import (
+from sealcheck.core.storage.listing import (
     NO_KEY_VERSION,
     ObjectVersion,
     group,
     list_backup_sets,
     pair_versions,
 )
-from sealcheck.core.s3 import S3Settings, make_client
+from sealcheck.core.storage.s3 import S3Settings, make_client
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ from fixtures.s3scenarios import (
     upload_listing_scenario,
 )
 from fixtures.s3servers import Bucket, S3Store
-from sealcheck.core.listing import list_backup_sets
-from sealcheck.core.s3 import S3Settings, make_client
+from sealcheck.core.storage.listing import list_backup_sets
+from sealcheck.core.storage.s3 import S3Settings, make_client
 
 pytestmark = pytest.mark.seaweedfs
 
@@ -60,7 +60,7 @@ def test_paginated_listing_is_complete(listed, seed_pipelines) -> None:
 
 @pytest.mark.xfail(
     reason="SeaweedFS 4.48: a paginated ListObjectVersions drops versions of X when X "
-    "has several versions and X.key exists (upstream bug; worked around in core/listing.py)",
+    "has several versions and X.key exists (upstream bug; worked around in core/storage/listing.py)",
     strict=False,
 )
 def test_upstream_paginated_list_object_versions(listed) -> None:

@@ -17,8 +17,8 @@ def test_about_box(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    from sealcheck.gui.mainwindow import MainWindow
-    from sealcheck.gui.settings import SourceStore
+    from sealcheck.gui.state.settings import SourceStore
+    from sealcheck.gui.views.mainwindow import MainWindow
 
     win = MainWindow(SourceStore(tmp_path / "sources.json"))
     qtbot.addWidget(win)

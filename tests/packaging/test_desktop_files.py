@@ -54,7 +54,7 @@ def test_one_application_id_everywhere() -> None:
     assert root.findtext("id") == APP_ID
     assert root.findtext("launchable") == DESKTOP.name
     assert root.findtext("project_license") == "Apache-2.0"
-    assert f'APP_ID = "{APP_ID}"' in (REPO / "gui" / "about.py").read_text()
+    assert f'APP_ID = "{APP_ID}"' in (REPO / "gui" / "views" / "about.py").read_text()
     assert re.search(rf"^id: {re.escape(APP_ID)}$", MANIFEST.read_text(), re.M)
     for icon in (RES / f"{APP_ID}.svg", RES / f"{APP_ID}-symbolic.svg"):
         svg = ET.parse(icon).getroot()

@@ -1,0 +1,274 @@
+"""What the commands share: S3 and key options, secrets read from the arguments (a
+PIN asked once, never retried), terminal progress, and Ctrl-C as a cancel."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import os
+import re
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..decrypt.gpg import GpgOptions
+from ..decrypt.secrets import Secrets
+from ..errors import KeyUnavailable, UsageError
+from ..keys.base import KeySource
+from ..keys.discovery import held_keys
+from ..keys.spec import KeyContext, open_key
+from ..plumbing.progress import CancelToken, ProgressEvent
+from ..storage.naming import Rule
+from ..storage.s3 import S3Settings
+from .termtext import safe
+
+
+def add_s3_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("S3")
+    g.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="S3-compatible endpoint (default: $AWS_ENDPOINT_URL or AWS)",
+    )
+    g.add_argument("--profile", default=os.environ.get("AWS_PROFILE"), help="AWS profile")
+    g.add_argument(
+        "--region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    )
+    g.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="DATA_SUFFIX:KEY_SUFFIX",
+        help="extra naming rule pairing a data object with its wrapped key",
+    )
+
+
+class _RefuseRawKey(argparse.Action):
+    """``--raw-key HEX`` stays defined only to be refused: dropped, argparse would
+    take it as an abbreviation of ``--raw-key-file`` and read a file named HEX."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        # The value is a secret: it must not be echoed back in the message.
+        parser.error(
+            "--raw-key is refused: a key on the command line is readable by every user "
+            "(ps, /proc/PID/cmdline) for the whole run. Put the hex key in a file readable "
+            "only by you and give --raw-key-file FILE"
+        )
+
+
+def add_key_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("keys")
+    g.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="RSA private key that unwraps the data key: a PEM file, keyring:NAME or a "
+        "pkcs11: URI (repeatable)",
+    )
+    g.add_argument("--pkcs11-module", metavar="SO", help="PKCS#11 module for pkcs11: keys")
+    g.add_argument("--pin-file", type=Path, help="token PIN (otherwise asked at the terminal)")
+    g.add_argument("--key-passphrase-file", type=Path, help="passphrase of an encrypted PEM key")
+    g.add_argument(
+        "--wrapped-key", metavar="SOURCE", help="the wrapped-key object, when not beside the data"
+    )
+    g.add_argument("--wrapped-key-version-id", metavar="V")
+    g.add_argument("--passphrase-file", type=Path, help="symmetric backups: the -pass file: secret")
+    g.add_argument("--gpg-key", type=Path, metavar="ASC_FILE", help="OpenPGP secret key file")
+    g.add_argument(
+        "--gpg-homedir", type=Path, metavar="DIR", help="use this GNUPGHOME (and its agent)"
+    )
+    g.add_argument("--gpg-passphrase-file", type=Path, help="passphrase of the --gpg-key")
+    g.add_argument("--pbkdf2-iter", type=int, metavar="N", help="PBKDF2 iteration count hint")
+    g.add_argument("--cipher", help="force the openssl cipher (aes-256-cbc, aes-128-ctr, ...)")
+    g.add_argument(
+        "--raw-key-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the openssl enc -K value in hex (no KDF); with --iv",
+    )
+    g.add_argument("--iv", metavar="HEX", help="openssl enc -iv value (with --raw-key-file)")
+    g.add_argument(
+        "--raw-key",
+        metavar="HEX",
+        action=_RefuseRawKey,
+        help="refused: a key on the command line is readable by every user of the machine "
+        "(ps, /proc/PID/cmdline) for the whole run; use --raw-key-file",
+    )
+
+
+def _read_secret_file(path: Path, what: str) -> bytearray:
+    try:
+        return bytearray(path.read_bytes())
+    except OSError as exc:
+        raise KeyUnavailable(f"cannot read the {what} {path}: {exc.strerror}") from None
+
+
+def _passphrase_getter(args: argparse.Namespace, label: str) -> Callable[[], bytes | None]:
+    def get() -> bytes | None:
+        if args.key_passphrase_file:
+            return bytes(_read_secret_file(args.key_passphrase_file, "key passphrase file")).rstrip(
+                b"\r\n"
+            )
+        if sys.stdin.isatty():
+            return getpass.getpass(f"Passphrase for {safe(label)}: ").encode()
+        return None
+
+    return get
+
+
+def _once(get: Callable[[], bytes | None]) -> Callable[[], bytes | None]:
+    """Ask for a secret at most once per command (a token PIN is never re-asked:
+    a retry loop would lock the token)."""
+    asked: list[bytes | None] = []
+
+    def wrapper() -> bytes | None:
+        if not asked:
+            asked.append(get())
+        return asked[0]
+
+    return wrapper
+
+
+def _pin_getter(args: argparse.Namespace) -> Callable[[], bytes | None]:
+    def get() -> bytes | None:
+        if args.pin_file:
+            return bytes(_read_secret_file(args.pin_file, "PIN file")).rstrip(b"\r\n")
+        if sys.stdin.isatty():
+            return getpass.getpass("Token PIN: ").encode()
+        return None
+
+    return _once(get)
+
+
+def load_keys(args: argparse.Namespace) -> list[KeySource]:
+    pin = _pin_getter(args)
+    if not args.key and not (
+        args.passphrase_file or args.gpg_key or args.gpg_homedir or args.raw_key_file
+    ):
+        # No key named: every held key (keyring, and token keys when a module is
+        # given) is a candidate; the wrapped key's size picks which are tried.
+        return held_keys(KeyContext(pin=pin, pkcs11_module=args.pkcs11_module))
+    return [
+        open_key(
+            spec,
+            KeyContext(
+                pem_passphrase=_once(_passphrase_getter(args, spec)),
+                pin=pin,
+                pkcs11_module=args.pkcs11_module,
+            ),
+        )
+        for spec in args.key
+    ]
+
+
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
+
+
+def _raw_key(path: Path, iv: str) -> tuple[str, str]:
+    """The ``-K`` hex from ``path`` (surrounding blanks and a final newline allowed)."""
+    raw = _read_secret_file(path, "raw key file")
+    try:
+        key = raw.decode("ascii", "replace").strip()
+    finally:
+        raw[:] = bytes(len(raw))
+    # Messages name the file, never quote it: its content is the key.
+    if not _HEX.fullmatch(key):
+        raise UsageError(f"the raw key file {path} does not hold one hex key (openssl enc -K)")
+    if not _HEX.fullmatch(iv):
+        raise UsageError("--iv is not hex (openssl enc -iv)")
+    return key, iv
+
+
+def secrets_from_args(args: argparse.Namespace) -> Secrets:
+    if bool(args.raw_key_file) != bool(args.iv):
+        raise UsageError("--raw-key-file and --iv go together")
+    gpg = None
+    if args.gpg_key or args.gpg_homedir:
+        gpf = args.gpg_passphrase_file
+
+        def gpg_pw() -> bytes | None:
+            if gpf:
+                return bytes(_read_secret_file(gpf, "gpg passphrase file")).rstrip(b"\r\n")
+            return None
+
+        gpg = GpgOptions(key_file=args.gpg_key, homedir=args.gpg_homedir, passphrase=gpg_pw)
+    return Secrets(
+        keys=load_keys(args),
+        passphrase=_read_secret_file(args.passphrase_file, "passphrase file")
+        if args.passphrase_file
+        else None,
+        gpg=gpg,
+        raw_key=_raw_key(args.raw_key_file, args.iv) if args.raw_key_file else None,
+        pbkdf2_iter=args.pbkdf2_iter,
+        cipher=args.cipher,
+    )
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _fmt_eta(s: float | None) -> str:
+    if s is None:
+        return "--:--"
+    s = int(s)
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
+
+
+class TerminalProgress:
+    def __init__(self, stream: Any) -> None:
+        self._s = stream
+        self._shown = False
+
+    def __call__(self, ev: ProgressEvent) -> None:
+        frac = ev.fraction or 0.0
+        bar = "#" * int(frac * 30)
+        line = (
+            f"\r{safe(ev.stage):<10} [{bar:<30}] {frac * 100:5.1f}% "
+            f"{_fmt_bytes(ev.done)}/{_fmt_bytes(ev.total or 0)} "
+            f"{_fmt_bytes(ev.rate)}/s ETA {_fmt_eta(ev.eta)} "
+        )
+        self._s.write(line)
+        self._s.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            self._s.write("\r" + " " * 100 + "\r")
+            self._s.flush()
+
+
+@contextlib.contextmanager
+def cancel_on_sigint(cancel: CancelToken) -> Iterator[None]:
+    """Ctrl-C cancels the run through its token: every stage stops at its next check and
+    leaves nothing half-written, where a KeyboardInterrupt would stop at any line."""
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda _sig, _frame: cancel.cancel())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def s3_settings(args: argparse.Namespace) -> S3Settings:
+    return S3Settings(endpoint_url=args.endpoint_url, profile=args.profile, region=args.region)
+
+
+def naming_rules(args: argparse.Namespace) -> tuple[Rule, ...]:
+    return tuple(Rule.parse(r) for r in args.rule)

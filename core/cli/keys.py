@@ -1,0 +1,168 @@
+"""``sealcheck key …``: the key inventory (custody in the OS keyring, tokens).
+
+``key list --pin-file F`` unlocks one token, never more: the one ``--token``
+names (a label or a ``pkcs11:`` URI), or without ``--token`` the only token
+present. With several tokens and no ``--token`` the PIN is tried on none, since
+a PIN meant for one token is a wrong try, counted toward lockout, on another
+(pkcs11list.py). A token that refuses the PIN is tried once, listed with its
+public objects and a note, and the exit status stays 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import KeyUnavailable, UsageError
+from ..keys.custody import KeyStore
+from ..keys.pkcs11.inventory import list_tokens
+from .termtext import echo, safe
+
+
+def register(sub: Any) -> None:
+    k = sub.add_parser("key", help="keys Sealcheck can use: import, list, export, remove")
+    ks = k.add_subparsers(dest="key_command", metavar="ACTION")
+
+    imp = ks.add_parser("import", help="put a PEM private key into custody (OS keyring)")
+    imp.add_argument("pem", type=Path, metavar="PEM_FILE")
+    imp.add_argument("--name", required=True)
+    imp.add_argument("--key-passphrase-file", type=Path, help="passphrase of an encrypted PEM")
+    imp.set_defaults(func=cmd_import)
+
+    ls = ks.add_parser("list", help="every key Sealcheck can use, with fingerprints")
+    ls.add_argument("--pkcs11-module", metavar="SO", help="also list this token module's keys")
+    ls.add_argument(
+        "--pin-file",
+        type=Path,
+        help="PIN of ONE token, to also see its keys hidden before login: tried once, only on "
+        "the --token one or, without --token, only if exactly one token is present (never on "
+        "another token: wrong PINs count toward a token's lockout)",
+    )
+    ls.add_argument(
+        "--token",
+        metavar="LABEL|URI",
+        help="the token the --pin-file PIN is for: its label, or a pkcs11: URI naming it "
+        "(e.g. 'pkcs11:token=backup;serial=0123'); other tokens are listed without login",
+    )
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+
+    exp = ks.add_parser("export-public", help="print a held key's public key (PEM)")
+    exp.add_argument("name")
+    exp.set_defaults(func=cmd_export_public)
+
+    rm = ks.add_parser("remove", help="remove a key from custody")
+    rm.add_argument("name")
+    rm.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rm.set_defaults(func=cmd_remove)
+    k.set_defaults(func=lambda _a: (k.print_help(), 2)[1])
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise KeyUnavailable(f"cannot read the {what} {path}: {exc.strerror}") from None
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    pem = _read(args.pem, "key file")
+
+    def passphrase() -> bytes | None:
+        if args.key_passphrase_file:
+            return _read(args.key_passphrase_file, "passphrase file").rstrip(b"\r\n")
+        if sys.stdin.isatty():
+            return getpass.getpass(f"Passphrase for {safe(args.pem)}: ").encode()
+        return None
+
+    info = KeyStore().import_pem(pem, args.name, passphrase)
+    del pem
+    echo(f"Key {info.name!r} (RSA-{info.bits}, {info.fingerprint}) is now held in the OS keyring.")
+    echo(f"Use it with --key keyring:{info.name}. The file {args.pem} was not changed or copied.")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.token and not (args.pkcs11_module and args.pin_file):
+        raise UsageError(
+            "--token says which token the --pin-file PIN is for: give --pkcs11-module and "
+            "--pin-file too"
+        )
+    rows: list[dict[str, Any]] = []
+    for h in KeyStore().list():
+        rows.append(
+            {
+                "name": h.name,
+                "where": h.where,
+                "type": "RSA",
+                "bits": h.bits,
+                "fingerprint": h.fingerprint,
+                "use": f"keyring:{h.name}",
+            }
+        )
+    notes: list[str] = []
+    if args.pkcs11_module:
+        pin = None
+        if args.pin_file:
+            pin_bytes = _read(args.pin_file, "PIN file").rstrip(b"\r\n")
+            if not pin_bytes:
+                raise UsageError(f"the PIN file {args.pin_file} is empty")
+
+            def pin() -> bytes | None:
+                return pin_bytes
+
+        for tok in list_tokens(args.pkcs11_module, pin, pin_for=args.token):
+            if tok.note:
+                notes.append(tok.note)
+            for t in tok.keys:
+                rows.append(
+                    {
+                        "name": f"{t.token_label}/{t.object_label or t.id_hex}",
+                        "where": "PKCS#11 token",
+                        "type": t.key_type,
+                        "bits": t.size_bits,
+                        "fingerprint": t.fingerprint,
+                        "use": t.uri,
+                    }
+                )
+    if args.json:
+        print(json.dumps({"keys": rows, "notes": notes}, indent=2))
+        return 0
+    for note in notes:
+        echo(f"Note: {note}", file=sys.stderr)
+    if not rows:
+        echo("No keys held. Import one with: sealcheck key import PEM_FILE --name NAME")
+        return 0
+    for r in rows:
+        echo(f"{r['name']:<24} {r['where']:<28} {r['type']}-{r['bits']:<5} {r['fingerprint']}")
+        echo(f"{'':<24} use: --key '{r['use']}'")
+    return 0
+
+
+def cmd_export_public(args: argparse.Namespace) -> int:
+    sys.stdout.write(KeyStore().get(args.name).public_pem)
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    store = KeyStore()
+    info = store.get(args.name)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("removing a key needs confirmation: add --yes")
+        answer = input(
+            safe(
+                f"Remove key {info.name!r} ({info.fingerprint})? Backups wrapped only to this key "
+                "cannot be opened without another copy of it. Type the key name to confirm: "
+            )
+        )
+        if answer.strip() != info.name:
+            echo("Not removed.")
+            return 1
+    store.remove(args.name)
+    echo(f"Key {info.name!r} removed from custody.")
+    return 0

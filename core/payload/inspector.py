@@ -1,0 +1,660 @@
+"""What the decrypted, decompressed payload is, and whether it is complete.
+
+A sink fed with every plaintext chunk. It keeps only a bounded head and tail
+(constant memory), recognises the producer from the head, judges completeness
+from the tail by the producer's own rule, for xbstream parses every chunk
+header and checks every chunk's CRC-32, and reads pg_dump archives (custom
+format, tar format, a tarred directory format) to their last data block
+(pgarchive, pgtar).
+
+Where the envelope proves no integrity of its own (openssl enc: CBC or CTR
+without a MAC), this is the only check of the content; a payload it cannot
+judge is said to be so (``Completeness.judged``), and ``require_judged`` makes
+that a failure for audits (--strict).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from isal import isal_zlib
+
+from ..errors import BackupFailed, IncompleteDump, IntegrityError, Layer, TruncatedBackup
+from ..formats import Fmt, sniff
+from .pgdump.archive import ArchiveFacts
+from .pgdump.custom import CustomArchiveCheck
+from .pgdump.tar import TarCheck
+
+HEAD_KEEP = 64 * 1024
+TAIL_KEEP = 4096
+
+
+class Completeness(enum.Enum):
+    COMPLETE = "complete"  # the producer's trailer is at the end
+    NO_TRAILER_BY_PRODUCER = "complete: no trailer by this producer"
+    INCOMPLETE = "incomplete"  # the producer writes a trailer and it is missing
+    STRUCTURE_COMPLETE = "complete: every chunk whole and checksummed"
+    ARCHIVE_COMPLETE = "complete: every TOC entry with data has its data, all of it read"
+    # The archive's structure is whole, but some data is compressed with a method
+    # that cannot be decoded here (lz4 without its package): its content is unread.
+    STRUCTURE_ONLY = "structure complete; some compressed data not decoded"
+    UNKNOWN = "unknown payload: completeness not judged"
+
+    @property
+    def judged(self) -> bool:
+        """Whether the payload's content and completeness were checked."""
+        return self not in (Completeness.UNKNOWN, Completeness.STRUCTURE_ONLY)
+
+
+class PayloadNotChecked(BackupFailed):
+    """Payload not checked: nothing proved the backup's content (--strict)."""
+
+    layer = Layer.PAYLOAD
+
+
+@dataclass
+class PayloadInfo:
+    kind: str = "unknown"  # "mysql-sql", "postgresql-sql", "xbstream", "pg_dump-custom", ...
+    database_kind: str | None = None  # "MySQL", "MariaDB", "PostgreSQL"
+    producer: str | None = None
+    producer_version: str | None = None
+    server_version: str | None = None
+    database: str | None = None
+    completeness: Completeness = Completeness.UNKNOWN
+    trailer: str | None = None
+    tables: int = 0
+    entries: list[str] = field(default_factory=list)
+    entries_total: int = 0
+    # SQL dumps appended one after another in the stream (each judged on its own).
+    dumps: int = 1
+    # Format-specific facts for the report (pg_dump archives: version, blocks, rows).
+    facts: dict[str, Any] = field(default_factory=dict)
+    # Why the payload could not be judged (an archive version not read here, ...).
+    not_judged: str | None = None
+
+
+def not_checked_note(info: PayloadInfo) -> str:
+    """The warning a report carries when the payload was not (fully) checked."""
+    why = info.not_judged or "it is not a dump format Sealcheck recognises"
+    return (
+        f"payload not checked: {why}. The layers above proved the envelope (the bytes "
+        "read, the key, the decryption and decompression), not the backup's content; "
+        "--strict makes this a failure"
+    )
+
+
+def require_judged(info: PayloadInfo, obj: str | None) -> None:
+    """--strict: a payload nobody checked fails the run (audits)."""
+    if not info.completeness.judged:
+        raise PayloadNotChecked(
+            f"{info.not_judged or 'the payload is not a dump format Sealcheck recognises'}; "
+            "--strict requires the payload to be checked",
+            obj=obj,
+        )
+
+
+_MYSQLDUMP = re.compile(rb"^-- (MySQL|MariaDB) dump ([\d.]+)\s+Distrib ([\w.\-]+)", re.M)
+_MY_SERVER = re.compile(rb"^-- Server version\s+(\S+)", re.M)
+_MY_DB = re.compile(rb"^-- Host: .*?Database: (\S+)", re.M)
+_PG_FROM = re.compile(rb"^-- Dumped from database version (\S+)", re.M)
+_PG_BY = re.compile(rb"^-- Dumped by pg_dump version (\S+)", re.M)
+_SEQUELPRO = re.compile(rb"^# Sequel Pro SQL dump\s*\n# Version (\d+)", re.M)
+_SEQUELPRO_HOST = re.compile(rb"^# Host: .*\((MySQL|MariaDB) ([^)]+)\)", re.M)
+_SEQUELPRO_DB = re.compile(rb"^# Database: (\S+)", re.M)
+_MY_TRAILER = re.compile(rb"\n-- Dump completed( on [0-9: -]+)?\s*$")
+# pg_dump ends with the trailer comment block; 15.14+/16.10+ add a
+# "\\unrestrict KEY" line after it.
+_PG_TRAILER = re.compile(
+    rb"\n-- PostgreSQL database dump complete\s*\n(--\s*)?(\\unrestrict \S+\s*)?$"
+)
+_CREATE_TABLE = b"CREATE TABLE "
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """A producer's header or trailer line, searched for over the whole stream."""
+
+    needle: bytes
+    header: bool  # a dump header (True) or the producer's trailer line (False)
+    # Must match at the needle's offset, within _MarkScanner.WINDOW bytes.
+    confirm: re.Pattern[bytes] | None = None
+
+
+# Header and trailer lines are tracked over the whole stream, so that data
+# appended after a complete dump (a second gzip member, a concatenated file)
+# is told apart from a dump that was cut short, and so that a dump cut short
+# and followed by another one (the same cron job run twice into one file) is
+# not taken as complete because the last one is.
+#
+# A header after a dump cut short need not start a line: ``head -c`` cuts mid-
+# INSERT. A header line quoted inside data cannot pass the confirmation:
+# mysqldump and pg_dump COPY escape newlines inside values, and a real header
+# goes on over several lines ("--" and then "-- Host:" for mysqldump).
+_MY_HEADER = re.compile(
+    rb"-- (?:MySQL|MariaDB) dump [\d.]+\s+Distrib [^\r\n]*\r?\n--\r?\n-- Host: "
+)
+_MY_MARKS = (
+    _Mark(b"\n-- Dump completed", header=False),
+    _Mark(b"-- MySQL dump", header=True, confirm=_MY_HEADER),
+    _Mark(b"-- MariaDB dump", header=True, confirm=_MY_HEADER),
+)
+_PG_MARKS = (
+    _Mark(b"\n-- PostgreSQL database dump complete", header=False),
+    # The same words start the trailer; the header line ends right after them.
+    _Mark(
+        b"\n-- PostgreSQL database dump",
+        header=True,
+        confirm=re.compile(rb"\n-- PostgreSQL database dump\r?\n--\r?\n"),
+    ),
+)
+
+
+class _MarkScanner:
+    """Finds marks anywhere in a stream fed in chunks, in stream order.
+
+    Constant memory: each chunk is searched in place; only the last WINDOW - 1
+    bytes are kept, so that a mark across two chunks is found, and so that a
+    mark is only decided once WINDOW bytes from its start are there to
+    confirm it.
+    """
+
+    WINDOW = 512
+
+    def __init__(self, marks: tuple[_Mark, ...]) -> None:
+        self._marks = marks
+        self._pending = b""  # bytes at which no mark start was decided yet
+        self._at = 0  # stream offset of _pending[0]
+
+    def feed(self, data: bytes) -> list[tuple[int, bool]]:
+        """(offset, is_header) of the marks decided by this chunk."""
+        keep = self.WINDOW - 1
+        if len(data) <= 4 * self.WINDOW:
+            buf = self._pending + data
+            lim = max(len(buf) - keep, 0)
+            found = self._find(buf, lim, self._at)
+            self._pending, self._at = buf[lim:], self._at + lim
+            return found
+        # Large chunk: no copy of it. Starts in the kept bytes are decided
+        # with the chunk's first bytes as look-ahead, the rest in place.
+        found = self._find(self._pending + data[:keep], len(self._pending), self._at)
+        start = self._at + len(self._pending)
+        lim = len(data) - keep
+        found += self._find(data, lim, start)
+        self._pending, self._at = data[lim:], start + lim
+        return found
+
+    def finish(self) -> list[tuple[int, bool]]:
+        found = self._find(self._pending, len(self._pending), self._at)
+        self._at += len(self._pending)
+        self._pending = b""
+        return found
+
+    def _find(self, buf: bytes, lim: int, base: int) -> list[tuple[int, bool]]:
+        """Marks that start before ``lim`` in ``buf``; the rest is look-ahead."""
+        found = []
+        for mark in self._marks:
+            end = min(lim - 1 + len(mark.needle), len(buf))
+            i = buf.find(mark.needle, 0, end)
+            while i != -1:
+                if mark.confirm is None or mark.confirm.match(buf, i):
+                    # Offsets name the line itself, not the newline before it.
+                    found.append((base + i + mark.needle.startswith(b"\n"), mark.header))
+                i = buf.find(mark.needle, i + 1, end)
+        found.sort()
+        return found
+
+
+MAX_LISTED_ENTRIES = 200
+# Written by mariabackup/xtrabackup after the data files, once the copy is done.
+XB_CHECKPOINTS = ("xtrabackup_checkpoints", "mariadb_backup_checkpoints")
+XB_METADATA = (*XB_CHECKPOINTS, "backup-my.cnf", "xtrabackup_info", "mariadb_backup_info")
+
+
+class PayloadInspector:
+    def __init__(self, *, obj: str | None = None) -> None:
+        self._obj = obj
+        self._head = bytearray()
+        self._tail = b""
+        self._carry = b""
+        self.info = PayloadInfo()
+        self._kind_known = False
+        self._xb: XbstreamParser | None = None
+        # A binary format parsed to its end (pg_dump custom format, tar).
+        self._parser: CustomArchiveCheck | TarCheck | None = None
+        self._count_tables = True
+        self._scanner: _MarkScanner | None = None
+        self.last_trailer_at: int | None = None  # the newline before the last trailer line
+        self._dump_start = 0  # offset of the current dump's header line
+        self._dump_trailer = False  # the current dump's trailer was seen
+        self._cut_dump: tuple[int, int, int] | None = None  # (dump number, start, next header)
+        self.bytes = 0
+
+    def feed(self, data: bytes) -> None:
+        start = self.bytes
+        self.bytes += len(data)
+        if not self._kind_known:
+            self._head += data[: HEAD_KEEP - len(self._head)]
+            if len(self._head) >= 512 or len(self._head) >= HEAD_KEEP:
+                self._identify()
+                # Earlier chunks were fed before the kind was known: process them now
+                # (identification happens within the first 512 bytes, all in the head).
+                earlier = bytes(self._head[:start])
+                if self._xb is not None:
+                    self._xb.feed(earlier)
+                if self._parser is not None:
+                    self._parser.feed(earlier)
+                self._scan_marks(earlier)
+        if self._xb is not None:
+            self._xb.feed(data)
+            return
+        if self._parser is not None:
+            self._parser.feed(data)
+            return
+        self._scan_marks(data)
+        if self._count_tables:
+            # Count inside the chunk, then only across the seam with the last
+            # one: no per-chunk copy of a megabyte (this runs on every byte).
+            k = len(_CREATE_TABLE) - 1
+            seam = self._carry + data[:k]
+            self.info.tables += data.count(_CREATE_TABLE) + seam.count(_CREATE_TABLE)
+            self._carry = (self._carry + data[-k:])[-k:]
+        self._tail = (
+            (self._tail + data)[-TAIL_KEEP:] if len(data) < TAIL_KEEP else data[-TAIL_KEEP:]
+        )
+
+    def _scan_marks(self, data: bytes) -> None:
+        if self._scanner is not None and data:
+            self._on_marks(self._scanner.feed(data))
+
+    def _on_marks(self, marks: list[tuple[int, bool]]) -> None:
+        for pos, header in marks:
+            if not header:
+                self.last_trailer_at = pos - 1  # the newline that ends the line before
+                self._dump_trailer = True
+            elif pos != self._dump_start:
+                self._next_dump(pos)
+            # else: the first dump's own header, the one _identify found
+
+    def _next_dump(self, pos: int) -> None:
+        """A dump header after the first: the dump before it must be complete."""
+        if not self._dump_trailer and self._cut_dump is None:
+            self._cut_dump = (self.info.dumps, self._dump_start, pos)
+        self.info.dumps += 1
+        self._dump_start = pos
+        self._dump_trailer = False
+
+    def _identify(self) -> None:
+        self._kind_known = True
+        head = bytes(self._head)
+        fmt = sniff(head)
+        info = self.info
+        try:
+            self._identify_kind(head, fmt)
+        finally:
+            if info.kind == "mysql-sql" and info.producer in ("mysqldump", "mariadb-dump"):
+                self._scanner = _MarkScanner(_MY_MARKS)
+                if m := _MYSQLDUMP.search(head):
+                    self._dump_start = m.start()
+            elif info.kind == "postgresql-sql":
+                self._scanner = _MarkScanner(_PG_MARKS)
+                self._dump_start = head.find(b"-- PostgreSQL database dump")
+
+    def _identify_kind(self, head: bytes, fmt: Fmt | None) -> None:
+        info = self.info
+        if fmt is Fmt.XBSTREAM:
+            info.kind = "xbstream"
+            info.producer = "xtrabackup/mariabackup (xbstream)"
+            self._xb = XbstreamParser(obj=self._obj)
+            return
+        if fmt is Fmt.PGDUMP_CUSTOM:
+            info.kind = "pg_dump-custom"
+            info.database_kind = "PostgreSQL"
+            info.producer = "pg_dump (custom format)"
+            self._parser = CustomArchiveCheck(obj=self._obj)
+            self._count_tables = False
+            return
+        if fmt is Fmt.TAR:
+            info.kind = "tar"
+            info.producer = "tar"
+            self._parser = TarCheck(obj=self._obj)
+            self._count_tables = False
+            return
+        if m := _MYSQLDUMP.search(head):
+            info.kind = "mysql-sql"
+            info.producer = "mariadb-dump" if m.group(1) == b"MariaDB" else "mysqldump"
+            info.producer_version = f"{m.group(2).decode()} (client {m.group(3).decode()})"
+            if sv := _MY_SERVER.search(head):
+                info.server_version = sv.group(1).decode(errors="replace")
+            info.database_kind = (
+                "MariaDB" if info.server_version and "MariaDB" in info.server_version else "MySQL"
+            )
+            if db := _MY_DB.search(head):
+                info.database = db.group(1).decode(errors="replace")
+            return
+        if b"-- PostgreSQL database dump" in head[:200]:
+            info.kind = "postgresql-sql"
+            info.database_kind = "PostgreSQL"
+            info.producer = "pg_dump"
+            if by := _PG_BY.search(head):
+                info.producer_version = by.group(1).decode(errors="replace")
+            if fr := _PG_FROM.search(head):
+                info.server_version = fr.group(1).decode(errors="replace")
+            return
+        if sp := _SEQUELPRO.search(head):
+            info.kind = "mysql-sql"
+            info.producer = "Sequel Pro"
+            info.producer_version = sp.group(1).decode()
+            if h := _SEQUELPRO_HOST.search(head):
+                info.database_kind = h.group(1).decode()
+                info.server_version = h.group(2).decode(errors="replace")
+            if db := _SEQUELPRO_DB.search(head):
+                info.database = db.group(1).decode(errors="replace")
+            return
+        if fmt is Fmt.SQL:
+            info.kind = "sql"
+            info.producer = "unknown SQL producer"
+            return
+        self._count_tables = False
+
+    def finish(self) -> PayloadInfo:
+        if not self._kind_known:
+            self._identify()
+            if self._xb is not None:
+                self._xb.feed(bytes(self._head))
+            if self._parser is not None:
+                self._parser.feed(bytes(self._head))
+            self._scan_marks(bytes(self._head))
+        if isinstance(self._parser, CustomArchiveCheck):
+            _pg_info(self.info, [self._parser.finish()])
+            return self.info
+        if isinstance(self._parser, TarCheck):
+            _tar_info(self.info, self._parser)
+            return self.info
+        if self._scanner is not None:
+            self._on_marks(self._scanner.finish())
+        info = self.info
+        if self._xb is not None:
+            self._xb.finish()
+            names = self._xb.names
+            # The metadata files come last in the stream; list them first.
+            meta = [n for n in names if n.rsplit("/", 1)[-1] in XB_METADATA]
+            info.entries = (meta + [n for n in names if n not in meta])[:MAX_LISTED_ENTRIES]
+            info.entries_total = len(names)
+            if not any(n in XB_CHECKPOINTS for n in names):
+                info.completeness = Completeness.INCOMPLETE
+                raise IncompleteDump(
+                    "the physical backup stream has no xtrabackup_checkpoints file, which "
+                    "mariabackup/xtrabackup write when the copy finishes: the backup stopped "
+                    f"early ({len(names)} files, {self.bytes} bytes)",
+                    obj=self._obj,
+                )
+            info.completeness = Completeness.STRUCTURE_COMPLETE
+            return info
+        if info.kind == "mysql-sql" and info.producer in ("mysqldump", "mariadb-dump"):
+            trailer = "'-- Dump completed'"
+            self._check_every_dump(info.producer, trailer)
+            m = _MY_TRAILER.search(self._tail)
+            if not m:
+                info.completeness = Completeness.INCOMPLETE
+                self._check_appended(trailer)
+                raise IncompleteDump(
+                    f"{info.producer} always ends with {trailer}; this dump stops "
+                    f"without it after {self.bytes} bytes (the dump was cut short)",
+                    obj=self._obj,
+                )
+            info.trailer = m.group(0).strip().decode(errors="replace") + self._dumps_note()
+            info.completeness = Completeness.COMPLETE
+        elif info.kind == "postgresql-sql":
+            trailer = "'-- PostgreSQL database dump complete'"
+            self._check_every_dump("pg_dump", trailer)
+            m = _PG_TRAILER.search(self._tail)
+            if not m:
+                info.completeness = Completeness.INCOMPLETE
+                self._check_appended(trailer)
+                raise IncompleteDump(
+                    f"pg_dump always ends with {trailer}; this dump "
+                    f"stops without it after {self.bytes} bytes (the dump was cut short)",
+                    obj=self._obj,
+                )
+            info.trailer = "-- PostgreSQL database dump complete" + self._dumps_note()
+            info.completeness = Completeness.COMPLETE
+        elif info.kind in ("mysql-sql", "sql"):
+            info.completeness = Completeness.NO_TRAILER_BY_PRODUCER
+        return info
+
+    def _check_every_dump(self, producer: str, trailer: str) -> None:
+        """Several dumps in one stream (a dump appended to an earlier one):
+        every one must end with its trailer, not only the last."""
+        n = self.info.dumps
+        if self._cut_dump is not None:
+            k, start, nxt = self._cut_dump
+            where = f"dump {k} of {n} (its header at offset {start})"
+            stop = f"stops without {trailer}; the header of dump {k + 1} follows at offset {nxt}"
+        elif n > 1 and not self._dump_trailer:
+            where = f"the last of {n} dumps (its header at offset {self._dump_start})"
+            stop = f"stops without {trailer} at the end of the data, offset {self.bytes}"
+        else:
+            return
+        self.info.completeness = Completeness.INCOMPLETE
+        raise IncompleteDump(
+            f"the data holds {n} {producer} dumps one after another, and {where} {stop} "
+            "(offsets in the decompressed dump): that dump was cut short, so restoring the "
+            "stream would load a partial database",
+            obj=self._obj,
+        )
+
+    def _dumps_note(self) -> str:
+        n = self.info.dumps
+        return f"; {n} dumps one after another, each complete" if n > 1 else ""
+
+    def _check_appended(self, trailer: str) -> None:
+        """The trailer is there but not at the end: data follows a complete dump."""
+        if self.last_trailer_at is None:
+            return
+        line_end = self._line_end_after(self.last_trailer_at)
+        extra = self.bytes - line_end
+        raise IntegrityError(
+            f"{extra} bytes of unexpected data follow the dump's {trailer} trailer (at byte "
+            f"{self.last_trailer_at + 1}); something was appended after the complete dump "
+            "(a second compressed member or a concatenated file)",
+            obj=self._obj,
+            layer=Layer.PAYLOAD,
+        )
+
+    def _line_end_after(self, pos: int) -> int:
+        # The trailer line ends at the next newline; it is in the tail unless
+        # more than TAIL_KEEP bytes were appended, then count from the mark.
+        tail_start = self.bytes - len(self._tail)
+        if pos + 1 >= tail_start:
+            nl = self._tail.find(b"\n", pos + 1 - tail_start)
+            if nl != -1:
+                return tail_start + nl + 1
+        return pos + 1
+
+
+_PG_FORMATS = {
+    "custom": "custom format",
+    "tar": "tar format",
+    "directory": "directory format, tarred",
+}
+
+
+def _tar_info(info: PayloadInfo, tar: TarCheck) -> None:
+    archives = [a for a in tar.finish() if a.toc is not None]
+    if tar.not_judged is not None:
+        info.not_judged = tar.not_judged
+    elif archives:
+        _pg_info(info, archives)
+        return
+    else:
+        info.not_judged = (
+            f"a tar archive of {tar.members} member{'' if tar.members == 1 else 's'} (headers "
+            "checksummed, its end reached), none of them a pg_dump archive: their content is "
+            "not judged"
+        )
+    info.completeness = Completeness.UNKNOWN
+
+
+def _pg_info(info: PayloadInfo, archives: list[ArchiveFacts]) -> None:
+    """PayloadInfo from the pg_dump archives read (one, or several in one tar)."""
+    first = archives[0]
+    info.kind = f"pg_dump-{first.fmt}"
+    info.database_kind = "PostgreSQL"
+    info.producer = f"pg_dump ({_PG_FORMATS[first.fmt]})"
+    if first.not_judged is not None or first.toc is None:
+        info.not_judged = first.not_judged
+        info.completeness = Completeness.UNKNOWN
+        return
+    head = first.toc.header
+    info.producer_version = head.dump_version
+    info.server_version = head.server_version
+    info.database = ", ".join(a.toc.header.database for a in archives if a.toc)
+    info.facts = {"archives": [_archive_facts(a) for a in archives]}
+    info.tables = sum(a.toc.by_desc.get("TABLE", 0) for a in archives if a.toc)
+    rows = [f"{t}: {n} rows" for a in archives for t, n in a.table_rows.items()]
+    info.entries = rows[:MAX_LISTED_ENTRIES]
+    info.entries_total = sum(a.toc.entries for a in archives if a.toc)
+    not_decoded = sorted({m for a in archives for m in a.not_decoded})
+    blocks = sum(a.blocks for a in archives)
+    data = sum(len(a.toc.data) for a in archives if a.toc)
+    several = f"{len(archives)} archives, " if len(archives) > 1 else ""
+    info.trailer = (
+        f"{several}archive {head.version_text}, compression {head.compression}; "
+        f"{info.entries_total} TOC entries, {data} with data, {blocks} data "
+        f"{'blocks' if first.fmt == 'custom' else 'files'} read, "
+        f"{sum(a.rows for a in archives)} rows"
+    )
+    if blobs := sum(a.blobs for a in archives):
+        info.trailer += f", {blobs} large objects"
+        if head.compression == "none":
+            # Rows are checked as COPY text; a large object is bytes with no check at all.
+            info.trailer += " (uncompressed: their bytes carry no check)"
+    if not_decoded:
+        info.not_judged = (
+            f"its data compressed with {', '.join(not_decoded)} was not decoded (no decoder "
+            "installed): its structure is whole, its content not checked"
+        )
+        info.completeness = Completeness.STRUCTURE_ONLY
+    else:
+        info.completeness = Completeness.ARCHIVE_COMPLETE
+
+
+def _archive_facts(a: ArchiveFacts) -> dict[str, Any]:
+    assert a.toc is not None
+    h = a.toc.header
+    return {
+        "format": a.fmt,
+        "archive_version": h.version_text,
+        "compression": h.compression,
+        "created": h.created,
+        "database": h.database,
+        "server_version": h.server_version,
+        "pg_dump_version": h.dump_version,
+        "encoding": a.toc.encoding,
+        "toc_entries": a.toc.entries,
+        "entries_by_kind": dict(sorted(a.toc.by_desc.items())),
+        "data_entries": len(a.toc.data),
+        "data_checked": a.blocks,
+        "rows": a.rows,
+        "large_objects": a.blobs,
+        "table_rows": dict(list(a.table_rows.items())[:MAX_LISTED_ENTRIES]),
+        "not_decoded": sorted(a.not_decoded),
+    }
+
+
+class XbstreamParser:
+    """Incremental parser of xbstream/mbstream chunks (formats.md §5.1)."""
+
+    def __init__(self, *, obj: str | None = None) -> None:
+        self._buf = bytearray()
+        self._obj = obj
+        self._need_payload = 0
+        self._crc = 0
+        self._want_crc = 0
+        self._path = ""
+        self.names: list[str] = []
+        self._seen: set[str] = set()
+        self.chunks = 0
+
+    def _fail(self, why: str) -> IntegrityError:
+        return IntegrityError(f"xbstream: {why}", obj=self._obj, layer=Layer.PAYLOAD)
+
+    def feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        while True:
+            if self._need_payload:
+                if not view:
+                    return
+                take = min(self._need_payload, len(view))
+                self._crc = isal_zlib.crc32(view[:take], self._crc)
+                self._need_payload -= take
+                view = view[take:]
+                if not self._need_payload and self._crc != self._want_crc:
+                    raise self._fail(f"CRC-32 mismatch in a chunk of {self._path}")
+                continue
+            if view:
+                self._buf += view
+                view = memoryview(b"")
+            if not self._parse_header():
+                return
+            if self._need_payload and self._buf:
+                view = memoryview(bytes(self._buf))
+                self._buf.clear()
+
+    def _parse_header(self) -> bool:
+        b = self._buf
+        if len(b) < 14:
+            return False
+        if b[:8] != b"XBSTCK01":
+            raise self._fail("bad chunk magic (not an xbstream, or damaged)")
+        ctype = chr(b[9])
+        (plen,) = struct.unpack_from("<I", b, 10)
+        if plen >= 512:
+            raise self._fail(f"path length {plen} is out of range")
+        if len(b) < 14 + plen:
+            return False
+        path = bytes(b[14 : 14 + plen]).decode(errors="replace")
+        if ctype == "E":
+            del b[: 14 + plen]
+            self.chunks += 1
+            self._record(path)  # an empty file has only its end chunk
+            return True
+        if ctype not in ("P", "S"):
+            raise self._fail(f"unknown chunk type {ctype!r}")
+        pos = 14 + plen
+        count = 0
+        if ctype == "S":
+            if len(b) < pos + 4:
+                return False
+            (count,) = struct.unpack_from("<I", b, pos)
+            pos += 4
+        if len(b) < pos + 20:
+            return False
+        payload_len, _offset, crc = struct.unpack_from("<QQI", b, pos)
+        pos += 20
+        if payload_len > 1 << 34:
+            raise self._fail(f"chunk length {payload_len} is out of range")
+        self._path = path
+        self._record(path)
+        self.chunks += 1
+        self._want_crc = crc
+        self._crc = 0
+        # Sparse maps are covered by the chunk CRC too.
+        self._need_payload = count * 8 + payload_len
+        del b[:pos]
+        return True
+
+    def _record(self, path: str) -> None:
+        if path not in self._seen:
+            self._seen.add(path)
+            self.names.append(path)
+
+    def finish(self) -> None:
+        if self._need_payload or self._buf:
+            raise TruncatedBackup(
+                "the xbstream ends in the middle of a chunk", obj=self._obj, layer=Layer.PAYLOAD
+            )

@@ -1,0 +1,36 @@
+"""What one verify or restore is given: the source, the secrets, where to write, and
+the progress callback and cancel token every stage honours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from ..decrypt.secrets import Secrets
+from ..plumbing.progress import CancelToken, ProgressCallback, no_progress
+from ..storage.source import Source
+
+
+class PlaintextSink(Protocol):
+    """Something else fed with the plaintext (the restore-test loader)."""
+
+    def feed(self, data: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+@dataclass
+class Job:
+    data: Source
+    secrets: Secrets
+    wrapped_key: Source | None = None
+    operation: Literal["verify", "restore"] = "verify"
+    destination: Path | None = None
+    overwrite: bool = False
+    max_output_bytes: int | None = None
+    progress: ProgressCallback = no_progress
+    cancel: CancelToken = field(default_factory=CancelToken)
+    extra_sink: PlaintextSink | None = None
+    # Audits: a payload nobody could check fails the run (exit 1) instead of a warning.
+    strict: bool = False

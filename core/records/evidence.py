@@ -1,0 +1,387 @@
+r"""Evidence reports for auditors: history entries rendered as a JSON or HTML file.
+
+The evidence body is one plain dict (built once, from the history's entries); both
+formats are renderings of it and both end with a SHA-256, so an edit made after the
+export is visible:
+
+* JSON: ``sha256`` is the digest of the ``evidence`` member serialised canonically
+  (sorted keys, no whitespace, ASCII), which any JSON library can reproduce.
+* HTML: the seal is the file's last line, exactly 65 bytes: the SHA-256 (64 hex digits)
+  of every byte before it, and a newline. Nothing may follow it, so the digest covers
+  every byte a browser renders: content added before ``<html>``, inside it or after
+  ``</html>`` breaks the seal. The check needs only standard tools (bash, coreutils)::
+
+      f=report.html; head -c $(($(wc -c <"$f") - 65)) "$f" | sha256sum | cut -c1-64 \
+          | cmp -s - <(tail -c 65 "$f") && echo "seal intact" || echo "SEAL BROKEN"
+
+  (``SHELL_CHECK`` is that line; ``tail -c 65 report.html`` prints the digest to compare
+  with the copy filed elsewhere.) The sealed part also states its own length in a
+  comment (``SEAL_MARK``), which tells a truncated file from one with content appended.
+
+``sealcheck report check FILE`` (``evidence_check``) does both checks offline.
+
+A digest is tamper-evident, not a signature: whoever edits the file can recompute
+it. File the digest separately (a ticket, a signed mail) when that matters.
+
+The HTML is a single file: inline CSS, no scripts (a Content-Security-Policy forbids
+them), every value passed through ``html.escape``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import socket
+from collections.abc import Callable, Sequence
+from html import escape
+from typing import Any
+
+from .. import __version__
+from .history import Entry
+from .report import Report, Status
+from .restore_result import RestoreTestResult
+from .verdict import NOT_CHECKED_MEANING, Verdict
+
+FORMAT = "sealcheck-evidence"
+FORMAT_VERSION = 1
+HTML_START = "<!DOCTYPE html>\n<html lang='en'>"
+# In the sealed part, so it is covered too: how many bytes the digest covers.
+SEAL_MARK = "<!-- sealcheck-evidence-seal bytes={sealed} -->"
+SEAL_OPEN = "<p class='seal'>"  # the last sealed bytes; the digest line follows
+SEAL_LINE_BYTES = 65  # 64 hex digits and a newline, the very end of the file
+SHELL_CHECK = (
+    'f=report.html; head -c $(($(wc -c <"$f") - 65)) "$f" | sha256sum | cut -c1-64 '
+    '| cmp -s - <(tail -c 65 "$f") && echo "seal intact" || echo "SEAL BROKEN"'
+)
+JSON_METHOD = (
+    "SHA-256 of the 'evidence' member as JSON with sorted keys, separators ',' and ':', "
+    "ASCII only (Python: json.dumps(evidence, sort_keys=True, separators=(',', ':')))"
+)
+
+
+def build(entries: Sequence[Entry], *, now: _dt.datetime | None = None) -> dict[str, Any]:
+    """The evidence body: one record per entry, in the order given."""
+    stamp = (now or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC)
+    return {
+        "generated_at": stamp.isoformat(timespec="seconds"),
+        "generated_by": {"tool": "sealcheck", "version": __version__, "host": socket.gethostname()},
+        "entries": [_record(e) for e in entries],
+    }
+
+
+def canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def to_json(body: dict[str, Any]) -> bytes:
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "evidence": body,
+        "sha256_method": JSON_METHOD,
+        "sha256": hashlib.sha256(canonical(body)).hexdigest(),  # last, as the seal
+    }
+    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+# --- one record ----------------------------------------------------------------------
+
+
+def _record(e: Entry) -> dict[str, Any]:
+    result = e.result()
+    rt = result if isinstance(result, RestoreTestResult) else None
+    report = rt.verification if rt is not None else result
+    assert report is None or isinstance(report, Report)
+    layers = [
+        {"layer": x.layer, "status": x.status.value, "proved": x.proved, "details": x.details}
+        for x in (report.layers if report is not None else ())
+    ]
+    if rt is not None:
+        layers.append(_database_layer(rt))
+    error = rt.error if rt is not None else (report.error if report is not None else None)
+    return {
+        "history_id": e.id,
+        "recorded_at": e.when,
+        "kind": e.kind.value,
+        # A run that could not check the backup is labelled as such, never "FAILED".
+        "verdict": e.verdict.label,
+        "verdict_code": e.verdict.value,
+        "ok": e.ok,
+        "exit_code": e.exit_code,
+        "failed_layer": e.failed_layer,
+        "host": e.host,
+        "sealcheck_version": e.sealcheck_version,
+        "object": _object(e, report),
+        "wrapped_key": _ident(report.wrapped_key) if report and report.wrapped_key else None,
+        "formats": list(report.formats) if report is not None else [],
+        "timings": _timings(report, rt),
+        "layers": layers,
+        "error": None
+        if error is None
+        else {"kind": error.kind, "layer": error.layer, "message": error.message},
+        "warnings": list(rt.warnings if rt is not None else report.warnings if report else ()),
+        "destination": report.destination if report is not None else None,
+        "restore_test": _restore_test(rt) if rt is not None else None,
+        "result": json.loads(e.result_json),  # the full record, as it was stored
+    }
+
+
+def _ident(s: Any) -> dict[str, Any]:
+    return {
+        "uri": s.uri,
+        "version_id": s.version_id,
+        "etag": s.etag,
+        "size": s.size,
+        "last_modified": s.last_modified,
+    }
+
+
+def _object(e: Entry, report: Report | None) -> dict[str, Any]:
+    subj = e.subject
+    hashes = report.layer("hashes") if report is not None else None
+    hd = hashes.details if hashes is not None and hashes.status is Status.OK else {}
+    return {
+        "uri": subj.uri,
+        "bucket": subj.bucket,
+        "key": subj.key,
+        "version_id": subj.version_id,
+        "etag": subj.etag,
+        "size": subj.size,
+        "last_modified": report.source.last_modified if report and report.source else None,
+        "object_sha256": subj.sha256,
+        "plaintext_sha256": hd.get("plaintext_sha256"),
+        "plaintext_bytes": hd.get("plaintext_bytes"),
+    }
+
+
+def _timings(report: Report | None, rt: RestoreTestResult | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if report is not None:
+        out.update(started_at=report.started_at, duration_s=report.duration_s)
+    if rt is not None:
+        out.update(
+            started_at=rt.started_at,
+            load_s=rt.load_seconds,
+            checks_s=rt.checks_seconds,
+            total_s=rt.total_seconds,  # the recovery time objective as measured
+        )
+    return out
+
+
+def _database_layer(rt: RestoreTestResult) -> dict[str, Any]:
+    if rt.ok:
+        rows = sum(t.rows or 0 for t in rt.tables)
+        proved = (
+            f"loaded into {rt.server or rt.engine} ({rt.mode}): {len(rt.tables)} tables, "
+            f"{rows} rows, each as the dump inserted; checks passed"
+        )
+        if rt.hostile:  # never a plain pass: what the dump tried is part of the proof
+            proved += (
+                f"; but the dump tried {len(rt.hostile)} thing(s) a backup should not do "
+                "(refused, or confined to its own database: see 'hostile')"
+            )
+    else:
+        proved = rt.error.message if rt.error else "the restore test failed"
+    verdict = Verdict.of(rt.exit_code)
+    status = {Verdict.OK: Status.OK, Verdict.FAILED: Status.FAILED}.get(verdict, Status.NOT_CHECKED)
+    return {"layer": "database", "status": status.value, "proved": proved, "details": {}}
+
+
+def _restore_test(rt: RestoreTestResult) -> dict[str, Any]:
+    return {
+        "engine": rt.engine,
+        "server": rt.server,
+        "mode": rt.mode,
+        "databases": list(rt.databases),
+        "tables": [
+            {
+                "schema": t.schema,
+                "name": t.name,
+                "rows": t.rows,
+                "expected_rows": t.expected_rows,
+                "checksum": t.checksum,
+                "ok": t.ok,
+                "note": t.note,
+            }
+            for t in rt.tables
+        ],
+        "views": len(rt.views),
+        "triggers": len(rt.triggers),
+        "routines": len(rt.routines),
+        "events": len(rt.events),
+        "missing": list(rt.missing),
+        "hostile": [dict(h) for h in rt.hostile],
+    }
+
+
+# --- HTML ----------------------------------------------------------------------------
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;color:#1b1f24;max-width:60em;margin:2em auto;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccd}
+table{border-collapse:collapse;width:100%;margin:.5em 0}
+th,td{border:1px solid #ccd;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f1f3f6;width:12em}code,pre{font:12px ui-monospace,monospace;word-break:break-all}
+pre{white-space:pre-wrap;background:#f6f8fa;padding:.5em}
+.ok{color:#176f2c;font-weight:bold}.failed{color:#b00020;font-weight:bold}
+.notchecked{color:#3d4a5c;font-weight:bold}
+.warning{color:#8a5a00}.small{color:#555;font-size:12px}
+footer{margin-top:3em;border-top:2px solid #1b1f24;padding-top:.5em}
+.seal{font:13px ui-monospace,monospace;word-break:break-all}
+@media print{details{display:none}}
+"""
+
+
+def to_html(body: dict[str, Any]) -> bytes:
+    parts = [
+        f"{HTML_START}<head><meta charset='utf-8'>\n"
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'\">\n"
+        f"<title>Sealcheck evidence report {_e(body['generated_at'])}</title>\n"
+        f"<style>{_CSS}</style></head><body>\n",
+        "<h1>Sealcheck evidence report</h1>\n",
+        _table(
+            [
+                ("Generated", body["generated_at"]),
+                ("By", f"sealcheck {body['generated_by']['version']}"),
+                ("Host", body["generated_by"]["host"]),
+                ("Entries", str(len(body["entries"]))),
+            ]
+        ),
+    ]
+    parts += [_html_record(r) for r in body["entries"]]
+    content = "".join(parts)
+    return _sealed(lambda n: content + _seal_text(n))
+
+
+def _seal_text(sealed: int) -> str:
+    """Everything from the seal mark to just before the digest, for a sealed part of
+    ``sealed`` bytes (this text included)."""
+    total = sealed + SEAL_LINE_BYTES
+    return (
+        SEAL_MARK.format(sealed=sealed) + "\n"
+        "<footer><p><strong>SHA-256 of this report:</strong> the last line of this file, "
+        f"below. It is the digest of the first {sealed} bytes of the file, everything "
+        f"before that line; the file is exactly {total} bytes and ends with it, so "
+        "content added before, inside or after the report breaks the seal.</p>\n"
+        "<p class='small'>Check it (bash; name the file report.html, or change "
+        f"<code>f=</code>): <code>{_e(SHELL_CHECK)}</code><br>"
+        "A digest is tamper-evident, not a signature: compare it with the copy "
+        "filed apart from this report.</p></footer>\n"
+        f"{SEAL_OPEN}"
+    )
+
+
+def _sealed(render: Callable[[int], str]) -> bytes:
+    """``render(n)`` + its digest line, where n is the byte length of ``render(n)``.
+
+    The sealed text states its own length, which changes that length; the count only
+    grows by whole digits, so a few rounds reach the fixed point.
+    """
+    n = 0
+    for _ in range(8):
+        head = render(n).encode()
+        if len(head) == n:
+            return head + (hashlib.sha256(head).hexdigest() + "\n").encode()
+        n = len(head)
+    raise AssertionError("the sealed length did not settle")
+
+
+def _e(value: Any) -> str:
+    return escape("–" if value is None else str(value), quote=True)
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>\n" for k, v in rows)
+    return f"<table>\n{cells}</table>\n"
+
+
+def _html_record(r: dict[str, Any]) -> str:
+    obj, t = r["object"], r["timings"]
+    out = [
+        f"<h2>#{_e(r['history_id'])} {_e(r['kind'])}: {_e(obj['uri'])}</h2>\n",
+        _html_verdict(r),
+        _table(
+            [
+                ("Bucket", obj["bucket"]),
+                ("Key / path", obj["key"]),
+                ("Version id", obj["version_id"]),
+                ("ETag", obj["etag"]),
+                ("Size (bytes)", obj["size"]),
+                ("Last modified", obj["last_modified"]),
+                ("SHA-256 of the object", obj["object_sha256"]),
+                ("SHA-256 of the plaintext", obj["plaintext_sha256"]),
+                ("Plaintext bytes", obj["plaintext_bytes"]),
+                ("Wrapped key", _wrapped(r["wrapped_key"])),
+                ("Formats", " > ".join(r["formats"]) or None),
+                ("Started", t.get("started_at")),
+                ("Duration (s)", t.get("duration_s")),
+                *([("Load / checks / total (s)", _rto(t))] if "total_s" in t else []),
+                ("Recorded", r["recorded_at"]),
+                ("Host", r["host"]),
+                ("Sealcheck", r["sealcheck_version"]),
+                ("Written to", r["destination"]),
+            ]
+        ),
+        "<table>\n<tr><th>Layer</th><th>Status</th>"
+        "<th style='width:auto'>What it proved</th></tr>\n",
+    ]
+    for lay in r["layers"]:
+        cls = {"ok": "ok", "failed": "failed", "warning": "warning"}.get(lay["status"], "")
+        details = "; ".join(f"{k}: {v}" for k, v in lay["details"].items() if v not in (None, ""))
+        small = f"<br><span class='small'>{_e(details)}</span>" if details else ""
+        out.append(
+            f"<tr><td>{_e(lay['layer'])}</td><td class='{cls}'>{_e(lay['status'])}</td>"
+            f"<td>{_e(lay['proved'])}{small}</td></tr>\n"
+        )
+    out.append("</table>\n")
+    if r["error"]:
+        cls = _VERDICT_CLASS[Verdict(r["verdict_code"])]
+        out.append(f"<p class='{cls}'>{_e(r['error']['message'])}</p>\n")
+    out += [f"<p class='warning'>Warning: {_e(w)}</p>\n" for w in r["warnings"]]
+    if r["restore_test"]:
+        out.append(_html_tables(r["restore_test"]))
+    full = json.dumps(r["result"], indent=2, ensure_ascii=False)
+    out.append(f"<details><summary>Full record</summary><pre>{_e(full)}</pre></details>\n")
+    return "".join(out)
+
+
+_VERDICT_CLASS = {Verdict.OK: "ok", Verdict.FAILED: "failed", Verdict.NOT_CHECKED: "notchecked"}
+
+
+def _html_verdict(r: dict[str, Any]) -> str:
+    verdict = Verdict(r["verdict_code"])
+    span = f"<span class='{_VERDICT_CLASS[verdict]}'>{_e(r['verdict'])}</span>"
+    code = f"(exit code {_e(r['exit_code'])})"
+    if verdict is Verdict.NOT_CHECKED:
+        return f"<p>Verdict: {span}: {_e(NOT_CHECKED_MEANING)} {code}.</p>\n"
+    where = f" at the {_e(r['failed_layer'])} layer" if r["failed_layer"] and not r["ok"] else ""
+    return f"<p>Verdict: {span}{where} {code}</p>\n"
+
+
+def _rto(t: dict[str, Any]) -> str:
+    return f"{t['load_s']} / {t['checks_s']} / {t['total_s']}"
+
+
+def _wrapped(w: dict[str, Any] | None) -> str | None:
+    if not w:
+        return None
+    return f"{w['uri']} (version {w['version_id'] or '–'}, ETag {w['etag'] or '–'})"
+
+
+def _html_tables(rt: dict[str, Any]) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(t['schema'])}.{_e(t['name'])}</td><td>{_e(t['rows'])}</td>"
+        f"<td>{_e(t['expected_rows'])}</td><td><code>{_e(t['checksum'])}</code></td>"
+        f"<td class='{'ok' if t['ok'] else 'failed'}'>{'ok' if t['ok'] else 'FAILED'}"
+        f" {_e(t['note'])}</td></tr>\n"
+        for t in rt["tables"]
+    )
+    return (
+        f"<p>Restored into {_e(rt['server'])} ({_e(rt['mode'])}): views {_e(rt['views'])}, "
+        f"triggers {_e(rt['triggers'])}, routines {_e(rt['routines'])}, "
+        f"events {_e(rt['events'])}</p>\n"
+        "<table>\n<tr><th>Table</th><th>Rows</th><th>Rows in dump</th><th>Checksum</th>"
+        f"<th>Check</th></tr>\n{rows}</table>\n"
+    )

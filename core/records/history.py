@@ -1,0 +1,483 @@
+"""The verification history: every verify, restore and restore test, kept in SQLite.
+
+One file, ``history.sqlite3``, in ``$SEALCHECK_DATA_DIR`` or else the platform's user
+data folder (the override follows ``SEALCHECK_STATE_DIR`` of the restore test).
+
+Invariants:
+
+* Append-only. Rows are inserted, never changed: triggers refuse UPDATE and DELETE,
+  so an evidence report exported later shows what was recorded at the time.
+* No secrets. A row holds identity fields and the result's JSON, and results never
+  contain keys, passphrases or PINs (see report.py); tests check it with a canary.
+* Several writers. WAL mode and a busy timeout let two processes (the CLI in a cron
+  job and the desktop app) record at once; every call opens its own short-lived
+  connection, so threads never share one either.
+* Failures are typed. Every sqlite or file-system error leaves as ``HistoryError``;
+  whoever records right after a verify turns that into a warning, never a verdict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import enum
+import json
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import platformdirs
+
+from .. import __version__
+from ..errors import SealcheckError
+from .identity import SourceIdentity
+from .report import Report, Status
+from .restore_result import RestoreTestResult
+from .verdict import VERDICT_EXIT_CODES, Verdict
+
+FILENAME = "history.sqlite3"
+SCHEMA_VERSION = 1
+DEFAULT_BUSY_TIMEOUT_S = 10.0
+
+Result = Report | RestoreTestResult
+VersionKey = tuple[str, str | None]  # (object key or local path, version id)
+
+
+class HistoryError(SealcheckError):
+    """The verification history could not be read or written."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        self.path = path
+        super().__init__(detail, obj=str(path))
+
+
+class Kind(enum.Enum):
+    VERIFY = "verify"
+    RESTORE = "restore"
+    RESTORE_TEST = "restore-test"
+
+
+def default_dir() -> Path:
+    if env := os.environ.get("SEALCHECK_DATA_DIR"):
+        return Path(env)
+    return platformdirs.user_data_path("sealcheck")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Which backup an entry is about: an S3 object version, or a local file
+    (``bucket`` None, ``key`` its absolute path)."""
+
+    uri: str  # s3://bucket/key or the absolute path, without the version
+    bucket: str | None
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    size: int | None = None
+    sha256: str | None = None  # of the object's bytes, when a run read them all
+
+    @property
+    def label(self) -> str:
+        return f"{self.uri}@{self.version_id}" if self.version_id else self.uri
+
+    @classmethod
+    def from_uri(cls, uri: str, version_id: str | None = None) -> Subject:
+        if uri.startswith("s3://"):
+            bucket, _, key = uri[5:].partition("/")
+            return cls(uri, bucket, key, version_id)
+        path = os.path.abspath(uri)  # recorded where it ran: a relative path means nothing later
+        return cls(path, None, path, version_id)
+
+    @classmethod
+    def of(cls, ident: SourceIdentity, report: Report | None = None) -> Subject:
+        uri = ident.uri
+        if ident.version_id and uri.startswith("s3://"):
+            # S3Object names carry "?versionId=V"; the version is a column of its own.
+            uri = uri.removesuffix(f"?versionId={quote(ident.version_id)}")
+        base = cls.from_uri(uri, ident.version_id)
+        sha = None
+        if report is not None and (src := report.layer("source")) is not None:
+            got = src.details.get("sha256")
+            sha = got if isinstance(got, str) else None
+        return cls(base.uri, base.bucket, base.key, ident.version_id, ident.etag, ident.size, sha)
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    when: str  # UTC, ISO 8601, when the result was recorded
+    kind: Kind
+    subject: Subject
+    ok: bool
+    exit_code: int
+    failed_layer: str | None
+    result_json: str
+    sealcheck_version: str
+    host: str
+
+    @property
+    def version_key(self) -> VersionKey:
+        return (self.subject.key, self.subject.version_id)
+
+    @property
+    def verdict(self) -> Verdict:
+        """OK, FAILED, or NOT_CHECKED for a run that could not check the backup."""
+        return Verdict.of(self.exit_code)
+
+    @property
+    def when_dt(self) -> _dt.datetime:
+        return _dt.datetime.fromisoformat(self.when)
+
+    def result(self) -> Result:
+        """The stored result, read back into its dataclasses (ValueError if damaged)."""
+        try:
+            data = json.loads(self.result_json)
+        except ValueError as exc:
+            raise ValueError(f"history entry {self.id}: the result is not JSON ({exc})") from None
+        where = f"history entry {self.id}"
+        if self.kind is Kind.RESTORE_TEST:
+            return RestoreTestResult.from_dict(data, where)
+        return Report.from_dict(data, where)
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the result, for ``sealcheck history --json``."""
+        s = self.subject
+        return {
+            "id": self.id,
+            "when": self.when,
+            "kind": self.kind.value,
+            "uri": s.uri,
+            "bucket": s.bucket,
+            "key": s.key,
+            "version_id": s.version_id,
+            "etag": s.etag,
+            "size": s.size,
+            "sha256": s.sha256,
+            "ok": self.ok,
+            "verdict": self.verdict.value,
+            "exit_code": self.exit_code,
+            "failed_layer": self.failed_layer,
+            "sealcheck_version": self.sealcheck_version,
+            "host": self.host,
+        }
+
+
+def failed_layer(result: Result) -> str | None:
+    """The layer that caught the failure ("database": the restore test's own checks)."""
+    if isinstance(result, RestoreTestResult):
+        v = result.verification
+        if v is not None and not v.ok:
+            return failed_layer(v)
+        if result.ok:
+            return None
+        return result.error.layer if result.error and result.error.layer else "database"
+    first = next((x.layer for x in result.layers if x.status is Status.FAILED), None)
+    return first or (result.error.layer if result.error else None)
+
+
+def kind_of(result: Result) -> Kind:
+    if isinstance(result, RestoreTestResult):
+        return Kind.RESTORE_TEST
+    return Kind.RESTORE if result.operation == "restore" else Kind.VERIFY
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    recorded_at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    bucket TEXT,
+    object_key TEXT NOT NULL,
+    version_id TEXT,
+    etag TEXT,
+    size INTEGER,
+    sha256 TEXT,
+    ok INTEGER NOT NULL,
+    exit_code INTEGER NOT NULL,
+    failed_layer TEXT,
+    result TEXT NOT NULL,
+    sealcheck_version TEXT NOT NULL,
+    host TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_by_version ON entries (object_key, version_id);
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+BEGIN SELECT RAISE(ABORT, 'the history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+BEGIN SELECT RAISE(ABORT, 'the history is append-only'); END;
+"""
+
+_COLUMNS = (
+    "id, recorded_at, kind, uri, bucket, object_key, version_id, etag, size, sha256, ok, "
+    "exit_code, failed_layer, result, sealcheck_version, host"
+)
+
+
+class History:
+    """The store. Cheap to construct: nothing is opened until a call needs it.
+
+    ``keep_open``: hold one connection for the thread that first uses the store (the
+    GUI thread). Closing the last connection to a WAL database checkpoints and syncs
+    it, ~20 ms per call; a held connection makes an append well under a millisecond.
+    Calls from any other thread still get a connection of their own."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S,
+        keep_open: bool = False,
+    ) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self._keep_open = keep_open
+        self._held: sqlite3.Connection | None = None
+        self._held_by: int | None = None
+
+    @classmethod
+    def default(
+        cls, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_S, keep_open: bool = False
+    ) -> History:
+        return cls(default_dir() / FILENAME, busy_timeout=busy_timeout, keep_open=keep_open)
+
+    def close(self) -> None:
+        """Close a held connection (from the thread that holds it)."""
+        if self._held is not None and self._held_by == threading.get_ident():
+            with contextlib.suppress(sqlite3.Error):
+                self._held.close()
+            self._held = self._held_by = None
+
+    # --- writing -----------------------------------------------------------------
+
+    def record(
+        self,
+        result: Result,
+        *,
+        when: _dt.datetime | None = None,
+        subject: Subject | None = None,
+    ) -> Entry:
+        """Append one finished result. ``subject`` is only a fallback for a result
+        that never identified its source (a restore test stopped before reading)."""
+        report = result.verification if isinstance(result, RestoreTestResult) else result
+        if report is not None and report.source is not None:
+            subject = Subject.of(report.source, report)
+        if subject is None:
+            raise ValueError("the result names no source and no subject was given")
+        stamp = (when or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC)
+        row: dict[str, Any] = {
+            "recorded_at": stamp.isoformat(timespec="seconds"),
+            "kind": kind_of(result).value,
+            "uri": subject.uri,
+            "bucket": subject.bucket,
+            "object_key": subject.key,
+            "version_id": subject.version_id,
+            "etag": subject.etag,
+            "size": subject.size,
+            "sha256": subject.sha256,
+            "ok": int(result.ok),
+            "exit_code": result.exit_code,
+            "failed_layer": failed_layer(result),
+            "result": json.dumps(result.to_dict(), separators=(",", ":"), ensure_ascii=False),
+            "sealcheck_version": __version__,
+            "host": socket.gethostname(),
+        }
+        names = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        with self._connect(create=True) as db:
+            db.execute("BEGIN IMMEDIATE")
+            cur = db.execute(f"INSERT INTO entries ({names}) VALUES ({marks})", row)  # noqa: S608 - fixed column names
+            db.execute("COMMIT")
+            new_id = cur.lastrowid
+        assert new_id is not None
+        return _entry((new_id, *row.values()))
+
+    # --- reading -----------------------------------------------------------------
+
+    def get(self, entry_id: int) -> Entry | None:
+        rows = self._select("WHERE id = ?", (entry_id,))
+        return rows[0] if rows else None
+
+    def entries(
+        self,
+        *,
+        source: str | None = None,
+        failed: bool = False,
+        kind: Kind | None = None,
+        limit: int | None = None,
+        verdict: Verdict | None = None,
+        since: _dt.datetime | None = None,
+    ) -> list[Entry]:
+        """Newest first. ``source`` is a shell-style pattern matched against the URI
+        or the object key; without a wildcard it matches anywhere in them. ``failed``:
+        only FAILED verdicts (a run that could not check the backup is none);
+        ``verdict``: only that one (NOT_CHECKED too); ``since``: recorded then or later."""
+        where, params = _filters(source, Verdict.FAILED if failed else verdict, kind)
+        if since is not None:
+            # recorded_at is UTC ISO 8601 of one fixed shape: text order is time order.
+            stamp = since.astimezone(_dt.UTC).isoformat(timespec="seconds")
+            where = f"{where} AND recorded_at >= ?" if where else "WHERE recorded_at >= ?"
+            params = (*params, stamp)
+        tail = f"{where} ORDER BY id DESC"
+        if limit is not None:
+            tail += f" LIMIT {int(limit)}"
+        return self._select(tail, params)
+
+    def latest_by_version(
+        self, *, source: str | None = None, verdicts_only: bool = False
+    ) -> dict[VersionKey, Entry]:
+        """The newest entry of each object version (ids, not clocks, order entries:
+        two hosts' clocks may disagree, the append order cannot). ``verdicts_only``:
+        the newest entry that reached a verdict, passing over runs that could not check."""
+        where, params = _filters(source, None, None, verdicts_only=verdicts_only)
+        newest = f"SELECT MAX(id) FROM entries {where} GROUP BY object_key, version_id"  # noqa: S608
+        rows = self._select(f"WHERE id IN ({newest}) ORDER BY id DESC", params)
+        return {e.version_key: e for e in rows}
+
+    def _select(self, tail: str, params: tuple[Any, ...]) -> list[Entry]:
+        if not self.path.exists():
+            return []  # nothing recorded yet; reading never creates the file
+        with self._connect(create=False) as db:
+            cur = db.execute(f"SELECT {_COLUMNS} FROM entries {tail}", params)  # noqa: S608 - tail is ours
+            rows = cur.fetchall()
+        try:
+            return [_entry(r) for r in rows]
+        except (ValueError, TypeError) as exc:
+            raise HistoryError(self.path, f"a row is damaged ({exc})") from None
+
+    # --- the file ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _connect(self, *, create: bool) -> Iterator[sqlite3.Connection]:
+        me = threading.get_ident()
+        hold = self._keep_open and self._held_by in (None, me)
+        db = self._held if hold else None
+        try:
+            if db is None:
+                if create:
+                    _make_private_file(self.path)
+                # isolation_level None: we issue BEGIN IMMEDIATE ourselves, so a writer
+                # takes the lock up front and waits (busy timeout) instead of failing late.
+                db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+                self._prepare(db, create)
+                if hold:
+                    self._held, self._held_by = db, me
+            yield db
+        except sqlite3.Error as exc:
+            self._drop(db)  # a held connection is reopened on the next call
+            raise HistoryError(self.path, _sqlite_text(exc)) from None
+        except OSError as exc:
+            self._drop(db)
+            raise HistoryError(self.path, exc.strerror or str(exc)) from None
+        finally:
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                if db is not self._held:
+                    db.close()
+
+    def _drop(self, db: sqlite3.Connection | None) -> None:
+        if db is not None and db is self._held:
+            self._held = self._held_by = None
+
+    def _prepare(self, db: sqlite3.Connection, create: bool) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            if not create:
+                # An empty file another process is just creating, or not ours.
+                tables = db.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'entries'"
+                ).fetchone()[0]
+                if not tables:
+                    raise sqlite3.DatabaseError("it has no history table")
+            else:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("BEGIN IMMEDIATE")
+                for stmt in _statements(_SCHEMA):
+                    db.execute(stmt)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                db.execute("COMMIT")
+        # A newer Sealcheck may add columns; it must keep these, so reading and
+        # appending by name stay valid. NORMAL: in WAL a crash loses no committed
+        # row; only a power cut may drop the last one (the verify can be re-run).
+        db.execute("PRAGMA synchronous=NORMAL")
+
+
+def _statements(script: str) -> list[str]:
+    """Split the schema into statements (executescript would commit our transaction)."""
+    out, buf = [], ""
+    for line in script.strip().splitlines():
+        buf += line + "\n"
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out
+
+
+def _filters(
+    source: str | None, verdict: Verdict | None, kind: Kind | None, *, verdicts_only: bool = False
+) -> tuple[str, tuple[Any, ...]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if source:
+        pattern = source if any(c in source for c in "*?[") else f"*{source}*"
+        clauses.append("(uri GLOB ? OR object_key GLOB ?)")
+        params += [pattern, pattern]
+    # The verdict is the exit code's (verdict.py); these clauses say the same in SQL.
+    if verdict is Verdict.NOT_CHECKED:
+        clauses.append(f"exit_code NOT IN ({', '.join('?' * len(VERDICT_EXIT_CODES))})")
+        params += VERDICT_EXIT_CODES
+    elif verdict is not None:
+        clauses.append("exit_code = ?")
+        params.append(_exit_code_of(verdict))
+    if verdicts_only:
+        clauses.append(f"exit_code IN ({', '.join('?' * len(VERDICT_EXIT_CODES))})")
+        params += VERDICT_EXIT_CODES
+    if kind is not None:
+        clauses.append("kind = ?")
+        params.append(kind.value)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _exit_code_of(verdict: Verdict) -> int:
+    return next(c for c in VERDICT_EXIT_CODES if Verdict.of(c) is verdict)
+
+
+def _entry(r: tuple[Any, ...]) -> Entry:
+    (eid, when, kind, uri, bucket, key, version, etag, size, sha, ok, code, layer) = r[:13]
+    result, tool, host = r[13:16]
+    return Entry(
+        id=int(eid),
+        when=str(when),
+        kind=Kind(kind),
+        subject=Subject(uri, bucket, key, version, etag, size, sha),
+        ok=bool(ok),
+        exit_code=int(code),
+        failed_layer=layer,
+        result_json=str(result),
+        sealcheck_version=str(tool),
+        host=str(host),
+    )
+
+
+def _make_private_file(path: Path) -> None:
+    """The folder 0700 and the file 0600 before sqlite opens it (sqlite creates its
+    -wal and -shm files with the database file's mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+
+
+def _sqlite_text(exc: sqlite3.Error) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+        return f"{text} (the file is damaged or not a history; move it aside to start a new one)"
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return f"{text} (another Sealcheck kept it busy)"
+    return text

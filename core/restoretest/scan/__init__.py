@@ -1,0 +1,2 @@
+"""Statement scanners for SQL dumps: the shared scanner (common),
+MySQL/MariaDB (mysql) and PostgreSQL (pg)."""

@@ -1,0 +1,2 @@
+"""``sealcheck demo``: the Qt-free sample maker and headless run (samples) and
+the demo's window (window)."""

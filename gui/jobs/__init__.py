@@ -1,0 +1,2 @@
+"""Running core off the GUI thread: the one worker type (worker) and the job
+specs, job bodies and queue (queue)."""

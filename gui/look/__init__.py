@@ -1,0 +1,1 @@
+"""Palette, icons and sizes."""

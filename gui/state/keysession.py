@@ -1,0 +1,72 @@
+"""Turn a source's KeyChoice into core Secrets for one job, on the GUI thread.
+
+Keys are opened once per session and kept (an encrypted PEM or a token asks
+for its passphrase or PIN once, not per job); a passphrase *file* is read
+fresh for every job because core wipes the bytes when the job ends.
+Invariant: a PIN or passphrase typed here lives only in the closure handed to
+core for the key that asked for it, and is never written anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sealcheck.core.decrypt.gpg import GpgOptions
+from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.errors import KeyUnavailable
+from sealcheck.core.keys.base import KeySource
+from sealcheck.core.keys.spec import KeyContext, open_key
+
+from .settings import KeyChoice
+
+SecretAsker = Callable[[str], bytes | None]  # prompt -> secret, or None if the user declined
+
+
+class KeySession:
+    def __init__(self, ask_passphrase: SecretAsker, ask_pin: SecretAsker) -> None:
+        self._ask_passphrase = ask_passphrase
+        self._ask_pin = ask_pin
+        self._keys: dict[tuple[str, str | None], KeySource] = {}
+
+    def forget(self) -> None:
+        self._keys.clear()
+
+    def _key(self, spec: str, module: str | None) -> KeySource:
+        cached = self._keys.get((spec, module))
+        if cached is not None:
+            return cached
+        asked: dict[str, bytes | None] = {}
+
+        def once(what: str, ask: SecretAsker, prompt: str) -> Callable[[], bytes | None]:
+            # A token PIN is never re-asked: a retry loop would lock the token.
+            def get() -> bytes | None:
+                if what not in asked:
+                    asked[what] = ask(prompt)
+                return asked[what]
+
+            return get
+
+        ctx = KeyContext(
+            pem_passphrase=once("pem", self._ask_passphrase, f"Passphrase for the key {spec}"),
+            pin=once("pin", self._ask_pin, f"PIN of the token holding {spec}"),
+            pkcs11_module=module,
+        )
+        key = open_key(spec, ctx)
+        self._keys[(spec, module)] = key
+        return key
+
+    def secrets(self, choice: KeyChoice) -> Secrets:
+        if choice.empty:
+            raise KeyUnavailable("no key is set for this source: add one on the Keys page")
+        keys = [self._key(s, choice.pkcs11_module) for s in choice.key_specs]
+        passphrase = None
+        if choice.passphrase_file:
+            try:
+                passphrase = bytearray(Path(choice.passphrase_file).read_bytes())
+            except OSError as exc:
+                raise KeyUnavailable(
+                    f"cannot read the passphrase file {choice.passphrase_file}: {exc.strerror}"
+                ) from None
+        gpg = GpgOptions(key_file=Path(choice.gpg_key_file)) if choice.gpg_key_file else None
+        return Secrets(keys=keys, passphrase=passphrase, gpg=gpg)

@@ -1,0 +1,150 @@
+"""Typed settings: saved sources (S3 locations and local folders), as JSON under the
+platform's config folder, or ``$SEALCHECK_CONFIG_DIR`` when set (the demo sets it to its
+temp folder, so sources added while it runs never reach the user's saved sources).
+
+Invariant: nothing secret is ever stored here. A source names *where* its keys
+are (a PEM path, ``keyring:NAME``, a ``pkcs11:`` URI, a passphrase *file*),
+never a key, passphrase or PIN. ``version`` plus ``_UPGRADES`` let a newer
+app read an older file (Picard's upgrade hooks).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from sealcheck.core.storage.naming import Rule
+from sealcheck.core.storage.s3 import S3Settings
+
+SETTINGS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class KeyChoice:
+    """Where the keys for a source's backups are; paths and names only."""
+
+    key_specs: tuple[str, ...] = ()  # PEM path, keyring:NAME or pkcs11: URI
+    pkcs11_module: str | None = None
+    passphrase_file: str | None = None  # symmetric backups (-pass file:K)
+    gpg_key_file: str | None = None  # OpenPGP secret key (.asc)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.key_specs or self.passphrase_file or self.gpg_key_file)
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    bucket: str  # "" for a local source
+    prefix: str = ""
+    endpoint_url: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    rules: tuple[str, ...] = ()  # DATA_SUFFIX:KEY_SUFFIX
+    keys: KeyChoice = field(default_factory=KeyChoice)
+    path: str | None = None  # a local folder (or one opened file) instead of a bucket
+
+    @classmethod
+    def local(cls, path: Path, name: str | None = None, **kw: Any) -> SourceConfig:
+        """A folder or file source; the path is made absolute, as jobs open it."""
+        full = path.expanduser().absolute()
+        return cls(name=name or full.name or str(full), bucket="", path=str(full), **kw)
+
+    @property
+    def is_local(self) -> bool:
+        return self.path is not None
+
+    def s3(self) -> S3Settings:
+        return S3Settings(endpoint_url=self.endpoint_url, profile=self.profile, region=self.region)
+
+    def parsed_rules(self) -> tuple[Rule, ...]:
+        return tuple(Rule.parse(r) for r in self.rules)
+
+    @property
+    def uri(self) -> str:
+        return self.path if self.path is not None else f"s3://{self.bucket}/{self.prefix}"
+
+    def object_uri(self, key: str) -> str:
+        """What a job opens for a listed object: its s3:// URI, or the file's own path
+        (a folder's listing names each file by its path)."""
+        return key if self.path is not None else f"s3://{self.bucket}/{key}"
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rules"] = list(self.rules)
+        d["keys"]["key_specs"] = list(self.keys.key_specs)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> SourceConfig:
+        keys = d.get("keys") or {}
+        known = {f for f in KeyChoice.__dataclass_fields__}
+        kc = KeyChoice(**{k: v for k, v in keys.items() if k in known})
+        kc = replace(kc, key_specs=tuple(kc.key_specs))
+        fields = {f for f in cls.__dataclass_fields__} - {"keys", "rules"}
+        return cls(
+            **{k: v for k, v in d.items() if k in fields},
+            rules=tuple(d.get("rules") or ()),
+            keys=kc,
+        )
+
+
+def _upgrade_0_to_1(d: dict[str, Any]) -> dict[str, Any]:
+    return {"version": 1, "sources": d.get("sources", [])}
+
+
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _upgrade_0_to_1}
+
+
+def config_path() -> Path:
+    if env := os.environ.get("SEALCHECK_CONFIG_DIR"):
+        return Path(env) / "sources.json"
+    return platformdirs.user_config_path("sealcheck") / "sources.json"
+
+
+class SourceStore:
+    """Load and save the list of sources; writes are atomic (temp file + rename)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or config_path()
+
+    def load(self) -> list[SourceConfig]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError):
+            return []  # an unreadable file is not fatal; the next save replaces it
+        version = int(data.get("version", 0))
+        while version < SETTINGS_VERSION:
+            data = _UPGRADES[version](data)
+            version = int(data["version"])
+        out = []
+        for item in data.get("sources", []):
+            try:
+                out.append(SourceConfig.from_json(item))
+            except (TypeError, ValueError):
+                continue
+        return out
+
+    def save(self, sources: list[SourceConfig]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"version": SETTINGS_VERSION, "sources": [s.to_json() for s in sources]}
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".sources.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(payload, f, indent=2)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

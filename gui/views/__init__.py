@@ -1,0 +1,1 @@
+"""Widgets only: the main window, its panes, dialogs and wizards."""

@@ -1,0 +1,973 @@
+"""The main window: Sources, Backups (with Versions and Details), Keys, and the Jobs panel.
+
+Keyboard: Tab goes Sources → page tabs → filter → Backups → Versions → Details → Jobs
+(each job's Details and Cancel). Every action has a shortcut (Ctrl+R verify, Ctrl+T
+restore test, F5 refresh, Ctrl+F find, ...; see the menus). Enter on a backup moves to
+its versions; Enter on a version verifies it (as Ctrl+R does: a verify writes nothing).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+    QResizeEvent,
+)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QScrollArea,
+    QSizePolicy,
+    QSplitter,
+    QTabWidget,
+    QToolBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sealcheck.core.errors import SealcheckError
+from sealcheck.core.keys.custody import KeyStore
+from sealcheck.core.storage.listing import UNVERSIONED, ObjectVersion, version_text
+from sealcheck.core.storage.s3 import make_client
+
+from ..errortext import describe
+from ..jobs import queue as jobs_mod
+from ..jobs.queue import JobQueue, JobRecord, JobSpec, JobState, RestoreTestSpec
+from ..jobs.recover import Recovery, RecoveryResult, recovery_candidates
+from ..look.icons import icon
+from ..look.sizes import fit_to_screen, text_lines, text_width
+from ..state.keysession import KeySession
+from ..state.models import VersionRow, guess_database
+from ..state.results import Outcome, ResultStore, VersionKey, duration_text
+from ..state.selection import selection_summary
+from ..state.settings import KeyChoice, SourceConfig, SourceStore
+from .about import show_about
+from .browser import BackupBrowser
+from .dialogs import SourceDialog, ask_secret
+from .exportdialog import ExportDialog
+from .historyview import Context as HistoryContext
+from .historyview import HistoryView, Scope
+from .jobpanel import JobPanel, job_summary
+from .jobpanel import bucket as job_bucket
+from .keyspage import KeysPage
+from .notify import Notifier
+from .preflight import key_problem
+from .preflight import warn as preflight_warn
+from .restorewizard import RestoreTestWizard
+from .stopjobs import confirm_stop
+
+DETAILS_EVERY_MS = 500  # the Details pane's refresh while a batch of jobs runs
+
+
+def default_client(source: SourceConfig) -> Any:
+    return make_client(source.s3())
+
+
+def restored_name(key: str) -> str:
+    base = key.rsplit("/", 1)[-1]
+    for suffix in (".enc", ".aes256", ".aes", ".gpg", ".gz", ".bz", ".bz2", ".zst", ".xz"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    return base if base.endswith((".sql", ".xbstream")) else base + ".restored"
+
+
+def restored_version_name(key: str, version_id: str | None) -> str:
+    """``restored_name`` with the version in it, for several versions in one folder:
+    ``backup-full.sql`` → ``backup-full.3HL4kqtJlcpX.sql``."""
+    name = restored_name(key)
+    if not version_id:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    # S3's "null" version (written while versioning was off) is no id to show.
+    tag = "".join(c for c in version_id if c.isalnum())[:12]
+    tag = tag if tag and version_id != "null" else "unversioned"
+    return f"{stem}.{tag}.{ext}" if dot else f"{name}.{tag}"
+
+
+def short_version(version_id: str | None) -> str:
+    """A version id short enough for a title, long enough to tell versions apart."""
+    text = str(version_text(version_id))
+    return text if text == UNVERSIONED or len(text) <= 12 else text[:10] + "…"
+
+
+def job_title(verb: str, d: ObjectVersion) -> str:
+    """``Verify db/x.sql.gz (2026-11-27 03:00:07, version 3HL4kqtJlc…)``: two nightly
+    uploads a minute apart, or two versions of one second, still read differently."""
+    when: str = d.last_modified.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return f"{verb} {d.key} ({when}, version {short_version(d.version_id)})"
+
+
+class MainWindow(QMainWindow):
+    closed = Signal()
+
+    def __init__(
+        self,
+        store: SourceStore | None = None,
+        *,
+        session_sources: list[SourceConfig] | None = None,
+        key_store: KeyStore | None = None,
+        client_factory: Any = default_client,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._toolbar_full: int | None = None  # the toolbar's width with every action's words
+        self.setWindowTitle("Sealcheck")
+        self.setWindowIcon(icon("app"))
+        # ~180 characters by ~46 lines of the UI font, never more than the screen shows
+        # (a 1920x1080 laptop at 200 % has 960x540 logical pixels).
+        self.resize(fit_to_screen(self, QSize(text_width(self, 180), text_lines(self, 46))))
+        self.store = store or SourceStore()
+        self.saved = self.store.load()
+        self.session_sources = list(session_sources or [])
+        self.results = ResultStore.persistent(self)
+        self.queue = JobQueue(self.results, self)
+        self.keys = KeySession(self._ask_passphrase, self._ask_pin)
+        # The wizard's last choices, for this session only (paths and a DSN, no password).
+        self.restore_test_choice = RestoreTestSpec()
+        self.restore_wizard: RestoreTestWizard | None = None
+        self._ask_before_close = True  # False when a signal closes the window (app.py)
+
+        self.sources = QListWidget()
+        self.sources.setAccessibleName("Sources")
+        self.sources.setMinimumWidth(text_width(self.sources, 22))
+        self.browser = BackupBrowser(self.results, client_factory)
+        self.keys_page = KeysPage(key_store)
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Pages")
+        self._tab_icons: tuple[str, ...] = ("source", "key")
+        self.tabs.addTab(self.browser, icon("source"), "&Backups")
+        # The Keys page needs more height than a 200 % laptop screen leaves: it scrolls.
+        self.keys_scroll = QScrollArea()
+        self.keys_scroll.setAccessibleName("Keys page")
+        self.keys_scroll.setWidgetResizable(True)
+        self.keys_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.keys_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to its controls
+        self.keys_scroll.setWidget(self.keys_page)
+        self.tabs.addTab(self.keys_scroll, icon("key"), "&Keys")
+        # Every recorded result, filtered; evidence export (historyview.py, exportdialog.py).
+        self.history_view = HistoryView(self.results.history)
+        # No Alt+letter of its own (every letter of "History" is taken): Ctrl+H goes there.
+        self.tabs.addTab(self.history_view, icon("history"), "History")
+        self.tabs.setTabToolTip(2, "Every recorded result, and evidence export (Ctrl+H)")
+        self._tab_icons = ("source", "key", "history")
+        self.export_dialog: ExportDialog | None = None
+        # "3 selected: 2 OK, 1 FAILED" for a multi-selection (selection.py).
+        self.selection_note = QLabel()
+        self.selection_note.setAccessibleName("Selection summary")
+        # Its text never widens the window (a 200 % laptop screen has 960 logical pixels).
+        self.selection_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.selection_note.setMinimumWidth(text_width(self.selection_note, 24))
+        self.statusBar().addPermanentWidget(self.selection_note)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        label = QLabel("S&ources")  # Alt+O: Alt+S opens the Source menu
+        label.setBuddy(self.sources)
+        ll.addWidget(label)
+        ll.addWidget(self.sources)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(self.tabs)
+        split.setSizes([220, 1060])
+        self.setCentralWidget(split)
+
+        self.job_panel = JobPanel(self.queue)
+        dock = QDockWidget("Jobs", self)
+        dock.setObjectName("jobs")
+        dock.setAccessibleName("Jobs panel")
+        dock.setWidget(self.job_panel)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        # Room for a job or two; less on a short screen, where the backups come first.
+        jobs_height = min(text_lines(self, 11), int(self.height() * 0.28))
+        self.resizeDocks([dock], [jobs_height], Qt.Orientation.Vertical)
+        self.notifier = Notifier(self.statusBar(), icon("app"), self)
+        self.recovery: Recovery | None = None  # Recover's run, one at a time
+        self._make_actions()
+        self._make_history_actions()
+        self.setAcceptDrops(True)  # backup files and folders dropped become sources
+
+        self.sources.currentRowChanged.connect(self._on_source_changed)
+        self.browser.status.connect(lambda t: self.statusBar().showMessage(t))
+        self.keys_page.keys_changed.connect(self._on_keys_changed)
+        self.keys_page.message.connect(lambda t: self.statusBar().showMessage(t, 8000))
+        # A history that cannot be read or written: say so once; results stay in memory.
+        self.results.warning.connect(self._history_problem)
+        if self.results.problem:
+            self._history_problem(self.results.problem)
+        self.queue.ended.connect(self._on_job_ended)
+        self._batch: list[JobRecord] = []  # jobs ended since the queue was last idle
+        self.preflight_box: QMessageBox | None = None
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(300)
+        self._fit_timer.timeout.connect(self.browser.fit_columns)
+        # The Details pane follows each result at once, but while a batch runs (a result
+        # every few tens of ms, hundreds of versions selected, each redraw reading the
+        # whole selection) at most every DETAILS_EVERY_MS: the event loop stays free.
+        self.results.changed.disconnect(self.browser._on_result)
+        self._details_timer = QTimer(self)
+        self._details_timer.setSingleShot(True)
+        self._details_timer.setInterval(DETAILS_EVERY_MS)
+        self._details_timer.timeout.connect(self._on_results_settled)
+        self.results.changed.connect(self._on_result)
+        self.history_view.export_requested.connect(self.export_evidence)
+        # The OS switched light/dark (Qt 6.5+); the palette change event covers the rest.
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self.retint)
+        self._fill_sources()
+
+    # --- actions --------------------------------------------------------------
+
+    def _action(self, text: str, icon_name: str, shortcut: Any, slot: Any, tip: str) -> QAction:
+        a = QAction(icon(icon_name), text, self)
+        self._icons.append((a, icon_name))
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+        a.setToolTip(f"{tip} ({a.shortcut().toString()})" if shortcut else tip)
+        a.setStatusTip(tip)
+        a.triggered.connect(slot)
+        return a
+
+    def retint(self, *_args: object) -> None:
+        """The OS switched light/dark: redraw the icons in the new text colour."""
+        for a, name in self._icons:
+            a.setIcon(icon(name))
+        for i, name in enumerate(self._tab_icons):
+            self.tabs.setTabIcon(i, icon(name))
+        source_icon = icon("source")
+        for i in range(self.sources.count()):
+            self.sources.item(i).setIcon(source_icon)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self.retint()
+        elif event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._toolbar_full = None  # measure again
+            self._fit_toolbar()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_toolbar()
+
+    def _fit_toolbar(self) -> None:
+        """In a narrow window (a laptop at 200 %) the source actions show their icons only
+        (names in tooltips and for screen readers), so the job actions keep their words
+        instead of going into the toolbar's » menu."""
+        bar = getattr(self, "toolbar", None)
+        if bar is None:
+            return
+        full = self._toolbar_full
+        if full is None:
+            self._compact_toolbar(False)
+            full = self._toolbar_full = bar.sizeHint().width()
+        horizontal = bar.orientation() == Qt.Orientation.Horizontal
+        self._compact_toolbar(horizontal and self.width() < full)
+
+    def _compact_toolbar(self, on: bool) -> None:
+        low, normal = QAction.Priority.LowPriority, QAction.Priority.NormalPriority
+        for a in (self.add_act, self.edit_act, self.remove_act):
+            if a.priority() != (low if on else normal):
+                a.setPriority(low if on else normal)
+
+    def _make_actions(self) -> None:
+        self._icons: list[tuple[QAction, str]] = []
+        self.add_act = self._action(
+            "Add source…",
+            "add",
+            QKeySequence.StandardKey.New,
+            self.add_source,
+            "Add an S3 location",
+        )
+        self.edit_act = self._action(
+            "Edit source…", "edit", "Ctrl+E", self.edit_source, "Edit the selected source"
+        )
+        self.remove_act = self._action(
+            "Remove source", "remove", None, self.remove_source, "Forget the selected source"
+        )
+        self.open_act = self._action(
+            "Open backup file…",
+            "add",
+            QKeySequence.StandardKey.Open,
+            self.open_backup_file,
+            "Open a backup file as a source (or drop files and folders on the window)",
+        )
+        self.recover_act = self._action(
+            "Re&cover…",
+            "restore",
+            "Ctrl+Shift+R",
+            self.recover_dialog,
+            "Recover: restore the newest version that verifies (newest first, to a file)",
+        )
+        self.refresh_act = self._action(
+            "Refresh",
+            "refresh",
+            "F5",  # not StandardKey.Refresh: on GNOME that is also Ctrl+R, Verify's key
+            self.browser.refresh,
+            "List the backups again",
+        )
+        self.verify_act = self._action(
+            "&Verify",
+            "verify",
+            "Ctrl+R",
+            self.verify_selected,
+            "Verify the selected versions end to end (writes nothing)",
+        )
+        self.restore_act = self._action(
+            "Restore to &file…",
+            "restore",
+            "Ctrl+Shift+S",
+            self.restore_selected_dialog,
+            "Decrypt and decompress the selected version into a file",
+        )
+        self.restore_test_act = self._action(
+            "Restore &test…",
+            "restoretest",
+            "Ctrl+T",
+            self.restore_test_dialog,
+            "Load the selected versions into a throwaway database server and check what comes back",
+        )
+        self.cancel_act = self._action(
+            "Cancel jobs",
+            "cancel",
+            "Ctrl+.",
+            self.cancel_jobs,
+            "Cancel every queued and running job",
+        )
+        self.find_act = QAction("&Find backups", self)
+        self.find_act.setShortcut(QKeySequence.StandardKey.Find)
+        self.find_act.setStatusTip("Filter the backups by name, format or result")
+        self.find_act.triggered.connect(self._find)
+        self.addAction(self.find_act)
+        bar = QToolBar("Main")
+        bar.setObjectName("main-toolbar")
+        bar.setAccessibleName("Main toolbar")
+        self.toolbar = bar
+        bar.setIconSize(QSize(20, 20))
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for a in (self.add_act, self.edit_act, self.remove_act):
+            bar.addAction(a)
+        bar.addSeparator()
+        for a in (
+            self.refresh_act,
+            self.verify_act,
+            self.restore_act,
+            self.recover_act,
+            self.restore_test_act,
+            self.cancel_act,
+        ):
+            bar.addAction(a)
+        self.addToolBar(bar)
+        menu = self.menuBar()
+        # Qt's overflow buttons (shown when the window is narrow) have no name of their own.
+        for owner, name in ((bar, "qt_toolbar_ext_button"), (menu, "qt_menubar_ext_button")):
+            ext = owner.findChild(QToolButton, name)
+            if ext is not None:
+                ext.setAccessibleName("More actions" if owner is bar else "More menus")
+        m = menu.addMenu("&Source")
+        for a in (self.add_act, self.open_act, self.edit_act, self.remove_act, self.refresh_act):
+            m.addAction(a)
+        m.addSeparator()
+        m.addAction(self.find_act)
+        j = menu.addMenu("&Jobs")
+        for a in (self.verify_act, self.restore_act, self.recover_act, self.restore_test_act):
+            j.addAction(a)
+        j.addAction(self.cancel_act)
+        # Recover on a backup's row too: the newest good version is one click away.
+        sets_view = self.browser.sets_view
+        sets_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        sets_view.addActions([self.verify_act, self.recover_act])
+        # The versions' context menu: the same actions, on what is under the pointer.
+        versions = self.browser.versions_view
+        versions.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        versions.addActions(
+            [self.verify_act, self.restore_act, self.recover_act, self.restore_test_act]
+        )
+        # Enter (or a double click) on a version verifies it; on a backup, goes to its versions.
+        versions.activated.connect(self._on_version_activated)
+        self.browser.sets_view.activated.connect(lambda _i: versions.setFocus())
+        versions.selectionModel().selectionChanged.connect(self._update_actions)
+        self.browser.versions.modelReset.connect(self._update_actions)
+        self.browser.sets_view.selectionModel().selectionChanged.connect(self._update_actions)
+        self._update_actions()
+        h = menu.addMenu("&Help")
+        self.about_act = h.addAction("&About Sealcheck", lambda: show_about(self))
+        self.about_act.setMenuRole(QAction.MenuRole.AboutRole)
+        h.addAction("About &Qt", QApplication.aboutQt).setMenuRole(QAction.MenuRole.AboutQtRole)
+
+    def _update_actions(self, *_args: object) -> None:
+        # Nothing verifiable selected (an object that is not a backup, a delete marker):
+        # the jobs are not offered.
+        targets = self.targets()
+        offered = bool(targets)
+        self._update_selection_info(targets)
+        for act in (self.verify_act, self.restore_act, self.restore_test_act):
+            act.setEnabled(offered)
+        idle = self.recovery is None or self.recovery.done
+        backup = self.browser.versions.backup
+        self.recover_act.setEnabled(idle and bool(recovery_candidates(backup)))
+
+    def _find(self) -> None:
+        self.tabs.setCurrentWidget(self.browser)
+        self.browser.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.browser.filter.selectAll()
+
+    def _on_version_activated(self, index: QModelIndex) -> None:
+        if index.isValid() and self.browser.versions.verifiable(index.row()):
+            self.verify_selected()
+
+    # --- sources ------------------------------------------------------------------
+
+    def all_sources(self) -> list[SourceConfig]:
+        return self.session_sources + self.saved
+
+    def _fill_sources(self, select: int = 0) -> None:
+        self.sources.blockSignals(True)
+        self.sources.clear()
+        for i, s in enumerate(self.all_sources()):
+            item = QListWidgetItem(icon("source"), s.name)
+            item.setToolTip(s.uri + (f"\n{s.endpoint_url}" if s.endpoint_url else ""))
+            if i < len(self.session_sources):
+                item.setToolTip(item.toolTip() + "\n(this session only; not saved)")
+            self.sources.addItem(item)
+        self.sources.blockSignals(False)
+        if self.sources.count():
+            self.sources.setCurrentRow(min(select, self.sources.count() - 1))
+        else:
+            self._on_source_changed(-1)
+            self.statusBar().showMessage(
+                "No sources yet: add one with Source → Add source… (Ctrl+N)"
+            )
+
+    def current_source(self) -> SourceConfig | None:
+        i = self.sources.currentRow()
+        srcs = self.all_sources()
+        return srcs[i] if 0 <= i < len(srcs) else None
+
+    def _on_source_changed(self, _row: int) -> None:
+        src = self.current_source()
+        self.keys_page.set_choice(src.keys if src else KeyChoice())
+        self.browser.load(src)
+
+    def _replace_source(self, old: SourceConfig, new: SourceConfig) -> None:
+        if old in self.session_sources:
+            self.session_sources[self.session_sources.index(old)] = new
+        else:
+            self.saved[self.saved.index(old)] = new
+            self.store.save(self.saved)
+
+    def add_source(self) -> None:
+        dlg = SourceDialog(parent=self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self.saved.append(dlg.value())
+            self.store.save(self.saved)
+            self._fill_sources(len(self.all_sources()) - 1)
+        dlg.deleteLater()
+
+    def edit_source(self) -> None:
+        src = self.current_source()
+        if src is None:
+            return
+        row = self.sources.currentRow()
+        dlg = SourceDialog(src, self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self._replace_source(src, dlg.value())
+            self._fill_sources(row)
+        dlg.deleteLater()
+
+    def remove_source(self) -> None:
+        src = self.current_source()
+        if src is None:
+            return
+        if src in self.session_sources:
+            self.session_sources.remove(src)
+        else:
+            self.saved.remove(src)
+            self.store.save(self.saved)
+        self._fill_sources()
+
+    def open_backup_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open backup file", str(Path.home()))
+        if path:
+            self.open_paths([Path(path)])
+
+    def open_paths(self, paths: list[Path]) -> None:
+        """Files and folders as sources of this session (opened or dropped): listed as a
+        folder is, a file with its wrapped key beside it. One already there is selected."""
+        row = None
+        for p in paths:
+            src = SourceConfig.local(p)
+            known = [s.path for s in self.all_sources()]
+            if src.path in known:
+                row = known.index(src.path)
+                continue
+            self.session_sources.append(src)
+            row = len(self.session_sources) - 1
+        if row is not None:
+            self._fill_sources(row)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    def _on_keys_changed(self, choice: KeyChoice) -> None:
+        src = self.current_source()
+        if src is not None and src.keys != choice:
+            self._replace_source(src, replace(src, keys=choice))
+            self.keys.forget()
+
+    # --- jobs -------------------------------------------------------------------
+
+    def _ask_passphrase(self, prompt: str) -> bytes | None:
+        return ask_secret(self, "Key passphrase", prompt)
+
+    def _ask_pin(self, prompt: str) -> bytes | None:
+        return ask_secret(self, "Token PIN", prompt + "\nThe PIN is asked once and never stored.")
+
+    def _spec(
+        self, row: VersionRow, operation: str, dest: Path | None = None, *, confirmed: bool = True
+    ) -> JobSpec:
+        src = self.current_source()
+        assert src is not None
+        d, k = row.data, row.key
+        verb = {"verify": "Verify", "restore": "Restore", "restore-test": "Restore test"}[operation]
+        return JobSpec(
+            operation=operation,  # type: ignore[arg-type]
+            data=src.object_uri(d.key),
+            version_id=d.version_id,
+            wrapped=src.object_uri(k.key) if k else None,
+            wrapped_version_id=k.version_id if k else None,
+            s3=src.s3(),
+            destination=dest,
+            # Only the save dialog asks "replace it?": a file it returns may be replaced.
+            overwrite=confirmed and dest is not None and dest.exists(),
+            title=job_title(verb, d),
+        )
+
+    def submit(self, spec: JobSpec) -> JobRecord | None:
+        src = self.current_source()
+        try:
+            secrets = self.keys.secrets(src.keys if src else KeyChoice())
+        except SealcheckError as exc:
+            msg = describe(exc)
+            self.results.put(
+                (spec.object_key, spec.version_id), Outcome(None, msg, jobs_mod.utc_now())
+            )
+            rec = self.queue.submit_failed(spec, msg)
+            self.statusBar().showMessage(msg.one_line(), 10000)
+            return rec
+        return self.queue.submit(spec, secrets)
+
+    def targets(self) -> list[VersionRow]:
+        """The selected versions; with several backups selected, the newest of each."""
+        sets = self.browser.selected_sets()
+        if len(sets) <= 1:
+            vm = self.browser.versions
+            return [vm.row_at(r) for r in self._version_rows() if vm.verifiable(r)]
+        out = []
+        for s in sets:
+            if not s.recognised:
+                continue  # readme.txt, photos/cat.jpg: never offered for verification
+            pair = next((p for p in s.pairs if not p.data.delete_marker), None)
+            if pair is not None:
+                out.append(VersionRow(pair.data, pair.key, pair.issue))
+        return out
+
+    def _preflight(self, count: int, what: str) -> bool:
+        """Several jobs: check once that the source's keys can be gathered; if not,
+        say so once and queue nothing (one job shows the reason in its own row)."""
+        src = self.current_source()
+        if count < 2 or src is None:
+            return True
+        problem = key_problem(self.keys, src.keys)
+        if problem is None:
+            return True
+        self.preflight_box = preflight_warn(self, count, what, src.name, problem)
+        self.statusBar().showMessage(f"Nothing queued: {problem.one_line()}", 10000)
+        return False
+
+    def verify_selected(self) -> list[JobRecord]:
+        out: list[JobRecord] = []
+        rows = self.targets()
+        if not self._preflight(len(rows), "verifications"):
+            return out
+        out = self.submit_all([self._spec(row, "verify") for row in rows])
+        if not out:
+            self.statusBar().showMessage("Select a version (or a backup) to verify", 6000)
+        return out
+
+    def submit_all(self, specs: list[JobSpec]) -> list[JobRecord]:
+        """One job as ``submit`` does; a batch through the queue's ``submit_many``,
+        whose jobs gather their secrets as they start (cheap to queue, see jobs.py)."""
+        if len(specs) == 1:
+            rec = self.submit(specs[0])
+            return [rec] if rec is not None else []
+        src = self.current_source()
+        choice = src.keys if src else KeyChoice()
+        return self.queue.submit_many(specs, lambda _spec: self.keys.secrets(choice))
+
+    def restore_selected(self, dest: Path) -> JobRecord | None:
+        rows = self.browser.selected_versions()
+        if not rows:
+            self.statusBar().showMessage("Select one version to restore", 6000)
+            return None
+        return self.submit(self._spec(rows[0], "restore", dest))
+
+    def restore_selected_to_folder(self, folder: Path) -> list[JobRecord]:
+        """One restore per selected version (or the newest of each selected backup), each
+        to its own file named after the object and the version; an existing file is never
+        overwritten (that job fails and says so)."""
+        out: list[JobRecord] = []
+        rows = self.targets()
+        if not self._preflight(len(rows), "restores"):
+            return out
+        out = self.submit_all(
+            [
+                self._spec(row, "restore", folder / self._restored_file(row), confirmed=False)
+                for row in rows
+            ]
+        )
+        if not out:
+            self.statusBar().showMessage("Select the versions to restore", 6000)
+        return out
+
+    @staticmethod
+    def _restored_file(row: VersionRow) -> str:
+        return restored_version_name(row.data.key, row.data.version_id)
+
+    def restore_selected_dialog(self) -> None:
+        rows = self.targets()
+        if not rows:
+            self.statusBar().showMessage("Select one version to restore", 6000)
+            return
+        if len(rows) > 1:
+            folder = QFileDialog.getExistingDirectory(
+                self, f"Restore {len(rows)} versions to folder", str(Path.home())
+            )
+            if folder:
+                self.restore_selected_to_folder(Path(folder))
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Restore to file", str(Path.home() / restored_name(rows[0].data.key))
+        )
+        if path:
+            self.restore_selected(Path(path))
+
+    def restore_test_dialog(self) -> RestoreTestWizard | None:
+        """Open the wizard on the selected versions; Start queues one job per version."""
+        rows = self.targets()
+        if not rows:
+            self.statusBar().showMessage("Select one or more versions to restore-test", 6000)
+            return None
+        rows = self._oldest_first(rows)  # the order they will run in
+        titles = [self._spec(r, "restore-test").title for r in rows]
+        guesses = [
+            guess_database(r.data.key, self.results.get((r.data.key, r.data.version_id)))
+            for r in rows
+        ]
+        hints = [g for g in guesses if g != "–"]  # "–": nothing to go by
+        wiz = RestoreTestWizard(titles, hints, self.restore_test_choice, self)
+        self.restore_wizard = wiz
+
+        def finished(result: int) -> None:
+            if result == QDialog.DialogCode.Accepted:
+                self.restore_test_choice = wiz.value()
+                self.restore_test_selected(self.restore_test_choice, rows)
+            self.restore_wizard = None
+            wiz.deleteLater()
+
+        wiz.finished.connect(finished)
+        wiz.open()
+        return wiz
+
+    def restore_test_selected(
+        self, options: RestoreTestSpec, rows: list[VersionRow] | None = None
+    ) -> list[JobRecord]:
+        out: list[JobRecord] = []
+        chosen = rows if rows is not None else self.targets()
+        if not self._preflight(len(chosen), "restore tests"):
+            return out
+        # Oldest first: each version is then compared with the one tested just before it
+        # (the queue resolves the drift baseline when a job starts, see _earlier).
+        return self.submit_all(
+            [
+                replace(
+                    self._spec(row, "restore-test"),
+                    restore_test=replace(options, compare_with=self._earlier(row)),
+                )
+                for row in self._oldest_first(chosen)
+            ]
+        )
+
+    def _oldest_first(self, rows: list[VersionRow]) -> list[VersionRow]:
+        """By upload time; versions of one second keep S3's order (it lists a key's
+        versions newest first), so the listing breaks the tie."""
+        place: dict[VersionKey, int] = {}
+        for s in (self.browser.versions.backup, *self.browser.selected_sets()):
+            for i, p in enumerate(s.pairs if s is not None else ()):
+                place.setdefault((p.data.key, p.data.version_id), i)
+
+        def age(r: VersionRow) -> tuple[Any, int]:
+            return (r.data.last_modified, -place.get((r.data.key, r.data.version_id), 0))
+
+        return sorted(rows, key=age)
+
+    def _earlier(self, row: VersionRow) -> tuple[VersionKey, ...]:
+        """Where drift is measured from: the older versions of the same backup, newest
+        first, then this version's own earlier run."""
+        this = (row.data.key, row.data.version_id)
+        for s in (self.browser.versions.backup, *self.browser.selected_sets()):
+            if s is None:
+                continue
+            keys = [(p.data.key, p.data.version_id) for p in s.pairs]  # newest first
+            if this in keys:
+                older = s.pairs[keys.index(this) + 1 :]
+                live = [(p.data.key, p.data.version_id) for p in older if not p.data.delete_marker]
+                return (*live, this)
+        return (this,)
+
+    def recover_dialog(self) -> None:
+        rows = recovery_candidates(self.browser.versions.backup)
+        if not rows:
+            self.statusBar().showMessage("Select a backup to recover", 6000)
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Recover to file", str(Path.home() / restored_name(rows[0].data.key))
+        )
+        if path:
+            self.recover_to(Path(path))
+
+    def recover_to(self, dest: Path) -> Recovery | None:
+        """Restore the newest version of the shown backup that verifies into ``dest``
+        (gui/jobs/recover.py: newest first, the next only after a FAILED verdict)."""
+        rows = recovery_candidates(self.browser.versions.backup)
+        if not rows or (self.recovery is not None and not self.recovery.done):
+            return None
+        rec = Recovery(
+            self.queue,
+            rows,
+            dest,
+            lambda r: self._spec(r, "restore", dest),
+            self.submit,
+            self,
+        )
+        rec.step.connect(lambda text: self.statusBar().showMessage(text))
+        rec.finished.connect(self._recovered)
+        self.recovery = rec
+        self._update_actions()
+        rec.start()
+        return rec
+
+    def _recovered(self, result: RecoveryResult) -> None:
+        text = result.text()
+        self.statusBar().showMessage(text, 30000)
+        self.notifier.notify("Sealcheck recover", text, failed=result.restored is None)
+        self._update_actions()
+
+    def _history_problem(self, text: str) -> None:
+        self.statusBar().showMessage(
+            f"Verification history unavailable: {text} Results are kept for this session only.",
+            20000,
+        )
+
+    def _version_rows(self) -> list[int]:
+        """The selected rows of the versions table, from the selection's ranges: with
+        700 rows selected, ``selectedRows()`` calls into the model ~100,000 times (20 ms
+        and more), the ranges are a handful."""
+        rows: set[int] = set()
+        sel = self.browser.versions_view.selectionModel().selection()
+        for i in range(sel.count()):
+            rng = sel.at(i)
+            rows.update(range(rng.top(), rng.bottom() + 1))
+        return sorted(rows)
+
+    def _on_result(self, _key: VersionKey) -> None:
+        if self.queue.pending():
+            if not self._details_timer.isActive():
+                self._details_timer.start()
+            return
+        self._details_timer.stop()
+        self._on_results_settled()
+
+    def _on_results_settled(self) -> None:
+        """What the browser's own handler shows (the first selected version), cheaply."""
+        rows = self._version_rows()
+        vm = self.browser.versions
+        if rows:
+            self.browser.details.show_version(vm.row_at(rows[0]), vm.state(rows[0]))
+        else:
+            self.browser.details.show_version(None, None)
+        self._update_selection_info(self.targets())
+        self.history_view.reload_soon()
+
+    # --- history and evidence ---------------------------------------------------------
+
+    def _make_history_actions(self) -> None:
+        self.show_history_act = self._action(
+            "Show &history",
+            "history",
+            "Ctrl+H",
+            self.show_history,
+            "Every recorded result of the selected versions (History page)",
+        )
+        self.export_act = self._action(
+            "&Export evidence report…",
+            "export",
+            "Ctrl+Shift+E",
+            self.export_evidence,
+            "Write an evidence report (HTML or JSON, sealed) as 'sealcheck report export' does",
+        )
+        jobs_menu = next(
+            m
+            for a in self.menuBar().actions()
+            if a.text() == "&Jobs" and isinstance(m := a.menu(), QMenu)
+        )
+        jobs_menu.addSeparator()
+        jobs_menu.addActions([self.show_history_act, self.export_act])
+        self.browser.versions_view.addActions([self.show_history_act, self.export_act])
+
+    def _update_selection_info(self, targets: list[VersionRow]) -> None:
+        """The selection summary and the History page's scopes follow the selection."""
+        several_sets = len(self.browser.selected_sets()) > 1
+        keys = [(r.data.key, r.data.version_id) for r in targets]
+        note = ""
+        if len(keys) > 1:
+            note = selection_summary(self.results, keys, "backups" if several_sets else "")
+        self.selection_note.setText(note)
+        self.selection_note.setVisible(bool(note))
+        src = self.current_source()
+        backup = self.browser.versions.backup
+        self.history_view.set_context(
+            HistoryContext(
+                source_uri=src.uri if src is not None else None,
+                source_name=src.name if src is not None else "",
+                backup=backup.name if backup is not None else None,
+                backup_keys=frozenset(p.data.key for p in backup.pairs) if backup else frozenset(),
+                versions=frozenset(keys),
+            )
+        )
+
+    def show_history(self) -> None:
+        """The History page on the selected versions (or the source, with none)."""
+        self.history_view.set_scope(Scope.VERSIONS if self.targets() else Scope.SOURCE)
+        self.tabs.setCurrentWidget(self.history_view)
+
+    def export_evidence(self) -> ExportDialog | None:
+        """The export dialog on the History page's selection and latest verdicts; from
+        the Backups page, for the selected versions (read first, off the GUI thread)."""
+        hv = self.history_view
+        if self.tabs.currentWidget() is not hv:
+            self.show_history()
+        if hv.loading or hv._reload_timer.isActive() or hv._stale:
+            hv.loaded.connect(self._export_when_loaded)
+            if not hv.loading:
+                hv.reload()
+            return None
+        return self._open_export(prefer_latest=not hv.selected_entries())
+
+    def _export_when_loaded(self, _n: int) -> None:
+        self.history_view.loaded.disconnect(self._export_when_loaded)
+        self._open_export(prefer_latest=True)
+
+    def _open_export(self, *, prefer_latest: bool) -> ExportDialog:
+        hv = self.history_view
+        where = {
+            Scope.VERSIONS: "selected",
+            Scope.BACKUP: "of this backup",
+            Scope.SOURCE: "of this source",
+            Scope.ALL: "in the history",
+        }[hv.query().scope]
+        picked = hv.selected_entries()
+        dlg = ExportDialog(picked, hv.latest, where, self, prefer_latest=prefer_latest)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.export_dialog = dlg
+        dlg.finished.connect(lambda _r: setattr(self, "export_dialog", None))
+        dlg.open()
+        return dlg
+
+    def _on_job_ended(self, rec: JobRecord) -> None:
+        if rec.state is JobState.CANCELLED and rec.started is None:
+            return  # a queued job cancelled ran nothing: nothing to tell, nothing to fit
+        # Sizing the columns measures every row: once after a burst of jobs, not per job.
+        self._fit_timer.start()
+        self._batch.append(rec)
+        msg = rec.message
+        if rec.state is JobState.DONE:
+            text = f"{rec.spec.title}: OK ({duration_text(rec.elapsed)})"
+        elif rec.state is JobState.CANCELLED:
+            text = f"{rec.spec.title}: cancelled"
+        else:
+            text = f"{rec.spec.title}: {msg.one_line() if msg else 'failed'}"
+        failed = rec.state is JobState.FAILED
+        if self.queue.busy:  # more to come: one notification when the queue is done
+            if rec.elapsed >= jobs_mod.LONG_JOB_S:
+                self.notifier.notify("Sealcheck job finished", text, failed=failed)
+            else:
+                self.statusBar().showMessage(text, 10000)
+            return
+        batch, self._batch = self._batch, []
+        if len(batch) > 1:
+            text = f"{len(batch)} jobs finished: {job_summary(Counter(map(job_bucket, batch)))}"
+            failed = any(r.state is JobState.FAILED for r in batch)
+        took = sum(r.elapsed for r in batch) if batch else rec.elapsed
+        if took >= jobs_mod.LONG_JOB_S or not self.isActiveWindow():
+            title = "Sealcheck jobs finished" if len(batch) > 1 else "Sealcheck job finished"
+            self.notifier.notify(title, text, failed=failed)
+        else:
+            self.statusBar().showMessage(text, 10000)
+
+    # --- closing ------------------------------------------------------------------
+
+    def cancel_jobs(self) -> bool:
+        """Cancel every job; a running restore or restore test is stopped only if the
+        user agrees (its work would be lost)."""
+        if not confirm_stop(self, self.queue, quitting=False):
+            return False
+        self.queue.cancel_all()
+        return True
+
+    def close_without_asking(self) -> bool:
+        """Close as the close button does, without the question (SIGTERM, a logout)."""
+        self._ask_before_close = False
+        return self.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._ask_before_close and not confirm_stop(self, self.queue, quitting=True):
+            event.ignore()
+            return
+        self._fit_timer.stop()
+        self._details_timer.stop()
+        self.history_view.shutdown()
+        self.statusBar().showMessage("Stopping jobs…")
+        self.queue.shutdown(5.0)
+        self.browser.shutdown()
+        self.keys_page.shutdown()
+        self.notifier.close()
+        super().closeEvent(event)
+        self.closed.emit()
