@@ -10,14 +10,7 @@ import datetime as _dt
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
-    Qt,
-)
+from PySide6.QtCore import QModelIndex, QObject, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush
 
 from sealcheck.core.records.verdict import Verdict
@@ -26,12 +19,12 @@ from sealcheck.core.storage.listing import NOT_A_BACKUP, BackupSet, ObjectVersio
 from ..errortext import NOT_CHECKED_TITLE
 from ..look.theme import Tone, status_color
 from .results import Outcome, ResultStore, VersionKey, VersionState, age_text, size_text
+from .tablemodel import Index, RowTableModel
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 OBJECT_ROLE = Qt.ItemDataRole.UserRole + 2
 PROBLEM_ROLE = Qt.ItemDataRole.UserRole + 3
 
-_Index = QModelIndex | QPersistentModelIndex
 _COMPRESSION = {"gz": "gzip", "gzip": "gzip", "bz": "bzip2", "bz2": "bzip2", "zst": "zstd"}
 _COMPRESSION |= {"zstd": "zstd", "xz": "xz"}
 
@@ -150,7 +143,7 @@ def _version_key(v: ObjectVersion | None) -> VersionKey | None:
     return (v.key, v.version_id) if v is not None else None
 
 
-class BackupSetModel(QAbstractTableModel):
+class BackupSetModel(RowTableModel[_SetRow]):
     COLUMNS = (
         "Backup",
         "Database",
@@ -167,7 +160,6 @@ class BackupSetModel(QAbstractTableModel):
     def __init__(self, results: ResultStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._results = results
-        self._rows: list[_SetRow] = []
         self._by_name: dict[str, int] = {}
         self._by_newest: dict[VersionKey, int] = {}
         results.changed.connect(self._on_result)
@@ -193,7 +185,7 @@ class BackupSetModel(QAbstractTableModel):
                 changed.append(i)
         for i in changed:
             self._index_newest(i)
-            self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.COLUMNS) - 1))
+            self.changed_row(i)
         if new:
             first = len(self._rows)
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
@@ -285,30 +277,14 @@ class BackupSetModel(QAbstractTableModel):
             return
         row = self._rows[i]
         self._rows[i] = self._make_row(row.backup, row.signature)
-        self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.COLUMNS) - 1))
+        self.changed_row(i)
 
     # --- Qt model API --------------------------------------------------------
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
+    def cell_text(self, i: int, row: _SetRow, col: int) -> str:
+        return row.display[col]
 
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            if 0 <= section < len(self.COLUMNS):
-                return self.COLUMNS[section]
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not (0 <= index.row() < len(self._rows)):
-            return None
-        row, col = self._rows[index.row()], index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return row.display[col]
+    def cell_data(self, i: int, row: _SetRow, col: int, role: int) -> Any:
         if role == SORT_ROLE:
             return row.sort[col]
         if role == OBJECT_ROLE:
@@ -319,8 +295,6 @@ class BackupSetModel(QAbstractTableModel):
             return row.tooltip
         if role == Qt.ItemDataRole.ForegroundRole and col == self.RESULT_COLUMN:
             return result_brush(row.display[col])
-        if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{self.COLUMNS[col]}: {row.display[col]}"
         return None
 
     def backup_at(self, row: int) -> BackupSet:
@@ -346,7 +320,7 @@ class BackupFilterProxy(QSortFilterProxyModel):
             self._problems_only = on
             self.invalidateRowsFilter()
 
-    def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         if self._problems_only:
             idx = self.sourceModel().index(source_row, 0, source_parent)
             if not idx.data(PROBLEM_ROLE):
@@ -361,7 +335,7 @@ class VersionRow:
     flag: str | None  # orphan, mismatch, delete marker
 
 
-class VersionModel(QAbstractTableModel):
+class VersionModel(RowTableModel[VersionRow]):
     """Every version of one backup set, its paired key version, orphans and mismatches."""
 
     COLUMNS = ("Uploaded", "Version", "Size", "Key version", "Flag", "Last result")
@@ -370,7 +344,6 @@ class VersionModel(QAbstractTableModel):
     def __init__(self, results: ResultStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._results = results
-        self._rows: list[VersionRow] = []
         self.backup: BackupSet | None = None
         results.changed.connect(self._on_result)
 
@@ -400,21 +373,7 @@ class VersionModel(QAbstractTableModel):
     def _on_result(self, key: VersionKey) -> None:
         for i, r in enumerate(self._rows):
             if (r.data.key, r.data.version_id) == key:
-                self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.COLUMNS) - 1))
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            if 0 <= section < len(self.COLUMNS):
-                return self.COLUMNS[section]
-        return None
+                self.changed_row(i)
 
     def outcome(self, row: int) -> Outcome | None:
         """The newest outcome of that row's version, a verdict or not."""
@@ -425,26 +384,18 @@ class VersionModel(QAbstractTableModel):
         r = self._rows[row]
         return self._results.state((r.data.key, r.data.version_id))
 
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not (0 <= index.row() < len(self._rows)):
-            return None
-        r, col = self._rows[index.row()], index.column()
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
-            text = self._display(index.row(), r, col)
-            if role == Qt.ItemDataRole.AccessibleTextRole:
-                return f"{self.COLUMNS[col]}: {text}"
-            return text
+    def cell_data(self, i: int, r: VersionRow, col: int, role: int) -> Any:
         if role == OBJECT_ROLE:
             return r
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == self.RESULT_COLUMN:
-                return state_tip(self.state(index.row())) or r.flag
+                return state_tip(self.state(i)) or r.flag
             return r.flag
         if role == Qt.ItemDataRole.ForegroundRole and col in (4, self.RESULT_COLUMN):
-            return result_brush(self._display(index.row(), r, col))
+            return result_brush(self.cell_text(i, r, col))
         return None
 
-    def _display(self, i: int, r: VersionRow, col: int) -> str:
+    def cell_text(self, i: int, r: VersionRow, col: int) -> str:
         d = r.data
         if col == 0:
             stamp: str = d.last_modified.astimezone().strftime("%Y-%m-%d %H:%M:%S")

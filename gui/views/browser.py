@@ -54,10 +54,10 @@ from ..state.models import (
     BackupSetModel,
     VersionModel,
     VersionRow,
-    _Index,
 )
 from ..state.results import ResultStore
 from ..state.settings import SourceConfig
+from ..state.tablemodel import Index
 from .details import DetailsPane
 
 ClientFactory = Callable[[SourceConfig], Any]
@@ -135,7 +135,7 @@ class SeriesVersionModel(VersionModel):
             return self.NIGHT_HEADER
         return super().headerData(section, orientation, role)
 
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         out = super().data(index, role)
         if (
             index.isValid()

@@ -16,16 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    QThreadPool,
-    QTimer,
-    Signal,
-)
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -48,6 +39,7 @@ from ..errortext import describe
 from ..jobs.worker import Failure, Worker, WorkerContext
 from ..look.theme import Tone, status_color
 from ..state.results import VersionKey
+from ..state.tablemodel import RowTableModel
 
 LIMIT = 5000  # rows shown at most; the newest ones (a filter narrows them)
 
@@ -180,16 +172,9 @@ def load(ctx: WorkerContext, path: Path, q: Query) -> Loaded:
     return Loaded(rows, [e for e in latest.values() if q.in_scope(e)], len(found) > LIMIT)
 
 
-_Index = QModelIndex | QPersistentModelIndex
-
-
-class HistoryModel(QAbstractTableModel):
+class HistoryModel(RowTableModel[Row]):
     COLUMNS = ("When", "Kind", "Backup", "Version", "Result", "Entry", "Host")
     RESULT_COLUMN = 4
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[Row] = []
 
     def set_rows(self, rows: list[Row]) -> None:
         self.beginResetModel()
@@ -202,27 +187,10 @@ class HistoryModel(QAbstractTableModel):
     def entries(self) -> list[Entry]:
         return [r.entry for r in self._rows]
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
+    def cell_text(self, i: int, row: Row, col: int) -> str:
+        return row.display[col]
 
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.COLUMNS[section] if 0 <= section < len(self.COLUMNS) else None
-        return None
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not (0 <= index.row() < len(self._rows)):
-            return None
-        row, col = self._rows[index.row()], index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return row.display[col]
-        if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{self.COLUMNS[col]}: {row.display[col]}"
+    def cell_data(self, i: int, row: Row, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.ForegroundRole and col == self.RESULT_COLUMN:
             return QBrush(status_color(_TONE[row.entry.verdict]))
         if role == Qt.ItemDataRole.ToolTipRole:

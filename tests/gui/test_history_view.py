@@ -62,7 +62,9 @@ def _history_rows(qtbot, win: MainWindow) -> list[tuple[str, ...]]:
     ]
 
 
-def test_multi_selection_summary_and_history_filters(qtbot, tmp_path, demo_s3_bucket):
+def test_multi_selection_summary_and_history_filters(
+    qtbot, qtmodeltester, tmp_path, demo_s3_bucket
+):
     win = _verified_three(qtbot, tmp_path, demo_s3_bucket)
     _select_all(win)
     # v1's newest run could not check it: its verdict (OK) still counts, as on its row.
@@ -78,6 +80,7 @@ def test_multi_selection_summary_and_history_filters(qtbot, tmp_path, demo_s3_bu
     rows = _history_rows(qtbot, win)
     assert len(rows) == 4
     assert [r[4].split(" (")[0] for r in rows] == ["NOT CHECKED", "OK", "OK", "FAILED"]
+    qtmodeltester.check(hv.model)  # the shared table model, filled with real entries
     assert rows[0][4] == "NOT CHECKED (setup problem)"
     assert [r[1] for r in rows] == ["restore test", "verify", "verify", "verify"]
     assert all(r[2] == SC for r in rows)
