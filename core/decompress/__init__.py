@@ -1,3 +1,3 @@
 """Streaming decompressors with strict end-of-stream checks: the
 reader contract and statistics (base), gzip/bzip2/xz/zstd (readers) and the
-block-parallel bzip2 decoder (bzip2par)."""
+block-parallel bzip2 decoder (the bzip2 package)."""

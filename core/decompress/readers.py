@@ -23,7 +23,7 @@ from isal import igzip_lib, isal_zlib
 from ..errors import IntegrityError, Layer, TruncatedBackup, UnsupportedFormat
 from ..formats import Fmt, sniff
 from ..plumbing.streams import CHUNK, Reader
-from . import bzip2par
+from . import bzip2
 from .base import DecompressReader, DecompressStats
 
 # The isal stubs declare ``error`` as an instance; it is the exception class
@@ -491,7 +491,7 @@ class ZstdReader:
 
 
 # bzip2 stays on libbz2 (bz2, in-process, releases the GIL), decoded block-
-# parallel by core/decompress/bzip2par.py. indexed_bzip2 1.7 was measured as a parallel
+# parallel by the core/decompress/bzip2 package. indexed_bzip2 1.7 was measured as a parallel
 # replacement (bench/RESULTS.md) and rejected: its
 # ``read`` holds the GIL while it waits on its input fd (so it can only be fed
 # from another process), fed from a pipe it keeps the whole compressed input
@@ -502,9 +502,9 @@ class ZstdReader:
 
 def Bzip2Reader(upstream: Reader, *, obj: str | None = None) -> DecompressReader:
     """The bzip2 reader: block-parallel on several cores, else sequential."""
-    if bzip2par.default_workers() < 2:
+    if bzip2.default_workers() < 2:
         return SequentialBzip2Reader(upstream, obj=obj)
-    return bzip2par.ParallelBzip2Reader(upstream, obj=obj)
+    return bzip2.ParallelBzip2Reader(upstream, obj=obj)
 
 
 class PassThrough:

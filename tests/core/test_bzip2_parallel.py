@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 import pytest
 
-from sealcheck.core.decompress import bzip2par
+from sealcheck.core.decompress import bzip2 as parallel
 from sealcheck.core.decompress import readers as compression
-from sealcheck.core.decompress.bzip2par import ParallelBzip2Reader
+from sealcheck.core.decompress.bzip2 import ParallelBzip2Reader
+from sealcheck.core.decompress.bzip2.scanner import Splitter
 from sealcheck.core.decompress.readers import SequentialBzip2Reader, open_decompressor
 from sealcheck.core.errors import IntegrityError, TruncatedBackup
 from sealcheck.core.plumbing.streams import BytesReader, ChainReader, read_exact
@@ -181,11 +182,11 @@ def test_pbzip2_style_one_block_per_stream(big: tuple[bytes, bytes]) -> None:
 def test_open_decompressor_uses_the_parallel_reader(monkeypatch: pytest.MonkeyPatch) -> None:
     blob = bzip2(rows(1000))
     head = blob[:512]
-    monkeypatch.setattr(bzip2par, "default_workers", lambda: 2)
+    monkeypatch.setattr(parallel, "default_workers", lambda: 2)
     d = open_decompressor(head, ChainReader(head, BytesReader(blob[512:])))
     assert isinstance(d, ParallelBzip2Reader)
     d.close()
-    monkeypatch.setattr(bzip2par, "default_workers", lambda: 1)
+    monkeypatch.setattr(parallel, "default_workers", lambda: 1)
     d = open_decompressor(head, ChainReader(head, BytesReader(blob[512:])))
     assert isinstance(d, SequentialBzip2Reader)
 
@@ -198,17 +199,17 @@ def test_false_magic_inside_a_block_is_recovered(
 ) -> None:
     """A cut in the middle of a block (as a chance 48-bit match would make) costs time, not correctness."""
     data, blob = small_blocks
-    real = bzip2par._Splitter._find
+    real = Splitter._find
     calls = {"n": 0}
 
-    def find(self: bzip2par._Splitter, lo: int, limit: int) -> tuple[str, int] | None:
+    def find(self: Splitter, lo: int, limit: int) -> tuple[str, int] | None:
         calls["n"] += 1
         cand = real(self, lo, limit)
         if cand is not None and calls["n"] % 3 == 0 and cand[1] - lo > 4000:
             return ("block", (lo + cand[1]) // 2)  # a false block magic
         return cand
 
-    monkeypatch.setattr(bzip2par._Splitter, "_find", find)
+    monkeypatch.setattr(Splitter, "_find", find)
     recovered = []
     real_recover = ParallelBzip2Reader._recover
     monkeypatch.setattr(
@@ -229,10 +230,10 @@ def test_random_skips_never_change_the_output(monkeypatch: pytest.MonkeyPatch, s
     blob = bzip2(data[: 1 << 20], "-1") + bzip2(data[1 << 20 :], "-1")
     rng = random.Random(seed)
 
-    def search_from(self: bzip2par._Splitter) -> int:
+    def search_from(self: Splitter) -> int:
         return (self.bstart + rng.choice([0, 1000, 50_000, 400_000, 3_000_000]) * 8) // 8 * 8 + 80
 
-    monkeypatch.setattr(bzip2par._Splitter, "_search_from", search_from)
+    monkeypatch.setattr(Splitter, "_search_from", search_from)
     out, d = decode(blob)
     assert out == data
     assert d.stats.members == 2

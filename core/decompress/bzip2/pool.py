@@ -1,0 +1,107 @@
+"""The worker threads that decode blocks, and how their output reaches the reader.
+
+Why threads and not processes: libbz2 releases the GIL while it decodes, so
+threads use every core without copying blocks between processes. Each block
+has its own small output queue, so the reader takes output in block order
+whatever order the workers finish in, and the number of blocks in flight
+(bounded by the reader) bounds memory.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ...plumbing.streams import put_unless
+from .block import BlockJob, decode
+
+# Output held back per block until its CRC is checked. Larger outputs (long
+# runs: a 900k block of zeros decodes to 45 MB) are checked in a first,
+# discarding pass and then decoded again and streamed.
+HOLD_BYTES = 4 << 20
+
+DONE = object()  # the last item of a block's output: its CRC was checked by libbz2
+
+
+@dataclass
+class Failed:
+    """The last item of a block that did not decode: why (a wrong cut, or corruption)."""
+
+    why: str
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+class DecoderPool:
+    """Up to ``workers`` threads, started as blocks arrive, decoding BlockJobs.
+
+    A worker never delivers output before its block's CRC has been checked, so
+    a block that fails (and is then decoded again from another cut) leaves no
+    trace in the output.
+    """
+
+    def __init__(self, workers: int, stopped: Callable[[], bool]) -> None:
+        self._workers = workers
+        self._stopped = stopped
+        self._jobs: queue.Queue[BlockJob | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, job: BlockJob) -> None:
+        if len(self._threads) < self._workers:
+            t = threading.Thread(
+                target=self._work, name=f"sealcheck-bzip2-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(t)
+            t.start()
+        self._jobs.put(job)
+
+    def shutdown(self) -> None:
+        """Stop and join the threads (the jobs left are to be marked cancelled first)."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads.clear()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if job.cancelled:
+                continue
+            try:
+                self._run(job)
+            except BaseException as exc:  # noqa: BLE001 - reported as this block's failure
+                self._put(job, Failed(f"{type(exc).__name__}: {exc}"))
+
+    def _run(self, job: BlockJob) -> None:
+        held: list[bytes] = []
+        size = 0
+
+        def hold(b: bytes) -> bool:
+            nonlocal size
+            size += len(b)
+            if size <= HOLD_BYTES:
+                held.append(b)
+            elif held:
+                held.clear()  # too big to hold: verified first, streamed after
+            return not (job.cancelled or self._stopped())
+
+        why = decode(job, hold)
+        if why is not None:
+            self._put(job, Failed(why))
+            return
+        if size > HOLD_BYTES:
+            why = decode(job, lambda b: self._put(job, b))
+            if why is not None:  # cannot happen: the same bytes decoded a moment ago
+                self._put(job, Failed(why))
+                return
+        elif held:
+            self._put(job, held)
+        self._put(job, DONE)
+
+    def _put(self, job: BlockJob, item: object) -> bool:
+        return put_unless(job.out, item, lambda: job.cancelled or self._stopped())
