@@ -125,6 +125,18 @@ class KeyNotUsable(KeyUnavailable):
     """This key cannot unwrap a data key (no private part, or not allowed to decrypt)."""
 
 
+class PassphraseNeeded(KeyUnavailable):
+    """This private key is encrypted: its passphrase is needed."""
+
+
+class WrongPassphrase(KeyUnavailable):
+    """The passphrase does not open this private key."""
+
+
+class NotAPrivateKey(KeyUnavailable):
+    """This file is not a private key Sealcheck can read."""
+
+
 class MissingTool(SealcheckError):
     """A required program is not installed."""
 

@@ -115,6 +115,23 @@ _WORDS: dict[str, tuple[str, str]] = {
         "Add the key on the Keys page (import a PEM, choose a token key, or a passphrase "
         "file) and verify again.",
     ),
+    "WrongPassphrase": (
+        "The passphrase does not open this private key",
+        "Type the key's passphrase again (it is the one the key file was encrypted with).",
+    ),
+    "PassphraseNeeded": (
+        "This private key is encrypted: its passphrase is needed",
+        "Type the passphrase the key file was encrypted with.",
+    ),
+    "NotAPrivateKey": (
+        "This file is not a private key",
+        "Choose the private key file (PEM or DER, PKCS#1 or PKCS#8), not a public key, "
+        "certificate or backup.",
+    ),
+    "DuplicateKey": (
+        "This key is already held under another name",
+        "Use the name it is held under (the details say which), or rename that one.",
+    ),
     "InsecureKeyring": (
         "No secure OS keyring is available",
         "Start a Secret Service (GNOME Keyring, KWallet) in your session, or use the PEM "

@@ -24,7 +24,7 @@ from .termtext import echo, safe
 
 
 def register(sub: Any) -> None:
-    k = sub.add_parser("key", help="keys Sealcheck can use: import, list, export, remove")
+    k = sub.add_parser("key", help="keys Sealcheck can use: import, list, export, rename, remove")
     ks = k.add_subparsers(dest="key_command", metavar="ACTION")
 
     imp = ks.add_parser("import", help="put a PEM private key into custody (OS keyring)")
@@ -54,6 +54,11 @@ def register(sub: Any) -> None:
     exp = ks.add_parser("export-public", help="print a held key's public key (PEM)")
     exp.add_argument("name")
     exp.set_defaults(func=cmd_export_public)
+
+    ren = ks.add_parser("rename", help="hold a key under another name")
+    ren.add_argument("name")
+    ren.add_argument("new_name", metavar="NEW_NAME")
+    ren.set_defaults(func=cmd_rename)
 
     rm = ks.add_parser("remove", help="remove a key from custody")
     rm.add_argument("name")
@@ -145,6 +150,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_export_public(args: argparse.Namespace) -> int:
     sys.stdout.write(KeyStore().get(args.name).public_pem)
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    info = KeyStore().rename(args.name, args.new_name)
+    echo(f"Key {args.name!r} is now held as {info.name!r}: use it with --key keyring:{info.name}.")
     return 0
 
 

@@ -29,6 +29,7 @@ import platformdirs
 from cryptography.hazmat.primitives import serialization
 
 from ..errors import KeyUnavailable, SealcheckError, UsageError
+from ..plumbing.atomic import AtomicWriter
 from .base import Unwrapped
 from .pem import PemKey
 
@@ -39,6 +40,16 @@ _INSECURE_MODULES = ("keyrings.alt", "keyring.backends.fail", "keyring.backends.
 
 class InsecureKeyring(SealcheckError):
     """No secure OS keyring is available."""
+
+
+class DuplicateKey(UsageError):
+    """This key is already held under another name."""
+
+    def __init__(self, existing: HeldKey) -> None:
+        self.existing = existing
+        super().__init__(
+            f"it is held as {existing.name!r} ({existing.fingerprint}); use that name, or rename it"
+        )
 
 
 def default_folder() -> Path:
@@ -123,6 +134,10 @@ class KeyStore:
         if meta.exists() or kr.get_password(SERVICE, _account(name)) is not None:
             raise UsageError(f"a key named {name!r} is already held; remove it first")
         key = PemKey.from_bytes(pem, f"PEM for {name}", passphrase)
+        # The same key under two names would be two places to rotate or remove it.
+        for held in self.list():
+            if held.fingerprint == key.fingerprint:
+                raise DuplicateKey(held)
         kek = secrets.token_urlsafe(32)
         encrypted = key.private_bytes_encrypted(kek.encode())
         pub = key.public_key()
@@ -178,6 +193,53 @@ class KeyStore:
         for p in self._paths(name):
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
+
+    def rename(self, old: str, new: str) -> HeldKey:
+        """Hold ``old``'s key as ``new``. The new name is complete (keyring entry,
+        encrypted file, metadata) and read back before the old one is removed, so an
+        interruption leaves the key under one name or both, never under none."""
+        self._check_name(new)
+        info = self.get(old)
+        if new == old:
+            return info
+        kr = secure_keyring()
+        p8_new, meta_new = self._paths(new)
+        if meta_new.exists() or kr.get_password(SERVICE, _account(new)) is not None:
+            raise UsageError(f"a key named {new!r} is already held; choose another name")
+        kek = kr.get_password(SERVICE, _account(old))
+        if kek is None:
+            raise KeyUnavailable(
+                f"the keyring has no passphrase for key {old!r} (keyring locked or entry removed)"
+            )
+        renamed = HeldKey(**{**asdict(info), "name": new})
+        try:
+            self._write_private(p8_new, self._paths(old)[0].read_bytes())
+            kr.set_password(SERVICE, _account(new), kek)
+            if kr.get_password(SERVICE, _account(new)) != kek:
+                raise InsecureKeyring("the keyring did not keep the secret (read-back differs)")
+            if self._load(new).fingerprint != info.fingerprint:
+                raise KeyUnavailable(f"the key read back as {new!r} differs from {old!r}")
+            self._write_private(meta_new, json.dumps(asdict(renamed), indent=2).encode())
+        except BaseException:
+            with contextlib.suppress(Exception):
+                kr.delete_password(SERVICE, _account(new))
+            for p in (p8_new, meta_new):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            raise
+        self.remove(old)
+        return renamed
+
+    def export_public(self, name: str, dest: Path, *, overwrite: bool = False) -> HeldKey:
+        """Write the key's public key (PEM) to ``dest``, whole or not at all."""
+        info = self.get(name)
+        w = AtomicWriter(dest, overwrite=overwrite)
+        try:
+            w.write(info.public_pem.encode())
+            w.commit()
+        finally:
+            w.abort()  # a no-op once committed
+        return info
 
     def _load(self, name: str) -> PemKey:
         p8, _ = self._paths(name)

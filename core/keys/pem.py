@@ -16,7 +16,13 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..errors import KeyUnavailable, UsageError
+from ..errors import (
+    KeyUnavailable,
+    NotAPrivateKey,
+    PassphraseNeeded,
+    UsageError,
+    WrongPassphrase,
+)
 from .base import Unwrapped, check_wrapped_size, spki_fingerprint
 
 OAEP_VARIANTS: tuple[tuple[str, padding.OAEP], ...] = (
@@ -61,16 +67,18 @@ class PemKey:
             # Encrypted: ask for the passphrase only now that we know it is needed.
             pw = passphrase() if passphrase else None
             if not pw:
-                raise KeyUnavailable(
+                raise PassphraseNeeded(
                     f"{label} is encrypted; give its passphrase (--key-passphrase-file or the "
                     "prompt)"
                 ) from None
             try:
                 key = loader(data, password=pw)
             except ValueError:
-                raise KeyUnavailable(f"wrong passphrase for {label}") from None
+                raise WrongPassphrase(f"wrong passphrase for {label}") from None
         except (ValueError, UnsupportedAlgorithm):
-            raise KeyUnavailable(f"{label} is not a readable private key") from None
+            raise NotAPrivateKey(
+                f"{label} is not a readable private key (PEM or DER, PKCS#1 or PKCS#8)"
+            ) from None
         if not isinstance(key, rsa.RSAPrivateKey):
             raise UsageError(f"{label} is not an RSA private key")
         return cls(key, label)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.common import run_cli
-from fixtures.pipelines import make_rsa_key, rds_postgres, securecircle
+from fixtures.pipelines import make_rsa_key, rds_postgres, securecircle, sh
 from sealcheck.core.keys.pem import PemKey
 
 
@@ -100,3 +100,65 @@ def test_insecure_backends_are_refused(keyring_session, rsa_key, backend: str) -
     r = run_cli("key", "import", str(rsa_key.private), "--name", "nope", env=env)
     assert r.returncode == 2
     assert "plain text or not at all" in r.stderr
+
+
+def test_the_same_key_under_a_second_name_is_refused_naming_the_first(
+    held: str, rsa_key, tmp_path: Path
+) -> None:
+    # The same key, re-encoded (PKCS#8, encrypted): the SPKI fingerprint is what counts.
+    copy = tmp_path / "copy.pem"
+    sh(f"openssl pkcs8 -topk8 -in {rsa_key.private} -out {copy} -passout pass:again", tmp_path)
+    pf = tmp_path / "pw"
+    pf.write_text("again\n")
+    r = run_cli("key", "import", str(copy), "--name", "second", "--key-passphrase-file", str(pf))
+    assert r.returncode == 2, r.stdout
+    assert "already held under another name" in r.stderr and repr(held) in r.stderr
+    names = [k["name"] for k in json.loads(run_cli("key", "list", "--json").stdout)["keys"]]
+    assert "second" not in names
+
+
+def test_rename_keeps_the_key_and_frees_the_old_name(
+    keyring_session, tmp_path: Path, rsa_key, small_dump
+) -> None:
+    assert run_cli("key", "import", str(rsa_key.private), "--name", "before").returncode == 0
+    try:
+        r = run_cli("key", "rename", "before", "after")
+        assert r.returncode == 0, r.stderr
+        assert "keyring:after" in r.stdout
+        b = securecircle(small_dump, tmp_path, rsa_key)
+        assert run_cli("verify", str(b.data), "--key", "keyring:after").returncode == 0
+        r = run_cli("verify", str(b.data), "--key", "keyring:before")
+        assert r.returncode == 2 and "no key named 'before'" in r.stderr
+    finally:
+        run_cli("key", "remove", "after", "--yes")
+        run_cli("key", "remove", "before", "--yes")
+
+
+def test_a_wrong_passphrase_and_a_file_that_is_no_key_have_their_own_words(
+    keyring_session, tmp_path: Path
+) -> None:
+    k = make_rsa_key(tmp_path, "enc", 2048, passphrase="right")
+    pf = tmp_path / "pw"
+    pf.write_text("wrong\n")
+    r = run_cli("key", "import", str(k.private), "--name", "enc2", "--key-passphrase-file", str(pf))
+    assert r.returncode == 2
+    assert "The passphrase does not open this private key" in r.stderr
+    notkey = tmp_path / "notes.txt"
+    notkey.write_text("not a key at all\n")
+    r = run_cli("key", "import", str(notkey), "--name", "notes")
+    assert r.returncode == 2
+    assert "This file is not a private key Sealcheck can read" in r.stderr
+
+
+def test_export_public_to_a_file_is_whole_or_nothing(held: str, rsa_key, tmp_path: Path) -> None:
+    from sealcheck.core.errors import DestinationError
+    from sealcheck.core.keys.custody import KeyStore
+
+    store = KeyStore()
+    dest = tmp_path / "pub.pem"
+    store.export_public(held, dest)
+    assert dest.read_text() == rsa_key.public.read_text()
+    with pytest.raises(DestinationError, match="already exists"):
+        store.export_public(held, dest)
+    assert dest.read_text() == rsa_key.public.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["pub.pem"]  # no temp file left
