@@ -339,6 +339,33 @@ class History:
         rows = self._select(f"WHERE id IN ({newest}) ORDER BY id DESC", params)
         return {e.version_key: e for e in rows}
 
+    def opened_by_key(self) -> dict[str, list[Subject]]:
+        """For each key fingerprint, the versions it opened in their latest verdict (the
+        key layer proved with it): where a key is in use, for whoever would remove it.
+        Read in SQL (JSON1), so hundreds of versions are not parsed in Python."""
+        codes = ", ".join("?" * len(VERDICT_EXIT_CODES))
+        newest = (
+            f"SELECT MAX(id) FROM entries WHERE exit_code IN ({codes}) "  # noqa: S608 - fixed
+            "GROUP BY object_key, version_id"
+        )
+        layers = "CASE e.kind WHEN 'restore-test' THEN '$.verification.layers' ELSE '$.layers' END"
+        fp = "json_extract(l.value, '$.details.fingerprint')"
+        sql = (
+            f"SELECT {fp}, e.uri, e.bucket, e.object_key, e.version_id "  # noqa: S608 - fixed
+            f"FROM entries e, json_each(e.result, {layers}) l WHERE e.id IN ({newest}) "
+            "AND json_extract(l.value, '$.layer') = 'key' "
+            "AND json_extract(l.value, '$.status') IN ('ok', 'warning') "
+            f"AND {fp} IS NOT NULL ORDER BY e.id DESC"
+        )
+        if not self.path.exists():
+            return {}
+        out: dict[str, list[Subject]] = {}
+        with self._connect(create=False) as db:
+            rows = db.execute(sql, tuple(VERDICT_EXIT_CODES)).fetchall()
+        for fingerprint, uri, bucket, key, version in rows:
+            out.setdefault(str(fingerprint), []).append(Subject(uri, bucket, key, version))
+        return out
+
     def _select(self, tail: str, params: tuple[Any, ...]) -> list[Entry]:
         if not self.path.exists():
             return []  # nothing recorded yet; reading never creates the file

@@ -270,6 +270,25 @@ def test_latest_by_version_and_source_patterns(hist: History, reports: dict[str,
     assert hist.entries(source="*.nothing") == []
 
 
+def test_opened_by_key_counts_the_versions_each_key_opened_last(
+    hist: History, reports: dict[str, Report], rsa_key: RsaKey, other_rsa_key: RsaKey
+) -> None:
+    assert hist.opened_by_key() == {}  # nothing recorded yet, and nothing created
+    assert not hist.path.exists()
+    for name in ("securecircle", "zstd", "truncated", "clustercontrol"):
+        hist.record(reports[name])
+    fp = PemKey.from_file(rsa_key.private).fingerprint
+    opened = hist.opened_by_key()
+    sc, zst = (os.path.abspath(reports[n].source.uri) for n in ("securecircle", "zstd"))
+    # The truncated copy failed before its key was tried; a passphrase opens no key.
+    assert list(opened) == [fp]
+    assert {s.key for s in opened[fp]} == {sc, zst}
+    hist.record(reports["wrong-key"])  # the securecircle version, later, with the other key
+    opened = hist.opened_by_key()
+    assert [s.key for s in opened[fp]] == [zst]
+    assert PemKey.from_file(other_rsa_key.private).fingerprint not in opened
+
+
 def test_s3_identity_is_split_into_bucket_key_and_version() -> None:
     ident = SourceIdentity("s3://bk/db/x.sql.gz?versionId=a%2Bb", 12, "a+b", '"e1"', "2026-11-27")
     s = Subject.of(ident)

@@ -62,6 +62,19 @@ def default_module_paths() -> tuple[str, ...]:
     return tuple(paths)
 
 
+def present_modules(candidates: Sequence[str] | None = None) -> list[str]:
+    """The usual modules installed here, in the order ``find_module`` prefers them; a
+    library reached by two usual paths (a symlink) is offered once."""
+    seen: set[Path] = set()
+    out: list[str] = []
+    for c in tuple(candidates) if candidates is not None else default_module_paths():
+        p = Path(c)
+        if p.is_file() and (real := p.resolve()) not in seen:
+            seen.add(real)
+            out.append(c)
+    return out
+
+
 def find_module(
     explicit: str | Path | None = None,
     uri: Pkcs11Uri | None = None,
@@ -90,9 +103,9 @@ def find_module(
             f"no PKCS#11 module named {uri.module_name!r} in the usual places; give its path "
             "with --pkcs11-module or module-path= in the URI"
         )
-    for c in usual:
-        if Path(c).is_file():
-            return c
+    present = present_modules(usual)
+    if present:
+        return present[0]
     raise KeyUnavailable(
         "no PKCS#11 module found (looked for OpenSC opensc-pkcs11, Yubico libykcs11 and "
         "SoftHSM2 libsofthsm2 in the usual places); install one, or give its path with "
