@@ -17,6 +17,12 @@ class DumpCutShort(BackupFailed):
     layer = Layer.DATABASE
 
 
+class ArchiveRestoreFailed(BackupFailed):
+    """restore test: pg_restore could not restore the archive."""
+
+    layer = Layer.DATABASE
+
+
 class ChecksFailed(BackupFailed):
     """The restored database does not match the dump."""
 

@@ -33,6 +33,7 @@ from typing import IO
 from ..errors import Cancelled
 from ..plumbing.progress import CancelToken
 from ..records.restore_result import LoadError, summarise_warnings
+from .archiveload import ArchiveFeed
 from .driverload import DriverCommand, DriverFeeder
 from .errors import LimitExceeded
 from .procs import current_user, kill_group, spawn
@@ -159,6 +160,7 @@ class StreamingLoader:
         self._proc: subprocess.Popen[bytes] | None = None
         self._cmd: ClientCommand | None = None
         self._driver: DriverFeeder | None = None  # MariaDB/MySQL: statements via the protocol
+        self._archive: ArchiveFeed | None = None  # a pg_dump archive: pg_restore's script
         self._out: _Drain | None = None
         self._err: _Drain | None = None
         self._stop = threading.Event()
@@ -184,7 +186,19 @@ class StreamingLoader:
             self._start(data)
         assert self.scanner is not None
         self._raise_if_killed()
-        self._write(self._scan(data))
+        self._forward(data)
+
+    def _forward(self, data: bytes) -> None:
+        if self._archive is not None:
+            self._archive.feed(data)  # pg_restore's script comes back through _script
+        else:
+            self._write(self._scan(data))
+
+    def _script(self, data: bytes) -> None:
+        """A piece of pg_restore's script (on its pump thread): scanned and loaded as a
+        plain dump is."""
+        if not self.failed:
+            self._write(self._scan(data))
 
     @property
     def started(self) -> bool:
@@ -194,7 +208,9 @@ class StreamingLoader:
         if not self.started and not self.failed:
             data, self._head = self._head, b""
             self._start(data)
-            self._write(self._scan(data))
+            self._forward(data)
+        if self._archive is not None and not self.failed:
+            self._archive.finish(self._deadline.left())
         assert self.scanner is not None
         if not self.failed:
             self._write(self._scan(None))
@@ -260,6 +276,8 @@ class StreamingLoader:
         self._start_watchdog()
         if cmd.preamble:
             self._write([cmd.preamble])
+        if cmd.archive is not None:
+            self._archive = ArchiveFeed(cmd.archive, self._script)
 
     def _start_driver(self, cmd: DriverCommand, scanner: ScannerBase) -> None:
         self._driver = feeder = DriverFeeder(cmd)
@@ -421,6 +439,8 @@ class StreamingLoader:
         self._stop.set()
         if self._driver is not None:
             self._driver.close()
+        if self._archive is not None:
+            self._archive.close()
         if self._proc is not None and self._proc.poll() is None:
             self._close_stdin()
             kill_group(self._proc)

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from ..plumbing.progress import CancelToken
 from ..records.restore_result import LoadError, TableResult
+from .archiveload import ArchiveSource
 from .driverload import DriverCommand
 from .scan.common import ScannerBase, ScanSummary
 
@@ -29,6 +30,9 @@ class ClientCommand:
     postamble: bytes = b""
     line_offset: int = 0  # lines the preamble adds, to map the client's line numbers
     files: tuple[Path, ...] = ()  # credential files, deleted once the client has started
+    # A pg_dump archive: pg_restore's script of it is what the client reads, not the
+    # plaintext itself (see archiveload).
+    archive: ArchiveSource | None = None
 
 
 @dataclass

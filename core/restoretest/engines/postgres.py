@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ...plumbing.progress import CancelToken
 from ...records.restore_result import LoadError, summarise_warnings
+from ..archiveload import ArchiveSource, pg_restore_path
 from ..confine import Ledger, Made, new_name, scram_verifier
 from ..errors import (
     ConfinementUnavailable,
@@ -130,6 +131,8 @@ class PostgresTarget:
         self._scratch: str | None = None
         self._made: Made | None = None  # --server: the scratch database and role
         self._ledger: Ledger | None = None
+        # A pg_dump archive ("custom", "tar", "directory"): loaded through pg_restore.
+        self.archive: str | None = None
 
     # -- throwaway ---------------------------------------------------------------------
 
@@ -473,6 +476,15 @@ class PostgresTarget:
         # for the whole load (psql -1's effect): with wal_level=minimal, COPY into a
         # table created in the same transaction skips the WAL. A dump's own BEGIN/COMMIT
         # (pg_dump's large-object sections) only ends it early, with a warning.
+        archive = None
+        if self.archive is not None:
+            # pg_restore writes the script (no connection, so no credentials: only PATH
+            # and a HOME of ours in its environment); the confined role loads it.
+            scratch = self._client_dir()
+            archive = ArchiveSource(
+                self.archive, pg_restore_path(self.tools.bindir), clean_env(HOME=str(scratch)),
+                scratch,
+            )  # fmt: skip
         return ClientCommand(
             argv,
             self._env(),
@@ -482,6 +494,7 @@ class PostgresTarget:
             postamble=b"\nCOMMIT;\n",
             line_offset=2,
             files=(),
+            archive=archive,
         )
 
     # -- checks ------------------------------------------------------------------------
