@@ -174,6 +174,13 @@ class DestinationError(SealcheckError):
     layer = Layer.DESTINATION
 
 
+class SaveFailed(SealcheckError):
+    """Sealcheck could not save one of its own files (settings, a key, a record).
+
+    Nothing was half-written: the file is as it was before.
+    """
+
+
 class Cancelled(SealcheckError):
     """Cancelled by the user."""
 

@@ -183,6 +183,11 @@ _WORDS: dict[str, tuple[str, str]] = {
         "The restored file could not be written",
         "Choose another folder with enough free space, or allow replacing the file.",
     ),
+    "SaveFailed": (
+        "Sealcheck could not save one of its files",
+        "Check the free space and the permissions of the folder named in the details; the "
+        "file is as it was before.",
+    ),
     "UsageError": ("Sealcheck cannot do that as asked", "Check the source and key settings."),
     "Cancelled": ("Cancelled", "Nothing was left behind; start it again when you want."),
     # The restore test (core/restoretest/errors.py). A restore-test result carries its

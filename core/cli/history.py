@@ -138,12 +138,8 @@ def cmd_report_export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise HistoryError(History.default().path, f"an entry is damaged ({exc})") from None
     data = evidence.to_html(body) if args.format == "html" else evidence.to_json(body)
-    w = AtomicWriter(args.output, overwrite=args.force)
-    try:
-        w.write(data)
-        w.commit()
-    finally:
-        w.abort()  # a no-op once committed
+    with AtomicWriter(args.output, overwrite=args.force) as f:
+        f.write(data)
     n = len(entries)
     echo(f"wrote an evidence report of {n} {'entry' if n == 1 else 'entries'} to {args.output}")
     return 0

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 import platformdirs
 from cryptography.hazmat.primitives import serialization
 
-from ..errors import KeyUnavailable, SealcheckError, UsageError
+from ..errors import KeyUnavailable, SaveFailed, SealcheckError, UsageError
 from ..plumbing.atomic import AtomicWriter
 from .base import Unwrapped
 from .pem import PemKey
@@ -113,17 +112,10 @@ class KeyStore:
     def _write_private(self, path: Path, data: bytes) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        # 0600: the encrypted PEM is useless without the keyring half, but still nobody's
+        # business; the metadata file is kept the same way.
+        with AtomicWriter(path, overwrite=True, mode=0o600, error=SaveFailed) as f:
+            f.write(data)
 
     def import_pem(
         self, pem: bytes, name: str, passphrase: Callable[[], bytes | None] | None = None
@@ -233,12 +225,8 @@ class KeyStore:
     def export_public(self, name: str, dest: Path, *, overwrite: bool = False) -> HeldKey:
         """Write the key's public key (PEM) to ``dest``, whole or not at all."""
         info = self.get(name)
-        w = AtomicWriter(dest, overwrite=overwrite)
-        try:
-            w.write(info.public_pem.encode())
-            w.commit()
-        finally:
-            w.abort()  # a no-op once committed
+        with AtomicWriter(dest, overwrite=overwrite) as f:
+            f.write(info.public_pem.encode())
         return info
 
     def _load(self, name: str) -> PemKey:

@@ -36,7 +36,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..plumbing.atomic import pid_alive
+from ..errors import SaveFailed
+from ..plumbing.atomic import AtomicWriter, pid_alive
 from .procs import StateDir
 
 PREFIX = "sealcheck_rt_"
@@ -156,13 +157,8 @@ class Ledger:
 
     def add(self, name: str) -> Made:
         rec = self.state.path / f"scratch-{self.server_key}-{name}.json"
-        tmp = rec.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump({"name": name, "owner": os.getpid()}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, rec)
+        with AtomicWriter(rec, overwrite=True, error=SaveFailed) as f:
+            f.write(json.dumps({"name": name, "owner": os.getpid()}).encode())
         return Made(name, rec)
 
     @staticmethod

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import Cancelled
-from ..plumbing.atomic import pid_alive
+from ..errors import Cancelled, SaveFailed
+from ..plumbing.atomic import AtomicWriter, pid_alive
 from ..plumbing.progress import CancelToken
 from .errors import InstanceFailed
 
@@ -303,9 +303,10 @@ class StateDir:
         self._write(rec, data)
 
     def _write(self, rec: Path, data: dict[str, object]) -> None:
-        tmp = rec.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, rec)
+        # Atomic and durable: a crash right after must leave a record that names the
+        # server to sweep, never a torn one (a torn record is deleted unread).
+        with AtomicWriter(rec, overwrite=True, error=SaveFailed) as f:
+            f.write(json.dumps(data).encode())
 
     def clean_orphans(self, engine: str) -> list[str]:
         """Kill servers and wipe folders left by runs that died (call with the lock held)."""

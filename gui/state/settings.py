@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 
 import platformdirs
 
+from sealcheck.core.errors import SaveFailed
+from sealcheck.core.plumbing.atomic import AtomicWriter
 from sealcheck.core.storage.naming import Rule
 from sealcheck.core.storage.s3 import S3Settings
 
@@ -111,7 +112,7 @@ def config_path() -> Path:
 
 
 class SourceStore:
-    """Load and save the list of sources; writes are atomic (temp file + rename)."""
+    """Load and save the list of sources; writes are atomic (core's AtomicWriter)."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or config_path()
@@ -138,13 +139,5 @@ class SourceStore:
     def save(self, sources: list[SourceConfig]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"version": SETTINGS_VERSION, "sources": [s.to_json() for s in sources]}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".sources.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(payload, f, indent=2)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with AtomicWriter(self.path, overwrite=True, error=SaveFailed) as f:
+            f.write(json.dumps(payload, indent=2).encode())

@@ -58,12 +58,8 @@ def write_report(entries: list[Entry], fmt: Format, path: Path, *, overwrite: bo
     except ValueError as exc:  # a damaged entry: as the CLI says it
         raise ValueError(f"an entry of the history is damaged ({exc})") from None
     data = evidence.to_html(body) if fmt == "html" else evidence.to_json(body)
-    w = AtomicWriter(path, overwrite=overwrite)
-    try:
-        w.write(data)
-        w.commit()
-    finally:
-        w.abort()  # a no-op once committed
+    with AtomicWriter(path, overwrite=overwrite) as f:
+        f.write(data)
     return Written(path, len(entries), _seal(data, fmt))
 
 
