@@ -1,5 +1,6 @@
 """What the commands share: S3 and key options, secrets read from the arguments (a
-PIN asked once, never retried), terminal progress, and Ctrl-C as a cancel."""
+PIN asked once, never retried), terminal progress, Ctrl-C as a cancel, and the one way
+a command runs a backup through to its exit code."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..decrypt.gpg import GpgOptions
 from ..decrypt.secrets import Secrets
@@ -20,9 +21,15 @@ from ..errors import KeyUnavailable, UsageError
 from ..keys.base import KeySource
 from ..keys.discovery import held_keys
 from ..keys.spec import KeyContext, open_key
+from ..pipeline.job import Job
 from ..plumbing.progress import CancelToken, ProgressEvent
+from ..records.report import Report
+from ..records.restore_result import RestoreTestResult
+from ..storage.locate import Locator
 from ..storage.naming import Rule
 from ..storage.s3 import S3Settings
+from ..storage.source import Source
+from .history import record_history
 from .termtext import safe
 
 
@@ -272,3 +279,49 @@ def s3_settings(args: argparse.Namespace) -> S3Settings:
 
 def naming_rules(args: argparse.Namespace) -> tuple[Rule, ...]:
     return tuple(Rule.parse(r) for r in args.rule)
+
+
+def open_backup(args: argparse.Namespace, cancel: CancelToken) -> tuple[Source, Source | None]:
+    """The backup named on the command line, and its wrapped key: the one given with
+    ``--wrapped-key``, or the one beside it that the naming rules pair with it."""
+    loc = Locator(s3_settings(args), cancel)
+    data = loc.open(args.source, args.version_id)
+    if args.wrapped_key:
+        return data, loc.open(args.wrapped_key, args.wrapped_key_version_id)
+    return data, loc.find_wrapped_key(data, naming_rules(args))
+
+
+R = TypeVar("R", Report, RestoreTestResult)
+
+
+def run_backup_command(
+    args: argparse.Namespace, work: Callable[[Job], R], show: Callable[[R], None]
+) -> int:
+    """Run ``work`` on the job the arguments describe and end as every backup command
+    ends: Ctrl-C cancels, the progress bar is cleared, the result printed (``--json`` or
+    ``show``'s words) and recorded in the history; its exit code is the command's."""
+    cancel = CancelToken()
+    data, wrapped = open_backup(args, cancel)
+    secrets = secrets_from_args(args)
+    bar = None
+    if not args.no_progress and sys.stderr.isatty() and not args.json:
+        bar = TerminalProgress(sys.stderr)
+    job = Job(
+        data=data,
+        secrets=secrets,
+        wrapped_key=wrapped,
+        progress=bar if bar else (lambda _e: None),
+        cancel=cancel,
+    )
+    try:
+        with cancel_on_sigint(cancel):
+            result = work(job)
+    finally:
+        if bar:
+            bar.clear()
+    if args.json:
+        print(result.to_json())
+    else:
+        show(result)
+    record_history(args, result)
+    return result.exit_code

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,25 +23,20 @@ from .. import __version__
 from ..errors import ExitCode, SealcheckError
 from ..pipeline.job import Job
 from ..pipeline.run import run
-from ..plumbing.progress import CancelToken
 from ..records.report import ErrorInfo, Report, Status
 from ..records.verdict import Verdict
-from ..storage.locate import Locator
-from ..storage.source import Source
 from . import history as cli_history
 from . import keys as cli_keys
 from . import listing as cli_list
 from . import restoretest as cli_restoretest
 from .common import (
-    TerminalProgress,
     add_key_options,
     add_s3_options,
-    cancel_on_sigint,
     naming_rules,
+    run_backup_command,
     s3_settings,
-    secrets_from_args,
 )
-from .history import add_history_option, record_history
+from .history import add_history_option
 from .termtext import echo, safe, safe_lines
 
 INTERNAL_ERROR = 70
@@ -146,42 +141,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _run_job(args: argparse.Namespace, operation: str) -> int:
-    cancel = CancelToken()
-    loc = Locator(s3_settings(args), cancel)
-    data = loc.open(args.source, args.version_id)
-    wrapped: Source | None
-    if args.wrapped_key:
-        wrapped = loc.open(args.wrapped_key, args.wrapped_key_version_id)
-    else:
-        wrapped = loc.find_wrapped_key(data, naming_rules(args))
-    secrets = secrets_from_args(args)
-    bar = None
-    if not args.no_progress and sys.stderr.isatty() and not args.json:
-        bar = TerminalProgress(sys.stderr)
-    job = Job(
-        data=data,
-        secrets=secrets,
-        wrapped_key=wrapped,
-        operation="restore" if operation == "restore" else "verify",
-        destination=getattr(args, "output", None),
-        overwrite=getattr(args, "force", False),
-        max_output_bytes=args.max_output,
-        progress=bar if bar else (lambda _e: None),
-        cancel=cancel,
-        strict=args.strict,
-    )
-    try:
-        with cancel_on_sigint(cancel):
-            report = run(job)
-    finally:
-        if bar:
-            bar.clear()
-    if args.json:
-        print(report.to_json())
-    else:
-        print_report(report)
-    record_history(args, report)
-    return report.exit_code
+    def work(job: Job) -> Report:
+        return run(
+            replace(
+                job,
+                operation="restore" if operation == "restore" else "verify",
+                destination=getattr(args, "output", None),
+                overwrite=getattr(args, "force", False),
+                max_output_bytes=args.max_output,
+                strict=args.strict,
+            )
+        )
+
+    return run_backup_command(args, work, print_report)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

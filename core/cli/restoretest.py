@@ -12,21 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..pipeline.job import Job
-from ..plumbing.progress import CancelToken
 from ..restoretest import RestoreTestOptions, restore_test
-from ..storage.locate import Locator
-from ..storage.source import Source
-from .common import (
-    TerminalProgress,
-    add_key_options,
-    add_s3_options,
-    cancel_on_sigint,
-    naming_rules,
-    s3_settings,
-    secrets_from_args,
-)
-from .history import add_history_option, record_history
+from .common import add_key_options, add_s3_options, run_backup_command
+from .history import add_history_option
 from .termtext import echo
 
 
@@ -112,24 +100,6 @@ def _seconds(text: str) -> float:
 
 
 def cmd_restore_test(args: argparse.Namespace) -> int:
-    cancel = CancelToken()
-    loc = Locator(s3_settings(args), cancel)
-    data = loc.open(args.source, args.version_id)
-    wrapped: Source | None
-    if args.wrapped_key:
-        wrapped = loc.open(args.wrapped_key, args.wrapped_key_version_id)
-    else:
-        wrapped = loc.find_wrapped_key(data, naming_rules(args))
-    bar = None
-    if not args.no_progress and sys.stderr.isatty() and not args.json:
-        bar = TerminalProgress(sys.stderr)
-    job = Job(
-        data=data,
-        secrets=secrets_from_args(args),
-        wrapped_key=wrapped,
-        progress=bar if bar else (lambda _e: None),
-        cancel=cancel,
-    )
     opts = RestoreTestOptions(
         engine=args.engine,
         server=args.server,
@@ -138,18 +108,7 @@ def cmd_restore_test(args: argparse.Namespace) -> int:
         max_disk_bytes=args.max_disk,
         baseline=args.baseline,
     )
-    try:
-        with cancel_on_sigint(cancel):
-            result = restore_test(job, opts)
-    finally:
-        if bar:
-            bar.clear()
-    if args.json:
-        print(result.to_json())
-    else:
-        print_result(result)
-    record_history(args, result)
-    return result.exit_code
+    return run_backup_command(args, lambda job: restore_test(job, opts), print_result)
 
 
 def print_result(r: Any, out: Any = None) -> None:
