@@ -282,12 +282,16 @@ def naming_rules(args: argparse.Namespace) -> tuple[Rule, ...]:
 
 
 def open_backup(args: argparse.Namespace, cancel: CancelToken) -> tuple[Source, Source | None]:
-    """The backup named on the command line, and its wrapped key: the one given with
-    ``--wrapped-key``, or the one beside it that the naming rules pair with it."""
+    """The backup named on the command line (SOURCE, --version-id), and its wrapped key:
+    the one given (by name and version, or by version beside the data) opened exactly as
+    given, never re-paired; else the one beside it that the naming rules pair with it
+    (in S3 the version written with that data version)."""
     loc = Locator(s3_settings(args), cancel)
     data = loc.open(args.source, args.version_id)
     if args.wrapped_key:
         return data, loc.open(args.wrapped_key, args.wrapped_key_version_id)
+    if args.wrapped_key_version_id:
+        return data, loc.wrapped_at(data, args.wrapped_key_version_id, naming_rules(args))
     return data, loc.find_wrapped_key(data, naming_rules(args))
 
 

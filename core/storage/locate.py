@@ -1,7 +1,13 @@
-"""Turn the CLI's SOURCE and key options into Sources (local files or S3 versions)."""
+"""Turn what a job is given into Sources: the CLI's SOURCE and key options (a path or an
+``s3://`` URI, a version id), or a version as a listing produced it (the GUI's road).
+
+A version that was handed over is opened exactly: nothing is listed or re-paired for it.
+Only a wrapped key that was *not* given is looked for beside the data (the naming rules,
+and in S3 the key version written with that data version)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,14 +15,34 @@ from ..errors import AccessDenied, ObjectNotFound, SealcheckError, UsageError
 from ..plumbing.progress import CancelToken
 from .listing import ObjectVersion, pair_versions, versions_of
 from .naming import Rule, key_candidates
-from .s3 import DELETED, S3Object, S3Settings, make_client, parse_uri
+from .s3 import DELETED, S3Object, S3Settings, make_client, object_name, parse_uri
 from .source import LocalFile, Source
 
 
+@dataclass(frozen=True)
+class ListedVersion:
+    """A backup version as a listing produced it, and where it was listed: what a job
+    opens. ``bucket`` None: a local folder's listing, whose keys are the files' paths."""
+
+    bucket: str | None
+    data: ObjectVersion
+    key: ObjectVersion | None = None  # the wrapped-key version paired with it, if any
+
+    @property
+    def where(self) -> str:
+        """The data object for people: ``s3://bucket/key`` or the file's path."""
+        return self.data.key if self.bucket is None else f"s3://{self.bucket}/{self.data.key}"
+
+
 class Locator:
-    def __init__(self, settings: S3Settings, cancel: CancelToken | None = None) -> None:
+    """Opens object versions with one client (built when first needed, or the caller's:
+    boto3 clients are thread-safe and worth sharing) and one job's CancelToken."""
+
+    def __init__(
+        self, settings: S3Settings, cancel: CancelToken | None = None, *, client: Any = None
+    ) -> None:
         self._settings = settings
-        self._client: Any = None
+        self._client: Any = client
         self._cancel = cancel or CancelToken()
 
     @property
@@ -26,19 +52,39 @@ class Locator:
         return self._client
 
     def open(self, spec: str, version_id: str | None = None) -> Source:
+        """A path or ``s3://bucket/key`` as the CLI is given it."""
         if spec.startswith("s3://"):
             uri = parse_uri(spec)
             if not uri.key or uri.key.endswith("/"):
                 raise UsageError(f"{spec} names a bucket or prefix, not an object")
-            try:
-                return S3Object(self.client, uri.bucket, uri.key, version_id, cancel=self._cancel)
-            except ObjectNotFound as exc:
-                if DELETED not in exc.detail and self._deleted(uri.bucket, uri.key, version_id):
-                    raise ObjectNotFound(DELETED, obj=exc.obj) from None
-                raise
+            return self.version(uri.bucket, uri.key, version_id)
         if version_id:
             raise UsageError("--version-id applies to s3:// sources only")
         return LocalFile(Path(spec))
+
+    def open_listed(self, listed: ListedVersion) -> tuple[Source, Source | None]:
+        """Exactly the listed data version and the key version paired with it."""
+        data = self._listed(listed.bucket, listed.data)
+        wrapped = self._listed(listed.bucket, listed.key) if listed.key is not None else None
+        return data, wrapped
+
+    def _listed(self, bucket: str | None, v: ObjectVersion) -> Source:
+        if bucket is None:
+            return LocalFile(Path(v.key))
+        if v.delete_marker:
+            # The listing already says what S3 would answer: no request needed.
+            raise ObjectNotFound(DELETED, obj=object_name(bucket, v.key, v.version_id))
+        return self.version(bucket, v.key, v.version_id)
+
+    def version(self, bucket: str, key: str, version_id: str | None) -> S3Object:
+        """One object version (``None``: the current one); a delete marker is refused
+        as deleted, whether or not the store's 404 says so."""
+        try:
+            return S3Object(self.client, bucket, key, version_id, cancel=self._cancel)
+        except ObjectNotFound as exc:
+            if DELETED not in exc.detail and self._deleted(bucket, key, version_id):
+                raise ObjectNotFound(DELETED, obj=exc.obj) from None
+            raise
 
     def _deleted(self, bucket: str, key: str, version_id: str | None) -> bool:
         """Whether that version (or the current one) is a delete marker: only
@@ -76,6 +122,29 @@ class Locator:
                     self.client, data.bucket, cand, version.version_id, cancel=self._cancel
                 )
         return None
+
+    def wrapped_at(self, data: Source, version_id: str, rules: tuple[Rule, ...] = ()) -> Source:
+        """The wrapped key beside ``data`` at exactly ``version_id`` (the CLI was given
+        that version, not the key's name): each name the rules give is tried, nothing is
+        listed or paired."""
+        if not isinstance(data, S3Object):
+            raise UsageError("--wrapped-key-version-id applies to s3:// sources only")
+        denied: AccessDenied | None = None
+        for cand in key_candidates(data.key, rules):
+            try:
+                return S3Object(self.client, data.bucket, cand, version_id, cancel=self._cancel)
+            except ObjectNotFound as exc:
+                if DELETED in exc.detail:
+                    raise  # that name has this version, and it is a delete marker
+            except AccessDenied as exc:
+                # Without ListBucket, S3 answers 403 for a name that does not exist.
+                denied = denied or exc
+        if denied is not None:
+            raise denied
+        raise ObjectNotFound(
+            f"no wrapped key beside it has version {version_id}; give its name with --wrapped-key",
+            obj=data.name,
+        )
 
     def _key_version(self, data: S3Object, cand: str) -> ObjectVersion | None:
         """The version of key object ``cand`` written with this data version (the

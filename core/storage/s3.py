@@ -212,6 +212,11 @@ _TRANSIENT = (
 )
 
 
+def object_name(bucket: str, key: str, version_id: str | None = None) -> str:
+    """How a report and an error name one object version."""
+    return f"s3://{bucket}/{key}" + (f"?versionId={quote(version_id)}" if version_id else "")
+
+
 class S3Object:
     """One object version as a Source.
 
@@ -234,8 +239,7 @@ class S3Object:
         self.key = key
         self._cancel = cancel or CancelToken()
         self.retries = 0  # requests botocore retried (5xx, throttling, connection errors)
-        base = f"s3://{bucket}/{key}"
-        self.name = base + (f"?versionId={quote(version_id)}" if version_id else "")
+        self.name = object_name(bucket, key, version_id)
         try:
             kw: dict[str, str] = {"Bucket": bucket, "Key": key}
             if version_id:
@@ -254,7 +258,7 @@ class S3Object:
             self.version_id = None
         self.last_modified = head.get("LastModified")
         if self.version_id and not version_id:
-            self.name = base + f"?versionId={quote(self.version_id)}"
+            self.name = object_name(bucket, key, self.version_id)
 
     def identity(self) -> SourceIdentity:
         lm = self.last_modified.isoformat() if self.last_modified else None

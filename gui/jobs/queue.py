@@ -30,12 +30,12 @@ from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.errors import Cancelled, SealcheckError
 from sealcheck.core.pipeline.job import Job
 from sealcheck.core.pipeline.run import run
-from sealcheck.core.plumbing.progress import CancelToken, ProgressEvent
+from sealcheck.core.plumbing.progress import ProgressEvent
 from sealcheck.core.records.report import Report
 from sealcheck.core.restoretest import RestoreTestOptions, RestoreTestResult, restore_test
 from sealcheck.core.storage.listing import version_text
-from sealcheck.core.storage.s3 import S3Object, S3Settings, make_client, parse_uri
-from sealcheck.core.storage.source import LocalFile, Source
+from sealcheck.core.storage.locate import ListedVersion, Locator
+from sealcheck.core.storage.s3 import S3Settings, make_client
 
 from ..errortext import UserMessage, describe
 from ..state.results import Outcome, ResultStore, VersionKey
@@ -90,13 +90,11 @@ class RestoreTestSpec:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What to run. ``data`` is ``s3://bucket/key`` or a local path."""
+    """What to run: a version as the listing produced it. Core opens exactly that version
+    and the wrapped-key version paired with it (storage.locate), nothing re-listed."""
 
     operation: Operation
-    data: str
-    version_id: str | None = None
-    wrapped: str | None = None
-    wrapped_version_id: str | None = None
+    version: ListedVersion
     s3: S3Settings = field(default_factory=S3Settings)
     destination: Path | None = None
     overwrite: bool = False
@@ -105,7 +103,13 @@ class JobSpec:
 
     @property
     def object_key(self) -> str:
-        return self.data.split("/", 3)[3] if self.data.startswith("s3://") else self.data
+        key: str = self.version.data.key
+        return key
+
+    @property
+    def version_id(self) -> str | None:
+        vid: str | None = self.version.data.version_id
+        return vid
 
 
 class JobState(enum.Enum):
@@ -154,28 +158,16 @@ class _Clients:
             return self._by[settings]
 
 
-def open_source(
-    uri: str, version_id: str | None, settings: S3Settings, clients: _Clients, cancel: CancelToken
-) -> Source:
-    """An S3 object version (read with the job's token, so Cancel reaches retries) or a file."""
-    if uri.startswith("s3://"):
-        u = parse_uri(uri)
-        return S3Object(clients.client(settings), u.bucket, u.key, version_id, cancel=cancel)
-    return LocalFile(Path(uri))
-
-
 def run_job(
     ctx: WorkerContext, spec: JobSpec, secrets: Secrets, clients: _Clients
 ) -> Report | RestoreTestResult:
     """The job body, on a pool thread: open the sources, then core's one pipeline
     (inside core's restore test for a restore-test job)."""
+    # A local file needs no client; an S3 version shares this settings' client. The
+    # job's token goes with it, so Cancel reaches S3 retries.
+    client = clients.client(spec.s3) if spec.version.bucket is not None else None
     try:
-        data = open_source(spec.data, spec.version_id, spec.s3, clients, ctx.cancel)
-        wrapped = (
-            open_source(spec.wrapped, spec.wrapped_version_id, spec.s3, clients, ctx.cancel)
-            if spec.wrapped
-            else None
-        )
+        data, wrapped = Locator(spec.s3, ctx.cancel, client=client).open_listed(spec.version)
     except BaseException:
         secrets.wipe()
         raise

@@ -21,6 +21,8 @@ import platformdirs
 
 from sealcheck.core.errors import SaveFailed
 from sealcheck.core.plumbing.atomic import AtomicWriter
+from sealcheck.core.storage.listing import ObjectVersion
+from sealcheck.core.storage.locate import ListedVersion
 from sealcheck.core.storage.naming import Rule
 from sealcheck.core.storage.s3 import S3Settings
 
@@ -73,10 +75,10 @@ class SourceConfig:
     def uri(self) -> str:
         return self.path if self.path is not None else f"s3://{self.bucket}/{self.prefix}"
 
-    def object_uri(self, key: str) -> str:
-        """What a job opens for a listed object: its s3:// URI, or the file's own path
-        (a folder's listing names each file by its path)."""
-        return key if self.path is not None else f"s3://{self.bucket}/{key}"
+    def listed(self, data: ObjectVersion, key: ObjectVersion | None) -> ListedVersion:
+        """A version this source listed, as a job opens it: in the bucket, or (a folder's
+        listing names each file by its path) the file itself."""
+        return ListedVersion(None if self.path is not None else self.bucket, data, key)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -77,7 +77,7 @@ class JobRow(QFrame):
         super().__init__(parent)
         self.rec = rec
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.title = QLabel(rec.spec.title or rec.spec.data)
+        self.title = QLabel(rec.spec.title or rec.spec.version.where)
         self.title.setWordWrap(True)
         self.bar = QProgressBar()
         self.bar.setAccessibleName(f"Progress of {self.title.text()}")

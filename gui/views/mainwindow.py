@@ -559,10 +559,7 @@ class MainWindow(QMainWindow):
         verb = {"verify": "Verify", "restore": "Restore", "restore-test": "Restore test"}[operation]
         return JobSpec(
             operation=operation,  # type: ignore[arg-type]
-            data=src.object_uri(d.key),
-            version_id=d.version_id,
-            wrapped=src.object_uri(k.key) if k else None,
-            wrapped_version_id=k.version_id if k else None,
+            version=src.listed(d, k),
             s3=src.s3(),
             destination=dest,
             # Only the save dialog asks "replace it?": a file it returns may be replaced.

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
+from fixtures.common import listed_file
 from fixtures.dumps import mysql_like
 from fixtures.gui_flow import open_window
 from fixtures.pipelines import openssl_variant
@@ -161,7 +162,7 @@ def test_a_batch_whose_key_goes_away_ends_as_not_checked(qtbot, tmp_path):
     choice = KeyChoice(passphrase_file=str(b.passphrase_file))
     results = ResultStore()
     queue = JobQueue(results)
-    specs = [JobSpec("verify", str(b.data), title=f"Verify {i}") for i in range(4)]
+    specs = [JobSpec("verify", listed_file(b.data), title=f"Verify {i}") for i in range(4)]
     first, *rest = queue.submit_many(specs, lambda _s: session.secrets(choice))
     assert first.state is JobState.RUNNING and all(r.state is JobState.QUEUED for r in rest)
     b.passphrase_file.unlink()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt, QTimer
 
+from fixtures.common import listed_file
 from fixtures.dumps import MYSQL_HEADER, MYSQL_TRAILER
 from fixtures.pipelines import openssl_variant, sh
 from sealcheck.core.decrypt.secrets import Secrets
@@ -72,7 +73,7 @@ def test_event_loop_lateness_during_200mb_verify(qtbot, quiet_machine, big_backu
         timer.stop()
         pytest.skip(f"machine too busy to measure: {baseline * 1000:.0f} ms late while idle")
     lateness.clear()
-    spec = JobSpec("verify", str(data), title="Verify 200 MB")
+    spec = JobSpec("verify", listed_file(data), title="Verify 200 MB")
     rec = queue.submit(spec, Secrets(passphrase=bytearray(passfile.read_bytes())))
     qtbot.waitUntil(lambda: not queue.busy, timeout=120_000)
     timer.stop()

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWizard,
 )
 
+from fixtures.common import listed_file
 from fixtures.dumps import mysql_like
 from fixtures.gui_flow import open_window, select_version
 from fixtures.pipelines import RsaKey, securecircle
@@ -78,8 +79,7 @@ def _secrets(key: RsaKey) -> Secrets:
 def _spec(backup, title: str, **rt) -> JobSpec:
     return JobSpec(
         "restore-test",
-        str(backup.data),
-        wrapped=str(backup.wrapped_key),
+        listed_file(backup.data),
         title=title,
         restore_test=RestoreTestSpec(**rt),
     )
@@ -288,7 +288,7 @@ def test_hostile_dump_is_refused_and_shown_with_its_line(qtbot, tmp_path, state,
     )
     line = dump.read_text().splitlines().index(command) + 1
     rec = queue.submit(
-        JobSpec("restore-test", str(dump), title="Restore test hostile"), Secrets(keys=[])
+        JobSpec("restore-test", listed_file(dump), title="Restore test hostile"), Secrets(keys=[])
     )
     qtbot.waitUntil(lambda: not queue.busy, timeout=120_000)
     assert not marker.exists()
@@ -312,7 +312,9 @@ def test_no_server_software_fails_in_words_with_what_to_install(
     empty.mkdir()
     monkeypatch.setenv("SEALCHECK_MARIADB_BINDIR", str(empty))
     dump = hostile_mysql_dump(tmp_path / "d.sql", "SELECT 1;", sandbox_line=True)
-    rec = queue.submit(JobSpec("restore-test", str(dump), title="Restore test"), Secrets(keys=[]))
+    rec = queue.submit(
+        JobSpec("restore-test", listed_file(dump), title="Restore test"), Secrets(keys=[])
+    )
     qtbot.waitUntil(lambda: not queue.busy, timeout=60_000)
     assert rec.state is JobState.FAILED and rec.message is not None
     msg = rec.message

@@ -87,7 +87,8 @@ def test_an_opened_file_and_a_dropped_folder_become_sources(qtbot, tmp_path, nig
     (job,) = win.verify_selected()
     qtbot.waitUntil(lambda: not win.queue.busy, timeout=30000)
     assert job.state is JobState.DONE, job.message
-    assert job.spec.data == str(good)  # the file itself, not an s3:// URI
+    # The file itself, not an s3:// URI.
+    assert job.spec.version.bucket is None and job.spec.version.data.key == str(good)
     # Dropping a folder on the window adds it (this session only, never saved).
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(root))])

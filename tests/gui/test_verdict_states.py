@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from PySide6.QtCore import Qt
 
+from fixtures.common import listed_file
 from fixtures.dumps import mysql_like
 from fixtures.gui_flow import open_window, select_version
 from fixtures.pipelines import openssl_variant
@@ -192,7 +193,7 @@ def test_a_restore_test_server_that_is_not_there(qtbot, tmp_path, rt_state, monk
         sock = tmp_path / "none.sock"
         spec = JobSpec(
             "restore-test",
-            str(b.data),
+            listed_file(b.data),
             title="Restore test",
             restore_test=RestoreTestSpec(server=f"mysql://nobody@localhost/?socket={sock}"),
         )
