@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import Cancelled, SaveFailed
 from ..plumbing.atomic import AtomicWriter, pid_alive
@@ -345,27 +344,3 @@ def _cmdline(pid: int) -> str:
         )
     except OSError:
         return ""
-
-
-def stop_and_wipe(inst: Any) -> list[str]:
-    """Stop a throwaway server, wipe its folder and drop its pid record.
-
-    Shared by both engines; ``inst`` has ``proc``, ``root`` and ``_record``.
-    A throwaway server's data is wiped anyway: no clean shutdown to wait for.
-    """
-    done: list[str] = []
-    if inst.proc is not None:
-        kill_group(inst.proc)
-        done.append("stopped the throwaway server")
-        inst.proc = None
-    if inst.root is not None:
-        if rest := kill_processes_in(inst.root):  # e.g. PostgreSQL backends (own groups)
-            done.append(f"stopped {len(rest)} more server process(es)")
-        shutil.rmtree(inst.root, ignore_errors=True)
-        if not inst.root.exists():
-            done.append(f"wiped {inst.root}")
-        inst.root = None
-    if inst._record is not None:
-        inst._record.unlink(missing_ok=True)
-        inst._record = None
-    return done

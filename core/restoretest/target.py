@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +13,7 @@ from ..plumbing.progress import CancelToken
 from ..records.restore_result import LoadError, TableResult
 from .archiveload import ArchiveSource
 from .driverload import DriverCommand
+from .procs import kill_group, kill_processes_in
 from .scan.common import ScannerBase, ScanSummary
 
 
@@ -65,3 +68,43 @@ class Target(Protocol):
         ...
 
     def close(self) -> list[str]: ...
+
+
+class ServerTarget:
+    """What every engine's target starts with: the fields the loader and the runner read
+    (see ``Target``) and what a throwaway server leaves to clean up. An engine names
+    itself in ``engine`` and ``server`` and fills the rest as it starts or connects."""
+
+    engine: str
+
+    def __init__(self, server: str) -> None:
+        self.server = server  # refined once the server says its version
+        self.mode = "throwaway"  # "server": an existing server (--server)
+        self.database = "restoretest"
+        self.disk_path: Path | None = None
+        self.roles_created: list[str] = []
+        self.root: Path | None = None  # our private folder: the throwaway server's, or files
+        self.proc: subprocess.Popen[bytes] | None = None  # the throwaway server
+        self.record: Path | None = None  # its pid record: a crashed run's leftovers are found
+
+    def stop_and_wipe(self) -> list[str]:
+        """Stop a throwaway server, wipe its folder and drop its pid record.
+
+        A throwaway server's data is wiped anyway: no clean shutdown to wait for.
+        """
+        done: list[str] = []
+        if self.proc is not None:
+            kill_group(self.proc)
+            done.append("stopped the throwaway server")
+            self.proc = None
+        if self.root is not None:
+            if rest := kill_processes_in(self.root):  # e.g. PostgreSQL backends (own groups)
+                done.append(f"stopped {len(rest)} more server process(es)")
+            shutil.rmtree(self.root, ignore_errors=True)
+            if not self.root.exists():
+                done.append(f"wiped {self.root}")
+            self.root = None
+        if self.record is not None:
+            self.record.unlink(missing_ok=True)
+            self.record = None
+        return done

@@ -60,12 +60,11 @@ from ..procs import (
     run_step,
     server_user,
     spawn,
-    stop_and_wipe,
     tail,
 )
 from ..scan.common import ScannerBase, ScanSummary, StatementRef
 from ..scan.mysql import MySQLScanner
-from ..target import CheckOutcome
+from ..target import CheckOutcome, ServerTarget
 
 START_TIMEOUT = 90.0
 SBIN = ("/usr/sbin", "/usr/libexec", "/usr/local/sbin", "/usr/local/mysql/bin", "/usr/bin")
@@ -138,25 +137,18 @@ class Account:
     password: str
 
 
-class MariaDBTarget:
+class MariaDBTarget(ServerTarget):
     """Throwaway (``start()``) or existing (``connect_existing()``) MariaDB server."""
 
     engine = "mariadb"
 
     def __init__(self, tools: MariaDBTools) -> None:
+        super().__init__("MariaDB")
         self.tools = tools
-        self.server = "MariaDB"
-        self.mode = "throwaway"
-        self.database = "restoretest"
-        self.disk_path: Path | None = None
-        self.roles_created: list[str] = []
-        self.root: Path | None = None
         self.socket: Path | None = None
-        self.proc: subprocess.Popen[bytes] | None = None
         self.loader = Account("sc_load", secrets.token_urlsafe(24))
         self.admin = Account("sc_admin", secrets.token_urlsafe(24))
         self._conn: Any = None
-        self._record: Path | None = None
         self._state: StateDir | None = None
         self._scratch: str | None = None  # --server: the scratch database
         self._dump_db: str | None = None  # --server: the one database the dump names
@@ -170,7 +162,7 @@ class MariaDBTarget:
         user = server_user()
         root = self.root = private_dir("scrt-my-", owner=user)
         self._state = state
-        self._record = state.record("mariadb", root)
+        self.record = state.record("mariadb", root)
         self.database = database
         make_dirs(root, ("data", "tmp", "files", "plugins"), user)
         self.socket = root / "my.sock"
@@ -205,7 +197,7 @@ class MariaDBTarget:
             what="mariadb-install-db",
             timeout=START_TIMEOUT,
             cancel=cancel,
-            on_spawn=lambda pid: state.set_pgid(self._record, pid),  # type: ignore[arg-type]
+            on_spawn=lambda pid: state.set_pgid(self.record, pid),  # type: ignore[arg-type]
         )
         self.proc = spawn(
             [
@@ -235,7 +227,7 @@ class MariaDBTarget:
             env=env,
             log=root / "mariadbd.out",  # what it writes before --log-error takes over
         )
-        state.set_pgid(self._record, self.proc.pid)
+        state.set_pgid(self.record, self.proc.pid)
         self._wait_ready(cancel, root / "error.log")
         init.unlink(missing_ok=True)
         ver = self._query("SELECT VERSION()")[0][0]
@@ -509,7 +501,7 @@ class MariaDBTarget:
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
-        return done + stop_and_wipe(self)
+        return done + self.stop_and_wipe()
 
     def _kill_loads(self, name: str) -> list[str]:
         """--server: end statements of the load still running (the scratch account's

@@ -43,12 +43,11 @@ from ..procs import (
     run_step,
     server_user,
     spawn,
-    stop_and_wipe,
     tail,
 )
 from ..scan.common import ScannerBase, ScanSummary, StatementRef
 from ..scan.pg import PgScanner
-from ..target import CheckOutcome, ClientCommand
+from ..target import CheckOutcome, ClientCommand, ServerTarget
 from .pgchecks import check_postgres
 
 START_TIMEOUT = 90.0
@@ -109,24 +108,17 @@ def literal(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-class PostgresTarget:
+class PostgresTarget(ServerTarget):
     engine = "postgres"
 
     def __init__(self, tools: PgTools) -> None:
+        super().__init__("PostgreSQL")
         self.tools = tools
-        self.server = "PostgreSQL"
-        self.mode = "throwaway"
-        self.database = "restoretest"
-        self.disk_path: Path | None = None
-        self.roles_created: list[str] = []
-        self.root: Path | None = None
         self.host = ""
         self.port = 5432
         self.admin = f"sc_admin_{secrets.token_hex(6)}"
         self.loader = "sc_load"
         self._pw = {self.admin: secrets.token_urlsafe(24), self.loader: secrets.token_urlsafe(24)}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._record: Path | None = None
         self._passfile: Path | None = None
         self._scratch: str | None = None
         self._made: Made | None = None  # --server: the scratch database and role
@@ -139,7 +131,7 @@ class PostgresTarget:
     def start(self, state: StateDir, cancel: CancelToken, database: str) -> None:
         user = server_user()
         root = self.root = private_dir("scrt-pg-", owner=user)
-        self._record = state.record("postgres", root)
+        self.record = state.record("postgres", root)
         self.disk_path = root
         self.host = str(root)
         env = clean_env(HOME=str(root), TMPDIR=str(root))
@@ -172,7 +164,7 @@ class PostgresTarget:
                 what="initdb",
                 timeout=START_TIMEOUT,
                 cancel=cancel,
-                on_spawn=lambda pid: state.set_pgid(self._record, pid),  # type: ignore[arg-type]
+                on_spawn=lambda pid: state.set_pgid(self.record, pid),  # type: ignore[arg-type]
             )
         finally:
             pwfile.unlink(missing_ok=True)
@@ -217,7 +209,7 @@ class PostgresTarget:
             env=env,
             log=root / "postgres.log",
         )
-        state.set_pgid(self._record, self.proc.pid)
+        state.set_pgid(self.record, self.proc.pid)
         self._write_passfile()
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -279,7 +271,7 @@ class PostgresTarget:
         self._pw = {user: password or ""}
         self.root = private_dir("scrt-pgc-")
         # The passfile's folder: wiped by the next run if we crash.
-        self._record = state.record("postgres-client", self.root)
+        self.record = state.record("postgres-client", self.root)
         self._write_passfile()
         r = self._psql("SHOW server_version", "postgres", check=False)
         if r.returncode != 0:
@@ -523,7 +515,7 @@ class PostgresTarget:
                 done.append("the next restore test on this server retries")
             self._made = None
             self._scratch = None
-        return done + stop_and_wipe(self)
+        return done + self.stop_and_wipe()
 
 
 # "psql:<stdin>:LINE: ERROR:  …" from the server, "psql:<stdin>:LINE: …" from psql itself.
