@@ -13,29 +13,32 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import __version__
-from ..decompress.base import DecompressReader
 from ..decompress.readers import open_decompressor
-from ..decrypt.cms.key import CmsKey, open_cms_stream, probe_cms, unlock_cms
+from ..decrypt.cms.key import open_cms_stream, probe_cms, unlock_cms
 from ..decrypt.gpg import GpgDecryptReader, plan_decryption
 from ..decrypt.openssl.enc import Base64Reader, DecryptReader, first_format
 from ..decrypt.openssl.unlock import KeyEvidence, probe_openssl, read_wrapped_key, unlock_openssl
 from ..errors import Cancelled, Layer, SealcheckError, SizeLimitExceeded, UnsupportedFormat
 from ..formats import CMS, Fmt, sniff
-from ..payload.inspector import PayloadInfo, PayloadInspector, not_checked_note, require_judged
+from ..payload.inspector import PayloadInfo, PayloadInspector, require_judged
 from ..plumbing.atomic import AtomicWriter
 from ..plumbing.progress import Meter
 from ..plumbing.streams import CHUNK, ChainReader, Prefetch, Reader, read_exact
-from ..records.identity import SourceIdentity
 from ..records.report import ErrorInfo, LayerResult, Report, Status
-from ..records.verdict import Verdict
 from ..storage.listing import NOT_A_BACKUP
-from ..storage.s3 import S3Stream
 from .job import Job
-
-LAYER_ORDER = ("source", "key", "cipher", "decompress", "payload", "hashes", "destination")
+from .proof import (
+    Evidence,
+    cms_key_proof,
+    decompress_evidence,
+    decompress_partial,
+    key_evidence,
+    payload_evidence,
+    source_partial,
+    source_result,
+)
 
 
 class _HashingReader:
@@ -72,28 +75,12 @@ class _Fetch:
     def record(self, ev: _Evidence) -> None:
         """The source layer; also recorded when a later layer fails, since
         every byte was still downloaded and hashed."""
-        h, raw = self.hashing, self.raw
-        details: dict[str, Any] = {"sha256": h.sha256.hexdigest(), "bytes": h.bytes}
-        proved = f"read all {h.bytes} bytes"
-        if isinstance(raw, S3Stream):
-            details["resumes"] = raw.resumes
-            details["retries"] = getattr(raw, "retries", 0)
-            if raw.digest_checked:
-                proved += "; their MD5 matches the object's ETag (end-to-end transfer check)"
-            else:
-                proved += "; multipart ETag, no end-to-end digest from the store"
-            if raw.resumes:
-                proved += f"; resumed {raw.resumes} time(s) after dropped connections"
-        ev.set("source", Status.OK, proved, **details)
+        h = self.hashing
+        ev.layers["source"] = source_result(h.sha256.hexdigest(), h.bytes, self.raw)
 
     def partial(self, size: int | None) -> str:
         """What the download did when the run stopped before its end."""
-        of = f" of {size}" if size is not None else ""
-        return (
-            f"read {self.hashing.bytes}{of} bytes without error before the run stopped; the "
-            "end-to-end transfer check (ETag, SHA-256 of the object) needs every byte and was "
-            "not made"
-        )
+        return source_partial(self.hashing.bytes, size)
 
 
 class _Tally:
@@ -114,110 +101,12 @@ class _Tally:
         return b
 
 
-# What a started layer has done when the run stops before it recorded its result: a
-# sentence ("incomplete"), its full result (it did reach its end), or None (nothing).
-Partial = Callable[[], "str | LayerResult | None"]
+class _Evidence(Evidence):
+    """The evidence, plus the download stage once it has started (run.py owns it)."""
 
-
-# The steps in words, for "the run stopped because ... failed".
-_STEP_WORDS = {
-    "source": "the download",
-    "key": "the key step",
-    "cipher": "decryption",
-    "decompress": "decompression",
-    "payload": "the dump check",
-    "destination": "writing the restored file",
-    "database": "the restore test",
-}
-
-
-class _Evidence:
     def __init__(self) -> None:
-        self.layers: dict[str, LayerResult] = {}
-        self.formats: list[str] = []
-        self.warnings: list[str] = []
-        self.source: SourceIdentity | None = None
+        super().__init__()
         self.fetch: _Fetch | None = None
-        self.wrapped: SourceIdentity | None = None
-        # A streamed layer, once it has started: what it has done so far (None: nothing
-        # yet). Read only when the run ends before the layer recorded its own result.
-        self.partial: dict[str, Partial] = {}
-
-    def ok(self, layer: str, proved: str, **details: Any) -> None:
-        self.layers[layer] = LayerResult(layer, Status.OK, proved, details)
-
-    def set(self, layer: str, status: Status, proved: str, **details: Any) -> None:
-        self.layers[layer] = LayerResult(layer, status, proved, details)
-
-    def result_layers(
-        self, error: SealcheckError | None, operation: str = "verify"
-    ) -> tuple[LayerResult, ...]:
-        """Every layer in order. After an error, a layer that never ran says "not
-        reached"; a streamed layer that ran on part of the data says what it did
-        ("incomplete"); what a layer proved before the failure is kept as it is."""
-        if error is not None:
-            failing = _error_layer(error)
-            text = error.summary + (f" {error.detail}" if error.detail else "")
-            # A setup problem (no key, storage not answering) is no finding on the backup.
-            bad = Verdict.of(int(error.exit_code)) is Verdict.FAILED
-            status = Status.FAILED if bad else Status.NOT_CHECKED
-            if failing and failing not in self.layers:
-                self.layers[failing] = LayerResult(failing, status, text)
-            elif failing:
-                old = self.layers[failing]
-                self.layers[failing] = LayerResult(failing, status, text, old.details)
-        out = []
-        for name in LAYER_ORDER:
-            if name in self.layers:
-                out.append(self.layers[name])
-            elif error is not None and (name != "destination" or operation == "restore"):
-                out.append(self._unfinished(name, error))
-        return tuple(out)
-
-    def _unfinished(self, name: str, error: SealcheckError) -> LayerResult:
-        failing = _error_layer(error)
-        verb = "failed" if Verdict.of(int(error.exit_code)) is Verdict.FAILED else "could not run"
-        why = (
-            f"{_STEP_WORDS[failing]} {verb}"
-            if failing in _STEP_WORDS
-            else error.summary.rstrip(".").lower()
-        )
-        partial = self.partial.get(name)
-        done = partial() if partial is not None else None
-        if isinstance(done, LayerResult):
-            return done
-        if done is not None:
-            return LayerResult(name, Status.INCOMPLETE, f"not completed: {done} ({why})")
-        if name == "source" and self.fetch is None and self.source is not None:
-            # The full download starts only once the key is proved (see _Fetch).
-            return LayerResult(
-                name,
-                Status.NOT_REACHED,
-                f"not reached ({why}): the object was identified ({self.source.size} bytes) "
-                "and only its first bytes, and for openssl enc its last cipher blocks, were "
-                "read to test the key; the full download starts once the key is proved",
-            )
-        if name == "destination":
-            return LayerResult(
-                name,
-                Status.NOT_REACHED,
-                f"not reached ({why}): no file was left at the destination",
-            )
-        return LayerResult(name, Status.NOT_REACHED, f"not reached ({why})")
-
-
-def _error_layer(error: SealcheckError) -> str | None:
-    if error.layer is None:
-        return None
-    return {
-        Layer.SOURCE: "source",
-        Layer.KEY: "key",
-        Layer.CIPHER: "cipher",
-        Layer.DECOMPRESS: "decompress",
-        Layer.PAYLOAD: "payload",
-        Layer.DESTINATION: "destination",
-        Layer.DATABASE: "database",
-    }[error.layer]
 
 
 def run(job: Job) -> Report:
@@ -283,21 +172,21 @@ def _run(job: Job, ev: _Evidence) -> None:
             closers.append(stop_decomp)
         meter.stage("decompress")
         counted = _Counting(decomp, meter, "decompress")
-        ev.partial["decompress"] = lambda: _decompress_partial(decomp, counted)
+        ev.partial["decompress"] = lambda: decompress_partial(decomp, counted.bytes, counted.eof)
         decode = Prefetch(counted, job.cancel, name="sealcheck-decode")
         closers.append(decode.close)
         payload = _consume(job, decode, writer, meter, ev)
         # Every byte went through: the envelope layers are proved even if the
         # payload check below fails.
         cipher_done()
-        _decompress_evidence(ev, decomp)
+        decompress_evidence(ev, decomp)
         try:
             payload.info = payload.inspector.finish()
         finally:
             ev.formats.append(payload.inspector.info.kind)
         if job.extra_sink is not None:
             job.extra_sink.finish()
-        _payload_evidence(ev, payload.info)
+        payload_evidence(ev, payload.info)
         if job.strict:
             require_judged(payload.info, src.name)
         ev.ok(
@@ -434,7 +323,7 @@ def _open_envelope(
         params, key_ev = unlock_openssl(
             src, header, probe, secrets, wrapped, wrapped_name, job.cancel
         )
-        _key_evidence(ev, key_ev)
+        key_evidence(ev, key_ev)
         meter.set_current("download")
         stream: Reader = start_fetch()
         if b64:
@@ -614,7 +503,7 @@ def _open_cms(
     ev.set(
         "key",
         Status.WARNING if key.ski_matches is False else Status.OK,
-        _cms_key_proof(key),
+        cms_key_proof(key),
         key=key.key.label,
         fingerprint=key.key.fingerprint,
         padding=key.padding,
@@ -673,107 +562,3 @@ def _open_cms(
 
     key_ev = KeyEvidence("rsa", key.key.label, key.key.fingerprint, key.padding, key.tried)
     return dec, key_ev, cipher_done
-
-
-def _cms_key_proof(key: CmsKey) -> str:
-    rec = key.recipient
-    text = (
-        f"content key unwrapped from recipient #{rec.index} ({rec.rid}) with {key.key.label} "
-        f"({key.padding}), confirmed by {key.confirmed_by}"
-    )
-    if key.ski_matches is True:
-        return text + "; the recipient's key identifier is this key's"
-    if key.ski_matches is False:
-        return text + (
-            "; the recipient's key identifier is NOT this key's (damaged, or the certificate "
-            "used another key-identifier method)"
-        )
-    return text + "; the recipient identifier itself is not checked (no certificate is given)"
-
-
-def _key_evidence(ev: _Evidence, k: KeyEvidence) -> None:
-    if k.method == "rsa":
-        ev.ok(
-            "key",
-            f"data key unwrapped with {k.key_label} ({k.padding}) and confirmed by the data",
-            key=k.key_label,
-            fingerprint=k.fingerprint,
-            padding=k.padding,
-        )
-    elif k.method == "passphrase":
-        ev.ok("key", "passphrase accepted and confirmed by the data", key="passphrase file")
-    elif k.method == "raw":
-        ev.ok("key", "raw key and IV confirmed by the data", key="raw -K/-iv")
-
-
-def _decompress_evidence(ev: _Evidence, d: DecompressReader) -> None:
-    layer, warnings = _decompress_result(d)
-    ev.layers["decompress"] = layer
-    ev.warnings.extend(warnings)
-
-
-def _decompress_partial(d: DecompressReader, counted: _Tally) -> str | LayerResult | None:
-    if counted.eof:  # the decompressor reached its end and its checks passed
-        return _decompress_result(d)[0]
-    if not counted.bytes:
-        return None
-    return (
-        f"{d.stats.fmt} decoded {counted.bytes} bytes without error; the end of the stream, "
-        "where its checks (CRC, length) are made, was not reached"
-    )
-
-
-def _decompress_result(d: DecompressReader) -> tuple[LayerResult, list[str]]:
-    st = d.stats
-    checks = {
-        "gzip": "CRC-32 and ISIZE of every member verified, end of stream reached",
-        "bzip2": "block and stream CRCs verified, end of stream reached",
-        "xz": "integrity checks verified, end of stream reached",
-        "zstd": "frames complete, content checksums verified where present",
-    }
-    if st.fmt == "none":
-        return LayerResult("decompress", Status.SKIPPED, "not compressed"), []
-    members = (
-        f"{st.members} member{'s' if st.members != 1 else ''}" if st.fmt != "zstd" else "all frames"
-    )
-    proved = f"{st.fmt}: {members}; {checks.get(st.fmt, 'decoded')}"
-    status = Status.WARNING if st.notes else Status.OK
-    warnings = list(st.notes)
-    details = {
-        "format": st.fmt,
-        "members": st.members,
-        "compressed_bytes": st.input_bytes,
-        "notes": list(st.notes),
-    }
-    if st.fmt != "zstd" and st.members > 1:
-        warnings.append(f"{st.fmt} stream has {st.members} concatenated members")
-    return LayerResult("decompress", status, proved, details), warnings
-
-
-def _payload_evidence(ev: _Evidence, info: PayloadInfo) -> None:
-    who = info.producer or "unknown producer"
-    if info.producer_version:
-        who += f" {info.producer_version}"
-    proved = f"{who}: {info.completeness.value}"
-    if info.trailer:
-        proved += f" ({info.trailer})"
-    status = Status.OK
-    if not info.completeness.judged:
-        status = Status.WARNING
-        ev.warnings.append(not_checked_note(info))
-    details: dict[str, Any] = {
-        "checked": info.completeness.judged,
-        "kind": info.kind,
-        "database_kind": info.database_kind,
-        "producer": info.producer,
-        "producer_version": info.producer_version,
-        "server_version": info.server_version,
-        "database": info.database,
-        "completeness": info.completeness.value,
-        "tables": info.tables,
-    }
-    if info.kind == "xbstream" or info.kind.startswith("pg_dump-"):
-        details["entries"] = info.entries
-        details["entries_total"] = info.entries_total
-    details.update(info.facts)
-    ev.set("payload", status, proved, **details)
