@@ -42,6 +42,10 @@ class KeyChoice:
     def empty(self) -> bool:
         return not (self.key_specs or self.passphrase_file or self.gpg_key_file)
 
+    def renamed(self, old: str, new: str) -> KeyChoice:
+        """The same choice with key spec ``old`` (e.g. ``keyring:A``) now ``new``."""
+        return replace(self, key_specs=tuple(new if s == old else s for s in self.key_specs))
+
 
 @dataclass(frozen=True)
 class SourceConfig:
@@ -74,6 +78,13 @@ class SourceConfig:
     @property
     def uri(self) -> str:
         return self.path if self.path is not None else f"s3://{self.bucket}/{self.prefix}"
+
+    def holds(self, uri: str) -> bool:
+        """Whether an object (its s3:// URI or absolute path, without a version) lies in
+        this source: how history entries are counted per source."""
+        if self.path is not None:
+            return uri == self.path or uri.startswith(self.path.rstrip("/") + "/")
+        return uri.startswith(f"s3://{self.bucket}/{self.prefix}")
 
     def listed(self, data: ObjectVersion, key: ObjectVersion | None) -> ListedVersion:
         """A version this source listed, as a job opens it: in the bucket, or (a folder's

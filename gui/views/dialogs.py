@@ -21,11 +21,13 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QRadioButton,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from sealcheck.core.errors import UsageError
+from sealcheck.core.keys.custody import KeyStore
 from sealcheck.core.storage.listing import Probe, probe_bucket, probe_folder
 from sealcheck.core.storage.naming import Rule
 from sealcheck.core.storage.s3 import make_client
@@ -33,6 +35,7 @@ from sealcheck.core.storage.s3 import make_client
 from ..errortext import listing_problem
 from ..jobs.worker import Failure, Worker, WorkerContext
 from ..state.settings import KeyChoice, SourceConfig
+from .sourcekeys import SourceKeysEditor
 
 # A connection test waits less than a listing does: the user is watching the dialog.
 TEST_CONNECT_TIMEOUT = 5.0
@@ -72,12 +75,14 @@ class SourceDialog(QDialog):
         parent: QWidget | None = None,
         *,
         client_factory: Callable[[SourceConfig], Any] = _probe_client,
+        key_store: KeyStore | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Edit source" if source else "Add source")
         self.setAccessibleName(self.windowTitle())
         s = source or SourceConfig(name="", bucket="")
-        self._keys = s.keys
+        # The keys to try sit beside the source they belong to (sourcekeys.py).
+        self.keys = SourceKeysEditor(s.keys, key_store)
         self._client_factory = client_factory
         self._pool = QThreadPool(self)
         self._testing: Worker | None = None
@@ -151,9 +156,18 @@ class SourceDialog(QDialog):
         self.test_btn.clicked.connect(self.test_connection)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
+        where = QWidget()
+        wlay = QVBoxLayout(where)
+        wlay.addLayout(form)
+        wlay.addWidget(self.note)
+        wlay.addStretch(1)
+        # Two tabs keep the dialog within a 200 % laptop screen.
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Source settings")
+        self.tabs.addTab(where, "Lo&cation")
+        self.tabs.addTab(self.keys, "Ke&ys")
         lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(self.note)
+        lay.addWidget(self.tabs)
         lay.addWidget(self.error)
         lay.addWidget(self.test_result)
         lay.addWidget(self.buttons)
@@ -186,7 +200,9 @@ class SourceDialog(QDialog):
             folder = self.folder.text().strip()
             if not folder:
                 raise UsageError("a folder is needed (Browse… picks one)")
-            return SourceConfig.local(Path(folder), name or None, rules=rules, keys=self._keys)
+            return SourceConfig.local(
+                Path(folder), name or None, rules=rules, keys=self.keys.value()
+            )
         if not bucket:
             raise UsageError("a bucket name is needed")
         if "/" in bucket or bucket.startswith("s3:"):
@@ -199,7 +215,7 @@ class SourceDialog(QDialog):
             profile=self.profile.text().strip() or None,
             region=self.region.text().strip() or None,
             rules=rules,
-            keys=self._keys,
+            keys=self.keys.value(),
         )
 
     def accept(self) -> None:

@@ -1,4 +1,13 @@
-"""The Keys page: keys held in custody, importing a PEM, and the keys a source uses."""
+"""The Keys page: keys held in custody and on tokens, what can be done with each, and
+where each is used.
+
+A held key can be renamed (the sources that name it follow), its public key exported
+(written whole or not at all) and its full fingerprint copied (the table may elide it;
+the tooltip and the copy never do). Removing asks first, and says so plainly when the
+key is the only one a source tries. Which keys a source tries, and in what order, is
+set beside the source, in its editor (sourcekeys.py); "Use for this source" adds the
+selected key there.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QThreadPool, Signal
-from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtGui import QGuiApplication, QShowEvent, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -16,32 +25,28 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QInputDialog,
     QLabel,
-    QLineEdit,
-    QListWidget,
-    QPushButton,
+    QMessageBox,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from sealcheck.core.errors import KeyUnavailable
 from sealcheck.core.keys.custody import HeldKey, KeyStore
 from sealcheck.core.keys.pkcs11.inventory import list_tokens
+from sealcheck.core.keys.pkcs11.modules import present_modules
+from sealcheck.core.records.history import History, Subject
 
 from ..errortext import describe
 from ..jobs.worker import Failure, Worker, WorkerContext
-from ..state.settings import KeyChoice
+from ..state.keyusage import KeyUse, key_use
+from ..state.settings import KeyChoice, SourceConfig
 from .dialogs import ask_secret
+from .keydialogs import ImportKeyDialog, described_button, message_label
 
-INVENTORY_COLUMNS = ("Name", "Where", "Type", "Fingerprint", "Use as")
-
-
-def _button(text: str, description: str) -> QPushButton:
-    # The visible text is the accessible name (what a voice-control user says);
-    # the longer sentence is the description and the tooltip.
-    b = QPushButton(text)
-    b.setAccessibleDescription(description)
-    b.setToolTip(description)
-    return b
+INVENTORY_COLUMNS = ("Name", "Where", "Type", "Fingerprint", "Use as", "Used by")
+FINGERPRINT, USE_AS, USED_BY = 3, 4, 5
+OTHER_MODULE = "Other module…"
 
 
 def _import(ctx: WorkerContext, store: KeyStore, pem: bytes, name: str, pw: bytes | None) -> Any:
@@ -52,16 +57,32 @@ def _list_tokens(ctx: WorkerContext, module: str, pin: bytes | None, pin_for: st
     return list_tokens(module, (lambda: pin) if pin else None, pin_for=pin_for)
 
 
+def _opened(_ctx: WorkerContext, history: History) -> Any:
+    return history.opened_by_key()
+
+
 class KeysPage(QWidget):
-    """``keys_changed`` carries the new KeyChoice of the current source."""
+    """``keys_changed`` carries the new KeyChoice of the current source;
+    ``key_renamed`` the old and new spec of a renamed key (``keyring:OLD``,
+    ``keyring:NEW``), for every source that names it."""
 
     keys_changed = Signal(object)
+    key_renamed = Signal(str, str)
     message = Signal(str)  # for the status bar
 
-    def __init__(self, store: KeyStore | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        store: KeyStore | None = None,
+        parent: QWidget | None = None,
+        *,
+        history: History | None = None,
+    ) -> None:
         super().__init__(parent)
         self.store = store or KeyStore()
+        self.history = history
         self._choice = KeyChoice()
+        self._sources: list[SourceConfig] = []
+        self._opened: dict[str, list[Subject]] = {}
         self._workers: list[Worker] = []
         self.pool = QThreadPool(self)
 
@@ -76,56 +97,66 @@ class KeysPage(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.import_btn = _button("&Import PEM into keyring…", "Import a PEM key into the keyring")
-        self.token_btn = _button("List &token keys…", "List the keys on a PKCS#11 token")
-        self.use_btn = _button("&Use for this source", "Use the selected key for this source")
-        self.status = QLabel()
-        self.status.setWordWrap(True)
-        self.status.setAccessibleName("Key status")
+        # A narrow window elides the middle of a fingerprint, never silently its end:
+        # the tooltip and "Copy fingerprint" always give all of it.
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(FINGERPRINT, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(FINGERPRINT, self.fontMetrics().horizontalAdvance("S" * 40))
+        self.import_btn = described_button(
+            "&Import key…", "Import a private key (PEM) into the keyring"
+        )
+        self.token_btn = described_button("List &token keys…", "List the keys on a PKCS#11 token")
+        self.use_btn = described_button(
+            "&Use for this source", "Add the selected key to this source's keys"
+        )
+        self.rename_btn = described_button("Re&name…", "Give the selected key another name")
+        self.export_btn = described_button(
+            "E&xport public key…", "Save the selected key's public key (PEM)"
+        )
+        self.copy_btn = described_button(
+            "&Copy fingerprint", "Copy the selected key's full fingerprint"
+        )
+        self.remove_key_btn = described_button("Remo&ve…", "Remove the selected key from custody")
+        self.status = message_label("Key status")
         row = QHBoxLayout()
         for b in (self.import_btn, self.token_btn, self.use_btn):
             row.addWidget(b)
         row.addStretch()
+        row2 = QHBoxLayout()
+        for b in (self.rename_btn, self.export_btn, self.copy_btn, self.remove_key_btn):
+            row2.addWidget(b)
+        row2.addStretch()
         lay = QVBoxLayout(held)
         lay.addWidget(self.table)
         lay.addLayout(row)
+        lay.addLayout(row2)
         lay.addWidget(self.status)
 
-        used = QGroupBox("Keys this source uses")
-        self.specs = QListWidget()
-        self.specs.setAccessibleName("Keys used by this source")
-        self.add_pem_btn = _button("Add PEM &file…", "Add a PEM key file")
-        self.add_token_btn = _button("Add token ke&y…", "Add a PKCS#11 token key by URI")
-        self.remove_btn = _button("&Remove", "Remove the selected key from this source")
-        self.passfile = QLineEdit()
-        self.passfile.setAccessibleName("Passphrase file for symmetric backups")
-        self.passfile.setPlaceholderText("passphrase file (openssl enc -pass file:…), optional")
-        self.gpgfile = QLineEdit()
-        self.gpgfile.setAccessibleName("OpenPGP secret key file")
-        self.gpgfile.setPlaceholderText("OpenPGP secret key (.asc), optional")
-        brow = QHBoxLayout()
-        for b in (self.add_pem_btn, self.add_token_btn, self.remove_btn):
-            brow.addWidget(b)
-        brow.addStretch()
+        used = QGroupBox("Where the selected key is used")
+        self.usage = message_label("Where the selected key is used")
+        note = QLabel(
+            "The keys a source tries, and their order, are set in the source's editor "
+            "(Source → Edit source…, Ctrl+E), beside the source they belong to."
+        )
+        note.setWordWrap(True)
         ulay = QVBoxLayout(used)
-        ulay.addWidget(self.specs)
-        ulay.addLayout(brow)
-        ulay.addWidget(self.passfile)
-        ulay.addWidget(self.gpgfile)
+        ulay.addWidget(self.usage)
+        ulay.addWidget(note)
 
         top = QVBoxLayout(self)
         top.addWidget(held, 3)
-        top.addWidget(used, 2)
+        top.addWidget(used, 1)
 
         self.import_btn.clicked.connect(self._on_import)
         self.token_btn.clicked.connect(self._on_list_token)
         self.use_btn.clicked.connect(self._on_use)
-        self.add_pem_btn.clicked.connect(self._on_add_pem)
-        self.add_token_btn.clicked.connect(self._on_add_token)
-        self.remove_btn.clicked.connect(self._on_remove)
-        self.passfile.editingFinished.connect(self._emit_choice)
-        self.gpgfile.editingFinished.connect(self._emit_choice)
+        self.rename_btn.clicked.connect(self._on_rename)
+        self.export_btn.clicked.connect(self._on_export)
+        self.copy_btn.clicked.connect(self.copy_fingerprint)
+        self.remove_key_btn.clicked.connect(self._on_remove_key)
+        self.table.selectionModel().selectionChanged.connect(self._on_selected)
         self.refresh()
 
     # --- inventory -----------------------------------------------------------
@@ -136,9 +167,13 @@ class KeysPage(QWidget):
             self._add_row(k.name, k.where, f"RSA-{k.bits}", k.fingerprint, f"keyring:{k.name}")
         if not self.inventory.rowCount():
             self.status.setText("No keys held yet. Import a PEM to keep it in the OS keyring.")
+        self._show_usage()
 
     def _add_row(self, *cells: str) -> None:
         items = [QStandardItem(c) for c in cells]
+        items[FINGERPRINT].setToolTip(cells[FINGERPRINT])
+        items[USE_AS].setToolTip(cells[USE_AS])
+        items.append(QStandardItem(""))
         for it in items:
             it.setEditable(False)
         self.inventory.appendRow(items)
@@ -175,27 +210,207 @@ class KeysPage(QWidget):
         )
         self.message.emit(f"Imported key {info.name}")
 
+    def import_dialog(self, path: Path | None = None) -> ImportKeyDialog:
+        """The import dialog, not yet shown (tests drive it; the button runs it)."""
+        dlg = ImportKeyDialog(self.store, self, path)
+        dlg.accepted.connect(lambda: self._on_imported(dlg.imported) if dlg.imported else None)
+        return dlg
+
     def _on_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Import a private key", "", "PEM (*.pem);;All (*)"
-        )
-        if not path:
+        dlg = self.import_dialog()
+        dlg.exec()
+        dlg.deleteLater()
+
+    # --- the selected key ------------------------------------------------------
+
+    def selected_row(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows()
+        return rows[0].row() if rows else None
+
+    def _cell(self, row: int, col: int) -> str:
+        return self.inventory.item(row, col).text()
+
+    def selected_held(self) -> HeldKey | None:
+        """The selected key if it is one in custody (not a token's)."""
+        row = self.selected_row()
+        if row is None or not self._cell(row, USE_AS).startswith("keyring:"):
+            return None
+        try:
+            return self.store.get(self._cell(row, USE_AS)[len("keyring:") :])
+        except KeyUnavailable:  # removed meanwhile (the CLI): the refresh shows it
+            return None
+
+    def _on_selected(self, *_args: object) -> None:
+        row = self.selected_row()
+        held = row is not None and self._cell(row, USE_AS).startswith("keyring:")
+        for b in (self.rename_btn, self.export_btn, self.remove_key_btn):
+            b.setEnabled(held)
+        self.copy_btn.setEnabled(row is not None)
+        self.use_btn.setEnabled(row is not None)
+        self._show_usage()
+
+    def copy_fingerprint(self) -> None:
+        row = self.selected_row()
+        if row is None:
             return
-        name, ok = QInputDialog.getText(self, "Key name", "Name for this key in Sealcheck:")
-        if ok and name.strip():
-            self.import_pem_file(Path(path), name.strip())
+        fp = self._cell(row, FINGERPRINT)
+        QGuiApplication.clipboard().setText(fp)
+        self.status.setText(f"Copied the fingerprint of {self._cell(row, 0)!r}: {fp}")
+        self.message.emit("Fingerprint copied")
+
+    def rename_selected(self, new: str) -> None:
+        info = self.selected_held()
+        if info is None or not new or new == info.name:
+            return
+        self._start(self._rename, info.name, new, done=self._on_renamed)
+
+    def _rename(self, _ctx: WorkerContext, old: str, new: str) -> tuple[str, HeldKey]:
+        return old, self.store.rename(old, new)
+
+    def _on_renamed(self, result: tuple[str, HeldKey]) -> None:
+        old, info = result
+        self.refresh()
+        self.key_renamed.emit(f"keyring:{old}", f"keyring:{info.name}")
+        self.status.setText(
+            f"Key {old!r} is now {info.name!r}; the sources that used it follow the new name."
+        )
+        self.message.emit(f"Renamed key {old} to {info.name}")
+
+    def _on_rename(self) -> None:
+        info = self.selected_held()
+        if info is None:
+            return
+        new, ok = QInputDialog.getText(
+            self, "Rename key", f"New name for {info.name!r}:", text=info.name
+        )
+        if ok:
+            self.rename_selected(new.strip())
+
+    def export_selected(self, dest: Path, *, overwrite: bool = False) -> None:
+        info = self.selected_held()
+        if info is not None:
+            self._start(_export, self.store, info.name, dest, overwrite, done=self._on_exported)
+
+    def _on_exported(self, result: tuple[HeldKey, Path]) -> None:
+        info, dest = result
+        self.status.setText(f"The public key of {info.name!r} is saved in {dest}.")
+        self.message.emit(f"Exported the public key of {info.name}")
+
+    def _on_export(self) -> None:
+        info = self.selected_held()
+        if info is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export public key", str(Path.home() / f"{info.name}.pub.pem"), "PEM (*.pem)"
+        )
+        if path:
+            # The save dialog has asked before replacing a file that is there.
+            self.export_selected(Path(path), overwrite=True)
+
+    def removal_question(self, info: HeldKey) -> tuple[str, bool]:
+        """The question before removing ``info``, and whether it is the only key of a
+        source (then the answer button says so: "Remove anyway")."""
+        use = self.use_of(f"keyring:{info.name}", info.fingerprint)
+        only = [u.source for u in use.sources if u.only_key]
+        text = (
+            f"Remove key {info.name!r} ({info.fingerprint}) from custody? Backups wrapped only "
+            "to this key cannot be opened without another copy of it."
+        )
+        if only:
+            text += (
+                f"\n\nIt is the only key of {_names(only)}: "
+                f"{'its' if len(only) == 1 else 'their'} backups cannot be verified or "
+                "restored after this, until another key is set."
+            )
+        others = [u.source for u in use.sources if u.position is not None and not u.only_key]
+        if others:
+            text += f"\n\n{_names(others)} also {'tries' if len(others) == 1 else 'try'} it."
+        return text, bool(only)
+
+    def _on_remove_key(self) -> None:
+        info = self.selected_held()
+        if info is None:
+            return
+        text, only = self.removal_question(info)
+        box = QMessageBox(self)
+        box.setObjectName("confirm-remove-key")
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Remove key?")
+        box.setText(text)
+        remove = box.addButton(
+            "Remove anyway" if only else "Remove", QMessageBox.ButtonRole.DestructiveRole
+        )
+        keep = box.addButton("Keep it", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(keep)
+        box.exec()
+        agreed = box.clickedButton() is remove
+        box.deleteLater()
+        if agreed:
+            self._start(_remove, self.store, info.name, done=self._on_removed)
+        else:
+            self.status.setText(f"Key {info.name!r} was kept.")
+
+    def _on_removed(self, name: str) -> None:
+        self.refresh()
+        self.status.setText(f"Key {name!r} was removed from custody.")
+        self.message.emit(f"Removed key {name}")
+
+    # --- where each key is used ------------------------------------------------
+
+    def set_sources(self, sources: list[SourceConfig]) -> None:
+        self._sources = list(sources)
+        self._show_usage()
+
+    def use_of(self, spec: str, fingerprint: str) -> KeyUse:
+        return key_use(spec, fingerprint, self._sources, self._opened)
+
+    def reload_usage(self) -> None:
+        """Read which key opened which versions (history, on a worker)."""
+        if self.history is not None:
+            self._start(_opened, self.history, done=self._on_opened)
+
+    def _on_opened(self, opened: dict[str, list[Subject]]) -> None:
+        self._opened = opened
+        self._show_usage()
+
+    def _show_usage(self) -> None:
+        for r in range(self.inventory.rowCount()):
+            use = self.use_of(self._cell(r, USE_AS), self._cell(r, FINGERPRINT))
+            self.inventory.item(r, USED_BY).setText(use.names())
+            self.inventory.item(r, USED_BY).setToolTip(use.text())
+        row = self.selected_row()
+        if row is None:
+            self.usage.setText("Select a key to see the sources that try it.")
+        else:
+            use = self.use_of(self._cell(row, USE_AS), self._cell(row, FINGERPRINT))
+            self.usage.setText(f"{self._cell(row, 0)}:\n{use.text()}")
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.reload_usage()
+
+    # --- tokens ----------------------------------------------------------------
 
     def _on_list_token(self) -> None:
-        module, ok = QInputDialog.getText(
-            self, "PKCS#11 module", "Path of the token's PKCS#11 module (.so):"
-        )
-        if not ok or not module.strip():
+        # The usual modules installed here, as the command line finds them.
+        found = present_modules()
+        module = ""
+        if found:
+            module, ok = QInputDialog.getItem(
+                self, "PKCS#11 module", "Token module:", [*found, OTHER_MODULE], 0, False
+            )
+            if not ok:
+                return
+        if module in ("", OTHER_MODULE):
+            module, _ = QFileDialog.getOpenFileName(
+                self, "PKCS#11 module of the token", "/usr/lib", "Modules (*.so *.dylib *.dll)"
+            )
+        if not module:
             return
         # First without a PIN: which tokens are there? A PIN then goes to the one token
         # the user names, once (a wrong PIN counts toward that token's lockout).
-        self._start(
-            _list_tokens, module.strip(), None, None, done=lambda ts: self._pick(module, ts)
-        )
+        self._start(_list_tokens, module, None, None, done=lambda ts: self._pick(module, ts))
 
     def _pick(self, module: str, tokens: list[Any]) -> None:
         if not tokens:
@@ -232,56 +447,46 @@ class KeysPage(QWidget):
                     str(k.fingerprint),
                     str(k.uri),
                 )
+        self._show_usage()
         self.status.setText(" ".join([f"{count} key(s) on {len(tokens)} token(s).", *notes]))
 
-    # --- the current source's keys -------------------------------------------
+    # --- the current source ----------------------------------------------------
 
     def set_choice(self, choice: KeyChoice) -> None:
         self._choice = choice
-        self.specs.clear()
-        self.specs.addItems(list(choice.key_specs))
-        self.passfile.setText(choice.passphrase_file or "")
-        self.gpgfile.setText(choice.gpg_key_file or "")
 
     def choice(self) -> KeyChoice:
         return self._choice
 
-    def _emit_choice(self) -> None:
-        self._choice = replace(
-            self._choice,
-            key_specs=tuple(self.specs.item(i).text() for i in range(self.specs.count())),
-            passphrase_file=self.passfile.text().strip() or None,
-            gpg_key_file=self.gpgfile.text().strip() or None,
-        )
-        self.keys_changed.emit(self._choice)
-
-    def add_spec(self, spec: str) -> None:
-        if spec and not self.specs.findItems(spec, Qt.MatchFlag.MatchExactly):
-            self.specs.addItem(spec)
-            self._emit_choice()
+    def add_spec(self, spec: str, module: str | None = None) -> None:
+        """Add a key to the current source's list (last: the others keep their order)."""
+        if spec and spec not in self._choice.key_specs:
+            self._choice = replace(
+                self._choice,
+                key_specs=(*self._choice.key_specs, spec),
+                pkcs11_module=module or self._choice.pkcs11_module,
+            )
+            self.keys_changed.emit(self._choice)
+            self.status.setText(f"This source now tries {spec} too (its editor sets the order).")
 
     def _on_use(self) -> None:
-        rows = self.table.selectionModel().selectedRows(4)
-        if rows:
-            self.add_spec(str(rows[0].data()))
-
-    def _on_add_pem(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Key file", "", "PEM (*.pem *.key);;All (*)")
-        if path:
-            self.add_spec(path)
-
-    def _on_add_token(self) -> None:
-        uri, ok = QInputDialog.getText(self, "Token key", "pkcs11: URI of the key:")
-        if ok and uri.strip().startswith("pkcs11:"):
-            module, ok = QInputDialog.getText(self, "PKCS#11 module", "Module path (.so):")
-            if ok and module.strip():
-                self._choice = replace(self._choice, pkcs11_module=module.strip())
-            self.add_spec(uri.strip())
-
-    def _on_remove(self) -> None:
-        for item in self.specs.selectedItems():
-            self.specs.takeItem(self.specs.row(item))
-        self._emit_choice()
+        row = self.selected_row()
+        if row is not None:
+            self.add_spec(self._cell(row, USE_AS))
 
     def shutdown(self) -> None:
         self.pool.waitForDone(5000)
+
+
+def _export(_ctx: WorkerContext, store: KeyStore, name: str, dest: Path, ow: bool) -> Any:
+    return store.export_public(name, dest, overwrite=ow), dest
+
+
+def _remove(_ctx: WorkerContext, store: KeyStore, name: str) -> str:
+    store.remove(name)
+    return name
+
+
+def _names(names: list[str]) -> str:
+    quoted = [f"source {n!r}" for n in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]

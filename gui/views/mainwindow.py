@@ -151,7 +151,7 @@ class MainWindow(QMainWindow):
         self.sources.setAccessibleName("Sources")
         self.sources.setMinimumWidth(text_width(self.sources, 22))
         self.browser = BackupBrowser(self.results, client_factory)
-        self.keys_page = KeysPage(key_store)
+        self.keys_page = KeysPage(key_store, history=self.results.history)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Pages")
         self._tab_icons: tuple[str, ...] = ("source", "key")
@@ -210,6 +210,7 @@ class MainWindow(QMainWindow):
         self.sources.currentRowChanged.connect(self._on_source_changed)
         self.browser.status.connect(lambda t: self.statusBar().showMessage(t))
         self.keys_page.keys_changed.connect(self._on_keys_changed)
+        self.keys_page.key_renamed.connect(self._on_key_renamed)
         self.keys_page.message.connect(lambda t: self.statusBar().showMessage(t, 8000))
         # A history that cannot be read or written: say so once; results stay in memory.
         self.results.warning.connect(self._history_problem)
@@ -442,6 +443,7 @@ class MainWindow(QMainWindow):
         return self.session_sources + self.saved
 
     def _fill_sources(self, select: int = 0) -> None:
+        self.keys_page.set_sources(self.all_sources())
         self.sources.blockSignals(True)
         self.sources.clear()
         for i, s in enumerate(self.all_sources()):
@@ -475,9 +477,10 @@ class MainWindow(QMainWindow):
         else:
             self.saved[self.saved.index(old)] = new
             self.store.save(self.saved)
+        self.keys_page.set_sources(self.all_sources())
 
     def add_source(self) -> None:
-        dlg = SourceDialog(parent=self)
+        dlg = SourceDialog(parent=self, key_store=self.keys_page.store)
         if dlg.exec() == QDialog.DialogCode.Accepted:
             self.saved.append(dlg.value())
             self.store.save(self.saved)
@@ -489,7 +492,7 @@ class MainWindow(QMainWindow):
         if src is None:
             return
         row = self.sources.currentRow()
-        dlg = SourceDialog(src, self)
+        dlg = SourceDialog(src, self, key_store=self.keys_page.store)
         if dlg.exec() == QDialog.DialogCode.Accepted:
             self._replace_source(src, dlg.value())
             self._fill_sources(row)
@@ -541,6 +544,15 @@ class MainWindow(QMainWindow):
         if src is not None and src.keys != choice:
             self._replace_source(src, replace(src, keys=choice))
             self.keys.forget()
+
+    def _on_key_renamed(self, old: str, new: str) -> None:
+        """Every source that named the key follows its new name."""
+        for src in self.all_sources():
+            if old in src.keys.key_specs:
+                self._replace_source(src, replace(src, keys=src.keys.renamed(old, new)))
+        self.keys.forget()
+        current = self.current_source()
+        self.keys_page.set_choice(current.keys if current else KeyChoice())
 
     # --- jobs -------------------------------------------------------------------
 

@@ -297,8 +297,8 @@ def test_actions_have_unique_shortcuts_that_work(qtbot, tmp_path, demo_s3_bucket
 
     # Ctrl+F: to the filter, from anywhere (the Keys page too).
     win.tabs.setCurrentWidget(win.keys_scroll)
-    win.keys_page.passfile.setFocus()
-    qtbot.keyClick(win.keys_page.passfile, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    win.keys_page.table.setFocus()
+    qtbot.keyClick(win.keys_page.table, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     assert QApplication.focusWidget() is win.browser.filter
     # Enter on a backup goes to its versions; Ctrl+R verifies the selected version.
     sets = win.browser.sets_view

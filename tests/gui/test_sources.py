@@ -159,7 +159,7 @@ def test_test_connection_reports_versioning_count_or_the_error(qtbot, tmp_path, 
     dlg.folder.setText(str(tmp_path / "none"))
     assert tested().startswith(f"The folder {tmp_path}/none is empty.")
     v = dlg.value()
-    assert (v.path, v.bucket, v.keys) == (str(tmp_path / "none"), "", dlg._keys)
+    assert (v.path, v.bucket, v.keys) == (str(tmp_path / "none"), "", dlg.keys.value())
     dlg.reject()
 
 

@@ -10,9 +10,9 @@ import signal
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
-from fixtures.gui_flow import open_window, select_version
+from fixtures.gui_flow import answer, open_window, select_version
 from sealcheck.gui.app import run_window
 from sealcheck.gui.jobs.queue import JobRecord, JobState
 from sealcheck.gui.state.settings import SourceStore
@@ -33,21 +33,6 @@ def _restore_running(qtbot, win: MainWindow, dest: Path) -> JobRecord:
     return rec
 
 
-def _answer(button_text: str, seen: list[str]) -> None:
-    """Click ``button_text`` in the question once it is up (it runs its own event loop)."""
-
-    def click() -> None:
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            QTimer.singleShot(20, click)
-            return
-        seen.append(box.text())
-        (btn,) = [b for b in box.buttons() if b.text() == button_text]
-        btn.click()
-
-    QTimer.singleShot(0, click)
-
-
 def test_closing_during_a_restore_asks_and_keep_running_keeps_it(qtbot, tmp_path, demo_s3_bucket):
     win = open_window(qtbot, tmp_path, [demo_s3_bucket.big_source()])
     dest = tmp_path / "restored.sql"
@@ -56,13 +41,13 @@ def test_closing_during_a_restore_asks_and_keep_running_keeps_it(qtbot, tmp_path
     assert text is not None and text.startswith("1 restore is running (") and " %)" in text
 
     seen: list[str] = []
-    _answer("Keep running", seen)
+    answer("Keep running", seen)
     assert not win.close()
     assert win.isVisible() and rec.state is JobState.RUNNING
     assert len(seen) == 1 and seen[0].startswith("1 restore is running (")
     assert seen[0].endswith("%). Stop it and quit?")
 
-    _answer("Stop and quit", seen)
+    answer("Stop and quit", seen)
     assert win.close()  # waited for the job to stop; its last signals follow
     qtbot.waitUntil(lambda: rec.state is JobState.CANCELLED, timeout=5000)
     assert not dest.exists() and not list(tmp_path.glob("restored.sql*"))  # no partial file
@@ -72,10 +57,10 @@ def test_cancel_jobs_during_a_restore_asks_first(qtbot, tmp_path, demo_s3_bucket
     win = open_window(qtbot, tmp_path, [demo_s3_bucket.big_source()])
     rec = _restore_running(qtbot, win, tmp_path / "restored.sql")
     seen: list[str] = []
-    _answer("Keep running", seen)
+    answer("Keep running", seen)
     win.cancel_act.trigger()
     assert rec.state is JobState.RUNNING and seen[0].endswith("%). Stop it?")
-    _answer("Stop it", seen)
+    answer("Stop it", seen)
     win.cancel_act.trigger()
     qtbot.waitUntil(lambda: rec.state is JobState.CANCELLED, timeout=10000)
     assert len(seen) == 2
