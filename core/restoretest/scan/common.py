@@ -58,6 +58,52 @@ class Hostile:
     statement: str
 
 
+class Tokens:
+    """How a server tokenizes a statement, for the patterns that read what it does.
+
+    A dialect gives its table: ``literals`` (blanked to ``''``), the identifier
+    ``quote`` (a quoted name is read unquoted, its doubled quote made one), what reads
+    as blank (``comment``: comments, and MySQL's executable-comment markers whose text is
+    code) and, where the dialect has one, a ``body`` whose text is code too (PostgreSQL's
+    dollar quotes, with named groups ``tag`` and ``body``). Tried in that order."""
+
+    _DEPTH = 4  # a body in a body … read this deep (a function defining a function)
+
+    def __init__(self, *, literals: bytes, quote: bytes, comment: bytes, body: bytes = b"") -> None:
+        q = re.escape(quote)
+        self.quote = quote
+        self.pattern = re.compile(
+            literals
+            + rb"|" + q + rb"(?P<ident>(?:[^" + q + rb"]|" + q + q + rb")*+)" + q
+            + (rb"|" + body if body else b"")
+            + rb"|(?P<comment>" + comment + rb")",
+            re.S,
+        )  # fmt: skip
+
+    def blank_comments(self, raw: bytes) -> bytes:
+        """Comments (and executable-comment markers) as spaces; the rest as it is."""
+        return self.pattern.sub(lambda m: b" " if m.lastgroup == "comment" else m[0], raw)
+
+    def code_text(self, raw: bytes, limit: int = 1 << 16, depth: int = 0) -> str:
+        """What the statement does, for the patterns: comments removed, literals blanked
+        to ``''``, identifiers unquoted, a body's text read as code between ``''`` marks,
+        whitespace runs made one space (so ``INTO/**/OUTFILE`` reads ``INTO OUTFILE``)."""
+
+        def sub(m: re.Match[bytes]) -> bytes:
+            kind = m.lastgroup  # the group that closed last: a body closes after its tag
+            if kind == "ident":
+                return m["ident"].replace(self.quote * 2, self.quote)
+            if kind == "comment":
+                return b" "
+            if kind == "body":
+                inner = self.code_text(m["body"], limit, depth + 1) if depth < self._DEPTH else ""
+                return b" '' " + inner.encode() + b" '' "
+            return b"''"
+
+        text = self.pattern.sub(sub, raw[:limit]).decode("utf-8", errors="replace")
+        return " ".join(text.split())
+
+
 @dataclass(frozen=True)
 class StatementRef:
     line: int

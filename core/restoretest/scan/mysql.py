@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from ..confine import SYSTEM_SCHEMAS, cap_rewritten
-from .common import MARGIN, ScannerBase, StatementRef
+from .common import MARGIN, ScannerBase, StatementRef, Tokens
 
 _LEAD = re.compile(
     rb"(?:\s++|\#[^\n]*+|--(?=[ \t\r\n])[^\n]*+|/\*(?![!]|M!)(?:[^*]++|\*(?!/))*+\*/"
@@ -201,43 +201,20 @@ def unquote(ident: str) -> str:
 
 
 # How the server tokenizes a statement (for reports): literals, quoted identifiers,
-# comments, and executable comments ``/*!NNNNN … */`` / ``/*M!… */`` whose text is code.
-_TOKENS = re.compile(
-    _SINGLE
-    + b"|"
-    + _DOUBLE
-    + rb"|`((?:[^`]|``)*+)`"
-    + rb"|(/\*M?!\d*)"  # executable comment: the opener goes, the text stays
-    + rb"|(/\*(?:[^*]++|\*(?!/))*+\*/|\#[^\n]*+|--(?=[ \t\r\n])[^\n]*+|\*/)",
-    re.S,
+# comments, and executable comments ``/*!NNNNN … */`` / ``/*M!… */`` whose text is code
+# (the opener reads as blank, the text stays: ``SET/*!GLOBAL*/`` reads ``SET GLOBAL``).
+_TOKENS = Tokens(
+    literals=_SINGLE + b"|" + _DOUBLE,
+    quote=b"`",
+    comment=rb"/\*M?!\d*|/\*(?:[^*]++|\*(?!/))*+\*/|\#[^\n]*+|--(?=[ \t\r\n])[^\n]*+|\*/",
 )
+code_text = _TOKENS.code_text
 
 
 def normalize(raw: bytes, limit: int = 4096) -> str:
     """The statement's start as the server reads it: comments and executable-comment
     markers become spaces; literals and quoted identifiers stay (names are parsed)."""
-
-    def sub(m: re.Match[bytes]) -> bytes:
-        return b" " if m.group(2) is not None or m.group(3) is not None else m.group(0)
-
-    text = _TOKENS.sub(sub, raw[:limit]).decode("utf-8", errors="replace")
-    return text.strip()
-
-
-def code_text(raw: bytes, limit: int = 1 << 16) -> str:
-    """What the statement does, for the patterns: as ``normalize``, and literals
-    blanked to ``''``, identifiers unquoted, whitespace runs made one space, so
-    ``INTO/**/OUTFILE`` and ``SET/*!GLOBAL*/`` read as what the server runs."""
-
-    def sub(m: re.Match[bytes]) -> bytes:
-        if m.group(1) is not None:
-            return m.group(1).replace(b"``", b"`")
-        if m.group(2) is not None or m.group(3) is not None:
-            return b" "
-        return b"''"
-
-    text = _TOKENS.sub(sub, raw[:limit]).decode("utf-8", errors="replace")
-    return " ".join(text.split())
+    return _TOKENS.blank_comments(raw[:limit]).decode("utf-8", errors="replace").strip()
 
 
 # DEFINER clauses outside literals (group 1: a literal, kept).

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 
 from ..confine import cap_rewritten
-from .common import MARGIN, ScannerBase, StatementRef
+from .common import MARGIN, ScannerBase, StatementRef, Tokens
 
 _LEAD = re.compile(rb"(?:\s++|--[^\n]*+|/\*(?:[^*]++|\*(?!/))*+\*/)*+")
 _PLAIN = rb"[^'\"$/\-;\\eE]*+"
@@ -41,34 +41,15 @@ _QN = rf"({_ID})(?:\s*\.\s*({_ID}))?"
 _I = re.I | re.S
 
 # How the server tokenizes a statement (for reports): literals, quoted identifiers,
-# dollar-quoted text (a function body: its code is read too) and comments.
-_TOKENS = re.compile(
-    _STR
-    + rb'|"((?:[^"]|"")*+)"'
-    + rb"|\$(?P<tag>[A-Za-z_\x80-\xff][\w\x80-\xff]*|)\$(?P<body>.*?)\$(?P=tag)\$"
-    + rb"|(?P<comment>/\*(?:[^*]++|\*(?!/))*+\*/|--[^\n]*+)",
-    re.S,
+# dollar-quoted text (a function body: its code is read too, so ``COPY t TO $q$/f$q$``
+# reads ``COPY t TO '' /f ''``) and comments.
+_TOKENS = Tokens(
+    literals=_STR,
+    quote=b'"',
+    body=rb"\$(?P<tag>[A-Za-z_\x80-\xff][\w\x80-\xff]*|)\$(?P<body>.*?)\$(?P=tag)\$",
+    comment=rb"/\*(?:[^*]++|\*(?!/))*+\*/|--[^\n]*+",
 )
-
-
-def code_text(raw: bytes, limit: int = 1 << 16, depth: int = 0) -> str:
-    """What the statement does, for the patterns: comments removed, literals blanked to
-    ``''``, identifiers unquoted, dollar-quoted text read as code between ``''`` marks
-    (``COPY t TO $q$/f$q$`` reads ``COPY t TO '' /f ''``; a body's statements are seen),
-    whitespace runs made one space."""
-
-    def sub(m: re.Match[bytes]) -> bytes:
-        if m.group(1) is not None:
-            return m.group(1).replace(b'""', b'"')
-        if m.group("comment") is not None:
-            return b" "
-        if m.group("body") is not None:
-            inner = code_text(m.group("body"), limit, depth + 1) if depth < 4 else ""
-            return b" '' " + inner.encode() + b" '' "
-        return b"''"
-
-    text = _TOKENS.sub(sub, raw[:limit]).decode("utf-8", errors="replace")
-    return " ".join(text.split())
+code_text = _TOKENS.code_text
 
 
 _NOT_APPLIED = "(not applied, as pg_restore --no-owner --no-privileges)"
