@@ -219,3 +219,31 @@ def test_renaming_a_key_renames_it_in_every_source_that_names_it(
     finally:
         for k in store.list():
             store.remove(k.name)
+
+
+def test_list_token_keys_offers_the_usual_modules_found_here(
+    qtbot, softhsm, tmp_path: Path, monkeypatch
+):
+    from PySide6.QtWidgets import QInputDialog
+
+    from sealcheck.core.keys.pkcs11.modules import present_modules
+
+    if softhsm.module not in present_modules():
+        pytest.skip("SoftHSM2 is not installed at one of the usual paths")
+    page = KeysPage(KeyStore(tmp_path / "keys"))
+    qtbot.addWidget(page)
+    offered: list[list[str]] = []
+
+    def pick(_parent, _title, _label, items, *_a):
+        offered.append(list(items))
+        if len(offered) == 1:
+            return softhsm.module, True
+        return "No PIN: list public keys only", True  # which token the PIN is for: none
+
+    monkeypatch.setattr(QInputDialog, "getItem", staticmethod(pick))
+    page.token_btn.click()
+    qtbot.waitUntil(lambda: "key(s) on" in page.status.text() and not page._workers, timeout=20000)
+    assert offered[0] == [*present_modules(), "Other module…"]
+    rows = [page.inventory.item(r, 0).text() for r in range(page.inventory.rowCount())]
+    assert "backup/rsakey" in rows
+    page.shutdown()

@@ -6,6 +6,7 @@ listed through core's inventory; nothing is typed but a PIN.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PySide6.QtWidgets import QLabel
@@ -88,13 +89,14 @@ def test_a_token_key_is_picked_from_the_list_with_the_pin_sent_once(qtbot, softh
     assert keys.pkcs11_module == softhsm.module
 
 
-def test_a_refused_pin_is_not_tried_again(qtbot, softhsm):
+def test_a_refused_pin_is_not_tried_again(qtbot, softhsm, caplog):
+    caplog.set_level(logging.DEBUG)
     picker = TokenPickerDialog(modules=[softhsm.module])
     qtbot.addWidget(picker)
     qtbot.waitUntil(lambda: not picker.busy and picker.token.count() >= 2, timeout=20000)
     labels = [picker.token.itemText(i) for i in range(picker.token.count())]
     picker.token.setCurrentIndex(next(i for i, t in enumerate(labels) if t.startswith("pintest")))
-    picker.pin.setText("000000")
+    picker.pin.setText("0007391")  # a wrong PIN that is found nowhere else
     picker.log_in()
     qtbot.waitUntil(lambda: not picker.busy, timeout=20000)
     assert "PIN not accepted for token 'pintest'" in picker.status.text()
@@ -103,6 +105,7 @@ def test_a_refused_pin_is_not_tried_again(qtbot, softhsm):
     picker.log_in()  # nothing typed again: nothing is sent
     assert not picker.busy and "type its PIN first" in picker.status.text()
     picker.reject()
+    assert "0007391" not in caplog.text  # never logged, at any level
 
 
 def test_the_source_editor_mnemonics_are_unique_across_its_tabs(qtbot, tmp_path: Path):
