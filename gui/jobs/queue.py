@@ -13,103 +13,31 @@ the secrets can be gathered (preflight.py), so no question pops up mid-batch.
 
 from __future__ import annotations
 
+import datetime as _dt
 import enum
 import itertools
-import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.errors import Cancelled, SealcheckError
-from sealcheck.core.pipeline.job import Job
-from sealcheck.core.pipeline.run import run
 from sealcheck.core.plumbing.progress import ProgressEvent
 from sealcheck.core.records.report import Report
-from sealcheck.core.restoretest import RestoreTestOptions, RestoreTestResult, restore_test
+from sealcheck.core.records.restore_result import RestoreTestResult
 from sealcheck.core.storage.listing import version_text
-from sealcheck.core.storage.locate import ListedVersion, Locator
-from sealcheck.core.storage.s3 import S3Settings, make_client
 
 from ..errortext import UserMessage, describe
-from ..state.results import Outcome, ResultStore, VersionKey
-from .worker import Failure, Worker, WorkerContext
+from ..state.results import Outcome, ResultStore
+from .run import Clients, run_job
+from .spec import Baseline, JobSpec
+from .worker import Failure, Worker
 
 LONG_JOB_S = 10.0  # a job that ran longer than this ends with a desktop notification
-
-Operation = Literal["verify", "restore", "restore-test"]
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """An earlier restore-test result the new one is compared with (drift)."""
-
-    label: str  # how the Details pane names it: "version 3HL4kqt…, tested 2026-11-27 03:00"
-    result: RestoreTestResult
-
-
-@dataclass(frozen=True)
-class RestoreTestSpec:
-    """How to run a restore test.
-
-    Invariant: a DSN and a password *file path* only. The password is read by core
-    when the test connects, never kept here, in settings or in a log.
-    """
-
-    engine: str = "auto"  # auto (from the dump's header) | mariadb | mysql | postgres
-    server: str | None = None  # DSN of an existing local server; None: a throwaway one
-    password_file: Path | None = None
-    max_seconds: float = 6 * 3600.0
-    # Where drift is measured from: the versions of the same backup whose last result
-    # counts as "the previous one", preferred first. Resolved when the job starts, so a
-    # version queued behind another is compared with that one's fresh result.
-    compare_with: tuple[VersionKey, ...] = ()
-    baseline: Baseline | None = None  # set by the queue at start
-
-    @property
-    def mode(self) -> str:
-        return "server" if self.server else "throwaway"
-
-    def options(self, baseline_file: Path | None) -> RestoreTestOptions:
-        # A MySQL-format dump loads into MariaDB (core's throwaway server), as the CLI does.
-        engine = "mariadb" if self.engine == "mysql" else self.engine
-        return RestoreTestOptions(
-            engine=engine,
-            server=self.server or None,
-            server_password_file=self.password_file if self.server else None,
-            max_seconds=self.max_seconds,
-            baseline=baseline_file,
-        )
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What to run: a version as the listing produced it. Core opens exactly that version
-    and the wrapped-key version paired with it (storage.locate), nothing re-listed."""
-
-    operation: Operation
-    version: ListedVersion
-    s3: S3Settings = field(default_factory=S3Settings)
-    destination: Path | None = None
-    overwrite: bool = False
-    title: str = ""
-    restore_test: RestoreTestSpec | None = None  # operation "restore-test" (default options)
-
-    @property
-    def object_key(self) -> str:
-        key: str = self.version.data.key
-        return key
-
-    @property
-    def version_id(self) -> str | None:
-        vid: str | None = self.version.data.version_id
-        return vid
 
 
 class JobState(enum.Enum):
@@ -144,79 +72,6 @@ class JobRecord:
         return (self.ended or time.monotonic()) - self.started
 
 
-class _Clients:
-    """One boto3 client per S3 settings (boto3 clients are thread-safe; sessions are not)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by: dict[S3Settings, Any] = {}
-
-    def client(self, settings: S3Settings) -> Any:
-        with self._lock:
-            if settings not in self._by:
-                self._by[settings] = make_client(settings)
-            return self._by[settings]
-
-
-def run_job(
-    ctx: WorkerContext, spec: JobSpec, secrets: Secrets, clients: _Clients
-) -> Report | RestoreTestResult:
-    """The job body, on a pool thread: open the sources, then core's one pipeline
-    (inside core's restore test for a restore-test job)."""
-    # A local file needs no client; an S3 version shares this settings' client. The
-    # job's token goes with it, so Cancel reaches S3 retries.
-    client = clients.client(spec.s3) if spec.version.bucket is not None else None
-    try:
-        data, wrapped = Locator(spec.s3, ctx.cancel, client=client).open_listed(spec.version)
-    except BaseException:
-        secrets.wipe()
-        raise
-    job = Job(
-        data=data,
-        secrets=secrets,
-        wrapped_key=wrapped,
-        operation="restore" if spec.operation == "restore" else "verify",
-        destination=spec.destination,
-        overwrite=spec.overwrite,
-        progress=_StageForcing(ctx),
-        cancel=ctx.cancel,
-    )
-    if spec.operation == "restore-test":
-        try:
-            return _restore_test(job, spec.restore_test or RestoreTestSpec())
-        finally:
-            secrets.wipe()  # core's run wipes them too, but the test may stop before it runs
-    return run(job)
-
-
-class _StageForcing:
-    """Progress to the worker, throttled, except that a change of stage always gets
-    through (the last "load" event and the "checks" one may come 1 ms apart)."""
-
-    def __init__(self, ctx: WorkerContext) -> None:
-        self._ctx = ctx
-        self._stage: str | None = None
-
-    def __call__(self, ev: ProgressEvent) -> None:
-        changed = ev.stage != self._stage
-        self._stage = ev.stage
-        self._ctx.progress(ev, force=changed)
-
-
-def _restore_test(job: Job, rt: RestoreTestSpec) -> RestoreTestResult:
-    if rt.baseline is None:
-        return restore_test(job, rt.options(None))
-    # Core reads the baseline as a saved result (the CLI's --baseline): hand it a private
-    # copy that lives only as long as the test.
-    with tempfile.TemporaryDirectory(prefix="sealcheck-baseline-") as tmp:
-        path = Path(tmp) / "baseline.json"
-        path.write_text(rt.baseline.result.to_json())
-        result = restore_test(job, rt.options(path))
-    if result.drift is not None:
-        result = replace(result, drift=replace(result.drift, baseline=rt.baseline.label))
-    return result
-
-
 class JobQueue(QObject):
     """One queue; one job runs at a time; Cancel works on queued and running jobs."""
 
@@ -233,7 +88,7 @@ class JobQueue(QObject):
         self._ids = itertools.count(1)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
-        self._clients = _Clients()
+        self._clients = Clients()
         self.records: list[JobRecord] = []
         self.job_fn: Callable[..., Any] = run_job  # tests may swap in a slow fake
 
@@ -434,7 +289,5 @@ def _cancelled() -> SealcheckError:
     return Cancelled()
 
 
-def utc_now() -> Any:
-    import datetime as _dt
-
+def utc_now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)

@@ -21,7 +21,8 @@ from sealcheck.core.records.verdict import Verdict
 from sealcheck.core.storage.listing import BackupSet
 
 from ..state.models import VersionRow
-from .queue import JobQueue, JobRecord, JobSpec, JobState
+from .queue import JobQueue, JobRecord, JobState
+from .spec import JobSpec
 
 
 def recovery_candidates(s: BackupSet | None) -> list[VersionRow]:

@@ -18,8 +18,9 @@ from sealcheck.core.storage.listing import NOT_A_BACKUP, BackupSet, ObjectVersio
 
 from ..errortext import NOT_CHECKED_TITLE
 from ..look.theme import Tone, status_color
-from .results import Outcome, ResultStore, VersionKey, VersionState, age_text, size_text
+from .results import Outcome, ResultStore, VersionState, age_text, size_text
 from .tablemodel import Index, RowTableModel
+from .versions import VersionKey
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 OBJECT_ROLE = Qt.ItemDataRole.UserRole + 2

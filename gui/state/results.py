@@ -23,14 +23,13 @@ from sealcheck.core.records.restore_result import RestoreTestResult
 from sealcheck.core.records.verdict import Verdict
 
 from ..errortext import UserMessage, describe
+from .versions import VersionKey
 
 log = logging.getLogger("sealcheck.gui")
 
 # The GUI thread must not wait long for a history another process holds: a lock
 # is held for one small insert, so a second is plenty, and a miss is only a warning.
 GUI_BUSY_TIMEOUT_S = 1.0
-
-VersionKey = tuple[str, str | None]  # (object key, version id)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 
 from sealcheck.core.records.verdict import Verdict
 
-from .results import ResultStore, VersionKey
+from .results import ResultStore
+from .versions import VersionKey
 
 _ORDER = (
     (Verdict.OK, "OK"),

@@ -38,8 +38,8 @@ from sealcheck.core.storage.listing import version_text
 from ..errortext import describe
 from ..jobs.worker import Failure, Worker, WorkerContext
 from ..look.theme import Tone, status_color
-from ..state.results import VersionKey
 from ..state.tablemodel import RowTableModel
+from ..state.versions import VersionKey
 
 LIMIT = 5000  # rows shown at most; the newest ones (a filter narrows them)
 

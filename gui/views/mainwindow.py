@@ -52,15 +52,17 @@ from sealcheck.core.storage.s3 import make_client
 
 from ..errortext import describe
 from ..jobs import queue as jobs_mod
-from ..jobs.queue import JobQueue, JobRecord, JobSpec, JobState, RestoreTestSpec
+from ..jobs.queue import JobQueue, JobRecord, JobState
 from ..jobs.recover import Recovery, RecoveryResult, recovery_candidates
+from ..jobs.spec import JobSpec, RestoreTestSpec
 from ..look.icons import icon
 from ..look.sizes import fit_to_screen, text_lines, text_width
 from ..state.keysession import KeySession
 from ..state.models import VersionRow, guess_database
-from ..state.results import Outcome, ResultStore, VersionKey, duration_text
+from ..state.results import Outcome, ResultStore, duration_text
 from ..state.selection import selection_summary
 from ..state.settings import KeyChoice, SourceConfig, SourceStore
+from ..state.versions import VersionKey
 from .about import show_about
 from .browser import BackupBrowser
 from .dialogs import SourceDialog, ask_secret

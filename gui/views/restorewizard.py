@@ -38,7 +38,7 @@ from sealcheck.core.restoretest.dsn import parse_dsn
 from sealcheck.core.restoretest.engines.mariadb import find_tools
 from sealcheck.core.restoretest.engines.postgres import find_pg_tools
 
-from ..jobs.queue import RestoreTestSpec
+from ..jobs.spec import RestoreTestSpec
 from ..jobs.worker import Failure, Worker, WorkerContext
 from ..look.sizes import fit_to_screen, text_lines, text_width
 

@@ -18,7 +18,8 @@ from fixtures.common import run_cli
 from fixtures.gui_flow import open_window
 from sealcheck.core.records.history import History
 from sealcheck.core.records.verdict import Verdict
-from sealcheck.gui.jobs.queue import JobState, RestoreTestSpec
+from sealcheck.gui.jobs.queue import JobState
+from sealcheck.gui.jobs.spec import RestoreTestSpec
 from sealcheck.gui.views.historyview import Scope
 from sealcheck.gui.views.mainwindow import MainWindow
 

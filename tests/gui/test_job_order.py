@@ -14,7 +14,8 @@ import pytest
 from fixtures.gui_flow import open_window, select_version
 from sealcheck.core.errors import SealcheckError
 from sealcheck.core.restoretest.engines.mariadb import find_tools
-from sealcheck.gui.jobs.queue import JobState, RestoreTestSpec
+from sealcheck.gui.jobs.queue import JobState
+from sealcheck.gui.jobs.spec import RestoreTestSpec
 
 SC = "securecircle/1567744961188141183.sql.gz"
 

@@ -19,7 +19,8 @@ from sealcheck.core.records.verdict import Verdict
 from sealcheck.core.storage.listing import list_backup_sets
 from sealcheck.core.storage.locate import Locator
 from sealcheck.core.storage.s3 import DELETED, S3Settings, make_client
-from sealcheck.gui.jobs.queue import JobQueue, JobSpec, JobState
+from sealcheck.gui.jobs.queue import JobQueue, JobState
+from sealcheck.gui.jobs.spec import JobSpec
 from sealcheck.gui.state.results import ResultStore
 from sealcheck.gui.state.settings import KeyChoice, SourceConfig
 

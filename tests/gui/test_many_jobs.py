@@ -152,7 +152,8 @@ def test_a_batch_whose_key_goes_away_ends_as_not_checked(qtbot, tmp_path):
     """Batch jobs gather their secrets as they start: the passphrase file deleted after
     the first started, the others end one per turn as setup problems, not verdicts."""
     from sealcheck.core.records.verdict import Verdict
-    from sealcheck.gui.jobs.queue import JobQueue, JobSpec
+    from sealcheck.gui.jobs.queue import JobQueue
+    from sealcheck.gui.jobs.spec import JobSpec
     from sealcheck.gui.state.keysession import KeySession
     from sealcheck.gui.state.results import ResultStore
 

@@ -14,7 +14,8 @@ from fixtures.common import listed_file
 from fixtures.dumps import MYSQL_HEADER, MYSQL_TRAILER
 from fixtures.pipelines import openssl_variant, sh
 from sealcheck.core.decrypt.secrets import Secrets
-from sealcheck.gui.jobs.queue import JobQueue, JobSpec, JobState
+from sealcheck.gui.jobs.queue import JobQueue, JobState
+from sealcheck.gui.jobs.spec import JobSpec
 from sealcheck.gui.state.results import ResultStore
 from sealcheck.gui.views.jobpanel import JobPanel
 

@@ -33,7 +33,8 @@ from sealcheck.core.records.restore_result import RestoreTestResult, TableResult
 from sealcheck.core.restoretest.drift import compare
 from sealcheck.core.restoretest.engines.mariadb import find_tools
 from sealcheck.core.storage.listing import ObjectVersion
-from sealcheck.gui.jobs.queue import JobQueue, JobRecord, JobSpec, JobState, RestoreTestSpec
+from sealcheck.gui.jobs.queue import JobQueue, JobRecord, JobState
+from sealcheck.gui.jobs.spec import JobSpec, RestoreTestSpec
 from sealcheck.gui.state.models import VersionRow
 from sealcheck.gui.state.results import ResultStore
 from sealcheck.gui.state.settings import SourceStore

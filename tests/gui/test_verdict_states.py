@@ -20,7 +20,8 @@ from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.records.history import History
 from sealcheck.core.records.verdict import Verdict
 from sealcheck.core.storage.listing import ObjectVersion
-from sealcheck.gui.jobs.queue import JobQueue, JobSpec, JobState, RestoreTestSpec
+from sealcheck.gui.jobs.queue import JobQueue, JobState
+from sealcheck.gui.jobs.spec import JobSpec, RestoreTestSpec
 from sealcheck.gui.look import theme
 from sealcheck.gui.state.models import VersionRow
 from sealcheck.gui.state.results import ResultStore
