@@ -20,6 +20,7 @@ from ..decrypt.secrets import Secrets
 from ..errors import KeyUnavailable, UsageError
 from ..keys.base import KeySource
 from ..keys.discovery import held_keys
+from ..keys.prompt import SecretProvider, secret_once
 from ..keys.spec import KeyContext, open_key
 from ..pipeline.job import Job
 from ..plumbing.progress import CancelToken, ProgressEvent
@@ -120,45 +121,27 @@ def _read_secret_file(path: Path, what: str) -> bytearray:
         raise KeyUnavailable(f"cannot read the {what} {path}: {exc.strerror}") from None
 
 
-def _passphrase_getter(args: argparse.Namespace, label: str) -> Callable[[], bytes | None]:
-    def get() -> bytes | None:
-        if args.key_passphrase_file:
-            return bytes(_read_secret_file(args.key_passphrase_file, "key passphrase file")).rstrip(
-                b"\r\n"
-            )
-        if sys.stdin.isatty():
-            return getpass.getpass(f"Passphrase for {safe(label)}: ").encode()
+def terminal_prompt(text: str) -> bytes | None:
+    """The CLI's SecretPrompt: getpass on a terminal. Without one there is no one to
+    ask: None, and the key that needed the secret says which option gives it."""
+    if not sys.stdin.isatty():
         return None
-
-    return get
-
-
-def _once(get: Callable[[], bytes | None]) -> Callable[[], bytes | None]:
-    """Ask for a secret at most once per command (a token PIN is never re-asked:
-    a retry loop would lock the token)."""
-    asked: list[bytes | None] = []
-
-    def wrapper() -> bytes | None:
-        if not asked:
-            asked.append(get())
-        return asked[0]
-
-    return wrapper
+    return getpass.getpass(text).encode()
 
 
-def _pin_getter(args: argparse.Namespace) -> Callable[[], bytes | None]:
-    def get() -> bytes | None:
-        if args.pin_file:
-            return bytes(_read_secret_file(args.pin_file, "PIN file")).rstrip(b"\r\n")
-        if sys.stdin.isatty():
-            return getpass.getpass("Token PIN: ").encode()
-        return None
-
-    return _once(get)
+def pem_passphrase(args: argparse.Namespace, label: str, what: str) -> SecretProvider:
+    """The passphrase of an encrypted PEM: --key-passphrase-file, else asked once."""
+    return secret_once(
+        f"Passphrase for {safe(label)}: ",
+        terminal_prompt,
+        file=args.key_passphrase_file,
+        what=what,
+    )
 
 
 def load_keys(args: argparse.Namespace) -> list[KeySource]:
-    pin = _pin_getter(args)
+    # One PIN per command, shared by every token key: asked once, never retried.
+    pin = secret_once("Token PIN: ", terminal_prompt, file=args.pin_file, what="PIN file")
     if not args.key and not (
         args.passphrase_file or args.gpg_key or args.gpg_homedir or args.raw_key_file
     ):
@@ -169,7 +152,7 @@ def load_keys(args: argparse.Namespace) -> list[KeySource]:
         open_key(
             spec,
             KeyContext(
-                pem_passphrase=_once(_passphrase_getter(args, spec)),
+                pem_passphrase=pem_passphrase(args, spec, "key passphrase file"),
                 pin=pin,
                 pkcs11_module=args.pkcs11_module,
             ),

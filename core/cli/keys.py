@@ -11,7 +11,6 @@ public objects and a note, and the exit status stays 0.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from ..errors import KeyUnavailable, UsageError
 from ..keys.custody import KeyStore
 from ..keys.pkcs11.inventory import list_tokens
+from .common import pem_passphrase
 from .termtext import echo, safe
 
 
@@ -77,13 +77,7 @@ def _read(path: Path, what: str) -> bytes:
 def cmd_import(args: argparse.Namespace) -> int:
     pem = _read(args.pem, "key file")
 
-    def passphrase() -> bytes | None:
-        if args.key_passphrase_file:
-            return _read(args.key_passphrase_file, "passphrase file").rstrip(b"\r\n")
-        if sys.stdin.isatty():
-            return getpass.getpass(f"Passphrase for {safe(args.pem)}: ").encode()
-        return None
-
+    passphrase = pem_passphrase(args, str(args.pem), "passphrase file")
     info = KeyStore().import_pem(pem, args.name, passphrase)
     del pem
     echo(f"Key {info.name!r} (RSA-{info.bits}, {info.fingerprint}) is now held in the OS keyring.")

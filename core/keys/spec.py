@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,13 +9,13 @@ from .base import KeySource
 from .custody import KeyringKey
 from .pem import PemKey
 from .pkcs11.key import open_pkcs11_key
-
-SecretProvider = Callable[[], bytes | None]
+from .prompt import SecretProvider
 
 
 @dataclass(frozen=True)
 class KeyContext:
-    """How to reach secrets a key may need; each provider is asked at most once."""
+    """How to reach secrets a key may need; each provider is asked at most once
+    (make them with ``prompt.secret_once``)."""
 
     pem_passphrase: SecretProvider | None = None
     pin: SecretProvider | None = None

@@ -1,30 +1,30 @@
 """Turn a source's KeyChoice into core Secrets for one job, on the GUI thread.
 
 Keys are opened once per session and kept (an encrypted PEM or a token asks
-for its passphrase or PIN once, not per job); a passphrase *file* is read
-fresh for every job because core wipes the bytes when the job ends.
-Invariant: a PIN or passphrase typed here lives only in the closure handed to
+for its passphrase or PIN once, not per job: core's ``secret_once``, the rule the
+CLI follows too); a passphrase *file* is read fresh for every job because core
+wipes the bytes when the job ends.
+Invariant: a PIN or passphrase typed here lives only in the provider handed to
 core for the key that asked for it, and is never written anywhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from sealcheck.core.decrypt.gpg import GpgOptions
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.errors import KeyUnavailable
 from sealcheck.core.keys.base import KeySource
+from sealcheck.core.keys.prompt import SecretPrompt, secret_once
 from sealcheck.core.keys.spec import KeyContext, open_key
 
 from .settings import KeyChoice
 
-SecretAsker = Callable[[str], bytes | None]  # prompt -> secret, or None if the user declined
-
 
 class KeySession:
-    def __init__(self, ask_passphrase: SecretAsker, ask_pin: SecretAsker) -> None:
+    def __init__(self, ask_passphrase: SecretPrompt, ask_pin: SecretPrompt) -> None:
+        # The window's dialogs: prompt -> secret, or None if the user declined.
         self._ask_passphrase = ask_passphrase
         self._ask_pin = ask_pin
         self._keys: dict[tuple[str, str | None], KeySource] = {}
@@ -36,20 +36,10 @@ class KeySession:
         cached = self._keys.get((spec, module))
         if cached is not None:
             return cached
-        asked: dict[str, bytes | None] = {}
-
-        def once(what: str, ask: SecretAsker, prompt: str) -> Callable[[], bytes | None]:
-            # A token PIN is never re-asked: a retry loop would lock the token.
-            def get() -> bytes | None:
-                if what not in asked:
-                    asked[what] = ask(prompt)
-                return asked[what]
-
-            return get
-
+        # Asked at most once for this key, never retried (a retry would lock a token).
         ctx = KeyContext(
-            pem_passphrase=once("pem", self._ask_passphrase, f"Passphrase for the key {spec}"),
-            pin=once("pin", self._ask_pin, f"PIN of the token holding {spec}"),
+            pem_passphrase=secret_once(f"Passphrase for the key {spec}", self._ask_passphrase),
+            pin=secret_once(f"PIN of the token holding {spec}", self._ask_pin),
             pkcs11_module=module,
         )
         key = open_key(spec, ctx)

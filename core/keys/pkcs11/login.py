@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...errors import KeyUnavailable
+from ..prompt import SecretProvider, read_secret_file
 from .errors import err_name, removed_types
 
-PinProvider = Callable[[], bytes | None]
+PinProvider = SecretProvider
 
 
 def token_identity(module: str, label: str, serial: str) -> str:
@@ -53,16 +53,8 @@ def _remember_rejected(provider: Any, token_ident: str) -> None:
 
 
 def pin_from_file(path: Path) -> PinProvider:
-    """A PIN provider reading ``path`` when asked (one trailing newline is removed)."""
-
-    def get() -> bytes | None:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise KeyUnavailable(f"cannot read the PIN file {path}: {exc.strerror}") from None
-        return data.rstrip(b"\r\n")
-
-    return get
+    """A PIN provider reading ``path`` when asked (trailing newlines removed)."""
+    return lambda: read_secret_file(path, "PIN file")
 
 
 @dataclass
