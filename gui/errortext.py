@@ -10,9 +10,54 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sealcheck.core.errors import SealcheckError
+from sealcheck.core.errors import (
+    AccessDenied,
+    BackupFailed,
+    Cancelled,
+    DestinationError,
+    IncompleteDump,
+    IntegrityError,
+    KeyNotUsable,
+    KeyUnavailable,
+    MalformedKeyObject,
+    MissingTool,
+    NotAPrivateKey,
+    ObjectNotFound,
+    PassphraseNeeded,
+    SaveFailed,
+    SealcheckError,
+    SizeLimitExceeded,
+    StorageError,
+    TransferCorrupted,
+    TransientStorageError,
+    TruncatedBackup,
+    UnsupportedFormat,
+    UsageError,
+    WrongKey,
+    WrongPassphrase,
+)
+from sealcheck.core.keys.custody import DuplicateKey, InsecureKeyring
+from sealcheck.core.payload.inspector import PayloadNotChecked
+from sealcheck.core.records.evidence_check import ReportUnreadable
+from sealcheck.core.records.history import HistoryError
 from sealcheck.core.records.report import ErrorInfo, Report, Status
 from sealcheck.core.records.verdict import Verdict
+from sealcheck.core.restoretest.errors import (
+    ArchiveRestoreFailed,
+    ChecksFailed,
+    ConfinementUnavailable,
+    DumpCutShort,
+    DumpRefused,
+    InstanceFailed,
+    LimitExceeded,
+    LoadFailed,
+    NotRestorable,
+    ServerError,
+    ServerSoftwareMissing,
+    ServerUnreachable,
+)
+from sealcheck.core.storage.listing import FolderNotFound, ListingDenied
+from sealcheck.core.storage.s3 import BucketNotFound, EndpointUnreachable, WrongRegion
 
 INTERNAL_ERROR = 70  # the CLI's code for a bug: no verdict on the backup either
 
@@ -76,188 +121,216 @@ STATUS_WORDS = {
 NOT_CHECKED_TITLE = "not checked: setup problem"
 
 
-# (headline, advice) per error class name; the most specific class wins.
-_WORDS: dict[str, tuple[str, str]] = {
-    "WrongKey": (
+# (headline, advice) per error class; the most specific class wins. Every error class
+# in core has its own entry (tests/gui/test_errortext_classes.py walks core for them),
+# so a kind stored in a report by name always finds its class here.
+_WORDS: dict[type[SealcheckError], tuple[str, str]] = {
+    WrongKey: (
         "The key does not open this backup",
         "Pick the key this backup was encrypted for (Keys page), or check that the wrapped-key "
         "version belongs to this data version.",
     ),
-    "MalformedKeyObject": (
+    MalformedKeyObject: (
         "The wrapped-key object is damaged or is not a wrapped key",
         "Check the key object next to the backup in the Versions list; an older version may "
         "be intact.",
     ),
-    "IntegrityError": (
+    IntegrityError: (
         "The backup is corrupt or was tampered with",
         "Try an older version of this backup, and check the storage for bit rot.",
     ),
-    "TruncatedBackup": (
+    TruncatedBackup: (
         "The backup is cut short",
         "The upload or the producer stopped early. Use an older version.",
     ),
-    "IncompleteDump": (
+    IncompleteDump: (
         "The dump inside the backup is incomplete",
         "The dump program did not finish (killed, disk full, lost connection). Use an older "
         "version and check the backup job's logs.",
     ),
-    "UnsupportedFormat": (
+    UnsupportedFormat: (
         "Sealcheck does not recognise this backup's format",
         "Check the source is a backup; for openssl enc -nosalt or -K/-iv backups use the "
         "command line's --raw-key-file/--iv.",
     ),
-    "SizeLimitExceeded": (
+    SizeLimitExceeded: (
         "The backup expands beyond the size limit",
         "It may be a decompression bomb; inspect it on an isolated machine.",
     ),
-    "KeyUnavailable": (
+    KeyUnavailable: (
         "The key needed for this backup is not available",
         "Add the key on the Keys page (import a PEM, choose a token key, or a passphrase "
         "file) and verify again.",
     ),
-    "WrongPassphrase": (
+    KeyNotUsable: (
+        "This key cannot unwrap a data key",
+        "It has no private part here, or may not decrypt. Pick the private key itself (a "
+        "PEM, a held key, or a token key allowed to decrypt) on the Keys page.",
+    ),
+    WrongPassphrase: (
         "The passphrase does not open this private key",
         "Type the key's passphrase again (it is the one the key file was encrypted with).",
     ),
-    "PassphraseNeeded": (
+    PassphraseNeeded: (
         "This private key is encrypted: its passphrase is needed",
         "Type the passphrase the key file was encrypted with.",
     ),
-    "NotAPrivateKey": (
+    NotAPrivateKey: (
         "This file is not a private key",
         "Choose the private key file (PEM or DER, PKCS#1 or PKCS#8), not a public key, "
         "certificate or backup.",
     ),
-    "DuplicateKey": (
+    DuplicateKey: (
         "This key is already held under another name",
         "Use the name it is held under (the details say which), or rename that one.",
     ),
-    "InsecureKeyring": (
+    InsecureKeyring: (
         "No secure OS keyring is available",
         "Start a Secret Service (GNOME Keyring, KWallet) in your session, or use the PEM "
         "file directly.",
     ),
-    "MissingTool": ("A program Sealcheck needs is not installed", "Install it and try again."),
+    MissingTool: ("A program Sealcheck needs is not installed", "Install it and try again."),
     # Storage errors in the words of what is wrong (core/storage/s3.py, core/storage/listing.py).
-    "BucketNotFound": (
+    BucketNotFound: (
         "Bucket not found: check the bucket name",
         "Edit the source (Ctrl+E) to correct the bucket name; Test connection checks it.",
     ),
-    "EndpointUnreachable": (
+    EndpointUnreachable: (
         "Cannot reach the endpoint",
         "Edit the source (Ctrl+E) to correct the endpoint URL; Test connection checks it.",
     ),
-    "WrongRegion": (
+    WrongRegion: (
         "Wrong region: the bucket is in another region",
         "Edit the source (Ctrl+E) to set its Region; Test connection checks it.",
     ),
-    "ListingDenied": (
+    ListingDenied: (
         "Access denied: these credentials may not list this bucket",
         "Give the source's AWS profile s3:ListBucketVersions on the bucket (and "
         "s3:GetObject, s3:GetObjectVersion to verify).",
     ),
-    "FolderNotFound": (
+    FolderNotFound: (
         "No such file or folder",
         "The folder may have moved, or its drive may not be mounted; Edit the source "
         "(Ctrl+E) to change it.",
     ),
-    "ObjectNotFound": (
+    ObjectNotFound: (
         "The object or version no longer exists",
         "Refresh the list: it may have been deleted or expired by a lifecycle rule.",
     ),
-    "AccessDenied": (
+    AccessDenied: (
         "Access to the storage was denied",
         "Check the source's AWS profile and its permissions (s3:GetObject, "
         "s3:GetObjectVersion, s3:ListBucketVersions).",
     ),
-    "TransientStorageError": (
+    TransientStorageError: (
         "The storage kept failing",
         "Check the network and the endpoint URL, then try again.",
     ),
-    "TransferCorrupted": (
+    TransferCorrupted: (
         "The download was corrupted in transit",
         "Try again; if it repeats, the store or a proxy is altering data.",
     ),
-    "StorageError": ("The storage could not be read", "Check the source settings and try again."),
-    "DestinationError": (
+    StorageError: ("The storage could not be read", "Check the source settings and try again."),
+    DestinationError: (
         "The restored file could not be written",
         "Choose another folder with enough free space, or allow replacing the file.",
     ),
-    "SaveFailed": (
+    SaveFailed: (
         "Sealcheck could not save one of its files",
         "Check the free space and the permissions of the folder named in the details; the "
         "file is as it was before.",
     ),
-    "UsageError": ("Sealcheck cannot do that as asked", "Check the source and key settings."),
-    "Cancelled": ("Cancelled", "Nothing was left behind; start it again when you want."),
-    # The restore test (core/restoretest/errors.py). A restore-test result carries its
-    # error as ErrorInfo, so each kind is named here, not found through the class tree.
-    "LoadFailed": (
+    UsageError: ("Sealcheck cannot do that as asked", "Check the source and key settings."),
+    Cancelled: ("Cancelled", "Nothing was left behind; start it again when you want."),
+    # The restore test (core/restoretest/errors.py).
+    LoadFailed: (
         "The dump did not load: the database rejected a statement",
         "The details name the statement and its line. Check the dump against the server "
         "version it was made for; if an older version loads, compare the two.",
     ),
-    "DumpCutShort": (
+    DumpCutShort: (
         "The dump ends in the middle of a statement",
         "The dump program stopped early (killed, disk full, lost connection). Use an older "
         "version and check the backup job's logs.",
     ),
-    "ChecksFailed": (
+    ChecksFailed: (
         "The restored database does not match the dump",
         "Rows or objects are missing after the load; see the table list in Details. Use an "
         "older version and check how the dump was made.",
     ),
-    "LimitExceeded": (
+    LimitExceeded: (
         "The restore test went over its limit",
         "It took longer, or needed more disk, than allowed. Free space under /tmp or run it "
         "again when the machine is quieter; a backup that keeps growing may need a bigger "
         "limit (command line: --max-time, --max-disk).",
     ),
-    "DumpRefused": (
+    DumpRefused: (
         "The dump does something the restore test refuses to run",
         "The details say what. On an existing server only one database can be restored; "
         "use a throwaway server for dumps with several.",
     ),
-    "ServerSoftwareMissing": (
+    ServerSoftwareMissing: (
         "The database server software for the restore test is not installed",
         "Install MariaDB (Debian/Ubuntu: apt-get install mariadb-server mariadb-client) or "
         "PostgreSQL 15.14 or later (apt-get install postgresql), whichever the backup needs; "
         "the details name what is missing. Or test against an existing server.",
     ),
-    "InstanceFailed": (
+    InstanceFailed: (
         "The throwaway database server could not be started",
         "The details show the server's own log. Check free space under /tmp and that the "
         "installed server starts at all.",
     ),
-    "ServerUnreachable": (
+    ServerUnreachable: (
         "The existing database server could not be used",
         "Check the server's socket path in the address, that the server runs, and the "
         "account and its password file.",
     ),
-    "ConfinementUnavailable": (
+    ConfinementUnavailable: (
         "The dump was not loaded: it could not be confined on that server",
         "The restore test loads a dump only as a fresh account that can reach nothing but "
         "its scratch database. Give an account that may create databases and accounts "
         "(the details say what was missing), or use a throwaway server.",
     ),
-    "NotRestorable": (
+    NotRestorable: (
         "This backup cannot be restore-tested",
         "The restore test loads SQL dumps (mysqldump/mariadb-dump, Sequel Pro, plain "
         "pg_dump). Use Verify for other backups.",
     ),
-    "ServerError": (
+    ServerError: (
         "The database server reported an unexpected error",
         "See the details; run the restore test again, on a throwaway server if it was an "
         "existing one.",
     ),
-    "BackupFailed": ("The backup failed verification", "Try an older version."),
+    ArchiveRestoreFailed: (
+        "pg_restore could not restore the archive",
+        "The details show pg_restore's own words. Check the archive against the PostgreSQL "
+        "version it was made for; if an older version restores, compare the two.",
+    ),
+    PayloadNotChecked: (
+        "Nothing proved the backup's content",
+        "Strict checking wants the dump inside judged complete, and this one could not be; "
+        "the details say what the plaintext is.",
+    ),
+    HistoryError: (
+        "The verification history could not be read or written",
+        "Check the free space and permissions of Sealcheck's data folder; the details name "
+        "the file.",
+    ),
+    ReportUnreadable: (
+        "The evidence report could not be read",
+        "Check that the file is a whole evidence report exported by Sealcheck (HTML or JSON).",
+    ),
+    BackupFailed: ("The backup failed verification", "Try an older version."),
+    SealcheckError: ("The operation failed", "See the details."),
 }
 
+# A stored report names its error's class; this finds the class (and so its parents).
+_BY_NAME: dict[str, type[SealcheckError]] = {c.__name__: c for c in _WORDS}
 
-def _classes(kind: str, exc: BaseException | None) -> list[str]:
-    if exc is None:
-        return [kind]
-    return [c.__name__ for c in type(exc).__mro__]
+
+def words_for(cls: type[SealcheckError]) -> tuple[str, str]:
+    """(headline, advice) of the most specific class in ``cls``'s ancestry that has words."""
+    return next(_WORDS[c] for c in cls.__mro__ if c in _WORDS)
 
 
 def describe(error: ErrorInfo | BaseException, report: Report | None = None) -> UserMessage:
@@ -265,10 +338,12 @@ def describe(error: ErrorInfo | BaseException, report: Report | None = None) -> 
 
     ``report``, when the error comes from one, lets the advice fit the backup (a
     passphrase backup is never told to check its wrapped-key version)."""
+    cls: type[SealcheckError] | None
     if isinstance(error, ErrorInfo):
-        names, layer, text, code = [error.kind], error.layer, error.message, error.exit_code
+        cls = _BY_NAME.get(error.kind)  # None: a kind this version does not know
+        layer, text, code = error.layer, error.message, error.exit_code
     elif isinstance(error, SealcheckError):
-        names = _classes(type(error).__name__, error)
+        cls = type(error)
         layer = error.layer.value if error.layer else None
         text, code = error.message(), int(error.exit_code)
     else:
@@ -279,16 +354,12 @@ def describe(error: ErrorInfo | BaseException, report: Report | None = None) -> 
             f"{type(error).__name__}: {error}",
             INTERNAL_ERROR,
         )
-    for name in names:
-        if name in _WORDS:
-            headline, advice = _WORDS[name]
-            break
-    else:
+    if cls is None:
         bad = Verdict.of(code) is Verdict.FAILED
-        headline, advice = (
-            _WORDS["BackupFailed"] if bad else ("The operation failed", "See the details.")
-        )
-    if "WrongKey" in names and report is not None:
+        headline, advice = words_for(BackupFailed if bad else SealcheckError)
+    else:
+        headline, advice = words_for(cls)
+    if cls is not None and issubclass(cls, WrongKey) and report is not None:
         advice = _wrong_key_advice(report) or advice
     return UserMessage(headline, LAYER_WORDS.get(layer or ""), advice, text, code)
 
