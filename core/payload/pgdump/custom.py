@@ -30,7 +30,7 @@ from .archive import (
     to_error,
     unreadable,
 )
-from .data import DataError, Decoder, TextCheck, TextFacts
+from .data import EntryData, TextFacts
 
 
 class CustomParser:
@@ -97,13 +97,13 @@ class CustomParser:
         if kind == BLK_BLOBS:
             yield from self._blobs(entry, method)
         else:
-            text = TextCheck()
-            yield from self._chunks(entry, Decoder(method, text.feed))
-            self._judge(toc, entry, text.finish(), at)
+            data = EntryData(method, f"the data of {entry.name}", Damaged)
+            text = yield from self._chunks(entry, data)
+            self._judge(toc, entry, text, at)
         self.facts.blocks += 1
         return entry.name
 
-    def _chunks(self, entry: Entry, decoder: Decoder) -> Parse[None]:
+    def _chunks(self, entry: Entry, data: EntryData) -> Parse[TextFacts]:
         while True:
             at = self.cur.pos
             n = yield from self.reader.int_(f"a chunk length in the data of {entry.name}")
@@ -114,16 +114,11 @@ class CustomParser:
             while n > 0:
                 piece = yield from take(self.cur, min(n, PIECE), f"the data of {entry.name}")
                 n -= len(piece)
-                try:
-                    decoder.feed(piece)
-                except DataError as exc:
-                    raise Damaged(f"the data of {entry.name}: {exc}", at) from None
-        try:
-            decoder.finish()
-        except DataError as exc:
-            raise Damaged(f"the data of {entry.name}: {exc}", at) from None
-        if not decoder.checked:
-            self.facts.not_decoded.add(decoder.method)
+                data.feed(piece, at)
+        text = data.finish(at)
+        if not data.decoder.checked:
+            self.facts.not_decoded.add(data.decoder.method)
+        return text
 
     def _blobs(self, entry: Entry, method: str) -> Parse[None]:
         while True:
@@ -133,7 +128,9 @@ class CustomParser:
                 return
             if oid < 0:
                 raise Damaged(f"large object OID {oid} in {entry.name}", at)
-            yield from self._chunks(entry, Decoder(method, lambda _b: None))
+            yield from self._chunks(
+                entry, EntryData(method, f"the data of {entry.name}", Damaged, text=False)
+            )
             self.facts.blobs += 1
 
     def _judge(self, toc: Toc, entry: Entry, facts: TextFacts, at: int) -> None:

@@ -254,3 +254,43 @@ class TextCheck:
         if self._len:
             f.unfinished = True
         return f
+
+
+def _discard(_data: bytes) -> None:
+    """A large object's content: decoded (its stream checked), not read as text."""
+
+
+class EntryData:
+    """One entry's data as it streams by (a custom-format block's chunks, a file in a
+    tar): decoded with ``method`` and, unless ``text`` is False (a large object), its
+    COPY text checked. A decoding error is raised as ``damaged(f"{what}: {why}", at)``,
+    the archive's own error (archive.Damaged: that module imports this one), at the
+    position the caller gives with each piece."""
+
+    def __init__(
+        self,
+        method: str,
+        what: str,
+        damaged: Callable[[str, int], Exception],
+        *,
+        text: bool = True,
+    ) -> None:
+        self._text = TextCheck() if text else None
+        self.decoder = Decoder(method, self._text.feed if self._text else _discard)
+        self._what = what
+        self._damaged = damaged
+
+    def feed(self, data: bytes, at: int) -> None:
+        try:
+            self.decoder.feed(data)
+        except DataError as exc:
+            raise self._damaged(f"{self._what}: {exc}", at) from None
+
+    def finish(self, at: int) -> TextFacts:
+        """The data ended: its compressed stream must have ended too. Its text's facts
+        (empty for a large object)."""
+        try:
+            self.decoder.finish()
+        except DataError as exc:
+            raise self._damaged(f"{self._what}: {exc}", at) from None
+        return self._text.finish() if self._text is not None else TextFacts()

@@ -33,7 +33,7 @@ from .archive import (
     to_error,
     unreadable,
 )
-from .data import DataError, Decoder, TextCheck, TextFacts
+from .data import EntryData, TextCheck, TextFacts
 
 BLOCK = 512
 ZERO = bytes(BLOCK)
@@ -262,28 +262,18 @@ class _TocFile(MemberSink):
 class _DataSink(MemberSink):
     def __init__(self, arch: _Archive, base: str, method: str, at: int, done: Callable[[], None]):
         self._arch, self._base, self._at, self._done = arch, base, at, done
-        self._text = TextCheck()
-        self._dec = Decoder(method, self._text.feed)
+        what = f"the member {posixpath.join(arch.folder, base)}"
+        self._data = EntryData(method, what, Damaged)
 
     def feed(self, data: bytes) -> None:
-        try:
-            self._dec.feed(data)
-        except DataError as exc:
-            raise Damaged(f"{self._where()}: {exc}", self._at) from None
+        self._data.feed(data, self._at)
 
     def finish(self) -> None:
-        try:
-            self._dec.finish()
-        except DataError as exc:
-            raise Damaged(f"{self._where()}: {exc}", self._at) from None
+        text = self._data.finish(self._at)
+        dec = self._data.decoder
         name, _, _ = self._base.partition(".dat")
-        self._arch.files[name + ".dat"] = _DataFile(
-            self._dec.method, self._dec.checked, self._text.finish(), self._at
-        )
+        self._arch.files[name + ".dat"] = _DataFile(dec.method, dec.checked, text, self._at)
         self._done()
-
-    def _where(self) -> str:
-        return f"the member {posixpath.join(self._arch.folder, self._base)}"
 
 
 class _ScriptSink(MemberSink):
