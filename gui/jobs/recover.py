@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, Signal
 from sealcheck.core.records.verdict import Verdict
 from sealcheck.core.storage.listing import BackupSet
 
-from ..state.models import VersionRow
+from ..state.versions import VersionRow
 from .queue import JobQueue, JobRecord, JobState
 from .spec import JobSpec
 

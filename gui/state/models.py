@@ -20,7 +20,7 @@ from ..errortext import NOT_CHECKED_TITLE
 from ..look.theme import Tone, status_color
 from .results import Outcome, ResultStore, VersionState, age_text, size_text
 from .tablemodel import Index, RowTableModel
-from .versions import VersionKey
+from .versions import VersionKey, VersionRow
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 OBJECT_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -327,13 +327,6 @@ class BackupFilterProxy(QSortFilterProxyModel):
             if not idx.data(PROBLEM_ROLE):
                 return False
         return super().filterAcceptsRow(source_row, source_parent)
-
-
-@dataclass(frozen=True)
-class VersionRow:
-    data: ObjectVersion
-    key: ObjectVersion | None
-    flag: str | None  # orphan, mismatch, delete marker
 
 
 class VersionModel(RowTableModel[VersionRow]):

@@ -53,11 +53,11 @@ from ..state.models import (
     BackupFilterProxy,
     BackupSetModel,
     VersionModel,
-    VersionRow,
 )
 from ..state.results import ResultStore
 from ..state.settings import SourceConfig
 from ..state.tablemodel import Index
+from ..state.versions import VersionRow
 from .details import DetailsPane
 
 ClientFactory = Callable[[SourceConfig], Any]

@@ -18,8 +18,8 @@ from sealcheck.core.storage.listing import version_text
 
 from ..errortext import LAYER_TITLES, NOT_CHECKED_TITLE, STATUS_WORDS
 from ..look.theme import rich_text_css
-from ..state.models import VersionRow
 from ..state.results import Outcome, VersionState, age_text, duration_text, size_text
+from ..state.versions import VersionRow
 from . import restoredetails
 
 _MARK = {

@@ -49,9 +49,9 @@ from sealcheck.core.records.restore_result import LoadError, RestoreTestResult, 
 from sealcheck.core.restoretest.drift import compare
 from sealcheck.gui.jobs.queue import JobState
 from sealcheck.gui.look import icons, theme
-from sealcheck.gui.state.models import VersionRow
 from sealcheck.gui.state.results import Outcome
 from sealcheck.gui.state.settings import KeyChoice
+from sealcheck.gui.state.versions import VersionRow
 from sealcheck.gui.views.about import about_box
 from sealcheck.gui.views.crash import ExceptionDialog
 from sealcheck.gui.views.details import render

@@ -35,9 +35,9 @@ from sealcheck.core.restoretest.engines.mariadb import find_tools
 from sealcheck.core.storage.listing import ObjectVersion
 from sealcheck.gui.jobs.queue import JobQueue, JobRecord, JobState
 from sealcheck.gui.jobs.spec import JobSpec, RestoreTestSpec
-from sealcheck.gui.state.models import VersionRow
 from sealcheck.gui.state.results import ResultStore
 from sealcheck.gui.state.settings import SourceStore
+from sealcheck.gui.state.versions import VersionRow
 from sealcheck.gui.views.details import DetailsPane
 from sealcheck.gui.views.jobpanel import JobPanel
 from sealcheck.gui.views.mainwindow import MainWindow

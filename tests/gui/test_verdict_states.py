@@ -23,9 +23,9 @@ from sealcheck.core.storage.listing import ObjectVersion
 from sealcheck.gui.jobs.queue import JobQueue, JobState
 from sealcheck.gui.jobs.spec import JobSpec, RestoreTestSpec
 from sealcheck.gui.look import theme
-from sealcheck.gui.state.models import VersionRow
 from sealcheck.gui.state.results import ResultStore
 from sealcheck.gui.state.settings import KeyChoice
+from sealcheck.gui.state.versions import VersionRow
 from sealcheck.gui.views.details import DetailsPane
 from sealcheck.gui.views.jobpanel import JobPanel
 from sealcheck.gui.views.mainwindow import MainWindow

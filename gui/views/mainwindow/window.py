@@ -13,18 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
-    QAction,
     QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
-    QKeySequence,
-    QResizeEvent,
 )
 from PySide6.QtWidgets import (
-    QApplication,
     QDialog,
     QDockWidget,
     QFileDialog,
@@ -32,51 +28,57 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QMainWindow,
-    QMenu,
     QMessageBox,
     QScrollArea,
     QSizePolicy,
     QSplitter,
     QTabWidget,
-    QToolBar,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from sealcheck.core.errors import SealcheckError
 from sealcheck.core.keys.custody import KeyStore
-from sealcheck.core.storage.listing import UNVERSIONED, ObjectVersion, version_text
+from sealcheck.core.storage.listing import BackupSet
 from sealcheck.core.storage.s3 import make_client
 
-from ..errortext import describe
-from ..jobs import queue as jobs_mod
-from ..jobs.queue import JobQueue, JobRecord, JobState
-from ..jobs.recover import Recovery, RecoveryResult, recovery_candidates
-from ..jobs.spec import JobSpec, RestoreTestSpec
-from ..look.icons import icon
-from ..look.sizes import fit_to_screen, text_lines, text_width
-from ..state.keysession import KeySession
-from ..state.models import VersionRow, guess_database
-from ..state.results import Outcome, ResultStore, duration_text
-from ..state.selection import selection_summary
-from ..state.settings import KeyChoice, SourceConfig, SourceStore
-from ..state.versions import VersionKey
-from .about import show_about
-from .browser import BackupBrowser
-from .dialogs import SourceDialog, ask_secret
-from .exportdialog import ExportDialog
-from .historyview import Context as HistoryContext
-from .historyview import HistoryView, Scope
-from .jobpanel import JobPanel, job_summary
-from .jobpanel import bucket as job_bucket
-from .keyspage import KeysPage
-from .notify import Notifier
-from .preflight import key_problem
-from .preflight import warn as preflight_warn
-from .restorewizard import RestoreTestWizard
-from .stopjobs import confirm_stop
+from ...errortext import describe
+from ...jobs import queue as jobs_mod
+from ...jobs.queue import JobQueue, JobRecord, JobState
+from ...jobs.recover import Recovery, RecoveryResult, recovery_candidates
+from ...jobs.spec import JobSpec, RestoreTestSpec
+from ...look.icons import icon
+from ...look.sizes import fit_to_screen, text_lines, text_width
+from ...state.keysession import KeySession
+from ...state.models import guess_database
+from ...state.results import Outcome, ResultStore, duration_text
+from ...state.selection import selection_summary
+from ...state.settings import KeyChoice, SourceConfig, SourceStore
+from ...state.versions import VersionKey, VersionRow
+from ..browser import BackupBrowser
+from ..dialogs import SourceDialog, ask_secret
+from ..exportdialog import ExportDialog
+from ..historyview import Context as HistoryContext
+from ..historyview import HistoryView, Scope
+from ..jobpanel import JobPanel, job_summary
+from ..jobpanel import bucket as job_bucket
+from ..keyspage import KeysPage
+from ..notify import Notifier
+from ..preflight import key_problem
+from ..preflight import warn as preflight_warn
+from ..restorewizard import RestoreTestWizard
+from ..stopjobs import confirm_stop
+from .actions import ActionWindow
+from .compose import (
+    VERBS,
+    job_spec,
+    job_title,
+    newest_of_each,
+    oldest_first,
+    restore_specs,
+    restore_test_specs,
+    restored_name,
+)
 
 DETAILS_EVERY_MS = 500  # the Details pane's refresh while a batch of jobs runs
 
@@ -85,41 +87,7 @@ def default_client(source: SourceConfig) -> Any:
     return make_client(source.s3())
 
 
-def restored_name(key: str) -> str:
-    base = key.rsplit("/", 1)[-1]
-    for suffix in (".enc", ".aes256", ".aes", ".gpg", ".gz", ".bz", ".bz2", ".zst", ".xz"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-    return base if base.endswith((".sql", ".xbstream")) else base + ".restored"
-
-
-def restored_version_name(key: str, version_id: str | None) -> str:
-    """``restored_name`` with the version in it, for several versions in one folder:
-    ``backup-full.sql`` → ``backup-full.3HL4kqtJlcpX.sql``."""
-    name = restored_name(key)
-    if not version_id:
-        return name
-    stem, dot, ext = name.rpartition(".")
-    # S3's "null" version (written while versioning was off) is no id to show.
-    tag = "".join(c for c in version_id if c.isalnum())[:12]
-    tag = tag if tag and version_id != "null" else "unversioned"
-    return f"{stem}.{tag}.{ext}" if dot else f"{name}.{tag}"
-
-
-def short_version(version_id: str | None) -> str:
-    """A version id short enough for a title, long enough to tell versions apart."""
-    text = str(version_text(version_id))
-    return text if text == UNVERSIONED or len(text) <= 12 else text[:10] + "…"
-
-
-def job_title(verb: str, d: ObjectVersion) -> str:
-    """``Verify db/x.sql.gz (2026-11-27 03:00:07, version 3HL4kqtJlc…)``: two nightly
-    uploads a minute apart, or two versions of one second, still read differently."""
-    when: str = d.last_modified.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    return f"{verb} {d.key} ({when}, version {short_version(d.version_id)})"
-
-
-class MainWindow(QMainWindow):
+class MainWindow(ActionWindow):
     closed = Signal()
 
     def __init__(
@@ -238,206 +206,6 @@ class MainWindow(QMainWindow):
         # The OS switched light/dark (Qt 6.5+); the palette change event covers the rest.
         QGuiApplication.styleHints().colorSchemeChanged.connect(self.retint)
         self._fill_sources()
-
-    # --- actions --------------------------------------------------------------
-
-    def _action(self, text: str, icon_name: str, shortcut: Any, slot: Any, tip: str) -> QAction:
-        a = QAction(icon(icon_name), text, self)
-        self._icons.append((a, icon_name))
-        if shortcut:
-            a.setShortcut(QKeySequence(shortcut))
-        a.setToolTip(f"{tip} ({a.shortcut().toString()})" if shortcut else tip)
-        a.setStatusTip(tip)
-        a.triggered.connect(slot)
-        return a
-
-    def retint(self, *_args: object) -> None:
-        """The OS switched light/dark: redraw the icons in the new text colour."""
-        for a, name in self._icons:
-            a.setIcon(icon(name))
-        for i, name in enumerate(self._tab_icons):
-            self.tabs.setTabIcon(i, icon(name))
-        source_icon = icon("source")
-        for i in range(self.sources.count()):
-            self.sources.item(i).setIcon(source_icon)
-
-    def changeEvent(self, event: QEvent) -> None:
-        super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange:
-            self.retint()
-        elif event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
-            self._toolbar_full = None  # measure again
-            self._fit_toolbar()
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._fit_toolbar()
-
-    def _fit_toolbar(self) -> None:
-        """In a narrow window (a laptop at 200 %) the source actions show their icons only
-        (names in tooltips and for screen readers), so the job actions keep their words
-        instead of going into the toolbar's » menu."""
-        bar = getattr(self, "toolbar", None)
-        if bar is None:
-            return
-        full = self._toolbar_full
-        if full is None:
-            self._compact_toolbar(False)
-            full = self._toolbar_full = bar.sizeHint().width()
-        horizontal = bar.orientation() == Qt.Orientation.Horizontal
-        self._compact_toolbar(horizontal and self.width() < full)
-
-    def _compact_toolbar(self, on: bool) -> None:
-        low, normal = QAction.Priority.LowPriority, QAction.Priority.NormalPriority
-        for a in (self.add_act, self.edit_act, self.remove_act):
-            if a.priority() != (low if on else normal):
-                a.setPriority(low if on else normal)
-
-    def _make_actions(self) -> None:
-        self._icons: list[tuple[QAction, str]] = []
-        self.add_act = self._action(
-            "Add source…",
-            "add",
-            QKeySequence.StandardKey.New,
-            self.add_source,
-            "Add an S3 location",
-        )
-        self.edit_act = self._action(
-            "Edit source…", "edit", "Ctrl+E", self.edit_source, "Edit the selected source"
-        )
-        self.remove_act = self._action(
-            "Remove source", "remove", None, self.remove_source, "Forget the selected source"
-        )
-        self.open_act = self._action(
-            "Open backup file…",
-            "add",
-            QKeySequence.StandardKey.Open,
-            self.open_backup_file,
-            "Open a backup file as a source (or drop files and folders on the window)",
-        )
-        self.recover_act = self._action(
-            "Re&cover…",
-            "restore",
-            "Ctrl+Shift+R",
-            self.recover_dialog,
-            "Recover: restore the newest version that verifies (newest first, to a file)",
-        )
-        self.refresh_act = self._action(
-            "Refresh",
-            "refresh",
-            "F5",  # not StandardKey.Refresh: on GNOME that is also Ctrl+R, Verify's key
-            self.browser.refresh,
-            "List the backups again",
-        )
-        self.verify_act = self._action(
-            "&Verify",
-            "verify",
-            "Ctrl+R",
-            self.verify_selected,
-            "Verify the selected versions end to end (writes nothing)",
-        )
-        self.restore_act = self._action(
-            "Restore to &file…",
-            "restore",
-            "Ctrl+Shift+S",
-            self.restore_selected_dialog,
-            "Decrypt and decompress the selected version into a file",
-        )
-        self.restore_test_act = self._action(
-            "Restore &test…",
-            "restoretest",
-            "Ctrl+T",
-            self.restore_test_dialog,
-            "Load the selected versions into a throwaway database server and check what comes back",
-        )
-        self.cancel_act = self._action(
-            "Cancel jobs",
-            "cancel",
-            "Ctrl+.",
-            self.cancel_jobs,
-            "Cancel every queued and running job",
-        )
-        self.find_act = QAction("&Find backups", self)
-        self.find_act.setShortcut(QKeySequence.StandardKey.Find)
-        self.find_act.setStatusTip("Filter the backups by name, format or result")
-        self.find_act.triggered.connect(self._find)
-        self.addAction(self.find_act)
-        bar = QToolBar("Main")
-        bar.setObjectName("main-toolbar")
-        bar.setAccessibleName("Main toolbar")
-        self.toolbar = bar
-        bar.setIconSize(QSize(20, 20))
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for a in (self.add_act, self.edit_act, self.remove_act):
-            bar.addAction(a)
-        bar.addSeparator()
-        for a in (
-            self.refresh_act,
-            self.verify_act,
-            self.restore_act,
-            self.recover_act,
-            self.restore_test_act,
-            self.cancel_act,
-        ):
-            bar.addAction(a)
-        self.addToolBar(bar)
-        menu = self.menuBar()
-        # Qt's overflow buttons (shown when the window is narrow) have no name of their own.
-        for owner, name in ((bar, "qt_toolbar_ext_button"), (menu, "qt_menubar_ext_button")):
-            ext = owner.findChild(QToolButton, name)
-            if ext is not None:
-                ext.setAccessibleName("More actions" if owner is bar else "More menus")
-        m = menu.addMenu("&Source")
-        for a in (self.add_act, self.open_act, self.edit_act, self.remove_act, self.refresh_act):
-            m.addAction(a)
-        m.addSeparator()
-        m.addAction(self.find_act)
-        j = menu.addMenu("&Jobs")
-        for a in (self.verify_act, self.restore_act, self.recover_act, self.restore_test_act):
-            j.addAction(a)
-        j.addAction(self.cancel_act)
-        # Recover on a backup's row too: the newest good version is one click away.
-        sets_view = self.browser.sets_view
-        sets_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        sets_view.addActions([self.verify_act, self.recover_act])
-        # The versions' context menu: the same actions, on what is under the pointer.
-        versions = self.browser.versions_view
-        versions.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        versions.addActions(
-            [self.verify_act, self.restore_act, self.recover_act, self.restore_test_act]
-        )
-        # Enter (or a double click) on a version verifies it; on a backup, goes to its versions.
-        versions.activated.connect(self._on_version_activated)
-        self.browser.sets_view.activated.connect(lambda _i: versions.setFocus())
-        versions.selectionModel().selectionChanged.connect(self._update_actions)
-        self.browser.versions.modelReset.connect(self._update_actions)
-        self.browser.sets_view.selectionModel().selectionChanged.connect(self._update_actions)
-        self._update_actions()
-        h = menu.addMenu("&Help")
-        self.about_act = h.addAction("&About Sealcheck", lambda: show_about(self))
-        self.about_act.setMenuRole(QAction.MenuRole.AboutRole)
-        h.addAction("About &Qt", QApplication.aboutQt).setMenuRole(QAction.MenuRole.AboutQtRole)
-
-    def _update_actions(self, *_args: object) -> None:
-        # Nothing verifiable selected (an object that is not a backup, a delete marker):
-        # the jobs are not offered.
-        targets = self.targets()
-        offered = bool(targets)
-        self._update_selection_info(targets)
-        for act in (self.verify_act, self.restore_act, self.restore_test_act):
-            act.setEnabled(offered)
-        idle = self.recovery is None or self.recovery.done
-        backup = self.browser.versions.backup
-        self.recover_act.setEnabled(idle and bool(recovery_candidates(backup)))
-
-    def _find(self) -> None:
-        self.tabs.setCurrentWidget(self.browser)
-        self.browser.filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
-        self.browser.filter.selectAll()
-
-    def _on_version_activated(self, index: QModelIndex) -> None:
-        if index.isValid() and self.browser.versions.verifiable(index.row()):
-            self.verify_selected()
 
     # --- sources ------------------------------------------------------------------
 
@@ -564,22 +332,14 @@ class MainWindow(QMainWindow):
     def _ask_pin(self, prompt: str) -> bytes | None:
         return ask_secret(self, "Token PIN", prompt + "\nThe PIN is asked once and never stored.")
 
-    def _spec(
-        self, row: VersionRow, operation: str, dest: Path | None = None, *, confirmed: bool = True
-    ) -> JobSpec:
+    def _source(self) -> SourceConfig:
         src = self.current_source()
-        assert src is not None
-        d, k = row.data, row.key
-        verb = {"verify": "Verify", "restore": "Restore", "restore-test": "Restore test"}[operation]
-        return JobSpec(
-            operation=operation,  # type: ignore[arg-type]
-            version=src.listed(d, k),
-            s3=src.s3(),
-            destination=dest,
-            # Only the save dialog asks "replace it?": a file it returns may be replaced.
-            overwrite=confirmed and dest is not None and dest.exists(),
-            title=job_title(verb, d),
-        )
+        assert src is not None  # a version is listed only while its source is shown
+        return src
+
+    def _shown_backups(self) -> list[BackupSet | None]:
+        """The backup whose versions are shown, then the selected backups."""
+        return [self.browser.versions.backup, *self.browser.selected_sets()]
 
     def submit(self, spec: JobSpec) -> JobRecord | None:
         src = self.current_source()
@@ -601,14 +361,7 @@ class MainWindow(QMainWindow):
         if len(sets) <= 1:
             vm = self.browser.versions
             return [vm.row_at(r) for r in self._version_rows() if vm.verifiable(r)]
-        out = []
-        for s in sets:
-            if not s.recognised:
-                continue  # readme.txt, photos/cat.jpg: never offered for verification
-            pair = next((p for p in s.pairs if not p.data.delete_marker), None)
-            if pair is not None:
-                out.append(VersionRow(pair.data, pair.key, pair.issue))
-        return out
+        return newest_of_each(sets)
 
     def _preflight(self, count: int, what: str) -> bool:
         """Several jobs: check once that the source's keys can be gathered; if not,
@@ -628,7 +381,7 @@ class MainWindow(QMainWindow):
         rows = self.targets()
         if not self._preflight(len(rows), "verifications"):
             return out
-        out = self.submit_all([self._spec(row, "verify") for row in rows])
+        out = self.submit_all([job_spec(self._source(), row, "verify") for row in rows])
         if not out:
             self.statusBar().showMessage("Select a version (or a backup) to verify", 6000)
         return out
@@ -648,7 +401,7 @@ class MainWindow(QMainWindow):
         if not rows:
             self.statusBar().showMessage("Select one version to restore", 6000)
             return None
-        return self.submit(self._spec(rows[0], "restore", dest))
+        return self.submit(job_spec(self._source(), rows[0], "restore", dest))
 
     def restore_selected_to_folder(self, folder: Path) -> list[JobRecord]:
         """One restore per selected version (or the newest of each selected backup), each
@@ -658,19 +411,10 @@ class MainWindow(QMainWindow):
         rows = self.targets()
         if not self._preflight(len(rows), "restores"):
             return out
-        out = self.submit_all(
-            [
-                self._spec(row, "restore", folder / self._restored_file(row), confirmed=False)
-                for row in rows
-            ]
-        )
+        out = self.submit_all(restore_specs(self._source(), rows, folder) if rows else [])
         if not out:
             self.statusBar().showMessage("Select the versions to restore", 6000)
         return out
-
-    @staticmethod
-    def _restored_file(row: VersionRow) -> str:
-        return restored_version_name(row.data.key, row.data.version_id)
 
     def restore_selected_dialog(self) -> None:
         rows = self.targets()
@@ -696,8 +440,8 @@ class MainWindow(QMainWindow):
         if not rows:
             self.statusBar().showMessage("Select one or more versions to restore-test", 6000)
             return None
-        rows = self._oldest_first(rows)  # the order they will run in
-        titles = [self._spec(r, "restore-test").title for r in rows]
+        rows = oldest_first(rows, self._shown_backups())  # the order they will run in
+        titles = [job_title(VERBS["restore-test"], r.data) for r in rows]
         guesses = [
             guess_database(r.data.key, self.results.get((r.data.key, r.data.version_id)))
             for r in rows
@@ -724,44 +468,11 @@ class MainWindow(QMainWindow):
         chosen = rows if rows is not None else self.targets()
         if not self._preflight(len(chosen), "restore tests"):
             return out
-        # Oldest first: each version is then compared with the one tested just before it
-        # (the queue resolves the drift baseline when a job starts, see _earlier).
+        if not chosen:
+            return out
         return self.submit_all(
-            [
-                replace(
-                    self._spec(row, "restore-test"),
-                    restore_test=replace(options, compare_with=self._earlier(row)),
-                )
-                for row in self._oldest_first(chosen)
-            ]
+            restore_test_specs(self._source(), chosen, options, self._shown_backups())
         )
-
-    def _oldest_first(self, rows: list[VersionRow]) -> list[VersionRow]:
-        """By upload time; versions of one second keep S3's order (it lists a key's
-        versions newest first), so the listing breaks the tie."""
-        place: dict[VersionKey, int] = {}
-        for s in (self.browser.versions.backup, *self.browser.selected_sets()):
-            for i, p in enumerate(s.pairs if s is not None else ()):
-                place.setdefault((p.data.key, p.data.version_id), i)
-
-        def age(r: VersionRow) -> tuple[Any, int]:
-            return (r.data.last_modified, -place.get((r.data.key, r.data.version_id), 0))
-
-        return sorted(rows, key=age)
-
-    def _earlier(self, row: VersionRow) -> tuple[VersionKey, ...]:
-        """Where drift is measured from: the older versions of the same backup, newest
-        first, then this version's own earlier run."""
-        this = (row.data.key, row.data.version_id)
-        for s in (self.browser.versions.backup, *self.browser.selected_sets()):
-            if s is None:
-                continue
-            keys = [(p.data.key, p.data.version_id) for p in s.pairs]  # newest first
-            if this in keys:
-                older = s.pairs[keys.index(this) + 1 :]
-                live = [(p.data.key, p.data.version_id) for p in older if not p.data.delete_marker]
-                return (*live, this)
-        return (this,)
 
     def recover_dialog(self) -> None:
         rows = recovery_candidates(self.browser.versions.backup)
@@ -784,7 +495,7 @@ class MainWindow(QMainWindow):
             self.queue,
             rows,
             dest,
-            lambda r: self._spec(r, "restore", dest),
+            lambda r: job_spec(self._source(), r, "restore", dest),
             self.submit,
             self,
         )
@@ -838,30 +549,6 @@ class MainWindow(QMainWindow):
         self.history_view.reload_soon()
 
     # --- history and evidence ---------------------------------------------------------
-
-    def _make_history_actions(self) -> None:
-        self.show_history_act = self._action(
-            "Show &history",
-            "history",
-            "Ctrl+H",
-            self.show_history,
-            "Every recorded result of the selected versions (History page)",
-        )
-        self.export_act = self._action(
-            "&Export evidence report…",
-            "export",
-            "Ctrl+Shift+E",
-            self.export_evidence,
-            "Write an evidence report (HTML or JSON, sealed) as 'sealcheck report export' does",
-        )
-        jobs_menu = next(
-            m
-            for a in self.menuBar().actions()
-            if a.text() == "&Jobs" and isinstance(m := a.menu(), QMenu)
-        )
-        jobs_menu.addSeparator()
-        jobs_menu.addActions([self.show_history_act, self.export_act])
-        self.browser.versions_view.addActions([self.show_history_act, self.export_act])
 
     def _update_selection_info(self, targets: list[VersionRow]) -> None:
         """The selection summary and the History page's scopes follow the selection."""
