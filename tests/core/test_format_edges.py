@@ -10,7 +10,6 @@ data made by zlib; ``gzip -t`` and ``zcat`` accept it (asserted).
 
 from __future__ import annotations
 
-import shlex
 import struct
 import subprocess
 import zlib
@@ -20,7 +19,7 @@ import pytest
 
 from fixtures.adversarial import assert_failed, cli_json, run_job
 from fixtures.dumps import mysql_like
-from fixtures.pipelines import sh
+from fixtures.pipelines import q, seal, sh
 from sealcheck.core.decompress import readers as compression
 from sealcheck.core.decompress.readers import open_decompressor
 from sealcheck.core.errors import IntegrityError, TruncatedBackup
@@ -29,24 +28,19 @@ from sealcheck.core.plumbing.streams import BytesReader, ChainReader, read_exact
 ENC = "-aes-256-cbc -pbkdf2"
 
 
-def seal(folder: Path, name: str, producer: str, *, armor: bool = False) -> tuple[Path, Path]:
-    """``producer | openssl enc ENC [-a] -pass file:PF > name``, as a backup script does.
-    Returns the object and the passphrase file."""
-    folder.mkdir(parents=True, exist_ok=True)
-    data, pf = folder / name, folder / (name + ".pass")
-    sh(
-        f"openssl rand -base64 32 > {shlex.quote(str(pf))}\n"
-        f"{{ {producer}; }} | openssl enc {ENC} {'-a ' if armor else ''}"
-        f"-pass file:{shlex.quote(str(pf))} 2>/dev/null > {shlex.quote(str(data))}",
-        folder,
-    )
-    return data, pf
-
-
 def verify(data: Path, pf: Path) -> tuple[int, dict]:
     rc, rep, err = cli_json("verify", str(data), "--passphrase-file", str(pf))
     assert rep is not None, err
     return rc, rep
+
+
+def incomplete(data: Path, pf: Path) -> tuple[dict, str]:
+    """Verify ``data``: it fails (exit 1) at the payload layer as an incomplete dump.
+    Returns the report and the error's message, for the test to read."""
+    rc, rep = verify(data, pf)
+    assert rc == 1, rep
+    err = assert_failed(rep, obj=data, layer="payload", kind="IncompleteDump")
+    return rep, str(err["message"])
 
 
 def layer(rep: dict, name: str) -> dict:
@@ -58,10 +52,6 @@ def restored(data: Path, pf: Path, dest: Path) -> bytes:
     rep = run_job(data, passphrase=pf.read_bytes(), dest=dest)
     assert rep.ok, rep.error
     return dest.read_bytes()
-
-
-def q(p: Path) -> str:
-    return shlex.quote(str(p))
 
 
 # --- 1. gzip header fields of any length --------------------------------------------
@@ -383,10 +373,7 @@ def test_dump_cut_short_then_complete_dump_is_incomplete(
     data, pf = seal(
         tmp_path / "s3", "twice.sql.gz.enc", f"head -c {cut} {q(dump)} | gzip -c; gzip -c {q(dump)}"
     )
-    rc, rep = verify(data, pf)
-    assert rc == 1, rep
-    err = assert_failed(rep, obj=data, layer="payload", kind="IncompleteDump")
-    msg = err["message"]
+    rep, msg = incomplete(data, pf)
     assert "dump 1 of 2" in msg and TRAILER[kind] in msg, msg
     assert f"follows at offset {cut + HEADER_LINE[kind]}" in msg, msg
     # The envelope itself was whole: two gzip members, both checked.
@@ -400,10 +387,8 @@ def test_dump_cut_inside_one_compressed_stream(tmp_path: Path, one_dump: tuple[s
     data, pf = seal(
         tmp_path / "s3", "cat.sql.gz.enc", f"{{ head -c {cut} {q(dump)}; cat {q(dump)}; }} | gzip"
     )
-    rc, rep = verify(data, pf)
-    assert rc == 1, rep
-    err = assert_failed(rep, obj=data, layer="payload", kind="IncompleteDump")
-    assert f"follows at offset {cut + HEADER_LINE[kind]}" in err["message"], err
+    _, msg = incomplete(data, pf)
+    assert f"follows at offset {cut + HEADER_LINE[kind]}" in msg, msg
 
 
 def test_complete_dump_then_cut_dump_is_incomplete(
@@ -416,10 +401,7 @@ def test_complete_dump_then_cut_dump_is_incomplete(
     data, pf = seal(
         tmp_path / "s3", "second-cut.sql.gz.enc", f"cat {q(dump)}; head -c 7000 {q(dump)}"
     )
-    rc, rep = verify(data, pf)
-    assert rc == 1, rep
-    err = assert_failed(rep, obj=data, layer="payload", kind="IncompleteDump")
-    msg = err["message"]
+    _, msg = incomplete(data, pf)
     assert "the last of 2 dumps" in msg and TRAILER[kind] in msg, msg
     assert f"header at offset {size + HEADER_LINE[kind]}" in msg, msg
 
@@ -444,10 +426,8 @@ def test_three_dumps_middle_one_cut(tmp_path: Path, one_dump: tuple[str, Path]) 
         "three.sql.gz.enc",
         f"{{ cat {q(dump)}; head -c {cut} {q(dump)}; cat {q(dump)}; }} | gzip",
     )
-    rc, rep = verify(data, pf)
-    assert rc == 1, rep
-    err = assert_failed(rep, obj=data, layer="payload", kind="IncompleteDump")
-    msg, shift = err["message"], HEADER_LINE[kind]
+    _, msg = incomplete(data, pf)
+    shift = HEADER_LINE[kind]
     assert "dump 2 of 3" in msg, msg
     assert f"header at offset {len(text) + shift}" in msg, msg  # dump 2
     assert f"follows at offset {len(text) + cut + shift}" in msg, msg  # dump 3
@@ -480,10 +460,8 @@ def test_real_dumps_appended(request: pytest.FixtureRequest, tmp_path: Path, fix
     data, pf = seal(
         tmp_path / "s3", "cut.sql.gz.enc", f"head -c {cut} {q(dump)} | gzip; gzip -c {q(dump)}"
     )
-    rc, rep = verify(data, pf)
-    assert rc == 1, rep
-    err = assert_failed(rep, obj=data, layer="payload", kind="IncompleteDump")
-    assert "dump 1 of 2" in err["message"], err
+    _, msg = incomplete(data, pf)
+    assert "dump 1 of 2" in msg, msg
     data, pf = seal(tmp_path / "s3", "both.sql.gz.enc", f"gzip -c {q(dump)}; gzip -c {q(dump)}")
     rc, rep = verify(data, pf)
     assert rc == 0, rep["error"]

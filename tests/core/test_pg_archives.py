@@ -25,15 +25,12 @@ import pytest
 from fixtures.adversarial import assert_failed, assert_nothing_written, cli_json, run_job
 from fixtures.common import run_cli
 from fixtures.databases import LoadedDatabase, PostgresServer
-from fixtures.pipelines import sh
+from fixtures.pipelines import q, sh
+from fixtures.pipelines import seal as seal_object
 from sealcheck.core.payload.pgdump.custom import CustomArchiveCheck
 
 ENC = "-aes-256-cbc -pbkdf2"
 SALTED = 16  # "Salted__" and the salt come before the ciphertext
-
-
-def q(p: Path) -> str:
-    return shlex.quote(str(p))
 
 
 @dataclass
@@ -141,15 +138,8 @@ def archive(request: pytest.FixtureRequest, dumper: Dumper) -> Archive:
 
 
 def seal(plain: Path, folder: Path, enc: str = ENC) -> tuple[Path, Path]:
-    """``openssl enc ENC -pass file:PF`` of ``plain``, as a backup script does."""
-    folder.mkdir(parents=True, exist_ok=True)
-    data, pf = folder / (plain.name + ".enc"), folder / "pass"
-    sh(
-        f"openssl rand -base64 32 > {q(pf)}\n"
-        f"openssl enc {enc} -pass file:{q(pf)} -in {q(plain)} -out {q(data)} 2>/dev/null",
-        folder,
-    )
-    return data, pf
+    """``openssl enc ENC -pass file:PF`` of ``plain`` (``plain.enc``), as a backup script does."""
+    return seal_object(folder, plain.name + ".enc", f"cat {q(plain)}", enc=enc)
 
 
 def expected_rows(db: LoadedDatabase) -> dict[str, int]:

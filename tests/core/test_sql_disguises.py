@@ -9,22 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from sealcheck.core.restoretest.scan.mysql import MySQLScanner, without_definers
-from sealcheck.core.restoretest.scan.pg import PgScanner
-
-
-def mysql_kinds(sql: str) -> list[str]:
-    s = MySQLScanner("db")
-    s.feed(sql.encode())
-    s.finish()
-    return [h.kind for h in s.summary.hostile]
-
-
-def pg_kinds(sql: str) -> list[str]:
-    s = PgScanner()
-    s.feed(sql.encode())
-    s.finish()
-    return [h.kind for h in s.summary.hostile]
+from fixtures.restoretest import mysql_kinds, pg_kinds
+from sealcheck.core.restoretest.scan.mysql import without_definers
 
 
 @pytest.mark.parametrize(

@@ -31,12 +31,12 @@ from fixtures.restoretest import (
     api_run,
     hostile_mysql_dump,
     hostile_pg_dump,
+    mysql_kinds,
+    pg_kinds,
     restore_test_cli,
 )
 from sealcheck.core.restoretest.engines import mariadb as mariadb_mod
 from sealcheck.core.restoretest.procs import StateDir
-from sealcheck.core.restoretest.scan.mysql import MySQLScanner
-from sealcheck.core.restoretest.scan.pg import PgScanner
 
 pytestmark = pytest.mark.usefixtures("no_restore_leftovers")
 
@@ -461,20 +461,6 @@ def test_engine_mysql_with_oracle_mysqld_only_is_an_environment_error(
 # --- the scanners' hostile patterns (no server) -----------------------------------------
 
 
-def _my_kinds(sql: str) -> list[str]:
-    s = MySQLScanner("db")
-    s.feed(sql.encode())
-    s.finish()
-    return [h.kind for h in s.summary.hostile]
-
-
-def _pg_kinds(sql: str) -> list[str]:
-    s = PgScanner()
-    s.feed(sql.encode())
-    s.finish()
-    return [h.kind for h in s.summary.hostile]
-
-
 @pytest.mark.parametrize(
     ("sql", "expected"),
     [
@@ -487,7 +473,7 @@ def _pg_kinds(sql: str) -> list[str]:
     ],
 )
 def test_mysql_workload_patterns(sql: str, expected: list[str]) -> None:
-    assert _my_kinds(MY_HEADER + sql + "\n") == expected
+    assert mysql_kinds(MY_HEADER + sql + "\n") == expected
 
 
 @pytest.mark.parametrize(
@@ -511,7 +497,7 @@ def test_mysql_workload_patterns(sql: str, expected: list[str]) -> None:
     ],
 )  # fmt: skip
 def test_pg_workload_patterns(sql: str, expected: list[str]) -> None:
-    assert _pg_kinds(sql + "\n") == expected
+    assert pg_kinds(sql + "\n") == expected
 
 
 def test_a_huge_result_set_is_read_and_dropped_in_flat_memory(
