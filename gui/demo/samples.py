@@ -30,8 +30,10 @@ from sealcheck.core.pipeline.job import Job
 from sealcheck.core.pipeline.run import run
 from sealcheck.core.restoretest import RestoreTestOptions, restore_test
 from sealcheck.core.restoretest.engines.mariadb import find_tools
-from sealcheck.core.storage.listing import list_backup_sets
-from sealcheck.core.storage.s3 import S3Object, S3Settings, make_client
+from sealcheck.core.storage.listing import VersionPair, list_backup_sets
+from sealcheck.core.storage.locate import ListedVersion, Locator
+from sealcheck.core.storage.s3 import S3Settings, make_client
+from sealcheck.core.storage.source import Source
 
 BUCKET = "sealcheck-demo"
 
@@ -203,6 +205,14 @@ def _fill_bucket(endpoint: str, uploads: list[tuple[str, Path]]) -> None:
         time.sleep(0.01)  # distinct LastModified order for the pairing
 
 
+def _open_listed(client: Any, pair: VersionPair) -> tuple[Source, Source | None]:
+    """A listed version and its paired key version, through core's one road (as the
+    app's jobs open them)."""
+    listed = ListedVersion(BUCKET, pair.data, pair.key)
+    opened: tuple[Source, Source | None] = Locator(S3Settings(), client=client).open_listed(listed)
+    return opened
+
+
 def verify_all(endpoint: str, keys: dict[str, Path], expect: list[Expectation]) -> int:
     client = make_client(S3Settings(endpoint_url=endpoint))
     sets = list_backup_sets(client, BUCKET, "")
@@ -213,10 +223,7 @@ def verify_all(endpoint: str, keys: dict[str, Path], expect: list[Expectation]) 
         print(f"{s.name}  ({s.envelope}{', key ' + s.key_name if s.key_name else ''})")
         versions = list(reversed(s.pairs))  # oldest first, matching upload order
         for idx, pair in enumerate(versions):
-            data = S3Object(client, BUCKET, pair.data.key, pair.data.version_id)
-            wrapped = (
-                S3Object(client, BUCKET, pair.key.key, pair.key.version_id) if pair.key else None
-            )
+            data, wrapped = _open_listed(client, pair)
             secrets = Secrets(
                 keys=[PemKey.from_file(keys["rsa"])],
                 passphrase=bytearray(keys["pass"].read_bytes()),
@@ -259,13 +266,8 @@ def restore_test_demo(client: Any, sets: list[Any], keys: dict[str, Path]) -> bo
     except SealcheckError as exc:
         print(f"  skipped: {exc.message()}")
         return True
-    job = Job(
-        data=S3Object(client, BUCKET, pair.data.key, pair.data.version_id),
-        secrets=Secrets(keys=[PemKey.from_file(keys["rsa"])]),
-        wrapped_key=S3Object(client, BUCKET, pair.key.key, pair.key.version_id)
-        if pair.key
-        else None,
-    )
+    data, wrapped = _open_listed(client, pair)
+    job = Job(data=data, secrets=Secrets(keys=[PemKey.from_file(keys["rsa"])]), wrapped_key=wrapped)
     r = restore_test(job, RestoreTestOptions())
     rows = sum(t.rows or 0 for t in r.tables)
     if r.ok:
