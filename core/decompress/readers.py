@@ -22,6 +22,7 @@ from isal import igzip_lib, isal_zlib
 
 from ..errors import IntegrityError, Layer, TruncatedBackup, UnsupportedFormat
 from ..formats import Fmt, sniff
+from ..plumbing.progress import CancelToken
 from ..plumbing.streams import CHUNK, Reader
 from . import bzip2
 from .base import DecompressReader, DecompressStats
@@ -44,9 +45,12 @@ class _MemberReader:
     fmt: Fmt
     magic: bytes
 
-    def __init__(self, upstream: Reader, *, obj: str | None = None) -> None:
+    def __init__(
+        self, upstream: Reader, *, obj: str | None = None, cancel: CancelToken | None = None
+    ) -> None:
         self._up = upstream
         self._obj = obj
+        self._cancel = cancel or CancelToken()
         self._d: Any = self._new()
         self._pending = b""
         self._up_eof = False
@@ -64,6 +68,7 @@ class _MemberReader:
     def _fill(self) -> bool:
         if self._up_eof:
             return False
+        self._cancel.check()
         chunk = self._up.read(CHUNK)
         if not chunk:
             self._up_eof = True
@@ -128,6 +133,8 @@ class _MemberReader:
 
     def read(self, n: int = -1, /) -> bytes:
         limit = n if n > 0 else CHUNK
+        # Checked per output chunk too: one input chunk of a bomb decodes to many.
+        self._cancel.check()
         while not self._done:
             if self._d.eof:
                 if not self._next_member():
@@ -446,9 +453,12 @@ class _CountingReader:
 class ZstdReader:
     """zstd frames (and pzstd's skippable frames), read across frames."""
 
-    def __init__(self, upstream: Reader, *, obj: str | None = None) -> None:
+    def __init__(
+        self, upstream: Reader, *, obj: str | None = None, cancel: CancelToken | None = None
+    ) -> None:
         self.stats = DecompressStats(Fmt.ZSTD.value, members=1)
         self._obj = obj
+        self._cancel = cancel or CancelToken()
         self._walker = _ZstdFrameWalker()
         self._done = False
         dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
@@ -461,6 +471,7 @@ class ZstdReader:
     def read(self, n: int = -1, /) -> bytes:
         if self._done:
             return b""
+        self._cancel.check()
         try:
             out = self._r.read(n if n > 0 else CHUNK)
         except zstandard.ZstdError as exc:
@@ -500,38 +511,51 @@ class ZstdReader:
 # and does not compare the combined stream CRC.
 
 
-def Bzip2Reader(upstream: Reader, *, obj: str | None = None) -> DecompressReader:
+def Bzip2Reader(
+    upstream: Reader, *, obj: str | None = None, cancel: CancelToken | None = None
+) -> DecompressReader:
     """The bzip2 reader: block-parallel on several cores, else sequential."""
     if bzip2.default_workers() < 2:
-        return SequentialBzip2Reader(upstream, obj=obj)
-    return bzip2.ParallelBzip2Reader(upstream, obj=obj)
+        return SequentialBzip2Reader(upstream, obj=obj, cancel=cancel)
+    return bzip2.ParallelBzip2Reader(upstream, obj=obj, cancel=cancel)
 
 
 class PassThrough:
-    def __init__(self, upstream: Reader, fmt: str = "none") -> None:
+    def __init__(
+        self, upstream: Reader, fmt: str = "none", *, cancel: CancelToken | None = None
+    ) -> None:
         self._up = upstream
+        self._cancel = cancel or CancelToken()
         self.stats = DecompressStats(fmt, members=0)
 
     def read(self, n: int = -1, /) -> bytes:
+        self._cancel.check()
         b = self._up.read(n)
         self.stats.input_bytes += len(b)
         return b
 
 
-def open_decompressor(head: bytes, upstream: Reader, *, obj: str | None = None) -> DecompressReader:
+def open_decompressor(
+    head: bytes,
+    upstream: Reader,
+    *,
+    obj: str | None = None,
+    cancel: CancelToken | None = None,
+) -> DecompressReader:
     """Pick the decompressor for a stream whose first bytes are ``head``.
 
-    ``upstream`` must still deliver ``head`` itself (use ChainReader).
+    ``upstream`` must still deliver ``head`` itself (use ChainReader). ``cancel`` is
+    the job's token, which every decompressor checks per chunk.
     """
     fmt = sniff(head)
     if fmt is Fmt.GZIP:
-        return GzipReader(upstream, obj=obj)
+        return GzipReader(upstream, obj=obj, cancel=cancel)
     if fmt is Fmt.BZIP2:
-        return Bzip2Reader(upstream, obj=obj)
+        return Bzip2Reader(upstream, obj=obj, cancel=cancel)
     if fmt is Fmt.XZ:
-        return XzReader(upstream, obj=obj)
+        return XzReader(upstream, obj=obj, cancel=cancel)
     if fmt is Fmt.ZSTD:
-        return ZstdReader(upstream, obj=obj)
+        return ZstdReader(upstream, obj=obj, cancel=cancel)
     if fmt in (Fmt.LZ4, Fmt.QPRESS):
         raise UnsupportedFormat(f"{fmt.value} compression is not supported yet", obj=obj)
-    return PassThrough(upstream)
+    return PassThrough(upstream, cancel=cancel)

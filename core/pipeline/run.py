@@ -160,7 +160,9 @@ def _run(job: Job, ev: _Evidence) -> None:
         inner = sniff(first)
         ev.formats.append(inner.value if inner else first_format(first))
         try:
-            decomp = open_decompressor(first, ChainReader(first, decrypted), obj=src.name)
+            decomp = open_decompressor(
+                first, ChainReader(first, decrypted), obj=src.name, cancel=job.cancel
+            )
         except SealcheckError as exc:
             # Every failure names its layer in the report (an unsupported
             # compressor is a decompress-layer failure).
@@ -330,7 +332,7 @@ def _open_envelope(
             stream = Base64Reader(stream, obj=src.name)
         read_exact(stream, header.body_offset)
         ciphertext = _Tally(stream)
-        dec = DecryptReader(ciphertext, params, obj=src.name)
+        dec = DecryptReader(ciphertext, params, obj=src.name, cancel=job.cancel)
         params.wipe()
         desc = f"{params.cipher.name}, key and IV from {params.kdf.describe()}"
         if params.form is not None:
@@ -516,7 +518,7 @@ def _open_cms(
         ev.warnings.append("the recipient's key identifier does not match the key that opened it")
     meter.set_current("download")
     try:
-        dec, content = open_cms_stream(start_fetch(), fmt, probe, key, src.name)
+        dec, content = open_cms_stream(start_fetch(), fmt, probe, key, src.name, job.cancel)
     finally:
         key.wipe()
     spec = hdr.cipher.spec

@@ -17,21 +17,32 @@ from ..errors import Cancelled
 
 
 class CancelToken:
-    """Set from any thread; checked by workers between chunks."""
+    """Set from any thread; checked by workers between chunks.
 
-    def __init__(self) -> None:
+    The one way a stage is told to stop. A stage that must also stop on its own
+    (its consumer closed it, an in-flight block became useless) takes a
+    :meth:`child` of the job's token instead of keeping a second flag: the child
+    is cancelled with the job, or alone, and every check looks at both.
+    """
+
+    def __init__(self, parent: CancelToken | None = None) -> None:
         self._event = threading.Event()
+        self._parent = parent
 
     def cancel(self) -> None:
         self._event.set()
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._event.is_set() or (self._parent is not None and self._parent.cancelled)
 
     def check(self) -> None:
-        if self._event.is_set():
+        if self.cancelled:
             raise Cancelled()
+
+    def child(self) -> CancelToken:
+        """A token cancelled when this one is, and also on its own."""
+        return CancelToken(self)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
 from typing import Protocol
 
 from ..errors import Cancelled
@@ -71,10 +70,10 @@ def read_exact(reader: Reader, n: int) -> bytes:
 _EOF = object()
 
 
-def put_unless(q: queue.Queue[object], item: object, stopped: Callable[[], bool]) -> bool:
-    """Put ``item`` into the bounded queue ``q``, giving up once ``stopped()``: a
-    producer thread never stays blocked on a full queue nobody will read again."""
-    while not stopped():
+def put_unless(q: queue.Queue[object], item: object, stop: CancelToken) -> bool:
+    """Put ``item`` into the bounded queue ``q``, giving up once ``stop`` is cancelled:
+    a producer thread never stays blocked on a full queue nobody will read again."""
+    while not stop.cancelled:
         try:
             q.put(item, timeout=0.1)
             return True
@@ -87,7 +86,10 @@ class Prefetch:
     """Read ``upstream`` on a worker thread, ``depth`` chunks ahead.
 
     Exceptions raised upstream are re-raised in the consumer's thread on the
-    next read, so errors keep their type across the thread boundary.
+    next read, so errors keep their type across the thread boundary. The worker
+    stops when the job is cancelled or when :meth:`close` is called (the consumer
+    is done, by error or at the end): ``close`` cancels a child of the job's token,
+    so both are the one cancel contract.
     """
 
     def __init__(
@@ -100,23 +102,22 @@ class Prefetch:
         name: str = "sealcheck-prefetch",
     ) -> None:
         self._up = upstream
-        self._cancel = cancel
         self._chunk = chunk
         self._q: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._cur = b""
         self._off = 0
         self._done = False
-        self._stop = threading.Event()
+        self._stop = cancel.child()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _put(self, item: object) -> bool:
-        return put_unless(self._q, item, self._stop.is_set)
+        return put_unless(self._q, item, self._stop)
 
     def _run(self) -> None:
         try:
-            while not self._stop.is_set():
-                self._cancel.check()
+            while True:
+                self._stop.check()
                 data = self._up.read(self._chunk)
                 if not data:
                     self._put(_EOF)
@@ -135,10 +136,9 @@ class Prefetch:
                     item = self._q.get(timeout=0.1)
                     break
                 except queue.Empty:
-                    self._cancel.check()
-                    if self._stop.is_set():
-                        # Closed (the job is being torn down): a stage still
-                        # reading from here must not wait forever.
+                    # Cancelled, or closed (the job is being torn down): a stage
+                    # still reading from here must not wait forever.
+                    if self._stop.cancelled:
                         raise Cancelled() from None
             if item is _EOF:
                 self._done = True
@@ -160,5 +160,5 @@ class Prefetch:
 
     def close(self) -> None:
         """Stop the worker; safe to call more than once and after EOF."""
-        self._stop.set()
+        self._stop.cancel()
         self._thread.join(timeout=5)

@@ -163,6 +163,9 @@ class StreamingLoader:
         self._archive: ArchiveFeed | None = None  # a pg_dump archive: pg_restore's script
         self._out: _Drain | None = None
         self._err: _Drain | None = None
+        # Not a cancel flag: the load tells its own watchdog thread that it has ended
+        # (finished, failed or closed). Cancellation is the job's token, which the
+        # watchdog polls and answers by killing the client.
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
         self._killed_for: str | None = None  # set by the watchdog

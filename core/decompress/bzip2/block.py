@@ -15,6 +15,7 @@ import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ...plumbing.progress import CancelToken
 from ...plumbing.streams import CHUNK
 
 BLOCK_MAGIC = 0x314159265359
@@ -92,8 +93,10 @@ class BlockJob:
     level: int
     stream: int  # 1-based stream (member) number, for messages
     check: int  # see decode: bytes of ``data`` in which no block may end (0: none)
+    # Cancelled with the reader (the job's cancel, or the reader closed), or alone
+    # when the block was cut wrongly and its output is no longer wanted.
+    stop: CancelToken
     out: queue.Queue[object] = field(default_factory=lambda: queue.Queue(maxsize=2))
-    cancelled: bool = False
 
     @property
     def shift(self) -> int:

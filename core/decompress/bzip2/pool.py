@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from ...plumbing.progress import CancelToken
 from ...plumbing.streams import put_unless
 from .block import BlockJob, decode
 
@@ -45,9 +45,9 @@ class DecoderPool:
     trace in the output.
     """
 
-    def __init__(self, workers: int, stopped: Callable[[], bool]) -> None:
+    def __init__(self, workers: int, stop: CancelToken) -> None:
         self._workers = workers
-        self._stopped = stopped
+        self._stop = stop  # the reader's: cancelled with the job, or by close()
         self._jobs: queue.Queue[BlockJob | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
 
@@ -61,7 +61,11 @@ class DecoderPool:
         self._jobs.put(job)
 
     def shutdown(self) -> None:
-        """Stop and join the threads (the jobs left are to be marked cancelled first)."""
+        """Stop and join the threads (the jobs left are to be cancelled first).
+
+        The None sent to each thread is the end of the work at the end of the data,
+        not a cancel: on cancel the threads stop on the reader's token by themselves
+        (a job under way on the job's token, which derives from it)."""
         for _ in self._threads:
             self._jobs.put(None)
         for t in self._threads:
@@ -69,8 +73,14 @@ class DecoderPool:
         self._threads.clear()
 
     def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            if job.cancelled:
+        while not self._stop.cancelled:
+            try:
+                job = self._jobs.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if job is None:
+                return
+            if job.stop.cancelled:
                 continue
             try:
                 self._run(job)
@@ -88,7 +98,7 @@ class DecoderPool:
                 held.append(b)
             elif held:
                 held.clear()  # too big to hold: verified first, streamed after
-            return not (job.cancelled or self._stopped())
+            return not job.stop.cancelled
 
         why = decode(job, hold)
         if why is not None:
@@ -104,4 +114,4 @@ class DecoderPool:
         self._put(job, DONE)
 
     def _put(self, job: BlockJob, item: object) -> bool:
-        return put_unless(job.out, item, lambda: job.cancelled or self._stopped())
+        return put_unless(job.out, item, job.stop)

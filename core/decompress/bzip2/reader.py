@@ -18,6 +18,7 @@ from collections import deque
 
 from ...errors import Cancelled
 from ...formats import Fmt
+from ...plumbing.progress import CancelToken
 from ...plumbing.streams import CHUNK, Reader
 from ..base import DecompressStats
 from .block import BlockJob, decode, rotl
@@ -31,17 +32,23 @@ class ParallelBzip2Reader:
     """bzip2 streams decoded block-parallel; the DecompressReader interface."""
 
     def __init__(
-        self, upstream: Reader, *, obj: str | None = None, workers: int | None = None
+        self,
+        upstream: Reader,
+        *,
+        obj: str | None = None,
+        workers: int | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.stats = DecompressStats(Fmt.BZIP2.value, members=1)
         self._obj = obj
-        self._split = Splitter(upstream, self.stats, obj)
+        # Cancelled with the job, or by close(); every block's token derives from it.
+        self._stop = (cancel or CancelToken()).child()
+        self._split = Splitter(upstream, self.stats, obj, self._stop)
         nworkers = workers or default_workers()
-        self._pool = DecoderPool(nworkers, lambda: self._closed)
+        self._pool = DecoderPool(nworkers, self._stop)
         self._max_inflight = 2 * nworkers + 1
         self._items: deque[Item] = deque()
         self._inflight = 0  # jobs in _items, plus the current one
-        self._closed = False
         self._job: BlockJob | None = None  # the block being delivered
         self._pieces: deque[bytes] = deque()
         self._cur = b""
@@ -53,6 +60,7 @@ class ParallelBzip2Reader:
     # DecompressReader
     def read(self, n: int = -1, /) -> bytes:
         limit = n if n > 0 else CHUNK
+        self._stop.check()
         while True:
             if self._off < len(self._cur):
                 if self._off == 0 and len(self._cur) <= limit:
@@ -72,7 +80,7 @@ class ParallelBzip2Reader:
 
     def close(self) -> None:
         """Stop the workers; safe to call more than once."""
-        self._closed = True
+        self._stop.cancel()
         self._shutdown()
 
     # items
@@ -130,7 +138,7 @@ class ParallelBzip2Reader:
             try:
                 return job.out.get(timeout=0.1)
             except queue.Empty:
-                if self._closed:
+                if self._stop.cancelled:
                     raise Cancelled() from None
 
     # feeding the workers
@@ -171,9 +179,8 @@ class ParallelBzip2Reader:
         sp.rewind(job)
         errors: list[str] = []
         for cand in sp.candidates():
-            err = decode(sp.job_to(cand), lambda _b: not self._closed)
-            if self._closed:
-                raise Cancelled()
+            err = decode(sp.job_to(cand), lambda _b: not self._stop.cancelled)
+            self._stop.check()
             if err is None:
                 for item in sp.cut(cand):
                     if isinstance(item, BlockJob):
@@ -190,12 +197,12 @@ class ParallelBzip2Reader:
     def _cancel_inflight(self) -> None:
         for item in self._items:
             if isinstance(item, BlockJob):
-                item.cancelled = True
+                item.stop.cancel()
         self._items.clear()
         self._inflight = 0
 
     def _shutdown(self) -> None:
         self._cancel_inflight()
         if self._job is not None:
-            self._job.cancelled = True
+            self._job.stop.cancel()
         self._pool.shutdown()

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ...errors import IntegrityError, Layer, TruncatedBackup
+from ...plumbing.progress import CancelToken
 from ...plumbing.streams import CHUNK, Reader
 from ..base import DecompressStats
 from .block import BLOCK_MAGIC, EOS_MAGIC, MASK48, BlockJob
@@ -94,8 +95,11 @@ class Splitter:
     the parse cursor, whichever is first, up to the search frontier.
     """
 
-    def __init__(self, upstream: Reader, stats: DecompressStats, obj: str | None) -> None:
+    def __init__(
+        self, upstream: Reader, stats: DecompressStats, obj: str | None, stop: CancelToken
+    ) -> None:
         self._up = upstream
+        self._stop = stop
         self._stats = stats
         self._obj = obj
         self.buf = bytearray()
@@ -122,6 +126,7 @@ class Splitter:
         if cut >= _TRIM:
             del self.buf[:cut]
             self.base += cut
+        self._stop.check()  # once per chunk read, as every stage does
         chunk = self._up.read(CHUNK)
         if not chunk:
             self.eof = True
@@ -288,6 +293,7 @@ class Splitter:
             self.level,
             self.stream,
             check,
+            self._stop.child(),
         )
 
     def cut(self, cand: Cand, check: int = 0) -> list[Item]:

@@ -383,8 +383,10 @@ class CmsDecryptReader:
         *,
         obj: str | None,
         tag_only_key: bool = False,
+        cancel: CancelToken | None = None,
     ) -> None:
         self._content = content
+        self._cancel = cancel or CancelToken()
         self._cipher = cipher
         self._obj = obj
         self._tag_only_key = tag_only_key
@@ -405,6 +407,7 @@ class CmsDecryptReader:
 
     def read(self, n: int = -1, /) -> bytes:
         while not self._eof:
+            self._cancel.check()
             chunk = self._content.read(n if n > 0 else CHUNK)
             if not chunk:
                 self._eof = True
@@ -472,7 +475,12 @@ class CmsDecryptReader:
 
 
 def open_cms_stream(
-    raw: Reader, fmt: Fmt, probe: CmsProbe, key: CmsKey, obj: str | None
+    raw: Reader,
+    fmt: Fmt,
+    probe: CmsProbe,
+    key: CmsKey,
+    obj: str | None,
+    cancel: CancelToken | None = None,
 ) -> tuple[CmsDecryptReader, ContentReader]:
     """Parse the downloaded object's header again (it must be the one the key
     was found with) and return the plaintext reader over its content."""
@@ -490,6 +498,6 @@ def open_cms_stream(
         )
     content = ContentReader(r, header, obj)
     dec = CmsDecryptReader(
-        content, header.cipher, bytes(key.cek), obj=obj, tag_only_key=key.tag_only
+        content, header.cipher, bytes(key.cek), obj=obj, tag_only_key=key.tag_only, cancel=cancel
     )
     return dec, content

@@ -310,7 +310,15 @@ class Base64Reader:
 class DecryptReader:
     """Stream-decrypt AES-CBC (PKCS#7) or AES-CTR ciphertext."""
 
-    def __init__(self, upstream: Reader, params: EncParams, *, obj: str | None = None) -> None:
+    def __init__(
+        self,
+        upstream: Reader,
+        params: EncParams,
+        *,
+        obj: str | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        self._cancel = cancel or CancelToken()
         mode = (
             modes.CBC(bytes(params.iv))
             if params.cipher.mode == "cbc"
@@ -327,6 +335,7 @@ class DecryptReader:
 
     def read(self, n: int = -1, /) -> bytes:
         while not self._eof:
+            self._cancel.check()
             chunk = self._up.read(n if n > 0 else 1 << 20)
             if not chunk:
                 self._eof = True
