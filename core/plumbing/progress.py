@@ -1,5 +1,9 @@
 """Progress reporting and cooperative cancellation for long operations.
 
+Progress is throttled here, once: :class:`Meter` reports at most every
+:data:`INTERVAL` seconds, and always at a change of stage. A UI forwards what it
+receives; a job that reports on its own uses a :class:`Throttle`.
+
 A job is a stream: the download, decryption, decompression and writing all run
 at once on worker threads. The whole-job fraction is therefore the fraction of
 the job's *input* consumed, and there is exactly one ETA, derived from it. Each
@@ -76,30 +80,60 @@ def no_progress(_event: ProgressEvent) -> None:
     """The default: report nothing."""
 
 
+INTERVAL = 0.1  # seconds between two reports: no UI needs more than 10 a second
+
+
+class Throttle:
+    """Decides when to report: at most once per ``interval``, or when forced.
+
+    Thread-safe: the test and the new mark are one step, so two threads crossing
+    the interval together report once.
+    """
+
+    def __init__(
+        self, interval: float = INTERVAL, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: float | None = None
+
+    def due(self, force: bool = False) -> bool:
+        """Whether to report now; if so, the next interval starts now."""
+        now = self._clock()
+        with self._lock:
+            if not force and self._last is not None and now - self._last < self._interval:
+                return False
+            self._last = now
+            return True
+
+
 class Meter:
     """Thread-safe counters for one job, throttled into ProgressEvents.
 
     Workers call :meth:`add` from their threads; the callback runs on whichever
     thread crosses the throttle interval, so it must be cheap and thread-safe
-    (the GUI's adapter only emits a queued signal).
+    (the GUI's adapter only emits a queued signal). Every change of stage is
+    reported at once, and the events reach the callback in the order they were
+    taken, so the last one a UI sees is the job's latest stage.
     """
 
     def __init__(
         self,
         callback: ProgressCallback = no_progress,
         *,
-        interval: float = 0.1,
+        interval: float = INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._callback = callback
-        self._interval = interval
+        self._throttle = Throttle(interval, clock=clock)
         self._clock = clock
         self._lock = threading.Lock()
+        self._emit_lock = threading.Lock()  # one report at a time, in order
         self._stages: dict[str, list[int | None]] = {}
         self._input_stage: str | None = None
         self._current = "start"
         self._start = clock()
-        self._last_emit = 0.0
         self._rate = 0.0
         self._rate_mark: tuple[float, int] = (self._start, 0)
 
@@ -113,8 +147,9 @@ class Meter:
 
     def set_current(self, name: str) -> None:
         with self._lock:
+            changed = name != self._current
             self._current = name
-        self._emit(force=True)
+        self._emit(force=changed)
 
     def add(self, name: str, n: int) -> None:
         with self._lock:
@@ -143,8 +178,7 @@ class Meter:
             return ProgressEvent(self._current, done, total, rate, eta, elapsed, stages)
 
     def _emit(self, force: bool = False) -> None:
-        now = self._clock()
-        if not force and now - self._last_emit < self._interval:
+        if not self._throttle.due(force):
             return
-        self._last_emit = now
-        self._callback(self.snapshot())
+        with self._emit_lock:
+            self._callback(self.snapshot())

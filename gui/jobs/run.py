@@ -13,7 +13,6 @@ from typing import Any
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.pipeline.job import Job
 from sealcheck.core.pipeline.run import run
-from sealcheck.core.plumbing.progress import ProgressEvent
 from sealcheck.core.records.report import Report
 from sealcheck.core.restoretest import RestoreTestResult, restore_test
 from sealcheck.core.storage.locate import Locator
@@ -57,7 +56,7 @@ def run_job(
         operation="restore" if spec.operation == "restore" else "verify",
         destination=spec.destination,
         overwrite=spec.overwrite,
-        progress=_StageForcing(ctx),
+        progress=ctx.forward,  # core's Meter throttles, stage changes included
         cancel=ctx.cancel,
     )
     if spec.operation == "restore-test":
@@ -66,20 +65,6 @@ def run_job(
         finally:
             secrets.wipe()  # core's run wipes them too, but the test may stop before it runs
     return run(job)
-
-
-class _StageForcing:
-    """Progress to the worker, throttled, except that a change of stage always gets
-    through (the last "load" event and the "checks" one may come 1 ms apart)."""
-
-    def __init__(self, ctx: WorkerContext) -> None:
-        self._ctx = ctx
-        self._stage: str | None = None
-
-    def __call__(self, ev: ProgressEvent) -> None:
-        changed = ev.stage != self._stage
-        self._stage = ev.stage
-        self._ctx.progress(ev, force=changed)
 
 
 def _restore_test(job: Job, rt: RestoreTestSpec) -> RestoreTestResult:

@@ -3,9 +3,11 @@
 A job is a plain function ``fn(ctx, *args)``. It either returns a value, or is
 a generator that yields progress values; between yields the worker checks the
 cooperative abort flag. ``ctx.cancel`` is core's CancelToken, so core code that
-checks it per chunk stops at the same request. ``ctx.progress`` may be called
-from any thread (core's Meter calls it from its worker threads): it only
-emits a queued signal, throttled to at most 10 per second.
+checks it per chunk stops at the same request. ``ctx.forward`` emits what core's
+Meter reports (already throttled to 10 a second, every stage change included)
+as it is; ``ctx.progress`` is for a job function that reports on its own, and
+throttles with core's Throttle. Both may be called from any thread: they only
+emit a queued signal.
 
 Invariant: every signal is emitted from the pool thread and delivered on the
 GUI thread (the signals object lives there), so slots never race the model.
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import inspect
 import threading
-import time
 import traceback
 import weakref
 from collections.abc import Callable, Generator
@@ -25,9 +26,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from sealcheck.core.errors import Cancelled
-from sealcheck.core.plumbing.progress import CancelToken
-
-PROGRESS_INTERVAL = 0.1  # seconds: the GUI never needs more than 10 updates a second
+from sealcheck.core.plumbing.progress import CancelToken, Throttle
 
 _live: weakref.WeakSet[Worker] = weakref.WeakSet()
 _live_lock = threading.Lock()
@@ -57,21 +56,21 @@ class WorkerSignals(QObject):
 
 
 class WorkerContext:
-    """What the job function sees: the abort token and a throttled progress emitter."""
+    """What the job function sees: the abort token and the progress signal."""
 
     def __init__(self, signals: WorkerSignals, cancel: CancelToken) -> None:
         self._signals = signals
         self.cancel = cancel
-        self._last = 0.0
-        self._lock = threading.Lock()
+        self._throttle = Throttle()
+
+    def forward(self, value: Any) -> None:
+        """Emit ``value`` as it is: for reports core has throttled (a job's Meter)."""
+        self._signals.progress.emit(value)
 
     def progress(self, value: Any, *, force: bool = False) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if not force and now - self._last < PROGRESS_INTERVAL:
-                return
-            self._last = now
-        self._signals.progress.emit(value)
+        """Emit ``value`` unless another went out less than core's interval ago."""
+        if self._throttle.due(force):
+            self._signals.progress.emit(value)
 
     @property
     def aborted(self) -> bool:
@@ -141,4 +140,4 @@ class Worker(QRunnable):
             except StopIteration as stop:
                 return stop.value
             # Generator yields are milestones (a page of rows): never throttled.
-            ctx.progress(value, force=True)
+            ctx.forward(value)

@@ -12,7 +12,6 @@ Each decompressor is also checked on its own, with no thread boundary around it.
 
 from __future__ import annotations
 
-import random
 import subprocess
 import threading
 import time
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.dumps import MYSQL_HEADER, MYSQL_TRAILER
+from fixtures.dumps import random_dump
 from fixtures.pipelines import openssl_variant
 from sealcheck.core.decompress import bzip2 as parallel
 from sealcheck.core.decompress.bzip2 import ParallelBzip2Reader
@@ -42,7 +41,7 @@ from sealcheck.core.records.report import Report
 from sealcheck.core.storage.source import LocalFile
 
 MiB = 1 << 20
-PLAINTEXT = 24 * MiB  # random hex rows: about half of it survives compression
+PLAINTEXT = 24 * MiB  # random bytes as base64 text: compression keeps most of it
 TRIP_AFTER = 2 * MiB  # the stage has surely started and is far from its end
 STOP_WITHIN = 2.0  # seconds from cancel() to run() returning
 
@@ -54,24 +53,9 @@ class Seed:
     size: int
 
 
-def _dump(path: Path) -> Path:
-    """A mysqldump-shaped file of random rows, so the compressed backup stays large."""
-    rng = random.Random(11)
-    rows = []
-    total = 0
-    i = 0
-    while total < PLAINTEXT:
-        row = f"INSERT INTO `t` VALUES ({i},'{rng.randbytes(40).hex()}');\n"
-        rows.append(row)
-        total += len(row)
-        i += 1
-    path.write_text(MYSQL_HEADER + "".join(rows) + MYSQL_TRAILER)
-    return path
-
-
 @pytest.fixture(scope="module")
 def dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _dump(tmp_path_factory.mktemp("dump") / "dump.sql")
+    return random_dump(tmp_path_factory.mktemp("dump") / "dump.sql", PLAINTEXT)
 
 
 def _seed(dump: Path, out: Path, compress: str, name: str) -> Seed:

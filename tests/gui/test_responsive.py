@@ -11,8 +11,8 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 
 from fixtures.common import listed_file
-from fixtures.dumps import MYSQL_HEADER, MYSQL_TRAILER
-from fixtures.pipelines import openssl_variant, sh
+from fixtures.dumps import random_dump
+from fixtures.pipelines import openssl_variant
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.gui.jobs.queue import JobQueue, JobState
 from sealcheck.gui.jobs.spec import JobSpec
@@ -32,12 +32,7 @@ def big_backup(request, tmp_path_factory) -> tuple[Path, Path]:
     """~200 MB of ciphertext: a dump with base64 rows (compresses poorly) | openssl enc."""
     compress, name = COMPRESSORS[request.param]
     work = tmp_path_factory.mktemp("big200")
-    (work / "big.sql").write_text(MYSQL_HEADER)
-    sh(
-        "head -c 200000000 /dev/urandom | base64 -w 120 >> big.sql\n"
-        f"printf '%s' {shlex.quote(MYSQL_TRAILER)} >> big.sql",
-        work,
-    )
+    random_dump(work / "big.sql", 200_000_000)
     b = openssl_variant(work / "big.sql", work / "out", compress=compress, name=name)
     (work / "big.sql").unlink()
     assert b.passphrase_file is not None
