@@ -6,10 +6,12 @@ Starts ``Xvfb :99`` (unless $DISPLAY is set), the demo's local S3 with its sampl
 backups plus one larger backup, opens the app, and saves PNGs grabbed from the X
 server: the main window, a job mid-restore, an error state, the result of a restore
 test (two versions restore-tested in throwaway MariaDB servers, the second showing its
-drift from the first; skipped when no MariaDB server is installed), the error state
-after a live switch to a dark palette (as when the OS goes dark), and the main window
-at 200 % (a second run of this script with QT_SCALE_FACTOR=2, in a smaller window).
-``--only`` takes some of them: main-window, error-state, restore-test,
+drift from the first; skipped when no MariaDB server is installed), the source
+editor's Keys tab (the keys a source tries, in order, its passphrase file and OpenPGP
+key), the error state after a live switch to a dark palette (as when the OS goes
+dark), and the main window at 200 % (a second run of this script with
+QT_SCALE_FACTOR=2, in a smaller window).
+``--only`` takes some of them: main-window, error-state, restore-test, source-keys,
 restore-in-progress, dark, 2x.
 """
 
@@ -27,7 +29,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHOTS = ("main-window", "error-state", "restore-test", "restore-in-progress", "dark", "2x")
+SHOTS = (
+    "main-window",
+    "error-state",
+    "restore-test",
+    "source-keys",
+    "restore-in-progress",
+    "dark",
+    "2x",
+)
 
 
 @contextlib.contextmanager
@@ -187,7 +197,7 @@ def shoot(work: Path, out: Path, only: set[str]) -> int:
         (rec,) = win.verify_selected()
         wait_until(app, lambda: rec.state is JobState.FAILED, 60)
         win.job_panel.row(rec).toggle.setChecked(True)
-        win.job_panel.ensureWidgetVisible(win.job_panel.row(rec))
+        win.job_panel.list_area.ensureWidgetVisible(win.job_panel.row(rec))
         if "error-state" in only:
             grab(win, out / "error-state.png")
 
@@ -201,6 +211,10 @@ def shoot(work: Path, out: Path, only: set[str]) -> int:
         # so the newer one is compared with it; the Details pane made roomy for the shot.
         if "restore-test" in only:
             restore_test_shot(app, win, out)
+
+        # 2c. The source editor's Keys tab: what the demo source tries, in order.
+        if "source-keys" in only:
+            source_keys_shot(app, win, out)
         if "restore-in-progress" not in only:
             win.close()
             return 0
@@ -224,6 +238,25 @@ def shoot(work: Path, out: Path, only: set[str]) -> int:
         win.queue.cancel(rec)
         win.close()
     return 0
+
+
+def source_keys_shot(app: object, win: object, out: Path) -> None:
+    from sealcheck.gui.views.dialogs import SourceDialog
+    from sealcheck.gui.views.mainwindow import MainWindow
+
+    assert isinstance(win, MainWindow)
+    src = win.current_source()
+    assert src is not None
+    dlg = SourceDialog(src, win, key_store=win.keys_page.store)
+    dlg.tabs.setCurrentWidget(dlg.keys)
+    dlg.resize(max(dlg.width(), 760), dlg.height())
+    dlg.move(win.x() + 200, win.y() + 120)
+    dlg.show()
+    wait_until(app, dlg.isVisible)
+    dlg.keys.specs.setCurrentRow(0)
+    grab(dlg, out / "source-keys.png")
+    dlg.reject()
+    dlg.deleteLater()
 
 
 def restore_test_shot(app: object, win: object, out: Path) -> None:
