@@ -56,6 +56,15 @@ from sealcheck.core.restoretest.errors import (
     ServerSoftwareMissing,
     ServerUnreachable,
 )
+from sealcheck.core.rotation.journal import JournalError
+from sealcheck.core.rotation.newkey import NoPrivateHalf, NoProofOfPossession, WeakNewKey
+from sealcheck.core.rotation.opener import CannotOpen
+from sealcheck.core.rotation.store import (
+    AlreadyExists,
+    ConditionsIgnored,
+    LockHeld,
+    VersioningNotEnabled,
+)
 from sealcheck.core.storage.listing import FolderNotFound, ListingDenied
 from sealcheck.core.storage.s3 import BucketNotFound, EndpointUnreachable, WrongRegion
 
@@ -322,6 +331,46 @@ _WORDS: dict[type[SealcheckError], tuple[str, str]] = {
     ),
     BackupFailed: ("The backup failed verification", "Try an older version."),
     SealcheckError: ("The operation failed", "See the details."),
+    # Key rotation (core/rotation, issue 13).
+    CannotOpen: (
+        "This version cannot be rotated",
+        "The details say why (no held key opens it, a symmetric or gpg backup, damaged data); "
+        "it keeps its original key.",
+    ),
+    JournalError: (
+        "The rotation journal cannot be used",
+        "Check the journal file's folder is writable and has space, then resume.",
+    ),
+    WeakNewKey: (
+        "The new key is refused",
+        "Use an RSA key of at least 2048 bits as the new key.",
+    ),
+    NoPrivateHalf: (
+        "Nobody is known to hold the new key's private half",
+        "Give the new private key (file, held key or token key), or choose a public-key-only "
+        "rotation if its private half is kept offline.",
+    ),
+    NoProofOfPossession: (
+        "The new key failed the proof of possession",
+        "Its private half did not decrypt a challenge: pick the matching private key.",
+    ),
+    ConditionsIgnored: (
+        "This store ignores create-only writes",
+        "A rotation there could overwrite keys, so it is refused: use a store that honours "
+        "If-None-Match (AWS S3, moto, SeaweedFS).",
+    ),
+    VersioningNotEnabled: (
+        "Versioning is not enabled on this bucket",
+        "Enable versioning on the bucket first, so a mistake can be undone.",
+    ),
+    LockHeld: (
+        "Another rotation holds this prefix",
+        "Wait for it to finish, or for its lock to expire, then start again.",
+    ),
+    AlreadyExists: (
+        "An object already exists under this name",
+        "Nothing was overwritten; the details say which object.",
+    ),
 }
 
 # A stored report names its error's class; this finds the class (and so its parents).

@@ -28,6 +28,7 @@ from ..records.report import Report
 from ..records.restore_result import RestoreTestResult
 from ..storage.locate import Locator
 from ..storage.naming import Rule
+from ..storage.rewrap import prefer_link
 from ..storage.s3 import S3Settings
 from ..storage.source import Source
 from .history import record_history
@@ -290,6 +291,9 @@ def run_backup_command(
     cancel = CancelToken()
     data, wrapped = open_backup(args, cancel)
     secrets = secrets_from_args(args)
+    if not (args.wrapped_key or args.wrapped_key_version_id):
+        # A key re-wrapped by `sealcheck rotate` for a key given wins over the producer's.
+        wrapped = prefer_link(data, wrapped, lambda: [k.fingerprint for k in secrets.keys])
     bar = None
     if not args.no_progress and sys.stderr.isatty() and not args.json:
         bar = TerminalProgress(sys.stderr)

@@ -29,6 +29,7 @@ from . import history as cli_history
 from . import keys as cli_keys
 from . import listing as cli_list
 from . import restoretest as cli_restoretest
+from . import rotate as cli_rotate
 from .common import (
     add_key_options,
     add_s3_options,
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_keys.register(sub)
     cli_restoretest.register(sub)
     cli_history.register(sub)
+    cli_rotate.register(sub)
 
     for ep in entry_points(group="sealcheck.commands"):
         try:

@@ -102,6 +102,22 @@ class PemKey:
             serialization.BestAvailableEncryption(passphrase),
         )
 
+    def unwrap_as(self, wrapped: bytes, padding_name: str) -> Unwrapped | None:
+        """The secret under one named padding, or None when that padding fails.
+
+        For callers that already know the padding (a rotation re-reading what it wrote,
+        the next version of a series): one private-key operation instead of up to four.
+        A PKCS#1 v1.5 result is as untrusted here as in ``unwrap_candidates``."""
+        check_wrapped_size(wrapped, self.modulus_bytes, None)
+        pads = dict(OAEP_VARIANTS)
+        pad = padding.PKCS1v15() if padding_name == "PKCS#1 v1.5" else pads.get(padding_name)
+        if pad is None:
+            return None
+        try:
+            return Unwrapped(padding_name, bytearray(self._key.decrypt(wrapped, pad)))
+        except ValueError:
+            return None
+
     def unwrap_candidates(self, wrapped: bytes) -> Iterator[Unwrapped]:
         check_wrapped_size(wrapped, self.modulus_bytes, None)
         oaep_ok = False

@@ -37,6 +37,7 @@ from .naming import (
     series_name,
     stamp_of,
 )
+from .rewrap import is_rotation_object
 from .s3 import map_client_error
 
 PAIR_WINDOW = _dt.timedelta(hours=1)
@@ -476,6 +477,8 @@ class Grouper:
     def add(self, page: Sequence[ObjectVersion]) -> list[BackupSet]:
         """Add a page of versions; return the backup sets that are new or changed."""
         touched = set()
+        # Re-wrapped keys and rotation's control objects are not backups (rewrap.py).
+        page = [v for v in page if not is_rotation_object(v.key)]
         for v in page:
             self._by_key[v.key].append(v)
             touched.add(v.key)

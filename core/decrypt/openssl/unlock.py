@@ -63,13 +63,14 @@ def read_wrapped_key(src: Source) -> bytes:
         )
     data = src.read_range(0, ident.size)
     # An armored (base64) wrapped key is decoded; openssl -a / base64(1) made it.
-    stripped = data.strip()
-    if stripped and len(stripped) % 4 == 0 and stripped.translate(None, b"\r\n").isascii():
+    # Line breaks do not count: ``openssl base64`` wraps at 64 columns.
+    stripped = data.strip().translate(None, b"\r\n")
+    if stripped and len(stripped) % 4 == 0 and stripped.isascii():
         import base64
         import binascii
 
         try:
-            decoded = base64.b64decode(stripped.translate(None, b"\r\n"), validate=True)
+            decoded = base64.b64decode(stripped, validate=True)
             if len(decoded) in RSA_SIZES:
                 return decoded
         except binascii.Error:

@@ -1,0 +1,283 @@
+"""``sealcheck rotate plan|run|status``: re-wrap backups' data keys for a new key pair.
+
+Exit codes: 0 every version in scope is rotated (or already was); 1 some versions
+could not be rotated (the report says which and why); 2 usage or environment (no
+proof of possession, versioning off, a store ignoring create-only writes, the lock
+held); 130 cancelled, resumable with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import Cancelled, ExitCode, UsageError
+from ..keys.base import KeySource
+from ..keys.discovery import held_keys
+from ..keys.prompt import secret_once
+from ..keys.spec import KeyContext, open_key
+from ..plumbing.atomic import AtomicWriter
+from ..plumbing.progress import CancelToken
+from ..rotation.engine import NOT_REVOCATION, Outcome, Rotation, Settings
+from ..rotation.journal import Item, Journal, Step, default_dir, journals, now_iso
+from ..rotation.newkey import open_new_key
+from ..rotation.report import build
+from ..rotation.scope import Scope
+from ..rotation.wire import OAEP_SHA256
+from ..storage.s3 import make_client, parse_uri
+from .common import (
+    add_s3_options,
+    cancel_on_sigint,
+    naming_rules,
+    pem_passphrase,
+    s3_settings,
+    terminal_prompt,
+)
+from .termtext import echo
+
+_MARK = {
+    Step.PLANNED: "ROTATE",
+    Step.DONE: "ROTATED",
+    Step.ALREADY: "ALREADY",
+    Step.CANNOT: "CANNOT",
+}
+
+
+def register(sub: Any) -> None:
+    r = sub.add_parser(
+        "rotate", help="re-wrap every backup's data key for a new RSA key pair (plan, run, status)"
+    )
+    rs = r.add_subparsers(dest="rotate_command", metavar="ACTION")
+    for name, helptext in (
+        ("plan", "dry run: every data version in scope and what would happen to it"),
+        ("run", "rotate: re-wrap, write create-only beside the original, read back"),
+    ):
+        p = rs.add_parser(name, help=helptext)
+        p.add_argument("location", metavar="s3://BUCKET/PREFIX")
+        p.add_argument(
+            "--to",
+            required=True,
+            metavar="NEW",
+            help="the new key: a private PEM, keyring:NAME or a pkcs11: URI (it proves "
+            "possession); a public PEM only with --public-only",
+        )
+        p.add_argument(
+            "--from",
+            dest="old",
+            action="append",
+            default=[],
+            metavar="KEY",
+            help="an old private key (PEM, keyring:NAME, pkcs11: URI; repeatable); default: "
+            "every held key",
+        )
+        p.add_argument("--versions", choices=[s.value for s in Scope], default="current")
+        p.add_argument(
+            "--public-only",
+            action="store_true",
+            help="re-wrap to a public key whose private half is held offline (no proof of "
+            "possession; recorded as such)",
+        )
+        p.add_argument(
+            "--oaep",
+            action="store_true",
+            help="re-wrap with OAEP-SHA256 instead of each original's padding (runbooks that "
+            "call 'openssl rsautl -decrypt' then need pkeyutl with OAEP options)",
+        )
+        p.add_argument("--json", action="store_true", help="print the report as JSON")
+        p.add_argument("--pkcs11-module", metavar="SO", help="PKCS#11 module for pkcs11: keys")
+        p.add_argument("--pin-file", type=Path, help="token PIN (otherwise asked once)")
+        p.add_argument("--key-passphrase-file", type=Path, help="passphrase of encrypted PEMs")
+        if name == "run":
+            p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+            p.add_argument(
+                "--allow-unversioned",
+                action="store_true",
+                help="rotate even where versioning is not Enabled (writes stay create-only)",
+            )
+            p.add_argument("--journal", type=Path, metavar="PATH", help="the journal file")
+            p.add_argument("--report", type=Path, metavar="PATH", help="write the JSON report")
+            p.add_argument(
+                "--lock-minutes", type=int, default=60, help="lock expiry (renewed while running)"
+            )
+        add_s3_options(p)
+        p.set_defaults(func=cmd_plan if name == "plan" else cmd_run)
+    st = rs.add_parser("status", help="rotations in the journal folder and how far each got")
+    st.add_argument("--journal", type=Path, metavar="PATH", help="one journal file")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+    r.set_defaults(func=lambda _a: _usage(r))
+
+
+def _usage(p: argparse.ArgumentParser) -> int:
+    p.print_help(sys.stderr)
+    return int(ExitCode.USAGE)
+
+
+def _keys(args: argparse.Namespace) -> tuple[Settings, list[KeySource]]:
+    uri = parse_uri(args.location)
+    # One PIN per run, shared by the old and the new key on a token: never retried.
+    pin = secret_once("Token PIN: ", terminal_prompt, file=args.pin_file, what="PIN file")
+    ctx = KeyContext(
+        pem_passphrase=pem_passphrase(args, "the key", "key passphrase file"),
+        pin=pin,
+        pkcs11_module=args.pkcs11_module,
+    )
+    new = open_new_key(args.to, ctx, public_only=args.public_only)
+    if args.old:
+        old = [open_key(spec, ctx) for spec in args.old]
+    else:
+        old = held_keys(KeyContext(pin=pin, pkcs11_module=args.pkcs11_module))
+    if not old:
+        raise UsageError("no old key: give --from KEY (or import it with 'sealcheck key import')")
+    settings = Settings(
+        bucket=uri.bucket,
+        prefix=uri.key,
+        new=new,
+        old_keys=old,
+        rules=naming_rules(args),
+        scope=Scope(args.versions),
+        padding=OAEP_SHA256 if args.oaep else None,
+        allow_unversioned=getattr(args, "allow_unversioned", False),
+        lock_ttl=_dt.timedelta(minutes=getattr(args, "lock_minutes", 60)),
+    )
+    return settings, old
+
+
+def _warnings(args: argparse.Namespace) -> list[str]:
+    out = []
+    if args.oaep:
+        out.append(
+            "--oaep: the re-wrapped keys use OAEP-SHA256, not the originals' padding; "
+            "'openssl rsautl -decrypt' no longer opens them (use pkeyutl -pkeyopt "
+            "rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256)"
+        )
+    if args.public_only:
+        out.append("--public-only: nobody proved holding the new private key; keep it safe")
+    return out
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    started = now_iso()
+    settings, old = _keys(args)
+    cancel = CancelToken()
+    rot = Rotation(make_client(s3_settings(args)), settings, cancel=cancel)
+    with cancel_on_sigint(cancel):
+        outcome = rot.plan()
+    outcome.warnings += _warnings(args)
+    report = build("plan", settings, outcome, old, started=started)
+    _print(args, report, outcome)
+    return 0 if all(i.step is not Step.CANNOT for i in outcome.items) else 1
+
+
+def _journal_path(args: argparse.Namespace, settings: Settings) -> Path:
+    if args.journal:
+        return Path(args.journal)
+    ident = f"{settings.bucket}/{settings.prefix}|{settings.new.fingerprint}"
+    return default_dir() / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.sqlite3"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    started = now_iso()
+    settings, old = _keys(args)
+    path = _journal_path(args, settings)
+    existed = path.exists()
+    journal = Journal(path)
+    try:
+        meta = journal.meta()
+        if existed and meta.get("status") == "running" and not args.resume:
+            raise UsageError(
+                f"an interrupted rotation of this prefix to this key exists (journal {path}): "
+                "pass --resume to continue it"
+            )
+        if args.resume and not meta:
+            raise UsageError(f"nothing to resume: no journal at {path}")
+        owner = meta.get("owner") or secrets.token_hex(8)
+        journal.set_meta(
+            owner=owner,
+            source=args.location,
+            new_key=settings.new.fingerprint,
+            new_label=settings.new.label,
+            scope=settings.scope.value,
+            status=meta.get("status", "not started"),
+            started=meta.get("started", started),
+        )
+        cancel = CancelToken()
+        rot = Rotation(make_client(s3_settings(args)), settings, cancel=cancel)
+        try:
+            with cancel_on_sigint(cancel):
+                outcome = rot.run(journal, owner)
+        except Cancelled:
+            echo(
+                f"sealcheck: cancelled; nothing is half-written. Resume with: sealcheck rotate "
+                f"run {args.location} --to {args.to} --resume",
+                file=sys.stderr,
+            )
+            return int(ExitCode.CANCELLED)
+        journal.set_meta(status="finished" if outcome.complete else "finished, some not rotated")
+        outcome.warnings += _warnings(args)
+        report = build("run", settings, outcome, old, started=started, journal=str(path))
+    finally:
+        journal.close()
+    if args.report:
+        w = AtomicWriter(args.report, overwrite=True)
+        w.write(json.dumps(report, indent=2).encode() + b"\n")
+        w.commit()
+    _print(args, report, outcome)
+    return 0 if outcome.complete else 1
+
+
+def _print(args: argparse.Namespace, report: dict[str, Any], outcome: Outcome) -> None:
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    new = report["new_key"]
+    echo(f"{report['operation'].upper()}  {report['source']}  ({report['scope']} versions)")
+    echo(f"  new key: {new['label']} {new['spki_sha256']} RSA-{new['bits']}")
+    echo(f"  proof of possession: {new['proof_of_possession']}")
+    for item in outcome.items:
+        echo(_line(item))
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(outcome.counts().items()))
+    echo(f"  {len(outcome.items)} version(s): {counts or 'none'}")
+    for w in outcome.warnings:
+        echo(f"  warning: {w}")
+    echo(f"  {NOT_REVOCATION}")
+
+
+def _line(item: Item) -> str:
+    mark = _MARK.get(item.step, item.step.value.upper())
+    head = f"  {mark:<8} {item.data_key} @ {item.data_version}"
+    if item.step is Step.CANNOT:
+        return f"{head}: {item.reason}"
+    if item.step is Step.ALREADY:
+        return f"{head}: {item.reason} ({item.link_name})"
+    via = f" opened with {item.old_key} ({item.padding}, {item.wire})" if item.old_key else ""
+    return f"{head}{via} -> {item.link_name}"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    paths = [args.journal] if args.journal else list(journals())
+    rows: list[dict[str, Any]] = []
+    for path in paths:
+        if not Path(path).exists():
+            raise UsageError(f"no journal at {path}")
+        j = Journal(Path(path))
+        try:
+            rows.append({"journal": str(path), **j.meta(), "counts": j.counts()})
+        finally:
+            j.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        echo("no rotations recorded")
+    for r in rows:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(r["counts"].items()))
+        echo(f"{r.get('status', '?'):<10} {r.get('source', '?')} -> {r.get('new_key', '?')}")
+        echo(f"           {counts or 'no versions'}  ({r['journal']})")
+    return 0

@@ -1,0 +1,229 @@
+"""The rotation journal: one SQLite file per rotation, every step committed and synced.
+
+Each data version moves planned → fetched → unwrapped (and checked against the
+data) → wrapped → written → read back → done, or ends as ``cannot`` with the
+reason. A run killed at any point resumes from what the journal says: before
+``wrapped`` nothing was written and the version starts again; from ``wrapped`` on the
+exact bytes to write are in the journal (they are ciphertext for the new public key,
+no secret), so a retried PUT sends the same bytes and a 412 is resolved by reading
+back and comparing. The journal never holds a secret, a PIN or a private key.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import os
+import signal
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from ..errors import SealcheckError
+
+
+class JournalError(SealcheckError):
+    """The rotation journal cannot be used."""
+
+
+class Step(enum.Enum):
+    PLANNED = "planned"
+    FETCHED = "fetched"
+    UNWRAPPED = "unwrapped"  # and checked: the secret opens the data version
+    WRAPPED = "wrapped"
+    WRITTEN = "written"
+    READ_BACK = "read back"
+    DONE = "done"
+    ALREADY = "already rotated"
+    CANNOT = "cannot"
+
+    @property
+    def final(self) -> bool:
+        return self in (Step.DONE, Step.ALREADY, Step.CANNOT)
+
+
+ORDER = list(Step)
+
+
+@dataclass
+class Item:
+    """One data version in a rotation (no secret: names, ids, digests, ciphertext)."""
+
+    data_key: str
+    data_version: str  # "null" for an unversioned object
+    key_name: str | None
+    key_version: str | None
+    step: Step = Step.PLANNED
+    reason: str | None = None
+    link_name: str | None = None
+    old_key: str | None = None  # label of the held key that opened it
+    old_fingerprint: str | None = None
+    padding: str | None = None
+    wire: str | None = None
+    old_sha256: str | None = None  # of the wrapped-key object as stored
+    new_sha256: str | None = None
+    new_bytes: bytes | None = None  # the re-wrapped object (ciphertext)
+    new_version: str | None = None
+    seconds: float | None = None
+
+    def report(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "new_bytes"}
+        out["step"] = self.step.value
+        return out
+
+
+_COLUMNS = [f.name for f in fields(Item)]
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items ({", ".join(_COLUMNS)},
+    PRIMARY KEY (data_key, data_version));
+"""
+# Column names come from the dataclass, never from input.
+_SET_COLUMNS = [c for c in _COLUMNS if c not in ("data_key", "data_version")]
+_INSERT = (
+    f"INSERT OR IGNORE INTO items ({', '.join(_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+_UPDATE = (
+    f"UPDATE items SET {', '.join(f'{c} = ?' for c in _SET_COLUMNS)} "  # noqa: S608
+    "WHERE data_key = ? AND data_version = ?"
+)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM items ORDER BY data_key, data_version"  # noqa: S608
+
+# A test hook (reliability.md §2.0 "CRASH_AT"): SIGKILL this process at a named point,
+# the Nth time it is reached. Harmless unless the variable is set.
+CRASH_ENV = "SEALCHECK_ROTATE_KILL_AT"
+
+
+def crash_hook() -> Callable[[str], None]:
+    """SIGKILL at ``point`` the Nth time it is reached (``SEALCHECK_ROTATE_KILL_AT=point:N``);
+    for the kill-point tests only, a no-op otherwise."""
+    spec = os.environ.get(CRASH_ENV)
+    if not spec:
+        return lambda _point: None
+    point, _, n = spec.partition(":")
+    left = [int(n or 1)]
+
+    def hook(at: str) -> None:
+        if at == point:
+            left[0] -= 1
+            if left[0] <= 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+def default_dir() -> Path:
+    if env := os.environ.get("SEALCHECK_DATA_DIR"):
+        return Path(env) / "rotations"
+    return platformdirs.user_data_path("sealcheck") / "rotations"
+
+
+class Journal:
+    def __init__(self, path: Path, *, crash: Callable[[str], None] | None = None) -> None:
+        self.path = path
+        self._crash = crash or crash_hook()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is fsynced before it returns (update() relaxes it for the
+            # informational steps).
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise JournalError(str(exc), obj=str(path)) from None
+        os.chmod(path, 0o600)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- meta ---------------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT k, v FROM meta").fetchall())
+
+    def set_meta(self, **values: str) -> None:
+        with self._tx():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", list(values.items())
+            )
+
+    # --- items --------------------------------------------------------------------
+
+    def add(self, items: list[Item]) -> int:
+        """Add versions not yet in the journal; returns how many were new."""
+        before = self._count()
+        with self._tx():
+            self._db.executemany(_INSERT, [self._row(i) for i in items])
+        return self._count() - before
+
+    def update(self, item: Item, point: str | None = None) -> None:
+        """Record the item's step; ``point`` names the kill point after it.
+
+        Every commit survives the process being killed (WAL). The steps that decide what
+        a resume does (the bytes about to be written, the version written, the end) are
+        also fsynced before this returns, so a power loss keeps them too; the others
+        (fetched, unwrapped, read back) reach the disk with the next synced commit."""
+        row = dict(zip(_COLUMNS, self._row(item), strict=True))
+        durable = item.step in (Step.WRAPPED, Step.WRITTEN) or item.step.final
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        with self._tx():
+            self._db.execute(
+                _UPDATE, [row[c] for c in _SET_COLUMNS] + [item.data_key, item.data_version]
+            )
+            self._crash("before-commit")
+        self._crash(point or item.step.value)
+
+    def items(self) -> list[Item]:
+        rows = self._db.execute(_SELECT)
+        return [self._item(r) for r in rows.fetchall()]
+
+    def counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT step, COUNT(*) FROM items GROUP BY step").fetchall()
+        return {str(s): int(n) for s, n in rows}
+
+    def _count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    @staticmethod
+    def _row(i: Item) -> list[Any]:
+        return [getattr(i, c).value if c == "step" else getattr(i, c) for c in _COLUMNS]
+
+    @staticmethod
+    def _item(row: tuple[Any, ...]) -> Item:
+        d = dict(zip(_COLUMNS, row, strict=True))
+        d["step"] = Step(d["step"])
+        return Item(**d)
+
+    def _tx(self) -> Any:
+        return _Transaction(self._db, self.path)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self._path = path
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        except sqlite3.Error as exc:
+            raise JournalError(str(exc), obj=str(self._path)) from None
+
+
+def journals(folder: Path | None = None) -> Iterator[Path]:
+    folder = folder or default_dir()
+    if folder.is_dir():
+        yield from sorted(folder.glob("*.sqlite3"))
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")

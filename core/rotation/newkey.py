@@ -1,0 +1,127 @@
+"""The key a rotation re-wraps to, and the proof that someone holds it.
+
+Re-wrapping every backup to a key nobody holds loses every backup at once (the
+data-loss case of reliability.md F2). So before any write the new key proves
+possession: a random challenge, encrypted to its public key with the padding the
+rotation will use, must decrypt with its private half (file, keyring or token) to
+the same bytes. A public key alone is accepted only when the user says so
+(``--public-only``: the private half is held offline), and that is recorded.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ..errors import KeyUnavailable, UsageError
+from ..keys.base import KeySource, spki_fingerprint
+from ..keys.pem import PemKey
+from ..keys.spec import KeyContext, open_key
+from .wire import wrap
+
+MIN_BITS = 2048
+
+
+class WeakNewKey(UsageError):
+    """The new key is refused: it is not an RSA key of at least 2048 bits."""
+
+
+class NoPrivateHalf(UsageError):
+    """The new key's private half is not available, so nobody is known to hold it.
+
+    Give the private key (PEM, keyring:NAME or a pkcs11: URI) as --to, or pass
+    --public-only to re-wrap to a public key whose private half is held offline.
+    """
+
+
+class NoProofOfPossession(UsageError):
+    """The new key failed the proof of possession: its private half does not decrypt a
+    challenge encrypted to its public key."""
+
+
+@dataclass
+class NewKey:
+    label: str
+    public: rsa.RSAPublicKey
+    private: KeySource | None  # None: public only (--public-only)
+
+    @property
+    def fingerprint(self) -> str:
+        return spki_fingerprint(self.public)
+
+    @property
+    def bits(self) -> int:
+        return self.public.key_size
+
+
+def _public_of(key: KeySource) -> rsa.RSAPublicKey:
+    get = getattr(key, "public_key", None)
+    if get is not None:
+        pub = get()
+    else:  # a keyring key keeps its public half in its custody record
+        info = getattr(key, "info", None)
+        pem = getattr(info, "public_pem", None)
+        if not pem:
+            raise KeyUnavailable(f"the public half of {key.label} is not known")
+        pub = serialization.load_pem_public_key(pem.encode())
+    if not isinstance(pub, rsa.RSAPublicKey):
+        raise WeakNewKey(f"{key.label} is not an RSA key")
+    return pub
+
+
+def open_new_key(spec: str, ctx: KeyContext, *, public_only: bool) -> NewKey:
+    """``--to``: a private or public PEM file, ``keyring:NAME`` or a ``pkcs11:`` URI."""
+    private: KeySource | None
+    if spec.startswith(("keyring:", "pkcs11:")):
+        private = open_key(spec, ctx)
+        public = _public_of(private)
+    else:
+        path = Path(spec)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise KeyUnavailable(f"cannot read the new key {spec}: {exc.strerror}") from None
+        if b"PRIVATE KEY-----" in data:
+            pem = PemKey.from_bytes(data, f"PEM file {spec}", ctx.pem_passphrase)
+            private, public = pem, pem.public_key()
+        else:
+            private, public = None, _load_public(data, spec)
+    if public.key_size < MIN_BITS:
+        raise WeakNewKey(f"{spec} is RSA-{public.key_size}; at least RSA-{MIN_BITS} is required")
+    if private is None and not public_only:
+        raise NoPrivateHalf(obj=spec)
+    return NewKey(spec if private is None else private.label, public, private)
+
+
+def _load_public(data: bytes, spec: str) -> rsa.RSAPublicKey:
+    try:
+        pub = (
+            serialization.load_pem_public_key(data)
+            if b"-----BEGIN" in data
+            else serialization.load_der_public_key(data)
+        )
+    except (ValueError, TypeError):
+        raise KeyUnavailable(f"{spec} is neither a private nor a public key") from None
+    if not isinstance(pub, rsa.RSAPublicKey):
+        raise WeakNewKey(f"{spec} is not an RSA key")
+    return pub
+
+
+def prove_possession(new: NewKey, padding_name: str) -> bool:
+    """True once the private half decrypted a fresh challenge; False for a public-only
+    key (nothing to prove with). Raises NoProofOfPossession on a wrong private half."""
+    if new.private is None:
+        return False
+    challenge = os.urandom(32)
+    wrapped = wrap(new.public, padding_name, challenge)
+    for cand in new.private.unwrap_candidates(wrapped):
+        ok = hmac.compare_digest(bytes(cand.secret), challenge)
+        cand.secret[:] = bytes(len(cand.secret))
+        if ok:
+            return True
+    raise NoProofOfPossession(obj=new.label)

@@ -1,0 +1,92 @@
+"""Names that key rotation writes beside the backups (issue 13).
+
+A re-wrapped key is never a new version of the producer's ``X.key``: that would
+become the newest version, shadow the producer's own key and could pair with the
+wrong data version (pairing is by time). It is written once, create-only, under a
+name that states what it belongs to::
+
+    X.key.rewrap/<data-version-id>/<new-key-SPKI-SHA-256-hex>
+
+so a reader holding the new key finds it by the data version and the key's
+fingerprint alone. Rotation's own control objects (the lock, the store probe) live
+under ``PREFIX.sealcheck-rotation/``. Neither is a backup: listings leave both out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import SealcheckError
+from .s3 import S3Object, map_client_error
+
+REWRAP = ".rewrap/"
+CONTROL = ".sealcheck-rotation/"
+UNVERSIONED_ID = "null"  # how S3 names the version of an unversioned object
+_LINK = re.compile(r"^(?P<key>.+)\.rewrap/(?P<version>[^/]+)/(?P<fp>[0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class Link:
+    """A re-wrapped key: which wrapped key, data version and new key it is for."""
+
+    name: str
+    key_name: str
+    data_version: str
+    fingerprint: str  # SPKI SHA-256, hex
+
+
+def link_name(key_name: str, data_version: str | None, fingerprint_hex: str) -> str:
+    return f"{key_name}{REWRAP}{data_version or UNVERSIONED_ID}/{fingerprint_hex}"
+
+
+def parse_link(name: str) -> Link | None:
+    m = _LINK.match(name)
+    if m is None:
+        return None
+    return Link(name, m["key"], m["version"], m["fp"])
+
+
+def is_rotation_object(name: str) -> bool:
+    """A link or a control object: never listed as a backup."""
+    return CONTROL in name or parse_link(name) is not None
+
+
+def fingerprint_hex(fingerprint: str) -> str:
+    """``SHA256:ab…`` (keys.base.spki_fingerprint) as the hex a link name carries."""
+    return fingerprint.removeprefix("SHA256:").lower()
+
+
+def links_for(client: Any, bucket: str, key_name: str, data_version: str | None) -> list[Link]:
+    """The re-wrapped keys written for one data version (one LIST request)."""
+    prefix = f"{key_name}{REWRAP}{data_version or UNVERSIONED_ID}/"
+    try:
+        page = client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=100)
+    except Exception as exc:  # noqa: BLE001 - typed below
+        err: SealcheckError = map_client_error(exc, f"s3://{bucket}/{prefix}")
+        raise err from None
+    return [link for o in page.get("Contents", []) if (link := parse_link(str(o["Key"])))]
+
+
+def prefer_link(data: Any, wrapped: Any, fingerprints: Callable[[], Iterable[str]]) -> Any:
+    """The re-wrapped key of this data version for a key the caller holds, else ``wrapped``.
+
+    ``data`` and ``wrapped`` are S3Objects (anything else is returned as is); the
+    fingerprints (``SHA256:hex``) are asked only when a link exists. The unlock step
+    still proves the link against the data, as it does the producer's own key."""
+    if not isinstance(data, S3Object) or not isinstance(wrapped, S3Object):
+        return wrapped
+    client = wrapped._c  # the same store, the same client
+    try:
+        links = links_for(client, data.bucket, wrapped.key, data.version_id)
+    except SealcheckError:
+        return wrapped  # may not list: the producer's key as before
+    if not links:
+        return wrapped
+    held = {fingerprint_hex(fp) for fp in fingerprints()}
+    for link in links:
+        if link.fingerprint in held:
+            return S3Object(client, data.bucket, link.name, None)
+    return wrapped
