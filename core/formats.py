@@ -50,6 +50,10 @@ ENCRYPTED = {
 CMS = {Fmt.CMS_DER, Fmt.CMS_PEM, Fmt.SMIME}
 COMPRESSED = {Fmt.GZIP, Fmt.BZIP2, Fmt.ZSTD, Fmt.XZ, Fmt.LZ4, Fmt.QPRESS}
 
+# What an object is called that is no backup (by its name in a listing, or by its
+# first bytes when it is opened).
+NOT_A_BACKUP = "not a recognised backup"
+
 _SQL_STARTS = (
     b"-- MySQL dump",
     b"-- MariaDB dump",

@@ -37,7 +37,7 @@ from sealcheck.core.errors import (
     WrongPassphrase,
 )
 from sealcheck.core.keys.custody import DuplicateKey, InsecureKeyring
-from sealcheck.core.payload.inspector import PayloadNotChecked
+from sealcheck.core.payload.info import PayloadNotChecked
 from sealcheck.core.records.evidence_check import ReportUnreadable
 from sealcheck.core.records.history import HistoryError
 from sealcheck.core.records.report import ErrorInfo, Report, Status

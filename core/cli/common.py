@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..decrypt.gpg import GpgOptions
-from ..decrypt.secrets import Secrets
+from ..decrypt.secrets import GpgOptions, Secrets
 from ..errors import KeyUnavailable, UsageError
 from ..keys.base import KeySource
 from ..keys.discovery import held_keys

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..formats import NOT_A_BACKUP
 from ..storage.listing import (
-    NOT_A_BACKUP,
     BackupSet,
     Versioning,
     bucket_versioning,

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import zstandard
 from isal import igzip_lib, isal_zlib
 
-from ..errors import IntegrityError, Layer, TruncatedBackup, UnsupportedFormat
-from ..formats import Fmt, sniff
+from ..errors import IntegrityError, Layer, TruncatedBackup
+from ..formats import Fmt
 from ..plumbing.progress import CancelToken
 from ..plumbing.streams import CHUNK, Reader
 from . import bzip2
@@ -533,29 +533,3 @@ class PassThrough:
         b = self._up.read(n)
         self.stats.input_bytes += len(b)
         return b
-
-
-def open_decompressor(
-    head: bytes,
-    upstream: Reader,
-    *,
-    obj: str | None = None,
-    cancel: CancelToken | None = None,
-) -> DecompressReader:
-    """Pick the decompressor for a stream whose first bytes are ``head``.
-
-    ``upstream`` must still deliver ``head`` itself (use ChainReader). ``cancel`` is
-    the job's token, which every decompressor checks per chunk.
-    """
-    fmt = sniff(head)
-    if fmt is Fmt.GZIP:
-        return GzipReader(upstream, obj=obj, cancel=cancel)
-    if fmt is Fmt.BZIP2:
-        return Bzip2Reader(upstream, obj=obj, cancel=cancel)
-    if fmt is Fmt.XZ:
-        return XzReader(upstream, obj=obj, cancel=cancel)
-    if fmt is Fmt.ZSTD:
-        return ZstdReader(upstream, obj=obj, cancel=cancel)
-    if fmt in (Fmt.LZ4, Fmt.QPRESS):
-        raise UnsupportedFormat(f"{fmt.value} compression is not supported yet", obj=obj)
-    return PassThrough(upstream, cancel=cancel)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..keys.base import KeySource
-from .gpg import GpgOptions
+
+
+@dataclass(frozen=True)
+class GpgOptions:
+    """How to reach the OpenPGP secret key: a key file or an existing GNUPGHOME."""
+
+    key_file: Path | None = None  # an exported secret key (armored or binary)
+    homedir: Path | None = None  # an existing GNUPGHOME (the user's agent, smart cards)
+    passphrase: Callable[[], bytes | None] | None = None
 
 
 @dataclass

@@ -1,2 +1,3 @@
-"""What the plaintext is and whether it is complete: the inspector
-(inspector) and pg_dump archives read to the last block (pgdump/, on streamparse)."""
+"""What the plaintext is and whether it is complete: the inspector (inspector) and its
+findings (info); binary payloads read to their end, looked up by format (registry):
+xbstream, and pg_dump archives (pgdump/, on streamparse)."""

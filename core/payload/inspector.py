@@ -15,86 +15,16 @@ that a failure for audits (--strict).
 
 from __future__ import annotations
 
-import enum
 import re
-import struct
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from isal import isal_zlib
-
-from ..errors import BackupFailed, IncompleteDump, IntegrityError, Layer, TruncatedBackup
+from ..errors import IncompleteDump, IntegrityError, Layer
 from ..formats import Fmt, sniff
-from .pgdump.archive import ArchiveFacts
-from .pgdump.custom import CustomArchiveCheck
-from .pgdump.tar import TarCheck
+from .info import Completeness, PayloadInfo
+from .registry import CHECKS, StructureCheck
 
 HEAD_KEEP = 64 * 1024
 TAIL_KEEP = 4096
-
-
-class Completeness(enum.Enum):
-    COMPLETE = "complete"  # the producer's trailer is at the end
-    NO_TRAILER_BY_PRODUCER = "complete: no trailer by this producer"
-    INCOMPLETE = "incomplete"  # the producer writes a trailer and it is missing
-    STRUCTURE_COMPLETE = "complete: every chunk whole and checksummed"
-    ARCHIVE_COMPLETE = "complete: every TOC entry with data has its data, all of it read"
-    # The archive's structure is whole, but some data is compressed with a method
-    # that cannot be decoded here (lz4 without its package): its content is unread.
-    STRUCTURE_ONLY = "structure complete; some compressed data not decoded"
-    UNKNOWN = "unknown payload: completeness not judged"
-
-    @property
-    def judged(self) -> bool:
-        """Whether the payload's content and completeness were checked."""
-        return self not in (Completeness.UNKNOWN, Completeness.STRUCTURE_ONLY)
-
-
-class PayloadNotChecked(BackupFailed):
-    """Payload not checked: nothing proved the backup's content (--strict)."""
-
-    layer = Layer.PAYLOAD
-
-
-@dataclass
-class PayloadInfo:
-    kind: str = "unknown"  # "mysql-sql", "postgresql-sql", "xbstream", "pg_dump-custom", ...
-    database_kind: str | None = None  # "MySQL", "MariaDB", "PostgreSQL"
-    producer: str | None = None
-    producer_version: str | None = None
-    server_version: str | None = None
-    database: str | None = None
-    completeness: Completeness = Completeness.UNKNOWN
-    trailer: str | None = None
-    tables: int = 0
-    entries: list[str] = field(default_factory=list)
-    entries_total: int = 0
-    # SQL dumps appended one after another in the stream (each judged on its own).
-    dumps: int = 1
-    # Format-specific facts for the report (pg_dump archives: version, blocks, rows).
-    facts: dict[str, Any] = field(default_factory=dict)
-    # Why the payload could not be judged (an archive version not read here, ...).
-    not_judged: str | None = None
-
-
-def not_checked_note(info: PayloadInfo) -> str:
-    """The warning a report carries when the payload was not (fully) checked."""
-    why = info.not_judged or "it is not a dump format Sealcheck recognises"
-    return (
-        f"payload not checked: {why}. The layers above proved the envelope (the bytes "
-        "read, the key, the decryption and decompression), not the backup's content; "
-        "--strict makes this a failure"
-    )
-
-
-def require_judged(info: PayloadInfo, obj: str | None) -> None:
-    """--strict: a payload nobody checked fails the run (audits)."""
-    if not info.completeness.judged:
-        raise PayloadNotChecked(
-            f"{info.not_judged or 'the payload is not a dump format Sealcheck recognises'}; "
-            "--strict requires the payload to be checked",
-            obj=obj,
-        )
 
 
 _MYSQLDUMP = re.compile(rb"^-- (MySQL|MariaDB) dump ([\d.]+)\s+Distrib ([\w.\-]+)", re.M)
@@ -208,12 +138,6 @@ class _MarkScanner:
         return found
 
 
-MAX_LISTED_ENTRIES = 200
-# Written by mariabackup/xtrabackup after the data files, once the copy is done.
-XB_CHECKPOINTS = ("xtrabackup_checkpoints", "mariadb_backup_checkpoints")
-XB_METADATA = (*XB_CHECKPOINTS, "backup-my.cnf", "xtrabackup_info", "mariadb_backup_info")
-
-
 class PayloadInspector:
     def __init__(self, *, obj: str | None = None) -> None:
         self._obj = obj
@@ -222,9 +146,8 @@ class PayloadInspector:
         self._carry = b""
         self.info = PayloadInfo()
         self._kind_known = False
-        self._xb: XbstreamParser | None = None
-        # A binary format parsed to its end (pg_dump custom format, tar).
-        self._parser: CustomArchiveCheck | TarCheck | None = None
+        # A binary format read to its end (xbstream, pg_dump custom format, tar).
+        self._check: StructureCheck | None = None
         self._count_tables = True
         self._scanner: _MarkScanner | None = None
         self.last_trailer_at: int | None = None  # the newline before the last trailer line
@@ -243,16 +166,11 @@ class PayloadInspector:
                 # Earlier chunks were fed before the kind was known: process them now
                 # (identification happens within the first 512 bytes, all in the head).
                 earlier = bytes(self._head[:start])
-                if self._xb is not None:
-                    self._xb.feed(earlier)
-                if self._parser is not None:
-                    self._parser.feed(earlier)
+                if self._check is not None:
+                    self._check.feed(earlier)
                 self._scan_marks(earlier)
-        if self._xb is not None:
-            self._xb.feed(data)
-            return
-        if self._parser is not None:
-            self._parser.feed(data)
+        if self._check is not None:
+            self._check.feed(data)
             return
         self._scan_marks(data)
         if self._count_tables:
@@ -305,22 +223,9 @@ class PayloadInspector:
 
     def _identify_kind(self, head: bytes, fmt: Fmt | None) -> None:
         info = self.info
-        if fmt is Fmt.XBSTREAM:
-            info.kind = "xbstream"
-            info.producer = "xtrabackup/mariabackup (xbstream)"
-            self._xb = XbstreamParser(obj=self._obj)
-            return
-        if fmt is Fmt.PGDUMP_CUSTOM:
-            info.kind = "pg_dump-custom"
-            info.database_kind = "PostgreSQL"
-            info.producer = "pg_dump (custom format)"
-            self._parser = CustomArchiveCheck(obj=self._obj)
-            self._count_tables = False
-            return
-        if fmt is Fmt.TAR:
-            info.kind = "tar"
-            info.producer = "tar"
-            self._parser = TarCheck(obj=self._obj)
+        check = CHECKS.get(fmt) if fmt is not None else None
+        if check is not None:
+            self._check = check(info, obj=self._obj)
             self._count_tables = False
             return
         if m := _MYSQLDUMP.search(head):
@@ -363,37 +268,15 @@ class PayloadInspector:
     def finish(self) -> PayloadInfo:
         if not self._kind_known:
             self._identify()
-            if self._xb is not None:
-                self._xb.feed(bytes(self._head))
-            if self._parser is not None:
-                self._parser.feed(bytes(self._head))
+            if self._check is not None:
+                self._check.feed(bytes(self._head))
             self._scan_marks(bytes(self._head))
-        if isinstance(self._parser, CustomArchiveCheck):
-            _pg_info(self.info, [self._parser.finish()])
-            return self.info
-        if isinstance(self._parser, TarCheck):
-            _tar_info(self.info, self._parser)
+        if self._check is not None:
+            self._check.finish(self.bytes)
             return self.info
         if self._scanner is not None:
             self._on_marks(self._scanner.finish())
         info = self.info
-        if self._xb is not None:
-            self._xb.finish()
-            names = self._xb.names
-            # The metadata files come last in the stream; list them first.
-            meta = [n for n in names if n.rsplit("/", 1)[-1] in XB_METADATA]
-            info.entries = (meta + [n for n in names if n not in meta])[:MAX_LISTED_ENTRIES]
-            info.entries_total = len(names)
-            if not any(n in XB_CHECKPOINTS for n in names):
-                info.completeness = Completeness.INCOMPLETE
-                raise IncompleteDump(
-                    "the physical backup stream has no xtrabackup_checkpoints file, which "
-                    "mariabackup/xtrabackup write when the copy finishes: the backup stopped "
-                    f"early ({len(names)} files, {self.bytes} bytes)",
-                    obj=self._obj,
-                )
-            info.completeness = Completeness.STRUCTURE_COMPLETE
-            return info
         if info.kind == "mysql-sql" and info.producer in ("mysqldump", "mariadb-dump"):
             trailer = "'-- Dump completed'"
             self._check_every_dump(info.producer, trailer)
@@ -474,187 +357,3 @@ class PayloadInspector:
             if nl != -1:
                 return tail_start + nl + 1
         return pos + 1
-
-
-_PG_FORMATS = {
-    "custom": "custom format",
-    "tar": "tar format",
-    "directory": "directory format, tarred",
-}
-
-
-def _tar_info(info: PayloadInfo, tar: TarCheck) -> None:
-    archives = [a for a in tar.finish() if a.toc is not None]
-    if tar.not_judged is not None:
-        info.not_judged = tar.not_judged
-    elif archives:
-        _pg_info(info, archives)
-        return
-    else:
-        info.not_judged = (
-            f"a tar archive of {tar.members} member{'' if tar.members == 1 else 's'} (headers "
-            "checksummed, its end reached), none of them a pg_dump archive: their content is "
-            "not judged"
-        )
-    info.completeness = Completeness.UNKNOWN
-
-
-def _pg_info(info: PayloadInfo, archives: list[ArchiveFacts]) -> None:
-    """PayloadInfo from the pg_dump archives read (one, or several in one tar)."""
-    first = archives[0]
-    info.kind = f"pg_dump-{first.fmt}"
-    info.database_kind = "PostgreSQL"
-    info.producer = f"pg_dump ({_PG_FORMATS[first.fmt]})"
-    if first.not_judged is not None or first.toc is None:
-        info.not_judged = first.not_judged
-        info.completeness = Completeness.UNKNOWN
-        return
-    head = first.toc.header
-    info.producer_version = head.dump_version
-    info.server_version = head.server_version
-    info.database = ", ".join(a.toc.header.database for a in archives if a.toc)
-    info.facts = {"archives": [_archive_facts(a) for a in archives]}
-    info.tables = sum(a.toc.by_desc.get("TABLE", 0) for a in archives if a.toc)
-    rows = [f"{t}: {n} rows" for a in archives for t, n in a.table_rows.items()]
-    info.entries = rows[:MAX_LISTED_ENTRIES]
-    info.entries_total = sum(a.toc.entries for a in archives if a.toc)
-    not_decoded = sorted({m for a in archives for m in a.not_decoded})
-    blocks = sum(a.blocks for a in archives)
-    data = sum(len(a.toc.data) for a in archives if a.toc)
-    several = f"{len(archives)} archives, " if len(archives) > 1 else ""
-    info.trailer = (
-        f"{several}archive {head.version_text}, compression {head.compression}; "
-        f"{info.entries_total} TOC entries, {data} with data, {blocks} data "
-        f"{'blocks' if first.fmt == 'custom' else 'files'} read, "
-        f"{sum(a.rows for a in archives)} rows"
-    )
-    if blobs := sum(a.blobs for a in archives):
-        info.trailer += f", {blobs} large objects"
-        if head.compression == "none":
-            # Rows are checked as COPY text; a large object is bytes with no check at all.
-            info.trailer += " (uncompressed: their bytes carry no check)"
-    if not_decoded:
-        info.not_judged = (
-            f"its data compressed with {', '.join(not_decoded)} was not decoded (no decoder "
-            "installed): its structure is whole, its content not checked"
-        )
-        info.completeness = Completeness.STRUCTURE_ONLY
-    else:
-        info.completeness = Completeness.ARCHIVE_COMPLETE
-
-
-def _archive_facts(a: ArchiveFacts) -> dict[str, Any]:
-    assert a.toc is not None
-    h = a.toc.header
-    return {
-        "format": a.fmt,
-        "archive_version": h.version_text,
-        "compression": h.compression,
-        "created": h.created,
-        "database": h.database,
-        "server_version": h.server_version,
-        "pg_dump_version": h.dump_version,
-        "encoding": a.toc.encoding,
-        "toc_entries": a.toc.entries,
-        "entries_by_kind": dict(sorted(a.toc.by_desc.items())),
-        "data_entries": len(a.toc.data),
-        "data_checked": a.blocks,
-        "rows": a.rows,
-        "large_objects": a.blobs,
-        "table_rows": dict(list(a.table_rows.items())[:MAX_LISTED_ENTRIES]),
-        "not_decoded": sorted(a.not_decoded),
-    }
-
-
-class XbstreamParser:
-    """Incremental parser of xbstream/mbstream chunks (formats.md §5.1)."""
-
-    def __init__(self, *, obj: str | None = None) -> None:
-        self._buf = bytearray()
-        self._obj = obj
-        self._need_payload = 0
-        self._crc = 0
-        self._want_crc = 0
-        self._path = ""
-        self.names: list[str] = []
-        self._seen: set[str] = set()
-        self.chunks = 0
-
-    def _fail(self, why: str) -> IntegrityError:
-        return IntegrityError(f"xbstream: {why}", obj=self._obj, layer=Layer.PAYLOAD)
-
-    def feed(self, data: bytes) -> None:
-        view = memoryview(data)
-        while True:
-            if self._need_payload:
-                if not view:
-                    return
-                take = min(self._need_payload, len(view))
-                self._crc = isal_zlib.crc32(view[:take], self._crc)
-                self._need_payload -= take
-                view = view[take:]
-                if not self._need_payload and self._crc != self._want_crc:
-                    raise self._fail(f"CRC-32 mismatch in a chunk of {self._path}")
-                continue
-            if view:
-                self._buf += view
-                view = memoryview(b"")
-            if not self._parse_header():
-                return
-            if self._need_payload and self._buf:
-                view = memoryview(bytes(self._buf))
-                self._buf.clear()
-
-    def _parse_header(self) -> bool:
-        b = self._buf
-        if len(b) < 14:
-            return False
-        if b[:8] != b"XBSTCK01":
-            raise self._fail("bad chunk magic (not an xbstream, or damaged)")
-        ctype = chr(b[9])
-        (plen,) = struct.unpack_from("<I", b, 10)
-        if plen >= 512:
-            raise self._fail(f"path length {plen} is out of range")
-        if len(b) < 14 + plen:
-            return False
-        path = bytes(b[14 : 14 + plen]).decode(errors="replace")
-        if ctype == "E":
-            del b[: 14 + plen]
-            self.chunks += 1
-            self._record(path)  # an empty file has only its end chunk
-            return True
-        if ctype not in ("P", "S"):
-            raise self._fail(f"unknown chunk type {ctype!r}")
-        pos = 14 + plen
-        count = 0
-        if ctype == "S":
-            if len(b) < pos + 4:
-                return False
-            (count,) = struct.unpack_from("<I", b, pos)
-            pos += 4
-        if len(b) < pos + 20:
-            return False
-        payload_len, _offset, crc = struct.unpack_from("<QQI", b, pos)
-        pos += 20
-        if payload_len > 1 << 34:
-            raise self._fail(f"chunk length {payload_len} is out of range")
-        self._path = path
-        self._record(path)
-        self.chunks += 1
-        self._want_crc = crc
-        self._crc = 0
-        # Sparse maps are covered by the chunk CRC too.
-        self._need_payload = count * 8 + payload_len
-        del b[:pos]
-        return True
-
-    def _record(self, path: str) -> None:
-        if path not in self._seen:
-            self._seen.add(path)
-            self.names.append(path)
-
-    def finish(self) -> None:
-        if self._need_payload or self._buf:
-            raise TruncatedBackup(
-                "the xbstream ends in the middle of a chunk", obj=self._obj, layer=Layer.PAYLOAD
-            )

@@ -8,25 +8,18 @@ the payload's findings) into LayerResults, including the "not reached" and
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ..decompress.base import DecompressReader
-from ..decrypt.cms.key import CmsKey
-from ..decrypt.openssl.unlock import KeyEvidence
+from ..decrypt.opener import Partial
 from ..errors import Layer, SealcheckError
-from ..payload.inspector import PayloadInfo, not_checked_note
+from ..payload.info import PayloadInfo, not_checked_note
 from ..records.identity import SourceIdentity
 from ..records.report import LayerResult, Status
 from ..records.verdict import Verdict
 from ..storage.s3 import S3Stream
 
 LAYER_ORDER = ("source", "key", "cipher", "decompress", "payload", "hashes", "destination")
-
-# What a started layer has done when the run stops before it recorded its result: a
-# sentence ("incomplete"), its full result (it did reach its end), or None (nothing).
-Partial = Callable[[], "str | LayerResult | None"]
-
 
 # The steps in words, for "the run stopped because ... failed".
 STEP_WORDS = {
@@ -127,37 +120,6 @@ def error_layer(error: SealcheckError) -> str | None:
         Layer.DESTINATION: "destination",
         Layer.DATABASE: "database",
     }[error.layer]
-
-
-def cms_key_proof(key: CmsKey) -> str:
-    rec = key.recipient
-    text = (
-        f"content key unwrapped from recipient #{rec.index} ({rec.rid}) with {key.key.label} "
-        f"({key.padding}), confirmed by {key.confirmed_by}"
-    )
-    if key.ski_matches is True:
-        return text + "; the recipient's key identifier is this key's"
-    if key.ski_matches is False:
-        return text + (
-            "; the recipient's key identifier is NOT this key's (damaged, or the certificate "
-            "used another key-identifier method)"
-        )
-    return text + "; the recipient identifier itself is not checked (no certificate is given)"
-
-
-def key_evidence(ev: Evidence, k: KeyEvidence) -> None:
-    if k.method == "rsa":
-        ev.ok(
-            "key",
-            f"data key unwrapped with {k.key_label} ({k.padding}) and confirmed by the data",
-            key=k.key_label,
-            fingerprint=k.fingerprint,
-            padding=k.padding,
-        )
-    elif k.method == "passphrase":
-        ev.ok("key", "passphrase accepted and confirmed by the data", key="passphrase file")
-    elif k.method == "raw":
-        ev.ok("key", "raw key and IV confirmed by the data", key="raw -K/-iv")
 
 
 def decompress_evidence(ev: Evidence, d: DecompressReader) -> None:

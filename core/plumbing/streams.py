@@ -54,6 +54,24 @@ class ChainReader:
         return self._rest.read(n)
 
 
+class Tally:
+    """Counts the bytes a stage has passed on, and whether it reached its end (a
+    stage raises at its end when its end-of-data checks fail, so an end reached is
+    an end whose checks passed)."""
+
+    def __init__(self, up: Reader) -> None:
+        self._up = up
+        self.bytes = 0
+        self.eof = False
+
+    def read(self, n: int = -1, /) -> bytes:
+        b = self._up.read(n)
+        self.bytes += len(b)
+        if not b and n != 0:
+            self.eof = True
+        return b
+
+
 def read_exact(reader: Reader, n: int) -> bytes:
     """Read up to n bytes, looping over short reads; shorter only at EOF."""
     parts = []

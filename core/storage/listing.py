@@ -42,7 +42,6 @@ from .s3 import map_client_error
 
 PAIR_WINDOW = _dt.timedelta(hours=1)
 UNVERSIONED = "(unversioned)"
-NOT_A_BACKUP = "not a recognised backup"
 # Names that say "document, picture, page or config", never a database backup. A deny
 # list, not an allow list: a backup under an odd name (no extension, ".bak") is still
 # offered for verification, which then decides; only the obvious are left out.

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sealcheck.core.decrypt.gpg import GpgOptions
-from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.decrypt.secrets import GpgOptions, Secrets
 from sealcheck.core.errors import SealcheckError
 from sealcheck.core.keys.pem import PemKey
 from sealcheck.core.pipeline.job import Job

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sealcheck.core.decrypt.gpg import GpgOptions
-from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.decrypt.secrets import GpgOptions, Secrets
 from sealcheck.core.errors import KeyUnavailable
 from sealcheck.core.keys.base import KeySource
 from sealcheck.core.keys.prompt import SecretPrompt, secret_once

@@ -13,8 +13,9 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QObject, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush
 
+from sealcheck.core.formats import NOT_A_BACKUP
 from sealcheck.core.records.verdict import Verdict
-from sealcheck.core.storage.listing import NOT_A_BACKUP, BackupSet, ObjectVersion, version_text
+from sealcheck.core.storage.listing import BackupSet, ObjectVersion, version_text
 
 from ..errortext import NOT_CHECKED_TITLE
 from ..look.theme import Tone, status_color

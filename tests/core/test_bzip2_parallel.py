@@ -17,10 +17,10 @@ from collections.abc import Callable
 import pytest
 
 from sealcheck.core.decompress import bzip2 as parallel
-from sealcheck.core.decompress import readers as compression
 from sealcheck.core.decompress.bzip2 import ParallelBzip2Reader
 from sealcheck.core.decompress.bzip2.scanner import Splitter
-from sealcheck.core.decompress.readers import SequentialBzip2Reader, open_decompressor
+from sealcheck.core.decompress.readers import SequentialBzip2Reader
+from sealcheck.core.decompress.registry import open_decompressor
 from sealcheck.core.errors import IntegrityError, TruncatedBackup
 from sealcheck.core.plumbing.streams import BytesReader, ChainReader, read_exact
 
@@ -445,7 +445,7 @@ def test_through_open_decompressor_like_the_pipeline(big: tuple[bytes, bytes]) -
     data, blob = big
     up = BytesReader(blob)
     head = read_exact(up, 512)
-    d = compression.open_decompressor(head, ChainReader(head, up))
+    d = open_decompressor(head, ChainReader(head, up))
     close: Callable[[], None] | None = getattr(d, "close", None)
     h = hashlib.sha256()
     try:

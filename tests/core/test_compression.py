@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from sealcheck.core.decompress import readers as compression
-from sealcheck.core.decompress.readers import open_decompressor
+from sealcheck.core.decompress.registry import open_decompressor
 from sealcheck.core.errors import IntegrityError, TruncatedBackup
 from sealcheck.core.plumbing.streams import BytesReader, ChainReader, read_exact
 

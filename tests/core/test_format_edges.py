@@ -21,7 +21,7 @@ from fixtures.adversarial import assert_failed, cli_json, run_job
 from fixtures.dumps import mysql_like
 from fixtures.pipelines import q, seal, sh
 from sealcheck.core.decompress import readers as compression
-from sealcheck.core.decompress.readers import open_decompressor
+from sealcheck.core.decompress.registry import open_decompressor
 from sealcheck.core.errors import IntegrityError, TruncatedBackup
 from sealcheck.core.plumbing.streams import BytesReader, ChainReader, read_exact
 

@@ -23,20 +23,14 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import IntegrityError, KeyUnavailable, Layer, MissingTool, TruncatedBackup, WrongKey
-from ..plumbing.progress import CancelToken
-from ..plumbing.streams import CHUNK, Reader
-
-
-@dataclass(frozen=True)
-class GpgOptions:
-    key_file: Path | None = None  # an exported secret key (armored or binary)
-    homedir: Path | None = None  # an existing GNUPGHOME (the user's agent, smart cards)
-    passphrase: Callable[[], bytes | None] | None = None
+from ...errors import IntegrityError, KeyUnavailable, Layer, MissingTool, TruncatedBackup, WrongKey
+from ...plumbing.progress import CancelToken
+from ...plumbing.streams import CHUNK, Reader
+from ..secrets import GpgOptions
 
 
 def gpg_binary() -> str:
