@@ -33,7 +33,7 @@ from sealcheck.core.rotation.engine import Rotation, Settings
 from sealcheck.core.rotation.journal import Journal
 from sealcheck.core.rotation.newkey import open_new_key
 from sealcheck.core.rotation.scope import Scope
-from sealcheck.core.storage.s3 import S3Settings, make_client
+from sealcheck.core.storage.s3.client import S3Settings, make_client
 
 PREFIX = "bench/"
 

@@ -29,7 +29,7 @@ _EXPORTS: dict[str, str] = {
     "RestoreTestOptions": "restoretest.runner",
     "restore_test": "restoretest.runner",
     # find one
-    "S3Settings": "storage.s3",
+    "S3Settings": "storage.s3.client",
     "Rule": "storage.naming",
     "BackupSet": "storage.listing",
     "list_backup_sets": "storage.listing",
@@ -95,7 +95,7 @@ if TYPE_CHECKING:
     from .storage.listing import BackupSet, list_backup_sets
     from .storage.locate import ListedVersion, Locator
     from .storage.naming import Rule
-    from .storage.s3 import S3Settings
+    from .storage.s3.client import S3Settings
 
 
 def __getattr__(name: str) -> Any:

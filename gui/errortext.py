@@ -66,7 +66,7 @@ from sealcheck.core.rotation.store import (
     VersioningNotEnabled,
 )
 from sealcheck.core.storage.listing import FolderNotFound, ListingDenied
-from sealcheck.core.storage.s3 import BucketNotFound, EndpointUnreachable, WrongRegion
+from sealcheck.core.storage.s3.errors import BucketNotFound, EndpointUnreachable, WrongRegion
 
 INTERNAL_ERROR = 70  # the CLI's code for a bug: no verdict on the backup either
 
@@ -199,7 +199,7 @@ _WORDS: dict[type[SealcheckError], tuple[str, str]] = {
         "file directly.",
     ),
     MissingTool: ("A program Sealcheck needs is not installed", "Install it and try again."),
-    # Storage errors in the words of what is wrong (core/storage/s3.py, core/storage/listing.py).
+    # Storage errors in the words of what is wrong (core/storage/s3/, core/storage/listing.py).
     BucketNotFound: (
         "Bucket not found: check the bucket name",
         "Edit the source (Ctrl+E) to correct the bucket name; Test connection checks it.",

@@ -132,7 +132,7 @@ def main() -> int:
 def shoot(work: Path, out: Path, only: set[str]) -> int:
     from PySide6.QtGui import QPalette
 
-    from sealcheck.core.storage.s3 import S3Settings, make_client
+    from sealcheck.core.storage.s3.client import S3Settings, make_client
     from sealcheck.gui.app import make_app
     from sealcheck.gui.demo import samples as demo
     from sealcheck.gui.demo.window import demo_source

@@ -28,7 +28,7 @@ from ..records.restore_result import RestoreTestResult
 from ..storage.locate import Locator
 from ..storage.naming import Rule
 from ..storage.rewrap import prefer_link
-from ..storage.s3 import S3Settings
+from ..storage.s3.client import S3Settings
 from ..storage.source import Source
 from .history import record_history
 from .termtext import safe

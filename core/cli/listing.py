@@ -27,7 +27,7 @@ from ..storage.listing import (
 )
 from ..storage.locate import Locator
 from ..storage.naming import Rule
-from ..storage.s3 import S3Settings, parse_uri
+from ..storage.s3.client import S3Settings, parse_uri
 from .termtext import echo
 
 

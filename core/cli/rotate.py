@@ -30,7 +30,7 @@ from ..rotation.newkey import open_new_key
 from ..rotation.report import build
 from ..rotation.scope import Scope
 from ..rotation.wire import OAEP_SHA256
-from ..storage.s3 import make_client, parse_uri
+from ..storage.s3.client import make_client, parse_uri
 from .common import (
     add_s3_options,
     cancel_on_sigint,

@@ -17,7 +17,7 @@ from ..payload.info import PayloadInfo, not_checked_note
 from ..records.identity import SourceIdentity
 from ..records.report import LayerResult, Status
 from ..records.verdict import Verdict
-from ..storage.s3 import S3Stream
+from ..storage.s3.object import S3Stream
 
 LAYER_ORDER = ("source", "key", "cipher", "decompress", "payload", "hashes", "destination")
 

@@ -23,7 +23,7 @@ from ..plumbing.progress import CancelToken
 from ..plumbing.streams import BytesReader
 from ..records.identity import SourceIdentity
 from ..storage.rewrap import UNVERSIONED_ID
-from ..storage.s3 import S3Object
+from ..storage.s3.object import S3Object
 from .journal import Item
 from .store import get_version
 from .wire import WireFormat, detect

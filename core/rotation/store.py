@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import SealcheckError, StorageError, UsageError
 from ..storage.listing import Versioning, bucket_versioning
 from ..storage.rewrap import CONTROL
-from ..storage.s3 import map_client_error
+from ..storage.s3.errors import map_client_error
 
 LOCK_DIGITS = 8
 META_PREFIX = "sealcheck-"

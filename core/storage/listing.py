@@ -38,7 +38,7 @@ from .naming import (
     stamp_of,
 )
 from .rewrap import is_rotation_object
-from .s3 import map_client_error
+from .s3.errors import map_client_error
 
 PAIR_WINDOW = _dt.timedelta(hours=1)
 UNVERSIONED = "(unversioned)"

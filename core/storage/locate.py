@@ -15,7 +15,9 @@ from ..errors import AccessDenied, ObjectNotFound, SealcheckError, UsageError
 from ..plumbing.progress import CancelToken
 from .listing import ObjectVersion, pair_versions, versions_of
 from .naming import Rule, key_candidates
-from .s3 import DELETED, S3Object, S3Settings, make_client, object_name, parse_uri
+from .s3.client import S3Settings, make_client, object_name, parse_uri
+from .s3.errors import DELETED
+from .s3.object import S3Object
 from .source import LocalFile, Source
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SealcheckError
-from .s3 import S3Object, map_client_error
+from .s3.errors import map_client_error
+from .s3.object import S3Object
 
 REWRAP = ".rewrap/"
 CONTROL = ".sealcheck-rotation/"

@@ -31,7 +31,7 @@ from sealcheck.core.restoretest import RestoreTestOptions, restore_test
 from sealcheck.core.restoretest.engines.mariadb import find_tools
 from sealcheck.core.storage.listing import VersionPair, list_backup_sets
 from sealcheck.core.storage.locate import ListedVersion, Locator
-from sealcheck.core.storage.s3 import S3Settings, make_client
+from sealcheck.core.storage.s3.client import S3Settings, make_client
 from sealcheck.core.storage.source import Source
 
 BUCKET = "sealcheck-demo"

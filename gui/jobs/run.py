@@ -16,7 +16,7 @@ from sealcheck.core.pipeline.run import run
 from sealcheck.core.records.report import Report
 from sealcheck.core.restoretest import RestoreTestResult, restore_test
 from sealcheck.core.storage.locate import Locator
-from sealcheck.core.storage.s3 import S3Settings, make_client
+from sealcheck.core.storage.s3.client import S3Settings, make_client
 
 from .spec import JobSpec, RestoreTestSpec
 from .worker import WorkerContext

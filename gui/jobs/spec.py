@@ -10,7 +10,7 @@ from typing import Literal
 from sealcheck.core.records.restore_result import RestoreTestResult
 from sealcheck.core.restoretest import RestoreTestOptions
 from sealcheck.core.storage.locate import ListedVersion
-from sealcheck.core.storage.s3 import S3Settings
+from sealcheck.core.storage.s3.client import S3Settings
 
 from ..state.versions import VersionKey
 

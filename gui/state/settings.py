@@ -24,7 +24,7 @@ from sealcheck.core.plumbing.atomic import AtomicWriter
 from sealcheck.core.storage.listing import ObjectVersion
 from sealcheck.core.storage.locate import ListedVersion
 from sealcheck.core.storage.naming import Rule
-from sealcheck.core.storage.s3 import S3Settings
+from sealcheck.core.storage.s3.client import S3Settings
 
 SETTINGS_VERSION = 1
 

@@ -30,7 +30,7 @@ from sealcheck.core.errors import UsageError
 from sealcheck.core.keys.custody import KeyStore
 from sealcheck.core.storage.listing import Probe, probe_bucket, probe_folder
 from sealcheck.core.storage.naming import Rule
-from sealcheck.core.storage.s3 import make_client
+from sealcheck.core.storage.s3.client import make_client
 
 from ..errortext import listing_problem
 from ..jobs.worker import Failure, Worker, WorkerContext

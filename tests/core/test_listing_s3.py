@@ -11,7 +11,8 @@ from fixtures.s3scenarios import sealcheck
 from fixtures.s3servers import Bucket, ChaosS3, S3Store, free_port, status
 from sealcheck.core.errors import AccessDenied
 from sealcheck.core.storage.listing import Versioning, list_backup_sets, probe_bucket
-from sealcheck.core.storage.s3 import BucketNotFound, EndpointUnreachable, S3Settings, make_client
+from sealcheck.core.storage.s3.client import S3Settings, make_client
+from sealcheck.core.storage.s3.errors import BucketNotFound, EndpointUnreachable
 
 BODY = b"Salted__" + bytes(56)  # the names are under test; nothing here is verified
 SERIES = "clustercontrol/YYYY-MM-DD/backup-full.sql.gz.aes256"

@@ -85,7 +85,7 @@ def demo_s3_bucket() -> Iterator[DemoS3]:
         big, big_pass = _big_backup(work)
         with demo.demo_s3() as endpoint:
             demo._fill_bucket(endpoint, uploads)
-            from sealcheck.core.storage.s3 import S3Settings, make_client
+            from sealcheck.core.storage.s3.client import S3Settings, make_client
 
             c = make_client(S3Settings(endpoint_url=endpoint))
             c.create_bucket(Bucket=BIG_BUCKET)

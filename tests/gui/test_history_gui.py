@@ -20,7 +20,8 @@ from sealcheck.core.records.history import FILENAME, History
 from sealcheck.core.records.report import ErrorInfo
 from sealcheck.core.restoretest import RestoreTestOptions, restore_test
 from sealcheck.core.storage.listing import list_backup_sets
-from sealcheck.core.storage.s3 import S3Object, S3Settings, make_client
+from sealcheck.core.storage.s3.client import S3Settings, make_client
+from sealcheck.core.storage.s3.object import S3Object
 from sealcheck.core.storage.source import LocalFile
 from sealcheck.gui.errortext import describe
 from sealcheck.gui.state.models import BackupSetModel, VersionModel

@@ -18,7 +18,8 @@ from sealcheck.core.keys.pem import PemKey
 from sealcheck.core.records.verdict import Verdict
 from sealcheck.core.storage.listing import list_backup_sets
 from sealcheck.core.storage.locate import Locator
-from sealcheck.core.storage.s3 import DELETED, S3Settings, make_client
+from sealcheck.core.storage.s3.client import S3Settings, make_client
+from sealcheck.core.storage.s3.errors import DELETED
 from sealcheck.gui.jobs.queue import JobQueue, JobState
 from sealcheck.gui.jobs.spec import JobSpec
 from sealcheck.gui.state.results import ResultStore

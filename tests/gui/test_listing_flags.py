@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 
 from fixtures.gui_flow import open_window
 from fixtures.pipelines import openssl_variant
-from sealcheck.core.storage.s3 import S3Settings, make_client
+from sealcheck.core.storage.s3.client import S3Settings, make_client
 from sealcheck.gui.jobs.queue import JobState
 from sealcheck.gui.state.settings import KeyChoice, SourceConfig
 

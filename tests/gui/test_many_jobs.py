@@ -21,7 +21,7 @@ from fixtures.common import listed_file
 from fixtures.dumps import mysql_like
 from fixtures.gui_flow import open_window
 from fixtures.pipelines import openssl_variant
-from sealcheck.core.storage.s3 import S3Settings, make_client
+from sealcheck.core.storage.s3.client import S3Settings, make_client
 from sealcheck.gui.jobs.queue import JobState
 from sealcheck.gui.state.settings import KeyChoice, SourceConfig
 from sealcheck.gui.views.jobpanel import QUEUED_SHOWN

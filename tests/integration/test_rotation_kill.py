@@ -23,7 +23,7 @@ from sealcheck.core.keys.pem import PemKey
 from sealcheck.core.plumbing.progress import CancelToken
 from sealcheck.core.rotation.journal import CRASH_ENV, Item
 from sealcheck.core.rotation.opener import open_version
-from sealcheck.core.storage.s3 import S3Settings, make_client
+from sealcheck.core.storage.s3.client import S3Settings, make_client
 
 # Every journal step, the PUT whose answer is not yet journaled, and a commit cut
 # short before its fsync (counted over all commits of the run).

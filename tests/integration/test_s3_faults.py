@@ -31,8 +31,9 @@ from fixtures.s3servers import (
     status,
 )
 from sealcheck.core.errors import TransferCorrupted, TransientStorageError
-from sealcheck.core.storage import s3 as core_s3
-from sealcheck.core.storage.s3 import S3Object, S3Settings, make_client
+from sealcheck.core.storage.s3.client import S3Settings, make_client
+from sealcheck.core.storage.s3.object import S3Object
+from sealcheck.core.storage.s3.retry import MAX_RESUMES
 
 
 @dataclass
@@ -385,7 +386,7 @@ def test_drops_without_progress_give_up(chaos: ChaosS3, cc: Target, monkeypatch)
     obj = S3Object(make_client(S3Settings(endpoint_url=chaos.endpoint)), cc.bucket.name, cc.key)
     with pytest.raises(TransientStorageError, match="dropped 7 times in a row"):
         read_all(obj.open())
-    assert len(stream_gets(chaos, cc)) == core_s3.MAX_RESUMES + 1
+    assert len(stream_gets(chaos, cc)) == MAX_RESUMES + 1
 
 
 def test_drops_with_progress_do_not_exhaust_the_budget(
@@ -401,7 +402,7 @@ def test_drops_with_progress_do_not_exhaust_the_budget(
     obj = S3Object(make_client(S3Settings(endpoint_url=chaos.endpoint)), moto_s3.name, "flaky.bin")
     stream = obj.open()
     assert hashlib.sha256(read_all(stream)).digest() == hashlib.sha256(body).digest()
-    assert stream.resumes == 8 > core_s3.MAX_RESUMES
+    assert stream.resumes == 8 > MAX_RESUMES
 
 
 def test_a_wrong_content_range_is_refused(chaos: ChaosS3, big: Target, monkeypatch) -> None:

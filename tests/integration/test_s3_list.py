@@ -23,7 +23,7 @@ from sealcheck.core.storage.listing import (
     list_backup_sets,
     pair_versions,
 )
-from sealcheck.core.storage.s3 import S3Settings, make_client
+from sealcheck.core.storage.s3.client import S3Settings, make_client
 
 
 @pytest.fixture(scope="module")

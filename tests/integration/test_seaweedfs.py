@@ -24,7 +24,7 @@ from fixtures.s3scenarios import (
 )
 from fixtures.s3servers import Bucket, S3Store
 from sealcheck.core.storage.listing import list_backup_sets
-from sealcheck.core.storage.s3 import S3Settings, make_client
+from sealcheck.core.storage.s3.client import S3Settings, make_client
 
 pytestmark = pytest.mark.seaweedfs
 

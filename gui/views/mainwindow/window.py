@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 from sealcheck.core.errors import SealcheckError
 from sealcheck.core.keys.custody import KeyStore
 from sealcheck.core.storage.listing import BackupSet
-from sealcheck.core.storage.s3 import make_client
+from sealcheck.core.storage.s3.client import make_client
 
 from ...errortext import describe
 from ...jobs import queue as jobs_mod
