@@ -149,14 +149,14 @@ def _run(job: Job, ev: _Evidence) -> None:
             if exc.layer is None:
                 exc.layer = Layer.DECOMPRESS
             raise
-        stop_decomp = getattr(decomp, "close", None)
-        if stop_decomp is not None:  # a decoder with its own worker to stop
-            closers.append(stop_decomp)
         meter.stage("decompress")
         counted = _Counting(decomp, meter, "decompress")
         ev.partial["decompress"] = lambda: decompress_partial(decomp, counted.bytes, counted.eof)
         decode = Prefetch(counted, job.cancel, name="sealcheck-decode")
         closers.append(decode.close)
+        stop_decomp = getattr(decomp, "close", None)
+        if stop_decomp is not None:  # a decoder with its own workers to stop: after the
+            closers.append(stop_decomp)  # decode thread, which reads it, has ended
         payload = _consume(job, decode, writer, meter, ev)
         # Every byte went through: the envelope layers are proved even if the
         # payload check below fails.

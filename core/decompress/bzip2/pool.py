@@ -56,8 +56,8 @@ class DecoderPool:
             t = threading.Thread(
                 target=self._work, name=f"sealcheck-bzip2-{len(self._threads)}", daemon=True
             )
+            t.start()  # started before it is listed: shutdown() joins only started threads
             self._threads.append(t)
-            t.start()
         self._jobs.put(job)
 
     def shutdown(self) -> None:
