@@ -58,6 +58,7 @@ class Settings:
     padding: str | None = None  # None: keep each version's own padding
     allow_unversioned: bool = False
     lock_ttl: _dt.timedelta = DEFAULT_LOCK_TTL
+    page_size: int = 1000  # ListObjectVersions page (smaller in tests of pagination)
 
 
 @dataclass
@@ -106,7 +107,7 @@ class Rotation:
     # --- plan (dry run) ---------------------------------------------------------------
 
     def plan(self) -> Outcome:
-        listed = list_scope(self._c, self.s.bucket, self.s.prefix, self.s.rules, self.s.scope)
+        listed = self._list()
         out = Outcome(listed.items)
         for n, item in enumerate(listed.items, 1):
             self._cancel.check()
@@ -114,6 +115,10 @@ class Rotation:
                 self._classify(item)
             self._progress(n, len(listed.items), item)
         return out
+
+    def _list(self) -> Listed:
+        s = self.s
+        return list_scope(self._c, s.bucket, s.prefix, s.rules, s.scope, page_size=s.page_size)
 
     def _classify(self, item: Item) -> None:
         try:
@@ -167,7 +172,7 @@ class Rotation:
         # From here on an interruption needs --resume (a refusal above changed nothing).
         journal.set_meta(status="running")
         try:
-            listed = list_scope(self._c, self.s.bucket, self.s.prefix, self.s.rules, self.s.scope)
+            listed = self._list()
             journal.add(listed.items)
             self._crash("listed")
             items = journal.items()

@@ -32,13 +32,19 @@ class Listed:
 
 
 def list_scope(
-    client: Any, bucket: str, prefix: str, rules: Sequence[Rule], scope: Scope
+    client: Any,
+    bucket: str,
+    prefix: str,
+    rules: Sequence[Rule],
+    scope: Scope,
+    *,
+    page_size: int = 1000,
 ) -> Listed:
     grouper = Grouper(rules)
     links: dict[tuple[str, str], list[Link]] = {}
     stats = ListingStats()
     seen = 0
-    for page in iter_version_pages(client, bucket, prefix, stats=stats):
+    for page in iter_version_pages(client, bucket, prefix, page_size=page_size, stats=stats):
         seen += len(page)
         for v in page:
             link = parse_link(v.key)

@@ -132,6 +132,25 @@ def test_no_canary_anywhere(tmp_path: Path, canary_env: dict[str, str], small_du
 PIN = "CANARYpin8642"
 
 
+def private_token(work: Path, env: dict[str, str], label: str, key: Path) -> dict[str, str]:
+    """A SoftHSM2 token of its own (invisible to other tests) whose PIN is the canary,
+    holding ``key`` as object "k"; the environment that reaches it."""
+    pk8 = work / f"{label}.pk8"
+    (work / "tokens").mkdir()
+    conf = work / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {work / 'tokens'}\nobjectstore.backend = file\n")
+    env = {**env, "SOFTHSM2_CONF": str(conf)}
+    sh(
+        f"softhsm2-util --init-token --free --label {label} --so-pin 87654321 --pin {PIN} >/dev/null\n"
+        f"openssl pkcs8 -topk8 -nocrypt -in {key} -out {pk8}\n"
+        f"softhsm2-util --import {pk8} --token {label} --label k --id 0a --pin {PIN} >/dev/null\n"
+        f"rm -f {pk8}",
+        work,
+        env,
+    )
+    return env
+
+
 def test_no_pin_canary_anywhere(
     tmp_path: Path, canary_env: dict[str, str], softhsm, small_dump: Path
 ) -> None:
@@ -139,20 +158,7 @@ def test_no_pin_canary_anywhere(
     all with --debug; the PIN is in none of the outputs, temp files or HOME."""
     work = tmp_path / "work"
     key = make_rsa_key(work, "tok", 2048)
-    pk8 = work / "tok.pk8"
-    # A private token store, so the canary token is invisible to other tests.
-    (work / "tokens").mkdir()
-    conf = work / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {work / 'tokens'}\nobjectstore.backend = file\n")
-    env = {**canary_env, "SOFTHSM2_CONF": str(conf)}
-    sh(
-        f"softhsm2-util --init-token --free --label canarytok --so-pin 87654321 --pin {PIN} >/dev/null\n"
-        f"openssl pkcs8 -topk8 -nocrypt -in {key.private} -out {pk8}\n"
-        f"softhsm2-util --import {pk8} --token canarytok --label k --id 0a --pin {PIN} >/dev/null\n"
-        f"rm -f {pk8}",
-        work,
-        env,
-    )
+    env = private_token(work, canary_env, "canarytok", key.private)
     from fixtures.pipelines import securecircle
 
     b = securecircle(small_dump, work / "s3", key)
@@ -175,3 +181,68 @@ def test_no_pin_canary_anywhere(
     needles = forms(PIN)
     assert scan([Path(env["TMPDIR"]), Path(env["HOME"])], outs, needles) == []
     assert scan([pins], [], needles)  # the scanner finds it where it is
+
+
+def test_no_canary_in_a_rotation(
+    tmp_path: Path, canary_env: dict[str, str], softhsm, small_dump: Path, moto_s3
+) -> None:
+    """Key rotation (issue 13) with --debug: the old key a passphrase-protected PEM, the
+    new key on a token whose PIN is a canary, a data key that is a canary. None of them
+    in the outputs, the journal, the report, temp files or HOME; the rotated backup then
+    verifies with the token key alone."""
+    work = tmp_path / "work"
+    old = make_rsa_key(work, "old", 2048, passphrase=PEM_PW)
+    new = make_rsa_key(work, "new", 2048)
+    env = private_token(work, canary_env, "rottok", new.private)
+    new.private.unlink()  # the new key is on the token only
+    data, wrapped = work / "db.sql.gz", work / "db.sql.gz.key"
+    sh(
+        f"gzip -c {shlex.quote(str(small_dump))} | openssl enc -aes-256-cbc -pass pass:{DEK} "
+        f"> {data}\nprintf %s {DEK} | openssl rsautl -encrypt -pubin -inkey {old.public} -out {wrapped}",
+        work,
+    )
+    salt = data.read_bytes()[8:16]
+    moto_s3.put("db/db.sql.gz", data)
+    moto_s3.put("db/db.sql.gz.key", wrapped)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "pin").write_text(PIN + "\n")
+    (secrets / "pem-pw").write_text(PEM_PW + "\n")
+    report = tmp_path / "report" / "rotation.json"
+    report.parent.mkdir()
+    uri = "pkcs11:token=rottok;object=k"
+    common = ("--endpoint-url", moto_s3.endpoint, "--pkcs11-module", softhsm.module)
+    outs: list[bytes] = []
+    for args in (
+        ("rotate", "plan", moto_s3.uri("db/"), "--to", uri, "--from", str(old.private)),
+        (
+            "rotate",
+            "run",
+            moto_s3.uri("db/"),
+            "--to",
+            uri,
+            "--from",
+            str(old.private),
+            "--report",
+            str(report),
+        ),
+        ("verify", moto_s3.uri("db/db.sql.gz"), "--key", uri, "--no-history"),
+    ):
+        r = run_cli(
+            "--debug",
+            *args,
+            *common,
+            "--pin-file",
+            str(secrets / "pin"),
+            *(["--key-passphrase-file", str(secrets / "pem-pw")] if args[0] == "rotate" else []),
+            env=env,
+        )
+        assert r.returncode == 0, r.stdout + r.stderr
+        outs += [r.stdout.encode(), r.stderr.encode()]
+    assert "challenge decrypted by the new private key" in report.read_text()
+    needles = forms(DEK) + forms(PEM_PW) + forms(PIN) + derived_key_hexes(DEK, salt)
+    data_dir = Path(os.environ["SEALCHECK_DATA_DIR"])
+    assert list(data_dir.glob("rotations/*.sqlite3"))  # the journal is where it is scanned
+    roots = [Path(env["TMPDIR"]), Path(env["HOME"]), data_dir, report.parent]
+    assert scan(roots, outs, needles) == []
+    assert scan([secrets], [], needles)

@@ -6,64 +6,25 @@ from __future__ import annotations
 import json
 import shlex
 import sqlite3
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from fixtures.pipelines import Backup, RsaKey, make_rsa_key, rds_postgres, securecircle, sh
+from fixtures.pipelines import RsaKey, make_rsa_key, securecircle, sh
 from fixtures.rotation import (
     PREFIX,
+    Scenario,
     all_object_versions,
     fault_on_puts,
     fetch,
     links,
+    make_scenario,
     producer_objects,
     rotate_keys,
+    secret_of,
 )
 from fixtures.s3scenarios import sealcheck
 from fixtures.s3servers import Bucket, ChaosS3, S3Store, lost_answer, unconditional
-
-
-@dataclass
-class Scenario:
-    bucket: Bucket
-    dump: Path
-    # (data key, data version id, key name, the secret as the producer made it)
-    versions: list[tuple[str, str, str, bytes]]
-
-
-def _secret(key: RsaKey, wrapped: Path) -> bytes:
-    return subprocess.run(
-        ["openssl", "rsautl", "-decrypt", "-inkey", str(key.private), "-in", str(wrapped)],
-        capture_output=True,
-        check=True,
-    ).stdout
-
-
-def _upload(bucket: Bucket, backup: Backup, key: RsaKey) -> tuple[str, str, str, bytes]:
-    ids = bucket.put_backup(PREFIX, backup)
-    assert backup.wrapped_key is not None
-    data_key = PREFIX + backup.data.name
-    return (
-        data_key,
-        str(ids[data_key]),
-        PREFIX + backup.wrapped_key.name,
-        _secret(key, backup.wrapped_key),
-    )
-
-
-def make_scenario(bucket: Bucket, tmp: Path, old: RsaKey, dump: Path) -> Scenario:
-    """Two SecureCircle versions of one backup, two rds-postgres-backup-s3-secure ones
-    (the 3-line key file), each run uploading its data, then its wrapped key."""
-    versions = []
-    for run in range(2):
-        sc = securecircle(dump, tmp / f"sc{run}", old, name="1567744961188141183")
-        versions.append(_upload(bucket, sc, old))
-        rds = rds_postgres(dump, tmp / f"rds{run}", old, stem="nightly")
-        versions.append(_upload(bucket, rds, old))
-    return Scenario(bucket, dump, versions)
 
 
 @pytest.fixture
@@ -231,7 +192,7 @@ def test_the_three_line_key_file_is_rewrapped_whole(scenario, rotated, new_key, 
     for v in rotated:
         key = tmp_path / "k"
         key.write_bytes(fetch(scenario.bucket, v["new_key_object"], v["new_key_version_id"]))
-        assert _secret(new_key, key) == secrets[(v["data_object"], v["data_version_id"])]
+        assert secret_of(new_key, key) == secrets[(v["data_object"], v["data_version_id"])]
     assert any(s.count(b"\n") == 3 for s in secrets.values())  # the rds key.txt, whole
 
 
@@ -251,7 +212,7 @@ def test_base64_wrapped_keys_stay_base64(moto_s3, tmp_path, old_key, new_key, sm
     b64 = tmp_path / "new.b64"
     b64.write_bytes(body)
     sh(f"openssl base64 -d -in {b64} -out {b64}.bin", tmp_path)
-    assert _secret(new_key, Path(f"{b64}.bin")) == _secret(old_key, sc.wrapped_key)
+    assert secret_of(new_key, Path(f"{b64}.bin")) == secret_of(old_key, sc.wrapped_key)
 
 
 # --- refusals --------------------------------------------------------------------------
@@ -349,3 +310,17 @@ def test_status_reports_the_journal(scenario, old_key, new_key) -> None:
     assert row["status"] == "finished" and row["counts"] == {"done": 2}
     with sqlite3.connect(row["journal"]) as db:
         assert db.execute("PRAGMA synchronous").fetchone()[0] in (0, 1, 2)
+
+
+@pytest.mark.seaweedfs
+def test_rotation_on_seaweedfs(seaweed_s3, tmp_path, old_key, new_key, small_dump) -> None:
+    """SeaweedFS honours If-None-Match (4.48): the probe passes, every version rotates and
+    then opens with the new key alone; the producer's objects are untouched."""
+    sc = make_scenario(seaweed_s3, tmp_path, old_key, small_dump)
+    before = producer_objects(seaweed_s3)
+    r = rotate_keys("run", seaweed_s3, old_key, new_key, "--versions", "all", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.json()["counts"] == {"done": 4}
+    assert producer_objects(seaweed_s3) == before
+    for data_key, version, _, _ in sc.versions:
+        assert verify(seaweed_s3, data_key, version, new_key.private) == 0
