@@ -225,9 +225,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     if args.report:
-        w = AtomicWriter(args.report, overwrite=True)
-        w.write(json.dumps(report, indent=2).encode() + b"\n")
-        w.commit()
+        with AtomicWriter(args.report, overwrite=True) as f:
+            f.write(json.dumps(report, indent=2).encode() + b"\n")
     _print(args, report, outcome)
     return 0 if outcome.complete else 1
 
