@@ -16,6 +16,7 @@ from sealcheck.core.pipeline.run import run
 from sealcheck.core.records.report import Report
 from sealcheck.core.restoretest import RestoreTestResult, restore_test
 from sealcheck.core.storage.locate import Locator
+from sealcheck.core.storage.rewrap import prefer_link
 from sealcheck.core.storage.s3.client import S3Settings, make_client
 
 from .spec import JobSpec, RestoreTestSpec
@@ -46,6 +47,8 @@ def run_job(
     client = clients.client(spec.s3) if spec.version.bucket is not None else None
     try:
         data, wrapped = Locator(spec.s3, ctx.cancel, client=client).open_listed(spec.version)
+        # A key re-wrapped by a rotation for a key held here wins over the producer's.
+        wrapped = prefer_link(data, wrapped, lambda: [k.fingerprint for k in secrets.keys])
     except BaseException:
         secrets.wipe()
         raise
