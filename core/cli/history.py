@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import ExitCode, UsageError
+from ..errors import ExitCode, SealcheckError, UsageError
+from ..keys.signing import SigningKeyStore
 from ..plumbing.atomic import AtomicWriter
-from ..records import evidence, evidence_check
-from ..records.history import Entry, History, HistoryError, Result, Subject
+from ..records import evidence, evidence_check, evidence_verify
+from ..records.chain import Signer
+from ..records.history import Entry, History, HistoryError, Result, Subject, Trigger
 from ..records.verdict import Verdict
 from .termtext import echo
 
@@ -30,6 +32,44 @@ def add_history_option(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not record the result in the verification history",
     )
+    p.add_argument(
+        "--trigger",
+        choices=[t.value for t in Trigger],
+        default=Trigger.MANUAL.value,
+        help="what started this run, as recorded in the history (default: manual)",
+    )
+
+
+def evidence_signer() -> Signer | None:
+    """The evidence signing key from custody (made on first use), or None with a
+    warning: a report is still written, sealed but unsigned, and says so."""
+    store = SigningKeyStore()
+    fresh = store.info() is None
+    try:
+        signer = store.signer()
+    except SealcheckError as exc:
+        _warn(f"the report is NOT signed: {exc.message()}")
+        return None
+    if fresh:
+        echo(
+            f"Created the evidence signing key (Ed25519, {signer.fingerprint}); "
+            "publish its public key: sealcheck key export-public --signing",
+            file=sys.stderr,
+        )
+    return signer
+
+
+def write_report(body: dict[str, Any], fmt: str, output: Path, force: bool) -> str | None:
+    """Sign ``body`` (with the history's chain), render it as ``fmt`` and write it
+    atomically; the signing key's fingerprint, or None when unsigned."""
+    from ..records import report_formats
+
+    signer = evidence_signer()
+    signed = evidence.sign(body, History.default(), signer)
+    data = report_formats.render(signed, fmt)
+    with AtomicWriter(output, overwrite=force) as f:
+        f.write(data)
+    return signer.fingerprint if signer else None
 
 
 def record_history(args: argparse.Namespace, result: Result) -> None:
@@ -41,8 +81,9 @@ def record_history(args: argparse.Namespace, result: Result) -> None:
     fallback = None
     if getattr(args, "source", None):
         fallback = Subject.from_uri(args.source, getattr(args, "version_id", None))
+    trigger = Trigger(getattr(args, "trigger", None) or Trigger.MANUAL.value)
     try:
-        History.default().record(result, subject=fallback)
+        History.default().record(result, subject=fallback, trigger=trigger)
     except HistoryError as exc:
         _warn(f"{exc.message()}. The result was not recorded; the run itself is unaffected.")
     except Exception as exc:  # the verdict outranks a bug in the history
@@ -89,7 +130,7 @@ def register(sub: Any) -> None:
         "not check the backup are left out (narrow it with --source)",
     )
     e.add_argument("--source", metavar="PATTERN", help="with --latest: only these objects")
-    e.add_argument("--format", choices=("html", "json"), required=True)
+    e.add_argument("--format", choices=("html", "json", "csv", "pdf"), required=True)
     e.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
     e.add_argument("--force", action="store_true", help="replace an existing file")
     e.set_defaults(func=cmd_report_export)
@@ -101,6 +142,18 @@ def register(sub: Any) -> None:
         "file", type=Path, metavar="FILE", help="an HTML or JSON report from report export"
     )
     c.set_defaults(func=cmd_report_check)
+    v = rsub.add_parser(
+        "verify",
+        help="check a report's signature and the hash chain of every record in it, offline",
+    )
+    v.add_argument("file", type=Path, metavar="FILE", help="an HTML, JSON or PDF evidence report")
+    v.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="PEM",
+        help="the evidence signing key's public key (sealcheck key export-public --signing)",
+    )
+    v.set_defaults(func=cmd_report_verify)
 
 
 def _usage(p: argparse.ArgumentParser) -> int:
@@ -137,12 +190,38 @@ def cmd_report_export(args: argparse.Namespace) -> int:
         body = evidence.build(entries)
     except ValueError as exc:
         raise HistoryError(History.default().path, f"an entry is damaged ({exc})") from None
-    data = evidence.to_html(body) if args.format == "html" else evidence.to_json(body)
-    with AtomicWriter(args.output, overwrite=args.force) as f:
-        f.write(data)
+    signed_by = write_report(body, args.format, args.output, args.force)
     n = len(entries)
     echo(f"wrote an evidence report of {n} {'entry' if n == 1 else 'entries'} to {args.output}")
+    echo(f"  signed by {signed_by}" if signed_by else "  NOT signed")
     return 0
+
+
+def cmd_report_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when signature and chain hold, 1 naming what was altered, 2 unreadable."""
+    from ..records import report_formats
+
+    data = evidence_check.read(args.file)
+    pem = None
+    if args.public_key is not None:
+        pem = evidence_check.read(args.public_key)
+    try:
+        out = evidence_verify.verify(data, pem, report_formats.RENDERERS)
+    except evidence_verify.NotAReport as exc:
+        raise evidence_check.ReportUnreadable(str(exc), obj=str(args.file)) from None
+    head = out.head or {}
+    if out.ok:
+        echo(f"report intact  {args.file}")
+        echo(f"  {out.format.upper()}: {out.records} records, hash chain to head #{head.get('id')}")
+        echo(f"  chain head {head.get('hash')}")
+        echo(f"  signed by Ed25519 key {out.signer}")
+    else:
+        echo(f"REPORT ALTERED  {args.file}")
+        for p in out.problems:
+            echo(f"  {p}")
+    for n in out.notes:
+        echo(f"  note: {n}")
+    return int(ExitCode.OK if out.ok else ExitCode.BACKUP_FAILED)
 
 
 def cmd_report_check(args: argparse.Namespace) -> int:

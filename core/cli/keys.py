@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import KeyUnavailable, UsageError
 from ..keys.custody import KeyStore
 from ..keys.pkcs11.inventory import list_tokens
+from ..keys.signing import SigningKeyStore
 from .common import pem_passphrase
 from .termtext import echo, safe
 
@@ -51,8 +52,16 @@ def register(sub: Any) -> None:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
 
-    exp = ks.add_parser("export-public", help="print a held key's public key (PEM)")
-    exp.add_argument("name")
+    exp = ks.add_parser(
+        "export-public",
+        help="print a held key's public key (PEM); --signing: the evidence signing key's",
+    )
+    exp.add_argument("name", nargs="?")
+    exp.add_argument(
+        "--signing",
+        action="store_true",
+        help="the Ed25519 key that signs evidence reports (made now if there is none yet)",
+    )
     exp.set_defaults(func=cmd_export_public)
 
     ren = ks.add_parser("rename", help="hold a key under another name")
@@ -128,8 +137,12 @@ def cmd_list(args: argparse.Namespace) -> int:
                         "use": t.uri,
                     }
                 )
+    signing = SigningKeyStore().info()
     if args.json:
-        print(json.dumps({"keys": rows, "notes": notes}, indent=2))
+        evidence = (
+            None if signing is None else {"type": "Ed25519", "fingerprint": signing.fingerprint}
+        )
+        print(json.dumps({"keys": rows, "notes": notes, "evidence_signing": evidence}, indent=2))
         return 0
     for note in notes:
         echo(f"Note: {note}", file=sys.stderr)
@@ -139,10 +152,22 @@ def cmd_list(args: argparse.Namespace) -> int:
     for r in rows:
         echo(f"{r['name']:<24} {r['where']:<28} {r['type']}-{r['bits']:<5} {r['fingerprint']}")
         echo(f"{'':<24} use: --key '{r['use']}'")
+    if signing is not None:
+        echo(
+            f"{'(evidence signing)':<24} {'OS keyring + encrypted file':<28} "
+            f"Ed25519   {signing.fingerprint}"
+        )
     return 0
 
 
 def cmd_export_public(args: argparse.Namespace) -> int:
+    if args.signing == bool(args.name):
+        raise UsageError("give a key NAME or --signing (not both)")
+    if args.signing:
+        signer = SigningKeyStore().signer()
+        echo(f"evidence signing key (Ed25519) {signer.fingerprint}", file=sys.stderr)
+        sys.stdout.write(signer.public_pem)
+        return 0
     sys.stdout.write(KeyStore().get(args.name).public_pem)
     return 0
 

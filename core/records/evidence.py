@@ -38,7 +38,8 @@ from html import escape
 from typing import Any
 
 from .. import __version__
-from .history import Entry
+from . import chain, sections
+from .history import Entry, History, Kind, Subject
 from .report import Report, Status
 from .restore_result import RestoreTestResult
 from .verdict import NOT_CHECKED_MEANING, Verdict
@@ -60,14 +61,41 @@ JSON_METHOD = (
 )
 
 
-def build(entries: Sequence[Entry], *, now: _dt.datetime | None = None) -> dict[str, Any]:
-    """The evidence body: one record per entry, in the order given."""
+def build(
+    entries: Sequence[Entry],
+    *,
+    now: _dt.datetime | None = None,
+    sections: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The evidence body: one record per entry, in the order given. ``sections``: more
+    members (an audit's ``campaign`` and ``coverage``), covered by the signature too."""
     stamp = (now or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC)
     return {
         "generated_at": stamp.isoformat(timespec="seconds"),
         "generated_by": {"tool": "sealcheck", "version": __version__, "host": socket.gethostname()},
-        "entries": [_record(e) for e in entries],
+        **(sections or {}),
+        "entries": [record_of(e) for e in entries],
     }
+
+
+def sign(body: dict[str, Any], history: History, signer: chain.Signer | None) -> dict[str, Any]:
+    """The body with its ``chain`` member: the spine from its first record to the
+    history's head, and that statement signed (unsigned when ``signer`` is None)."""
+    ids = [r["history_id"] for r in body["entries"]]
+    anchor, spine = history.spine(min(ids)) if ids else (chain.GENESIS, [])
+    stmt = chain.statement(
+        anchor=anchor,
+        spine=spine,
+        included=ids,
+        body_sha256=hashlib.sha256(canonical(body)).hexdigest(),
+        signed_at=body["generated_at"],
+    )
+    return {**body, "chain": chain.sign(stmt, signer)}
+
+
+def unsigned_part(body: dict[str, Any]) -> dict[str, Any]:
+    """The body as it was before ``sign`` (what ``body_sha256`` covers)."""
+    return {k: v for k, v in body.items() if k != "chain"}
 
 
 def canonical(body: dict[str, Any]) -> bytes:
@@ -88,6 +116,85 @@ def to_json(body: dict[str, Any]) -> bytes:
 # --- one record ----------------------------------------------------------------------
 
 
+def record_of(e: Entry) -> dict[str, Any]:
+    """One entry's record: its stored content under ``chain`` (what its digest covers)
+    and the fields an auditor reads, all derived from that content."""
+    out = _campaign_record(e) if e.kind is Kind.AUDIT else _record(e)
+    content = e.content()
+    content.pop("result")  # carried once, as the record's "result"
+    out["chain"] = {
+        "content": content,
+        "prev_hash": e.prev_hash,
+        "digest": e.digest,
+        "record_hash": e.record_hash,
+    }
+    return out
+
+
+def entry_of(record: dict[str, Any]) -> Entry:
+    """The history entry a report's record was made from (its ``chain`` member and its
+    result), for checking it offline; ValueError/KeyError/TypeError when damaged."""
+    c, ch = record["chain"]["content"], record["chain"]
+    return Entry(
+        id=int(c["id"]),
+        when=str(c["recorded_at"]),
+        kind=Kind(c["kind"]),
+        subject=Subject(
+            c["uri"],
+            c["bucket"],
+            c["object_key"],
+            c["version_id"],
+            c["etag"],
+            c["size"],
+            c["sha256"],
+        ),
+        ok=bool(c["ok"]),
+        exit_code=int(c["exit_code"]),
+        failed_layer=c["failed_layer"],
+        result_json=json.dumps(record["result"], separators=(",", ":"), ensure_ascii=False),
+        sealcheck_version=str(c["sealcheck_version"]),
+        host=str(c["host"]),
+        os_user=c["os_user"],
+        trigger=c["run_trigger"],
+        campaign=c["campaign"],
+        prev_hash=ch["prev_hash"],
+        digest=ch["digest"],
+        record_hash=ch["record_hash"],
+    )
+
+
+def _verdict_fields(e: Entry) -> dict[str, Any]:
+    return {
+        "history_id": e.id,
+        "recorded_at": e.when,
+        "kind": e.kind.value,
+        # A run that could not check the backup is labelled as such, never "FAILED".
+        "verdict": e.verdict.label,
+        "verdict_code": e.verdict.value,
+        "ok": e.ok,
+        "exit_code": e.exit_code,
+    }
+
+
+def _who(e: Entry) -> dict[str, Any]:
+    return {
+        "host": e.host,
+        "os_user": e.os_user,
+        "trigger": e.trigger,
+        "campaign": e.campaign,
+        "sealcheck_version": e.sealcheck_version,
+    }
+
+
+def _campaign_record(e: Entry) -> dict[str, Any]:
+    return {
+        **_verdict_fields(e),
+        **_who(e),
+        "where": e.subject.uri,
+        "result": json.loads(e.result_json),
+    }
+
+
 def _record(e: Entry) -> dict[str, Any]:
     result = e.result()
     rt = result if isinstance(result, RestoreTestResult) else None
@@ -101,18 +208,12 @@ def _record(e: Entry) -> dict[str, Any]:
         layers.append(_database_layer(rt))
     error = rt.error if rt is not None else (report.error if report is not None else None)
     return {
-        "history_id": e.id,
-        "recorded_at": e.when,
-        "kind": e.kind.value,
-        # A run that could not check the backup is labelled as such, never "FAILED".
-        "verdict": e.verdict.label,
-        "verdict_code": e.verdict.value,
-        "ok": e.ok,
-        "exit_code": e.exit_code,
+        **_verdict_fields(e),
         "failed_layer": e.failed_layer,
-        "host": e.host,
-        "sealcheck_version": e.sealcheck_version,
+        **_who(e),
         "object": _object(e, report),
+        "opened_with": _opened_with(report),
+        "age_at_check_s": _age(e, report),
         "wrapped_key": _ident(report.wrapped_key) if report and report.wrapped_key else None,
         "formats": list(report.formats) if report is not None else [],
         "timings": _timings(report, rt),
@@ -125,6 +226,26 @@ def _record(e: Entry) -> dict[str, Any]:
         "restore_test": _restore_test(rt) if rt is not None else None,
         "result": json.loads(e.result_json),  # the full record, as it was stored
     }
+
+
+def _opened_with(report: Report | None) -> dict[str, Any] | None:
+    """The key that opened the backup: its SPKI fingerprint and where it was held
+    (never the key)."""
+    key = report.layer("key") if report is not None else None
+    if key is None or key.status not in (Status.OK, Status.WARNING):
+        return None
+    return {"fingerprint": key.details.get("fingerprint"), "held": key.details.get("key")}
+
+
+def _age(e: Entry, report: Report | None) -> float | None:
+    """How old the backup was when it was checked (against an RPO), in seconds."""
+    made = report.source.last_modified if report is not None and report.source else None
+    if not made:
+        return None
+    try:
+        return round((e.when_dt - _dt.datetime.fromisoformat(made)).total_seconds(), 1)
+    except (ValueError, TypeError):
+        return None
 
 
 def _ident(s: Any) -> dict[str, Any]:
@@ -247,10 +368,21 @@ def to_html(body: dict[str, Any]) -> bytes:
                 ("By", f"sealcheck {body['generated_by']['version']}"),
                 ("Host", body["generated_by"]["host"]),
                 ("Entries", str(len(body["entries"]))),
+                ("Signed by", sections.signature_rows(body)[0][1] if "chain" in body else None),
             ]
         ),
     ]
-    parts += [_html_record(r) for r in body["entries"]]
+    if "campaign" in body:
+        rows = sections.campaign_rows(body["campaign"])
+        parts += ["<h2 class='end'>Audit campaign</h2>\n", _table(rows)]
+    if "coverage" in body:
+        parts.append(_html_coverage(body["coverage"]))
+    parts += [
+        _html_campaign_record(r) if r["kind"] == Kind.AUDIT.value else _html_record(r)
+        for r in body["entries"]
+    ]
+    if "chain" in body:
+        parts.append(_html_closing(body))
     content = "".join(parts)
     return _sealed(lambda n: content + _seal_text(n))
 
@@ -297,6 +429,47 @@ def _table(rows: list[tuple[str, Any]]) -> str:
     return f"<table>\n{cells}</table>\n"
 
 
+EMBED_OPEN = "<pre id='sealcheck-evidence'>"
+
+
+def _html_closing(body: dict[str, Any]) -> str:
+    controls = "".join(
+        f"<tr><td>{_e(c)}</td><td>{_e(what)}</td></tr>\n" for c, what in sections.CONTROLS
+    )
+    data = json.dumps(body, indent=1, ensure_ascii=True)  # order kept: re-renders the same
+    return (
+        "<h2 class='end'>Chain and signature</h2>\n"
+        + _table(sections.signature_rows(body))
+        + f"<p>{_e(sections.VERIFY_HOWTO)}</p>\n"
+        + "<h2 class='end'>Controls this evidence supports</h2>\n<table>\n"
+        + f"<tr><th>Control</th><th style='width:auto'>Evidence</th></tr>\n{controls}</table>\n"
+        + "<details><summary>Machine-readable evidence (what report verify checks)</summary>"
+        + f"{EMBED_OPEN}{_e(data)}</pre></details>\n"
+    )
+
+
+def _html_coverage(rows: list[dict[str, Any]]) -> str:
+    counts = sections.coverage_counts(rows)
+    head = "".join(f"<th>{_e(c)}</th>" for c in sections.COVERAGE_COLUMNS)
+    cells = "".join(
+        "<tr>" + "".join(f"<td>{_e(r.get(c))}</td>" for c in sections.COVERAGE_COLUMNS) + "</tr>\n"
+        for r in rows
+    )
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+    return (
+        f"<h2 class='end'>Coverage</h2>\n<p>{_e(summary)}</p>\n"
+        f"<table>\n<tr>{head}</tr>\n{cells}</table>\n"
+    )
+
+
+def _html_campaign_record(r: dict[str, Any]) -> str:
+    return (
+        f"<h2>#{_e(r['history_id'])} audit campaign: {_e(r['where'])}</h2>\n"
+        + _html_verdict({**r, "failed_layer": None})
+        + _table(sections.campaign_rows(r["result"]))
+    )
+
+
 def _html_record(r: dict[str, Any]) -> str:
     obj, t = r["object"], r["timings"]
     out = [
@@ -320,6 +493,14 @@ def _html_record(r: dict[str, Any]) -> str:
                 *([("Load / checks / total (s)", _rto(t))] if "total_s" in t else []),
                 ("Recorded", r["recorded_at"]),
                 ("Host", r["host"]),
+                ("OS user", r["os_user"]),
+                ("Trigger", r["trigger"]),
+                ("Opened with key", _key_text(r["opened_with"])),
+                ("Backup age when checked (s)", r["age_at_check_s"]),
+                (
+                    "Record hash (previous)",
+                    f"{r['chain']['record_hash']} ({r['chain']['prev_hash']})",
+                ),
                 ("Sealcheck", r["sealcheck_version"]),
                 ("Written to", r["destination"]),
             ]
@@ -358,6 +539,10 @@ def _html_verdict(r: dict[str, Any]) -> str:
         return f"<p>Verdict: {span}: {_e(NOT_CHECKED_MEANING)} {code}.</p>\n"
     where = f" at the {_e(r['failed_layer'])} layer" if r["failed_layer"] and not r["ok"] else ""
     return f"<p>Verdict: {span}{where} {code}</p>\n"
+
+
+def _key_text(k: dict[str, Any] | None) -> str | None:
+    return f"{k['fingerprint']} ({k['held']})" if k else None
 
 
 def _rto(t: dict[str, Any]) -> str:

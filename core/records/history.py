@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import enum
+import getpass
 import json
 import os
 import socket
@@ -36,13 +37,14 @@ import platformdirs
 
 from .. import __version__
 from ..errors import SealcheckError
+from . import chain
 from .identity import SourceIdentity
 from .report import Report, Status
 from .restore_result import RestoreTestResult
 from .verdict import VERDICT_EXIT_CODES, Verdict
 
 FILENAME = "history.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the hash chain, OS user, trigger and campaign (issue 14)
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 
 Result = Report | RestoreTestResult
@@ -61,6 +63,15 @@ class Kind(enum.Enum):
     VERIFY = "verify"
     RESTORE = "restore"
     RESTORE_TEST = "restore-test"
+    AUDIT = "audit"  # a campaign's own record (its result is the campaign summary)
+
+
+class Trigger(enum.Enum):
+    """What started a run: a person, an audit campaign, a schedule (``--trigger``)."""
+
+    MANUAL = "manual"
+    AUDIT = "audit"
+    SCHEDULE = "schedule"
 
 
 def default_dir() -> Path:
@@ -120,6 +131,14 @@ class Entry:
     result_json: str
     sealcheck_version: str
     host: str
+    # Issue 14. None on records kept before the chain existed (schema 1): the
+    # migration chained them, but who ran them and why was never recorded.
+    os_user: str | None = None
+    trigger: str | None = None
+    campaign: str | None = None  # the audit campaign a result belongs to
+    prev_hash: str | None = None
+    digest: str | None = None
+    record_hash: str | None = None
 
     @property
     def version_key(self) -> VersionKey:
@@ -145,6 +164,32 @@ class Entry:
             return RestoreTestResult.from_dict(data, where)
         return Report.from_dict(data, where)
 
+    def content(self) -> dict[str, Any]:
+        """What the chain's digest covers: every stored field but the chain's own."""
+        return content_of(self.id, self._row(), self.result_json)
+
+    def _row(self) -> dict[str, Any]:
+        s = self.subject
+        return {
+            "recorded_at": self.when,
+            "kind": self.kind.value,
+            "uri": s.uri,
+            "bucket": s.bucket,
+            "object_key": s.key,
+            "version_id": s.version_id,
+            "etag": s.etag,
+            "size": s.size,
+            "sha256": s.sha256,
+            "ok": int(self.ok),
+            "exit_code": self.exit_code,
+            "failed_layer": self.failed_layer,
+            "sealcheck_version": self.sealcheck_version,
+            "host": self.host,
+            "os_user": self.os_user,
+            "run_trigger": self.trigger,
+            "campaign": self.campaign,
+        }
+
     def summary(self) -> dict[str, Any]:
         """Everything but the result, for ``sealcheck history --json``."""
         s = self.subject
@@ -165,7 +210,21 @@ class Entry:
             "failed_layer": self.failed_layer,
             "sealcheck_version": self.sealcheck_version,
             "host": self.host,
+            "os_user": self.os_user,
+            "trigger": self.trigger,
+            "campaign": self.campaign,
+            "record_hash": self.record_hash,
         }
+
+
+def content_of(entry_id: int, row: dict[str, Any], result_json: str) -> dict[str, Any]:
+    """A record's content for its digest: the columns by name, ``ok`` a boolean and the
+    result parsed, so a report that carries the result as JSON can rebuild it exactly."""
+    out = {k: v for k, v in row.items() if k not in ("result", *_CHAIN_COLUMNS)}
+    out["ok"] = bool(out["ok"])
+    out["id"] = entry_id
+    out["result"] = json.loads(result_json)
+    return out
 
 
 def failed_layer(result: Result) -> str | None:
@@ -204,7 +263,13 @@ CREATE TABLE IF NOT EXISTS entries (
     failed_layer TEXT,
     result TEXT NOT NULL,
     sealcheck_version TEXT NOT NULL,
-    host TEXT NOT NULL
+    host TEXT NOT NULL,
+    os_user TEXT,
+    run_trigger TEXT,
+    campaign TEXT,
+    prev_hash TEXT,
+    digest TEXT,
+    record_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_by_version ON entries (object_key, version_id);
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
@@ -213,10 +278,16 @@ CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
 BEGIN SELECT RAISE(ABORT, 'the history is append-only'); END;
 """
 
+_CHAIN_COLUMNS = ("prev_hash", "digest", "record_hash")
 _COLUMNS = (
     "id, recorded_at, kind, uri, bucket, object_key, version_id, etag, size, sha256, ok, "
-    "exit_code, failed_layer, result, sealcheck_version, host"
+    "exit_code, failed_layer, result, sealcheck_version, host, os_user, run_trigger, "
+    "campaign, prev_hash, digest, record_hash"
 )
+# Schema 1 -> 2: the new columns, then every existing record chained in id order.
+_ADDED = ("os_user", "run_trigger", "campaign", *_CHAIN_COLUMNS)
+# Campaign records are not results of one version: per-version readers leave them out.
+_NOT_CAMPAIGN = "kind != 'audit'"
 
 
 class History:
@@ -261,6 +332,8 @@ class History:
         *,
         when: _dt.datetime | None = None,
         subject: Subject | None = None,
+        trigger: Trigger = Trigger.MANUAL,
+        campaign: str | None = None,
     ) -> Entry:
         """Append one finished result. ``subject`` is only a fallback for a result
         that never identified its source (a restore test stopped before reading)."""
@@ -269,10 +342,52 @@ class History:
             subject = Subject.of(report.source, report)
         if subject is None:
             raise ValueError("the result names no source and no subject was given")
+        return self._append(
+            kind=kind_of(result),
+            subject=subject,
+            ok=result.ok,
+            exit_code=result.exit_code,
+            failed=failed_layer(result),
+            result=result.to_dict(),
+            when=when,
+            trigger=trigger,
+            campaign=campaign,
+        )
+
+    def record_campaign(
+        self, summary: dict[str, Any], *, where: str, ok: bool, exit_code: int, campaign: str
+    ) -> Entry:
+        """Append an audit campaign's own record (``summary``: population, sample, seed,
+        skipped and why, totals), in the same chain as its results."""
+        return self._append(
+            kind=Kind.AUDIT,
+            subject=Subject.from_uri(where),
+            ok=ok,
+            exit_code=exit_code,
+            failed=None,
+            result=summary,
+            when=None,
+            trigger=Trigger.AUDIT,
+            campaign=campaign,
+        )
+
+    def _append(
+        self,
+        *,
+        kind: Kind,
+        subject: Subject,
+        ok: bool,
+        exit_code: int,
+        failed: str | None,
+        result: dict[str, Any],
+        when: _dt.datetime | None,
+        trigger: Trigger,
+        campaign: str | None,
+    ) -> Entry:
         stamp = (when or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC)
         row: dict[str, Any] = {
             "recorded_at": stamp.isoformat(timespec="seconds"),
-            "kind": kind_of(result).value,
+            "kind": kind.value,
             "uri": subject.uri,
             "bucket": subject.bucket,
             "object_key": subject.key,
@@ -280,22 +395,63 @@ class History:
             "etag": subject.etag,
             "size": subject.size,
             "sha256": subject.sha256,
-            "ok": int(result.ok),
-            "exit_code": result.exit_code,
-            "failed_layer": failed_layer(result),
-            "result": json.dumps(result.to_dict(), separators=(",", ":"), ensure_ascii=False),
+            "ok": int(ok),
+            "exit_code": exit_code,
+            "failed_layer": failed,
+            "result": json.dumps(result, separators=(",", ":"), ensure_ascii=False),
             "sealcheck_version": __version__,
             "host": socket.gethostname(),
+            "os_user": _os_user(),
+            "run_trigger": trigger.value,
+            "campaign": campaign,
         }
-        names = ", ".join(row)
-        marks = ", ".join(f":{k}" for k in row)
         with self._connect(create=True) as db:
-            db.execute("BEGIN IMMEDIATE")
-            cur = db.execute(f"INSERT INTO entries ({names}) VALUES ({marks})", row)  # noqa: S608 - fixed column names
+            db.execute("BEGIN IMMEDIATE")  # the chain's tail cannot move under us
+            new_id, prev = _tail(db)
+            new_id += 1
+            digest = chain.digest_of(content_of(new_id, row, row["result"]))
+            row.update(prev_hash=prev, digest=digest, record_hash=chain.link(prev, digest))
+            names = ", ".join(["id", *row])
+            marks = ", ".join([":id", *(f":{k}" for k in row)])
+            db.execute(
+                f"INSERT INTO entries ({names}) VALUES ({marks})",  # noqa: S608 - fixed names
+                {"id": new_id, **row},
+            )
             db.execute("COMMIT")
-            new_id = cur.lastrowid
-        assert new_id is not None
         return _entry((new_id, *row.values()))
+
+    def spine(self, first_id: int) -> tuple[str, list[chain.SpineLink]]:
+        """The hash before record ``first_id`` and (id, digest) of every record from it to
+        the head: what a report needs to recompute the chain offline."""
+        with self._connect(create=False) as db:
+            before = db.execute(
+                "SELECT record_hash FROM entries WHERE id < ? ORDER BY id DESC LIMIT 1",
+                (first_id,),
+            ).fetchone()
+            rows = db.execute(
+                "SELECT id, digest FROM entries WHERE id >= ? ORDER BY id", (first_id,)
+            ).fetchall()
+        anchor = str(before[0]) if before else chain.GENESIS
+        return anchor, [chain.SpineLink(int(i), str(d)) for i, d in rows]
+
+    def check_chain(self) -> list[str]:
+        """Every break in the stored chain (empty: intact), for ``sealcheck history --check``."""
+        problems: list[str] = []
+        prev = chain.GENESIS
+        for e in self._select("ORDER BY id", ()):
+            digest = chain.digest_of(e.content())
+            if e.prev_hash != prev:
+                problems.append(
+                    f"record #{e.id}: its previous hash does not match the record before"
+                )
+            if digest != e.digest:
+                problems.append(
+                    f"record #{e.id} was edited: its content no longer matches its digest"
+                )
+            if e.record_hash != chain.link(e.prev_hash or "", e.digest or ""):
+                problems.append(f"record #{e.id}: its hash does not follow from its digest")
+            prev = e.record_hash or ""
+        return problems
 
     # --- reading -----------------------------------------------------------------
 
@@ -312,17 +468,26 @@ class History:
         limit: int | None = None,
         verdict: Verdict | None = None,
         since: _dt.datetime | None = None,
+        campaigns: bool = False,
+        campaign: str | None = None,
     ) -> list[Entry]:
         """Newest first. ``source`` is a shell-style pattern matched against the URI
         or the object key; without a wildcard it matches anywhere in them. ``failed``:
         only FAILED verdicts (a run that could not check the backup is none);
-        ``verdict``: only that one (NOT_CHECKED too); ``since``: recorded then or later."""
+        ``verdict``: only that one (NOT_CHECKED too); ``since``: recorded then or later.
+        Campaign records (Kind.AUDIT) only when asked for by ``kind`` or ``campaigns``;
+        ``campaign``: only what that campaign recorded."""
         where, params = _filters(source, Verdict.FAILED if failed else verdict, kind)
+        if kind is None and not campaigns:
+            where = f"{where} AND {_NOT_CAMPAIGN}" if where else f"WHERE {_NOT_CAMPAIGN}"
         if since is not None:
             # recorded_at is UTC ISO 8601 of one fixed shape: text order is time order.
             stamp = since.astimezone(_dt.UTC).isoformat(timespec="seconds")
             where = f"{where} AND recorded_at >= ?" if where else "WHERE recorded_at >= ?"
             params = (*params, stamp)
+        if campaign is not None:
+            where = f"{where} AND campaign = ?" if where else "WHERE campaign = ?"
+            params = (*params, campaign)
         tail = f"{where} ORDER BY id DESC"
         if limit is not None:
             tail += f" LIMIT {int(limit)}"
@@ -335,6 +500,7 @@ class History:
         two hosts' clocks may disagree, the append order cannot). ``verdicts_only``:
         the newest entry that reached a verdict, passing over runs that could not check."""
         where, params = _filters(source, None, None, verdicts_only=verdicts_only)
+        where = f"{where} AND {_NOT_CAMPAIGN}" if where else f"WHERE {_NOT_CAMPAIGN}"
         newest = f"SELECT MAX(id) FROM entries {where} GROUP BY object_key, version_id"  # noqa: S608
         rows = self._select(f"WHERE id IN ({newest}) ORDER BY id DESC", params)
         return {e.version_key: e for e in rows}
@@ -430,10 +596,56 @@ class History:
                     db.execute(stmt)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 db.execute("COMMIT")
+        elif version < SCHEMA_VERSION:
+            _migrate(db)
         # A newer Sealcheck may add columns; it must keep these, so reading and
         # appending by name stay valid. NORMAL: in WAL a crash loses no committed
         # row; only a power cut may drop the last one (the verify can be re-run).
         db.execute("PRAGMA synchronous=NORMAL")
+
+
+def _tail(db: sqlite3.Connection) -> tuple[int, str]:
+    """The last id and record hash (0 and GENESIS in an empty history)."""
+    last = db.execute("SELECT id, record_hash FROM entries ORDER BY id DESC LIMIT 1").fetchone()
+    if last is None:
+        return 0, chain.GENESIS
+    return int(last[0]), str(last[1])
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Schema 1 to 2: add the columns and chain every record kept so far, in id order.
+    The append-only trigger is lifted for this one transaction only (the rows' content
+    stays as it was; only their chain fields are filled in)."""
+    db.execute("BEGIN IMMEDIATE")
+    if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        db.execute("ROLLBACK")  # another process migrated it meanwhile
+        return
+    for col in _ADDED:
+        db.execute(f"ALTER TABLE entries ADD COLUMN {col} TEXT")
+    db.execute("DROP TRIGGER IF EXISTS entries_no_update")
+    prev = chain.GENESIS
+    cols = _COLUMNS
+    for r in db.execute(f"SELECT {cols} FROM entries ORDER BY id").fetchall():  # noqa: S608
+        e = _entry(r)
+        digest = chain.digest_of(e.content())
+        h = chain.link(prev, digest)
+        db.execute(
+            "UPDATE entries SET prev_hash = ?, digest = ?, record_hash = ? WHERE id = ?",
+            (prev, digest, h, e.id),
+        )
+        prev = h
+    for stmt in _statements(_SCHEMA):
+        if "entries_no_update" in stmt:
+            db.execute(stmt)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    db.execute("COMMIT")
+
+
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (a bare container)
+        return None
 
 
 def _statements(script: str) -> list[str]:
@@ -479,6 +691,7 @@ def _exit_code_of(verdict: Verdict) -> int:
 def _entry(r: tuple[Any, ...]) -> Entry:
     (eid, when, kind, uri, bucket, key, version, etag, size, sha, ok, code, layer) = r[:13]
     result, tool, host = r[13:16]
+    user, trigger, campaign, prev, digest, rhash = r[16:22]
     return Entry(
         id=int(eid),
         when=str(when),
@@ -490,6 +703,12 @@ def _entry(r: tuple[Any, ...]) -> Entry:
         result_json=str(result),
         sealcheck_version=str(tool),
         host=str(host),
+        os_user=user,
+        trigger=trigger,
+        campaign=campaign,
+        prev_hash=prev,
+        digest=digest,
+        record_hash=rhash,
     )
 
 

@@ -1,0 +1,100 @@
+"""One evidence body, four renderings: HTML and JSON (sealed, as before), CSV (one row
+per version, for spreadsheets) and PDF. Each carries the signed chain; HTML, JSON and
+PDF carry the whole body, so ``report verify`` checks them offline. CSV is a view for
+spreadsheets, with each row's record hash and the chain head, not a checkable report."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from typing import Any
+
+from . import evidence, report_pdf
+
+CSV_COLUMNS = (
+    "history_id",
+    "recorded_at",
+    "kind",
+    "verdict",
+    "failed_layer",
+    "exit_code",
+    "bucket",
+    "key",
+    "version_id",
+    "etag",
+    "size",
+    "last_modified",
+    "object_sha256",
+    "plaintext_sha256",
+    "wrapped_key_version_id",
+    "key_fingerprint",
+    "key_held",
+    "duration_s",
+    "restore_total_s",
+    "age_at_check_s",
+    "host",
+    "os_user",
+    "trigger",
+    "campaign",
+    "record_hash",
+    "chain_head",
+    "signed_by",
+)
+
+
+def to_csv(body: dict[str, Any]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    ch = body.get("chain") or {}
+    head = ((ch.get("statement") or {}).get("head") or {}).get("hash")
+    signed_by = (ch.get("signature") or {}).get("fingerprint")
+    for r in body["entries"]:
+        if r["kind"] == "audit":
+            continue  # the campaign is the report's summary, not a version
+        obj, key, t = r["object"], r["opened_with"] or {}, r["timings"]
+        row = [
+            r["history_id"],
+            r["recorded_at"],
+            r["kind"],
+            r["verdict"],
+            r["failed_layer"],
+            r["exit_code"],
+            obj["bucket"],
+            obj["key"],
+            obj["version_id"],
+            obj["etag"],
+            obj["size"],
+            obj["last_modified"],
+            obj["object_sha256"],
+            obj["plaintext_sha256"],
+            (r["wrapped_key"] or {}).get("version_id"),
+            key.get("fingerprint"),
+            key.get("held"),
+            t.get("duration_s"),
+            t.get("total_s"),
+            r["age_at_check_s"],
+            r["host"],
+            r["os_user"],
+            r["trigger"],
+            r["campaign"],
+            r["chain"]["record_hash"],
+            head,
+            signed_by,
+        ]
+        # A cell starting with = + - @ is a formula to a spreadsheet: quote it as text.
+        w.writerow(["'" + c if isinstance(c, str) and c[:1] in "=+-@" else c for c in row])
+    return buf.getvalue().encode()
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], bytes]] = {
+    "html": evidence.to_html,
+    "json": evidence.to_json,
+    "csv": to_csv,
+    "pdf": report_pdf.to_pdf,
+}
+
+
+def render(body: dict[str, Any], fmt: str) -> bytes:
+    return RENDERERS[fmt](body)
