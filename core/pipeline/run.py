@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .. import __version__
 from ..decompress.registry import open_decompressor
 from ..decrypt.opener import Opened, OpenRequest
-from ..decrypt.openssl.enc import first_format
+from ..decrypt.openssl.stream import first_format
 from ..decrypt.registry import opener_for
 from ..errors import Cancelled, Layer, SealcheckError, SizeLimitExceeded, UnsupportedFormat
 from ..formats import Fmt, sniff

@@ -13,9 +13,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..decrypt.openssl.enc import find_params
 from ..decrypt.openssl.kdf import kdf_candidates, password_candidates
-from ..decrypt.openssl.unlock import probe_openssl, read_wrapped_key
+from ..decrypt.openssl.unlock import find_params, probe_openssl
+from ..decrypt.openssl.wrapped import read_wrapped_key
 from ..errors import BackupFailed, SealcheckError, WrongKey
 from ..formats import Fmt, sniff
 from ..keys.base import KeySource, Unwrapped

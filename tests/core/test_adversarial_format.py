@@ -39,7 +39,8 @@ from fixtures.adversarial import (
 from fixtures.dumps import MYSQL_TRAILER, mysql_like
 from fixtures.pipelines import RsaKey, openssl_variant, securecircle, sh
 from sealcheck.core.decrypt.openssl import kdf
-from sealcheck.core.decrypt.openssl.enc import CIPHERS_BY_NAME, Probe, check_candidate
+from sealcheck.core.decrypt.openssl.header import CIPHERS_BY_NAME
+from sealcheck.core.decrypt.openssl.unlock import Probe, check_candidate
 from sealcheck.core.keys.pem import PemKey
 
 HEADER = 16  # "Salted__" + 8-byte salt

@@ -28,7 +28,7 @@ from sealcheck.core.decompress import bzip2 as parallel
 from sealcheck.core.decompress.bzip2 import ParallelBzip2Reader
 from sealcheck.core.decompress.readers import GzipReader
 from sealcheck.core.decompress.registry import open_decompressor
-from sealcheck.core.decrypt.openssl.enc import DecryptReader
+from sealcheck.core.decrypt.openssl.stream import DecryptReader
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.errors import Cancelled, ExitCode
 from sealcheck.core.payload.inspector import PayloadInspector

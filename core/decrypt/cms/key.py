@@ -45,7 +45,7 @@ from .envelope import (
 )
 
 LEAD = 512  # content bytes the key check decrypts (a whole tar header)
-TEXT_BYTES = {"cbc": 32, "gcm": 64}  # as opensslenc.TEXT_BLOCKS: GCM has no padding to check
+TEXT_BYTES = {"cbc": 32, "gcm": 64}  # as openssl/unlock.TEXT_BLOCKS: GCM has no padding to check
 _FIRST_READ = 64 * 1024
 _MAX_HEADER = 4 * 1024 * 1024
 

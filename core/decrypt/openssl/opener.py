@@ -7,12 +7,25 @@ streams, and the last block's padding (CBC) is checked at its end.
 
 from __future__ import annotations
 
+from ...errors import KeyUnavailable
 from ...formats import Fmt
+from ...plumbing.progress import CancelToken
 from ...plumbing.streams import Reader, Tally, read_exact
 from ...records.report import LayerResult, Status
+from ...storage.source import Source
 from ..opener import EvidenceSink, Opened, OpenRequest
-from .enc import Base64Reader, DecryptReader
-from .unlock import KeyEvidence, probe_openssl, read_wrapped_key, unlock_openssl
+from ..secrets import Secrets
+from .header import EncHeader, EncParams
+from .stream import Base64Reader, DecryptReader
+from .unlock import (
+    KeyEvidence,
+    Probe,
+    ciphers_for,
+    probe_openssl,
+    unlock_passphrase,
+    unlock_raw,
+)
+from .wrapped import read_wrapped_key, unlock_wrapped
 
 
 def open_openssl(req: OpenRequest, ev: EvidenceSink) -> Opened:
@@ -72,6 +85,37 @@ def open_openssl(req: OpenRequest, ev: EvidenceSink) -> Opened:
         ev.layers["cipher"] = cipher_result()
 
     return Opened(dec, cipher_done)
+
+
+def unlock_openssl(
+    src: Source,
+    header: EncHeader,
+    probe: Probe,
+    secrets: Secrets,
+    wrapped: bytes | None,
+    wrapped_name: str | None,
+    cancel: CancelToken,
+) -> tuple[EncParams, KeyEvidence]:
+    """Which secret to try, by what the user gave: a raw key, else the wrapped data
+    key with the held keys, else the passphrase (each tried by unlock's trial)."""
+    ciphers = ciphers_for(secrets)
+    if secrets.raw_key is not None:
+        return unlock_raw(src, probe, secrets, ciphers)
+    if wrapped is not None:
+        return unlock_wrapped(src, header, probe, secrets, wrapped, wrapped_name, ciphers, cancel)
+    if secrets.passphrase is not None:
+        return unlock_passphrase(src, header, probe, secrets, ciphers, cancel)
+    if secrets.keys:
+        raise KeyUnavailable(
+            "this backup needs its wrapped-key object (X.key, STEM.key.txt.enc, ...); none was "
+            "found beside it: give it with --wrapped-key",
+            obj=src.name,
+        )
+    raise KeyUnavailable(
+        "it is encrypted with openssl enc; give --key PEM (with its wrapped key) or "
+        "--passphrase-file",
+        obj=src.name,
+    )
 
 
 def _key_evidence(ev: EvidenceSink, k: KeyEvidence) -> None:
