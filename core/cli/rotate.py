@@ -105,6 +105,12 @@ def register(sub: Any) -> None:
             p.add_argument(
                 "--lock-minutes", type=int, default=60, help="lock expiry (renewed while running)"
             )
+            p.add_argument(
+                "--take-over-lock",
+                action="store_true",
+                help="take the prefix's lock from a rotation known to be dead (killed, its "
+                "journal lost) before the lock expires",
+            )
         add_s3_options(p)
         p.set_defaults(func=cmd_plan if name == "plan" else cmd_run)
     st = rs.add_parser("status", help="rotations in the journal folder and how far each got")
@@ -145,6 +151,7 @@ def _keys(args: argparse.Namespace) -> tuple[Settings, list[KeySource]]:
         padding=OAEP_SHA256 if args.oaep else None,
         allow_unversioned=getattr(args, "allow_unversioned", False),
         lock_ttl=_dt.timedelta(minutes=getattr(args, "lock_minutes", 60)),
+        take_over_lock=getattr(args, "take_over_lock", False),
     )
     return settings, old
 

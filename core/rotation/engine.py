@@ -58,6 +58,7 @@ class Settings:
     padding: str | None = None  # None: keep each version's own padding
     allow_unversioned: bool = False
     lock_ttl: _dt.timedelta = DEFAULT_LOCK_TTL
+    take_over_lock: bool = False
     page_size: int = 1000  # ListObjectVersions page (smaller in tests of pagination)
 
 
@@ -150,9 +151,9 @@ class Rotation:
     def _already(self, item: Item, listed: Listed) -> bool:
         if item.key_name is None:
             return False
-        for link in listed.links.get((item.key_name, item.data_version), []):
+        for link, version in listed.links.get((item.key_name, item.data_version), []):
             if link.fingerprint == self._fp_hex:
-                item.step, item.link_name = Step.ALREADY, link.name
+                item.step, item.link_name, item.new_version = Step.ALREADY, link.name, version
                 item.reason = "a re-wrapped key for the new key is already there"
                 return True
         return False
@@ -168,7 +169,7 @@ class Rotation:
         self._prove(self.s.padding or PKCS1V15)
         probe_conditions(self._c, self.s.bucket, self.s.prefix)
         lock = Lock(self._c, self.s.bucket, self.s.prefix, owner, self.s.lock_ttl)
-        lock.acquire()
+        lock.acquire(take_over=self.s.take_over_lock)
         # From here on an interruption needs --resume (a refusal above changed nothing).
         journal.set_meta(status="running")
         try:

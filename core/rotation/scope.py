@@ -26,7 +26,8 @@ class Scope(enum.Enum):
 @dataclass
 class Listed:
     items: list[Item]
-    links: dict[tuple[str, str], list[Link]]  # (key name, data version) -> links
+    # (key name, data version) -> the links there, each with its version id
+    links: dict[tuple[str, str], list[tuple[Link, str | None]]]
     versions: int
     pages: int
 
@@ -41,7 +42,7 @@ def list_scope(
     page_size: int = 1000,
 ) -> Listed:
     grouper = Grouper(rules)
-    links: dict[tuple[str, str], list[Link]] = {}
+    links: dict[tuple[str, str], list[tuple[Link, str | None]]] = {}
     stats = ListingStats()
     seen = 0
     for page in iter_version_pages(client, bucket, prefix, page_size=page_size, stats=stats):
@@ -49,7 +50,8 @@ def list_scope(
         for v in page:
             link = parse_link(v.key)
             if link is not None and not v.delete_marker:
-                links.setdefault((link.key_name, link.data_version), []).append(link)
+                entry = (link, v.version_id)
+                links.setdefault((link.key_name, link.data_version), []).append(entry)
         grouper.add(page)  # the Grouper leaves links and control objects out
     items: list[Item] = []
     for s in grouper.sets:

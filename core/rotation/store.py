@@ -174,14 +174,17 @@ class Lock:
         gen = max(gens)
         return gen, get_version(self.client, self.bucket, self._key(gen), None).metadata
 
-    def acquire(self) -> None:
+    def acquire(self, *, take_over: bool = False) -> None:
+        """Hold the prefix; LockHeld while another owner's lock has not expired, unless
+        ``take_over`` (that rotation is known dead: killed, its journal lost)."""
         gen, meta = self._newest()
-        if meta.get("state") == "held" and meta.get("owner") != self.owner:
+        if meta.get("state") == "held" and meta.get("owner") != self.owner and not take_over:
             until = _dt.datetime.fromisoformat(meta.get("expires", "1970-01-01T00:00:00+00:00"))
             if until > _now():
                 raise LockHeld(
                     f"rotation {meta.get('owner')} holds it until {until.isoformat()} "
-                    f"({self._key(gen)}); wait for it, or for the lock to expire",
+                    f"({self._key(gen)}); wait for it, or for the lock to expire (or, if that "
+                    "rotation was killed and its journal lost, pass --take-over-lock)",
                     obj=f"s3://{self.bucket}/{self.prefix}",
                 )
         self._write(gen + 1, "held")

@@ -18,7 +18,7 @@ import pytest
 from fixtures.common import run_cli
 from fixtures.pipelines import Backup, RsaKey, rds_postgres, securecircle
 from fixtures.rotation import PREFIX, links, producer_objects, rotate_keys
-from fixtures.s3servers import S3Store
+from fixtures.s3servers import Bucket, S3Store
 from sealcheck.core.keys.pem import PemKey
 from sealcheck.core.plumbing.progress import CancelToken
 from sealcheck.core.rotation.journal import CRASH_ENV, Item
@@ -64,19 +64,15 @@ def opens_with(
     open_version(client, bucket, item, [PemKey.from_file(key)], CancelToken()).wipe()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("point", POINTS)
-def test_kill_and_resume_converges(
-    point: str, moto_store: S3Store, backups, rsa_key: RsaKey, other_rsa_key: RsaKey
-) -> None:
-    rng = random.Random(f"{SEED}-{point}")
+def upload(moto_store: S3Store, backups: list[Backup]) -> Bucket:
     bucket = moto_store.bucket()
-    data_versions = []
     for b in backups:
-        ids = bucket.put_backup(PREFIX, b)
-        data_versions.append((PREFIX + b.data.name, ids[PREFIX + b.data.name]))
-    before = producer_objects(bucket)
-    nth = 1 if point == "listed" else rng.randint(1, 3 if point != "before-commit" else 12)
+        bucket.put_backup(PREFIX, b)
+    return bucket
+
+
+def killed_run(bucket: Bucket, old: RsaKey, new: RsaKey, point: str, nth: int) -> None:
+    """``sealcheck rotate run`` in a subprocess that SIGKILLs itself at ``point``."""
     r = run_cli(
         "rotate",
         "run",
@@ -84,32 +80,104 @@ def test_kill_and_resume_converges(
         "--endpoint-url",
         bucket.endpoint,
         "--to",
-        str(other_rsa_key.private),
+        str(new.private),
         "--from",
-        str(rsa_key.private),
+        str(old.private),
         "--versions",
         "all",
         env={**os.environ, CRASH_ENV: f"{point}:{nth}"},
     )
     assert r.returncode == -signal.SIGKILL, (point, nth, r.returncode, r.stdout, r.stderr)
+
+
+def check_converged(
+    store: S3Store, bucket: Bucket, before: list, report: dict, old: RsaKey, new: RsaKey
+) -> None:
+    """0 keys lost: the producer's objects unchanged, one link per data version written
+    once, each version opening with the new key alone and with the old key alone."""
+    assert report["complete"]
+    # A step the journal lost (torn) is found done in the store: "already rotated".
+    assert sum(report["counts"].values()) == 3
+    assert set(report["counts"]) <= {"done", "already rotated"}
+    assert producer_objects(bucket) == before
+    written = links(bucket)
+    assert len(written) == 3 and len({k for k, _ in written}) == 3
+    for v in report["versions"]:
+        data = (v["data_object"], v["data_version_id"])
+        new_key = (v["new_key_object"], v["new_key_version_id"])
+        assert new_key in written
+        opens_with(store, bucket.name, data, new_key, new.private)
+        opens_with(
+            store, bucket.name, data, (v["old_key_object"], v["old_key_version_id"]), old.private
+        )
+
+
+RUNS = int(os.environ.get("SEALCHECK_KILL_RUNS", "1"))  # the issue's figure: 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", range(RUNS))
+@pytest.mark.parametrize("point", POINTS)
+def test_kill_and_resume_converges(
+    point: str, run: int, moto_store: S3Store, backups, rsa_key: RsaKey, other_rsa_key: RsaKey
+) -> None:
+    rng = random.Random(f"{SEED}-{point}-{run}")
+    bucket = upload(moto_store, backups)
+    before = producer_objects(bucket)
+    nth = 1 if point == "listed" else rng.randint(1, 3 if point != "before-commit" else 12)
+    killed_run(bucket, rsa_key, other_rsa_key, point, nth)
     again = rotate_keys("run", bucket, rsa_key, other_rsa_key, "--versions", "all")
     assert again.returncode == 2 and "--resume" in again.stderr  # never silently restarted
     resumed = rotate_keys(
         "run", bucket, rsa_key, other_rsa_key, "--versions", "all", "--resume", "--json"
     )
     assert resumed.returncode == 0, (point, nth, resumed.stdout, resumed.stderr)
-    assert resumed.json()["counts"] == {"done": 3}
-    # Nothing of the producer's changed; one link per data version, each written once.
-    assert producer_objects(bucket) == before
-    written = links(bucket)
-    assert len(written) == 3 and len({k for k, _ in written}) == 3
-    for v in resumed.json()["versions"]:
-        data = (v["data_object"], v["data_version_id"])
-        new = (v["new_key_object"], v["new_key_version_id"])
-        old = (v["old_key_object"], v["old_key_version_id"])
-        assert new in written
-        opens_with(moto_store, bucket.name, data, new, other_rsa_key.private)
-        opens_with(moto_store, bucket.name, data, old, rsa_key.private)
-    assert sorted(v for _, v in data_versions) == sorted(
-        v["data_version_id"] for v in resumed.json()["versions"]
+    check_converged(moto_store, bucket, before, resumed.json(), rsa_key, other_rsa_key)
+
+
+def journal_files() -> tuple[Path, Path]:
+    (journal,) = (Path(os.environ["SEALCHECK_DATA_DIR"]) / "rotations").glob("*.sqlite3")
+    return journal, journal.with_name(journal.name + "-wal")
+
+
+@pytest.mark.slow
+def test_a_torn_journal_write_resumes(
+    moto_store: S3Store, backups, rsa_key: RsaKey, other_rsa_key: RsaKey
+) -> None:
+    """The write-ahead log cut at a random byte (a write torn by the crash): SQLite drops
+    the torn commits, the resume redoes those steps, and converges."""
+    bucket = upload(moto_store, backups)
+    before = producer_objects(bucket)
+    killed_run(bucket, rsa_key, other_rsa_key, "written", 2)
+    _, wal = journal_files()
+    size = wal.stat().st_size
+    cut = random.Random(SEED).randint(size // 2, size - 1)
+    os.truncate(wal, cut)
+    resumed = rotate_keys(
+        "run", bucket, rsa_key, other_rsa_key, "--versions", "all", "--resume", "--json"
     )
+    assert resumed.returncode == 0, (cut, size, resumed.stdout, resumed.stderr)
+    check_converged(moto_store, bucket, before, resumed.json(), rsa_key, other_rsa_key)
+
+
+@pytest.mark.slow
+def test_a_destroyed_journal_is_refused_and_a_fresh_one_converges(
+    moto_store: S3Store, backups, rsa_key: RsaKey, other_rsa_key: RsaKey, tmp_path: Path
+) -> None:
+    """The store describes itself: with the journal gone, a new run finds the links
+    already written (by name and fingerprint) and finishes the rest; nothing twice."""
+    bucket = upload(moto_store, backups)
+    before = producer_objects(bucket)
+    killed_run(bucket, rsa_key, other_rsa_key, "written", 2)
+    journal, wal = journal_files()
+    wal.unlink()
+    with journal.open("r+b") as f:
+        f.write(b"torn" * 25)  # the header gone: not a database any more
+    torn = rotate_keys("run", bucket, rsa_key, other_rsa_key, "--versions", "all", "--resume")
+    assert torn.returncode == 2 and "journal cannot be used" in torn.stderr, torn.stderr
+    args = ("--versions", "all", "--json", "--journal", str(tmp_path / "fresh.sqlite3"))
+    held = rotate_keys("run", bucket, rsa_key, other_rsa_key, *args)
+    assert held.returncode == 2 and "--take-over-lock" in held.stderr  # the dead run's lock
+    fresh = rotate_keys("run", bucket, rsa_key, other_rsa_key, *args, "--take-over-lock")
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    check_converged(moto_store, bucket, before, fresh.json(), rsa_key, other_rsa_key)
