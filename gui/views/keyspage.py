@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QThreadPool, Signal
-from PySide6.QtGui import QGuiApplication, QShowEvent, QStandardItem, QStandardItemModel
+from PySide6.QtGui import (
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+    QShowEvent,
+    QStandardItem,
+    QStandardItemModel,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -61,6 +68,19 @@ def _opened(_ctx: WorkerContext, history: History) -> Any:
     return history.opened_by_key()
 
 
+class _KeyTable(QTableView):
+    """Ctrl+C copies what an admin compares, the whole fingerprint, not the current cell."""
+
+    copy_requested = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.matches(QKeySequence.StandardKey.Copy):
+            self.copy_requested.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
 class KeysPage(QWidget):
     """``keys_changed`` carries the new KeyChoice of the current source;
     ``key_renamed`` the old and new spec of a renamed key (``keyring:OLD``,
@@ -89,7 +109,7 @@ class KeysPage(QWidget):
         held = QGroupBox("Keys held by Sealcheck (OS keyring) and on tokens")
         self.inventory = QStandardItemModel(0, len(INVENTORY_COLUMNS), self)
         self.inventory.setHorizontalHeaderLabels(list(INVENTORY_COLUMNS))
-        self.table = QTableView()
+        self.table = _KeyTable()
         self.table.setAccessibleName("Key inventory")
         self.table.horizontalHeader().setAccessibleName("Key inventory: columns")
         self.table.verticalHeader().hide()  # row numbers say nothing here
@@ -157,6 +177,7 @@ class KeysPage(QWidget):
         self.copy_btn.clicked.connect(self.copy_fingerprint)
         self.remove_key_btn.clicked.connect(self._on_remove_key)
         self.table.selectionModel().selectionChanged.connect(self._on_selected)
+        self.table.copy_requested.connect(self.copy_fingerprint)
         self.refresh()
 
     # --- inventory -----------------------------------------------------------

@@ -57,6 +57,7 @@ class TokenPickerDialog(QDialog):
         self._tokens: list[TokenListing] = []
         self.module = QComboBox()
         self.module.setAccessibleName("Token module")
+        self.module.view().setAccessibleName("Token module: choices")
         self.module.addItems(present_modules() if modules is None else modules)
         self.browse = QPushButton("Bro&wse…")
         self.browse.setAccessibleName("Browse for another token module")
@@ -64,6 +65,7 @@ class TokenPickerDialog(QDialog):
         mrow = field_row(self.module, self.browse)
         self.token = QComboBox()
         self.token.setAccessibleName("Token")
+        self.token.view().setAccessibleName("Token: choices")
         self.pin = secret_field("Token PIN")
         self.pin.setPlaceholderText("only to see keys hidden until login")
         self.unlock = QPushButton("&Log in once")

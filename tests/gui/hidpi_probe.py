@@ -19,8 +19,10 @@ from sealcheck.gui.state.settings import SourceStore
 from sealcheck.gui.views.about import about_box
 from sealcheck.gui.views.crash import ExceptionDialog
 from sealcheck.gui.views.dialogs import SecretDialog, SourceDialog
+from sealcheck.gui.views.keydialogs import ImportKeyDialog
 from sealcheck.gui.views.mainwindow import MainWindow
 from sealcheck.gui.views.restorewizard import RestoreTestWizard
+from sealcheck.gui.views.tokenpicker import TokenPickerDialog
 
 
 def _fits(w: QWidget, what: str, room: QSize, problems: list[str]) -> None:
@@ -74,6 +76,8 @@ def main() -> int:
     dialogs: list[tuple[str, QWidget]] = [
         ("source dialog", SourceDialog(parent=win)),
         ("secret dialog", SecretDialog("Token PIN", "PIN of the token", win)),
+        ("import key dialog", ImportKeyDialog(win.keys_page.store, win)),
+        ("token picker", TokenPickerDialog(win, modules=[])),
         ("exception dialog", ExceptionDialog(IntegrityError("boom"), "Traceback: ...", win)),
         ("about box", about_box(win)),
     ]

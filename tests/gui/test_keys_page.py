@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from fixtures.gui_flow import answer
@@ -111,6 +112,13 @@ def test_fingerprint_is_whole_in_the_tooltip_and_the_copy(
     assert cell.text() == cell.toolTip() == info.fingerprint
     page.copy_btn.click()
     assert QGuiApplication.clipboard().text() == info.fingerprint
+    QGuiApplication.clipboard().clear()
+    qtbot.keyClick(page.table, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    # QTest leaves Qt thinking Ctrl is still held (later tests' clicks would add to
+    # selections); a key pressed without modifiers clears that.
+    qtbot.keyClick(page.table, Qt.Key.Key_Shift)
+    assert QGuiApplication.keyboardModifiers() == Qt.KeyboardModifier.NoModifier
+    assert QGuiApplication.clipboard().text() == info.fingerprint  # Ctrl+C in the table too
     assert info.fingerprint in page.status.text()
 
 

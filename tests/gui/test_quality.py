@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 
 from fixtures.gui_flow import open_window, select_version
 from sealcheck.core.errors import IntegrityError
+from sealcheck.core.keys.custody import KeyStore
 from sealcheck.core.records.restore_result import LoadError, RestoreTestResult, TableResult
 from sealcheck.core.restoretest.drift import compare
 from sealcheck.gui.jobs.queue import JobState
@@ -56,8 +57,10 @@ from sealcheck.gui.views.about import about_box
 from sealcheck.gui.views.crash import ExceptionDialog
 from sealcheck.gui.views.details import render
 from sealcheck.gui.views.dialogs import SecretDialog, SourceDialog
+from sealcheck.gui.views.keydialogs import ImportKeyDialog
 from sealcheck.gui.views.mainwindow import MainWindow
 from sealcheck.gui.views.restorewizard import RestoreTestWizard
+from sealcheck.gui.views.tokenpicker import TokenPickerDialog
 
 REPO = Path(__file__).resolve().parents[2]
 INTERACTIVE = (
@@ -185,6 +188,8 @@ def test_every_dialog_control_has_a_name(qtbot, tmp_path):
         SourceDialog(),
         SourceDialog(SourceConfig(name="prod", bucket="b")),
         SecretDialog("Token PIN", "PIN of the token"),
+        ImportKeyDialog(KeyStore(tmp_path / "keys")),
+        TokenPickerDialog(modules=[]),
         ExceptionDialog(IntegrityError("boom"), "Traceback: ..."),
         about_box(),
     ]
