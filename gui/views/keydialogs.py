@@ -33,6 +33,7 @@ from sealcheck.core.errors import (
     WrongPassphrase,
 )
 from sealcheck.core.keys.custody import DuplicateKey, HeldKey, KeyStore
+from sealcheck.core.keys.prompt import SecretProvider, secret_once
 
 from ..errortext import describe
 from ..jobs.worker import Failure, Worker, WorkerContext
@@ -43,7 +44,13 @@ def _import(_ctx: WorkerContext, store: KeyStore, path: Path, name: str, pw: byt
         pem = path.read_bytes()
     except OSError as exc:
         raise KeyUnavailable(f"cannot read the key file {path}: {exc.strerror}") from None
-    return store.import_pem(pem, name, (lambda: pw) if pw else None)
+    return store.import_pem(pem, name, typed_secret(pw, f"Passphrase of {path.name}"))
+
+
+def typed_secret(secret: bytes | None, text: str) -> SecretProvider | None:
+    """What the user typed in a dialog, as core's one-secret provider (asked once,
+    kept in memory only); None when nothing was typed."""
+    return secret_once(text, lambda _text: secret) if secret else None
 
 
 def secret_field(name: str) -> QLineEdit:

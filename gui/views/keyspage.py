@@ -40,7 +40,6 @@ from PySide6.QtWidgets import (
 
 from sealcheck.core.errors import KeyUnavailable
 from sealcheck.core.keys.custody import HeldKey, KeyStore
-from sealcheck.core.keys.pkcs11.inventory import list_tokens
 from sealcheck.core.keys.pkcs11.modules import present_modules
 from sealcheck.core.records.history import History, Subject
 
@@ -49,7 +48,8 @@ from ..jobs.worker import Failure, Worker, WorkerContext
 from ..state.keyusage import KeyUse, key_use
 from ..state.settings import KeyChoice, SourceConfig
 from .dialogs import ask_secret
-from .keydialogs import ImportKeyDialog, described_button, message_label
+from .keydialogs import ImportKeyDialog, described_button, message_label, typed_secret
+from .tokenpicker import list_with_pin
 
 INVENTORY_COLUMNS = ("Name", "Where", "Type", "Fingerprint", "Use as", "Used by")
 FINGERPRINT, USE_AS, USED_BY = 3, 4, 5
@@ -57,11 +57,10 @@ OTHER_MODULE = "Other module…"
 
 
 def _import(ctx: WorkerContext, store: KeyStore, pem: bytes, name: str, pw: bytes | None) -> Any:
-    return store.import_pem(pem, name, (lambda: pw) if pw else None)
+    return store.import_pem(pem, name, typed_secret(pw, f"Passphrase of {name}"))
 
 
-def _list_tokens(ctx: WorkerContext, module: str, pin: bytes | None, pin_for: str | None) -> Any:
-    return list_tokens(module, (lambda: pin) if pin else None, pin_for=pin_for)
+_list_tokens = list_with_pin  # the inventory as the token picker reads it
 
 
 def _opened(_ctx: WorkerContext, history: History) -> Any:

@@ -33,7 +33,7 @@ from sealcheck.core.keys.pkcs11.uri import build_uri
 
 from ..errortext import describe
 from ..jobs.worker import Failure, Worker, WorkerContext
-from .keydialogs import field_row, label_for, message_label, secret_field
+from .keydialogs import field_row, label_for, message_label, secret_field, typed_secret
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,9 @@ class TokenChoice:
     key: TokenKey
 
 
-def _list(_ctx: WorkerContext, module: str, pin: bytes | None, pin_for: str | None) -> Any:
-    return list_tokens(module, (lambda: pin) if pin else None, pin_for=pin_for)
+def list_with_pin(_ctx: WorkerContext, module: str, pin: bytes | None, pin_for: str | None) -> Any:
+    """Core's inventory on a worker; ``pin`` (typed once) goes to the ``pin_for`` token."""
+    return list_tokens(module, typed_secret(pin, f"PIN of {pin_for}"), pin_for=pin_for)
 
 
 class TokenPickerDialog(QDialog):
@@ -145,7 +146,7 @@ class TokenPickerDialog(QDialog):
             return
         self.status.setText(text)
         self.unlock.setEnabled(False)
-        w = Worker(_list, module, pin, target)
+        w = Worker(list_with_pin, module, pin, target)
         w.signals.returned.connect(lambda tokens: self._on_listed(tokens, module))
         w.signals.errored.connect(lambda f: self._on_failed(f, module))
         w.signals.finished.connect(self._ended)
