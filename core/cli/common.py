@@ -300,6 +300,8 @@ def run_backup_command(
         data=data,
         secrets=secrets,
         wrapped_key=wrapped,
+        # X.sha256, X.info… beside it: their checksums and sizes are compared too.
+        sidecars=Locator(s3_settings(args), cancel).find_sidecars(data),
         progress=bar if bar else (lambda _e: None),
         cancel=cancel,
     )

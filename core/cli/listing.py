@@ -88,6 +88,10 @@ def _print_set(s: BackupSet, *, versioned: bool) -> None:
         echo(f"  nightly series: {len(s.members)} night(s), {span}")
     wrapped = s.key_name or "(none: single object)"
     echo(f"  wrapped key: {wrapped}   versions: {len(s.pairs)}   newest: {when}")
+    if s.sidecars:  # X.sha256, X.info…: beside the backup, not backups themselves
+        names = ", ".join(n.rsplit("/", 1)[-1] for n in s.sidecars[:5])
+        more = f" and {len(s.sidecars) - 5} more" if len(s.sidecars) > 5 else ""
+        echo(f"  sidecars: {names}{more} (verify compares the checksums and sizes they carry)")
     for pair in s.pairs:
         d = pair.data
         k = pair.key

@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 
 from ..decrypt.secrets import Secrets
 from ..plumbing.progress import CancelToken, ProgressCallback, no_progress
+from ..storage.sidecar import Sidecar
 from ..storage.source import Source
 
 
@@ -34,3 +35,5 @@ class Job:
     extra_sink: PlaintextSink | None = None
     # Audits: a payload nobody could check fails the run (exit 1) instead of a warning.
     strict: bool = False
+    # Files beside the backup whose checksums or size are compared with what was read.
+    sidecars: tuple[Sidecar, ...] = ()

@@ -19,7 +19,14 @@ from ..decompress.registry import open_decompressor
 from ..decrypt.opener import Opened, OpenRequest
 from ..decrypt.openssl.stream import first_format
 from ..decrypt.registry import opener_for
-from ..errors import Cancelled, Layer, SealcheckError, SizeLimitExceeded, UnsupportedFormat
+from ..errors import (
+    Cancelled,
+    IntegrityError,
+    Layer,
+    SealcheckError,
+    SizeLimitExceeded,
+    UnsupportedFormat,
+)
 from ..formats import Fmt, sniff
 from ..payload.info import PayloadInfo, require_judged
 from ..payload.inspector import PayloadInspector
@@ -36,12 +43,16 @@ from .proof import (
     source_partial,
     source_result,
 )
+from .sidecars import compare as compare_sidecars
+from .sidecars import wants_md5
 
 
 class _HashingReader:
-    def __init__(self, up: Reader, meter: Meter, stage: str) -> None:
+    def __init__(self, up: Reader, meter: Meter, stage: str, *, md5: bool = False) -> None:
         self._up = up
         self.sha256 = hashlib.sha256()
+        # Only for a sidecar that carries an MD5 (md5sum output, a manifest's md5).
+        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
         self.bytes = 0
         self._meter = meter
         self._stage = stage
@@ -50,6 +61,8 @@ class _HashingReader:
         b = self._up.read(n)
         if b:
             self.sha256.update(b)
+            if self.md5 is not None:
+                self.md5.update(b)
             self.bytes += len(b)
             self._meter.add(self._stage, len(b))
         else:
@@ -65,7 +78,8 @@ class _Fetch:
 
     def __init__(self, job: Job, meter: Meter, closers: list[Callable[[], None]]) -> None:
         self.raw = job.data.open()
-        self.hashing = _HashingReader(self.raw, meter, "download")
+        md5 = wants_md5(job.sidecars, job.data.name)
+        self.hashing = _HashingReader(self.raw, meter, "download", md5=md5)
         self.reader = Prefetch(self.hashing, job.cancel, name="sealcheck-fetch")
         closers.append(self.reader.close)
 
@@ -166,9 +180,12 @@ def _run(job: Job, ev: _Evidence) -> None:
             payload.info = payload.inspector.finish()
         finally:
             ev.formats.append(payload.inspector.info.kind)
-        if job.extra_sink is not None:
-            job.extra_sink.finish()
+        mismatch = _sidecar_evidence(job, ev, payload.sha256)
+        if job.extra_sink is not None and mismatch is None:
+            job.extra_sink.finish()  # (a restore test commits its load here)
         payload_evidence(ev, payload.info)
+        if mismatch is not None:
+            raise mismatch
         if job.strict:
             require_judged(payload.info, src.name)
         ev.ok(
@@ -203,6 +220,26 @@ def _run(job: Job, ev: _Evidence) -> None:
         for close in closers:
             close()
         meter.finish()
+
+
+def _sidecar_evidence(job: Job, ev: _Evidence, plaintext_sha256: str) -> IntegrityError | None:
+    """The sidecars' checksums and sizes against the object as read, on the source
+    layer ("sidecar X.sha256: SHA-256 matches"); the first that does not hold."""
+    fetch, src = ev.fetch, ev.layers.get("source")
+    if not job.sidecars or fetch is None or src is None:
+        return None
+    h = fetch.hashing
+    check = compare_sidecars(
+        job.sidecars,
+        job.data.name,
+        sha256=h.sha256.hexdigest(),
+        md5=h.md5.hexdigest() if h.md5 is not None else None,
+        size=h.bytes,
+        plaintext_sha256=plaintext_sha256,
+    )
+    proved = "; ".join([src.proved, *check.proved])
+    ev.set("source", src.status, proved, **src.details, sidecars=check.results)
+    return check.mismatch
 
 
 class _Counting(Tally):

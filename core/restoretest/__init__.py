@@ -11,6 +11,8 @@ Layers (each its own small module, dataclasses between them):
   load (MariaDB: statements over the protocol; PostgreSQL: psql under \\restrict), and
   the checks after loading.
 * ``loader``: the pipeline's plaintext sink feeding the client, with the watchdog.
+* ``archiveload``: pg_dump archives, turned by pg_restore (no connection) into the
+  script the PostgreSQL path loads; a tarred directory archive extracted first.
 * ``runner``: the whole test; ``model``: its result; ``drift``: against an earlier one.
 
 Never imports Qt.

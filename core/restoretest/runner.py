@@ -150,7 +150,8 @@ class _Session:
             else:
                 raise NotRestorable(
                     f"the payload is {info.producer or info.kind}; the restore test loads SQL "
-                    "dumps (mysqldump/mariadb-dump, Sequel Pro, plain pg_dump)"
+                    "dumps (mysqldump/mariadb-dump, Sequel Pro, plain pg_dump) and pg_dump "
+                    "archives"
                 )
         self.engine = engine
         # A stable name (hash() differs between processes): one test per server.

@@ -39,6 +39,7 @@ from .naming import (
 )
 from .rewrap import is_rotation_object
 from .s3.errors import map_client_error
+from .sidecar import sidecars_of
 
 PAIR_WINDOW = _dt.timedelta(hours=1)
 UNVERSIONED = "(unversioned)"
@@ -50,7 +51,9 @@ _NOT_BACKUP_SUFFIXES = frozenset(
     "pdf doc docx xls xlsx ppt pptx odt ods rtf "
     "jpg jpeg png gif bmp svg webp ico tif tiff heic "
     "mp3 mp4 mov avi mkv wav "
-    "pem crt cer pub".split()
+    "pem crt cer pub "
+    # Sidecars whose backup is not there (with it, they are shown beside it).
+    "sha256 sha256sum md5 md5sum sha1 sha512 info".split()
 )
 # Above this many (data x key) versions in one burst, align by rank instead of
 # by the quadratic search (rank is what the search finds for such bursts anyway).
@@ -122,6 +125,9 @@ class BackupSet:
     # A nightly series (naming.stamp_of): the object of each night, newest night first;
     # ``name`` is then the pattern (``clustercontrol/YYYY-MM-DD/backup-full.sql.gz.aes256``).
     members: tuple[str, ...] = ()
+    # Files a producer wrote beside the backup (``X.sha256``, ``X.info``…; see sidecar):
+    # not backups, shown with it; verify compares the checksums and sizes they carry.
+    sidecars: tuple[str, ...] = ()
 
     @property
     def is_series(self) -> bool:
@@ -153,6 +159,7 @@ class BackupSet:
             "orphan_key_versions": [k.to_dict() for k in self.orphan_keys],
             "issues": list(self.issues),
             "recognised": self.recognised,
+            "sidecars": list(self.sidecars),
         }
         if self.is_series:
             out["series"] = {"nights": len(self.members), "objects": list(self.members)}
@@ -489,6 +496,7 @@ class Grouper:
                 data_name in touched
                 or (key_name is not None and key_name in touched)
                 or self._mapping.get(data_name, "") != key_name
+                or any(sc in touched for sc in sidecars_of(data_name, self._by_key))
             ):
                 self._members[data_name] = self._group_one(data_name, key_name)
                 shown = series_name(data_name)
@@ -519,7 +527,11 @@ class Grouper:
         pairs, orphans = pair_versions(dv, kv)
         issues = _issues(data_name, key_name, dv, kv, pairs, orphans, self._rules)
         recognised = looks_like_backup(data_name, key_name, self._rules)
-        return BackupSet(data_name, key_name, tuple(pairs), tuple(orphans), issues, recognised)
+        sidecars = sidecars_of(data_name, self._by_key)
+        return BackupSet(
+            data_name, key_name, tuple(pairs), tuple(orphans), issues, recognised,
+            sidecars=sidecars,
+        )  # fmt: skip
 
     def _regroup(self, shown: str) -> BackupSet | None:
         names = self._in_set.get(shown)
@@ -586,6 +598,7 @@ def series_of(name: str, members: Sequence[BackupSet]) -> BackupSet:
         tuple(issues),
         all(m.recognised for _, m in nights),
         tuple(m.name for _, m in nights),
+        tuple(sc for _, m in nights for sc in m.sidecars),
     )
 
 

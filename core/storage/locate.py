@@ -7,17 +7,19 @@ and in S3 the key version written with that data version)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import AccessDenied, ObjectNotFound, SealcheckError, UsageError
 from ..plumbing.progress import CancelToken
-from .listing import ObjectVersion, pair_versions, versions_of
+from .listing import ObjectVersion, iter_version_pages, pair_versions, versions_of
 from .naming import Rule, key_candidates
 from .s3.client import S3Settings, make_client, object_name, parse_uri
 from .s3.errors import DELETED
 from .s3.object import S3Object
+from .sidecar import MAX_SIDECAR, SIDECAR_SUFFIXES, Sidecar
 from .source import LocalFile, Source
 
 
@@ -148,6 +150,10 @@ class Locator:
             obj=data.name,
         )
 
+    def find_sidecars(self, data: Source) -> tuple[Sidecar, ...]:
+        client = self.client if isinstance(data, S3Object) else None
+        return sidecars_beside(client, data, self._cancel)
+
     def _key_version(self, data: S3Object, cand: str) -> ObjectVersion | None:
         """The version of key object ``cand`` written with this data version (the
         same pairing as ``sealcheck list``); None when ``cand`` has no live version."""
@@ -178,3 +184,43 @@ def _is_version(v: ObjectVersion, data: S3Object) -> bool:
     if data.version_id is None:
         return v.version_id is None  # unversioned: the current object
     return v.version_id == data.version_id
+
+
+def sidecars_beside(client: Any, data: Source, cancel: CancelToken) -> tuple[Sidecar, ...]:
+    """The sidecar files beside the data (``X.sha256``, ``X.info``…). In S3, the version
+    of each written with this data version (the wrapped key's pairing); one written with
+    no version of the data is left out, never compared with the wrong one. Best effort:
+    a listing that is not allowed finds none."""
+    if isinstance(data, LocalFile):
+        out = []
+        for suffix in SIDECAR_SUFFIXES:
+            p = data.path.with_name(data.path.name + suffix)
+            with contextlib.suppress(OSError):
+                if p.is_file():
+                    with p.open("rb") as f:
+                        out.append(Sidecar(str(p), f.read(MAX_SIDECAR)))
+        return tuple(out)
+    if not isinstance(data, S3Object):
+        return ()
+    by_key: dict[str, list[ObjectVersion]] = {}
+    try:
+        for page in iter_version_pages(client, data.bucket, data.key):
+            for v in page:
+                by_key.setdefault(v.key, []).append(v)
+    except SealcheckError:
+        return ()  # sidecars are extra evidence: never a reason not to verify
+    found = []
+    for name in (data.key + s for s in SIDECAR_SUFFIXES):
+        if name not in by_key:
+            continue
+        pairs, _ = pair_versions(by_key.get(data.key, []), by_key[name])
+        mine = next((p for p in pairs if _is_version(p.data, data)), None)
+        if mine is None or mine.key is None or mine.key.delete_marker:
+            continue
+        try:
+            obj = S3Object(client, data.bucket, name, mine.key.version_id, cancel=cancel)
+            text = obj.read_range(0, MAX_SIDECAR)
+            found.append(Sidecar(f"s3://{data.bucket}/{name}", text, mine.key.version_id))
+        except SealcheckError:
+            continue
+    return tuple(found)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..errors import UsageError
+from .sidecar import sidecar_base
 
 _ENC_STEM = re.compile(
     r"^(?P<stem>.+?)(?:\.(?:sql|dump|psql|pgsql|xb|xbstream|tar|mbstream))?"
@@ -59,8 +60,8 @@ def pair_names(names: Iterable[str], rules: Sequence[Rule] = ()) -> dict[str, st
     keys_used: set[str] = set()
     pairs: dict[str, str | None] = {}
     for name in sorted(all_names):
-        if looks_like_wrapped_key(name, rules):
-            continue
+        if looks_like_wrapped_key(name, rules) or sidecar_base(name, all_names) is not None:
+            continue  # a key, or a sidecar shown with the backup it describes
         key = next((k for k in key_candidates(name, rules) if k in all_names), None)
         pairs[name] = key
         if key:

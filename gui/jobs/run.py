@@ -15,7 +15,7 @@ from sealcheck.core.pipeline.job import Job
 from sealcheck.core.pipeline.run import run
 from sealcheck.core.records.report import Report
 from sealcheck.core.restoretest import RestoreTestResult, restore_test
-from sealcheck.core.storage.locate import Locator
+from sealcheck.core.storage.locate import Locator, sidecars_beside
 from sealcheck.core.storage.rewrap import prefer_link
 from sealcheck.core.storage.s3.client import S3Settings, make_client
 
@@ -49,6 +49,7 @@ def run_job(
         data, wrapped = Locator(spec.s3, ctx.cancel, client=client).open_listed(spec.version)
         # A key re-wrapped by a rotation for a key held here wins over the producer's.
         wrapped = prefer_link(data, wrapped, lambda: [k.fingerprint for k in secrets.keys])
+        sidecars = sidecars_beside(client, data, ctx.cancel)
     except BaseException:
         secrets.wipe()
         raise
@@ -56,6 +57,7 @@ def run_job(
         data=data,
         secrets=secrets,
         wrapped_key=wrapped,
+        sidecars=sidecars,
         operation="restore" if spec.operation == "restore" else "verify",
         destination=spec.destination,
         overwrite=spec.overwrite,

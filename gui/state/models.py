@@ -96,6 +96,15 @@ def result_text(outcome: Outcome | None) -> str:
 LATEST_NOT_CHECKED = "latest attempt could not check: setup problem"
 
 
+def sidecars_text(s: BackupSet) -> str | None:
+    """The files a producer wrote beside the backup, shown with it (never as backups)."""
+    if not s.sidecars:
+        return None
+    names = ", ".join(n.rsplit("/", 1)[-1] for n in s.sidecars[:5])
+    more = f" and {len(s.sidecars) - 5} more" if len(s.sidecars) > 5 else ""
+    return f"Sidecars: {names}{more} (Verify compares the checksums and sizes they carry)"
+
+
 def state_text(state: VersionState | None, *, ages: bool = False) -> str:
     """A version's last verdict, and a note when the newest run could not check it
     (a setup problem never takes the verdict's place)."""
@@ -138,7 +147,8 @@ class _SetRow:
 
 def signature(s: BackupSet) -> tuple[Any, ...]:
     newest = s.newest
-    return (len(s.pairs), len(s.orphan_keys), s.issues, newest.version_id if newest else None)
+    vid = newest.version_id if newest else None
+    return (len(s.pairs), len(s.orphan_keys), s.issues, vid, s.sidecars)
 
 
 def _version_key(v: ObjectVersion | None) -> VersionKey | None:
@@ -246,6 +256,8 @@ class BackupSetModel(RowTableModel[_SetRow]):
         tips = list(s.issues)
         if tip := state_tip(state):
             tips.insert(0, tip)
+        if text := sidecars_text(s):
+            tips.append(text)
         return _SetRow(s, sig, display, sort, problem, "\n".join(tips) or None)
 
     def _other_row(self, s: BackupSet, sig: tuple[Any, ...]) -> _SetRow:

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from fixtures.gui_flow import open_window
-from fixtures.pipelines import openssl_variant
+from fixtures.pipelines import openssl_variant, sh
 from sealcheck.core.storage.s3.client import S3Settings, make_client
 from sealcheck.gui.jobs.queue import JobState
 from sealcheck.gui.state.settings import KeyChoice, SourceConfig
@@ -85,3 +85,30 @@ def test_an_unversioned_bucket_is_flagged_and_null_is_never_shown(qtbot, tmp_pat
 def test_a_versioned_bucket_has_no_flag(qtbot, tmp_path, demo_s3_bucket):
     win = open_window(qtbot, tmp_path, [demo_s3_bucket.source()])
     assert not win.browser.versioning_note.isVisibleTo(win)
+
+
+def test_a_sidecar_is_shown_with_its_backup_and_checked(qtbot, tmp_path, plain_bucket):
+    """``sha256sum X > X.sha256`` beside the backup (issue 18): no row of its own, named in
+    the backup's tooltip, and Verify says it matches."""
+    c = make_client(S3Settings(endpoint_url=plain_bucket.endpoint_url, region="us-east-1"))
+    folder = tmp_path / "sum"
+    folder.mkdir()
+    (folder / "db.sql.gz.enc").write_bytes(
+        c.get_object(Bucket=plain_bucket.bucket, Key=BACKUP)["Body"].read()
+    )
+    sh("sha256sum db.sql.gz.enc > db.sql.gz.enc.sha256", folder)
+    body = (folder / "db.sql.gz.enc.sha256").read_bytes()
+    c.put_object(Bucket=plain_bucket.bucket, Key=BACKUP + ".sha256", Body=body)
+    win = open_window(qtbot, tmp_path, [plain_bucket])
+    m = win.browser.model
+    names = [m.index(r, 0).data() for r in range(m.rowCount())]
+    assert BACKUP + ".sha256" not in names
+    assert "Sidecars: db.sql.gz.enc.sha256" in m.index(_row(win, BACKUP), 0).data(
+        Qt.ItemDataRole.ToolTipRole
+    )
+    assert win.browser.select_set(BACKUP)
+    win.browser.versions_view.selectRow(0)
+    (rec,) = win.verify_selected()
+    qtbot.waitUntil(lambda: not win.queue.busy, timeout=30000)
+    assert rec.state is JobState.DONE, rec.message
+    assert "sidecar db.sql.gz.enc.sha256: SHA-256 matches" in win.browser.details.toPlainText()
