@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -129,14 +130,19 @@ class SourceStore:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or config_path()
+        # Where an unreadable sources file was moved to, for the window to say so.
+        self.set_aside: Path | None = None
 
     def load(self) -> list[SourceConfig]:
         try:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
             return []
-        except (OSError, ValueError):
-            return []  # an unreadable file is not fatal; the next save replaces it
+        except (OSError, ValueError, UnicodeDecodeError):
+            # Not fatal, but never lost: a hand edit with a typo must not be replaced
+            # by the next save. The file is renamed aside and the window says where.
+            self._set_aside()
+            return []
         version = int(data.get("version", 0))
         while version < SETTINGS_VERSION:
             data = _UPGRADES[version](data)
@@ -152,5 +158,17 @@ class SourceStore:
     def save(self, sources: list[SourceConfig]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"version": SETTINGS_VERSION, "sources": [s.to_json() for s in sources]}
-        with AtomicWriter(self.path, overwrite=True, error=SaveFailed) as f:
+        # A sources file kept as a symbolic link (dotfiles under version control) is
+        # written where the link points, and the link stays: the atomic writer never
+        # writes through a link itself.
+        with AtomicWriter(self.path.resolve(), overwrite=True, error=SaveFailed) as f:
             f.write(json.dumps(payload, indent=2).encode())
+
+    def _set_aside(self) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.unreadable-{stamp}")
+        try:
+            self.path.resolve().rename(aside)
+        except OSError:
+            return  # it stays where it is; save() will then refuse or replace it
+        self.set_aside = aside

@@ -71,6 +71,32 @@ def test_settings_upgrade_from_version_0(tmp_path):
     assert SourceStore(p).load() == [SourceConfig(name="old", bucket="b")]
 
 
+def test_unreadable_settings_are_kept_aside_never_replaced(tmp_path, qtbot):
+    from sealcheck.gui.views.mainwindow import MainWindow
+
+    p = tmp_path / "sources.json"
+    typo = '{"version": 1, "sources": [{"name": "prod", "bucket": "b"},]}'  # a hand edit
+    p.write_text(typo)
+    win = MainWindow(SourceStore(p))
+    qtbot.addWidget(win)
+    aside = win.store.set_aside
+    assert aside is not None and aside.read_text() == typo and not p.exists()
+    assert str(aside) in win.statusBar().currentMessage()
+    win.store.save([SourceConfig(name="new", bucket="c")])
+    assert aside.read_text() == typo  # the next save wrote a new file beside it
+
+
+def test_settings_kept_as_a_symlink_are_written_where_it_points(tmp_path):
+    real = tmp_path / "dotfiles" / "sources.json"
+    real.parent.mkdir()
+    SourceStore(real).save([SourceConfig(name="a", bucket="b")])
+    link = tmp_path / "config" / "sources.json"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    SourceStore(link).save([SourceConfig(name="c", bucket="d")])
+    assert link.is_symlink() and SourceStore(real).load() == [SourceConfig(name="c", bucket="d")]
+
+
 def test_secret_dialog_hides_and_returns_the_text(qtbot):
     dlg = SecretDialog("Token PIN", "PIN of the token")
     qtbot.addWidget(dlg)

@@ -227,8 +227,11 @@ class MainWindow(ActionWindow):
             self.sources.setCurrentRow(min(select, self.sources.count() - 1))
         else:
             self._on_source_changed(-1)
+            aside = self.store.set_aside
+            # An unreadable sources file was kept, not lost: say where, so it can be mended.
+            first = f"The sources file could not be read; it is kept as {aside}. " if aside else ""
             self.statusBar().showMessage(
-                "No sources yet: add one with Source → Add source… (Ctrl+N)"
+                first + "No sources yet: add one with Source → Add source… (Ctrl+N)"
             )
 
     def current_source(self) -> SourceConfig | None:
