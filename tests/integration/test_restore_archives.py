@@ -6,7 +6,9 @@ payload check read from the archive's data blocks. A damaged archive never loads
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shlex
 from pathlib import Path
 
@@ -15,6 +17,8 @@ import pytest
 from fixtures.databases import LoadedDatabase, PostgresServer
 from fixtures.pipelines import sh
 from fixtures.restoretest import ProcWatcher, api_run, restore_test_cli
+from sealcheck.core.restoretest import archiveload
+from sealcheck.core.restoretest.engines.postgres import PostgresTarget
 
 pytestmark = pytest.mark.usefixtures("no_restore_leftovers")
 
@@ -173,3 +177,66 @@ def test_pg_restore_failure_names_the_layer(
     assert res["error"]["message"].startswith("restore test: pg_restore")
     assert "could not read input file" in res["error"]["message"]
     assert res["tables"] == []
+
+
+def test_drift_between_two_archives(
+    tmp_path: Path, rt_state: Path, pg_server: PostgresServer
+) -> None:
+    """The same drift as for SQL dumps: two nights of a -Fc backup, rows gone and a table
+    emptied in between."""
+    db = f"drift_{secrets.token_hex(3)}"
+    pg_server.psql(f"CREATE DATABASE {db};")
+    try:
+        pg_server.psql(
+            "CREATE TABLE a (id int); INSERT INTO a SELECT generate_series(1, 10);\n"
+            "CREATE TABLE b (id int); INSERT INTO b VALUES (1), (2);",
+            db,
+        )
+        pgd = q(pg_server.bindir / "pg_dump")
+        sh(f"{pgd} -Fc -f night1.dump {conn(pg_server, db)}", tmp_path)
+        pg_server.psql("DELETE FROM a WHERE id > 6; TRUNCATE b;", db)
+        sh(f"{pgd} -Fc -f night2.dump {conn(pg_server, db)}", tmp_path)
+    finally:
+        pg_server.psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE);")
+    rc, first = restore_test_cli(rt_state, str(tmp_path / "night1.dump"))
+    assert rc == 0, first["error"]
+    base = tmp_path / "night1.json"
+    base.write_text(json.dumps(first))
+    rc, res = restore_test_cli(rt_state, str(tmp_path / "night2.dump"), "--baseline", str(base))
+    assert rc == 0, res["error"]
+    drift = res["drift"]
+    assert {c["name"]: (c["before"], c["after"]) for c in drift["row_changes"]} == {
+        "public.a": (10, 6), "public.b": (2, 0),
+    }  # fmt: skip
+    assert drift["emptied"] == ["public.b"]
+
+
+def test_pg_restore_and_psql_never_see_a_password(
+    tmp_path: Path, rt_state: Path, pg_server: PostgresServer, pg_rich_db: LoadedDatabase,
+    proc_watcher: ProcWatcher, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """pg_restore runs with no credentials at all (PATH, locale, a HOME of ours) and no
+    password of the test's roles is in any argv or environment while the archive loads."""
+    path = make(pg_server, pg_rich_db, "directory, gzip, tarred", tmp_path / "b")
+    start, spawned = PostgresTarget.start, []
+
+    def watched_start(self, *a, **kw):  # type: ignore[no-untyped-def]
+        proc_watcher.secrets += list(self._pw.values())
+        return start(self, *a, **kw)
+
+    def watched_spawn(argv, **kw):  # type: ignore[no-untyped-def]
+        spawned.append((list(argv), dict(kw["env"])))
+        return real_spawn(argv, **kw)
+
+    real_spawn = archiveload.spawn
+    monkeypatch.setattr(PostgresTarget, "start", watched_start)
+    monkeypatch.setattr(archiveload, "spawn", watched_spawn)
+    proc_watcher.start()
+    res = api_run(path, rt_state)
+    proc_watcher.stop()
+    assert res.exit_code == 0, res.error
+    assert len(proc_watcher.secrets) == 2 and proc_watcher.hits == []
+    ((argv, env),) = spawned
+    assert argv[0].endswith("/pg_restore") and "--no-owner" in argv and "--no-privileges" in argv
+    assert "-d" not in argv and set(env) == {"PATH", "LANG", "LC_ALL", "HOME"}
+    assert not any(s in " ".join(argv) + " ".join(env.values()) for s in proc_watcher.secrets)
