@@ -106,6 +106,13 @@ def register(sub: Any) -> None:
                 "--lock-minutes", type=int, default=60, help="lock expiry (renewed while running)"
             )
             p.add_argument(
+                "--workers",
+                type=int,
+                default=8,
+                metavar="N",
+                help="versions rotated at once (default 8; each one's steps stay in order)",
+            )
+            p.add_argument(
                 "--take-over-lock",
                 action="store_true",
                 help="take the prefix's lock from a rotation known to be dead (killed, its "
@@ -152,6 +159,7 @@ def _keys(args: argparse.Namespace) -> tuple[Settings, list[KeySource]]:
         allow_unversioned=getattr(args, "allow_unversioned", False),
         lock_ttl=_dt.timedelta(minutes=getattr(args, "lock_minutes", 60)),
         take_over_lock=getattr(args, "take_over_lock", False),
+        workers=max(1, getattr(args, "workers", 8)),
     )
     return settings, old
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import hmac
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -59,6 +61,7 @@ class Settings:
     allow_unversioned: bool = False
     lock_ttl: _dt.timedelta = DEFAULT_LOCK_TTL
     take_over_lock: bool = False
+    workers: int = 8  # versions in flight at once
     page_size: int = 1000  # ListObjectVersions page (smaller in tests of pagination)
 
 
@@ -101,7 +104,7 @@ class Rotation:
         self._crash = crash or crash_hook()
         self._fp_hex = fingerprint_hex(settings.new.fingerprint)
         self._proved: set[str] = set()
-        self._t0 = time.monotonic()
+        self._local = threading.local()  # per worker: when its version started
         self._hint: str | None = None  # the padding the last version used
         self.proof = "public key only (--public-only): possession not proved"
 
@@ -176,22 +179,45 @@ class Rotation:
             listed = self._list()
             journal.add(listed.items)
             self._crash("listed")
-            items = journal.items()
-            for n, item in enumerate(items, 1):
-                self._cancel.check()
-                if not item.step.final:
-                    lock.renew_if_due()
-                    self._t0 = time.monotonic()
-                    self._rotate(journal, item, listed)
-                self._progress(n, len(items), item)
+            self._work(journal, listed, lock)
         finally:
             lock.release()
         return Outcome(journal.items(), versioning, self.proof)
 
+    def _work(self, journal: Journal, listed: Listed, lock: Lock) -> None:
+        """Every unfinished version, ``workers`` at a time: a version waits mostly on S3,
+        and each goes through its own steps in order whatever the others do."""
+        items = journal.items()
+        todo = [i for i in items if not i.step.final]
+        n = len(items) - len(todo)
+        stop = threading.Event()  # a worker failed or the run was cancelled: start no more
+
+        def one(item: Item) -> Item:
+            if stop.is_set():
+                return item
+            self._cancel.check()
+            self._local.t0 = time.monotonic()
+            self._rotate(journal, item, listed)
+            return item
+
+        pool = ThreadPoolExecutor(self.s.workers, thread_name_prefix="sealcheck-rotate")
+        try:
+            for future in as_completed([pool.submit(one, item) for item in todo]):
+                item = future.result()
+                n += 1
+                lock.renew_if_due()
+                self._progress(n, len(items), item)
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            # Versions in flight finish their current step; none starts after a failure.
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def _end(self, journal: Journal, item: Item, step: Step, reason: str | None) -> None:
         """Record a final step, with the time the version took in this run."""
         item.step, item.reason = step, reason
-        item.seconds = round(time.monotonic() - self._t0, 4)
+        item.seconds = round(time.monotonic() - self._local.t0, 4)
         journal.update(item)
 
     def _rotate(self, journal: Journal, item: Item, listed: Listed) -> None:

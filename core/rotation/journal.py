@@ -16,6 +16,7 @@ import enum
 import os
 import signal
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -127,9 +128,11 @@ class Journal:
     def __init__(self, path: Path, *, crash: Callable[[str], None] | None = None) -> None:
         self.path = path
         self._crash = crash or crash_hook()
+        self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(path, isolation_level=None)
+            # One connection shared by the rotation's workers, one transaction at a time.
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit is fsynced before it returns (update() relaxes it for the
             # informational steps).
@@ -145,7 +148,8 @@ class Journal:
     # --- meta ---------------------------------------------------------------------
 
     def meta(self) -> dict[str, str]:
-        return dict(self._db.execute("SELECT k, v FROM meta").fetchall())
+        with self._lock:
+            return dict(self._db.execute("SELECT k, v FROM meta").fetchall())
 
     def set_meta(self, **values: str) -> None:
         with self._tx():
@@ -171,17 +175,19 @@ class Journal:
         (fetched, unwrapped, read back) reach the disk with the next synced commit."""
         row = dict(zip(_COLUMNS, self._row(item), strict=True))
         durable = item.step in (Step.WRAPPED, Step.WRITTEN) or item.step.final
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        with self._tx():
-            self._db.execute(
-                _UPDATE, [row[c] for c in _SET_COLUMNS] + [item.data_key, item.data_version]
-            )
-            self._crash("before-commit")
+        with self._lock:
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            with self._tx():
+                self._db.execute(
+                    _UPDATE, [row[c] for c in _SET_COLUMNS] + [item.data_key, item.data_version]
+                )
+                self._crash("before-commit")
         self._crash(point or item.step.value)
 
     def items(self) -> list[Item]:
-        rows = self._db.execute(_SELECT)
-        return [self._item(r) for r in rows.fetchall()]
+        with self._lock:
+            rows = self._db.execute(_SELECT).fetchall()
+        return [self._item(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT step, COUNT(*) FROM items GROUP BY step").fetchall()
@@ -201,15 +207,17 @@ class Journal:
         return Item(**d)
 
     def _tx(self) -> Any:
-        return _Transaction(self._db, self.path)
+        return _Transaction(self._db, self.path, self._lock)
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, db: sqlite3.Connection, path: Path, lock: threading.RLock) -> None:
         self._db = db
         self._path = path
+        self._lock = lock
 
     def __enter__(self) -> None:
+        self._lock.acquire()
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
@@ -217,6 +225,8 @@ class _Transaction:
             self._db.execute("ROLLBACK" if exc_type else "COMMIT")
         except sqlite3.Error as exc:
             raise JournalError(str(exc), obj=str(self._path)) from None
+        finally:
+            self._lock.release()
 
 
 def journals(folder: Path | None = None) -> Iterator[Path]:

@@ -49,7 +49,10 @@ def test_ctrl_c_pauses_and_resume_finishes(
     with monkeypatch.context() as m:
         # A real SIGINT, as a terminal's Ctrl-C sends, after the first version.
         after_versions(m, 1, lambda: os.kill(os.getpid(), signal.SIGINT))
-        r = rotate_keys("run", moto_s3, rsa_key, other_rsa_key, "--versions", "all")
+        # One worker: with more, the versions already in flight would finish too.
+        r = rotate_keys(
+            "run", moto_s3, rsa_key, other_rsa_key, "--versions", "all", "--workers", "1"
+        )
     assert r.returncode == 130, r.stdout + r.stderr
     assert "--resume" in r.stderr and "nothing is half-written" in r.stderr
     assert len(links(moto_s3)) == 1
