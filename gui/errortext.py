@@ -36,7 +36,7 @@ from sealcheck.core.errors import (
     WrongKey,
     WrongPassphrase,
 )
-from sealcheck.core.keys.custody import DuplicateKey, InsecureKeyring
+from sealcheck.core.keys.custody import BadKeyName, DuplicateKey, InsecureKeyring
 from sealcheck.core.payload.info import PayloadNotChecked
 from sealcheck.core.records.evidence_check import ReportUnreadable
 from sealcheck.core.records.history import HistoryError
@@ -188,6 +188,10 @@ _WORDS: dict[type[SealcheckError], tuple[str, str]] = {
         "This file is not a private key",
         "Choose the private key file (PEM or DER, PKCS#1 or PKCS#8), not a public key, "
         "certificate or backup.",
+    ),
+    BadKeyName: (
+        "This key name cannot be used",
+        "Choose another: letters, digits, '.', '_' or '-' (at most 64), not a name already held.",
     ),
     DuplicateKey: (
         "This key is already held under another name",

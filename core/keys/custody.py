@@ -41,6 +41,10 @@ class InsecureKeyring(SealcheckError):
     """No secure OS keyring is available."""
 
 
+class BadKeyName(UsageError):
+    """This key name cannot be used."""
+
+
 class DuplicateKey(UsageError):
     """This key is already held under another name."""
 
@@ -105,7 +109,7 @@ class KeyStore:
 
     def _check_name(self, name: str) -> None:
         if not _NAME_RE.match(name):
-            raise UsageError(
+            raise BadKeyName(
                 f"key name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)"
             )
 
@@ -124,7 +128,7 @@ class KeyStore:
         kr = secure_keyring()
         p8, meta = self._paths(name)
         if meta.exists() or kr.get_password(SERVICE, _account(name)) is not None:
-            raise UsageError(f"a key named {name!r} is already held; remove it first")
+            raise BadKeyName(f"a key named {name!r} is already held; remove it first")
         key = PemKey.from_bytes(pem, f"PEM for {name}", passphrase)
         # The same key under two names would be two places to rotate or remove it.
         for held in self.list():
@@ -197,7 +201,7 @@ class KeyStore:
         kr = secure_keyring()
         p8_new, meta_new = self._paths(new)
         if meta_new.exists() or kr.get_password(SERVICE, _account(new)) is not None:
-            raise UsageError(f"a key named {new!r} is already held; choose another name")
+            raise BadKeyName(f"a key named {new!r} is already held; choose another name")
         kek = kr.get_password(SERVICE, _account(old))
         if kek is None:
             raise KeyUnavailable(

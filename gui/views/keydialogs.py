@@ -29,10 +29,9 @@ from sealcheck.core.errors import (
     KeyUnavailable,
     NotAPrivateKey,
     PassphraseNeeded,
-    UsageError,
     WrongPassphrase,
 )
-from sealcheck.core.keys.custody import DuplicateKey, HeldKey, KeyStore
+from sealcheck.core.keys.custody import BadKeyName, DuplicateKey, HeldKey, KeyStore
 from sealcheck.core.keys.prompt import SecretProvider, secret_once
 
 from ..errortext import describe
@@ -194,7 +193,7 @@ class ImportKeyDialog(QDialog):
             self._say(text, self.passphrase)
         elif isinstance(exc, DuplicateKey):
             self._say(f"{msg.headline}: {exc.existing.name!r}. {msg.advice}", self.name)
-        elif isinstance(exc, UsageError) and "name" in (exc.detail or ""):
+        elif isinstance(exc, BadKeyName):
             self._say(f"{exc.detail}.", self.name)  # a name not allowed, or already taken
         elif isinstance(exc, NotAPrivateKey):
             self._say(text, self.path)

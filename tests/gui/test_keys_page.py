@@ -82,6 +82,12 @@ def test_a_wrong_passphrase_or_a_non_key_is_said_and_the_dialog_stays_for_a_retr
     assert "passphrase" not in dlg.problem.text().lower()
     dlg.reject()
 
+    plain = make_rsa_key(tmp_path, "plain", 2048)
+    dlg = import_with(qtbot, page, plain.private, "two words")
+    assert dlg.isVisible() and "key name 'two words': use letters" in dlg.problem.text()
+    assert dlg.name.hasFocus() and dlg.path.text() == str(plain.private)
+    dlg.reject()
+
 
 def test_the_same_key_twice_is_refused_naming_the_first(
     qtbot, page: KeysPage, rsa_key, tmp_path: Path
