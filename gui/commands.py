@@ -1,15 +1,15 @@
 """Subcommands the GUI package contributes to the ``sealcheck`` CLI.
 
 Registered through the ``sealcheck.commands`` entry-point group so core never
-imports the GUI. Qt is imported only when a GUI command actually runs.
+imports the GUI. Every ``sealcheck`` run loads this module, so it imports what its
+commands run only when they run: Qt for the app, and for the demo its harness (the
+restore test, boto3, a local S3 server).
 """
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
-
-from .demo.samples import run_demo
 
 
 def register_gui(sub: Any) -> None:
@@ -34,4 +34,7 @@ def _run_gui(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    # The restore test, boto3 and the S3 server load only when the demo runs.
+    from .demo.samples import run_demo
+
     return run_demo(no_gui=args.no_gui, keep=args.keep)

@@ -26,20 +26,6 @@ from .termtext import echo
 log = logging.getLogger("sealcheck")
 
 
-def add_history_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--no-history",
-        action="store_true",
-        help="do not record the result in the verification history",
-    )
-    p.add_argument(
-        "--trigger",
-        choices=[t.value for t in Trigger],
-        default=Trigger.MANUAL.value,
-        help="what started this run, as recorded in the history (default: manual)",
-    )
-
-
 def evidence_signer() -> Signer | None:
     """The evidence signing key from custody (made on first use), or None with a
     warning: a report is still written, sealed but unsigned, and says so."""
@@ -96,69 +82,6 @@ def record_history(args: argparse.Namespace, result: Result) -> None:
 
 def _warn(text: str) -> None:
     echo(f"sealcheck: warning: {text}", file=sys.stderr)
-
-
-def register(sub: Any) -> None:
-    h = sub.add_parser("history", help="list recorded verifications, restores and restore tests")
-    h.add_argument("--json", action="store_true", help="print the entries as JSON")
-    h.add_argument(
-        "--source",
-        metavar="PATTERN",
-        help="only these objects: a shell pattern on s3://bucket/key or the path "
-        "(without * ? [ it matches anywhere)",
-    )
-    h.add_argument(
-        "--failed",
-        action="store_true",
-        help="only FAILED verdicts (not runs that could not check the backup)",
-    )
-    h.add_argument("--limit", type=int, metavar="N", help="at most N entries")
-    h.set_defaults(func=cmd_history)
-
-    r = sub.add_parser("report", help="evidence reports from the history")
-    r.set_defaults(func=lambda _a: _usage(r))
-    rsub = r.add_subparsers(dest="report_command", metavar="COMMAND")
-    e = rsub.add_parser(
-        "export",
-        help="write an evidence report an auditor can file (HTML or JSON, sealed with a SHA-256)",
-    )
-    e.add_argument("ids", nargs="*", type=int, metavar="ID", help="history entry ids")
-    e.add_argument(
-        "--latest",
-        action="store_true",
-        help="the newest verdict (OK or FAILED) of every object version; runs that could "
-        "not check the backup are left out (narrow it with --source)",
-    )
-    e.add_argument("--source", metavar="PATTERN", help="with --latest: only these objects")
-    e.add_argument("--format", choices=("html", "json", "csv", "pdf"), required=True)
-    e.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
-    e.add_argument("--force", action="store_true", help="replace an existing file")
-    e.set_defaults(func=cmd_report_export)
-    c = rsub.add_parser(
-        "check",
-        help="check the seal of an exported evidence report (HTML or JSON), offline",
-    )
-    c.add_argument(
-        "file", type=Path, metavar="FILE", help="an HTML or JSON report from report export"
-    )
-    c.set_defaults(func=cmd_report_check)
-    v = rsub.add_parser(
-        "verify",
-        help="check a report's signature and the hash chain of every record in it, offline",
-    )
-    v.add_argument("file", type=Path, metavar="FILE", help="an HTML, JSON or PDF evidence report")
-    v.add_argument(
-        "--public-key",
-        type=Path,
-        metavar="PEM",
-        help="the evidence signing key's public key (sealcheck key export-public --signing)",
-    )
-    v.set_defaults(func=cmd_report_verify)
-
-
-def _usage(p: argparse.ArgumentParser) -> int:
-    p.print_help(sys.stderr)
-    return int(ExitCode.USAGE)
 
 
 def cmd_history(args: argparse.Namespace) -> int:

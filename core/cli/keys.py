@@ -24,58 +24,6 @@ from .common import pem_passphrase
 from .termtext import echo, safe
 
 
-def register(sub: Any) -> None:
-    k = sub.add_parser("key", help="keys Sealcheck can use: import, list, export, rename, remove")
-    ks = k.add_subparsers(dest="key_command", metavar="ACTION")
-
-    imp = ks.add_parser("import", help="put a PEM private key into custody (OS keyring)")
-    imp.add_argument("pem", type=Path, metavar="PEM_FILE")
-    imp.add_argument("--name", required=True)
-    imp.add_argument("--key-passphrase-file", type=Path, help="passphrase of an encrypted PEM")
-    imp.set_defaults(func=cmd_import)
-
-    ls = ks.add_parser("list", help="every key Sealcheck can use, with fingerprints")
-    ls.add_argument("--pkcs11-module", metavar="SO", help="also list this token module's keys")
-    ls.add_argument(
-        "--pin-file",
-        type=Path,
-        help="PIN of ONE token, to also see its keys hidden before login: tried once, only on "
-        "the --token one or, without --token, only if exactly one token is present (never on "
-        "another token: wrong PINs count toward a token's lockout)",
-    )
-    ls.add_argument(
-        "--token",
-        metavar="LABEL|URI",
-        help="the token the --pin-file PIN is for: its label, or a pkcs11: URI naming it "
-        "(e.g. 'pkcs11:token=backup;serial=0123'); other tokens are listed without login",
-    )
-    ls.add_argument("--json", action="store_true")
-    ls.set_defaults(func=cmd_list)
-
-    exp = ks.add_parser(
-        "export-public",
-        help="print a held key's public key (PEM); --signing: the evidence signing key's",
-    )
-    exp.add_argument("name", nargs="?")
-    exp.add_argument(
-        "--signing",
-        action="store_true",
-        help="the Ed25519 key that signs evidence reports (made now if there is none yet)",
-    )
-    exp.set_defaults(func=cmd_export_public)
-
-    ren = ks.add_parser("rename", help="hold a key under another name")
-    ren.add_argument("name")
-    ren.add_argument("new_name", metavar="NEW_NAME")
-    ren.set_defaults(func=cmd_rename)
-
-    rm = ks.add_parser("remove", help="remove a key from custody")
-    rm.add_argument("name")
-    rm.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    rm.set_defaults(func=cmd_remove)
-    k.set_defaults(func=lambda _a: (k.print_help(), 2)[1])
-
-
 def _read(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()

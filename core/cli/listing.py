@@ -28,10 +28,15 @@ from ..storage.listing import (
 from ..storage.locate import Locator
 from ..storage.naming import Rule
 from ..storage.s3.client import S3Settings, parse_uri
+from .common import naming_rules, s3_settings
 from .termtext import echo
 
 
-def cmd_list(args: argparse.Namespace, settings: S3Settings, rules: tuple[Rule, ...]) -> int:
+def cmd_list(args: argparse.Namespace) -> int:
+    return list_location(args, s3_settings(args), naming_rules(args))
+
+
+def list_location(args: argparse.Namespace, settings: S3Settings, rules: tuple[Rule, ...]) -> int:
     location: str = args.location
     if location.startswith("s3://"):
         uri = parse_uri(location)

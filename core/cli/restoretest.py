@@ -9,94 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from ..restoretest import RestoreTestOptions, restore_test
-from .common import add_key_options, add_s3_options, run_backup_command
-from .history import add_history_option
+from .common import run_backup_command
 from .termtext import echo
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "restore-test",
-        help="load a backup into a throwaway MariaDB/PostgreSQL server and check what came back",
-    )
-    p.add_argument("source", metavar="SOURCE", help="local path or s3://bucket/key")
-    p.add_argument("--version-id", metavar="V")
-    p.add_argument(
-        "--engine",
-        choices=("auto", "mariadb", "mysql", "postgres"),
-        default="auto",
-        help="the server to load into (auto: from the dump's header)",
-    )
-    p.add_argument(
-        "--server",
-        metavar="DSN",
-        help="an existing local server instead of a throwaway one: mysql://USER@localhost/"
-        "?socket=PATH or postgresql://USER@/?host=SOCKET_DIR (a scratch database is used)",
-    )
-    p.add_argument("--server-password-file", type=Path, metavar="F")
-    p.add_argument(
-        "--baseline",
-        type=Path,
-        metavar="JSON",
-        help="an earlier restore-test result of the same backup (--json output): show drift",
-    )
-    p.add_argument(
-        "--max-time",
-        "--max-seconds",
-        dest="max_seconds",
-        type=_seconds,
-        default=6 * 3600.0,
-        metavar="SECONDS",
-        help="wall-clock limit from the start of the load to the end of the checks "
-        "(default 21600: 6 hours); over it the load is stopped and the test fails",
-    )
-    p.add_argument(
-        "--max-disk",
-        type=_size,
-        metavar="SIZE",
-        help="how much the server's disk use may grow during the load, e.g. 500M or 2G "
-        "(default: 90%% of the free space where the throwaway server keeps its data; "
-        "with --server: the scratch database's size, PostgreSQL only)",
-    )
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--no-progress", action="store_true")
-    add_history_option(p)
-    add_key_options(p)
-    add_s3_options(p)
-    p.set_defaults(func=cmd_restore_test)
-
-
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def _size(text: str) -> int:
-    """``500M``, ``2G``, ``1.5GiB``, ``1048576``: binary units (K = 1024 bytes)."""
-    t = text.strip().upper().removesuffix("B").removesuffix("I")
-    unit = t[-1:] if t[-1:] in _UNITS and t[-1:] else ""
-    number = t[: len(t) - len(unit)].strip()
-    try:
-        value = float(number) * _UNITS[unit]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a size (examples: 500M, 2G, 1048576)"
-        ) from None
-    if not value >= 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: the disk limit must be at least 1 byte")
-    return int(value)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the wall-clock limit must be positive")
-    return value
 
 
 def cmd_restore_test(args: argparse.Namespace) -> int:

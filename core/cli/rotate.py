@@ -32,7 +32,6 @@ from ..rotation.scope import Scope
 from ..rotation.wire import OAEP_SHA256
 from ..storage.s3.client import make_client, parse_uri
 from .common import (
-    add_s3_options,
     cancel_on_sigint,
     naming_rules,
     pem_passphrase,
@@ -47,89 +46,6 @@ _MARK = {
     Step.ALREADY: "ALREADY",
     Step.CANNOT: "CANNOT",
 }
-
-
-def register(sub: Any) -> None:
-    r = sub.add_parser(
-        "rotate", help="re-wrap every backup's data key for a new RSA key pair (plan, run, status)"
-    )
-    rs = r.add_subparsers(dest="rotate_command", metavar="ACTION")
-    for name, helptext in (
-        ("plan", "dry run: every data version in scope and what would happen to it"),
-        ("run", "rotate: re-wrap, write create-only beside the original, read back"),
-    ):
-        p = rs.add_parser(name, help=helptext)
-        p.add_argument("location", metavar="s3://BUCKET/PREFIX")
-        p.add_argument(
-            "--to",
-            required=True,
-            metavar="NEW",
-            help="the new key: a private PEM, keyring:NAME or a pkcs11: URI (it proves "
-            "possession); a public PEM only with --public-only",
-        )
-        p.add_argument(
-            "--from",
-            dest="old",
-            action="append",
-            default=[],
-            metavar="KEY",
-            help="an old private key (PEM, keyring:NAME, pkcs11: URI; repeatable); default: "
-            "every held key",
-        )
-        p.add_argument("--versions", choices=[s.value for s in Scope], default="current")
-        p.add_argument(
-            "--public-only",
-            action="store_true",
-            help="re-wrap to a public key whose private half is held offline (no proof of "
-            "possession; recorded as such)",
-        )
-        p.add_argument(
-            "--oaep",
-            action="store_true",
-            help="re-wrap with OAEP-SHA256 instead of each original's padding (runbooks that "
-            "call 'openssl rsautl -decrypt' then need pkeyutl with OAEP options)",
-        )
-        p.add_argument("--json", action="store_true", help="print the report as JSON")
-        p.add_argument("--pkcs11-module", metavar="SO", help="PKCS#11 module for pkcs11: keys")
-        p.add_argument("--pin-file", type=Path, help="token PIN (otherwise asked once)")
-        p.add_argument("--key-passphrase-file", type=Path, help="passphrase of encrypted PEMs")
-        if name == "run":
-            p.add_argument("--resume", action="store_true", help="continue an interrupted run")
-            p.add_argument(
-                "--allow-unversioned",
-                action="store_true",
-                help="rotate even where versioning is not Enabled (writes stay create-only)",
-            )
-            p.add_argument("--journal", type=Path, metavar="PATH", help="the journal file")
-            p.add_argument("--report", type=Path, metavar="PATH", help="write the JSON report")
-            p.add_argument(
-                "--lock-minutes", type=int, default=60, help="lock expiry (renewed while running)"
-            )
-            p.add_argument(
-                "--workers",
-                type=int,
-                default=8,
-                metavar="N",
-                help="versions rotated at once (default 8; each one's steps stay in order)",
-            )
-            p.add_argument(
-                "--take-over-lock",
-                action="store_true",
-                help="take the prefix's lock from a rotation known to be dead (killed, its "
-                "journal lost) before the lock expires",
-            )
-        add_s3_options(p)
-        p.set_defaults(func=cmd_plan if name == "plan" else cmd_run)
-    st = rs.add_parser("status", help="rotations in the journal folder and how far each got")
-    st.add_argument("--journal", type=Path, metavar="PATH", help="one journal file")
-    st.add_argument("--json", action="store_true")
-    st.set_defaults(func=cmd_status)
-    r.set_defaults(func=lambda _a: _usage(r))
-
-
-def _usage(p: argparse.ArgumentParser) -> int:
-    p.print_help(sys.stderr)
-    return int(ExitCode.USAGE)
 
 
 def _keys(args: argparse.Namespace) -> tuple[Settings, list[KeySource]]:

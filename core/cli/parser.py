@@ -1,0 +1,367 @@
+"""The ``sealcheck`` command line's declarations: every command, its options and help.
+
+Declaring is cheap: a command's body (``Command``) is imported only when that
+command runs, so ``sealcheck --help`` imports none of them and ``sealcheck verify``
+of a local file neither the restore test (its SQL scanners build large patterns
+at import), the key rotation nor boto3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .. import __version__
+from ..errors import ExitCode
+from .options import (
+    SCOPES,
+    add_history_option,
+    add_key_options,
+    add_s3_options,
+    seconds_arg,
+    size_arg,
+)
+from .termtext import safe
+
+log = logging.getLogger("sealcheck")
+
+
+class Command:
+    """A command's body, named by its module (under ``sealcheck.core.cli``) and function.
+
+    Imported when that command runs, not when the parser is built: the bodies pull in
+    what only they need (the restore test, the rotation engine, the key inventory, the
+    pipeline), and every ``sealcheck`` run builds the whole parser. The one deferred
+    import of the CLI, as the core front door's names (core/__init__.py) are."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        body = getattr(importlib.import_module(f"{__package__}.{self.module}"), self.name)
+        return int(body(args))
+
+    def __repr__(self) -> str:
+        return f"Command({self.module!r}, {self.name!r})"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors quote what was typed (or globbed from a folder of
+    backups): they are escaped like every other line. Subcommand parsers are of
+    this class too (add_subparsers makes them of the parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(safe(message))
+
+
+def _usage(p: argparse.ArgumentParser) -> int:
+    p.print_help(sys.stderr)
+    return int(ExitCode.USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="sealcheck",
+        description="Verify, restore and restore-test envelope-encrypted database backups.",
+    )
+    p.add_argument("--version", action="version", version=f"sealcheck {__version__}")
+    p.add_argument(
+        "--debug", action="store_true", help="debug logging on stderr (never shows secrets)"
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    ls = sub.add_parser(
+        "list",
+        help="list backup sets and every object version under an S3 prefix or in a folder",
+    )
+    ls.add_argument("location", metavar="s3://BUCKET/PREFIX|FOLDER")
+    ls.add_argument("--json", action="store_true")
+    add_s3_options(ls)
+    ls.set_defaults(func=Command("listing", "cmd_list"))
+
+    for name, helptext in (
+        ("verify", "stream-verify a backup end to end; writes nothing"),
+        ("restore", "decrypt and decompress a backup to a file, atomically"),
+    ):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("source", metavar="SOURCE", help="local path or s3://bucket/key")
+        sp.add_argument("--version-id", metavar="V")
+        if name == "restore":
+            sp.add_argument("-o", "--output", required=True, type=Path, metavar="PATH")
+            sp.add_argument("--force", action="store_true", help="replace an existing file")
+        sp.add_argument("--json", action="store_true", help="print the report as JSON")
+        sp.add_argument(
+            "--max-output",
+            type=int,
+            metavar="BYTES",
+            help="stop when the plaintext exceeds this size (bomb guard)",
+        )
+        sp.add_argument("--no-progress", action="store_true")
+        sp.add_argument(
+            "--strict",
+            action="store_true",
+            help="for audits: fail (exit 1) when the payload cannot be checked, instead of "
+            "verifying the envelope with a warning",
+        )
+        add_history_option(sp)
+        add_key_options(sp)
+        add_s3_options(sp)
+        sp.set_defaults(func=Command("verify", f"cmd_{name}"))
+
+    _keys(sub)
+    _restore_test(sub)
+    _history(sub)
+    _rotate(sub)
+
+    for ep in entry_points(group="sealcheck.commands"):
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
+            log.debug("command plugin %s unavailable: %s", ep.name, exc)
+    return p
+
+
+def _keys(sub: Any) -> None:
+    k = sub.add_parser("key", help="keys Sealcheck can use: import, list, export, rename, remove")
+    ks = k.add_subparsers(dest="key_command", metavar="ACTION")
+
+    imp = ks.add_parser("import", help="put a PEM private key into custody (OS keyring)")
+    imp.add_argument("pem", type=Path, metavar="PEM_FILE")
+    imp.add_argument("--name", required=True)
+    imp.add_argument("--key-passphrase-file", type=Path, help="passphrase of an encrypted PEM")
+    imp.set_defaults(func=Command("keys", "cmd_import"))
+
+    ls = ks.add_parser("list", help="every key Sealcheck can use, with fingerprints")
+    ls.add_argument("--pkcs11-module", metavar="SO", help="also list this token module's keys")
+    ls.add_argument(
+        "--pin-file",
+        type=Path,
+        help="PIN of ONE token, to also see its keys hidden before login: tried once, only on "
+        "the --token one or, without --token, only if exactly one token is present (never on "
+        "another token: wrong PINs count toward a token's lockout)",
+    )
+    ls.add_argument(
+        "--token",
+        metavar="LABEL|URI",
+        help="the token the --pin-file PIN is for: its label, or a pkcs11: URI naming it "
+        "(e.g. 'pkcs11:token=backup;serial=0123'); other tokens are listed without login",
+    )
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=Command("keys", "cmd_list"))
+
+    exp = ks.add_parser(
+        "export-public",
+        help="print a held key's public key (PEM); --signing: the evidence signing key's",
+    )
+    exp.add_argument("name", nargs="?")
+    exp.add_argument(
+        "--signing",
+        action="store_true",
+        help="the Ed25519 key that signs evidence reports (made now if there is none yet)",
+    )
+    exp.set_defaults(func=Command("keys", "cmd_export_public"))
+
+    ren = ks.add_parser("rename", help="hold a key under another name")
+    ren.add_argument("name")
+    ren.add_argument("new_name", metavar="NEW_NAME")
+    ren.set_defaults(func=Command("keys", "cmd_rename"))
+
+    rm = ks.add_parser("remove", help="remove a key from custody")
+    rm.add_argument("name")
+    rm.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rm.set_defaults(func=Command("keys", "cmd_remove"))
+    k.set_defaults(func=lambda _a: (k.print_help(), 2)[1])
+
+
+def _restore_test(sub: Any) -> None:
+    p = sub.add_parser(
+        "restore-test",
+        help="load a backup into a throwaway MariaDB/PostgreSQL server and check what came back",
+    )
+    p.add_argument("source", metavar="SOURCE", help="local path or s3://bucket/key")
+    p.add_argument("--version-id", metavar="V")
+    p.add_argument(
+        "--engine",
+        choices=("auto", "mariadb", "mysql", "postgres"),
+        default="auto",
+        help="the server to load into (auto: from the dump's header)",
+    )
+    p.add_argument(
+        "--server",
+        metavar="DSN",
+        help="an existing local server instead of a throwaway one: mysql://USER@localhost/"
+        "?socket=PATH or postgresql://USER@/?host=SOCKET_DIR (a scratch database is used)",
+    )
+    p.add_argument("--server-password-file", type=Path, metavar="F")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="JSON",
+        help="an earlier restore-test result of the same backup (--json output): show drift",
+    )
+    p.add_argument(
+        "--max-time",
+        "--max-seconds",
+        dest="max_seconds",
+        type=seconds_arg,
+        default=6 * 3600.0,
+        metavar="SECONDS",
+        help="wall-clock limit from the start of the load to the end of the checks "
+        "(default 21600: 6 hours); over it the load is stopped and the test fails",
+    )
+    p.add_argument(
+        "--max-disk",
+        type=size_arg,
+        metavar="SIZE",
+        help="how much the server's disk use may grow during the load, e.g. 500M or 2G "
+        "(default: 90%% of the free space where the throwaway server keeps its data; "
+        "with --server: the scratch database's size, PostgreSQL only)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--no-progress", action="store_true")
+    add_history_option(p)
+    add_key_options(p)
+    add_s3_options(p)
+    p.set_defaults(func=Command("restoretest", "cmd_restore_test"))
+
+
+def _history(sub: Any) -> None:
+    h = sub.add_parser("history", help="list recorded verifications, restores and restore tests")
+    h.add_argument("--json", action="store_true", help="print the entries as JSON")
+    h.add_argument(
+        "--source",
+        metavar="PATTERN",
+        help="only these objects: a shell pattern on s3://bucket/key or the path "
+        "(without * ? [ it matches anywhere)",
+    )
+    h.add_argument(
+        "--failed",
+        action="store_true",
+        help="only FAILED verdicts (not runs that could not check the backup)",
+    )
+    h.add_argument("--limit", type=int, metavar="N", help="at most N entries")
+    h.set_defaults(func=Command("history", "cmd_history"))
+
+    r = sub.add_parser("report", help="evidence reports from the history")
+    r.set_defaults(func=lambda _a: _usage(r))
+    rsub = r.add_subparsers(dest="report_command", metavar="COMMAND")
+    e = rsub.add_parser(
+        "export",
+        help="write an evidence report an auditor can file (HTML or JSON, sealed with a SHA-256)",
+    )
+    e.add_argument("ids", nargs="*", type=int, metavar="ID", help="history entry ids")
+    e.add_argument(
+        "--latest",
+        action="store_true",
+        help="the newest verdict (OK or FAILED) of every object version; runs that could "
+        "not check the backup are left out (narrow it with --source)",
+    )
+    e.add_argument("--source", metavar="PATTERN", help="with --latest: only these objects")
+    e.add_argument("--format", choices=("html", "json", "csv", "pdf"), required=True)
+    e.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+    e.add_argument("--force", action="store_true", help="replace an existing file")
+    e.set_defaults(func=Command("history", "cmd_report_export"))
+    c = rsub.add_parser(
+        "check",
+        help="check the seal of an exported evidence report (HTML or JSON), offline",
+    )
+    c.add_argument(
+        "file", type=Path, metavar="FILE", help="an HTML or JSON report from report export"
+    )
+    c.set_defaults(func=Command("history", "cmd_report_check"))
+    v = rsub.add_parser(
+        "verify",
+        help="check a report's signature and the hash chain of every record in it, offline",
+    )
+    v.add_argument("file", type=Path, metavar="FILE", help="an HTML, JSON or PDF evidence report")
+    v.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="PEM",
+        help="the evidence signing key's public key (sealcheck key export-public --signing)",
+    )
+    v.set_defaults(func=Command("history", "cmd_report_verify"))
+
+
+def _rotate(sub: Any) -> None:
+    r = sub.add_parser(
+        "rotate", help="re-wrap every backup's data key for a new RSA key pair (plan, run, status)"
+    )
+    rs = r.add_subparsers(dest="rotate_command", metavar="ACTION")
+    for name, helptext in (
+        ("plan", "dry run: every data version in scope and what would happen to it"),
+        ("run", "rotate: re-wrap, write create-only beside the original, read back"),
+    ):
+        p = rs.add_parser(name, help=helptext)
+        p.add_argument("location", metavar="s3://BUCKET/PREFIX")
+        p.add_argument(
+            "--to",
+            required=True,
+            metavar="NEW",
+            help="the new key: a private PEM, keyring:NAME or a pkcs11: URI (it proves "
+            "possession); a public PEM only with --public-only",
+        )
+        p.add_argument(
+            "--from",
+            dest="old",
+            action="append",
+            default=[],
+            metavar="KEY",
+            help="an old private key (PEM, keyring:NAME, pkcs11: URI; repeatable); default: "
+            "every held key",
+        )
+        p.add_argument("--versions", choices=SCOPES, default="current")
+        p.add_argument(
+            "--public-only",
+            action="store_true",
+            help="re-wrap to a public key whose private half is held offline (no proof of "
+            "possession; recorded as such)",
+        )
+        p.add_argument(
+            "--oaep",
+            action="store_true",
+            help="re-wrap with OAEP-SHA256 instead of each original's padding (runbooks that "
+            "call 'openssl rsautl -decrypt' then need pkeyutl with OAEP options)",
+        )
+        p.add_argument("--json", action="store_true", help="print the report as JSON")
+        p.add_argument("--pkcs11-module", metavar="SO", help="PKCS#11 module for pkcs11: keys")
+        p.add_argument("--pin-file", type=Path, help="token PIN (otherwise asked once)")
+        p.add_argument("--key-passphrase-file", type=Path, help="passphrase of encrypted PEMs")
+        if name == "run":
+            p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+            p.add_argument(
+                "--allow-unversioned",
+                action="store_true",
+                help="rotate even where versioning is not Enabled (writes stay create-only)",
+            )
+            p.add_argument("--journal", type=Path, metavar="PATH", help="the journal file")
+            p.add_argument("--report", type=Path, metavar="PATH", help="write the JSON report")
+            p.add_argument(
+                "--lock-minutes", type=int, default=60, help="lock expiry (renewed while running)"
+            )
+            p.add_argument(
+                "--workers",
+                type=int,
+                default=8,
+                metavar="N",
+                help="versions rotated at once (default 8; each one's steps stay in order)",
+            )
+            p.add_argument(
+                "--take-over-lock",
+                action="store_true",
+                help="take the prefix's lock from a rotation known to be dead (killed, its "
+                "journal lost) before the lock expires",
+            )
+        add_s3_options(p)
+        p.set_defaults(func=Command("rotate", f"cmd_{name}"))
+    st = rs.add_parser("status", help="rotations in the journal folder and how far each got")
+    st.add_argument("--journal", type=Path, metavar="PATH", help="one journal file")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=Command("rotate", "cmd_status"))
+    r.set_defaults(func=lambda _a: _usage(r))

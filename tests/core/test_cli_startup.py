@@ -1,0 +1,88 @@
+"""Start-up is part of the job (issue 17): what a command imports before it works.
+
+``sealcheck verify`` of a local file must not import the restore test (its SQL
+scanners build large patterns at import), Qt or boto3; ``sealcheck --help`` none of
+the commands' bodies, nor cryptography. Each run is a fresh interpreter, as a user's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from fixtures.pipelines import RsaKey, securecircle
+from sealcheck.core.cli.options import SCOPES, TRIGGERS
+from sealcheck.core.records.history import Trigger
+from sealcheck.core.rotation.scope import Scope
+
+# Runs the CLI as the installed ``sealcheck`` does, then lists every module loaded.
+_PROBE = """
+import json, sys
+from sealcheck.core.cli.main import main
+out, argv = sys.argv[1], sys.argv[2:]
+try:
+    code = main(argv)
+except SystemExit as exc:  # --help exits through argparse
+    code = exc.code
+with open(out, "w") as f:
+    json.dump(sorted(sys.modules), f)
+sys.exit(code)
+"""
+
+NEVER = ("sealcheck.core.restoretest", "PySide6", "shiboken6", "boto3")
+
+
+def _imported(tmp_path: Path, *argv: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    out = tmp_path / "modules.json"
+    r = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(out), *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    return r, json.loads(out.read_text())
+
+
+def _under(modules: list[str], roots: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == r or m.startswith(r + ".") for r in roots)]
+
+
+def test_verify_of_a_local_file_imports_no_restore_test_qt_or_boto3(
+    small_dump: Path, rsa_key: RsaKey, tmp_path: Path
+) -> None:
+    b = securecircle(small_dump, tmp_path / "backup", rsa_key)
+    assert b.wrapped_key is not None
+    r, modules = _imported(
+        tmp_path,
+        "verify",
+        str(b.data),
+        "--wrapped-key",
+        str(b.wrapped_key),
+        "--key",
+        str(rsa_key.private),
+        "--no-progress",
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "VERIFIED" in r.stdout
+    assert _under(modules, NEVER) == []
+    # What the verify needed did load: the check above is not vacuous.
+    assert "sealcheck.core.pipeline.run" in modules
+    assert "cryptography" in modules
+
+
+def test_help_imports_no_command_body(tmp_path: Path) -> None:
+    r, modules = _imported(tmp_path, "--help")
+    assert r.returncode == 0, r.stderr
+    assert "restore-test" in r.stdout and "verify" in r.stdout
+    assert _under(modules, (*NEVER, "cryptography", "sqlite3")) == []
+    bodies = ("pipeline", "decrypt", "decompress", "payload", "keys", "storage", "rotation")
+    assert _under(modules, tuple(f"sealcheck.core.{b}" for b in bodies)) == []
+
+
+def test_choices_are_the_enums_values() -> None:
+    """The parser names the rotation scopes and history triggers without importing them."""
+    assert SCOPES == tuple(s.value for s in Scope)
+    assert TRIGGERS == tuple(t.value for t in Trigger)
