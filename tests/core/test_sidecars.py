@@ -145,3 +145,23 @@ def test_a_folder_backup_is_checked_by_its_sidecar(tmp_path: Path) -> None:
     )  # fmt: skip
     assert r.returncode == 0, r.stdout
     assert f"sidecar {NAME}.sha256: SHA-256 matches" in source(json.loads(r.stdout))["proved"]
+
+
+def test_the_evidence_report_says_what_each_sidecar_proved(
+    moto_s3: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEALCHECK_DATA_DIR", str(tmp_path / "data"))
+    folder = producer(tmp_path / "p")
+    upload(moto_s3, folder)
+    r = sealcheck(
+        "verify", moto_s3.uri(f"db/{NAME}"), "--endpoint-url", moto_s3.endpoint,
+        "--passphrase-file", str(folder / "pass"), "--no-progress",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for fmt in ("html", "json"):
+        out = tmp_path / f"evidence.{fmt}"
+        r = sealcheck("report", "export", "--latest", "--format", fmt, "-o", str(out))
+        assert r.returncode == 0, r.stderr
+        text = out.read_text()
+        assert f"sidecar {NAME}.sha256: SHA-256 matches" in text
+        assert f"sidecar {NAME}.md5: MD5 matches" in text
