@@ -180,7 +180,7 @@ def _run(job: Job, ev: _Evidence) -> None:
             payload.info = payload.inspector.finish()
         finally:
             ev.formats.append(payload.inspector.info.kind)
-        mismatch = _sidecar_evidence(job, ev, payload.sha256)
+        mismatch = _sidecar_evidence(job, ev, payload.sha256, payload.bytes)
         if job.extra_sink is not None and mismatch is None:
             job.extra_sink.finish()  # (a restore test commits its load here)
         payload_evidence(ev, payload.info)
@@ -222,7 +222,9 @@ def _run(job: Job, ev: _Evidence) -> None:
         meter.finish()
 
 
-def _sidecar_evidence(job: Job, ev: _Evidence, plaintext_sha256: str) -> IntegrityError | None:
+def _sidecar_evidence(
+    job: Job, ev: _Evidence, plaintext_sha256: str, plaintext_bytes: int
+) -> IntegrityError | None:
     """The sidecars' checksums and sizes against the object as read, on the source
     layer ("sidecar X.sha256: SHA-256 matches"); the first that does not hold."""
     fetch, src = ev.fetch, ev.layers.get("source")
@@ -236,6 +238,7 @@ def _sidecar_evidence(job: Job, ev: _Evidence, plaintext_sha256: str) -> Integri
         md5=h.md5.hexdigest() if h.md5 is not None else None,
         size=h.bytes,
         plaintext_sha256=plaintext_sha256,
+        plaintext_bytes=plaintext_bytes,
     )
     proved = "; ".join([src.proved, *check.proved])
     ev.set("source", src.status, proved, **src.details, sidecars=check.results)

@@ -2,8 +2,9 @@
 
 A sidecar's digest is of the object as stored (what ``sha256sum``/``md5sum`` print for
 the uploaded file); one that matches the restored plaintext instead is accepted and
-said so (some scripts checksum the dump before encrypting it). Any other value is a
-mismatch: the object is not what its producer wrote, a finding on the source layer.
+said so (some scripts checksum the dump before encrypting it), and so is a size. Any
+other value is a mismatch: the object is not what its producer wrote, a finding on the
+source layer.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def compare(
     md5: str | None,
     size: int,
     plaintext_sha256: str | None,
+    plaintext_bytes: int | None = None,
 ) -> SidecarCheck:
     """Each sidecar's claims against what was read; ``mismatch`` set on the first
     claim that does not hold."""
@@ -56,6 +58,8 @@ def compare(
                 verdicts.append(f"{what} matches")
             elif claim.kind == "sha256" and claim.value == plaintext_sha256:
                 verdicts.append("SHA-256 matches the restored plaintext (not the object)")
+            elif claim.kind == "size" and claim.value == str(plaintext_bytes):
+                verdicts.append("size matches the restored plaintext (not the object)")
             else:
                 verdicts.append(f"{what} does not match")
                 if out.mismatch is None:

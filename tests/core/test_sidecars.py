@@ -165,3 +165,26 @@ def test_the_evidence_report_says_what_each_sidecar_proved(
         text = out.read_text()
         assert f"sidecar {NAME}.sha256: SHA-256 matches" in text
         assert f"sidecar {NAME}.md5: MD5 matches" in text
+
+
+def test_a_digest_of_the_dump_before_encryption_is_said_so(tmp_path: Path) -> None:
+    """Some scripts checksum the dump, then encrypt it: accepted, and said which it is."""
+    folder = tmp_path / "p"
+    folder.mkdir()
+    hostile_pg_dump(folder / "db.sql", "SELECT 1;")
+    sh(
+        "openssl rand -base64 32 > pass\n"
+        f"openssl enc -aes-256-cbc -pbkdf2 -pass file:pass -in db.sql -out {NAME}\n"
+        f"sha256sum < db.sql > {NAME}.sha256\n"
+        f"printf '{{\"size\": %s}}' $(stat -c %s db.sql) > {NAME}.json\n",
+        folder,
+    )
+    r = sealcheck(
+        "verify", str(folder / NAME), "--passphrase-file", str(folder / "pass"), "--json"
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout
+    proved = source(json.loads(r.stdout))["proved"]
+    assert f"sidecar {NAME}.sha256: SHA-256 matches the restored plaintext (not the object)" in (
+        proved
+    )
+    assert f"sidecar {NAME}.json: size matches the restored plaintext (not the object)" in proved
