@@ -373,7 +373,17 @@ class KeysPage(QWidget):
 
     def _on_removed(self, name: str) -> None:
         self.refresh()
-        self.status.setText(f"Key {name!r} was removed from custody.")
+        spec = f"keyring:{name}"
+        still = [s.name for s in self._sources if spec in s.keys.key_specs]
+        text = f"Key {name!r} was removed from custody."
+        if still:
+            # Left in their lists on purpose: the next run says the key is missing,
+            # rather than trying the other keys as if nothing had changed.
+            text += (
+                f" {_names(still)} still {'lists' if len(still) == 1 else 'list'} {spec}: "
+                "choose another key in the source's editor (Ctrl+E)."
+            )
+        self.status.setText(text)
         self.message.emit(f"Removed key {name}")
 
     # --- where each key is used ------------------------------------------------

@@ -170,6 +170,7 @@ def test_removing_the_only_key_of_a_source_says_so_and_keep_keeps_it(
     page.remove_key_btn.click()
     qtbot.waitUntil(lambda: f"Key {name!r} was removed" in page.status.text(), timeout=10000)
     assert page.inventory.rowCount() == 0 and not page.store.list()
+    assert "source 'Nightly' and source 'Archive' still list keyring:" in page.status.text()
 
 
 def test_usage_names_the_sources_and_the_versions_the_key_opened_last(
