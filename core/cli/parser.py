@@ -299,7 +299,14 @@ def _rotate(sub: Any) -> None:
         ("run", "rotate: re-wrap, write create-only beside the original, read back"),
     ):
         p = rs.add_parser(name, help=helptext)
-        p.add_argument("location", metavar="s3://BUCKET/PREFIX")
+        p.add_argument(
+            "location",
+            metavar="s3://BUCKET/PREFIX" if name == "plan" else "PLAN_OR_PREFIX",
+            help=None
+            if name == "plan"
+            else "s3://BUCKET/PREFIX, or a plan saved with "
+            "'rotate plan --json > plan.json' (its source and scope)",
+        )
         p.add_argument(
             "--to",
             required=True,
@@ -316,7 +323,7 @@ def _rotate(sub: Any) -> None:
             help="an old private key (PEM, keyring:NAME, pkcs11: URI; repeatable); default: "
             "every held key",
         )
-        p.add_argument("--versions", choices=SCOPES, default="current")
+        p.add_argument("--versions", choices=SCOPES, help="default: current (or the plan's)")
         p.add_argument(
             "--public-only",
             action="store_true",

@@ -48,7 +48,26 @@ _MARK = {
 }
 
 
+def _from_plan(args: argparse.Namespace) -> None:
+    """A saved plan as the location: its source and scope (the run re-lists and
+    re-checks every version; the plan says where and how much, not what is true now)."""
+    path = Path(args.location)
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(
+            f"{args.location} is neither s3://BUCKET/PREFIX nor a readable plan ({exc})"
+        ) from None
+    if not isinstance(plan, dict) or plan.get("report") != "sealcheck key rotation":
+        raise UsageError(f"{args.location} is not a plan saved by 'sealcheck rotate plan --json'")
+    args.location = str(plan["source"])
+    args.versions = args.versions or str(plan["scope"])
+    args.plan_new_key = plan.get("new_key", {}).get("spki_sha256")
+
+
 def _keys(args: argparse.Namespace) -> tuple[Settings, list[KeySource]]:
+    if not args.location.startswith("s3://"):
+        _from_plan(args)
     uri = parse_uri(args.location)
     # One PIN per run, shared by the old and the new key on a token: never retried.
     pin = secret_once("Token PIN: ", terminal_prompt, file=args.pin_file, what="PIN file")
@@ -64,13 +83,16 @@ def _keys(args: argparse.Namespace) -> tuple[Settings, list[KeySource]]:
         old = held_keys(KeyContext(pin=pin, pkcs11_module=args.pkcs11_module))
     if not old:
         raise UsageError("no old key: give --from KEY (or import it with 'sealcheck key import')")
+    planned_for = getattr(args, "plan_new_key", None)
+    if planned_for and planned_for != new.fingerprint:
+        raise UsageError(f"the plan was made for the new key {planned_for}, not {new.fingerprint}")
     settings = Settings(
         bucket=uri.bucket,
         prefix=uri.key,
         new=new,
         old_keys=old,
         rules=naming_rules(args),
-        scope=Scope(args.versions),
+        scope=Scope(args.versions or Scope.CURRENT.value),
         padding=OAEP_SHA256 if args.oaep else None,
         allow_unversioned=getattr(args, "allow_unversioned", False),
         lock_ttl=_dt.timedelta(minutes=getattr(args, "lock_minutes", 60)),

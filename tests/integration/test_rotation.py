@@ -324,3 +324,18 @@ def test_rotation_on_seaweedfs(seaweed_s3, tmp_path, old_key, new_key, small_dum
     assert producer_objects(seaweed_s3) == before
     for data_key, version, _, _ in sc.versions:
         assert verify(seaweed_s3, data_key, version, new_key.private) == 0
+
+
+def test_run_follows_a_saved_plan(scenario, old_key, new_key, tmp_path) -> None:
+    bucket = scenario.bucket
+    plan = rotate_keys("plan", bucket, old_key, new_key, "--versions", "all", "--json")
+    saved = tmp_path / "plan.json"
+    saved.write_text(plan.stdout)
+    other = make_rsa_key(tmp_path / "k3", "third", 2048)
+    args = (str(saved), "--endpoint-url", bucket.endpoint, "--from", str(old_key.private))
+    wrong = sealcheck("rotate", "run", *args, "--to", str(other.private))
+    assert wrong.returncode == 2 and "the plan was made for the new key" in wrong.stderr
+    assert not links(bucket)
+    r = sealcheck("rotate", "run", *args, "--to", str(new_key.private), "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.json()["scope"] == "all" and r.json()["counts"] == {"done": 4}
