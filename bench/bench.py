@@ -20,6 +20,13 @@ Wall time, MB/s of plaintext, CPU time and peak RSS (``os.wait4`` rusage of
 the child: for the shell pipeline the largest of its processes) are printed
 and written to bench/RESULTS.md.
 
+The limit line (issue 17): each stage is also run alone on the same input
+(bench/stages.py: fetch + ciphertext SHA-256, AES, the decompressor, plaintext
+SHA-256, payload inspection) and the two-core limit derived from them, the larger
+of the longest stage's wall time and half the sum of their CPU times; every row is
+reported as a ratio to the seed check and as a fraction of that limit
+(``--no-limit`` skips it).
+
 Usage: ``./dev bench`` or ``.venv/bin/python bench/bench.py [--size 10G]``.
 The 10 GiB run needs ~25 GB of disk and is manual (not part of CI).
 """
@@ -185,6 +192,13 @@ def prepare(size: int, formats: list[str], regen: bool) -> Inputs:
                 f"mv {data.name}.tmp {data.name}"
             )
             print(f"bench:   {time.perf_counter() - t:.0f} s", flush=True)
+        comp_file = OUT / f"{dump.name}.{suffix}"
+        if not comp_file.exists() or comp_file.stat().st_mtime < data.stat().st_mtime:
+            # The decrypted object, for the decompressor's stage alone (limit line).
+            sh(
+                f"openssl enc -d -aes-256-cbc -pass file:{k.name} -in {data.name} "
+                f"-out {comp_file.name}.tmp 2>/dev/null\nmv {comp_file.name}.tmp {comp_file.name}"
+            )
         files[fmt] = (data, wrapped, k)
     return Inputs(dump, pem, files)
 
@@ -300,6 +314,86 @@ def bench_format(fmt: str, inp: Inputs, runs: int, plain_size: int) -> Result:
     )
 
 
+# --- the limit line ---------------------------------------------------------------
+
+STAGES = HERE / "stages.py"
+CORES = 2  # the limit is for this many cores (the machine the targets are set on)
+
+
+@dataclass
+class Stage:
+    name: str
+    wall: float  # best run
+    cpu: float  # CPU of that run
+
+
+def run_stage(name: str, stage: str, *args: Path, runs: int) -> Stage:
+    """One stage alone (bench/stages.py), best of ``runs``; the stage loop's own
+    wall and CPU time, without the child's start-up."""
+    best: Stage | None = None
+    for _ in range(runs):
+        r = timed_child([sys.executable, str(STAGES), stage, *map(str, args)])
+        got = json.loads(r.stdout)
+        if best is None or got["wall"] < best.wall:
+            best = Stage(name, got["wall"], got["cpu"])
+    assert best is not None
+    return best
+
+
+def plaintext_stages(inp: Inputs, runs: int) -> list[Stage]:
+    """The consumer's stages: the same plaintext whatever the compression."""
+    return [
+        run_stage("plaintext SHA-256", "sha256", inp.dump, runs=runs),
+        run_stage("payload inspection", "inspect", inp.dump, runs=runs),
+    ]
+
+
+def format_stages(fmt: str, inp: Inputs, runs: int) -> list[Stage]:
+    data, _, k = inp.files[fmt]
+    comp_file = OUT / f"{inp.dump.name}.{FORMATS[fmt][2]}"
+    return [
+        run_stage("fetch + ciphertext SHA-256", "fetch", data, runs=runs),
+        run_stage("AES-256-CBC", "aes", data, k, runs=runs),
+        run_stage(f"decompress ({fmt})", "decompress", comp_file, runs=runs),
+    ]
+
+
+def limit_of(stages: list[Stage]) -> float:
+    """The two-core limit: no faster than the slowest stage alone, nor than all the
+    stages' CPU time shared by the cores."""
+    return max(max(s.wall for s in stages), sum(s.cpu for s in stages) / CORES)
+
+
+def limit_tables(results: list[Result], stages: dict[str, list[Stage]]) -> str:
+    out = [
+        f"Stages alone (bench/stages.py, best of runs; wall and CPU s). Limit = max(longest "
+        f"stage's wall, sum of CPU / {CORES}).",
+        "",
+        "| format | stage | wall | cpu |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        for st in stages[r.fmt]:
+            out.append(f"| {r.fmt} | {st.name} | {st.wall:.2f} s | {st.cpu:.2f} s |")
+    out += [
+        "",
+        "| format | row | wall | ratio to seed check | fraction of the limit |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        limit = limit_of(stages[r.fmt])
+        for row, wall in (
+            ("two-core limit", limit),
+            ("seed check", r.seed.wall),
+            ("sealcheck verify", r.tool.wall),
+        ):
+            out.append(
+                f"| {r.fmt} | {row} | {wall:.2f} s | {r.seed.wall / wall:.2f}x | "
+                f"{limit / wall:.0%} |"
+            )
+    return "\n".join(out)
+
+
 # --- report ---------------------------------------------------------------------
 
 
@@ -408,6 +502,9 @@ def main() -> int:
     )
     ap.add_argument("--regen", action="store_true", help="regenerate the inputs")
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
+    ap.add_argument(
+        "--no-limit", action="store_true", help="skip the stages-alone measurement (limit line)"
+    )
     args = ap.parse_args()
     formats = [f.strip() for f in (args.only or args.formats).split(",") if f.strip()]
     for f in formats:
@@ -417,6 +514,11 @@ def main() -> int:
     load_start = os.getloadavg()[0]
     plain = inp.dump.stat().st_size
     results = [bench_format(fmt, inp, args.runs, plain) for fmt in formats]
+    stages: dict[str, list[Stage]] = {}
+    if not args.no_limit:
+        print("bench: stages alone (the limit line)...", flush=True)
+        consumer = plaintext_stages(inp, args.runs)
+        stages = {fmt: format_stages(fmt, inp, args.runs) + consumer for fmt in formats}
     label = size_label(args.size)
     cmd = ".venv/bin/python bench/bench.py" + "".join(
         f" {a}" for a in sys.argv[1:] if a != "--no-write"
@@ -437,6 +539,7 @@ def main() -> int:
             "",
             table(results, plain),
             "",
+            *([limit_tables(results, stages), ""] if stages else []),
             "All runs (wall s): "
             + "; ".join(
                 f"{r.fmt} seed {', '.join(f'{x:.2f}' for x in r.seed_runs)} / sealcheck "
