@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     _restore_test(sub)
     _history(sub)
     _rotate(sub)
+    _audit(sub)
 
     for ep in entry_points(group="sealcheck.commands"):
         try:
@@ -372,3 +374,86 @@ def _rotate(sub: Any) -> None:
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=Command("rotate", "cmd_status"))
     r.set_defaults(func=lambda _a: _usage(r))
+
+
+# An audit check older than this many days is "outdated" (audit/coverage.py has the same).
+OUTDATED_DAYS = 30.0
+
+
+def _audit(sub: Any) -> None:
+    a = sub.add_parser(
+        "audit",
+        help="verify a sample (or all) of the backup versions under a prefix, as one "
+        "recorded, resumable campaign",
+    )
+    a.add_argument("location", metavar="s3://BUCKET/PREFIX")
+    a.add_argument(
+        "--versions",
+        default="all",
+        metavar="current|all|since:DATE",
+        help="which versions make the population (default: all)",
+    )
+    a.add_argument("--sample", metavar="N|P%", help="a random sample of N versions or P percent")
+    a.add_argument("--seed", type=int, metavar="S", help="the sample's seed (recorded either way)")
+    a.add_argument(
+        "--slice",
+        metavar="i/k",
+        help="slice i of k: k runs (say one a night) cover every version exactly once",
+    )
+    a.add_argument(
+        "--restore-test",
+        metavar="newest|sample:N",
+        help="also restore-test the newest version of each backup, or N sampled versions",
+    )
+    a.add_argument(
+        "--parallel",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="versions checked at once on this machine (default: the core count)",
+    )
+    a.add_argument(
+        "--max-duration",
+        metavar="T",
+        help="stop cleanly after T (90m, 2h, 3600); the next identical run continues",
+    )
+    a.add_argument(
+        "--outdated-after",
+        type=float,
+        default=OUTDATED_DAYS,
+        metavar="DAYS",
+        help="coverage: a check older than this is outdated (default 30)",
+    )
+    a.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="write the signed evidence report: .html, .pdf, .json or .csv (replaced if present)",
+    )
+    a.add_argument(
+        "--trigger",
+        choices=("audit", "schedule"),
+        default="audit",
+        help="recorded with every result: schedule when a timer or cron runs it",
+    )
+    a.add_argument("--json", action="store_true", help="print the campaign as JSON")
+    a.add_argument("--no-progress", action="store_true")
+    add_key_options(a)
+    add_s3_options(a)
+    a.set_defaults(func=Command("audit", "cmd_audit"))
+
+    c = sub.add_parser(
+        "coverage",
+        help="per backup and version: last verified, last restore-tested, and its state",
+    )
+    c.add_argument(
+        "location",
+        nargs="?",
+        metavar="s3://BUCKET/PREFIX",
+        help="list this population (versions never checked included); else the history's",
+    )
+    c.add_argument("--source", metavar="PATTERN", help="only these objects (as in history)")
+    c.add_argument("--outdated-after", type=float, default=OUTDATED_DAYS, metavar="DAYS")
+    c.add_argument("--json", action="store_true")
+    add_s3_options(c)
+    c.set_defaults(func=Command("audit", "cmd_coverage"))

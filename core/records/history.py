@@ -355,7 +355,14 @@ class History:
         )
 
     def record_campaign(
-        self, summary: dict[str, Any], *, where: str, ok: bool, exit_code: int, campaign: str
+        self,
+        summary: dict[str, Any],
+        *,
+        where: str,
+        ok: bool,
+        exit_code: int,
+        campaign: str,
+        trigger: Trigger = Trigger.AUDIT,
     ) -> Entry:
         """Append an audit campaign's own record (``summary``: population, sample, seed,
         skipped and why, totals), in the same chain as its results."""
@@ -367,7 +374,7 @@ class History:
             failed=None,
             result=summary,
             when=None,
-            trigger=Trigger.AUDIT,
+            trigger=trigger,
             campaign=campaign,
         )
 

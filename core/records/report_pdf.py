@@ -38,6 +38,8 @@ _STYLES = getSampleStyleSheet()
 _BODY = ParagraphStyle("cell", parent=_STYLES["BodyText"], fontSize=7.5, leading=9)
 _MONO = ParagraphStyle("mono", parent=_BODY, fontName="Courier", fontSize=6.5, leading=8)
 _H1, _H2 = _STYLES["Heading1"], _STYLES["Heading2"]
+_H3 = ParagraphStyle("version", parent=_STYLES["Heading3"], fontSize=9, spaceBefore=8)
+_STATUS = {"ok": "#176f2c", "failed": "#b00020", "warning": "#8a5a00"}
 _GRID = TableStyle(
     [
         ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#bbbbcc")),
@@ -62,6 +64,10 @@ _COLOUR = {"OK": "#176f2c", "FAILED": "#b00020"}
 
 def _p(value: Any, style: ParagraphStyle = _BODY) -> Paragraph:
     return Paragraph(escape("–" if value is None else str(value)), style)
+
+
+def _x(value: Any) -> str:
+    return escape("–" if value is None else str(value))
 
 
 def _kv(rows: list[tuple[str, Any]], mono: bool = False) -> Table:
@@ -160,16 +166,19 @@ def _version(r: dict[str, Any]) -> list[Any]:
         ("Recorded", f"{r['recorded_at']} by {r['os_user']} on {r['host']} ({r['trigger']})"),
         ("Record hash", r["chain"]["record_hash"]),
     ]
+    # One paragraph per block, not a table cell per value: a thousand versions render
+    # in seconds (reportlab lays out each Paragraph on its own).
+    lines = "<br/>".join(f"<b>{escape(k)}</b>: {_x(v)}" for k, v in ident)
+    layers = "<br/>".join(
+        f"<b>{escape(x['layer'])}</b> <font color='{_STATUS.get(x['status'], '#3d4a5c')}'>"
+        f"{escape(x['status'])}</font>: {_x(x['proved'])}"
+        for x in r["layers"]
+    )
     out: list[Any] = [
-        Paragraph(f"#{r['history_id']} {escape(r['kind'])}: {escape(obj['uri'])}", _H2),
+        Paragraph(f"#{r['history_id']} {escape(r['kind'])}: {escape(obj['uri'])}", _H3),
         _verdict(r),
-        _kv(ident),
-        Spacer(1, 2 * mm),
-        _grid(
-            ["Layer", "Status", "What it proved"],
-            [[x["layer"], x["status"], x["proved"]] for x in r["layers"]],
-            [22 * mm, 20 * mm, _WIDTH - 42 * mm],
-        ),
+        Paragraph(lines, _BODY),
+        Paragraph(layers or "no layer was reached", _BODY),
     ]
     rt = r.get("restore_test")
     if rt and rt["tables"]:

@@ -76,6 +76,8 @@ class ObjectVersion:
     etag: str | None
     is_latest: bool
     delete_marker: bool = False
+    # As listed (STANDARD, GLACIER, DEEP_ARCHIVE, ...); None where the store says nothing.
+    storage_class: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +88,7 @@ class ObjectVersion:
             "etag": self.etag,
             "is_latest": self.is_latest,
             "delete_marker": self.delete_marker,
+            "storage_class": self.storage_class,
         }
 
 
@@ -210,6 +213,7 @@ def iter_version_pages(
                     v["LastModified"],
                     v.get("ETag"),
                     bool(v.get("IsLatest")),
+                    storage_class=v.get("StorageClass"),
                 )
                 for v in page.get("Versions", [])
             ]

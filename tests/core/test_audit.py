@@ -1,0 +1,235 @@
+"""``sealcheck audit`` and ``sealcheck coverage`` (issue 14) through the real CLI on a real
+S3 (moto_server): backups made by real openssl commands, one of them cut short, one
+version in Glacier; each test keeps its history in its own folder."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.common import run_cli
+from fixtures.dumps import mysql_like
+from fixtures.keyring_session import KeyringSession
+from fixtures.pipelines import RsaKey, securecircle
+from fixtures.s3servers import Bucket, S3Store
+from sealcheck.core.audit.coverage import State, state_of
+from sealcheck.core.records.history import Entry, History, Kind, Subject
+
+NIGHTS = 6
+
+
+@dataclass(frozen=True)
+class Estate:
+    bucket: Bucket
+    key: RsaKey
+    good: int  # versions that verify
+    damaged: str  # the cut one's object key
+    glacier: str
+
+
+@pytest.fixture(scope="module")
+def estate(
+    moto_store: S3Store, rsa_key: RsaKey, tmp_path_factory: pytest.TempPathFactory
+) -> Estate:
+    root = tmp_path_factory.mktemp("estate")
+    bucket = moto_store.bucket()
+    dump = mysql_like(root / "dump.sql", rows=3000)
+    for night in range(NIGHTS):
+        b = securecircle(dump, root / f"n{night}", rsa_key, name="nightly")
+        bucket.put_backup("db/", b)
+    other = securecircle(dump, root / "other", rsa_key, name="other")
+    bucket.put_backup("db/", other)
+    cut = other.data.read_bytes()[:-700]
+    bucket.put("db/cut.sql.gz", cut)
+    assert other.wrapped_key is not None
+    bucket.put("db/cut.sql.gz.key", other.wrapped_key)
+    cold = securecircle(dump, root / "cold", rsa_key, name="cold")
+    bucket.store.client.put_object(
+        Bucket=bucket.name,
+        Key="db/cold.sql.gz",
+        Body=cold.data.read_bytes(),
+        StorageClass="GLACIER",
+    )
+    assert cold.wrapped_key is not None
+    bucket.put("db/cold.sql.gz.key", cold.wrapped_key)
+    return Estate(bucket, rsa_key, NIGHTS + 1, "db/cut.sql.gz", "db/cold.sql.gz")
+
+
+def audit(
+    estate: Estate, data: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    full = {**(env or os.environ), "SEALCHECK_DATA_DIR": str(data)}
+    r = run_cli(
+        "audit",
+        estate.bucket.uri("db/"),
+        "--key",
+        str(estate.key.private),
+        "--endpoint-url",
+        estate.bucket.endpoint,
+        "--json",
+        *args,
+        env=full,
+        timeout=300,
+    )
+    assert r.stdout.strip(), r.stderr
+    return r, json.loads(r.stdout)
+
+
+def versions(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(r["key"], r["version_id"]) for r in doc["results"]}
+
+
+def test_whole_estate_gate_records_and_signed_report(
+    estate: Estate, tmp_path: Path, keyring_session: KeyringSession
+) -> None:
+    env = {**os.environ, **keyring_session.env}
+    report = tmp_path / "audit.pdf"
+    r, doc = audit(estate, tmp_path / "data", "--parallel", "2", "--report", str(report), env=env)
+    assert r.returncode == 1, r.stderr  # one version is damaged
+    c = doc["campaign"]
+    assert c["population"] == estate.good + 2 and c["sample_size"] == estate.good + 1
+    assert c["totals"] == {"ok": estate.good, "failed": 1}
+    assert c["complete"] and c["stopped"] is None
+    (cold,) = c["skipped"]
+    assert cold["storage_class"] == "GLACIER" and "not a failure" in cold["why"]
+    assert estate.glacier in cold["version"]
+    failed = [x for x in doc["results"] if x["verdict"] == "failed"]
+    assert [x["key"] for x in failed] == [estate.damaged]
+    # Every result and the campaign are history records, in one chain.
+    hist = History(tmp_path / "data" / "history.sqlite3")
+    (rec,) = hist.entries(kind=Kind.AUDIT)
+    assert rec.campaign == c["id"] and rec.exit_code == 1 and rec.trigger == "audit"
+    assert all(e.trigger == "audit" and e.os_user for e in hist.entries())
+    assert hist.check_chain() == []
+    v = run_cli("report", "verify", str(report), env={**env, "SEALCHECK_DATA_DIR": str(tmp_path)})
+    assert v.returncode == 0 and "report intact" in v.stdout, v.stdout
+    assert c["signed_by"] and c["signed_by"] in v.stdout
+
+
+def test_sample_is_reproducible_from_its_seed(estate: Estate, tmp_path: Path) -> None:
+    _, a = audit(estate, tmp_path / "a", "--sample", "3", "--seed", "42")
+    _, b = audit(estate, tmp_path / "b", "--sample", "3", "--seed", "42")
+    assert len(versions(a)) == 3 and versions(a) == versions(b)
+    assert a["campaign"]["seed"] == 42 and "random 3" in a["campaign"]["method"]
+    _, c = audit(estate, tmp_path / "c", "--sample", "50%")
+    assert isinstance(c["campaign"]["seed"], int)  # drawn, and recorded
+    seed = str(c["campaign"]["seed"])
+    _, d = audit(estate, tmp_path / "d", "--sample", "50%", "--seed", seed)
+    assert versions(c) == versions(d) and len(versions(c)) == 4
+
+
+def test_slices_cover_every_version_exactly_once(estate: Estate, tmp_path: Path) -> None:
+    k = 3
+    seen: list[tuple[str, str]] = []
+    for i in range(1, k + 1):
+        _, doc = audit(estate, tmp_path / "data", "--slice", f"{i}/{k}")
+        assert doc["campaign"]["method"].startswith(f"slice {i}/{k}")
+        seen += sorted(versions(doc))
+    _, whole = audit(estate, tmp_path / "whole")
+    assert len(seen) == len(set(seen)) and set(seen) == versions(whole)
+
+
+def test_max_duration_stops_and_the_next_run_resumes(estate: Estate, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    r, first = audit(estate, data, "--parallel", "1", "--max-duration", "0.3")
+    c1 = first["campaign"]
+    assert c1["stopped"] == "max-duration" and not c1["complete"], r.stderr
+    assert c1["not_yet_checked"] > 0
+    proved = {v for v in versions(first)}
+    r, second = audit(estate, data, "--parallel", "2")
+    c2 = second["campaign"]
+    assert c2["id"] == c1["id"] and c2["resumed"] and c2["complete"]
+    assert c2["totals"] == {"ok": estate.good, "failed": 1} and r.returncode == 1
+    hist = History(data / "history.sqlite3")
+    checked = [e for e in hist.entries(campaign=c1["id"]) if e.verdict.is_verdict]
+    # Nothing proved by the first run was checked again.
+    keys = [(e.subject.key, e.subject.version_id) for e in checked]
+    assert len(keys) == len(set(keys)) == estate.good + 1
+    assert proved <= set(keys)
+    # A finished campaign is not resumed: the same command starts a new one.
+    _, third = audit(estate, data)
+    assert third["campaign"]["id"] != c1["id"] and not third["campaign"]["resumed"]
+
+
+def test_coverage_states(estate: Estate, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    audit(estate, data, "--versions", "current")
+    env = {**os.environ, "SEALCHECK_DATA_DIR": str(data)}
+    args = ["coverage", estate.bucket.uri("db/"), "--endpoint-url", estate.bucket.endpoint]
+    r = run_cli(*args, "--json", env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    states = {(v["backup"].rsplit("/", 1)[-1], v["state"]) for v in doc["versions"]}
+    assert ("cut.sql.gz", "failed") in states
+    assert ("nightly.sql.gz", "partly") in states  # verified, never restore-tested
+    assert ("nightly.sql.gz", "never checked") in states  # older nights: --versions current
+    assert doc["backups"][estate.bucket.uri("db/cut.sql.gz")]["state"] == "failed"
+    r = run_cli(*args, "--json", "--outdated-after", "0", env=env, timeout=120)
+    states = {v["state"] for v in json.loads(r.stdout)["versions"]}
+    assert "outdated" in states and "partly" not in states
+    r = run_cli(*args, env=env, timeout=120)
+    assert r.returncode == 0 and "FAILED" in r.stdout and "never checked" in r.stdout
+
+
+def _entry(kind: Kind, ok: bool, days: float, result: dict[str, Any] | None = None) -> Entry:
+    when = _dt.datetime.now(_dt.UTC) - _dt.timedelta(days=days)
+    return Entry(
+        id=1,
+        when=when.isoformat(timespec="seconds"),
+        kind=kind,
+        subject=Subject.from_uri("s3://b/k", "v"),
+        ok=ok,
+        exit_code=0 if ok else 1,
+        failed_layer=None,
+        result_json=json.dumps(result or {}),
+        sealcheck_version="t",
+        host="h",
+    )
+
+
+def test_state_rules() -> None:
+    now = _dt.datetime.now(_dt.UTC)
+    rt = _entry(Kind.RESTORE_TEST, True, 1)
+    assert state_of(None, None, now, 30)[0] is State.NEVER
+    assert state_of(rt, rt, now, 30)[0] is State.OK
+    assert state_of(_entry(Kind.VERIFY, True, 1), None, now, 30)[0] is State.PARTLY
+    drift = _entry(Kind.RESTORE_TEST, True, 1, {"drift": {"emptied": ["t1"]}})
+    assert state_of(drift, drift, now, 30)[0] is State.PARTLY
+    assert state_of(_entry(Kind.VERIFY, True, 40), rt, now, 30)[0] is State.OUTDATED
+    assert state_of(_entry(Kind.VERIFY, False, 1), rt, now, 30)[0] is State.FAILED
+
+
+def test_a_version_no_key_opens_is_a_setup_problem_not_a_failure(
+    estate: Estate, tmp_path: Path
+) -> None:
+    """A passphrase file for RSA-wrapped backups opens none of them: exit 2, each
+    version NOT CHECKED (no verdict on the backup), never FAILED."""
+    pw = tmp_path / "pw"
+    pw.write_text("not the secret\n")
+    env = {**os.environ, "SEALCHECK_DATA_DIR": str(tmp_path / "data")}
+    r = run_cli(
+        "audit",
+        estate.bucket.uri("db/nightly"),
+        "--passphrase-file",
+        str(pw),
+        "--endpoint-url",
+        estate.bucket.endpoint,
+        "--versions",
+        "current",
+        "--json",
+        env=env,
+        timeout=300,
+    )
+    doc = json.loads(r.stdout)
+    assert r.returncode == doc["campaign"]["exit_code"], r.stderr
+    assert r.returncode == 2 and doc["campaign"]["totals"] == {"not-checked": 1}
+    (res,) = doc["results"]
+    assert res["verdict"] == "not-checked" and res["failed_layer"] == "key"
+    assert "INCOMPLETE" not in r.stdout  # --json: the words are for the terminal
