@@ -169,12 +169,15 @@ class Journal:
     def update(self, item: Item, point: str | None = None) -> None:
         """Record the item's step; ``point`` names the kill point after it.
 
-        Every commit survives the process being killed (WAL). The steps that decide what
-        a resume does (the bytes about to be written, the version written, the end) are
-        also fsynced before this returns, so a power loss keeps them too; the others
-        (fetched, unwrapped, read back) reach the disk with the next synced commit."""
+        Every commit survives the process being killed (WAL). ``wrapped`` (the exact
+        bytes about to be written, before the one irreversible step) and ``cannot`` are
+        also fsynced before this returns, so a power loss keeps them too. The others reach
+        the disk with the next synced commit: losing them costs a resume nothing, since
+        the store says what was written (a link found by name is "already rotated", and
+        a retried PUT meets 412 and compares). One fsync per version, not seven: the
+        journal is what the workers queue on."""
         row = dict(zip(_COLUMNS, self._row(item), strict=True))
-        durable = item.step in (Step.WRAPPED, Step.WRITTEN) or item.step.final
+        durable = item.step in (Step.WRAPPED, Step.CANNOT)
         with self._lock:
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             with self._tx():
