@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from fixtures.common import run_cli
-from fixtures.dumps import mysql_like
+from fixtures.dumps import MYSQL_HEADER, MYSQL_TRAILER
 from fixtures.keyring_session import KeyringSession
 from fixtures.pipelines import RsaKey, securecircle
 from fixtures.s3servers import Bucket, S3Store
@@ -34,13 +35,25 @@ class Estate:
     glacier: str
 
 
+def restorable(path: Path, rows: int) -> Path:
+    """A mysqldump-like dump a restore test loads whole (header, one table, trailer)."""
+    body = "".join(f"INSERT INTO `t` VALUES ({i},'row {i} of the audit');\n" for i in range(rows))
+    path.write_text(
+        MYSQL_HEADER
+        + "CREATE TABLE `t` (`id` int NOT NULL, `v` varchar(64));\n"
+        + body
+        + MYSQL_TRAILER
+    )
+    return path
+
+
 @pytest.fixture(scope="module")
 def estate(
     moto_store: S3Store, rsa_key: RsaKey, tmp_path_factory: pytest.TempPathFactory
 ) -> Estate:
     root = tmp_path_factory.mktemp("estate")
     bucket = moto_store.bucket()
-    dump = mysql_like(root / "dump.sql", rows=3000)
+    dump = restorable(root / "dump.sql", rows=3000)
     for night in range(NIGHTS):
         b = securecircle(dump, root / f"n{night}", rsa_key, name="nightly")
         bucket.put_backup("db/", b)
@@ -233,3 +246,39 @@ def test_a_version_no_key_opens_is_a_setup_problem_not_a_failure(
     (res,) = doc["results"]
     assert res["verdict"] == "not-checked" and res["failed_layer"] == "key"
     assert "INCOMPLETE" not in r.stdout  # --json: the words are for the terminal
+
+
+def test_restore_test_newest_and_coverage_ok(estate: Estate, tmp_path: Path) -> None:
+    """--restore-test newest restores the newest night into a throwaway MariaDB; that
+    version's coverage is then ok (verified and restore-tested)."""
+    if not shutil.which("mariadbd"):
+        pytest.skip("no MariaDB server binaries (apt: mariadb-server)")
+    env = {**os.environ, "SEALCHECK_STATE_DIR": str(tmp_path / "state")}
+    r, doc = audit(
+        estate,
+        tmp_path / "data",
+        "--sample",
+        "2",
+        "--seed",
+        "1",
+        "--restore-test",
+        "newest",
+        env=env,
+    )
+    c = doc["campaign"]
+    assert r.returncode in (0, 1), r.stderr
+    kinds = {x["kind"] for x in doc["results"]}
+    assert "restore-test" in kinds and len(c["restore_tested"]) >= 1
+    tested = [x for x in doc["results"] if x["kind"] == "restore-test"]
+    assert all(x["verdict"] == "ok" for x in tested if "cut" not in x["key"]), tested
+    cov = run_cli(
+        "coverage",
+        "--json",
+        env={**env, "SEALCHECK_DATA_DIR": str(tmp_path / "data")},
+        timeout=60,
+    )
+    states = {
+        (v["backup"], v["version_id"]): v["state"] for v in json.loads(cov.stdout)["versions"]
+    }
+    ok = [x for x in tested if x["verdict"] == "ok"]
+    assert ok and all(states[(x["uri"], x["version_id"])] == "ok" for x in ok), states
