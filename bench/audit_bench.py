@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--loop", type=int, default=40, help="versions the shell loop verifies")
     args = ap.parse_args()
 
+    import logging
+
     from moto.server import ThreadedMotoServer
 
     from fixtures.dumps import mysql_like
@@ -50,6 +52,7 @@ def main() -> None:
     )
     work = Path(tempfile.mkdtemp(prefix="audit-bench-"))
     os.environ["SEALCHECK_DATA_DIR"] = str(work / "data")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
