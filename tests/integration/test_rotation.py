@@ -97,12 +97,15 @@ def test_plan_says_why_a_version_cannot_be_opened(scenario, old_key, new_key, tm
         tmp_path,
     )
     bucket.put(PREFIX + "cc.sql.gz.aes256", tmp_path / "cc.sql.gz.aes256")
+    bucket.put(PREFIX + "empty.sql.gz", b"")  # a cut-short upload: 0 bytes
+    bucket.put(PREFIX + "empty.sql.gz.key", b"x")
     r = rotate_keys("plan", bucket, old_key, new_key, "--json")
     assert r.returncode == 1
     why = {v["data_object"]: v for v in r.json()["versions"]}
     assert why[PREFIX + "42.sql.gz"]["result"] == "cannot"
     assert "no held key" in why[PREFIX + "42.sql.gz"]["reason"]
     assert "symmetric" in why[PREFIX + "cc.sql.gz.aes256"]["reason"]
+    assert "not openssl enc output" in why[PREFIX + "empty.sql.gz"]["reason"]
 
 
 # --- run -------------------------------------------------------------------------------
