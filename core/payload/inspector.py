@@ -52,6 +52,14 @@ class _Mark:
     header: bool  # a dump header (True) or the producer's trailer line (False)
     # Must match at the needle's offset, within _MarkScanner.WINDOW bytes.
     confirm: re.Pattern[bytes] | None = None
+    # What the stream is searched for, when not the needle itself: a string several
+    # marks share, at the mark's start or less than WINDOW bytes after it. Every
+    # search holds the GIL over every byte (~0.3 s/GiB each), so marks share one.
+    anchor: bytes | None = None
+
+    @property
+    def searched(self) -> bytes:
+        return self.anchor or self.needle
 
 
 # Header and trailer lines are tracked over the whole stream, so that data
@@ -69,14 +77,16 @@ _MY_HEADER = re.compile(
 )
 _MY_MARKS = (
     _Mark(b"\n-- Dump completed", header=False),
-    _Mark(b"-- MySQL dump", header=True, confirm=_MY_HEADER),
-    _Mark(b"-- MariaDB dump", header=True, confirm=_MY_HEADER),
+    # Both headers are found through the "Distrib " that the confirmation requires.
+    _Mark(b"-- MySQL dump", header=True, confirm=_MY_HEADER, anchor=b"Distrib "),
+    _Mark(b"-- MariaDB dump", header=True, confirm=_MY_HEADER, anchor=b"Distrib "),
 )
+_PG_HEADER = b"\n-- PostgreSQL database dump"
 _PG_MARKS = (
-    _Mark(b"\n-- PostgreSQL database dump complete", header=False),
     # The same words start the trailer; the header line ends right after them.
+    _Mark(_PG_HEADER + b" complete", header=False, anchor=_PG_HEADER),
     _Mark(
-        b"\n-- PostgreSQL database dump",
+        _PG_HEADER,
         header=True,
         confirm=re.compile(rb"\n-- PostgreSQL database dump\r?\n--\r?\n"),
     ),
@@ -96,6 +106,9 @@ class _MarkScanner:
 
     def __init__(self, marks: tuple[_Mark, ...]) -> None:
         self._marks = marks
+        self._anchors: dict[bytes, list[_Mark]] = {}
+        for mark in marks:
+            self._anchors.setdefault(mark.searched, []).append(mark)
         self._pending = b""  # bytes at which no mark start was decided yet
         self._at = 0  # stream offset of _pending[0]
 
@@ -124,18 +137,28 @@ class _MarkScanner:
         return found
 
     def _find(self, buf: bytes, lim: int, base: int) -> list[tuple[int, bool]]:
-        """Marks that start before ``lim`` in ``buf``; the rest is look-ahead."""
-        found = []
-        for mark in self._marks:
-            end = min(lim - 1 + len(mark.needle), len(buf))
-            i = buf.find(mark.needle, 0, end)
-            while i != -1:
-                if mark.confirm is None or mark.confirm.match(buf, i):
-                    # Offsets name the line itself, not the newline before it.
-                    found.append((base + i + mark.needle.startswith(b"\n"), mark.header))
-                i = buf.find(mark.needle, i + 1, end)
-        found.sort()
-        return found
+        """Marks that start before ``lim`` in ``buf``; the rest is look-ahead.
+
+        One search per anchor; a mark starts at the last of its needles that begins
+        at or before the anchor, after the anchor's previous occurrence (no mark holds
+        its anchor twice) and less than WINDOW bytes before it: each byte is looked
+        back at once per mark, whatever the data. A needle starting at or after
+        ``lim`` is decided with the next chunk, its anchor found again."""
+        found: set[tuple[int, bool]] = set()
+        for anchor, marks in self._anchors.items():
+            prev = -1
+            j = buf.find(anchor)
+            while j != -1:
+                lo = max(prev + 1, j - self.WINDOW)
+                for mark in marks:
+                    i = buf.rfind(mark.needle, lo, j + len(mark.needle))
+                    if i == -1 or i >= lim:
+                        continue
+                    if mark.confirm is None or mark.confirm.match(buf, i):
+                        # Offsets name the line itself, not the newline before it.
+                        found.add((base + i + mark.needle.startswith(b"\n"), mark.header))
+                prev, j = j, buf.find(anchor, j + 1)
+        return sorted(found)
 
 
 class PayloadInspector:
