@@ -22,7 +22,7 @@ import os
 import secrets as _secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -62,6 +62,8 @@ class CampaignOptions:
     max_duration: float | None = None  # seconds
     strict: bool = True  # a payload nobody could check fails an audit
     trigger: Trigger = Trigger.AUDIT  # SCHEDULE when a timer or cron started it
+    target_rto_s: float | None = None  # the longest a restore may take
+    target_rpo_h: float | None = None  # the oldest the newest backup of a set may be
 
     def resume_key(self, seed: int | None) -> dict[str, Any]:
         s = self.sample
@@ -388,7 +390,35 @@ class Campaign:
             "complete": complete,
             "exit_code": code,
             "resume_key": self.opts.resume_key(self.opts.sample.seed),
+            "targets": self._targets(pop, latest.values()),
         }
+
+    def _targets(self, pop: list[ListedVersion], latest: Iterable[Entry]) -> dict[str, Any]:
+        """The measured recovery time of each restore test against the target RTO, and
+        the age of each backup's newest version against the target RPO (not failures:
+        they are reported for the auditor, the exit code stays the backups')."""
+        o = self.opts
+        now = _dt.datetime.now(_dt.UTC)
+        newest: dict[str, _dt.datetime] = {}
+        for v in pop:
+            newest[v.where] = max(newest.get(v.where, v.data.last_modified), v.data.last_modified)
+        rpo = [
+            {
+                "backup": where,
+                "newest_age_h": round((now - made).total_seconds() / 3600, 2),
+                "met": None
+                if o.target_rpo_h is None
+                else (now - made).total_seconds() <= o.target_rpo_h * 3600,
+            }
+            for where, made in sorted(newest.items())
+        ]
+        rto = []
+        for e in latest:
+            if e.kind is Kind.RESTORE_TEST and e.verdict.is_verdict:
+                took = json.loads(e.result_json).get("total_seconds")
+                met = None if o.target_rto_s is None or took is None else took <= o.target_rto_s
+                rto.append({"version": e.subject.label, "recovery_s": took, "met": met})
+        return {"rto_s": o.target_rto_s, "rpo_h": o.target_rpo_h, "rto": rto, "rpo": rpo}
 
 
 def _key(v: ListedVersion) -> tuple[str, str | None]:

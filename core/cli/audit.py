@@ -83,6 +83,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         parallel=args.parallel,
         max_duration=parse_duration(args.max_duration) if args.max_duration else None,
         trigger=Trigger(args.trigger),
+        target_rto_s=args.target_rto,
+        target_rpo_h=args.target_rpo,
     )
     secrets = secrets_from_args(args)
     history = History.default(keep_open=True)
@@ -146,6 +148,9 @@ def _print(s: dict[str, Any], entries: list[Any]) -> None:
         if e.kind.value != "audit" and e.verdict.value != "ok":
             layer = f" ({e.failed_layer})" if e.failed_layer else ""
             echo(f"  {e.verdict.short_label}{layer}  {e.subject.label}")
+    for kind, what in (("rto", "recovery time"), ("rpo", "newest backup age")):
+        for m in (x for x in s["targets"][kind] if x["met"] is False):
+            echo(f"  target missed: {what} of {m.get('version') or m.get('backup')}")
     if s["stopped"] == "max-duration":
         echo(
             f"  stopped at the time limit: {s['not_yet_checked']} versions left; run the "

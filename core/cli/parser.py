@@ -436,6 +436,18 @@ def _audit(sub: Any) -> None:
         default="audit",
         help="recorded with every result: schedule when a timer or cron runs it",
     )
+    a.add_argument(
+        "--target-rto",
+        type=float,
+        metavar="SECONDS",
+        help="recovery time objective: each restore test's measured time is reported against it",
+    )
+    a.add_argument(
+        "--target-rpo",
+        type=float,
+        metavar="HOURS",
+        help="recovery point objective: each backup's newest version's age is reported against it",
+    )
     a.add_argument("--json", action="store_true", help="print the campaign as JSON")
     a.add_argument("--no-progress", action="store_true")
     add_key_options(a)

@@ -83,8 +83,22 @@ def campaign_rows(c: dict[str, Any]) -> list[tuple[str, Any]]:
         ),
         ("Skipped", f"{len(skipped)} ({_reasons(skipped)})" if skipped else "none"),
         ("Stopped early", c.get("stopped") or "no"),
+        ("Recovery time (RTO)", _target(c, "rto", "rto_s", "s")),
+        ("Newest backup age (RPO)", _target(c, "rpo", "rpo_h", "h")),
         ("Exit code", c.get("exit_code")),
     ]
+
+
+def _target(c: dict[str, Any], kind: str, key: str, unit: str) -> str:
+    t = c.get("targets") or {}
+    rows = t.get(kind) or []
+    if not rows:
+        return "not measured"
+    target = t.get(key)
+    missed = [r for r in rows if r.get("met") is False]
+    head = f"target {target:g} {unit}: " if target is not None else "no target set: "
+    worst = max((r.get("recovery_s") or r.get("newest_age_h") or 0) for r in rows)
+    return head + f"{len(rows)} measured, {len(missed)} missed, worst {worst:g} {unit}"
 
 
 def _reasons(skipped: list[dict[str, Any]]) -> str:

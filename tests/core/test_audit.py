@@ -250,7 +250,8 @@ def test_a_version_no_key_opens_is_a_setup_problem_not_a_failure(
 
 def test_restore_test_newest_and_coverage_ok(estate: Estate, tmp_path: Path) -> None:
     """--restore-test newest restores the newest night into a throwaway MariaDB; that
-    version's coverage is then ok (verified and restore-tested)."""
+    version's coverage is then ok (verified and restore-tested); the measured recovery
+    time and the backups' age are reported against the targets."""
     if not shutil.which("mariadbd"):
         pytest.skip("no MariaDB server binaries (apt: mariadb-server)")
     env = {**os.environ, "SEALCHECK_STATE_DIR": str(tmp_path / "state")}
@@ -263,10 +264,19 @@ def test_restore_test_newest_and_coverage_ok(estate: Estate, tmp_path: Path) -> 
         "1",
         "--restore-test",
         "newest",
+        "--target-rto",
+        "0.001",
+        "--target-rpo",
+        "1000",
         env=env,
     )
     c = doc["campaign"]
     assert r.returncode in (0, 1), r.stderr
+    # Targets are reported, never failures: a restore takes longer than 1 ms, every
+    # backup here is younger than 1,000 hours.
+    t = c["targets"]
+    assert t["rto"] and all(x["met"] is False and x["recovery_s"] > 0 for x in t["rto"])
+    assert t["rpo"] and all(x["met"] is True for x in t["rpo"])
     kinds = {x["kind"] for x in doc["results"]}
     assert "restore-test" in kinds and len(c["restore_tested"]) >= 1
     tested = [x for x in doc["results"] if x["kind"] == "restore-test"]

@@ -238,3 +238,47 @@ def test_history_chain_catches_an_edit_behind_its_back(exported: Exported, tmp_p
     db.commit()
     db.close()
     assert any("record #2 was edited" in p for p in hist.check_chain())
+
+
+V1_SCHEMA = """
+CREATE TABLE entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, recorded_at TEXT NOT NULL, kind TEXT NOT NULL,
+    uri TEXT NOT NULL, bucket TEXT, object_key TEXT NOT NULL, version_id TEXT, etag TEXT,
+    size INTEGER, sha256 TEXT, ok INTEGER NOT NULL, exit_code INTEGER NOT NULL,
+    failed_layer TEXT, result TEXT NOT NULL, sealcheck_version TEXT NOT NULL,
+    host TEXT NOT NULL);
+CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries
+BEGIN SELECT RAISE(ABORT, 'the history is append-only'); END;
+CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
+BEGIN SELECT RAISE(ABORT, 'the history is append-only'); END;
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_history_kept_before_the_chain_is_chained_on_first_open(
+    exported: Exported, tmp_path: Path
+) -> None:
+    """A schema-1 history (Sealcheck before issue 14) keeps its rows as they were,
+    gets them chained in id order, stays append-only, and new records follow on."""
+    src = sqlite3.connect(exported.root / "data" / FILENAME)
+    cols = (
+        "recorded_at, kind, uri, bucket, object_key, version_id, etag, size, sha256, ok, "
+        "exit_code, failed_layer, result, sealcheck_version, host"
+    )
+    rows = src.execute(f"SELECT {cols} FROM entries ORDER BY id").fetchall()
+    src.close()
+    path = tmp_path / FILENAME
+    db = sqlite3.connect(path)
+    db.executescript(V1_SCHEMA)
+    db.executemany(f"INSERT INTO entries ({cols}) VALUES ({', '.join('?' * 15)})", rows)
+    db.commit()
+    db.close()
+    hist = History(path)
+    old = hist.entries()
+    assert len(old) == len(rows) and all(e.record_hash and e.os_user is None for e in old)
+    assert hist.check_chain() == []
+    again = History(path).entries()[0].result()
+    hist.record(again)
+    assert hist.check_chain() == [] and len(hist.entries()) == len(rows) + 1
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        sqlite3.connect(path).execute("UPDATE entries SET ok = 0")
