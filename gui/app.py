@@ -53,6 +53,8 @@ def run_window(
         win.show()
         if smoke_test:
             QTimer.singleShot(0, lambda: _smoke_close(win))
+        else:
+            QTimer.singleShot(0, win.offer_rotation_resume)
         if on_shown is not None:
             QTimer.singleShot(0, on_shown)
         return app.exec()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import secrets
 import sys
@@ -25,7 +24,7 @@ from ..keys.spec import KeyContext, open_key
 from ..plumbing.atomic import AtomicWriter
 from ..plumbing.progress import CancelToken
 from ..rotation.engine import NOT_REVOCATION, Outcome, Rotation, Settings
-from ..rotation.journal import Item, Journal, Step, default_dir, journals, now_iso
+from ..rotation.journal import Item, Journal, Step, journal_for, journals, now_iso
 from ..rotation.newkey import open_new_key
 from ..rotation.report import build
 from ..rotation.scope import Scope
@@ -131,8 +130,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _journal_path(args: argparse.Namespace, settings: Settings) -> Path:
     if args.journal:
         return Path(args.journal)
-    ident = f"{settings.bucket}/{settings.prefix}|{settings.new.fingerprint}"
-    return default_dir() / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.sqlite3"
+    return journal_for(settings.bucket, settings.prefix, settings.new.fingerprint)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import hashlib
 import os
 import signal
 import sqlite3
@@ -240,3 +241,27 @@ def journals(folder: Path | None = None) -> Iterator[Path]:
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def journal_for(bucket: str, prefix: str, fingerprint: str, folder: Path | None = None) -> Path:
+    """The journal of one rotation: one per prefix and new key, so the CLI and the app
+    resume each other's runs."""
+    ident = f"{bucket}/{prefix}|{fingerprint}"
+    return (folder or default_dir()) / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.sqlite3"
+
+
+def pending(folder: Path | None = None) -> list[tuple[Path, dict[str, str]]]:
+    """The interrupted rotations (status ``running``), each with its journal's meta."""
+    out = []
+    for path in journals(folder):
+        try:
+            j = Journal(path)
+        except JournalError:
+            continue
+        try:
+            meta = j.meta()
+        finally:
+            j.close()
+        if meta.get("status") == "running":
+            out.append((path, meta))
+    return out

@@ -51,6 +51,7 @@ class ActionWindow(QMainWindow):
     cancel_jobs: Callable[[], bool]
     show_history: Callable[[], None]
     export_evidence: Callable[[], object]
+    rotate_keys_dialog: Callable[[], object]
     targets: Callable[[], list[VersionRow]]
     _update_selection_info: Callable[[list[VersionRow]], None]
 
@@ -209,6 +210,12 @@ class ActionWindow(QMainWindow):
         for a in (self.verify_act, self.restore_act, self.recover_act, self.restore_test_act):
             j.addAction(a)
         j.addAction(self.cancel_act)
+        self.rotate_act = QAction("&Rotate key pair…", self)
+        self.rotate_act.setStatusTip(
+            "Re-wrap every backup's data key for a new key pair (no data re-encrypted)"
+        )
+        self.rotate_act.triggered.connect(lambda: self.rotate_keys_dialog())
+        menu.addMenu("&Keys").addAction(self.rotate_act)
         # Recover on a backup's row too: the newest good version is one click away.
         sets_view = self.browser.sets_view
         sets_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)

@@ -67,6 +67,8 @@ from ..notify import Notifier
 from ..preflight import key_problem
 from ..preflight import warn as preflight_warn
 from ..restorewizard import RestoreTestWizard
+from ..rotation import RotationWizard, offer_resume
+from ..rotation.wizard import Resume
 from ..stopjobs import confirm_stop
 from .actions import ActionWindow
 from .compose import (
@@ -115,6 +117,7 @@ class MainWindow(ActionWindow):
         # The wizard's last choices, for this session only (paths and a DSN, no password).
         self.restore_test_choice = RestoreTestSpec()
         self.restore_wizard: RestoreTestWizard | None = None
+        self.rotation_wizard: RotationWizard | None = None
         self._ask_before_close = True  # False when a signal closes the window (app.py)
 
         self.sources = QListWidget()
@@ -477,6 +480,33 @@ class MainWindow(ActionWindow):
             restore_test_specs(self._source(), chosen, options, self._shown_backups())
         )
 
+    def rotate_keys_dialog(self, resume: Resume | None = None) -> RotationWizard:
+        """Keys → Rotate key pair…: the wizard on the saved S3 sources (issue 13)."""
+        if self.rotation_wizard is not None:
+            self.rotation_wizard.raise_()
+            return self.rotation_wizard
+        wiz = RotationWizard(
+            self.all_sources(),
+            self.keys,
+            ask_passphrase=self._ask_passphrase,
+            ask_pin=self._ask_pin,
+            resume=resume,
+            parent=self,
+        )
+        self.rotation_wizard = wiz
+
+        def finished(_result: int) -> None:
+            self.rotation_wizard = None
+            wiz.deleteLater()
+
+        wiz.finished.connect(finished)
+        wiz.open()
+        return wiz
+
+    def offer_rotation_resume(self) -> QMessageBox | None:
+        """At start: an interrupted rotation (core's journal says so) is offered to resume."""
+        return offer_resume(self, lambda r: self.rotate_keys_dialog(r))
+
     def recover_dialog(self) -> None:
         rows = recovery_candidates(self.browser.versions.backup)
         if not rows:
@@ -665,6 +695,8 @@ class MainWindow(ActionWindow):
         self._fit_timer.stop()
         self._details_timer.stop()
         self.history_view.shutdown()
+        if self.rotation_wizard is not None:
+            self.rotation_wizard.done(0)  # a run pauses between versions (resumable)
         self.statusBar().showMessage("Stopping jobs…")
         self.queue.shutdown(5.0)
         self.browser.shutdown()

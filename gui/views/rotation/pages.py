@@ -1,0 +1,375 @@
+"""The wizard's first four pages: scope, the old keys found, the new key and its proof
+of possession, and the plan (a dry run, filterable). Each long step runs on the
+wizard's worker (wizard.py) while Next stays disabled."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QTableView,
+    QVBoxLayout,
+    QWizardPage,
+)
+
+from sealcheck.core.errors import SealcheckError
+from sealcheck.core.keys.base import KeySource
+from sealcheck.core.rotation.engine import Outcome
+from sealcheck.core.rotation.newkey import NewKey
+from sealcheck.core.rotation.scope import Scope
+
+from ...errortext import describe
+from ...jobs.worker import Failure
+from ...state.settings import SourceConfig
+from .plan import PlanFilter, PlanModel, Show, show_of
+from .work import HeldKey, Where, prove, where_of
+
+if TYPE_CHECKING:
+    from .wizard import RotationWizard
+
+
+def label(text: str, name: str) -> QLabel:
+    lab = QLabel(text)
+    lab.setWordWrap(True)
+    lab.setAccessibleName(name)
+    lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return lab
+
+
+def failure_text(failure: Failure | BaseException) -> str:
+    exc = failure.exc if isinstance(failure, Failure) else failure
+    msg = describe(exc)
+    return f"✘ {msg.headline}: {msg.details}\n{msg.advice}"
+
+
+class WizardPage(QWizardPage):
+    def wiz(self) -> RotationWizard:
+        w = self.wizard()
+        assert w is not None
+        return w  # type: ignore[return-value]
+
+
+class ScopePage(WizardPage):
+    def __init__(self, sources: list[SourceConfig], resuming: str | None) -> None:
+        super().__init__()
+        self.setTitle("Which backups are re-wrapped?")
+        self.setSubTitle(
+            "Each backup's data key is unwrapped with an old key and wrapped again for a new "
+            "key pair; the data is not re-encrypted and nothing in the bucket is replaced."
+        )
+        self.sources = [s for s in sources if not s.is_local]
+        self.source = QComboBox()
+        self.source.setAccessibleName("Source")
+        for s in self.sources:
+            self.source.addItem(f"{s.name} ({s.uri})")
+        self.prefix = QLineEdit()
+        self.prefix.setAccessibleName("Prefix")
+        self.prefix.setPlaceholderText("every object of the bucket")
+        self.current = QRadioButton("&Current versions: the newest of each backup")
+        self.current.setAccessibleName("Current versions only")
+        self.all = QRadioButton("&All versions: every version still in the bucket")
+        self.all.setAccessibleName("All versions")
+        self.current.setChecked(True)
+        form = QFormLayout()
+        form.addRow("&Source:", self.source)
+        form.addRow("&Prefix:", self.prefix)
+        lay = QVBoxLayout(self)
+        self.banner = label(resuming or "", "Resuming")
+        self.banner.setVisible(bool(resuming))
+        lay.addWidget(self.banner)
+        lay.addLayout(form)
+        lay.addWidget(self.current)
+        lay.addWidget(self.all)
+        lay.addWidget(
+            label(
+                "Older versions keep their producer's key too: choose All versions so a "
+                "restore of last month's backup also opens with the new key alone.",
+                "About versions",
+            )
+        )
+        lay.addStretch()
+        self.source.currentIndexChanged.connect(self._source_changed)
+        self._source_changed(0)
+
+    def _source_changed(self, _i: int) -> None:
+        src = self.chosen()
+        self.prefix.setText(src.prefix if src else "")
+        self.completeChanged.emit()
+
+    def chosen(self) -> SourceConfig | None:
+        i = self.source.currentIndex()
+        return self.sources[i] if 0 <= i < len(self.sources) else None
+
+    def where(self) -> Where:
+        src = self.chosen()
+        assert src is not None
+        return Where(
+            bucket=src.bucket,
+            prefix=self.prefix.text().strip(),
+            s3=src.s3(),
+            rules=src.parsed_rules(),
+            scope=Scope.ALL if self.all.isChecked() else Scope.CURRENT,
+        )
+
+    def isComplete(self) -> bool:
+        return self.chosen() is not None
+
+
+class OldKeysPage(WizardPage):
+    """The keys held: the source's own (PEM files, keyring names, token URIs), every key
+    in custody and, with a PKCS#11 module, the token's keys. All are tried unless unticked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setTitle("Old keys found")
+        self.setSubTitle(
+            "The rotation opens each backup with whichever of these keys fits; untick a key "
+            "to leave it out."
+        )
+        self.list = QListWidget()
+        self.list.setAccessibleName("Old keys")
+        self.status = label("", "Search status")
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.list)
+        lay.addWidget(self.status)
+        self.found: list[HeldKey] = []
+        self.searching = False
+        self.list.itemChanged.connect(lambda _i: self.completeChanged.emit())
+
+    def initializePage(self) -> None:
+        wiz = self.wiz()
+        src = wiz.scope_page.chosen()
+        self.found = []
+        problems: list[str] = []
+        self.list.clear()
+        if src is not None:
+            opened, problems = wiz.open_source_keys(src)
+            self._add([HeldKey(k, f"{where_of(k)} (this source's key)") for k in opened])
+        self.status.setText("\n".join(problems) + ("\n" if problems else "") + "Looking…")
+        self.searching = True
+        wiz.start(wiz.held_fn(), returned=self._held, errored=self._failed)
+
+    def _held(self, keys: list[KeySource]) -> None:
+        self._add([HeldKey(k, where_of(k)) for k in keys])
+        self._done("")
+
+    def _failed(self, failure: Failure) -> None:
+        self._done(failure_text(failure))
+
+    def _done(self, problem: str) -> None:
+        self.searching = False
+        text = self.status.text().removesuffix("Looking…")
+        n = len(self.found)
+        text += problem or f"{n} key{'s' if n != 1 else ''} found."
+        self.status.setText(text.strip())
+        self.completeChanged.emit()
+
+    def _add(self, keys: list[HeldKey]) -> None:
+        known = {h.key.fingerprint for h in self.found}
+        for h in keys:
+            if h.key.fingerprint in known:
+                continue
+            known.add(h.key.fingerprint)
+            self.found.append(h)
+            item = QListWidgetItem(
+                f"{h.key.label}  —  RSA-{h.bits}, {h.where}\n    SPKI SHA-256 {h.key.fingerprint}"
+            )
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked)
+            self.list.addItem(item)
+
+    def chosen(self) -> list[KeySource]:
+        return [
+            h.key
+            for i, h in enumerate(self.found)
+            if self.list.item(i).checkState() == Qt.CheckState.Checked
+        ]
+
+    def isComplete(self) -> bool:
+        return not self.searching and bool(self.chosen())
+
+
+class NewKeyPage(WizardPage):
+    def __init__(self, spec: str = "", public_only: bool = False) -> None:
+        super().__init__()
+        self.setTitle("New key and proof of possession")
+        self.setSubTitle(
+            "Before anything is written, the new key proves someone holds it: a random "
+            "challenge encrypted to its public key must decrypt with its private half."
+        )
+        self.spec = QLineEdit(spec)
+        self.spec.setAccessibleName("New key")
+        self.spec.setPlaceholderText("new.pem, keyring:NAME or a pkcs11: URI")
+        browse = QPushButton("B&rowse…")
+        browse.clicked.connect(self._browse)
+        self.public_only = QCheckBox(
+            "&Public key only: the private half is kept offline (possession is not proved)"
+        )
+        self.public_only.setChecked(public_only)
+        self.public_warning = label(
+            "⚠ With a public key only, nobody here proves holding the new private key. If it "
+            "is lost, every re-wrapped key is useless (the old keys still open the backups). "
+            "The report records this choice.",
+            "Public-only warning",
+        )
+        self.check = QPushButton("&Check the new key")
+        self.check.setAccessibleName("Check the new key")
+        self.result = label("", "Proof of possession")
+        row = QHBoxLayout()
+        row.addWidget(self.spec, 1)
+        row.addWidget(browse)
+        lay = QVBoxLayout(self)
+        name = QLabel("New &key:")
+        name.setBuddy(self.spec)
+        lay.addWidget(name)
+        lay.addLayout(row)
+        lay.addWidget(self.public_only)
+        lay.addWidget(self.public_warning)
+        lay.addWidget(self.check)
+        lay.addWidget(self.result)
+        lay.addStretch()
+        self.new: NewKey | None = None
+        self.proof = ""
+        self.checking = False
+        self.spec.textChanged.connect(self._reset)
+        self.public_only.toggled.connect(self._reset)
+        self.check.clicked.connect(self.start_check)
+        self._reset()
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "New key (PEM)", self.spec.text())
+        if path:
+            self.spec.setText(path)
+
+    def _reset(self, *_a: object) -> None:
+        self.new, self.proof = None, ""
+        self.public_warning.setVisible(self.public_only.isChecked())
+        self.result.setText("")
+        self.completeChanged.emit()
+
+    def start_check(self) -> None:
+        self._reset()
+        wiz = self.wiz()
+        try:
+            new = wiz.open_new(self.spec.text().strip(), self.public_only.isChecked())
+        except SealcheckError as exc:
+            self.result.setText(failure_text(exc))
+            return
+        self.checking = True
+        self.check.setEnabled(False)
+        self.result.setText("Proving possession…")
+        wiz.start(prove, new, returned=lambda text: self._proved(new, text), errored=self._failed)
+
+    def _proved(self, new: NewKey, text: str) -> None:
+        self.new, self.proof, self.checking = new, text, False
+        self.check.setEnabled(True)
+        self.result.setText(f"{text}\n{new.label}: RSA-{new.bits}, SPKI SHA-256 {new.fingerprint}")
+        self.completeChanged.emit()
+
+    def _failed(self, failure: Failure) -> None:
+        self.checking = False
+        self.check.setEnabled(True)
+        self.result.setText(failure_text(failure))
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:
+        return self.new is not None and not self.checking
+
+
+class PlanPage(WizardPage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setTitle("Plan: what will happen to each version")
+        self.setSubTitle("A dry run: every version in scope is checked, nothing is written.")
+        self.setCommitPage(True)  # after this the run has written: no going back
+        self.model = PlanModel(self)
+        self.proxy = PlanFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setAccessibleName("Plan")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.outcome_filter = QComboBox()
+        self.outcome_filter.setAccessibleName("Show")
+        for s in Show:
+            self.outcome_filter.addItem(s.value, s)
+        self.text = QLineEdit()
+        self.text.setAccessibleName("Filter")
+        self.text.setPlaceholderText("Filter by name, version, key or reason")
+        self.bar = QProgressBar()
+        self.bar.setAccessibleName("Planning progress")
+        self.summary = label("", "Plan summary")
+        top = QHBoxLayout()
+        top.addWidget(self.outcome_filter)
+        top.addWidget(self.text, 1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.summary)
+        self.outcome_filter.currentIndexChanged.connect(
+            lambda _i: self.proxy.set_show(self.outcome_filter.currentData())
+        )
+        self.text.textChanged.connect(self.proxy.setFilterFixedString)
+        self.outcome: Outcome | None = None
+
+    def initializePage(self) -> None:
+        wiz = self.wiz()
+        self.outcome = None
+        self.model.set_items([])
+        self.bar.setRange(0, 0)
+        self.bar.show()
+        self.summary.setText("Listing the versions and opening each with an old key…")
+        wiz.start(
+            wiz.plan_fn(),
+            returned=self._planned,
+            errored=self._failed,
+            progress=self._progress,
+        )
+
+    def _progress(self, value: object) -> None:
+        if isinstance(value, tuple) and value[0] == "plan":
+            _, n, total = value
+            self.bar.setRange(0, total)
+            self.bar.setValue(n)
+            self.summary.setText(f"Checked {n} of {total} versions…")
+
+    def _planned(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        self.model.set_items(outcome.items)
+        self.table.resizeColumnsToContents()
+        self.bar.hide()
+        counts: dict[Show, int] = dict.fromkeys(Show, 0)
+        for i in outcome.items:
+            counts[show_of(i)] += 1
+        self.summary.setText(
+            f"{len(outcome.items)} version(s): {counts[Show.ROTATE]} to be re-wrapped, "
+            f"{counts[Show.ALREADY]} already rotated, {counts[Show.CANNOT]} cannot be rotated "
+            "(they keep their original key; the table says why)."
+        )
+        self.completeChanged.emit()
+
+    def _failed(self, failure: Failure) -> None:
+        self.bar.hide()
+        self.summary.setText(failure_text(failure) + "\nGo Back and try again.")
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:
+        return self.outcome is not None and not self.wiz().busy

@@ -1,0 +1,242 @@
+"""The key-rotation wizard (issue 13) on a versioned moto bucket, with backups made by the
+seed pipelines' real openssl commands: every page, a version that cannot be opened shown
+in the plan, Pause mid-run and Resume, the report export, and the offer to resume an
+interrupted rotation when the app starts."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QMessageBox, QWizard
+
+from fixtures.gui_flow import open_window
+from fixtures.pipelines import RsaKey, make_rsa_key, securecircle
+from fixtures.rotation import PREFIX, Scenario, fetch, links, make_scenario, producer_objects
+from fixtures.s3servers import Bucket
+from sealcheck.core.rotation.engine import NOT_REVOCATION, Rotation
+from sealcheck.core.rotation.journal import Step
+from sealcheck.gui.state.keysession import KeySession
+from sealcheck.gui.state.settings import KeyChoice, SourceConfig
+from sealcheck.gui.views.rotation import Page, RotationWizard
+from sealcheck.gui.views.rotation.plan import Show
+from sealcheck.gui.views.rotation.wizard import pending_resumes
+
+WAIT = 60_000
+
+
+@pytest.fixture
+def scenario(moto_s3: Bucket, tmp_path: Path, rsa_key: RsaKey, small_dump: Path) -> Scenario:
+    """Four versions of two seed-pipeline backups, and one made for a key nobody here holds."""
+    sc = make_scenario(moto_s3, tmp_path, rsa_key, small_dump)
+    stranger = make_rsa_key(tmp_path / "stranger", "stranger", 2048)
+    moto_s3.put_backup(PREFIX, securecircle(small_dump, tmp_path / "other", stranger, name="42"))
+    return sc
+
+
+def source_of(bucket: Bucket, key: RsaKey) -> SourceConfig:
+    return SourceConfig(
+        name="moto",
+        bucket=bucket.name,
+        prefix=PREFIX,
+        endpoint_url=bucket.endpoint,
+        region="us-east-1",
+        keys=KeyChoice(key_specs=(str(key.private),)),
+    )
+
+
+def next_enabled(wiz: QWizard) -> bool:
+    for b in (QWizard.WizardButton.NextButton, QWizard.WizardButton.CommitButton):
+        if wiz.button(b).isVisible() and wiz.button(b).isEnabled():
+            return True
+    return False
+
+
+def go_to_plan(qtbot, wiz: RotationWizard, new_key: RsaKey) -> None:
+    """Scope (all versions) → old keys → new key proved → plan finished."""
+    assert wiz.currentId() == Page.SCOPE
+    wiz.scope_page.all.setChecked(True)
+    wiz.next()
+    assert wiz.currentId() == Page.OLD_KEYS
+    qtbot.waitUntil(wiz.old_page.isComplete, timeout=WAIT)
+    assert next_enabled(wiz)
+    wiz.next()
+    assert wiz.currentId() == Page.NEW_KEY
+    wiz.new_page.spec.setText(str(new_key.private))
+    assert not next_enabled(wiz)  # no proof yet
+    wiz.new_page.check.click()
+    qtbot.waitUntil(wiz.new_page.isComplete, timeout=WAIT)
+    assert "decrypted a random challenge" in wiz.new_page.result.text()
+    wiz.next()
+    assert wiz.currentId() == Page.PLAN
+    qtbot.waitUntil(lambda: wiz.plan_page.isComplete(), timeout=WAIT)
+
+
+@contextlib.contextmanager
+def mid_run(monkeypatch: pytest.MonkeyPatch, qtbot, wiz: RotationWizard) -> Iterator[None]:
+    """Start the run (one version in flight), hold it after its first version while the
+    body presses Pause or Cancel, then let it reach the pause."""
+    wiz.workers = 1
+    rotate_one = Rotation._rotate
+    first_done, go_on = threading.Event(), threading.Event()
+
+    def hold_after_first(self, journal, item, listed):
+        rotate_one(self, journal, item, listed)
+        first_done.set()
+        go_on.wait(30)
+
+    with monkeypatch.context() as m:
+        m.setattr(Rotation, "_rotate", hold_after_first)
+        wiz.next()
+        assert wiz.currentId() == Page.RUN
+        qtbot.waitUntil(first_done.is_set, timeout=WAIT)
+        assert not next_enabled(wiz)
+        yield
+        go_on.set()
+        qtbot.waitUntil(lambda: wiz.run_page.paused, timeout=WAIT)
+
+
+def decrypts_with(key: RsaKey, body: bytes, tmp_path: Path) -> bytes:
+    f = tmp_path / "link.bin"
+    f.write_bytes(body)
+    return subprocess.run(
+        ["openssl", "rsautl", "-decrypt", "-inkey", str(key.private), "-in", str(f)],
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
+def test_every_page_pause_resume_and_report(
+    qtbot,
+    qtmodeltester,
+    tmp_path: Path,
+    scenario: Scenario,
+    rsa_key: RsaKey,
+    other_rsa_key: RsaKey,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bucket = scenario.bucket
+    before = producer_objects(bucket)
+    keys = KeySession(lambda _p: None, lambda _p: None)
+    wiz = RotationWizard([source_of(bucket, rsa_key)], keys)
+    qtbot.addWidget(wiz)
+    wiz.show()
+
+    # The old keys page lists the source's PEM key; the new key page refuses a public key
+    # alone unless the public-only choice is made, said plainly.
+    wiz.next()
+    qtbot.waitUntil(wiz.old_page.isComplete, timeout=WAIT)
+    assert len(wiz.old_page.chosen()) == 1
+    assert str(rsa_key.private) in wiz.old_page.list.item(0).text()
+    wiz.next()
+    wiz.new_page.spec.setText(str(other_rsa_key.public))
+    wiz.new_page.check.click()
+    assert "private half" in wiz.new_page.result.text() and not wiz.new_page.isComplete()
+    wiz.new_page.public_only.setChecked(True)
+    assert wiz.new_page.public_warning.isVisibleTo(wiz)
+    wiz.new_page.public_only.setChecked(False)
+    wiz.back()
+    wiz.back()
+
+    go_to_plan(qtbot, wiz, other_rsa_key)
+    model, proxy = wiz.plan_page.model, wiz.plan_page.proxy
+    qtmodeltester.check(model)
+    qtmodeltester.check(proxy)
+    assert model.rowCount() == 5
+    assert links(bucket) == []  # the plan wrote nothing
+    wiz.plan_page.outcome_filter.setCurrentIndex(list(Show).index(Show.CANNOT))
+    assert proxy.rowCount() == 1
+    cannot = proxy.index(0, 2).data()
+    assert proxy.index(0, 0).data() == PREFIX + "42.sql.gz"
+    assert cannot.startswith("Cannot be rotated") and "no held key" in cannot
+    wiz.plan_page.outcome_filter.setCurrentIndex(list(Show).index(Show.ROTATE))
+    wiz.plan_page.text.setText("nightly")
+    assert proxy.rowCount() == 2
+    wiz.plan_page.text.setText("")
+
+    with mid_run(monkeypatch, qtbot, wiz):
+        wiz.run_page.pause.click()
+    assert not wiz.run_page.isComplete() and wiz.run_page.resume.isEnabled()
+    assert "nothing is half-written" in wiz.run_page.status.text()
+    assert len(links(bucket)) == 1
+    (resume,) = pending_resumes()
+    assert resume.to == str(other_rsa_key.private) and resume.source.prefix == PREFIX
+
+    wiz.run_page.resume.click()
+    qtbot.waitUntil(wiz.run_page.isComplete, timeout=WAIT)
+    assert next_enabled(wiz)
+    assert pending_resumes() == []
+    result = wiz.run_page.result
+    assert result is not None
+    assert result.report["counts"] == {"done": 4, "cannot": 1}
+    assert [i.step for i in result.outcome.items].count(Step.DONE) == 4
+    assert producer_objects(bucket) == before  # nothing replaced, nothing deleted
+    # Each re-wrapped key opens with the new key alone, by the runbooks' openssl command.
+    secrets = {s for _, _, _, s in scenario.versions}
+    got = {decrypts_with(other_rsa_key, fetch(bucket, k, v), tmp_path) for k, v in links(bucket)}
+    assert got == secrets
+
+    wiz.next()
+    assert wiz.currentId() == Page.RESULT
+    assert "not revocation" in wiz.result_page.revocation.text()
+    assert "42.sql.gz" in wiz.result_page.text.text()
+    wiz.result_page.export(tmp_path / "r.json", "json")
+    wiz.result_page.export(tmp_path / "r.html", "html")
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["counts"] == {"done": 4, "cannot": 1} and len(report["versions"]) == 5
+    page = (tmp_path / "r.html").read_text()
+    assert NOT_REVOCATION in page and PREFIX + "42.sql.gz" in page
+    wiz.accept()
+
+
+def test_the_app_offers_to_resume_an_interrupted_rotation(
+    qtbot,
+    tmp_path: Path,
+    scenario: Scenario,
+    rsa_key: RsaKey,
+    other_rsa_key: RsaKey,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bucket = scenario.bucket
+    win = open_window(qtbot, tmp_path, [source_of(bucket, rsa_key)])
+    assert win.offer_rotation_resume() is None  # nothing pending
+    win.rotate_act.trigger()  # Keys → Rotate key pair…
+    wiz = win.rotation_wizard
+    assert wiz is not None and wiz.isVisible()
+    go_to_plan(qtbot, wiz, other_rsa_key)
+    with mid_run(monkeypatch, qtbot, wiz):
+        wiz.reject()  # Cancel while it runs is Pause: the wizard stays open
+    assert wiz.isVisible()
+    wiz.reject()  # now it closes; the rotation stays resumable
+    qtbot.waitUntil(lambda: win.rotation_wizard is None, timeout=5000)
+    assert len(links(bucket)) == 1
+
+    box = win.offer_rotation_resume()  # what the app does on start
+    assert isinstance(box, QMessageBox) and bucket.name in box.text()
+    box.button(QMessageBox.StandardButton.Yes).click()
+    wiz = win.rotation_wizard
+    assert wiz is not None and wiz.resume is not None
+    assert wiz.scope_page.banner.isVisibleTo(wiz) and wiz.scope_page.all.isChecked()
+    assert wiz.new_page.spec.text() == str(other_rsa_key.private)
+    wiz.next()
+    qtbot.waitUntil(wiz.old_page.isComplete, timeout=WAIT)
+    wiz.next()
+    wiz.new_page.check.click()
+    qtbot.waitUntil(wiz.new_page.isComplete, timeout=WAIT)
+    wiz.next()
+    qtbot.waitUntil(lambda: wiz.plan_page.isComplete(), timeout=WAIT)
+    wiz.plan_page.outcome_filter.setCurrentIndex(list(Show).index(Show.ALREADY))
+    assert wiz.plan_page.proxy.rowCount() == 1
+    wiz.next()
+    qtbot.waitUntil(wiz.run_page.isComplete, timeout=WAIT)
+    assert len(links(bucket)) == 4
+    assert wiz.run_page.result is not None
+    assert wiz.run_page.result.report["counts"] == {"done": 4, "cannot": 1}
+    wiz.next()
+    wiz.accept()
+    qtbot.waitUntil(lambda: win.rotation_wizard is None, timeout=5000)
