@@ -39,8 +39,9 @@ from ..records.restore_result import RestoreTestResult
 from ..records.verdict import Verdict
 from ..restoretest.runner import RestoreTestOptions, restore_test
 from ..storage.listing import list_backup_sets
-from ..storage.locate import ListedVersion, Locator
+from ..storage.locate import ListedVersion, Locator, sidecars_beside
 from ..storage.naming import Rule
+from ..storage.rewrap import prefer_link
 from ..storage.s3.client import S3Settings, make_client, parse_uri
 from .sample import SampleSpec, draw, identity
 
@@ -314,10 +315,16 @@ class Campaign:
 
         try:
             data, wrapped = Locator(self.opts.settings, self.cancel, client=client).open_listed(v)
+            # As the CLI and the app open a version: a key re-wrapped by a rotation for
+            # a key held here wins over the producer's, and X.sha256, X.info… beside
+            # the data are compared too.
+            keys = self.secrets.keys
+            wrapped = prefer_link(data, wrapped, lambda: [k.fingerprint for k in keys])
             job = Job(
                 data=data,
                 secrets=_copy(self.secrets),
                 wrapped_key=wrapped,
+                sidecars=sidecars_beside(client, data, self.cancel),
                 progress=progress,
                 cancel=self.cancel,
                 strict=self.opts.strict,
