@@ -29,7 +29,7 @@ from ..storage.naming import Rule
 from ..storage.rewrap import prefer_link
 from ..storage.s3.client import S3Settings
 from ..storage.source import Source
-from .history import record_history
+from .record import record_history
 from .termtext import safe
 
 

@@ -1,15 +1,12 @@
-"""``sealcheck history``, ``sealcheck report export|check``, and recording after a run.
+"""``sealcheck history`` and ``sealcheck report export|check|verify``.
 
-Recording never changes a run's verdict: a history that cannot be written (damaged,
-unreadable, locked too long) is a warning on stderr and the exit code stays the
-verify's, restore's or restore test's own.
+Recording after a run is record.py's: a verify needs none of the evidence reports.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,11 +16,10 @@ from ..keys.signing import SigningKeyStore
 from ..plumbing.atomic import AtomicWriter
 from ..records import evidence, evidence_check, evidence_verify
 from ..records.chain import Signer
-from ..records.history import Entry, History, HistoryError, Result, Subject, Trigger
+from ..records.history import Entry, History, HistoryError
 from ..records.verdict import Verdict
+from .record import warn
 from .termtext import echo
-
-log = logging.getLogger("sealcheck")
 
 
 def evidence_signer() -> Signer | None:
@@ -34,7 +30,7 @@ def evidence_signer() -> Signer | None:
     try:
         signer = store.signer()
     except SealcheckError as exc:
-        _warn(f"the report is NOT signed: {exc.message()}")
+        warn(f"the report is NOT signed: {exc.message()}")
         return None
     if fresh:
         echo(
@@ -56,32 +52,6 @@ def write_report(body: dict[str, Any], fmt: str, output: Path, force: bool) -> s
     with AtomicWriter(output, overwrite=force) as f:
         f.write(data)
     return signer.fingerprint if signer else None
-
-
-def record_history(args: argparse.Namespace, result: Result) -> None:
-    """Append a finished run's result to the history unless ``--no-history``."""
-    if getattr(args, "no_history", False):
-        return
-    if result.error is not None and result.error.kind == "Cancelled":
-        return  # a cancelled run proved nothing either way
-    fallback = None
-    if getattr(args, "source", None):
-        fallback = Subject.from_uri(args.source, getattr(args, "version_id", None))
-    trigger = Trigger(getattr(args, "trigger", None) or Trigger.MANUAL.value)
-    try:
-        History.default().record(result, subject=fallback, trigger=trigger)
-    except HistoryError as exc:
-        _warn(f"{exc.message()}. The result was not recorded; the run itself is unaffected.")
-    except Exception as exc:  # the verdict outranks a bug in the history
-        log.debug("recording the history failed", exc_info=True)
-        _warn(
-            f"the result was not recorded in the history (internal error "
-            f"{type(exc).__name__}); the run itself is unaffected."
-        )
-
-
-def _warn(text: str) -> None:
-    echo(f"sealcheck: warning: {text}", file=sys.stderr)
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -68,6 +68,9 @@ def test_verify_of_a_local_file_imports_no_restore_test_qt_or_boto3(
     assert r.returncode == 0, r.stdout + r.stderr
     assert "VERIFIED" in r.stdout
     assert _under(modules, NEVER) == []
+    # Recording the verify needs the history, not the evidence reports.
+    assert "sealcheck.core.records.history" in modules
+    assert "sealcheck.core.records.evidence" not in modules
     # What the verify needed did load: the check above is not vacuous.
     assert "sealcheck.core.pipeline.run" in modules
     assert "cryptography" in modules

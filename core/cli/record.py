@@ -1,0 +1,44 @@
+"""Recording a finished verify, restore or restore test in the history.
+
+Recording never changes a run's verdict: a history that cannot be written (damaged,
+unreadable, locked too long) is a warning on stderr and the exit code stays the
+verify's, restore's or restore test's own. Apart from history.py's commands, so that
+a verify does not import the evidence reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..records.history import History, HistoryError, Result, Subject, Trigger
+from .termtext import echo
+
+log = logging.getLogger("sealcheck")
+
+
+def record_history(args: argparse.Namespace, result: Result) -> None:
+    """Append a finished run's result to the history unless ``--no-history``."""
+    if getattr(args, "no_history", False):
+        return
+    if result.error is not None and result.error.kind == "Cancelled":
+        return  # a cancelled run proved nothing either way
+    fallback = None
+    if getattr(args, "source", None):
+        fallback = Subject.from_uri(args.source, getattr(args, "version_id", None))
+    trigger = Trigger(getattr(args, "trigger", None) or Trigger.MANUAL.value)
+    try:
+        History.default().record(result, subject=fallback, trigger=trigger)
+    except HistoryError as exc:
+        warn(f"{exc.message()}. The result was not recorded; the run itself is unaffected.")
+    except Exception as exc:  # the verdict outranks a bug in the history
+        log.debug("recording the history failed", exc_info=True)
+        warn(
+            f"the result was not recorded in the history (internal error "
+            f"{type(exc).__name__}); the run itself is unaffected."
+        )
+
+
+def warn(text: str) -> None:
+    echo(f"sealcheck: warning: {text}", file=sys.stderr)
