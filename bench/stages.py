@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from sealcheck.core.decompress.registry import open_decompressor
+from sealcheck.core.decrypt.openssl.header import CIPHERS_BY_NAME, raw_params
 from sealcheck.core.decrypt.openssl.kdf import evp_bytes_to_key
+from sealcheck.core.decrypt.openssl.stream import DecryptReader
 from sealcheck.core.payload.inspector import PayloadInspector
 from sealcheck.core.plumbing.streams import CHUNK
 
@@ -65,12 +65,11 @@ def aes(path: Path, passfile: Path) -> int:
         if head[:8] != b"Salted__":
             raise SystemExit(f"{path}: not a salted openssl enc object")
         km = evp_bytes_to_key(secret, head[8:16], "sha256", 48)
-        dec = Cipher(algorithms.AES(km[:32]), modes.CBC(km[32:])).decryptor()
+        params = raw_params(CIPHERS_BY_NAME["aes-256-cbc"], km[:32].hex(), km[32:].hex())
+        dec = DecryptReader(f, params, obj=path.name)  # the pipeline's own reader
         n = 0
-        while b := f.read(CHUNK):
-            dec.update(b)
+        while b := dec.read(CHUNK):
             n += len(b)
-        dec.finalize()
     return n
 
 
