@@ -20,6 +20,12 @@ class Layer(enum.Enum):
     CIPHER = "cipher"  # symmetric decryption and its padding
     DECOMPRESS = "decompress"  # gzip/bzip2/zstd/xz integrity
     PAYLOAD = "payload"  # dump format and completeness
+    # Physical backups (issue 16): the layers of each xbstream member, the backup's
+    # own completeness, and the InnoDB pages of its tablespaces.
+    MEMBER_CIPHER = "member-cipher"  # xbcrypt of each member
+    MEMBER_DECOMPRESS = "member-decompress"  # qpress of each member
+    BACKUP = "backup"  # checkpoints, backup-my.cnf, info, every tablespace
+    PAGES = "pages"  # InnoDB page checksums
     DESTINATION = "destination"  # writing the restored file
     DATABASE = "database"  # restore test
 

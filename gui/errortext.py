@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sealcheck.core.decompress.qpress import UnsafeMemberPath
+from sealcheck.core.decrypt.xbkey import KmsDecryptFailed, XbcryptKeyInvalid, XbcryptKeyNeeded
 from sealcheck.core.errors import (
     AccessDenied,
     BackupFailed,
@@ -38,6 +40,8 @@ from sealcheck.core.errors import (
 )
 from sealcheck.core.keys.custody import BadKeyName, DuplicateKey, InsecureKeyring
 from sealcheck.core.payload.info import PayloadNotChecked
+from sealcheck.core.physical.complete import BackupIncomplete
+from sealcheck.core.physical.pages import PageChecksumError
 from sealcheck.core.records.evidence_check import ReportUnreadable
 from sealcheck.core.records.history import HistoryError
 from sealcheck.core.records.report import ErrorInfo, Report, Status
@@ -99,6 +103,10 @@ LAYER_WORDS = {
     "cipher": "decrypting",
     "decompress": "decompressing",
     "payload": "checking the dump is complete",
+    "member-cipher": "decrypting the backup's files",
+    "member-decompress": "decompressing the backup's files",
+    "backup": "checking the physical backup is complete",
+    "pages": "checking the database pages",
     "hashes": "hashing",
     "destination": "writing the restored file",
     "database": "loading into a test database",
@@ -111,6 +119,10 @@ LAYER_TITLES = {
     "cipher": "Decryption and padding",
     "decompress": "Decompressor check",
     "payload": "Dump complete",
+    "member-cipher": "Files decrypted (xbcrypt)",
+    "member-decompress": "Files decompressed (qpress)",
+    "backup": "Physical backup complete",
+    "pages": "InnoDB page checksums",
     "hashes": "Hashes",
     "destination": "Restored file",
     "database": "Test database",
@@ -318,6 +330,33 @@ _WORDS: dict[type[SealcheckError], tuple[str, str]] = {
         "pg_restore could not restore the archive",
         "The details show pg_restore's own words. Check the archive against the PostgreSQL "
         "version it was made for; if an older version restores, compare the two.",
+    ),
+    UnsafeMemberPath: (
+        "A file in the backup would be written outside its folder",
+        "The backup names a file with '..' or an absolute path: it was crafted or damaged. "
+        "Nothing was written; do not extract it with other tools either.",
+    ),
+    XbcryptKeyInvalid: (
+        "This is not a usable XtraBackup encryption key",
+        "An xbcrypt key is 16, 24 or 32 bytes, the whole key file; the details say what is "
+        "wrong (often a newline at the end of the file).",
+    ),
+    KmsDecryptFailed: (
+        "KMS did not give the backup's data key",
+        "Check the KMS key, the region and your permission to Decrypt with it.",
+    ),
+    XbcryptKeyNeeded: (
+        "This physical backup is encrypted by XtraBackup: its key is needed",
+        "Give the --encrypt-key file, ApsaraDB's KMS plaintext or the KMS-encrypted data key.",
+    ),
+    PageChecksumError: (
+        "A database page in the backup is damaged",
+        "An InnoDB page checksum failed in a tablespace of the backup. Use an older version.",
+    ),
+    BackupIncomplete: (
+        "The physical backup is missing files",
+        "A file the backup needs (its checkpoints, options, or a table's data) is not in it. "
+        "Use an older version and check the backup job's logs.",
     ),
     PayloadNotChecked: (
         "Nothing proved the backup's content",

@@ -15,6 +15,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..decrypt.secrets import GpgOptions, Secrets
+from ..decrypt.xbkey import (
+    XbcryptKey,
+    key_from_aws_kms,
+    key_from_file,
+    key_from_kms_plaintext,
+    key_from_kms_plaintext_file,
+)
 from ..errors import KeyUnavailable, UsageError
 from ..keys.base import KeySource
 from ..keys.discovery import held_keys
@@ -120,7 +127,34 @@ def secrets_from_args(args: argparse.Namespace) -> Secrets:
         raw_key=_raw_key(args.raw_key_file, args.iv) if args.raw_key_file else None,
         pbkdf2_iter=args.pbkdf2_iter,
         cipher=args.cipher,
+        xbcrypt=xbcrypt_key(args),
     )
+
+
+def xbcrypt_key(args: argparse.Namespace) -> XbcryptKey | None:
+    """The XtraBackup --encrypt key from whichever option gave it (at most one)."""
+    given = {
+        "--xbcrypt-key-file": getattr(args, "xbcrypt_key_file", None),
+        "--kms-plaintext-file": getattr(args, "kms_plaintext_file", None),
+        "--kms-plaintext": getattr(args, "kms_plaintext", None),
+        "--kms-ciphertext-file": getattr(args, "kms_ciphertext_file", None),
+    }
+    named = [k for k, v in given.items() if v is not None]
+    if len(named) > 1:
+        raise UsageError(f"give one xbcrypt key, not {' and '.join(named)}")
+    if args.xbcrypt_key_file:
+        return key_from_file(args.xbcrypt_key_file)
+    if args.kms_plaintext_file:
+        return key_from_kms_plaintext_file(args.kms_plaintext_file)
+    if args.kms_plaintext:
+        return key_from_kms_plaintext(args.kms_plaintext.encode())
+    if args.kms_ciphertext_file:
+        return key_from_aws_kms(
+            args.kms_ciphertext_file,
+            region=getattr(args, "region", None),
+            profile=getattr(args, "profile", None),
+        )
+    return None
 
 
 def _fmt_bytes(n: float) -> str:

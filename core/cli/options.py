@@ -89,6 +89,32 @@ def add_key_options(p: argparse.ArgumentParser) -> None:
         help="file holding the openssl enc -K value in hex (no KDF); with --iv",
     )
     g.add_argument("--iv", metavar="HEX", help="openssl enc -iv value (with --raw-key-file)")
+    x = p.add_argument_group("physical backups (XtraBackup --encrypt)")
+    x.add_argument(
+        "--xbcrypt-key-file",
+        type=Path,
+        metavar="FILE",
+        help="the --encrypt-key-file: its raw bytes, the whole file (no newline)",
+    )
+    x.add_argument(
+        "--kms-plaintext-file",
+        type=Path,
+        metavar="FILE",
+        help="ApsaraDB: the base64 Plaintext of KMS Decrypt; the key is its lowercase hex",
+    )
+    x.add_argument(
+        "--kms-plaintext",
+        metavar="B64",
+        help="as --kms-plaintext-file, on the command line (readable by every user through "
+        "ps: prefer the file)",
+    )
+    x.add_argument(
+        "--kms-ciphertext-file",
+        type=Path,
+        metavar="FILE",
+        help="an AWS KMS-encrypted data key (binary or base64): decrypted with KMS Decrypt "
+        "(--region, --profile; another endpoint through boto3's AWS_ENDPOINT_URL_KMS)",
+    )
     g.add_argument(
         "--raw-key",
         metavar="HEX",

@@ -96,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "restore":
             sp.add_argument("-o", "--output", required=True, type=Path, metavar="PATH")
             sp.add_argument("--force", action="store_true", help="replace an existing file")
+            sp.add_argument(
+                "--extract",
+                action="store_true",
+                help="physical backups: write the backup's files into the new folder PATH "
+                "(decrypted, decompressed; renamed into place only once every layer verified)",
+            )
+            sp.add_argument(
+                "--max-disk",
+                type=int,
+                metavar="BYTES",
+                help="with --extract: stop when the extracted files exceed this size",
+            )
         sp.add_argument("--json", action="store_true", help="print the report as JSON")
         sp.add_argument(
             "--max-output",

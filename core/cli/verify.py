@@ -25,6 +25,8 @@ def _run_job(args: argparse.Namespace, operation: str) -> int:
                 overwrite=getattr(args, "force", False),
                 max_output_bytes=args.max_output,
                 strict=args.strict,
+                extract=getattr(args, "extract", False),
+                max_disk_bytes=getattr(args, "max_disk", None),
             )
         )
 
@@ -74,13 +76,15 @@ def print_report(report: Report, out: Any = None) -> None:
         echo(f"  {report.error.message}", file=out)
     if report.formats:
         echo(f"  formats: {' > '.join(report.formats)}", file=out)
+    width = max([11, *(len(x.layer) for x in report.layers)])
     for layer in report.layers:
-        echo(f"  {layer.layer:<11} {_MARK[layer.status]:<8} {layer.proved}", file=out)
+        # Physical backups add longer layer names (member-decompress): they get the width.
+        echo(f"  {layer.layer:<{width}} {_MARK[layer.status]:<8} {layer.proved}", file=out)
         if layer.layer == "hashes" and layer.status is Status.OK:
             d = layer.details
-            echo(f"  {'':<11} {'':<8} object    sha256 {d.get('ciphertext_sha256')}", file=out)
+            echo(f"  {'':<{width}} {'':<8} object    sha256 {d.get('ciphertext_sha256')}", file=out)
             echo(
-                f"  {'':<11} {'':<8} plaintext sha256 {d.get('plaintext_sha256')} "
+                f"  {'':<{width}} {'':<8} plaintext sha256 {d.get('plaintext_sha256')} "
                 f"({d.get('plaintext_bytes')} bytes)",
                 file=out,
             )

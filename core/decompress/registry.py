@@ -16,6 +16,7 @@ from ..formats import Fmt, sniff
 from ..plumbing.progress import CancelToken
 from ..plumbing.streams import Reader
 from .base import DecompressReader
+from .qpress import QpressReader
 from .readers import Bzip2Reader, GzipReader, PassThrough, XzReader, ZstdReader
 
 
@@ -33,10 +34,11 @@ READERS: Mapping[Fmt, ReaderFactory] = MappingProxyType(
         Fmt.BZIP2: Bzip2Reader,
         Fmt.XZ: XzReader,
         Fmt.ZSTD: ZstdReader,
+        Fmt.QPRESS: QpressReader,  # qpress around a whole stream (ApsaraDB *_xb.qp)
     }
 )
 # Compressions that are recognised but not decoded yet: each fails with one typed error.
-UNSUPPORTED: frozenset[Fmt] = frozenset({Fmt.LZ4, Fmt.QPRESS})
+UNSUPPORTED: frozenset[Fmt] = frozenset({Fmt.LZ4})
 
 
 def open_decompressor(

@@ -19,6 +19,7 @@ from .gpg.opener import open_gpg
 from .opener import EvidenceSink, Opened, Opener, OpenRequest
 from .openssl.opener import open_openssl
 from .secrets import Secrets
+from .xbcrypt_opener import open_xbcrypt
 
 OPENERS: Mapping[Fmt, Opener] = MappingProxyType(
     {
@@ -29,10 +30,11 @@ OPENERS: Mapping[Fmt, Opener] = MappingProxyType(
         Fmt.CMS_DER: open_cms,
         Fmt.CMS_PEM: open_cms,
         Fmt.SMIME: open_cms,
+        Fmt.XBCRYPT: open_xbcrypt,
     }
 )
 # Envelopes that are recognised but not opened yet: each fails with one typed error.
-UNSUPPORTED: frozenset[Fmt] = frozenset({Fmt.AGE, Fmt.XBCRYPT})
+UNSUPPORTED: frozenset[Fmt] = frozenset({Fmt.AGE})
 
 
 def open_plain(req: OpenRequest, ev: EvidenceSink) -> Opened:

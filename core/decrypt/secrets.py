@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..keys.base import KeySource
+from .xbkey import XbcryptKey
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,11 @@ class Secrets:
     raw_key: tuple[str, str] | None = None  # (-K hex, -iv hex)
     pbkdf2_iter: int | None = None
     cipher: str | None = None
+    xbcrypt: XbcryptKey | None = None  # XtraBackup --encrypt key (issue 16)
 
     def wipe(self) -> None:
+        if self.xbcrypt is not None:
+            self.xbcrypt.wipe()
         if self.passphrase is not None:
             for i in range(len(self.passphrase)):
                 self.passphrase[i] = 0

@@ -37,3 +37,6 @@ class Job:
     strict: bool = False
     # Files beside the backup whose checksums or size are compared with what was read.
     sidecars: tuple[Sidecar, ...] = ()
+    # restore --extract: the files of a physical backup into a new folder (issue 16).
+    extract: bool = False
+    max_disk_bytes: int | None = None

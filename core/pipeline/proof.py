@@ -20,6 +20,9 @@ from ..records.verdict import Verdict
 from ..storage.s3.object import S3Stream
 
 LAYER_ORDER = ("source", "key", "cipher", "decompress", "payload", "hashes", "destination")
+# A physical backup's own layers come after its stream (payload), before the hashes;
+# listed only for a physical backup (issue 16).
+PHYSICAL_LAYERS = ("member-cipher", "member-decompress", "backup", "pages")
 
 # The steps in words, for "the run stopped because ... failed".
 STEP_WORDS = {
@@ -28,6 +31,10 @@ STEP_WORDS = {
     "cipher": "decryption",
     "decompress": "decompression",
     "payload": "the dump check",
+    "member-cipher": "decrypting the backup's files",
+    "member-decompress": "decompressing the backup's files",
+    "backup": "the backup's completeness check",
+    "pages": "the InnoDB page check",
     "destination": "writing the restored file",
     "database": "the restore test",
 }
@@ -68,7 +75,11 @@ class Evidence:
                 old = self.layers[failing]
                 self.layers[failing] = LayerResult(failing, status, text, old.details)
         out = []
-        for name in LAYER_ORDER:
+        order: tuple[str, ...] = LAYER_ORDER
+        if any(n in self.layers or n in self.partial for n in PHYSICAL_LAYERS):
+            i = LAYER_ORDER.index("hashes")
+            order = LAYER_ORDER[:i] + PHYSICAL_LAYERS + LAYER_ORDER[i:]
+        for name in order:
             if name in self.layers:
                 out.append(self.layers[name])
             elif error is not None and (name != "destination" or operation == "restore"):
@@ -117,6 +128,10 @@ def error_layer(error: SealcheckError) -> str | None:
         Layer.CIPHER: "cipher",
         Layer.DECOMPRESS: "decompress",
         Layer.PAYLOAD: "payload",
+        Layer.MEMBER_CIPHER: "member-cipher",
+        Layer.MEMBER_DECOMPRESS: "member-decompress",
+        Layer.BACKUP: "backup",
+        Layer.PAGES: "pages",
         Layer.DESTINATION: "destination",
         Layer.DATABASE: "database",
     }[error.layer]
@@ -148,6 +163,8 @@ def decompress_result(d: DecompressReader) -> tuple[LayerResult, list[str]]:
         "bzip2": "block and stream CRCs verified, end of stream reached",
         "xz": "integrity checks verified, end of stream reached",
         "zstd": "frames complete, content checksums verified where present",
+        "qpress": "the Adler-32 of every QuickLZ block verified, each decoded to its stated "
+        "size, the archive's end marker read",
     }
     if st.fmt == "none":
         return LayerResult("decompress", Status.SKIPPED, "not compressed"), []

@@ -30,11 +30,21 @@ from ..errors import (
 from ..formats import Fmt, sniff
 from ..payload.info import PayloadInfo, require_judged
 from ..payload.inspector import PayloadInspector
+from ..physical.check import PhysicalCheck
+from ..physical.extract import FolderWriter
 from ..plumbing.atomic import AtomicWriter
 from ..plumbing.progress import Meter
 from ..plumbing.streams import CHUNK, ChainReader, Prefetch, Reader, Tally, read_exact
 from ..records.report import ErrorInfo, Report
 from .job import Job
+from .physical import (
+    XBSTREAM_MAGIC,
+    destination_result,
+    new_check,
+    physical_evidence,
+    physical_partial,
+)
+from .physical import payload_info as physical_payload_info
 from .proof import (
     Evidence,
     decompress_evidence,
@@ -141,7 +151,11 @@ def _run(job: Job, ev: _Evidence) -> None:
     meter = Meter(job.progress)
     meter.stage("download", ident.size, is_input=True)
     writer: AtomicWriter | None = None
-    if job.operation == "restore":
+    folder: FolderWriter | None = None
+    if job.operation == "restore" and job.extract:
+        assert job.destination is not None
+        folder = FolderWriter(job.destination, max_bytes=job.max_disk_bytes, obj=src.name)
+    elif job.operation == "restore":
         assert job.destination is not None
         writer = AtomicWriter(job.destination, overwrite=job.overwrite)
     closers: list[Callable[[], None]] = []
@@ -171,19 +185,25 @@ def _run(job: Job, ev: _Evidence) -> None:
         stop_decomp = getattr(decomp, "close", None)
         if stop_decomp is not None:  # a decoder with its own workers to stop: after the
             closers.append(stop_decomp)  # decode thread, which reads it, has ended
-        payload = _consume(job, decode, writer, meter, ev)
+        payload = _consume(job, decode, writer, meter, ev, folder)
         # Every byte went through: the envelope layers are proved even if the
         # payload check below fails.
         opened.done()
         decompress_evidence(ev, decomp)
         try:
-            payload.info = payload.inspector.finish()
+            if payload.physical is not None:
+                done = payload.physical.finish()
+                payload.info = physical_payload_info(done, list(payload.physical.reader.files))
+            else:
+                payload.info = payload.inspector.finish()
         finally:
-            ev.formats.append(payload.inspector.info.kind)
+            ev.formats.append("xbstream" if payload.physical else payload.inspector.info.kind)
         mismatch = _sidecar_evidence(job, ev, payload.sha256, payload.bytes)
         if job.extra_sink is not None and mismatch is None:
             job.extra_sink.finish()  # (a restore test commits its load here)
         payload_evidence(ev, payload.info)
+        if payload.physical is not None and payload.physical.result is not None:
+            physical_evidence(ev, payload.physical.result, job.secrets.xbcrypt)
         if mismatch is not None:
             raise mismatch
         if job.strict:
@@ -205,9 +225,22 @@ def _run(job: Job, ev: _Evidence) -> None:
                 bytes=writer.bytes,
             )
             writer = None
+        if folder is not None:
+            if payload.physical is None:
+                raise UnsupportedFormat(
+                    "--extract writes the files of a physical backup (xbstream); this backup "
+                    f"is {payload.info.kind}: restore it to a file without --extract",
+                    obj=src.name,
+                    layer=Layer.DESTINATION,
+                )
+            folder.commit()
+            ev.layers["destination"] = destination_result(folder)
+            folder = None
     except BaseException as exc:
         if writer is not None:
             writer.abort()
+        if folder is not None:
+            folder.abort()
         fetch = ev.fetch
         if fetch is not None and fetch.hashing.eof and "source" not in ev.layers:
             fetch.record(ev)
@@ -264,12 +297,21 @@ class _Consumed:
     sha256: str
     bytes: int
     info: PayloadInfo = field(default_factory=PayloadInfo)
+    physical: PhysicalCheck | None = None
 
 
 def _consume(
-    job: Job, decode: Reader, writer: AtomicWriter | None, meter: Meter, ev: _Evidence
+    job: Job,
+    decode: Reader,
+    writer: AtomicWriter | None,
+    meter: Meter,
+    ev: _Evidence,
+    folder: FolderWriter | None = None,
 ) -> _Consumed:
     inspector = PayloadInspector(obj=job.data.name)
+    # A physical backup (xbstream) is read by its own check: members, layers, pages.
+    physical: PhysicalCheck | None = None
+    sink: PhysicalCheck | PayloadInspector = inspector
     h = hashlib.sha256()
     total = seen = 0
     limit = job.max_output_bytes
@@ -294,13 +336,16 @@ def _consume(
                 obj=job.data.name,
             )
         h.update(chunk)
-        inspector.feed(chunk)
+        if seen == 0 and chunk.startswith(XBSTREAM_MAGIC):
+            physical = sink = new_check(ev, job.secrets.xbcrypt, job.data.name, folder)
+            ev.partial.update(physical_partial(physical))
+        sink.feed(chunk)
         seen = total
         if writer is not None:
             writer.write(chunk)
         if job.extra_sink is not None:
             job.extra_sink.feed(chunk)
-    return _Consumed(inspector, h.hexdigest(), total)
+    return _Consumed(inspector, h.hexdigest(), total, physical=physical)
 
 
 def _open_envelope(

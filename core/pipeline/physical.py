@@ -1,0 +1,162 @@
+"""The pipeline's side of physical backups (issue 16): the xbstream payload read by
+``physical.check``, and what each of its layers proved in words."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..decrypt.xbcrypt_opener import xbcrypt_proof
+from ..decrypt.xbkey import XbcryptKey
+from ..payload.info import MAX_LISTED_ENTRIES, Completeness, PayloadInfo
+from ..physical.check import PhysicalCheck, PhysicalResult
+from ..physical.complete import META
+from ..physical.extract import FolderWriter
+from ..records.report import LayerResult, Status
+from .proof import Evidence
+
+XBSTREAM_MAGIC = b"XBSTCK01"
+_LAYER_SUFFIXES = re.compile(r"(\.qp|\.xbcrypt)+$")
+MAX_LISTED = MAX_LISTED_ENTRIES
+
+
+def new_check(
+    ev: Evidence, key: XbcryptKey | None, obj: str, writer: FolderWriter | None
+) -> PhysicalCheck:
+    def members_encrypted() -> None:
+        # The first encrypted member: the backup is encrypted after all, by its members.
+        if "the backup is not encrypted" in ev.warnings:
+            ev.warnings.remove("the backup is not encrypted")
+            ev.layers.pop("key", None)
+            ev.set("cipher", Status.SKIPPED, "no envelope around the stream; see member-cipher")
+
+    return PhysicalCheck(key=key, obj=obj, writer=writer, on_xbcrypt=members_encrypted)
+
+
+def payload_info(r: PhysicalResult, names: list[str]) -> PayloadInfo:
+    info = r.facts.info
+    # The metadata files come last in the stream and prove the copy finished: list them first.
+    meta = [n for n in names if _LAYER_SUFFIXES.sub("", n) in META]
+    names = meta + [n for n in names if n not in meta]
+    tool = info.get("tool_name") or "mariabackup/xtrabackup"
+    return PayloadInfo(
+        kind="xbstream",
+        database_kind="MariaDB" if "MariaDB" in info.get("server_version", "") else "MySQL",
+        producer=f"{tool} (xbstream)",
+        producer_version=info.get("tool_version"),
+        server_version=info.get("server_version"),
+        completeness=Completeness.STRUCTURE_COMPLETE,
+        trailer=(
+            f"{r.chunks} chunks, each CRC-32 checked; {r.files} files, each closed by its "
+            "end chunk; every path inside the backup's folder"
+        ),
+        tables=len(r.facts.tables),
+        entries=names[:MAX_LISTED],
+        entries_total=len(names),
+    )
+
+
+def physical_evidence(ev: Evidence, r: PhysicalResult, key: XbcryptKey | None) -> None:
+    """The member layers, the backup's completeness and its pages."""
+    t = r.tally
+    stacks = ", ".join(f"{n} {s}" for s, n in sorted(t.stacks.items()))
+    if t.xbcrypt.chunks and key is not None:
+        keyp, cipher = xbcrypt_proof(t.xbcrypt, key, where="in each member")
+        if "key" not in ev.layers:  # no outer envelope: the members' key is the backup's
+            ev.set("key", Status.OK if t.xbcrypt.key_proved else Status.WARNING, keyp)
+        # The member cipher proves the key when it is v3; the outer key stays as it was.
+        ev.set(
+            "member-cipher",
+            Status.OK if t.xbcrypt.key_proved else Status.WARNING,
+            f"{cipher}. Key: {keyp}",
+            versions=sorted(t.xbcrypt.versions),
+            chunks=t.xbcrypt.chunks,
+            key_proved=t.xbcrypt.key_proved,
+            key_origin=key.origin,
+        )
+        if not t.xbcrypt.key_proved:
+            ev.warnings.append(
+                "xbcrypt v1/v2 carries no key check: the key is proved only by the layers below it"
+            )
+    else:
+        ev.set("member-cipher", Status.SKIPPED, "members not encrypted")
+    if t.qpress_files:
+        ev.ok(
+            "member-decompress",
+            f"qpress (QuickLZ): {t.qpress_files} files, {t.qpress_blocks} blocks, the "
+            "Adler-32 of every block verified, each decoded to its stated size, each "
+            "archive's end marker read",
+            files=t.qpress_files,
+            blocks=t.qpress_blocks,
+        )
+    else:
+        ev.set("member-decompress", Status.SKIPPED, "members not compressed")
+    f = r.facts
+    cp = f.checkpoints
+    tables = (
+        f"every table definition's data files present ({len(f.tables)} tables: "
+        f"{sum(1 for e in f.tables.values() if e == 'InnoDB')} InnoDB)"
+        if f.dictionary_in_files
+        else "no .frm files (MySQL 8.0 data dictionary): tablespaces not compared with a catalogue"
+    )
+    details: dict[str, Any] = {
+        "checkpoints": cp,
+        "tables": dict(list(f.tables.items())[:MAX_LISTED]),
+        "system_files": f.system_files,
+        "member_layers": t.stacks,
+    }
+    ev.ok(
+        "backup",
+        f"complete: checkpoints ({cp.get('backup_type', '?')}, LSN {cp.get('from_lsn', '?')}"
+        f"–{cp.get('to_lsn', '?')}), backup-my.cnf and the backup info present; system "
+        f"tablespace {', '.join(f.system_files)} present; {tables}; members: {stacks}",
+        **details,
+    )
+    p = r.pages
+    if p.program is None:
+        ev.set(
+            "pages",
+            Status.NOT_CHECKED,
+            "innochecksum is not installed (MariaDB server packages): the InnoDB pages were "
+            "not checked",
+        )
+        ev.warnings.append("InnoDB page checksums not checked: innochecksum is not installed")
+    else:
+        status = Status.WARNING if p.skipped else Status.OK
+        text = (
+            f"innochecksum: every page of {len(p.checked)} tablespaces "
+            f"({p.pages_bytes} bytes) has a valid checksum; tablespaces piped from the stream, "
+            "the system tablespace through a private 0700 folder (wiped after) so that its "
+            "doublewrite buffer, copies of other pages, is left out"
+        )
+        if p.skipped:
+            text += f"; {len(p.skipped)} interleaved tablespaces not checked"
+        ev.set("pages", status, text, tablespaces=len(p.checked), bytes=p.pages_bytes)
+
+
+def physical_partial(check: PhysicalCheck) -> dict[str, Any]:
+    """Once a physical backup is found, its own layers are listed ("not reached"
+    when the run stops before them)."""
+    none: Any = lambda: None  # noqa: E731
+    return {
+        "member-cipher": none,
+        "member-decompress": none,
+        "backup": none,
+        "pages": none,
+        "payload": lambda: (
+            f"read {check.reader.chunks} xbstream chunks ({check.reader.bytes} bytes), each "
+            "CRC-32 checked; the end of the stream was not reached"
+            if check.reader.chunks
+            else None
+        ),
+    }
+
+
+def destination_result(writer: FolderWriter) -> LayerResult:
+    return LayerResult(
+        "destination",
+        Status.OK,
+        f"{writer.files} files extracted into {writer.destination} (a new folder, renamed "
+        "into place only once every layer verified; every file synced to disk)",
+        {"files": writer.files, "bytes": writer.bytes},
+    )
