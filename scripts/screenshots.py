@@ -8,11 +8,12 @@ server: the main window, a job mid-restore, an error state, the result of a rest
 test (two versions restore-tested in throwaway MariaDB servers, the second showing its
 drift from the first; skipped when no MariaDB server is installed), the source
 editor's Keys tab (the keys a source tries, in order, its passphrase file and OpenPGP
-key), the error state after a live switch to a dark palette (as when the OS goes
-dark), and the main window at 200 % (a second run of this script with
-QT_SCALE_FACTOR=2, in a smaller window).
+key), the key-rotation wizard's pages (Keys → Rotate key pair…, on the demo bucket to a
+new key made by openssl genrsa; paused mid-run, then resumed), the error state after
+a live switch to a dark palette (as when the OS goes dark), and the main window at
+200 % (a second run of this script with QT_SCALE_FACTOR=2, in a smaller window).
 ``--only`` takes some of them: main-window, error-state, restore-test, source-keys,
-restore-in-progress, dark, 2x.
+rotation, restore-in-progress, dark, 2x.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SHOTS = (
     "error-state",
     "restore-test",
     "source-keys",
+    "rotation",
     "restore-in-progress",
     "dark",
     "2x",
@@ -215,6 +217,11 @@ def shoot(work: Path, out: Path, only: set[str]) -> int:
         # 2c. The source editor's Keys tab: what the demo source tries, in order.
         if "source-keys" in only:
             source_keys_shot(app, win, out)
+
+        # 2d. The key-rotation wizard, page by page (it writes re-wrapped keys: last on the
+        # demo bucket).
+        if "rotation" in only:
+            rotation_shots(app, win, work, out)
         if "restore-in-progress" not in only:
             win.close()
             return 0
@@ -257,6 +264,46 @@ def source_keys_shot(app: object, win: object, out: Path) -> None:
     grab(dlg, out / "source-keys.png")
     dlg.reject()
     dlg.deleteLater()
+
+
+def rotation_shots(app: object, win: object, work: Path, out: Path) -> None:
+    from sealcheck.gui.views.mainwindow import MainWindow
+
+    assert isinstance(win, MainWindow)
+    new = work / "new-key.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(new), "3072"], check=True, capture_output=True)
+    wiz = win.rotate_keys_dialog()
+    wiz.resize(1180, 720)
+    wiz.move(win.x() + 90, win.y() + 70)
+    wait_until(app, wiz.isVisible)
+    wiz.scope_page.all.setChecked(True)
+    grab(wiz, out / "rotation-1-scope.png")
+    wiz.next()
+    wait_until(app, wiz.old_page.isComplete)
+    grab(wiz, out / "rotation-2-old-keys.png")
+    wiz.next()
+    wiz.new_page.spec.setText(str(new))
+    wiz.new_page.check.click()
+    wait_until(app, wiz.new_page.isComplete)
+    grab(wiz, out / "rotation-3-new-key.png")
+    wiz.next()
+    wait_until(app, wiz.plan_page.isComplete, 120)
+    wiz.plan_page.table.resizeColumnsToContents()
+    grab(wiz, out / "rotation-4-plan.png")
+    wiz.workers = 1  # one version at a time, so Pause lands mid-run
+    wiz.next()
+    run = wiz.run_page
+    wait_until(app, lambda: run.bar.value() >= 1 or run.result is not None, 120)
+    if run.result is None:
+        run.pause.click()
+        wait_until(app, lambda: run.paused or run.result is not None, 120)
+        grab(wiz, out / "rotation-5-run-paused.png")
+        if run.paused:
+            run.resume.click()
+    wait_until(app, run.isComplete, 120)
+    wiz.next()
+    grab(wiz, out / "rotation-6-result.png")
+    wiz.accept()
 
 
 def restore_test_shot(app: object, win: object, out: Path) -> None:

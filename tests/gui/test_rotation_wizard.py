@@ -163,6 +163,7 @@ def test_every_page_pause_resume_and_report(
         wiz.run_page.pause.click()
     assert not wiz.run_page.isComplete() and wiz.run_page.resume.isEnabled()
     assert "nothing is half-written" in wiz.run_page.status.text()
+    assert not wiz.button(QWizard.WizardButton.BackButton).isEnabled()  # what is written stays
     assert len(links(bucket)) == 1
     (resume,) = pending_resumes()
     assert resume.to == str(other_rsa_key.private) and resume.source.prefix == PREFIX

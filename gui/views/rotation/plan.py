@@ -35,10 +35,15 @@ def show_of(item: Item) -> Show:
     return Show.ROTATE
 
 
+def reason_text(item: Item) -> str:
+    """Core's reason without the object's name and headline the row already shows."""
+    return (item.reason or "").split("This version cannot be rotated. ", 1)[-1]
+
+
 def what_text(item: Item) -> str:
     """What the rotation does (or did) to this version, in words."""
     if item.step is Step.CANNOT:
-        return f"Cannot be rotated: {item.reason}"
+        return f"Cannot be rotated: {reason_text(item)}"
     if item.step is Step.ALREADY:
         return f"Already rotated ({item.reason})"
     if item.step is Step.DONE:

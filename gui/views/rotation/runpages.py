@@ -20,6 +20,7 @@ from sealcheck.core.rotation.journal import Step
 from ...jobs.worker import Failure
 from ...state.results import duration_text
 from .pages import WizardPage, failure_text, label
+from .plan import reason_text
 from .work import RunResult, RunStats, export
 
 
@@ -155,7 +156,7 @@ class ResultPage(WizardPage):
             lines.append("<p>Not rotated (they keep their original key):</p><ul>")
             lines += [
                 f"<li>{html.escape(i.data_key)} @ {html.escape(i.data_version)}: "
-                f"{html.escape(i.reason or '')}</li>"
+                f"{html.escape(reason_text(i))}</li>"
                 for i in cannot[:20]
             ]
             lines.append("</ul>")

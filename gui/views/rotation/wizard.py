@@ -152,6 +152,7 @@ class RotationWizard(QWizard):
         self._pool.setMaxThreadCount(1)
         self._worker: Worker | None = None
         self.workers = 8  # versions in flight during the run (core's default)
+        self.currentIdChanged.connect(lambda _id: self._update_buttons())
 
     # --- the one worker ---------------------------------------------------------------
 
@@ -190,8 +191,10 @@ class RotationWizard(QWizard):
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        # Back waits too: a page's step reports to that page.
-        self.button(QWizard.WizardButton.BackButton).setEnabled(not self.busy)
+        # Back waits too (a page's step reports to that page), and once the run has
+        # started there is no going back: what it wrote stays written.
+        back = not self.busy and self.currentId() < Page.RUN
+        self.button(QWizard.WizardButton.BackButton).setEnabled(back)
 
     def abort(self) -> None:
         if self._worker is not None:
