@@ -102,12 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
                 help="physical backups: write the backup's files into the new folder PATH "
                 "(decrypted, decompressed; renamed into place only once every layer verified)",
             )
-            sp.add_argument(
-                "--max-disk",
-                type=int,
-                metavar="BYTES",
-                help="with --extract: stop when the extracted files exceed this size",
-            )
+        sp.add_argument(
+            "--max-disk",
+            type=int,
+            metavar="BYTES",
+            help="physical backups: the most disk the system tablespace's page check may "
+            "use, and with --extract the extracted files",
+        )
         sp.add_argument("--json", action="store_true", help="print the report as JSON")
         sp.add_argument(
             "--max-output",

@@ -45,6 +45,7 @@ class PhysicalCheck:
         writer: FolderWriter | None = None,
         check_pages: bool = True,
         on_xbcrypt: Callable[[], None] | None = None,
+        max_disk: int | None = None,
     ) -> None:
         self._key = key
         self._obj = obj
@@ -52,7 +53,8 @@ class PhysicalCheck:
         self.tally = LayerTally()
         self._chains: dict[str, MemberChain] = {}
         self.complete = Completeness(obj=obj)
-        self.pages = PageChecker(obj=obj) if check_pages else None
+        # --max-disk bounds the private folder the system tablespace is checked in.
+        self.pages = PageChecker(obj=obj, max_disk=max_disk) if check_pages else None
         self.writer = writer
         self.reader = XbstreamReader(self, obj=obj)
         self.result: PhysicalResult | None = None

@@ -72,6 +72,7 @@ class PageResult:
     checked: list[str] = field(default_factory=list)
     pages_bytes: int = 0
     skipped: list[str] = field(default_factory=list)  # too many interleaved at once
+    over_budget: list[str] = field(default_factory=list)  # system files past --max-disk
 
 
 class _Spill:
@@ -166,8 +167,9 @@ class _Check:
 class PageChecker:
     """Feeds each tablespace to its own ``innochecksum -`` while it streams."""
 
-    def __init__(self, *, obj: str | None) -> None:
+    def __init__(self, *, obj: str | None, max_disk: int | None = None) -> None:
         self._obj = obj
+        self._max_disk = max_disk
         self._program = find_innochecksum()
         self.result = PageResult(self._program)
         self._open: dict[str, _Check | _Spill] = {}
@@ -192,6 +194,14 @@ class PageChecker:
                 os.chmod(self._dir, 0o700)
             kind = _Spill if SYSTEM.match(name) else _Check
             chk = self._open[name] = kind(self._program, self._dir, name)
+        if isinstance(chk, _Spill) and self._max_disk is not None:
+            if chk.bytes + len(data) > self._max_disk:
+                # The disk budget: this file goes unchecked (said so), the run goes on.
+                chk.kill()
+                del self._open[name]
+                self.result.over_budget.append(name)
+                self.result.skipped.append(name)
+                return
         chk.write(data)
 
     def end(self, name: str) -> None:

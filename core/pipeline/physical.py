@@ -21,7 +21,11 @@ MAX_LISTED = MAX_LISTED_ENTRIES
 
 
 def new_check(
-    ev: Evidence, key: XbcryptKey | None, obj: str, writer: FolderWriter | None
+    ev: Evidence,
+    key: XbcryptKey | None,
+    obj: str,
+    writer: FolderWriter | None,
+    max_disk: int | None = None,
 ) -> PhysicalCheck:
     def members_encrypted() -> None:
         # The first encrypted member: the backup is encrypted after all, by its members.
@@ -30,7 +34,9 @@ def new_check(
             ev.layers.pop("key", None)
             ev.set("cipher", Status.SKIPPED, "no envelope around the stream; see member-cipher")
 
-    return PhysicalCheck(key=key, obj=obj, writer=writer, on_xbcrypt=members_encrypted)
+    return PhysicalCheck(
+        key=key, obj=obj, writer=writer, on_xbcrypt=members_encrypted, max_disk=max_disk
+    )
 
 
 def payload_info(r: PhysicalResult, names: list[str]) -> PayloadInfo:
@@ -129,8 +135,16 @@ def physical_evidence(ev: Evidence, r: PhysicalResult, key: XbcryptKey | None) -
             "the system tablespace through a private 0700 folder (wiped after) so that its "
             "doublewrite buffer, copies of other pages, is left out"
         )
-        if p.skipped:
-            text += f"; {len(p.skipped)} interleaved tablespaces not checked"
+        if p.over_budget:
+            text += (
+                f"; NOT checked: {', '.join(p.over_budget)} (the system tablespace is checked "
+                "in a scratch folder, and it is larger than --max-disk)"
+            )
+            ev.warnings.append(
+                f"InnoDB pages of {', '.join(p.over_budget)} not checked: --max-disk"
+            )
+        if len(p.skipped) > len(p.over_budget):
+            text += f"; {len(p.skipped) - len(p.over_budget)} interleaved tablespaces not checked"
         ev.set("pages", status, text, tablespaces=len(p.checked), bytes=p.pages_bytes)
 
 

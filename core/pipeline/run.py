@@ -337,7 +337,9 @@ def _consume(
             )
         h.update(chunk)
         if seen == 0 and chunk.startswith(XBSTREAM_MAGIC):
-            physical = sink = new_check(ev, job.secrets.xbcrypt, job.data.name, folder)
+            physical = sink = new_check(
+                ev, job.secrets.xbcrypt, job.data.name, folder, job.max_disk_bytes
+            )
             ev.partial.update(physical_partial(physical))
         sink.feed(chunk)
         seen = total

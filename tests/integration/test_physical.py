@@ -285,3 +285,14 @@ def test_mbstream_agrees_with_our_hostile_path_refusal(tmp_path: Path) -> None:
         ["mbstream", "-x", "-C", str(inside)], input=stream, capture_output=True, check=False
     )
     assert not (tmp_path / "escape").exists()
+
+
+def test_max_disk_bounds_the_system_tablespace_check(real: RealPhysical) -> None:
+    """Only the system tablespace touches disk while verifying; past --max-disk it is
+    left unchecked, said so, and everything else is still proved."""
+    code, rep = verify(real.plain, "--max-disk", "1000000")
+    assert code == 0, rep
+    pages = layer(rep, "pages")
+    assert pages["status"] == "warning" and "NOT checked: ibdata1" in pages["proved"]
+    assert any("--max-disk" in w for w in rep["warnings"])
+    assert layer(rep, "backup")["status"] == "ok"
