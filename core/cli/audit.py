@@ -30,7 +30,7 @@ from .common import (
     s3_settings,
     secrets_from_args,
 )
-from .history import write_report
+from .history import check_tsa, write_report
 from .termtext import echo
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -73,6 +73,9 @@ class _Line:
 def cmd_audit(args: argparse.Namespace) -> int:
     uri = parse_uri(args.location)
     fmt = _report_format(args.report) if args.report else None
+    if args.tsa and not args.report:
+        raise UsageError("--tsa timestamps the report: give --report FILE too")
+    check_tsa(args.tsa)
     opts = CampaignOptions(
         location=f"s3://{uri.bucket}/{uri.key}",
         settings=s3_settings(args),
@@ -111,7 +114,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             ordered,
             sections={"campaign": s, "coverage": [r.to_dict() for r in rows]},
         )
-        signed_by = write_report(body, fmt, args.report, True)
+        signed_by = write_report(body, fmt, args.report, True, args.tsa)
         s = {**s, "report": str(args.report), "signed_by": signed_by}
     if args.json:
         results = [e.summary() for e in out.entries if e.kind.value != "audit"]

@@ -41,17 +41,42 @@ def evidence_signer() -> Signer | None:
     return signer
 
 
-def write_report(body: dict[str, Any], fmt: str, output: Path, force: bool) -> str | None:
-    """Sign ``body`` (with the history's chain), render it as ``fmt`` and write it
-    atomically; the signing key's fingerprint, or None when unsigned."""
+def write_report(
+    body: dict[str, Any], fmt: str, output: Path, force: bool, tsa: str | None = None
+) -> str | None:
+    """Sign ``body`` (with the history's chain), timestamp its chain head when ``tsa``
+    names an RFC 3161 authority, render it as ``fmt`` and write it atomically; the
+    signing key's fingerprint, or None when unsigned."""
     from ..records import report_formats
 
     signer = evidence_signer()
     signed = evidence.sign(body, History.default(), signer)
+    if tsa is not None:
+        _timestamp(signed, tsa)
     data = report_formats.render(signed, fmt)
     with AtomicWriter(output, overwrite=force) as f:
         f.write(data)
     return signer.fingerprint if signer else None
+
+
+def check_tsa(url: str | None) -> None:
+    """Up front, before any work: only an http(s) URL names a TSA."""
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise UsageError(f"--tsa {url}: give the TSA's http:// or https:// URL")
+
+
+def _timestamp(signed: dict[str, Any], url: str) -> None:
+    """Adds the chain head's RFC 3161 token; an unreachable TSA is a setup problem:
+    the report is written all the same and says it is not timestamped."""
+    from ..records import timestamp
+
+    head = signed["chain"]["statement"]["head"]["hash"]
+    ts = timestamp.stamp(url, head)
+    signed["chain"]["timestamp"] = ts
+    if ts["status"] == timestamp.NOT_TIMESTAMPED:
+        warn(f"the report is NOT timestamped: {ts['reason']}")
+    else:
+        echo(f"  timestamped by {url} at {ts['gen_time']}", file=sys.stderr)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -78,12 +103,13 @@ def history_line(e: Entry) -> str:
 
 
 def cmd_report_export(args: argparse.Namespace) -> int:
+    check_tsa(args.tsa)
     entries = _selected(args)
     try:
         body = evidence.build(entries)
     except ValueError as exc:
         raise HistoryError(History.default().path, f"an entry is damaged ({exc})") from None
-    signed_by = write_report(body, args.format, args.output, args.force)
+    signed_by = write_report(body, args.format, args.output, args.force, args.tsa)
     n = len(entries)
     echo(f"wrote an evidence report of {n} {'entry' if n == 1 else 'entries'} to {args.output}")
     echo(f"  signed by {signed_by}" if signed_by else "  NOT signed")
@@ -95,11 +121,13 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
     from ..records import report_formats
 
     data = evidence_check.read(args.file)
-    pem = None
+    pem = tsa_cert = None
     if args.public_key is not None:
         pem = evidence_check.read(args.public_key)
+    if args.tsa_cert is not None:
+        tsa_cert = evidence_check.read(args.tsa_cert)
     try:
-        out = evidence_verify.verify(data, pem, report_formats.RENDERERS)
+        out = evidence_verify.verify(data, pem, report_formats.RENDERERS, tsa_cert)
     except evidence_verify.NotAReport as exc:
         raise evidence_check.ReportUnreadable(str(exc), obj=str(args.file)) from None
     head = out.head or {}
@@ -108,6 +136,8 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
         echo(f"  {out.format.upper()}: {out.records} records, hash chain to head #{head.get('id')}")
         echo(f"  chain head {head.get('hash')}")
         echo(f"  signed by Ed25519 key {out.signer}")
+        if out.timestamped:
+            echo(f"  chain head timestamped (RFC 3161) at {out.timestamped}")
     else:
         echo(f"REPORT ALTERED  {args.file}")
         for p in out.problems:

@@ -281,6 +281,11 @@ def _history(sub: Any) -> None:
     e.add_argument("--format", choices=("html", "json", "csv", "pdf"), required=True)
     e.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
     e.add_argument("--force", action="store_true", help="replace an existing file")
+    e.add_argument(
+        "--tsa",
+        metavar="URL",
+        help="timestamp the report's chain head with this RFC 3161 time stamping authority",
+    )
     e.set_defaults(func=Command("history", "cmd_report_export"))
     c = rsub.add_parser(
         "check",
@@ -300,6 +305,13 @@ def _history(sub: Any) -> None:
         type=Path,
         metavar="PEM",
         help="the evidence signing key's public key (sealcheck key export-public --signing)",
+    )
+    v.add_argument(
+        "--tsa-cert",
+        type=Path,
+        metavar="PEM",
+        help="the time stamping authority's certificate the report's RFC 3161 token must "
+        "verify against",
     )
     v.set_defaults(func=Command("history", "cmd_report_verify"))
 
@@ -460,6 +472,11 @@ def _audit(sub: Any) -> None:
         type=float,
         metavar="HOURS",
         help="recovery point objective: each backup's newest version's age is reported against it",
+    )
+    a.add_argument(
+        "--tsa",
+        metavar="URL",
+        help="timestamp the report's chain head with this RFC 3161 time stamping authority",
     )
     a.add_argument("--json", action="store_true", help="print the campaign as JSON")
     a.add_argument("--no-progress", action="store_true")

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import chain, evidence
+from . import chain, evidence, timestamp
 
 _PDF_EVIDENCE = re.compile(rb"sealcheck-evidence:v1:([A-Za-z0-9+/=]+)")
 PDF_PREFIX = "sealcheck-evidence:v1:"
@@ -39,6 +39,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     head: dict[str, Any] | None = None
     records: int = 0
+    timestamped: str | None = None  # the TSA's time, when the token holds
 
     @property
     def ok(self) -> bool:
@@ -83,9 +84,11 @@ def verify(
     data: bytes,
     public_pem: bytes | None = None,
     renderers: dict[str, Callable[[dict[str, Any]], bytes]] | None = None,
+    tsa_cert: bytes | None = None,
 ) -> Outcome:
     """``renderers``: format -> the function that renders a body, to compare the
-    visible report with the evidence it carries (HTML and PDF are deterministic)."""
+    visible report with the evidence it carries (HTML and PDF are deterministic).
+    ``tsa_cert``: the TSA certificate (PEM) the RFC 3161 token must verify against."""
     fmt, body = body_of(data)
     out = Outcome(fmt)
     if not isinstance(body, dict) or not isinstance(body.get("chain"), dict):
@@ -105,6 +108,7 @@ def verify(
         )
     _check_body(body, stmt, out)
     _check_records(body, stmt, out)
+    _check_timestamp(ch, stmt, tsa_cert, out)
     render = (renderers or {}).get(fmt)
     if render is not None and fmt != "json":
         try:
@@ -119,6 +123,29 @@ def verify(
     if fmt == "json":
         _check_seal(data, out)
     return out
+
+
+def _check_timestamp(
+    ch: dict[str, Any], stmt: dict[str, Any], cert: bytes | None, out: Outcome
+) -> None:
+    ts = ch.get("timestamp")
+    if not isinstance(ts, dict) or ts.get("status") != "timestamped":
+        if cert is not None:
+            why = f" ({ts.get('reason')})" if isinstance(ts, dict) else ""
+            out.problems.append(f"--tsa-cert given but the report is not timestamped{why}")
+        elif isinstance(ts, dict):
+            out.notes.append(f"not timestamped: {ts.get('reason')}")
+        return
+    try:
+        out.timestamped = timestamp.check(ts, str((stmt.get("head") or {}).get("hash")), cert)
+    except timestamp.TimestampProblem as exc:
+        out.problems.append(str(exc))
+        return
+    if cert is None:
+        out.notes.append(
+            "no --tsa-cert given: the timestamp token stamps the chain head, but its "
+            "signature was not checked"
+        )
 
 
 def _check_body(body: dict[str, Any], stmt: dict[str, Any], out: Outcome) -> None:

@@ -4,6 +4,8 @@ format its own way, so the formats cannot drift apart."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 VERIFY_HOWTO = (
@@ -63,7 +65,32 @@ def signature_rows(body: dict[str, Any]) -> list[tuple[str, Any]]:
         ("Report content SHA-256", stmt.get("body_sha256")),
         ("Signature (base64)", sig["value"] if sig else None),
         ("Signed at", stmt.get("signed_at")),
+        *_timestamp_rows(ch.get("timestamp")),
     ]
+
+
+def _timestamp_rows(ts: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """The RFC 3161 timestamp of the chain head, when --tsa asked for one."""
+    if not ts:
+        return []
+    if ts.get("status") != "timestamped":
+        return [("RFC 3161 timestamp", f"NOT TIMESTAMPED: {ts.get('reason')}")]
+    return [
+        ("RFC 3161 timestamp", f"{ts.get('gen_time')} by {ts.get('tsa')} (serial {ts['serial']})"),
+        # The token itself (a few KB) stays in the machine-readable evidence.
+        ("Timestamp token", f"{_token_summary(str(ts.get('token')))}"),
+    ]
+
+
+def _token_summary(b64: str) -> str:
+    try:
+        der = base64.b64decode(b64, validate=True)
+    except ValueError:
+        return "damaged"
+    return (
+        f"{len(der)} bytes DER, SHA-256 {hashlib.sha256(der).hexdigest()}, kept in the "
+        "machine-readable evidence (chain.timestamp.token)"
+    )
 
 
 def campaign_rows(c: dict[str, Any]) -> list[tuple[str, Any]]:
