@@ -151,6 +151,7 @@ class RotationWizard(QWizard):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
         self._worker: Worker | None = None
+        self._workers: list[Worker] = []
         self.workers = 8  # versions in flight during the run (core's default)
         self.currentIdChanged.connect(lambda _id: self._update_buttons())
 
@@ -171,20 +172,23 @@ class RotationWizard(QWizard):
     ) -> Worker:
         assert self._worker is None, "one long step at a time"
         w = Worker(fn, *args)
-        w.signals.returned.connect(returned)
-        w.signals.errored.connect(errored)
-        if aborted is not None:
-            w.signals.aborted.connect(aborted)
+        # The step has ended once it returned, failed or stopped: the wizard is free at
+        # once, so a page's slot (Resume, Next) may start the next step from there.
+        w.signals.returned.connect(lambda value: self._ended(returned, value))
+        w.signals.errored.connect(lambda failure: self._ended(errored, failure))
+        w.signals.aborted.connect(lambda: self._ended(aborted))
         if progress is not None:
             w.signals.progress.connect(progress)
-        w.signals.finished.connect(self._finished)
         self._worker = w
+        self._workers.append(w)  # kept while the pool may still run it (autoDelete off)
         self._update_buttons()
         w.start(self._pool)
         return w
 
-    def _finished(self) -> None:
+    def _ended(self, slot: Callable[..., None] | None, *value: Any) -> None:
         self._worker = None
+        if slot is not None:
+            slot(*value)
         page = self.currentPage()
         if page is not None:
             page.completeChanged.emit()
@@ -261,8 +265,7 @@ class RotationWizard(QWizard):
         super().reject()
 
     def done(self, result: int) -> None:
-        w = self._worker
-        if w is not None:
+        for w in self._workers:
             w.abort()
             w.wait(30)
         self._pool.waitForDone(30_000)
