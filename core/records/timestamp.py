@@ -167,6 +167,9 @@ def _check_signature(sd: cms.SignedData, raw: bytes, cert_pem: bytes) -> None:
             f"the timestamp token was signed by another TSA certificate than {who}"
         )
     algo = si["digest_algorithm"]["algorithm"].native
+    if si["signature_algorithm"].signature_algo not in ("rsassa_pkcs1v15", "ecdsa"):
+        name = si["signature_algorithm"]["algorithm"].native
+        raise TimestampProblem(f"the timestamp token is signed with {name}, not supported here")
     if algo not in _HASHES:
         raise TimestampProblem(f"the timestamp token uses an unsupported digest {algo}")
     attrs = {a["type"].native: a["values"][0].native for a in si["signed_attrs"]}
