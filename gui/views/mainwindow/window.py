@@ -55,6 +55,7 @@ from ...state.results import Outcome, ResultStore, duration_text
 from ...state.selection import selection_summary
 from ...state.settings import KeyChoice, SourceConfig, SourceStore
 from ...state.versions import VersionKey, VersionRow
+from ..auditview import AuditView, audit_options
 from ..browser import BackupBrowser
 from ..dialogs import SourceDialog, ask_secret
 from ..exportdialog import ExportDialog
@@ -142,7 +143,13 @@ class MainWindow(ActionWindow):
         # No Alt+letter of its own (every letter of "History" is taken): Ctrl+H goes there.
         self.tabs.addTab(self.history_view, icon("history"), "History")
         self.tabs.setTabToolTip(2, "Every recorded result, and evidence export (Ctrl+H)")
-        self._tab_icons = ("source", "key", "history")
+        # Coverage per backup set and "Audit now" on the source (auditview.py, issue 14).
+        self.audit_view = AuditView(
+            self.results.history, lambda: self.keys.secrets(self._source_keys())
+        )
+        self.tabs.addTab(self.audit_view, icon("history"), "Audit")
+        self.tabs.setTabToolTip(3, "Coverage per backup set, and an audit campaign on the source")
+        self._tab_icons = ("source", "key", "history", "history")
         self.export_dialog: ExportDialog | None = None
         # "3 selected: 2 OK, 1 FAILED" for a multi-selection (selection.py).
         self.selection_note = QLabel()
@@ -246,6 +253,11 @@ class MainWindow(ActionWindow):
         src = self.current_source()
         self.keys_page.set_choice(src.keys if src else KeyChoice())
         self.browser.load(src)
+        self.audit_view.set_source(audit_options(src))
+
+    def _source_keys(self) -> KeyChoice:
+        src = self.current_source()
+        return src.keys if src else KeyChoice()
 
     def _replace_source(self, old: SourceConfig, new: SourceConfig) -> None:
         if old in self.session_sources:
@@ -695,6 +707,7 @@ class MainWindow(ActionWindow):
         self._fit_timer.stop()
         self._details_timer.stop()
         self.history_view.shutdown()
+        self.audit_view.shutdown()
         if self.rotation_wizard is not None:
             self.rotation_wizard.done(0)  # a run pauses between versions (resumable)
         self.statusBar().showMessage("Stopping jobs…")

@@ -1,0 +1,403 @@
+"""The Audit page (issue 14): coverage per backup set of the selected source, and
+"Audit now" on it.
+
+Coverage and the campaign are core's (core/audit: the API ``sealcheck coverage`` and
+``sealcheck audit`` use). Both run on the one worker type, off the GUI thread: the
+listing of a large source and a campaign over hundreds of versions would freeze the
+window. The campaign is one job with one progress bar, one ETA and Cancel; cancelled,
+it is recorded as incomplete and the next "Audit now" with the same choice continues
+it (core's resume). When it ends the coverage is read again.
+
+A state is shown as its words and a colour, never the colour alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtGui import QBrush
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sealcheck.core.audit import coverage as cov
+from sealcheck.core.audit.campaign import Campaign, CampaignOptions, Progress, population
+from sealcheck.core.audit.sample import parse_sample
+from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.errors import KeyUnavailable, SealcheckError, UsageError
+from sealcheck.core.records.history import History
+from sealcheck.core.storage.s3.client import make_client
+
+from ..errortext import describe
+from ..jobs.worker import Failure, Worker, WorkerContext
+from ..look.theme import Tone, status_color
+from ..state.settings import SourceConfig
+from ..state.tablemodel import RowTableModel
+from .historyview import _combo as combo
+
+_TONE = {
+    cov.State.OK.value: Tone.OK,
+    cov.State.FAILED.value: Tone.FAILED,
+    cov.State.OUTDATED.value: Tone.WARNING,
+    cov.State.PARTLY.value: Tone.WARNING,
+    cov.State.NEVER.value: Tone.NEUTRAL,
+}
+SAMPLES = ("Every version", "A random sample of N", "A random sample of P %", "Slice i of k")
+VERSIONS = (("All versions", "all"), ("Current versions only", "current"))
+
+
+@dataclass(frozen=True)
+class SetRow:
+    """One backup set's coverage: its own state (the worst of its versions') and counts."""
+
+    backup: str
+    state: str
+    versions: int
+    states: dict[str, int]
+
+    @property
+    def counts(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(self.states.items()))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The campaign's progress, copied for the GUI thread (core's Progress keeps moving)."""
+
+    done: int
+    total: int
+    eta: float | None
+
+
+def audit_options(src: SourceConfig | None) -> CampaignOptions | None:
+    """What a campaign and the coverage need of a source; None for a folder (no
+    versions to list) or no source."""
+    if src is None or src.is_local:
+        return None
+    return CampaignOptions(
+        location=f"s3://{src.bucket}/{src.prefix}", settings=src.s3(), rules=src.parsed_rules()
+    )
+
+
+def read_coverage(ctx: WorkerContext, history: Path, opts: CampaignOptions) -> list[SetRow]:
+    """On a worker thread: the population under the source (never-checked versions
+    included) against the history, grouped per backup set."""
+    pop, _skipped = population(opts, make_client(opts.settings))
+    ctx.cancel.check()
+    hist = History(history)
+    try:
+        rows = cov.coverage(hist, source=opts.location + "*", population=pop)
+    finally:
+        hist.close()
+    return [
+        SetRow(backup, b["state"], b["versions"], dict(b["states"]))
+        for backup, b in cov.by_backup(rows).items()
+    ]
+
+
+def run_campaign(
+    ctx: WorkerContext, history: Path, opts: CampaignOptions, secrets: Secrets
+) -> dict[str, Any]:
+    """On a worker thread: core's campaign, its cancel token the job's; the summary."""
+    hist = History(history, keep_open=True)
+
+    def report(p: Progress) -> None:
+        ctx.progress(Snapshot(p.done_versions, p.total_versions, p.eta))
+
+    try:
+        out = Campaign(opts, secrets, hist, cancel=ctx.cancel, on_progress=report).run()
+    finally:
+        secrets.wipe()
+        hist.close()
+    summary: dict[str, Any] = out.summary
+    return summary
+
+
+class CoverageModel(RowTableModel[SetRow]):
+    COLUMNS = ("Backup", "State", "Versions", "Versions by state")
+    STATE_COLUMN = 1
+
+    def set_rows(self, rows: list[SetRow]) -> None:
+        self.beginResetModel()
+        self._rows = list(rows)
+        self.endResetModel()
+
+    def rows(self) -> list[SetRow]:
+        return list(self._rows)
+
+    def cell_text(self, i: int, row: SetRow, col: int) -> str:
+        return (row.backup, row.state.upper(), str(row.versions), row.counts)[col]
+
+    def cell_data(self, i: int, row: SetRow, col: int, role: int) -> Any:
+        if role == Qt.ItemDataRole.ForegroundRole and col == self.STATE_COLUMN:
+            return QBrush(status_color(_TONE[row.state]))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{row.backup}: {row.state} ({row.counts})"
+        return None
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    m, s = divmod(int(seconds), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+class AuditView(QWidget):
+    """The page. ``set_source`` follows the window's selected source."""
+
+    coverage_loaded = Signal(int)  # backup sets shown; -1 when it could not be read
+    audit_finished = Signal(object)  # the campaign's summary, or None (failed, cancelled)
+
+    def __init__(
+        self,
+        history: History | None,
+        secrets_for: Callable[[], Secrets] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.history = history
+        self.secrets_for = secrets_for
+        self.options: CampaignOptions | None = None
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(2)  # the coverage may be read while a campaign runs
+        self._reading: Worker | None = None
+        self._again = False
+        self.audit_job: Worker | None = None
+        self.last_summary: dict[str, Any] | None = None
+
+        self.versions = combo("Versions to audit", (t for t, _ in VERSIONS))
+        self.sample = combo("Sample", SAMPLES)
+        self.amount = QLineEdit()
+        self.amount.setAccessibleName("Sample size, percentage or slice")
+        self.amount.setPlaceholderText("N, P or i/k")
+        self.seed = QLineEdit()
+        self.seed.setAccessibleName("Seed")
+        self.seed.setPlaceholderText("seed (optional)")
+        self.audit_btn = QPushButton("&Audit now")
+        self.audit_btn.setAccessibleName("Audit now")
+        self.audit_btn.clicked.connect(self.audit_now)
+        self.cancel_btn = QPushButton("Cancel audit")
+        self.cancel_btn.setAccessibleName("Cancel audit")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(self.cancel_audit)
+        self.bar = QProgressBar()
+        self.bar.setAccessibleName("Audit progress")
+        self.bar.setVisible(False)
+        self.table = QTableView()
+        self.table.setAccessibleName("Coverage per backup set")
+        self.model = CoverageModel(self)
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.setTabKeyNavigation(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.audit_status = QLabel()
+        self.audit_status.setAccessibleName("Audit progress and result")
+        self.audit_status.setWordWrap(True)
+        self.status = QLabel("Select a bucket source.")
+        self.status.setAccessibleName("Audit status")
+        self.status.setWordWrap(True)
+
+        top = QHBoxLayout()
+        for w in (self.versions, self.sample, self.amount, self.seed, self.audit_btn):
+            top.addWidget(w)
+        top.addWidget(self.cancel_btn)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(top)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.audit_status)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(self.status)
+        self._enable()
+
+    # --- the source -------------------------------------------------------------------
+
+    def set_source(self, options: CampaignOptions | None) -> None:
+        """The selected source's location, S3 settings and naming rules (None: no
+        bucket source; a folder has no versions to audit)."""
+        if options == self.options:
+            return
+        self.options = options
+        self.model.set_rows([])
+        self._enable()
+        self.reload()
+
+    def _enable(self) -> None:
+        idle = self.audit_job is None
+        self.audit_btn.setEnabled(idle and self.options is not None and self.history is not None)
+        self.cancel_btn.setEnabled(not idle)
+
+    def campaign_options(self) -> CampaignOptions:
+        """The source's options with the sample chosen on the page (UsageError if the
+        sample's words are not a count, a percentage or a slice)."""
+        assert self.options is not None
+        choice = self.sample.currentIndex()
+        amount = self.amount.text().strip()
+        seed_text = self.seed.text().strip()
+        if seed_text and not seed_text.isdigit():
+            raise UsageError(f"seed {seed_text!r}: give a whole number")
+        seed = int(seed_text) if seed_text and choice in (1, 2) else None
+        sample = {
+            0: lambda: parse_sample(None, None, None),
+            1: lambda: parse_sample(amount, seed, None),
+            2: lambda: parse_sample(amount.rstrip("%") + "%", seed, None),
+            3: lambda: parse_sample(None, None, amount),
+        }[choice]()
+        return CampaignOptions(
+            location=self.options.location,
+            settings=self.options.settings,
+            rules=self.options.rules,
+            versions=VERSIONS[self.versions.currentIndex()][1],
+            sample=sample,
+            parallel=2,
+        )
+
+    # --- coverage ---------------------------------------------------------------------
+
+    def reload(self) -> None:
+        if self.options is None or self.history is None:
+            self.status.setText(
+                "Select a bucket source." if self.history else "No verification history."
+            )
+            return
+        if self._reading is not None:
+            self._again = True
+            return
+        w = Worker(read_coverage, self.history.path, self.options)
+        w.signals.returned.connect(lambda rows, w=w: self._on_coverage(w, rows))
+        w.signals.errored.connect(lambda f, w=w: self._on_coverage_failed(w, f))
+        w.signals.finished.connect(lambda w=w: self._on_read_finished(w))
+        self._reading = w
+        self.status.setText("Reading the coverage…")
+        w.start(self._pool)
+
+    @property
+    def reading(self) -> bool:
+        return self._reading is not None
+
+    def _on_coverage(self, w: Worker, rows: list[SetRow]) -> None:
+        if w is not self._reading or self._again:
+            return
+        self.model.set_rows(rows)
+        self.table.resizeColumnsToContents()
+        n = len(rows)
+        self.status.setText(f"{n} backup {'set' if n == 1 else 'sets'} under {self.options_uri}")
+        self.coverage_loaded.emit(n)
+
+    @property
+    def options_uri(self) -> str:
+        return self.options.location if self.options else ""
+
+    def _on_coverage_failed(self, w: Worker, f: Failure) -> None:
+        if w is not self._reading:
+            return
+        msg = describe(f.exc)
+        self.model.set_rows([])
+        self.status.setText(f"⚠ The coverage could not be read: {msg.one_line()}. {msg.advice}")
+        self.coverage_loaded.emit(-1)
+
+    def _on_read_finished(self, w: Worker) -> None:
+        if self._reading is w:
+            self._reading = None
+        if self._again:
+            self._again = False
+            self.reload()
+
+    # --- the campaign -----------------------------------------------------------------
+
+    def audit_now(self) -> None:
+        if self.audit_job is not None or self.options is None or self.history is None:
+            return
+        try:
+            opts = self.campaign_options()
+            if self.secrets_for is None:
+                raise KeyUnavailable("no key is set for this source: add one on the Keys page")
+            secrets = self.secrets_for()
+        except UsageError as exc:
+            # The sample's words: core's message names the field and what it takes.
+            self.audit_status.setText(f"⚠ Sample: {exc}")
+            return
+        except SealcheckError as exc:
+            msg = describe(exc)
+            self.audit_status.setText(f"⚠ {msg.one_line()}. {msg.advice}")
+            return
+        w = Worker(run_campaign, self.history.path, opts, secrets)
+        w.signals.progress.connect(self._on_progress)
+        w.signals.returned.connect(self._on_audited)
+        w.signals.errored.connect(self._on_audit_failed)
+        w.signals.aborted.connect(self._on_audit_cancelled)
+        w.signals.finished.connect(lambda w=w: self._on_audit_finished(w))
+        self.audit_job = w
+        self.bar.setRange(0, 0)
+        self.bar.setVisible(True)
+        self.audit_status.setText("Audit: listing the versions and drawing the sample…")
+        self._enable()
+        w.start(self._pool)
+
+    def cancel_audit(self) -> None:
+        if self.audit_job is not None:
+            self.audit_job.abort()
+            self.audit_status.setText("Audit: cancelling (the next Audit now continues it)…")
+
+    def _on_progress(self, s: Any) -> None:
+        if not isinstance(s, Snapshot) or self.audit_job is None:
+            return
+        self.bar.setRange(0, max(s.total, 1))
+        self.bar.setValue(s.done)
+        self.audit_status.setText(f"Audit: {s.done}/{s.total} versions, ETA {_fmt_eta(s.eta)}")
+
+    def _on_audited(self, summary: dict[str, Any]) -> None:
+        self.last_summary = summary
+        t = summary["totals"]
+        head = {0: "Audit OK", 1: "Audit FAILED", 130: "Audit cancelled"}.get(
+            summary["exit_code"], "Audit incomplete (setup problems)"
+        )
+        left = summary["not_yet_checked"]
+        more = f"; {left} left: Audit now again continues it" if left else ""
+        self._ended(
+            f"{head}: sample {summary['sample_size']} of {summary['population']} "
+            f"({summary['method']}); OK {t.get('ok', 0)}, FAILED {t.get('failed', 0)}, "
+            f"NOT CHECKED (setup) {t.get('not-checked', 0)}{more}",
+            summary,
+        )
+
+    def _on_audit_failed(self, f: Failure) -> None:
+        msg = describe(f.exc)
+        self._ended(f"⚠ Audit could not run: {msg.one_line()}. {msg.advice}", None)
+
+    def _on_audit_cancelled(self) -> None:
+        self._ended("Audit cancelled: Audit now again continues the same campaign.", None)
+
+    def _ended(self, text: str, summary: dict[str, Any] | None) -> None:
+        self.bar.setVisible(False)
+        self.audit_status.setText(text)
+        self.audit_finished.emit(summary)
+
+    def _on_audit_finished(self, w: Worker) -> None:
+        if self.audit_job is w:
+            self.audit_job = None
+        self._enable()
+        self.reload()  # the coverage after the campaign
+
+    def shutdown(self) -> None:
+        for w in (self.audit_job, self._reading):
+            if w is not None:
+                w.abort()
+        self._pool.waitForDone(10000)
