@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .. import __version__
 from ..decrypt.secrets import Secrets
 from ..errors import Cancelled, ExitCode, SealcheckError, UsageError
 from ..pipeline.job import Job
@@ -43,6 +42,7 @@ from ..storage.locate import ListedVersion, Locator, sidecars_beside
 from ..storage.naming import Rule
 from ..storage.rewrap import prefer_link
 from ..storage.s3.client import S3Settings, make_client, parse_uri
+from ..version import __version__
 from .sample import SampleSpec, draw, identity
 
 # Storage classes whose objects cannot be read without a restore request first.

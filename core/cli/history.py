@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import ExitCode, SealcheckError, UsageError
 from ..keys.signing import SigningKeyStore
 from ..plumbing.atomic import AtomicWriter
-from ..records import evidence, evidence_check, evidence_verify
+from ..records import evidence, evidence_check, evidence_verify, timestamp
 from ..records.chain import Signer
 from ..records.history import Entry, History, HistoryError
 from ..records.verdict import Verdict
@@ -47,6 +47,8 @@ def write_report(
     """Sign ``body`` (with the history's chain), timestamp its chain head when ``tsa``
     names an RFC 3161 authority, render it as ``fmt`` and write it atomically; the
     signing key's fingerprint, or None when unsigned."""
+    # Deliberately lazy: report_formats loads reportlab (PDF), ~0.3 s that the other
+    # history commands do not need.
     from ..records import report_formats
 
     signer = evidence_signer()
@@ -68,8 +70,6 @@ def check_tsa(url: str | None) -> None:
 def _timestamp(signed: dict[str, Any], url: str) -> None:
     """Adds the chain head's RFC 3161 token; an unreachable TSA is a setup problem:
     the report is written all the same and says it is not timestamped."""
-    from ..records import timestamp
-
     head = signed["chain"]["statement"]["head"]["hash"]
     ts = timestamp.stamp(url, head)
     signed["chain"]["timestamp"] = ts
@@ -118,6 +118,8 @@ def cmd_report_export(args: argparse.Namespace) -> int:
 
 def cmd_report_verify(args: argparse.Namespace) -> int:
     """Exit 0 when signature and chain hold, 1 naming what was altered, 2 unreadable."""
+    # Deliberately lazy: report_formats loads reportlab (PDF), ~0.3 s that the other
+    # history commands do not need.
     from ..records import report_formats
 
     data = evidence_check.read(args.file)

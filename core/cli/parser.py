@@ -17,8 +17,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .. import __version__
 from ..errors import ExitCode
+from ..version import __version__
 from .options import (
     SCOPES,
     add_history_option,

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .. import __version__
 from ..decompress.registry import open_decompressor
 from ..decrypt.opener import Opened, OpenRequest
 from ..decrypt.openssl.stream import first_format
@@ -36,6 +35,7 @@ from ..plumbing.atomic import AtomicWriter
 from ..plumbing.progress import Meter
 from ..plumbing.streams import CHUNK, ChainReader, Prefetch, Reader, Tally, read_exact
 from ..records.report import ErrorInfo, Report
+from ..version import __version__
 from .job import Job
 from .physical import (
     XBSTREAM_MAGIC,

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
 
-from .. import __version__
+from ..version import __version__
 from . import chain, sections
 from .history import Entry, History, Kind, Subject
 from .report import Report, Status

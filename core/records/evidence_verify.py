@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import chain, evidence, timestamp
+from . import chain, evidence, evidence_check, timestamp
 
 _PDF_EVIDENCE = re.compile(rb"sealcheck-evidence:v1:([A-Za-z0-9+/=]+)")
 PDF_PREFIX = "sealcheck-evidence:v1:"
@@ -243,8 +243,6 @@ def _check_membership(included: list[int], ids: list[int], out: Outcome) -> None
 
 
 def _check_seal(data: bytes, out: Outcome) -> None:
-    from . import evidence_check
-
     seal = evidence_check.check(data)
     if not seal.ok:
         assert seal.problem is not None

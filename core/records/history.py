@@ -35,8 +35,8 @@ from urllib.parse import quote
 
 import platformdirs
 
-from .. import __version__
 from ..errors import SealcheckError
+from ..version import __version__
 from . import chain
 from .identity import SourceIdentity
 from .report import Report, Status

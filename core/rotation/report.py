@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .. import __version__
 from ..keys.base import KeySource
+from ..version import __version__
 from .engine import NOT_REVOCATION, Outcome, Settings
 from .journal import Item, now_iso
 
