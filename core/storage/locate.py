@@ -78,6 +78,12 @@ class Locator:
         if v.delete_marker:
             # The listing already says what S3 would answer: no request needed.
             raise ObjectNotFound(DELETED, obj=object_name(bucket, v.key, v.version_id))
+        if v.version_id is not None and v.etag:
+            # A listed version id is pinned: the listing's size and ETag are what a HEAD
+            # would say, and each GET checks its answer against them (issue 14: two
+            # HEADs per version were most of an audit's overhead). The current version
+            # of an unversioned object (no id) is still asked for, as it may be gone.
+            return S3Object(self.client, bucket, v.key, v.version_id, cancel=self._cancel, listed=v)
         return self.version(bucket, v.key, v.version_id)
 
     def version(self, bucket: str, key: str, version_id: str | None) -> S3Object:

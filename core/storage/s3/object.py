@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import re
-from typing import Any
+from typing import Any, Protocol
 
 import botocore.exceptions as bex
 
@@ -25,8 +26,20 @@ from .retry import (
     status,
 )
 
+_RANGE_TOTAL = re.compile(r"/(\d+)$")
 _SIMPLE_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
 DEFAULT_CHUNK = 1 << 20
+
+
+class Listed(Protocol):
+    """What a listing knows of a version (listing.ObjectVersion)."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def etag(self) -> str | None: ...
+    @property
+    def last_modified(self) -> _dt.datetime: ...
 
 
 class S3Object:
@@ -34,8 +47,14 @@ class S3Object:
 
     ``version_id`` None means "the current version": HEAD picks it and the
     object is then pinned to it. ``"null"`` is a real version (written before
-    versioning was enabled) and is addressed explicitly.
+    versioning was enabled) and is addressed explicitly. ``listed``: what a listing
+    said of that version (no HEAD is made then).
     """
+
+    size: int
+    etag: str | None
+    version_id: str | None
+    last_modified: _dt.datetime | None
 
     def __init__(
         self,
@@ -45,6 +64,7 @@ class S3Object:
         version_id: str | None = None,
         *,
         cancel: CancelToken | None = None,
+        listed: Listed | None = None,
     ) -> None:
         self._c = client
         self.bucket = bucket
@@ -52,6 +72,16 @@ class S3Object:
         self._cancel = cancel or CancelToken()
         self.retries = 0  # requests botocore retried (5xx, throttling, connection errors)
         self.name = object_name(bucket, key, version_id)
+        if listed is not None:
+            # A listing already said what HEAD would: size, ETag, LastModified. The
+            # version is pinned by its id, and every GET still checks its answer's
+            # ETag and length against these (and sends If-Match), so a version that
+            # changed since the listing is caught at the first byte.
+            self.size = listed.size
+            self.etag = listed.etag
+            self.version_id = version_id
+            self.last_modified = listed.last_modified.replace(microsecond=0)
+            return
         try:
             kw: dict[str, str] = {"Bucket": bucket, "Key": key}
             if version_id:
@@ -61,9 +91,9 @@ class S3Object:
             raise map_client_error(exc, self.name) from None
         self._count_retries(head)
         self.size = int(head["ContentLength"])
-        self.etag: str | None = head.get("ETag")
+        self.etag = head.get("ETag")
         # Pin to the exact version HEAD saw, even when the caller asked for "latest".
-        self.version_id: str | None = version_id or head.get("VersionId")
+        self.version_id = version_id or head.get("VersionId")
         if self.version_id == "null" and not version_id:
             # An unversioned bucket: some stores reject ?versionId=null there, and
             # If-Match pins the bytes just as well.
@@ -89,7 +119,26 @@ class S3Object:
             kw["Range"] = rng
         result: dict[str, Any] = self._c.get_object(**kw)
         self._count_retries(result)
+        self._check_answer(result)
         return result
+
+    def _check_answer(self, resp: dict[str, Any]) -> None:
+        """The answer is the object this Source stands for: its ETag and its total
+        length (``Content-Range: bytes a-b/TOTAL``, or the length of a whole body)."""
+        etag = resp.get("ETag")
+        total: int | None = None
+        m = _RANGE_TOTAL.search(resp.get("ContentRange") or "")
+        if m:
+            total = int(m.group(1))
+        elif status(resp) == 200 and resp.get("ContentLength") is not None:
+            total = int(resp["ContentLength"])
+        if (self.etag and etag and etag != self.etag) or (total is not None and total != self.size):
+            close_quietly(resp["Body"])
+            raise TransferCorrupted(
+                f"the server sent ETag {etag} of {total} bytes where {self.etag} of "
+                f"{self.size} bytes was expected: the object changed",
+                obj=self.name,
+            )
 
     def read_range(self, start: int, length: int) -> bytes:
         length = min(length, MAX_PROBE)
