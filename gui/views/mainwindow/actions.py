@@ -215,7 +215,8 @@ class ActionWindow(QMainWindow):
             "Re-wrap every backup's data key for a new key pair (no data re-encrypted)"
         )
         self.rotate_act.triggered.connect(lambda: self.rotate_keys_dialog())
-        menu.addMenu("&Keys").addAction(self.rotate_act)
+        # Alt+Y: Alt+K is the Keys page's tab.
+        menu.addMenu("Ke&ys").addAction(self.rotate_act)
         # Recover on a backup's row too: the newest good version is one click away.
         sets_view = self.browser.sets_view
         sets_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
