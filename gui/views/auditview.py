@@ -22,6 +22,7 @@ from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -38,7 +39,10 @@ from sealcheck.core.audit.campaign import Campaign, CampaignOptions, Progress, p
 from sealcheck.core.audit.sample import parse_sample
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.errors import KeyUnavailable, SealcheckError, UsageError
-from sealcheck.core.records.history import History
+from sealcheck.core.keys.signing import SigningKeyStore
+from sealcheck.core.plumbing.atomic import AtomicWriter
+from sealcheck.core.records import evidence, report_formats
+from sealcheck.core.records.history import History, Kind
 from sealcheck.core.storage.s3.client import make_client
 
 from ..errortext import describe
@@ -108,6 +112,49 @@ def read_coverage(ctx: WorkerContext, history: Path, opts: CampaignOptions) -> l
     ]
 
 
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    signed_by: str | None  # the evidence signing key's fingerprint; None: sealed, unsigned
+    unsigned_why: str = ""
+
+
+def export_report(
+    ctx: WorkerContext, history: Path, opts: CampaignOptions, summary: dict[str, Any], out: Path
+) -> Exported:
+    """On a worker thread: the campaign's report as ``sealcheck audit --report`` writes
+    it (its entries, the campaign and the coverage; signed with the evidence key when
+    custody can give it), rendered by core in the format the name ends in, written
+    atomically (never a partial file)."""
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in report_formats.RENDERERS:
+        raise UsageError(f"report {out.name}: the name must end in .html, .pdf, .json or .csv")
+    pop, _skipped = population(opts, make_client(opts.settings))
+    ctx.cancel.check()
+    hist = History(history)
+    try:
+        mine = hist.entries(campaign=summary["id"], campaigns=True)
+        order = {"failed": 0, "not-checked": 1, "ok": 2}  # failures first, as the CLI
+        entries = sorted(
+            mine, key=lambda e: (3 if e.kind is Kind.AUDIT else order[e.verdict.value], e.id)
+        )
+        rows = cov.coverage(hist, source=opts.location + "*", population=pop)
+        body = evidence.build(
+            entries, sections={"campaign": summary, "coverage": [r.to_dict() for r in rows]}
+        )
+        signer, why = None, ""
+        try:
+            signer = SigningKeyStore().signer()
+        except SealcheckError as exc:
+            why = exc.message()
+        data = report_formats.render(evidence.sign(body, hist, signer), fmt)
+    finally:
+        hist.close()
+    with AtomicWriter(out, overwrite=True) as f:
+        f.write(data)
+    return Exported(out, signer.fingerprint if signer else None, why)
+
+
 def run_campaign(
     ctx: WorkerContext, history: Path, opts: CampaignOptions, secrets: Secrets
 ) -> dict[str, Any]:
@@ -161,6 +208,7 @@ class AuditView(QWidget):
 
     coverage_loaded = Signal(int)  # backup sets shown; -1 when it could not be read
     audit_finished = Signal(object)  # the campaign's summary, or None (failed, cancelled)
+    exported = Signal(object)  # Exported, or None when the report could not be written
 
     def __init__(
         self,
@@ -194,6 +242,14 @@ class AuditView(QWidget):
         self.cancel_btn.setAccessibleName("Cancel audit")
         self.cancel_btn.setEnabled(False)
         self.cancel_btn.clicked.connect(self.cancel_audit)
+        self.export_btn = QPushButton("E&xport report…")
+        self.export_btn.setAccessibleName("Export report")
+        self.export_btn.setToolTip(
+            "The last campaign's report (HTML, PDF, JSON or CSV), signed, as "
+            "'sealcheck audit --report' writes it"
+        )
+        self.export_btn.clicked.connect(self._ask_export)
+        self.exporting: Worker | None = None
         self.bar = QProgressBar()
         self.bar.setAccessibleName("Audit progress")
         self.bar.setVisible(False)
@@ -218,6 +274,7 @@ class AuditView(QWidget):
         for w in (self.versions, self.sample, self.amount, self.seed, self.audit_btn):
             top.addWidget(w)
         top.addWidget(self.cancel_btn)
+        top.addWidget(self.export_btn)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
@@ -235,6 +292,7 @@ class AuditView(QWidget):
         if options == self.options:
             return
         self.options = options
+        self.last_summary = None  # another source's campaign: nothing to export here
         self.model.set_rows([])
         self._enable()
         self.reload()
@@ -243,6 +301,9 @@ class AuditView(QWidget):
         idle = self.audit_job is None
         self.audit_btn.setEnabled(idle and self.options is not None and self.history is not None)
         self.cancel_btn.setEnabled(not idle)
+        self.export_btn.setEnabled(
+            idle and self.last_summary is not None and self.exporting is None
+        )
 
     def campaign_options(self) -> CampaignOptions:
         """The source's options with the sample chosen on the page (UsageError if the
@@ -396,8 +457,50 @@ class AuditView(QWidget):
         self._enable()
         self.reload()  # the coverage after the campaign
 
+    # --- the report -------------------------------------------------------------------
+
+    def _ask_export(self) -> None:
+        name, _f = QFileDialog.getSaveFileName(
+            self,
+            "Export the audit report",
+            str(Path.home() / "sealcheck-audit.html"),
+            "HTML (*.html);;PDF (*.pdf);;JSON (*.json);;CSV (*.csv)",
+        )
+        if name:
+            self.export_to(Path(name))
+
+    def export_to(self, path: Path) -> None:
+        """Write the last campaign's report to ``path`` (its suffix is the format)."""
+        if self.last_summary is None or self.options is None or self.history is None:
+            return
+        w = Worker(export_report, self.history.path, self.options, self.last_summary, path)
+        w.signals.returned.connect(self._on_exported)
+        w.signals.errored.connect(self._on_export_failed)
+        w.signals.finished.connect(lambda w=w: self._on_export_finished(w))
+        self.exporting = w
+        self._enable()
+        self.audit_status.setText(f"Writing the report {path}…")
+        w.start(self._pool)
+
+    def _on_exported(self, done: Exported) -> None:
+        how = (
+            f"signed by {done.signed_by}" if done.signed_by else f"NOT signed: {done.unsigned_why}"
+        )
+        self.audit_status.setText(f"Report written: {done.path} ({how})")
+        self.exported.emit(done)
+
+    def _on_export_failed(self, f: Failure) -> None:
+        msg = describe(f.exc)
+        self.audit_status.setText(f"⚠ The report was not written: {msg.one_line()}. {msg.advice}")
+        self.exported.emit(None)
+
+    def _on_export_finished(self, w: Worker) -> None:
+        if self.exporting is w:
+            self.exporting = None
+        self._enable()
+
     def shutdown(self) -> None:
-        for w in (self.audit_job, self._reading):
+        for w in (self.audit_job, self._reading, self.exporting):
             if w is not None:
                 w.abort()
         self._pool.waitForDone(10000)

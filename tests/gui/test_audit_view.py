@@ -7,12 +7,14 @@ its history in its own folder."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 
+from fixtures.common import run_cli
 from fixtures.pipelines import RsaKey, securecircle
 from fixtures.s3servers import Bucket, S3Store
 from sealcheck.core.records.history import History, Kind
@@ -103,6 +105,38 @@ def test_coverage_before_and_after_audit_now(qtbot, qtmodeltester, tmp_path, est
     hist = History(tmp_path / "history.sqlite3")
     (rec,) = hist.entries(kind=Kind.AUDIT)
     assert rec.campaign == summary["id"]
+
+
+def test_report_export_in_every_format(
+    qtbot, tmp_path, estate, keyring_session, monkeypatch
+) -> None:
+    for k, v in keyring_session.env.items():
+        monkeypatch.setenv(k, v)  # the evidence key's passphrase lives in this keyring
+    monkeypatch.setenv("SEALCHECK_DATA_DIR", str(tmp_path / "data"))
+    page = _page(qtbot, tmp_path, estate)
+    assert not page.export_btn.isEnabled()  # no campaign yet
+    with qtbot.waitSignal(page.audit_finished, timeout=120000) as done:
+        page.audit_btn.click()
+    qtbot.waitUntil(lambda: page.export_btn.isEnabled(), timeout=30000)
+    campaign = done.args[0]["id"]
+    for fmt in ("json", "html", "csv", "pdf"):
+        out = tmp_path / f"audit.{fmt}"
+        with qtbot.waitSignal(page.exported, timeout=60000) as got:
+            page.export_to(out)
+        assert got.args[0] is not None and got.args[0].signed_by, page.audit_status.text()
+        assert out.stat().st_size > 0 and "Report written" in page.audit_status.text()
+        qtbot.waitUntil(lambda: page.export_btn.isEnabled(), timeout=30000)
+        if fmt == "csv":
+            assert campaign in out.read_text()  # a spreadsheet's rows; core verifies the rest
+            continue
+        v = run_cli("report", "verify", str(out), env={**os.environ, **keyring_session.env})
+        assert v.returncode == 0 and "report intact" in v.stdout, v.stdout + v.stderr
+    doc = json.loads((tmp_path / "audit.json").read_text())["evidence"]
+    assert doc["campaign"]["id"] == campaign
+    assert {r["state"] for r in doc["coverage"]} == {"failed", "partly"}
+    with qtbot.waitSignal(page.exported, timeout=60000) as bad:
+        page.export_to(tmp_path / "audit.txt")
+    assert bad.args[0] is None and not (tmp_path / "audit.txt").exists()
 
 
 def test_sample_options_reach_the_campaign(qtbot, tmp_path, estate) -> None:
