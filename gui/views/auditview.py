@@ -473,6 +473,12 @@ class AuditView(QWidget):
         """Write the last campaign's report to ``path`` (its suffix is the format)."""
         if self.last_summary is None or self.options is None or self.history is None:
             return
+        if path.suffix.lower().lstrip(".") not in report_formats.RENDERERS:
+            self.audit_status.setText(
+                f"⚠ Report {path.name}: the name must end in .html, .pdf, .json or .csv"
+            )
+            self.exported.emit(None)
+            return
         w = Worker(export_report, self.history.path, self.options, self.last_summary, path)
         w.signals.returned.connect(self._on_exported)
         w.signals.errored.connect(self._on_export_failed)

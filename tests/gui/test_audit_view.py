@@ -137,6 +137,8 @@ def test_report_export_in_every_format(
     with qtbot.waitSignal(page.exported, timeout=60000) as bad:
         page.export_to(tmp_path / "audit.txt")
     assert bad.args[0] is None and not (tmp_path / "audit.txt").exists()
+    assert "must end in" in page.audit_status.text()
+    qtbot.waitUntil(lambda: page.exporting is None, timeout=30000)
 
 
 def test_sample_options_reach_the_campaign(qtbot, tmp_path, estate) -> None:
