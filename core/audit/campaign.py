@@ -126,7 +126,7 @@ def population(
                 continue
             if since is not None and d.last_modified < since:
                 continue
-            out.append(ListedVersion(uri.bucket, d, p.key))
+            out.append(ListedVersion(uri.bucket, d, p.key, sidecars=s.sidecars))
     keep = []
     for v in out:
         cls = v.data.storage_class or ""
@@ -324,7 +324,7 @@ class Campaign:
                 data=data,
                 secrets=_copy(self.secrets),
                 wrapped_key=wrapped,
-                sidecars=sidecars_beside(client, data, self.cancel),
+                sidecars=(sidecars_beside(client, data, self.cancel) if v.sidecars != () else ()),
                 progress=progress,
                 cancel=self.cancel,
                 strict=self.opts.strict,

@@ -31,6 +31,10 @@ class ListedVersion:
     bucket: str | None
     data: ObjectVersion
     key: ObjectVersion | None = None  # the wrapped-key version paired with it, if any
+    # The sidecar files the listing found with its backup set (X.sha256, X.info…);
+    # None: not known, so they are looked for. Empty: the listing saw none, and no
+    # request is made for them (issue 14: one listing per version otherwise).
+    sidecars: tuple[str, ...] | None = None
 
     @property
     def where(self) -> str:

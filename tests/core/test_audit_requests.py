@@ -42,6 +42,8 @@ def test_a_listed_version_is_opened_without_head_and_read_pinned(
                 if f"versionId={vid}" in r.query
             ]
             assert gets and all(r.if_match for r in gets), target
+    # The listing saw no sidecar files with this backup: none are looked for again.
+    assert not [r for r in chaos.log if "versions&prefix=db%2Fnightly" in r.query]
     # The budget per audited version (its data and key objects, not the listings):
     # at most 3 GETs of the data (two probes and the stream) and one of the key.
     objects = [r for r in chaos.log if r.target != moto_s3.name]
@@ -80,3 +82,17 @@ def test_a_version_replaced_after_the_listing_is_caught(
     # no report stands for the bytes uploaded after the listing.
     new_etag = moto_store.client.head_object(Bucket=bucket.name, Key=NIGHTLY)["ETag"]
     assert all(r.source is not None and r.source.etag != new_etag for r in reports)
+
+
+def test_a_sidecar_the_listing_found_is_still_compared(
+    moto_s3: Bucket, chaos: ChaosS3, rsa_key: RsaKey, two_nights, tmp_path: Path
+) -> None:
+    """Only a set listed without sidecars skips their lookup: a wrong X.sha256 written
+    with the newer night fails that version in the audit, naming the sidecar."""
+    data_id = two_nights[1][0]
+    moto_s3.put(NIGHTLY + ".sha256", f"{'0' * 64}  nightly.sql.gz\n".encode())
+    chaos.reset()
+    reports = _campaign(moto_s3, chaos, rsa_key, tmp_path)
+    by_version = {r.source.version_id: r for r in reports if r.source is not None}
+    bad = by_version[data_id].error
+    assert bad is not None and "sidecar nightly.sql.gz.sha256" in bad.message, bad
