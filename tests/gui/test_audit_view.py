@@ -15,6 +15,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from fixtures.common import run_cli
+from fixtures.gui_flow import open_window
 from fixtures.pipelines import RsaKey, securecircle
 from fixtures.s3servers import Bucket, S3Store
 from sealcheck.core.records.history import History, Kind
@@ -179,3 +180,19 @@ def test_cancelled_audit_is_continued_by_the_next(qtbot, tmp_path, estate) -> No
     assert s["id"] == rec.campaign  # the same campaign (id and seed), continued
     # Only the versions left were checked again.
     assert len([e for e in hist.entries() if e.kind is not Kind.AUDIT]) == NIGHTS + 1
+
+
+def test_the_window_page_follows_the_selected_source(qtbot, tmp_path, estate) -> None:
+    folder = SourceConfig.local(tmp_path, name="folder")
+    win = open_window(qtbot, tmp_path, [estate.source(), folder])
+    page = win.audit_view
+    assert win.tabs.indexOf(page) >= 0
+    assert page.options is not None and page.options.location == estate.bucket.uri("db/")
+    with qtbot.waitSignal(page.coverage_loaded, timeout=30000):
+        win.tabs.setCurrentWidget(page)
+        page.reload()
+    assert set(_states(page).values()) == {"NEVER CHECKED"}  # its own, empty history
+    qtbot.waitUntil(lambda: not page.reading, timeout=30000)
+    win.sources.setCurrentRow(1)  # a folder has no versions to audit
+    assert page.options is None and not page.audit_btn.isEnabled()
+    assert page.model.rowCount() == 0
