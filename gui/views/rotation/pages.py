@@ -4,7 +4,8 @@ wizard's worker (wizard.py) while Next stays disabled."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -33,13 +34,10 @@ from sealcheck.core.rotation.newkey import NewKey
 from sealcheck.core.rotation.scope import Scope
 
 from ...errortext import describe
-from ...jobs.worker import Failure
+from ...jobs.worker import Failure, WorkerContext
 from ...state.settings import SourceConfig
 from .plan import PlanFilter, PlanModel, Show, show_of
 from .work import HeldKey, Where, prove, where_of
-
-if TYPE_CHECKING:
-    from .wizard import RotationWizard
 
 
 def label(text: str, name: str) -> QLabel:
@@ -56,11 +54,43 @@ def failure_text(failure: Failure | BaseException) -> str:
     return f"✘ {msg.headline}: {msg.details}\n{msg.advice}"
 
 
+class Host(Protocol):
+    """What a page asks of its wizard (wizard.RotationWizard), named here so that the
+    pages need not import the module that builds them from them."""
+
+    scope_page: ScopePage
+
+    @property
+    def busy(self) -> bool: ...
+
+    def start(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        returned: Callable[[Any], None],
+        errored: Callable[[Any], None],
+        aborted: Callable[[], None] | None = None,
+        progress: Callable[[Any], None] | None = None,
+    ) -> Any: ...
+
+    def abort(self) -> None: ...
+
+    def open_source_keys(self, src: SourceConfig) -> tuple[list[KeySource], list[str]]: ...
+
+    def open_new(self, spec: str, public_only: bool) -> NewKey: ...
+
+    def held_fn(self) -> Callable[[WorkerContext], list[KeySource]]: ...
+
+    def plan_fn(self) -> Callable[[WorkerContext], Any]: ...
+
+    def run_fn(self) -> Callable[[WorkerContext], Any]: ...
+
+
 class WizardPage(QWizardPage):
-    def wiz(self) -> RotationWizard:
+    def wiz(self) -> Host:
         w = self.wizard()
         assert w is not None
-        return w  # type: ignore[return-value]
+        return cast(Host, w)
 
 
 class ScopePage(WizardPage):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Protocol, cast
 
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -19,7 +20,7 @@ from sealcheck.core.rotation.journal import Step
 
 from ...jobs.worker import Failure
 from ...state.results import duration_text
-from .pages import WizardPage, failure_text, label
+from .pages import Host, WizardPage, failure_text, label
 from .plan import reason_text
 from .work import RunResult, RunStats, export
 
@@ -116,7 +117,16 @@ class RunPage(WizardPage):
         return self.result is not None and not self.wiz().busy
 
 
+class RunHost(Host, Protocol):
+    """The wizard as the result page sees it: with the run page whose result it shows."""
+
+    run_page: RunPage
+
+
 class ResultPage(WizardPage):
+    def host(self) -> RunHost:
+        return cast(RunHost, self.wiz())
+
     def __init__(self) -> None:
         super().__init__()
         self.setTitle("Result")
@@ -139,7 +149,7 @@ class ResultPage(WizardPage):
         self.html.clicked.connect(lambda: self._export("html"))
 
     def initializePage(self) -> None:
-        result = self.wiz().run_page.result
+        result = self.host().run_page.result
         assert result is not None
         self.revocation.setText(f"<b>⚠ {html.escape(NOT_REVOCATION)}</b>")
         items = result.outcome.items
@@ -164,7 +174,7 @@ class ResultPage(WizardPage):
         self.text.setText("".join(lines))
 
     def export(self, path: Path, fmt: str) -> None:
-        result = self.wiz().run_page.result
+        result = self.host().run_page.result
         assert result is not None
         export(result.report, path, fmt)
         self.saved.setText(f"Saved {path}")

@@ -34,7 +34,7 @@ from ...look.sizes import fit_to_screen, text_lines, text_width
 from ...state.keysession import KeySession
 from ...state.settings import KeyChoice, SourceConfig
 from .pages import NewKeyPage, OldKeysPage, PlanPage, ScopePage, failure_text
-from .runpages import ResultPage, RunPage
+from .runpages import ResultPage, RunHost, RunPage
 from .work import find_held, plan_job, run_job, settings_for
 
 
@@ -294,3 +294,8 @@ def offer_resume(
     box.accepted.connect(lambda: open_wizard(r))
     box.open()
     return box
+
+
+def _is_host(w: RotationWizard) -> RunHost:
+    """Never called: mypy checks here that the wizard is what its pages ask of it."""
+    return w
