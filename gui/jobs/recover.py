@@ -30,7 +30,9 @@ def recovery_candidates(s: BackupSet | None) -> list[VersionRow]:
     every live version of a recognised backup."""
     if s is None or not s.recognised:
         return []
-    return [VersionRow(p.data, p.key, p.issue) for p in s.pairs if not p.data.delete_marker]
+    return [
+        VersionRow(p.data, p.key, p.issue, s.sidecars) for p in s.pairs if not p.data.delete_marker
+    ]
 
 
 @dataclass

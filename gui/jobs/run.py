@@ -49,7 +49,9 @@ def run_job(
         data, wrapped = Locator(spec.s3, ctx.cancel, client=client).open_listed(spec.version)
         # A key re-wrapped by a rotation for a key held here wins over the producer's.
         wrapped = prefer_link(data, wrapped, lambda: [k.fingerprint for k in secrets.keys])
-        sidecars = sidecars_beside(client, data, ctx.cancel)
+        # The listing already said whether sidecars lie beside it: none, no lookup.
+        none = spec.version.sidecars == ()
+        sidecars = () if none else sidecars_beside(client, data, ctx.cancel)
     except BaseException:
         secrets.wipe()
         raise

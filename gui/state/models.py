@@ -363,7 +363,7 @@ class VersionModel(RowTableModel[VersionRow]):
                 flag = p.issue
                 if flag and flag != "delete marker":
                     flag = f"mismatch: {flag}"
-                self._rows.append(VersionRow(p.data, p.key, flag))
+                self._rows.append(VersionRow(p.data, p.key, flag, s.sidecars))
             for o in s.orphan_keys:
                 self._rows.append(VersionRow(o, None, "orphan key: no data version"))
         self.endResetModel()

@@ -87,10 +87,17 @@ class SourceConfig:
             return uri == self.path or uri.startswith(self.path.rstrip("/") + "/")
         return uri.startswith(f"s3://{self.bucket}/{self.prefix}")
 
-    def listed(self, data: ObjectVersion, key: ObjectVersion | None) -> ListedVersion:
+    def listed(
+        self,
+        data: ObjectVersion,
+        key: ObjectVersion | None,
+        sidecars: tuple[str, ...] | None = None,
+    ) -> ListedVersion:
         """A version this source listed, as a job opens it: in the bucket, or (a folder's
-        listing names each file by its path) the file itself."""
-        return ListedVersion(None if self.path is not None else self.bucket, data, key)
+        listing names each file by its path) the file itself, with the sidecar files the
+        listing found beside it (None: not known, looked for when the job runs)."""
+        bucket = None if self.path is not None else self.bucket
+        return ListedVersion(bucket, data, key, sidecars=sidecars)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -17,3 +17,5 @@ class VersionRow:
     data: ObjectVersion
     key: ObjectVersion | None
     flag: str | None  # orphan, mismatch, delete marker
+    # The sidecar files the listing found beside this backup; None: not known (look).
+    sidecars: tuple[str, ...] | None = None

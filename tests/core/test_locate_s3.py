@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 from fixtures.pipelines import RsaKey
 from fixtures.s3scenarios import sealcheck
@@ -35,6 +36,17 @@ def _listed(chaos: ChaosS3) -> bool:
     return any("versions" in r.query for r in chaos.log)
 
 
+def _paired(chaos: ChaosS3) -> bool:
+    """Whether a listing went looking for the wrapped key. The one listing a verify of
+    given versions makes is the sidecar lookup under the data's own name (X.sha256 and
+    X.info are found with X; issue 18), which re-pairs nothing it was handed."""
+    sidecars = f"prefix={quote(KEY, safe='')}&"
+    return any(
+        ("versions" in r.query or "list-type" in r.query) and sidecars not in r.query
+        for r in chaos.log
+    )
+
+
 def test_given_both_versions_the_cli_opens_exactly_those(
     moto_s3: Bucket, chaos: ChaosS3, rsa_key: RsaKey, two_nights
 ) -> None:
@@ -42,12 +54,12 @@ def test_given_both_versions_the_cli_opens_exactly_those(
     rc, rep = _verify(chaos, moto_s3, rsa_key, "--version-id", d1, "--wrapped-key-version-id", k1)
     assert rc == 0, rep["error"]
     assert rep["source"]["version_id"] == d1 and rep["wrapped_key"]["version_id"] == k1
-    assert not _listed(chaos)
+    assert not _paired(chaos)
     # A key version that does not go with the data is opened as given (never re-paired),
     # and the unlock step says it does not fit.
     rc, rep = _verify(chaos, moto_s3, rsa_key, "--version-id", d1, "--wrapped-key-version-id", k2)
     assert rc == 1 and rep["wrapped_key"]["version_id"] == k2
-    assert not _listed(chaos)
+    assert not _paired(chaos)
     # Its name given too: the same.
     rc, rep = _verify(
         chaos,
@@ -61,7 +73,7 @@ def test_given_both_versions_the_cli_opens_exactly_those(
         k1,
     )
     assert rc == 0 and rep["wrapped_key"]["version_id"] == k1
-    assert not _listed(chaos)
+    assert not _paired(chaos)
 
 
 def test_a_key_not_given_is_the_version_written_with_the_data(

@@ -69,7 +69,7 @@ def job_spec(
     """One job on a listed version: core opens exactly it and its paired key version."""
     return JobSpec(
         operation=operation,
-        version=source.listed(row.data, row.key),
+        version=source.listed(row.data, row.key, row.sidecars),
         s3=source.s3(),
         destination=dest,
         # Only the save dialog asks "replace it?": a file it returns may be replaced.
@@ -102,7 +102,7 @@ def newest_of_each(sets: Iterable[BackupSet]) -> list[VersionRow]:
             continue
         pair = next((p for p in s.pairs if not p.data.delete_marker), None)
         if pair is not None:
-            out.append(VersionRow(pair.data, pair.key, pair.issue))
+            out.append(VersionRow(pair.data, pair.key, pair.issue, s.sidecars))
     return out
 
 
