@@ -48,13 +48,15 @@ def test_import_list_verify_remove(
 
 def test_no_plaintext_private_key_in_the_data_folder(held: str, keyring_session) -> None:
     folder = keyring_session.data_home / "sealcheck" / "keys"
-    files = list(folder.iterdir())
+    # Every file under it, the evidence-signing key's folder included (issue 14).
+    files = [f for f in folder.rglob("*") if f.is_file()]
     assert files, "the encrypted key file should be there"
     for f in files:
         text = f.read_bytes()
         assert b"BEGIN PRIVATE KEY" not in text and b"BEGIN RSA PRIVATE KEY" not in text
         assert oct(f.stat().st_mode & 0o777) == "0o600"
-    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    for d in [folder, *(d for d in folder.rglob("*") if d.is_dir())]:
+        assert oct(d.stat().st_mode & 0o777) == "0o700", d
 
 
 def test_remove_then_key_is_missing_exit_2(

@@ -149,19 +149,20 @@ class S3Object:
         end = min(self.size, start + length) - 1
         if end < start:
             return b""
+        last: Exception | None = None
         for attempt in range(MAX_RESUMES):
             try:
                 data = self._ranged(start, end)
                 if data is not None:
                     return data
-            except TRANSIENT:
-                pass
+            except TRANSIENT as exc:
+                last = exc
             except SealcheckError:
                 raise
             except Exception as exc:  # noqa: BLE001
                 raise map_client_error(exc, self.name) from None
             self._backoff(attempt)
-        raise TransientStorageError("ranged reads keep failing", obj=self.name)
+        raise gave_up(last, self.name, "ranged reads keep failing")
 
     def _ranged(self, start: int, end: int) -> bytes | None:
         """Bytes start..end (inclusive), or None when the body came back short."""
@@ -254,8 +255,8 @@ class S3Stream:
                 return self._finish()
             try:
                 data = self._read_body(want)
-            except TRANSIENT:
-                self._dropped()
+            except TRANSIENT as exc:
+                self._dropped(exc)
                 continue
             if self._pos + len(data) > self._o.size:
                 raise TransferCorrupted(
@@ -280,17 +281,18 @@ class S3Stream:
             raise bex.IncompleteReadError(actual_bytes=self._pos, expected_bytes=self._o.size)
         return data
 
-    def _dropped(self) -> None:
+    def _dropped(self, exc: Exception) -> None:
         """The connection broke: back off, then the next read resumes at ``_pos``."""
         self._close_body()
         if self._pos - self._pos_at_drop >= RESUME_PROGRESS:
             self._drops = 0
         self._pos_at_drop = self._pos
         if self._drops >= MAX_RESUMES:
-            raise TransientStorageError(
+            raise gave_up(
+                exc,
+                self._o.name,
                 f"the connection dropped {self._drops + 1} times in a row; stopped at byte "
                 f"{self._pos} of {self._o.size}",
-                obj=self._o.name,
             )
         self._o._backoff(self._drops)
         self._drops += 1
@@ -311,3 +313,14 @@ class S3Stream:
         if self._body is not None:
             close_quietly(self._body)
             self._body = None
+
+
+def gave_up(last: Exception | None, obj: str, what: str) -> TransientStorageError:
+    """The error after the last retry: an endpoint that never answered is said as such
+    (EndpointUnreachable, a setup problem with its own advice), as the HEAD that a
+    listed version no longer needs would have said it; anything else kept failing."""
+    if isinstance(last, bex.EndpointConnectionError | bex.ConnectTimeoutError):
+        err = map_client_error(last, obj)
+        assert isinstance(err, TransientStorageError)
+        return err
+    return TransientStorageError(what, obj=obj)
