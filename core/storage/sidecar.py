@@ -5,8 +5,11 @@ A sidecar is named after the backup it describes (its name plus one of the suffi
 below) and is never a backup itself: the listing shows it with its backup. Where it
 carries a checksum of the object as stored (``sha256sum``/``md5sum`` output, the BSD
 ``SHA256 (X) = …`` form, a bare digest, a JSON manifest's or an info file's ``sha256``,
-``md5`` or ``size``), verify compares it with what it read; a log carries nothing to
-compare and is only shown.
+``md5`` or ``size``), verify compares it with what it read. A log is compared only
+where a line of it states this backup's checksum (a ``sha256sum``/``md5sum``/BSD line
+naming it, as a script that logs its ``sha256sum`` output writes) or its size (a line
+naming it with ``N bytes``); the producers' logs seen so far (ClusterControl's and
+xtrabackup's, the seed documents) state neither, and such a log is only shown.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ _HEX = {"sha256": 64, "md5": 32}
 _SUM_LINE = re.compile(r"^\\?([0-9a-fA-F]{32}|[0-9a-fA-F]{64})(?: [ *]?(.*))?$")
 _BSD_LINE = re.compile(r"^(SHA256|MD5) ?\((.*)\) ?= ?([0-9a-fA-F]{32,64})$", re.I)
 _KV_LINE = re.compile(r"^\s*\"?([A-Za-z0-9_ .-]+?)\"?\s*[:=]\s*\"?([^\"]*?)\"?\s*,?\s*$")
+_LOG_SIZE = re.compile(r"\b(\d+) bytes\b")
 _SIZE_KEYS = ("size", "bytes", "size_bytes", "filesize", "file_size", "length")
 
 
@@ -79,7 +83,7 @@ def read_sidecar(sc: Sidecar, backup: str) -> Reading:
     suffix = next((s for s in SIDECAR_SUFFIXES if own.endswith(s)), "")
     text = sc.text.decode("utf-8", "replace")
     if suffix == ".log":
-        return Reading((), "a log: shown, nothing to compare")
+        return _log(text, _base(backup))
     if suffix in (".sha256", ".sha256sum", ".md5", ".md5sum"):
         return _sums(text, suffix.lstrip(".").removesuffix("sum"), _base(backup))
     if suffix == ".json":
@@ -116,6 +120,21 @@ def _sums(text: str, algo: str, backup: str) -> Reading:
         names = ", ".join(sorted({_base(f[2] or "-") for f in found}))[:120]
         return Reading((), f"names another file ({names}), not {backup}: not compared")
     return Reading(tuple(Claim(a, d) for a, d, _ in mine[:1]))
+
+
+def _log(text: str, backup: str) -> Reading:
+    """A log's lines that name this backup with its checksum or its size; anything else
+    in a log (times, progress, other files) states nothing about the object."""
+    # The name as a whole word: "db.sql.enc.sha256" or "old-db.sql.enc" is another file.
+    own = re.compile(rf"(?<![\w.-]){re.escape(backup)}(?![\w.-])")
+    named = [ln.strip() for ln in text.splitlines() if own.search(ln)]
+    claims = list(_sums("\n".join(named), "sha256", backup).claims) if named else []
+    sizes = {m for ln in named for m in _LOG_SIZE.findall(ln)}
+    if len(sizes) == 1:  # two different figures: which one is the object's is not known
+        claims.append(Claim("size", sizes.pop()))
+    if not claims:
+        return Reading((), "a log: shown, nothing to compare")
+    return Reading(tuple(claims))
 
 
 def _claims(pairs: object, what: str) -> Reading:

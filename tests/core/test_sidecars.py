@@ -188,3 +188,40 @@ def test_a_digest_of_the_dump_before_encryption_is_said_so(tmp_path: Path) -> No
         proved
     )
     assert f"sidecar {NAME}.json: size matches the restored plaintext (not the object)" in proved
+
+
+@pytest.mark.parametrize(
+    ("text", "claims"),
+    [
+        # A script that logs its sha256sum/md5sum output, or the size it wrote.
+        ("backup started\n{h}  /backups/db.sql.enc\ndone\n", [("sha256", "{h}")]),
+        ("uploaded db.sql.enc: 1234 bytes\n", [("size", "1234")]),
+        # The seed producers' logs (ClusterControl, xtrabackup): nothing about the object.
+        (
+            "[21:24:46]: 10.0.0.1: Launching ( mariabackup --backup | gzip -6 - | openssl enc "
+            "-aes-256-cbc -pass file:/var/tmp/k.tmp | socat - TCP4:10.0.0.2:9999 ) 2>&1.\n"
+            "xtrabackup: Transaction log of lsn (2567302) to (2567311) was copied.\n"
+            "completed OK!\n",
+            [],
+        ),
+        ("{h}  db.sql.enc.gz\nwrote db.sql.enc.tmp: 99 bytes\n", []),  # other files
+        ("db.sql.enc: 10 bytes, then 12 bytes\n", []),  # two figures: which is it?
+    ],
+)
+def test_a_log_is_compared_only_where_it_states_the_backups_checksum_or_size(
+    text: str, claims: list
+) -> None:
+    h = "c" * 64
+    r = read_sidecar(Sidecar("x/db.sql.enc.log", text.format(h=h).encode()), "db.sql.enc")
+    assert [(c.kind, c.value) for c in r.claims] == [(k, v.format(h=h)) for k, v in claims]
+    if not claims:
+        assert r.note == "a log: shown, nothing to compare"
+
+
+def test_verify_compares_a_log_that_states_the_checksum(moto_s3: Bucket, tmp_path: Path) -> None:
+    folder = producer(tmp_path / "p")
+    sh(f"sha256sum {NAME} | tee -a {NAME}.log > /dev/null\n", folder)
+    upload(moto_s3, folder)
+    rc, rep = verify(moto_s3, folder)
+    assert rc == 0, rep["error"]
+    assert f"sidecar {NAME}.log: SHA-256 matches" in source(rep)["proved"]
