@@ -4,10 +4,14 @@ glance:
 
 * ``never checked``: no run reached a verdict on it (setup problems are no verdict);
 * ``failed``: its latest verdict is FAILED (verify or restore test);
+* ``partly, outdated``: both below at once (an old verify, never restore-tested): the
+  auditor needs to know both that it is stale and that it was never restored;
 * ``outdated``: its latest verdict is older than the limit (``--outdated-after``);
 * ``partly``: verified but never restore-tested, or restore-tested with drift that
   lost data (tables removed or emptied);
 * ``ok``: verified and restore-tested, both OK and recent.
+
+A failure stays ``failed`` however old: its age changes nothing an auditor must do.
 
 Read from the history alone, or against a listed population (then versions nobody
 ever checked are there too).
@@ -31,13 +35,21 @@ DEFAULT_OUTDATED_DAYS = 30.0
 class State(enum.Enum):
     NEVER = "never checked"
     FAILED = "failed"
+    PARTLY_OUTDATED = "partly, outdated"
     OUTDATED = "outdated"
     PARTLY = "partly"
     OK = "ok"
 
 
 # Worst first: how a backup set's state is the worst of its versions'.
-ORDER = (State.FAILED, State.NEVER, State.OUTDATED, State.PARTLY, State.OK)
+ORDER = (
+    State.FAILED,
+    State.NEVER,
+    State.PARTLY_OUTDATED,
+    State.OUTDATED,
+    State.PARTLY,
+    State.OK,
+)
 
 
 @dataclass(frozen=True)
@@ -78,12 +90,17 @@ def state_of(
     if tested is not None and not tested.ok:
         return State.FAILED, "its latest restore test FAILED"
     age = (now - verified.when_dt).total_seconds() / 86400
-    if age > outdated_days:
-        return State.OUTDATED, f"last checked {age:.0f} days ago (limit {outdated_days:g})"
+    old = f"last checked {age:.0f} days ago (limit {outdated_days:g})"
     if tested is None:
-        return State.PARTLY, "verified, never restore-tested"
-    if _lost_data(tested):
-        return State.PARTLY, "restore-tested, with tables removed or emptied since the baseline"
+        partly = "verified, never restore-tested"
+    elif _lost_data(tested):
+        partly = "restore-tested, with tables removed or emptied since the baseline"
+    else:
+        partly = ""
+    if age > outdated_days:
+        return (State.PARTLY_OUTDATED, f"{partly}; {old}") if partly else (State.OUTDATED, old)
+    if partly:
+        return State.PARTLY, partly
     return State.OK, "verified and restore-tested"
 
 

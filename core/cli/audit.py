@@ -196,11 +196,11 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         return 0
     for backup, b in cov.by_backup(rows).items():
         counts = ", ".join(f"{k} {v}" for k, v in sorted(b["states"].items()))
-        echo(f"{b['state'].upper():<14} {backup}  ({b['versions']} versions: {counts})")
+        echo(f"{b['state'].upper():<16} {backup}  ({b['versions']} versions: {counts})")
     for r in rows:
         age = f"{r.age_days:.1f} d ago" if r.age_days is not None else "never"
         echo(
-            f"  {r.state:<14} {r.backup}@{r.version_id or '(unversioned)'}  verified "
+            f"  {r.state:<16} {r.backup}@{r.version_id or '(unversioned)'}  verified "
             f"{r.verify_result or '-'} ({age}); restore test {r.restore_test_result or 'never'}"
         )
     return 0

@@ -55,6 +55,7 @@ from .historyview import _combo as combo
 _TONE = {
     cov.State.OK.value: Tone.OK,
     cov.State.FAILED.value: Tone.FAILED,
+    cov.State.PARTLY_OUTDATED.value: Tone.WARNING,
     cov.State.OUTDATED.value: Tone.WARNING,
     cov.State.PARTLY.value: Tone.WARNING,
     cov.State.NEVER.value: Tone.NEUTRAL,

@@ -188,9 +188,18 @@ def test_coverage_states(estate: Estate, tmp_path: Path) -> None:
     assert doc["backups"][estate.bucket.uri("db/cut.sql.gz")]["state"] == "failed"
     r = run_cli(*args, "--json", "--outdated-after", "0", env=env, timeout=120)
     states = {v["state"] for v in json.loads(r.stdout)["versions"]}
-    assert "outdated" in states and "partly" not in states
+    # Verified long ago and never restore-tested: both, not "outdated" alone.
+    assert "partly, outdated" in states and "partly" not in states
     r = run_cli(*args, env=env, timeout=120)
     assert r.returncode == 0 and "FAILED" in r.stdout and "never checked" in r.stdout
+    r = run_cli(*args, "--outdated-after", "0", env=env, timeout=120)
+    assert "  partly, outdated " in r.stdout
+    # The report's coverage says both too (the same rows, rendered by core).
+    report = tmp_path / "cov.json"
+    audit(estate, data, "--versions", "current", "--outdated-after", "0", "--report", str(report))
+    rows = json.loads(report.read_text())["evidence"]["coverage"]
+    nightly = [r["state"] for r in rows if r["backup"].endswith("nightly.sql.gz")]
+    assert "partly, outdated" in nightly and "partly" not in nightly
 
 
 def _entry(kind: Kind, ok: bool, days: float, result: dict[str, Any] | None = None) -> Entry:
@@ -218,6 +227,13 @@ def test_state_rules() -> None:
     drift = _entry(Kind.RESTORE_TEST, True, 1, {"drift": {"emptied": ["t1"]}})
     assert state_of(drift, drift, now, 30)[0] is State.PARTLY
     assert state_of(_entry(Kind.VERIFY, True, 40), rt, now, 30)[0] is State.OUTDATED
+    old = _entry(Kind.VERIFY, True, 40)
+    state, why = state_of(old, None, now, 30)
+    assert state is State.PARTLY_OUTDATED and state.value == "partly, outdated"
+    assert why == "verified, never restore-tested; last checked 40 days ago (limit 30)"
+    old_drift = _entry(Kind.RESTORE_TEST, True, 40, {"drift": {"tables_removed": ["t"]}})
+    assert state_of(old_drift, old_drift, now, 30)[0] is State.PARTLY_OUTDATED
+    assert state_of(_entry(Kind.VERIFY, False, 40), None, now, 30)[0] is State.FAILED
     assert state_of(_entry(Kind.VERIFY, False, 1), rt, now, 30)[0] is State.FAILED
 
 
