@@ -27,28 +27,21 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..decrypt.secrets import Secrets
-from ..errors import Cancelled, ExitCode, SealcheckError, UsageError
-from ..pipeline.job import Job
-from ..pipeline.run import run
-from ..plumbing.progress import CancelToken, ProgressEvent
+from ..errors import ExitCode, UsageError
+from ..plumbing.progress import CancelToken
 from ..records.history import Entry, History, Kind, Trigger
-from ..records.identity import SourceIdentity
-from ..records.report import ErrorInfo, Report
-from ..records.restore_result import RestoreTestResult
 from ..records.verdict import Verdict
-from ..restoretest.runner import RestoreTestOptions, restore_test
+from ..restoretest.runner import RestoreTestOptions
 from ..storage.listing import list_backup_sets
-from ..storage.locate import ListedVersion, Locator, sidecars_beside
+from ..storage.locate import ListedVersion
 from ..storage.naming import Rule
-from ..storage.rewrap import prefer_link
 from ..storage.s3.client import S3Settings, make_client, parse_uri
-from ..version import __version__
+from .item import ItemContext, Result, run_item
+from .plan import Operation, WorkItem
 from .sample import SampleSpec, draw, identity
 
 # Storage classes whose objects cannot be read without a restore request first.
 NEEDS_RESTORE = {"GLACIER": "Glacier Flexible Retrieval", "DEEP_ARCHIVE": "Glacier Deep Archive"}
-
-Result = Report | RestoreTestResult
 
 
 @dataclass(frozen=True)
@@ -174,6 +167,21 @@ def restore_picks(sample: Sequence[ListedVersion], how: str | None, seed: int) -
     raise UsageError(f"--restore-test {how}: give newest or sample:N")
 
 
+def work_items(
+    sample: Sequence[ListedVersion], to_restore: set[str], opts: CampaignOptions
+) -> list[WorkItem]:
+    """The sample as work items: what a local campaign runs and a shard plan holds."""
+    return [
+        WorkItem.of(
+            v,
+            endpoint=opts.settings.endpoint_url,
+            operation=Operation.RESTORE_TEST if identity(v) in to_restore else Operation.VERIFY,
+            strict=opts.strict,
+        )
+        for v in sample
+    ]
+
+
 class Campaign:
     def __init__(
         self,
@@ -204,9 +212,13 @@ class Campaign:
         seed = spec.seed if spec.seed is not None else 0
         to_restore = restore_picks(sample, self.opts.restore, seed)
         done_before = self._proved(earlier)
-        todo = [v for v in sample if _key(v) not in done_before]
-        prog = Progress(len(todo), sum(v.data.size for v in todo))
-        stopped = self._run_all(todo, to_restore, campaign_id, client, prog)
+        todo = [
+            item
+            for item in work_items(sample, to_restore, self.opts)
+            if (item.key, item.version_id) not in done_before
+        ]
+        prog = Progress(len(todo), sum(item.size for item in todo))
+        stopped = self._run_all(todo, campaign_id, client, prog)
         results = self.history.entries(campaign=campaign_id)
         summary = self._summary(
             campaign_id,
@@ -263,16 +275,12 @@ class Campaign:
     # --- the work --------------------------------------------------------------------
 
     def _run_all(
-        self,
-        todo: list[ListedVersion],
-        to_restore: set[str],
-        campaign_id: str,
-        client: Any,
-        prog: Progress,
+        self, todo: list[WorkItem], campaign_id: str, client: Any, prog: Progress
     ) -> str | None:
         deadline = time.monotonic() + self.opts.max_duration if self.opts.max_duration else None
+        ctx = ItemContext(self.opts.settings, client, self.cancel, self.restore_options)
         pending = list(reversed(todo))
-        running: dict[cf.Future[Result | None], ListedVersion] = {}
+        running: dict[cf.Future[Result | None], WorkItem] = {}
         stopped: str | None = None
         with cf.ThreadPoolExecutor(self.opts.parallel, thread_name_prefix="audit") as pool:
             while pending or running:
@@ -282,63 +290,31 @@ class Campaign:
                 if stopped is None and self.cancel.cancelled:
                     stopped = "cancelled"
                 while pending and stopped is None and len(running) < self.opts.parallel:
-                    v = pending.pop()
-                    f = pool.submit(self._one, v, identity(v) in to_restore, client, prog)
-                    running[f] = v
+                    item = pending.pop()
+                    running[pool.submit(self._one, item, ctx, prog)] = item
                 if not running:
                     break
                 done, _ = cf.wait(running, timeout=0.25, return_when=cf.FIRST_COMPLETED)
                 for f in done:
-                    v = running.pop(f)
+                    item = running.pop(f)
                     result = f.result()
                     with self._lock:
-                        prog.in_flight.pop(identity(v), None)
+                        prog.in_flight.pop(item.id, None)
                         prog.done_versions += 1
-                        prog.done_bytes += v.data.size
+                        prog.done_bytes += item.size
                     if result is not None:
                         self.history.record(result, trigger=self.opts.trigger, campaign=campaign_id)
                 self.on_progress(prog)
         return stopped
 
-    def _one(self, v: ListedVersion, restore: bool, client: Any, prog: Progress) -> Result | None:
-        """Verify (or restore-test) one version; None when the campaign was stopped
-        before it reached a result (nothing is recorded for it)."""
-        if self.cancel.cancelled:
-            return None
-        key = identity(v)
-        size = max(v.data.size, 1)
+    def _one(self, item: WorkItem, ctx: ItemContext, prog: Progress) -> Result | None:
+        size = max(item.size, 1)
 
-        def progress(ev: ProgressEvent) -> None:
-            frac = ev.fraction or 0.0
+        def progress(frac: float) -> None:
             with self._lock:
-                prog.in_flight[key] = int(frac * size)
+                prog.in_flight[item.id] = int(frac * size)
 
-        try:
-            data, wrapped = Locator(self.opts.settings, self.cancel, client=client).open_listed(v)
-            # As the CLI and the app open a version: a key re-wrapped by a rotation for
-            # a key held here wins over the producer's, and X.sha256, X.info… beside
-            # the data are compared too.
-            keys = self.secrets.keys
-            wrapped = prefer_link(data, wrapped, lambda: [k.fingerprint for k in keys])
-            job = Job(
-                data=data,
-                secrets=_copy(self.secrets),
-                wrapped_key=wrapped,
-                sidecars=(sidecars_beside(client, data, self.cancel) if v.sidecars != () else ()),
-                progress=progress,
-                cancel=self.cancel,
-                strict=self.opts.strict,
-            )
-            result: Result = restore_test(job, self.restore_options) if restore else run(job)
-        except Cancelled:
-            return None
-        except SealcheckError as exc:
-            # Opening failed before a run (storage, a missing key version): a result
-            # all the same, so the campaign records and counts it.
-            result = _failed_open(v, exc)
-        if result.error is not None and result.error.kind == "Cancelled":
-            return None
-        return result
+        return run_item(item, self.secrets, ctx, progress)
 
     # --- the record ------------------------------------------------------------------
 
@@ -430,30 +406,3 @@ class Campaign:
 
 def _key(v: ListedVersion) -> tuple[str, str | None]:
     return (v.data.key, v.data.version_id)
-
-
-def _copy(s: Secrets) -> Secrets:
-    """Each job its own copy: a run wipes its secrets when it ends."""
-    return replace(s, passphrase=bytearray(s.passphrase) if s.passphrase is not None else None)
-
-
-def _failed_open(v: ListedVersion, exc: SealcheckError) -> Report:
-    info = ErrorInfo.from_exc(exc)
-    return Report(
-        source=SourceIdentity(
-            uri=v.where,
-            size=v.data.size,
-            version_id=v.data.version_id,
-            etag=v.data.etag,
-            last_modified=v.data.last_modified.isoformat(),
-        ),
-        wrapped_key=None,
-        operation="verify",
-        ok=False,
-        layers=(),
-        formats=(),
-        error=info,
-        started_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        duration_s=0.0,
-        sealcheck_version=__version__,
-    )
