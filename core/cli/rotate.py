@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,15 @@ from ..keys.spec import KeyContext, open_key
 from ..plumbing.atomic import AtomicWriter
 from ..plumbing.progress import CancelToken
 from ..rotation.engine import NOT_REVOCATION, Outcome, Rotation, Settings
-from ..rotation.journal import Item, Journal, Step, journal_for, journals, now_iso
+from ..rotation.journal import (
+    Item,
+    Journal,
+    Step,
+    begin,
+    journal_for,
+    journals,
+    now_iso,
+)
 from ..rotation.newkey import open_new_key
 from ..rotation.report import build
 from ..rotation.scope import Scope
@@ -148,16 +155,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         if args.resume and not meta:
             raise UsageError(f"nothing to resume: no journal at {path}")
-        owner = meta.get("owner") or secrets.token_hex(8)
-        journal.set_meta(
-            owner=owner,
-            source=args.location,
-            new_key=settings.new.fingerprint,
-            new_label=settings.new.label,
-            scope=settings.scope.value,
-            status=meta.get("status", "not started"),
-            started=meta.get("started", started),
+        start = settings.start(
+            s3_settings(args), to=args.to, old=args.old or (), pkcs11_module=args.pkcs11_module
         )
+        owner = begin(journal, start, started)
         cancel = CancelToken()
         rot = Rotation(make_client(s3_settings(args)), settings, cancel=cancel)
         try:

@@ -27,7 +27,8 @@ from ..plumbing.progress import CancelToken
 from ..storage.listing import Versioning
 from ..storage.naming import Rule
 from ..storage.rewrap import fingerprint_hex, link_name
-from .journal import Item, Journal, Step, crash_hook
+from ..storage.s3.client import S3Settings
+from .journal import Item, Journal, Start, Step, crash_hook, key_location
 from .newkey import NewKey, prove_possession
 from .opener import CannotOpen, Opened, candidates, open_version
 from .scope import Listed, Scope, list_scope
@@ -63,6 +64,26 @@ class Settings:
     take_over_lock: bool = False
     workers: int = 8  # versions in flight at once
     page_size: int = 1000  # ListObjectVersions page (smaller in tests of pagination)
+
+    def start(
+        self, s3: S3Settings, *, to: str, old: Sequence[str] = (), pkcs11_module: str | None
+    ) -> Start:
+        """What the journal records of a run of these settings (journal.Start): the same
+        for the CLI and the app, so each offers to resume the other's runs."""
+        return Start(
+            source=f"s3://{self.bucket}/{self.prefix}",
+            new_key=self.new.fingerprint,
+            new_label=self.new.label,
+            scope=self.scope.value,
+            to=key_location(to),
+            public_only=self.new.private is None,
+            old=tuple(key_location(k) for k in old),
+            pkcs11_module=pkcs11_module or "",
+            endpoint=s3.endpoint_url or "",
+            region=s3.region or "",
+            profile=s3.profile or "",
+            rules=tuple(f"{r.data_suffix}:{r.key_suffix}" for r in self.rules),
+        )
 
 
 @dataclass

@@ -14,7 +14,9 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import hashlib
+import json
 import os
+import secrets
 import signal
 import sqlite3
 import threading
@@ -248,6 +250,90 @@ def journal_for(bucket: str, prefix: str, fingerprint: str, folder: Path | None 
     resume each other's runs."""
     ident = f"{bucket}/{prefix}|{fingerprint}"
     return (folder or default_dir()) / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.sqlite3"
+
+
+def key_location(spec: str) -> str:
+    """A key as given (``--to``, ``--from``), as a later process finds it: a PEM path made
+    absolute; ``keyring:NAME`` and ``pkcs11:`` URIs as they are."""
+    if spec.startswith(("keyring:", "pkcs11:")) or not spec:
+        return spec
+    return os.path.abspath(os.path.expanduser(spec))
+
+
+@dataclass(frozen=True)
+class Start:
+    """What a rotation records in its journal when it starts: enough for the app or the
+    CLI to offer it for resuming and to resume it. Locations and names only (a PEM's path,
+    ``keyring:NAME``, a ``pkcs11:`` URI, the endpoint), never a secret."""
+
+    source: str  # s3://BUCKET/PREFIX
+    new_key: str  # the new key's SPKI SHA-256 (``SHA256:…``)
+    new_label: str
+    scope: str
+    to: str  # the new key as given (key_location)
+    public_only: bool
+    old: tuple[str, ...] = ()  # the old keys as given (--from); () = every held key
+    pkcs11_module: str = ""
+    endpoint: str = ""
+    region: str = ""
+    profile: str = ""
+    rules: tuple[str, ...] = ()  # DATA_SUFFIX:KEY_SUFFIX
+
+    def meta(self) -> dict[str, str]:
+        return {
+            "source": self.source,
+            "new_key": self.new_key,
+            "new_label": self.new_label,
+            "scope": self.scope,
+            "to": self.to,
+            "public_only": "yes" if self.public_only else "no",
+            "old": json.dumps(list(self.old)),
+            "pkcs11_module": self.pkcs11_module,
+            "endpoint": self.endpoint,
+            "region": self.region,
+            "profile": self.profile,
+            "rules": json.dumps(list(self.rules)),
+        }
+
+    @classmethod
+    def read(cls, meta: dict[str, str]) -> Start | None:
+        """The start recorded in ``meta``; None when it does not say where or to which
+        key (a journal written before both recorded it)."""
+        if not meta.get("to") or not meta.get("source", "").startswith("s3://"):
+            return None
+        try:
+            old = tuple(str(x) for x in json.loads(meta.get("old") or "[]"))
+            rules = tuple(str(x) for x in json.loads(meta.get("rules") or "[]"))
+        except ValueError:
+            return None
+        return cls(
+            source=meta["source"],
+            new_key=meta.get("new_key", ""),
+            new_label=meta.get("new_label", ""),
+            scope=meta.get("scope", "current"),
+            to=meta["to"],
+            public_only=meta.get("public_only") == "yes",
+            old=old,
+            pkcs11_module=meta.get("pkcs11_module", ""),
+            endpoint=meta.get("endpoint", ""),
+            region=meta.get("region", ""),
+            profile=meta.get("profile", ""),
+            rules=rules,
+        )
+
+
+def begin(journal: Journal, start: Start, started: str) -> str:
+    """Record ``start`` in the journal (the CLI's and the app's runs alike); the run's
+    owner (the lock's name), kept from the run it resumes."""
+    meta = journal.meta()
+    owner = meta.get("owner") or secrets.token_hex(8)
+    journal.set_meta(
+        owner=owner,
+        status=meta.get("status", "not started"),
+        started=meta.get("started", started),
+        **start.meta(),
+    )
+    return owner
 
 
 def pending(folder: Path | None = None) -> list[tuple[Path, dict[str, str]]]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -17,7 +19,16 @@ from PySide6.QtWidgets import QMessageBox, QWizard
 
 from fixtures.gui_flow import open_window
 from fixtures.pipelines import RsaKey, make_rsa_key, securecircle
-from fixtures.rotation import PREFIX, Scenario, fetch, links, make_scenario, producer_objects
+from fixtures.rotation import (
+    PREFIX,
+    Scenario,
+    after_versions,
+    fetch,
+    links,
+    make_scenario,
+    producer_objects,
+    rotate,
+)
 from fixtures.s3servers import Bucket
 from sealcheck.core.rotation.engine import NOT_REVOCATION, Rotation
 from sealcheck.core.rotation.journal import Step
@@ -99,6 +110,28 @@ def mid_run(monkeypatch: pytest.MonkeyPatch, qtbot, wiz: RotationWizard) -> Iter
         yield
         go_on.set()
         qtbot.waitUntil(lambda: wiz.run_page.paused, timeout=WAIT)
+
+
+def accept_the_offer(qtbot, win, bucket: Bucket, new_key: RsaKey) -> RotationWizard:
+    """What the app does on start: offer the interrupted rotation; Yes opens the wizard on
+    it (all versions, the new key as recorded)."""
+    box = win.offer_rotation_resume()
+    assert isinstance(box, QMessageBox) and bucket.name in box.text()
+    box.button(QMessageBox.StandardButton.Yes).click()
+    wiz = win.rotation_wizard
+    assert wiz is not None and wiz.resume is not None
+    assert wiz.scope_page.all.isChecked()
+    assert wiz.new_page.spec.text() == str(new_key.private)
+    return wiz
+
+
+def prove_and_plan(qtbot, wiz: RotationWizard) -> None:
+    """From the old keys page: the new key proved again, then the plan finished."""
+    wiz.next()
+    wiz.new_page.check.click()
+    qtbot.waitUntil(wiz.new_page.isComplete, timeout=WAIT)
+    wiz.next()
+    qtbot.waitUntil(lambda: wiz.plan_page.isComplete(), timeout=WAIT)
 
 
 def decrypts_with(key: RsaKey, body: bytes, tmp_path: Path) -> bytes:
@@ -217,20 +250,11 @@ def test_the_app_offers_to_resume_an_interrupted_rotation(
     qtbot.waitUntil(lambda: win.rotation_wizard is None, timeout=5000)
     assert len(links(bucket)) == 1
 
-    box = win.offer_rotation_resume()  # what the app does on start
-    assert isinstance(box, QMessageBox) and bucket.name in box.text()
-    box.button(QMessageBox.StandardButton.Yes).click()
-    wiz = win.rotation_wizard
-    assert wiz is not None and wiz.resume is not None
-    assert wiz.scope_page.banner.isVisibleTo(wiz) and wiz.scope_page.all.isChecked()
-    assert wiz.new_page.spec.text() == str(other_rsa_key.private)
+    wiz = accept_the_offer(qtbot, win, bucket, other_rsa_key)
+    assert wiz.scope_page.banner.isVisibleTo(wiz)
     wiz.next()
     qtbot.waitUntil(wiz.old_page.isComplete, timeout=WAIT)
-    wiz.next()
-    wiz.new_page.check.click()
-    qtbot.waitUntil(wiz.new_page.isComplete, timeout=WAIT)
-    wiz.next()
-    qtbot.waitUntil(lambda: wiz.plan_page.isComplete(), timeout=WAIT)
+    prove_and_plan(qtbot, wiz)
     wiz.plan_page.outcome_filter.setCurrentIndex(list(Show).index(Show.ALREADY))
     assert wiz.plan_page.proxy.rowCount() == 1
     wiz.next()
@@ -238,6 +262,47 @@ def test_the_app_offers_to_resume_an_interrupted_rotation(
     assert len(links(bucket)) == 4
     assert wiz.run_page.result is not None
     assert wiz.run_page.result.report["counts"] == {"done": 4, "cannot": 1}
+    wiz.next()
+    wiz.accept()
+    qtbot.waitUntil(lambda: win.rotation_wizard is None, timeout=5000)
+
+
+def test_the_app_offers_to_resume_a_rotation_the_cli_started(
+    qtbot,
+    tmp_path: Path,
+    scenario: Scenario,
+    rsa_key: RsaKey,
+    other_rsa_key: RsaKey,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``sealcheck rotate run`` paused by Ctrl-C records its start as the app's runs do
+    (journal.Start: the new key given by a relative path kept absolute, its --from key):
+    the app offers to resume it, opens that old key and finishes the same journal."""
+    bucket = scenario.bucket
+    monkeypatch.chdir(tmp_path)
+    given = tmp_path / "given-old.pem"  # not the saved source's key file
+    given.write_bytes(rsa_key.private.read_bytes())
+    new_rel = Path(os.path.relpath(other_rsa_key.private, tmp_path))
+    with monkeypatch.context() as m:
+        after_versions(m, 1, lambda: os.kill(os.getpid(), signal.SIGINT))
+        r = rotate("run", bucket, "--to", str(new_rel), "--from", given.name, "--versions",
+                   "all", "--workers", "1")  # fmt: skip
+    assert r.returncode == 130, r.stdout + r.stderr
+    assert len(links(bucket)) == 1
+
+    win = open_window(qtbot, tmp_path, [source_of(bucket, rsa_key)])
+    wiz = accept_the_offer(qtbot, win, bucket, other_rsa_key)
+    assert wiz.scope_page.prefix.text() == PREFIX
+    wiz.next()
+    qtbot.waitUntil(wiz.old_page.isComplete, timeout=WAIT)
+    assert str(given) in wiz.old_page.list.item(0).text()  # the CLI's --from key
+    prove_and_plan(qtbot, wiz)
+    wiz.next()
+    qtbot.waitUntil(wiz.run_page.isComplete, timeout=WAIT)
+    result = wiz.run_page.result
+    assert result is not None and result.report["counts"] == {"done": 4, "cannot": 1}
+    assert result.journal == wiz.resume.journal  # the CLI's journal, carried on
+    assert len(links(bucket)) == 4 and pending_resumes() == []
     wiz.next()
     wiz.accept()
     qtbot.waitUntil(lambda: win.rotation_wizard is None, timeout=5000)

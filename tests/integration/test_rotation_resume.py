@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from fixtures.pipelines import RsaKey, securecircle
-from fixtures.rotation import PREFIX, links, make_scenario, producer_objects, rotate_keys
+from fixtures.rotation import (
+    PREFIX,
+    after_versions,
+    links,
+    make_scenario,
+    producer_objects,
+    rotate_keys,
+)
 from fixtures.s3servers import Bucket
 from sealcheck.core.keys.pem import PemKey
 from sealcheck.core.keys.spec import KeyContext
@@ -19,20 +26,6 @@ from sealcheck.core.rotation.journal import Journal
 from sealcheck.core.rotation.newkey import open_new_key
 from sealcheck.core.rotation.scope import Scope
 from sealcheck.core.storage.s3.client import S3Settings, make_client
-
-
-def after_versions(monkeypatch: pytest.MonkeyPatch, n: int, act) -> None:
-    """Run ``act`` once, right after the rotation finished its ``n``-th version."""
-    rotate_one = Rotation._rotate
-    seen = [0]
-
-    def wrapped(self, journal, item, listed):
-        rotate_one(self, journal, item, listed)
-        seen[0] += 1
-        if seen[0] == n:
-            act()
-
-    monkeypatch.setattr(Rotation, "_rotate", wrapped)
 
 
 @pytest.fixture

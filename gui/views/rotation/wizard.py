@@ -10,7 +10,6 @@ gets core KeySources only. On start the app offers to resume an interrupted rota
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -24,7 +23,7 @@ from sealcheck.core.errors import SealcheckError
 from sealcheck.core.keys.base import KeySource
 from sealcheck.core.keys.prompt import SecretPrompt, secret_once
 from sealcheck.core.keys.spec import KeyContext
-from sealcheck.core.rotation.journal import pending
+from sealcheck.core.rotation.journal import Start, pending
 from sealcheck.core.rotation.newkey import NewKey, open_new_key
 from sealcheck.core.rotation.scope import Scope
 from sealcheck.core.storage.s3.client import parse_uri
@@ -61,35 +60,34 @@ class Resume:
 
     @classmethod
     def of(cls, path: Path, meta: dict[str, str]) -> Resume | None:
-        if not meta.get("to") or not meta.get("source", "").startswith("s3://"):
-            return None  # a CLI run: resumed with 'sealcheck rotate run … --resume'
-        uri = parse_uri(meta["source"])
-        rules = tuple(json.loads(meta.get("rules") or "[]"))
+        """From a journal's recorded start, the app's or the CLI's (journal.Start)."""
+        start = Start.read(meta)
+        if start is None:
+            return None  # an older CLI run: resumed with 'sealcheck rotate run … --resume'
+        uri = parse_uri(start.source)
         src = SourceConfig(
-            name=f"{meta['source']} (interrupted rotation)",
+            name=f"{start.source} (interrupted rotation)",
             bucket=uri.bucket,
             prefix=uri.key,
-            endpoint_url=meta.get("endpoint") or None,
-            region=meta.get("region") or None,
-            profile=meta.get("profile") or None,
-            rules=rules,
+            endpoint_url=start.endpoint or None,
+            region=start.region or None,
+            profile=start.profile or None,
+            rules=start.rules,
+            # The old keys the CLI was given (--from), so the wizard opens them too.
+            keys=KeyChoice(key_specs=start.old, pkcs11_module=start.pkcs11_module or None),
         )
         return cls(
-            path,
-            src,
-            Scope(meta.get("scope", "current")),
-            meta["to"],
-            meta.get("public_only") == "yes",
-            meta.get("new_label", ""),
-            rules,
+            path, src, Scope(start.scope), start.to, start.public_only, start.new_label, start.rules
         )
 
 
 def _first(sources: list[SourceConfig], run: SourceConfig) -> list[SourceConfig]:
     """The saved source the interrupted run was on first (with its keys), else the run's
-    own location."""
+    own location; the run's own first when it names its old keys (the CLI's --from)."""
     same = [s for s in sources if (s.bucket, s.endpoint_url) == (run.bucket, run.endpoint_url)]
     rest = [s for s in sources if s not in same]
+    if run.keys.key_specs:
+        return [run, *same, *rest]
     return [*(same[:1] or [run]), *rest]
 
 
@@ -132,6 +130,7 @@ class RotationWizard(QWizard):
             (
                 self.scope_page.all if resume.scope is Scope.ALL else self.scope_page.current
             ).setChecked(True)
+            self.scope_page.prefix.setText(resume.source.prefix)  # the run's, not the source's
         self.old_page = OldKeysPage()
         self.new_page = NewKeyPage(
             resume.to if resume else "", resume.public_only if resume else False
@@ -251,9 +250,14 @@ class RotationWizard(QWizard):
         return lambda ctx: plan_job(ctx, settings, s3)
 
     def run_fn(self) -> Callable[[WorkerContext], Any]:
-        settings, where = self._settings(), self.scope_page.where()
-        spec, folder = self.new_page.spec.text().strip(), self.journal_dir
-        return lambda ctx: run_job(ctx, settings, where, spec, folder)
+        settings, s3, folder = self._settings(), self.scope_page.where().s3, self.journal_dir
+        src = self.scope_page.chosen()
+        start = settings.start(
+            s3,
+            to=self.new_page.spec.text().strip(),
+            pkcs11_module=src.keys.pkcs11_module if src else None,
+        )
+        return lambda ctx: run_job(ctx, settings, s3, start, folder)
 
     # --- closing --------------------------------------------------------------------
 

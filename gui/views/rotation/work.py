@@ -9,7 +9,6 @@ core KeySources, opened on the GUI thread (where a passphrase or PIN is asked).
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from sealcheck.core.keys.prompt import SecretProvider
 from sealcheck.core.keys.spec import KeyContext
 from sealcheck.core.plumbing.atomic import AtomicWriter
 from sealcheck.core.rotation.engine import Outcome, Rotation, Settings
-from sealcheck.core.rotation.journal import Item, Journal, journal_for, now_iso
+from sealcheck.core.rotation.journal import Item, Journal, Start, begin, journal_for, now_iso
 from sealcheck.core.rotation.newkey import NewKey, prove_possession
 from sealcheck.core.rotation.report import build
 from sealcheck.core.rotation.report_html import to_html
@@ -134,8 +133,8 @@ class RunResult:
 def run_job(
     ctx: WorkerContext,
     settings: Settings,
-    where: Where,
-    spec: str,
+    s3: S3Settings,
+    start: Start,
     journal_dir: Path | None,
 ) -> RunResult:
     """The journaled run (or its resume: the journal says what is done). Cancel stops
@@ -144,25 +143,8 @@ def run_job(
     path = journal_for(settings.bucket, settings.prefix, settings.new.fingerprint, journal_dir)
     journal = Journal(path)
     try:
-        meta = journal.meta()
-        owner = meta.get("owner") or secrets.token_hex(8)
-        s3 = where.s3
-        # What the app needs to offer a resume on its next start (names and paths only).
-        journal.set_meta(
-            owner=owner,
-            source=where.uri,
-            new_key=settings.new.fingerprint,
-            new_label=settings.new.label,
-            scope=settings.scope.value,
-            status=meta.get("status", "not started"),
-            started=meta.get("started", started),
-            to=spec,
-            public_only="yes" if settings.new.private is None else "no",
-            endpoint=s3.endpoint_url or "",
-            region=s3.region or "",
-            profile=s3.profile or "",
-            rules=json.dumps([f"{r.data_suffix}:{r.key_suffix}" for r in where.rules]),
-        )
+        # What the app (or the CLI) needs to offer and resume it later: names and paths only.
+        owner = begin(journal, start, started)
         t0 = time.monotonic()
         first = sum(1 for i in journal.items() if i.step.final)
 
