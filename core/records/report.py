@@ -10,6 +10,8 @@ import copy
 import dataclasses
 import enum
 import json
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -240,3 +242,43 @@ class Fields:
     def opt_nested(self, key: str, read: Callable[[Any, str], _T]) -> _T | None:
         v = self._get(key, None)
         return None if v is None else read(v, f"{self.where}.{key}")
+
+    def typed(self, key: str, hint: Any, default: Any = _MISSING) -> Any:
+        """A field read by its annotated type: ``str``, ``bool``, ``int``, ``float``,
+        ``X | None`` (absent: None), ``tuple[str, ...]``, ``tuple[dict, ...]``, ``dict``,
+        or a record type with ``from_dict`` (alone, optional or in a tuple)."""
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if origin in (types.UnionType, typing.Union) and type(None) in args:
+            inner = next(a for a in args if a is not type(None))
+            scalar = {str: self.opt_text, int: self.opt_integer, float: self.opt_number}
+            if inner in scalar:
+                return scalar[inner](key)
+            return self.opt_nested(key, inner.from_dict)
+        if origin is tuple:
+            item = args[0]
+            if item is str:
+                return self.strs(key, default)
+            if typing.get_origin(item) is dict:
+                return self.objs(key, default)
+            return self.items(key, item.from_dict, default)
+        if origin is dict:
+            return self.obj(key, default)
+        plain = {str: self.text, bool: self.flag, int: self.integer, float: self.number}
+        return plain[hint](key, default)
+
+
+def read_record(cls: type[_T], d: Any, where: str) -> _T:
+    """A record dataclass from its JSON object, each field read by its annotated type
+    (see ``Fields.typed``); a field with a default is optional (older writers)."""
+    f = Fields(d, where)
+    hints = typing.get_type_hints(cls)
+    kw: dict[str, Any] = {}
+    for fld in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if fld.default is not dataclasses.MISSING:
+            default: Any = fld.default
+        elif fld.default_factory is not dataclasses.MISSING:
+            default = fld.default_factory()
+        else:
+            default = _MISSING
+        kw[fld.name] = f.typed(fld.name, hints[fld.name], default)
+    return cls(**kw)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ExitCode
-from .report import ErrorInfo, Fields, Report, _plain
+from .report import ErrorInfo, Report, _plain, read_record
 
 MAX_WARNINGS = 30  # distinct warnings kept in a result
 
@@ -39,16 +39,7 @@ class TableResult:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "table") -> TableResult:
-        f = Fields(d, where)
-        return cls(
-            name=f.text("name"),
-            schema=f.text("schema"),
-            rows=f.opt_integer("rows"),
-            expected_rows=f.opt_integer("expected_rows"),
-            checksum=f.opt_text("checksum"),
-            ok=f.flag("ok"),
-            note=f.text("note", ""),
-        )
+        return read_record(cls, d, where)
 
 
 @dataclass(frozen=True)
@@ -60,10 +51,7 @@ class LoadError:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "load_error") -> LoadError:
-        f = Fields(d, where)
-        return cls(
-            f.text("message"), f.opt_integer("line"), f.opt_text("statement"), f.opt_text("code")
-        )
+        return read_record(cls, d, where)
 
 
 @dataclass(frozen=True)
@@ -74,8 +62,7 @@ class RowChange:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "row_change") -> RowChange:
-        f = Fields(d, where)
-        return cls(f.text("name"), f.opt_integer("before"), f.opt_integer("after"))
+        return read_record(cls, d, where)
 
 
 @dataclass(frozen=True)
@@ -90,16 +77,7 @@ class Drift:
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "drift") -> Drift:
-        f = Fields(d, where)
-        return cls(
-            baseline=f.text("baseline"),
-            baseline_started_at=f.opt_text("baseline_started_at"),
-            tables_added=f.strs("tables_added", ()),
-            tables_removed=f.strs("tables_removed", ()),
-            row_changes=f.items("row_changes", RowChange.from_dict, ()),
-            emptied=f.strs("emptied", ()),
-            checksum_changes=f.strs("checksum_changes", ()),
-        )
+        return read_record(cls, d, where)
 
 
 @dataclass(frozen=True)
@@ -147,31 +125,4 @@ class RestoreTestResult:
     def from_dict(cls, d: Any, where: str = "result") -> RestoreTestResult:
         """The inverse of ``to_dict``: keys of newer writers are ignored, a missing or
         mistyped field raises ValueError naming where it is."""
-        f = Fields(d, where)
-        return cls(
-            ok=f.flag("ok"),
-            engine=f.text("engine"),
-            server=f.text("server"),
-            mode=f.text("mode"),
-            databases=f.strs("databases"),
-            tables=f.items("tables", TableResult.from_dict),
-            views=f.strs("views"),
-            triggers=f.strs("triggers"),
-            routines=f.strs("routines"),
-            events=f.strs("events"),
-            missing=f.strs("missing"),
-            load_seconds=f.opt_number("load_seconds"),
-            checks_seconds=f.opt_number("checks_seconds"),
-            total_seconds=f.number("total_seconds"),
-            started_at=f.text("started_at"),
-            warnings=f.strs("warnings"),
-            hostile=f.objs("hostile"),
-            roles_created=f.strs("roles_created"),
-            rewritten=f.strs("rewritten"),
-            error=f.opt_nested("error", ErrorInfo.from_dict),
-            load_error=f.opt_nested("load_error", LoadError.from_dict),
-            verification=f.opt_nested("verification", Report.from_dict),
-            dump=f.obj("dump", {}),
-            drift=f.opt_nested("drift", Drift.from_dict),
-            cleanup=f.strs("cleanup", ()),
-        )
+        return read_record(cls, d, where)

@@ -12,8 +12,9 @@ from typing import Protocol
 from ..plumbing.progress import CancelToken
 from ..records.restore_result import LoadError, TableResult
 from .archiveload import ArchiveSource
+from .confine import Ledger, Made, new_name
 from .driverload import DriverCommand
-from .procs import kill_group, kill_processes_in
+from .procs import StateDir, kill_group, kill_processes_in
 from .scan.common import ScannerBase, ScanSummary
 
 
@@ -72,8 +73,12 @@ class Target(Protocol):
 
 class ServerTarget:
     """What every engine's target starts with: the fields the loader and the runner read
-    (see ``Target``) and what a throwaway server leaves to clean up. An engine names
-    itself in ``engine`` and ``server`` and fills the rest as it starts or connects."""
+    (see ``Target``), what a throwaway server leaves to clean up, and on an existing
+    server (``--server``) the scratch database and account's life: recorded, made,
+    proved confined, dropped. An engine names itself in ``engine`` and ``server`` and
+    fills the rest as it starts or connects; for ``--server`` it says how to make, prove
+    and drop the scratch objects (``_create_scratch``, ``_check_confined``,
+    ``_drop_scratch``)."""
 
     engine: str
 
@@ -86,6 +91,59 @@ class ServerTarget:
         self.root: Path | None = None  # our private folder: the throwaway server's, or files
         self.proc: subprocess.Popen[bytes] | None = None  # the throwaway server
         self.record: Path | None = None  # its pid record: a crashed run's leftovers are found
+        self._scratch: str | None = None  # --server: the scratch database
+        self._made: Made | None = None  # --server: the scratch database and account
+        self._ledger: Ledger | None = None
+
+    # -- an existing server (--server): the scratch database and its account ------------
+
+    def open_scratch(self, state: StateDir, server_key: str, role: str) -> str:
+        """Sweep what crashed runs left on this server, then make a scratch database and
+        an account of a fresh name that can reach it alone, and prove that it can reach
+        nothing else. The name is recorded before anything is made, so a crash at any
+        point leaves a record the next run on this server sweeps. ``role`` describes the
+        account for the result (``{name}`` filled in)."""
+        self.mode = "server"
+        self._ledger = Ledger(state, server_key)
+        for made in self._ledger.orphans():
+            if self._drop_scratch(made.name)[1]:
+                Ledger.done(made)
+        name = new_name()
+        self._made = self._ledger.add(name)
+        self._create_scratch(name)
+        self._scratch = self.database = name
+        self._check_confined(name)
+        self.roles_created.append(role.format(name=name))
+        return name
+
+    def close_scratch(self) -> list[str]:
+        """Drop the scratch database and account; the record goes only once both are
+        gone (else the next restore test on this server retries)."""
+        if self._made is None:
+            return []
+        done, dropped = self._drop_scratch(self._made.name)
+        if dropped:
+            Ledger.done(self._made)
+        else:
+            done.append("the next restore test on this server retries")
+        self._made = None
+        self._scratch = None
+        return done
+
+    def _create_scratch(self, name: str) -> None:
+        """Make the database and the account ``name`` (ConfinementUnavailable if the
+        given account cannot)."""
+        raise NotImplementedError
+
+    def _check_confined(self, name: str) -> None:
+        """Log in as the new account and refuse (ConfinementUnavailable) if it holds
+        more than its database."""
+        raise NotImplementedError
+
+    def _drop_scratch(self, name: str) -> tuple[list[str], bool]:
+        """Drop the database and the account ``name``: what was done, and whether both
+        are gone. Never raises for the server's refusal (said in the list)."""
+        raise NotImplementedError
 
     def stop_and_wipe(self) -> list[str]:
         """Stop a throwaway server, wipe its folder and drop its pid record.

@@ -36,11 +36,8 @@ from ..checks import check_mariadb
 from ..confine import (
     MYSQL_DB_PRIVILEGES,
     SYSTEM_SCHEMAS,
-    Ledger,
-    Made,
     mysql_grant_db,
     mysql_native_hash,
-    new_name,
 )
 from ..driverload import DriverCommand
 from ..errors import (
@@ -150,11 +147,8 @@ class MariaDBTarget(ServerTarget):
         self.admin = Account("sc_admin", secrets.token_urlsafe(24))
         self._conn: Any = None
         self._state: StateDir | None = None
-        self._scratch: str | None = None  # --server: the scratch database
         self._dump_db: str | None = None  # --server: the one database the dump names
         self._granted: set[str] = set()  # databases the loader holds privileges on
-        self._made: Made | None = None  # --server: the scratch database and account
-        self._ledger: Ledger | None = None
 
     # -- throwaway ---------------------------------------------------------------------
 
@@ -303,15 +297,17 @@ class MariaDBTarget(ServerTarget):
         self.server = f"{'MariaDB' if 'MariaDB' in ver else 'MySQL'} {ver}"
         if "MariaDB" not in ver:
             self.engine = "mysql"
-        self._ledger = Ledger(state, server_key)
-        self._sweep()
-        name = new_name()
-        self._made = self._ledger.add(name)  # recorded before anything is made
-        self._scratch = self.database = name
+        self.open_scratch(
+            state,
+            server_key,
+            "{name}@localhost (privileges on the scratch database only; dropped afterwards)",
+        )
+
+    def _create_scratch(self, name: str) -> None:
         self.loader = Account(name, secrets.token_urlsafe(24))
         try:
             self._query(f"CREATE DATABASE {_qi(name)} CHARACTER SET utf8mb4")
-            if "MariaDB" in ver:
+            if self.engine == "mariadb":
                 ident = f"IDENTIFIED BY PASSWORD {_q(mysql_native_hash(self.loader.password))}"
             else:  # MySQL 8 has no PASSWORD form; it never logs the clause in clear
                 ident = f"IDENTIFIED BY {_q(self.loader.password)}"
@@ -321,14 +317,10 @@ class MariaDBTarget(ServerTarget):
             )
         except pymysql.err.MySQLError as exc:
             raise ConfinementUnavailable(
-                f"as {user} on {socket}: {exc.args[-1]}; the given account must be able to "
-                "create a database and an account and grant it privileges on that database "
-                "(CREATE, CREATE USER and GRANT OPTION, e.g. root)"
+                f"as {self.admin.user} on {self.socket}: {exc.args[-1]}; the given account must "
+                "be able to create a database and an account and grant it privileges on that "
+                "database (CREATE, CREATE USER and GRANT OPTION, e.g. root)"
             ) from None
-        self._check_confined(name)
-        self.roles_created.append(
-            f"{name}@localhost (privileges on the scratch database only; dropped afterwards)"
-        )
 
     def _check_confined(self, name: str) -> None:
         """Log in as the new account and read back what it may do: exactly its own
@@ -360,21 +352,16 @@ class MariaDBTarget(ServerTarget):
                 f"{'; '.join(x[:160] for x in extra[:3])}; the dump would reach beyond it"
             )
 
-    def _sweep(self) -> None:
-        """Drop what a run that crashed left on this server (its records say what)."""
-        assert self._ledger is not None
-        for made in self._ledger.orphans():
-            with contextlib.suppress(pymysql.err.MySQLError):
-                self._drop_scratch(made.name)
-                Ledger.done(made)
-
-    def _drop_scratch(self, name: str) -> list[str]:
-        done = self._kill_loads(name)
-        self._query(f"DROP DATABASE IF EXISTS {_qi(name)}")
-        done.append(f"dropped scratch database {name}")
-        self._query(f"DROP USER IF EXISTS {_q(name)}@'localhost'")
-        done.append(f"dropped account {name}@localhost")
-        return done
+    def _drop_scratch(self, name: str) -> tuple[list[str], bool]:
+        try:
+            done = self._kill_loads(name)
+            self._query(f"DROP DATABASE IF EXISTS {_qi(name)}")
+            done.append(f"dropped scratch database {name}")
+            self._query(f"DROP USER IF EXISTS {_q(name)}@'localhost'")
+            done.append(f"dropped account {name}@localhost")
+        except pymysql.err.MySQLError as exc:
+            return [f"could not drop scratch database/account {name} ({exc.args[-1]})"], False
+        return done, True
 
     # -- connection --------------------------------------------------------------------
 
@@ -488,16 +475,7 @@ class MariaDBTarget(ServerTarget):
     def close(self) -> list[str]:
         done = []
         if self._conn is not None:
-            if self._made is not None:
-                try:
-                    done += self._drop_scratch(self._made.name)
-                    Ledger.done(self._made)  # only once both are gone
-                except pymysql.err.MySQLError as exc:
-                    done.append(
-                        f"could not drop scratch database/account {self._made.name} "
-                        f"({exc.args[-1]}); the next restore test on this server retries"
-                    )
-                self._made = None
+            done += self.close_scratch()
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None

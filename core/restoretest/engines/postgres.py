@@ -26,7 +26,7 @@ from pathlib import Path
 from ...plumbing.progress import CancelToken
 from ...records.restore_result import LoadError, summarise_warnings
 from ..archiveload import ArchiveSource, pg_restore_path
-from ..confine import Ledger, Made, new_name, scram_verifier
+from ..confine import scram_verifier
 from ..errors import (
     ConfinementUnavailable,
     DumpRefused,
@@ -120,9 +120,6 @@ class PostgresTarget(ServerTarget):
         self.loader = "sc_load"
         self._pw = {self.admin: secrets.token_urlsafe(24), self.loader: secrets.token_urlsafe(24)}
         self._passfile: Path | None = None
-        self._scratch: str | None = None
-        self._made: Made | None = None  # --server: the scratch database and role
-        self._ledger: Ledger | None = None
         # A pg_dump archive ("custom", "tar", "directory"): loaded through pg_restore.
         self.archive: str | None = None
 
@@ -277,10 +274,14 @@ class PostgresTarget(ServerTarget):
         if r.returncode != 0:
             raise ServerUnreachable(f"{socket_dir} (port {port}): {r.stderr.strip()[-300:]}")
         self.server = "PostgreSQL " + r.stdout.strip()
-        self._ledger = Ledger(state, server_key)
-        self._sweep()
-        name = new_name()
-        self._made = self._ledger.add(name)  # recorded before anything is made
+        self.open_scratch(
+            state,
+            server_key,
+            "{name} (login role owning only the scratch database; dropped afterwards)",
+        )
+
+    def _create_scratch(self, name: str) -> None:
+        user = self.admin
         self.loader = name
         self._pw[name] = secrets.token_urlsafe(24)
         self._write_passfile()
@@ -305,11 +306,6 @@ class PostgresTarget(ServerTarget):
                 f"as {user}: {r.stderr.strip()[-300:]}; the given account must be able to "
                 "create a role and a database (a superuser, or CREATEROLE and CREATEDB)"
             )
-        self._scratch = self.database = name
-        self._check_confined(name)
-        self.roles_created.append(
-            f"{name} (login role owning only the scratch database; dropped afterwards)"
-        )
 
     def _check_confined(self, name: str) -> None:
         """Log in as the new role and read back what it is: no attribute, no membership,
@@ -341,27 +337,21 @@ class PostgresTarget(ServerTarget):
                 f"({r.stdout.strip()}: attributes|memberships|server-file roles)"
             )
 
-    def _sweep(self) -> None:
-        """Drop what a run that crashed left on this server (its records say what)."""
-        assert self._ledger is not None
-        for made in self._ledger.orphans():
-            if not self._drop_scratch(made.name)[-1].startswith("could not"):
-                Ledger.done(made)
-
-    def _drop_scratch(self, name: str) -> list[str]:
-        done = []
+    def _drop_scratch(self, name: str) -> tuple[list[str], bool]:
+        done, dropped = [], True
         # FORCE ends the load's session too: a killed psql leaves its statement running.
         for what, sql in (
             ("scratch database", f"DROP DATABASE IF EXISTS {ident(name)} WITH (FORCE)"),
             ("role", f"DROP ROLE IF EXISTS {ident(name)}"),
         ):
             r = self._psql(sql, "postgres", check=False)
+            dropped = dropped and r.returncode == 0
             done.append(
                 f"dropped {what} {name}"
                 if r.returncode == 0
                 else f"could not drop {what} {name}: {r.stderr.strip()[-200:]}"
             )
-        return done
+        return done, dropped
 
     # -- psql --------------------------------------------------------------------------
 
@@ -506,15 +496,7 @@ class PostgresTarget(ServerTarget):
         return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip() else None
 
     def close(self) -> list[str]:
-        done = []
-        if self._made is not None and self._passfile is not None:
-            done += self._drop_scratch(self._made.name)
-            if not any(d.startswith("could not") for d in done):
-                Ledger.done(self._made)  # only once both are gone
-            else:
-                done.append("the next restore test on this server retries")
-            self._made = None
-            self._scratch = None
+        done = self.close_scratch() if self._passfile is not None else []
         return done + self.stop_and_wipe()
 
 
