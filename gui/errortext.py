@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sealcheck.core.decompress.qpress import UnsafeMemberPath
 from sealcheck.core.decrypt.xbkey import KmsDecryptFailed, XbcryptKeyInvalid, XbcryptKeyNeeded
 from sealcheck.core.errors import (
     AccessDenied,
@@ -42,6 +41,7 @@ from sealcheck.core.keys.custody import BadKeyName, DuplicateKey, InsecureKeyrin
 from sealcheck.core.payload.info import PayloadNotChecked
 from sealcheck.core.physical.complete import BackupIncomplete
 from sealcheck.core.physical.pages import PageChecksumError
+from sealcheck.core.plumbing.relpath import UnsafeMemberPath
 from sealcheck.core.records.evidence_check import ReportUnreadable
 from sealcheck.core.records.history import HistoryError
 from sealcheck.core.records.report import ErrorInfo, Report, Status

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from ..errors import IntegrityError, Layer, TruncatedBackup, UnsupportedFormat
 from ..plumbing.progress import CancelToken
+from ..plumbing.relpath import safe_relpath
 from ..plumbing.streams import CHUNK, Reader
 from .base import DecompressStats
 from .quicklz import QuickLZError, block_sizes, decompress_block
@@ -36,31 +37,6 @@ _ENDS = b"ENDSENDS"
 # Blocks are at most the archive's chunk size (64 KiB by default) plus a header;
 # a larger size field is damage, not something to buffer.
 MAX_BLOCK = 1 << 26
-
-
-class UnsafeMemberPath(IntegrityError):
-    """A member's path leaves the folder it would be extracted to; nothing was written."""
-
-    layer = Layer.PAYLOAD
-
-
-def safe_relpath(path: str, *, where: str, obj: str | None) -> str:
-    """The path, if it stays inside its folder; refused with its name otherwise."""
-    parts = path.split("/")
-    bad = (
-        not path
-        or path.startswith("/")
-        or "\\" in path
-        or "\0" in path
-        or any(p in ("", ".", "..") for p in parts)
-    )
-    if bad:
-        raise UnsafeMemberPath(
-            f"{where} names {path!r}, which is absolute, empty or goes up a folder ('..'): "
-            "it would be written outside the folder it is extracted to",
-            obj=obj,
-        )
-    return path
 
 
 @dataclass

@@ -16,11 +16,11 @@ from typing import Any
 
 from ..decrypt.xbkey import XbcryptKey
 from ..errors import Layer, SealcheckError
+from ..payload.xbstream import XbstreamReader
 from .complete import BackupFacts, Completeness
 from .extract import FolderWriter
 from .members import LayerTally, MemberChain
 from .pages import PageChecker, PageResult
-from .xbstream import XbstreamReader
 
 _MEMBER_LAYERS = {Layer.CIPHER: Layer.MEMBER_CIPHER, Layer.DECOMPRESS: Layer.MEMBER_DECOMPRESS}
 

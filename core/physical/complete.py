@@ -22,11 +22,8 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import IncompleteDump, Layer
+from ..payload.xbstream import CHECKPOINTS, INFO, META, MY_CNF
 
-CHECKPOINTS = ("xtrabackup_checkpoints", "mariadb_backup_checkpoints")
-INFO = ("xtrabackup_info", "mariadb_backup_info")
-MY_CNF = "backup-my.cnf"
-META = (*CHECKPOINTS, *INFO, MY_CNF)
 META_MAX = 64 * 1024
 FRM_HEAD = 64
 

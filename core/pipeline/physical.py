@@ -9,8 +9,8 @@ from typing import Any
 from ..decrypt.xbcrypt_opener import xbcrypt_proof
 from ..decrypt.xbkey import XbcryptKey
 from ..payload.info import MAX_LISTED_ENTRIES, Completeness, PayloadInfo
+from ..payload.xbstream import META
 from ..physical.check import PhysicalCheck, PhysicalResult
-from ..physical.complete import META
 from ..physical.extract import FolderWriter
 from ..records.report import LayerResult, Status
 from .proof import Evidence

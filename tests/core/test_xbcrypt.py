@@ -25,7 +25,7 @@ from fixtures.xbcrypt import (
     write_xbstream,
     xbstream_chunk,
 )
-from sealcheck.core.decompress.qpress import QpressDecoder, UnsafeMemberPath
+from sealcheck.core.decompress.qpress import QpressDecoder
 from sealcheck.core.decrypt.xbcrypt import XbcryptDecoder, XbcryptReader
 from sealcheck.core.decrypt.xbkey import (
     XbcryptKeyInvalid,
@@ -37,6 +37,7 @@ from sealcheck.core.decrypt.xbkey import (
 from sealcheck.core.errors import IntegrityError, Layer, TruncatedBackup, WrongKey
 from sealcheck.core.physical.check import PhysicalCheck
 from sealcheck.core.plumbing.progress import CancelToken
+from sealcheck.core.plumbing.relpath import UnsafeMemberPath
 from sealcheck.core.plumbing.streams import BytesReader
 
 # ApsaraDB: KMS Decrypt's Plaintext (base64 of a 16-byte data key) → lowercase hex.
