@@ -1,8 +1,9 @@
 """Which data versions a rotation covers, and the re-wrapped keys already there.
 
-One version listing of the prefix, paired exactly as ``sealcheck list`` pairs it
-(listing.py: a data version with the key version written within the hour). The
-re-wrapped keys (rewrap.py links) are set aside: they say what is already done.
+One version listing of the prefix, made and paired exactly as ``sealcheck list`` makes
+and pairs it (listing.py: what a paginated listing drops re-listed; a data version with
+the key version written within the hour). The re-wrapped keys (rewrap.py links) are
+set aside: they say what is already done.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..storage.listing import Grouper, ListingStats, iter_version_pages
+from ..storage.listing import Grouper, iter_complete_pages
 from ..storage.naming import Rule
 from ..storage.rewrap import UNVERSIONED_ID, Link, parse_link
 from .journal import Item, Step
@@ -43,16 +44,23 @@ def list_scope(
 ) -> Listed:
     grouper = Grouper(rules)
     links: dict[tuple[str, str], list[tuple[Link, str | None]]] = {}
-    stats = ListingStats()
-    seen = 0
-    for page in iter_version_pages(client, bucket, prefix, page_size=page_size, stats=stats):
-        seen += len(page)
-        for v in page:
+    seen = pages = 0
+    # The same road as ``sealcheck list``: what a paginated listing drops (SeaweedFS) is
+    # re-listed, and then the complete list replaces the pages.
+    for whole, versions in iter_complete_pages(client, bucket, prefix, page_size=page_size):
+        if whole:
+            links.clear()
+            seen = len(versions)
+            grouper.replace(versions)
+        else:
+            seen += len(versions)
+            pages += 1
+            grouper.add(versions)  # the Grouper leaves links and control objects out
+        for v in versions:
             link = parse_link(v.key)
             if link is not None and not v.delete_marker:
                 entry = (link, v.version_id)
                 links.setdefault((link.key_name, link.data_version), []).append(entry)
-        grouper.add(page)  # the Grouper leaves links and control objects out
     items: list[Item] = []
     for s in grouper.sets:
         if not s.recognised:
@@ -75,4 +83,4 @@ def list_scope(
                     reason=p.issue if p.key is None else None,
                 )
             )
-    return Listed(items, links, seen, stats.pages)
+    return Listed(items, links, seen, pages)

@@ -606,6 +606,24 @@ def series_of(name: str, members: Sequence[BackupSet]) -> BackupSet:
     )
 
 
+def iter_complete_pages(
+    client: Any, bucket: str, prefix: str, *, page_size: int = 1000
+) -> Iterator[tuple[bool, list[ObjectVersion]]]:
+    """The version listing page by page, ``(False, page)``; then, when it took several
+    pages and a re-listing found versions the pagination dropped (``_relist_dropped``),
+    ``(True, every version)``: start over from that complete list. Every version is
+    kept, rotation's own objects too (a caller such as rotation's scope reads them)."""
+    stats = ListingStats()
+    versions: list[ObjectVersion] = []
+    for page in iter_version_pages(client, bucket, prefix, page_size=page_size, stats=stats):
+        versions += page
+        yield False, page
+    if stats.pages > 1:
+        relisted = _relist_dropped(client, bucket, prefix, versions, stats)
+        if len(relisted) != len(versions):
+            yield True, relisted
+
+
 def iter_set_changes(
     client: Any,
     bucket: str,
@@ -617,14 +635,8 @@ def iter_set_changes(
     """Per page, the backup sets that changed; then, if a re-listing found
     versions the paginated listing dropped, one more batch of changes."""
     grouper = Grouper(rules)
-    stats = ListingStats()
-    for page in iter_version_pages(client, bucket, prefix, page_size=page_size, stats=stats):
-        yield grouper.add(page), grouper
-    if stats.pages > 1:
-        versions = grouper.all_versions
-        relisted = _relist_dropped(client, bucket, prefix, versions, stats)
-        if len(relisted) != len(versions):
-            yield grouper.replace(relisted), grouper
+    for whole, versions in iter_complete_pages(client, bucket, prefix, page_size=page_size):
+        yield (grouper.replace(versions) if whole else grouper.add(versions)), grouper
 
 
 def list_backup_sets(
