@@ -71,6 +71,8 @@ def print_result(r: Any, out: Any = None) -> None:
         echo(f"  the dump tried: line {h['line']}: {h['kind']}: {h['statement']}", file=out)
     for role in r.roles_created:
         echo(f"  account/role made for the test: {role}", file=out)
+    if r.cleanup_status:
+        echo(f"  clean-up: {r.cleanup_status}", file=out)
     for w in r.warnings[:20]:
         echo(f"  warning: {w}", file=out)
     if r.drift is not None:

@@ -333,6 +333,9 @@ def _restore_test(rt: RestoreTestResult) -> dict[str, Any]:
         "events": len(rt.events),
         "missing": list(rt.missing),
         "hostile": [dict(h) for h in rt.hostile],
+        # Whether the throwaway server/scratch database was cleaned up afterwards.
+        "cleanup": rt.cleanup_status or "not recorded",
+        "cleanup_steps": list(rt.cleanup),
     }
 
 
@@ -566,7 +569,7 @@ def _html_tables(rt: dict[str, Any]) -> str:
     return (
         f"<p>Restored into {_e(rt['server'])} ({_e(rt['mode'])}): views {_e(rt['views'])}, "
         f"triggers {_e(rt['triggers'])}, routines {_e(rt['routines'])}, "
-        f"events {_e(rt['events'])}</p>\n"
+        f"events {_e(rt['events'])}; clean-up: {_e(rt.get('cleanup', 'not recorded'))}</p>\n"
         "<table>\n<tr><th>Table</th><th>Rows</th><th>Rows in dump</th><th>Checksum</th>"
         f"<th>Check</th></tr>\n{rows}</table>\n"
     )

@@ -181,6 +181,8 @@ def _version(r: dict[str, Any]) -> list[Any]:
         Paragraph(layers or "no layer was reached", _BODY),
     ]
     rt = r.get("restore_test")
+    if rt:
+        out.append(Paragraph(f"Clean-up: {escape(rt.get('cleanup', 'not recorded'))}", _BODY))
     if rt and rt["tables"]:
         out.append(
             _grid(

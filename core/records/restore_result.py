@@ -107,6 +107,9 @@ class RestoreTestResult:
     dump: dict[str, Any] = field(default_factory=dict)  # producer, bytes, statements, lines
     drift: Drift | None = None
     cleanup: tuple[str, ...] = ()
+    # "cleaned" (everything the test made is gone, checked afterwards) or "left: WHAT";
+    # "" in records written before it was recorded.
+    cleanup_status: str = ""
 
     @property
     def exit_code(self) -> int:

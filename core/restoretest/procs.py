@@ -332,6 +332,9 @@ class StateDir:
                 cleaned.append(f"stopped {len(rest)} orphan server process(es) in {root}")
             if Path(root).is_dir():
                 shutil.rmtree(root, ignore_errors=True)
+                if Path(root).exists():  # its record stays: the next run tries again
+                    cleaned.append(f"could not wipe orphan folder {root}")
+                    continue
                 cleaned.append(f"wiped orphan folder {root}")
             rec.unlink(missing_ok=True)
         return cleaned

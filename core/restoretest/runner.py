@@ -73,6 +73,7 @@ def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
     load_error: LoadError | None = None
     checks_s: float | None = None
     cleanup: list[str] = []
+    left: list[str] = []
     try:
         report = run(job)
         if report.error is not None and loader.scanner is not None and not loader.finished:
@@ -100,9 +101,13 @@ def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
     finally:
         loader.close()
         cleanup += session.close()
-    return _result(
+        left += session.target.left if session.target is not None else []
+    res = _result(
         session, loader, report, outcome, error, load_error, checks_s, cleanup, started, t0, options
     )
+    # Whether the throwaway server, its folder and (on --server) the scratch database
+    # and account are gone, as checked after the clean-up: the record says so.
+    return replace(res, cleanup_status="left: " + "; ".join(left) if left else "cleaned")
 
 
 class _Session:

@@ -57,6 +57,7 @@ class Target(Protocol):
     database: str  # what the client connects to
     disk_path: Path | None  # the throwaway server's folder (its free space: default disk limit)
     roles_created: list[str]
+    left: list[str]  # what its clean-up could not remove (empty: all cleaned)
 
     def scanner(self) -> ScannerBase: ...
 
@@ -94,6 +95,9 @@ class ServerTarget:
         self._scratch: str | None = None  # --server: the scratch database
         self._made: Made | None = None  # --server: the scratch database and account
         self._ledger: Ledger | None = None
+        # What the clean-up could not remove, in words (the record's cleanup status):
+        # checked after the fact, never assumed from having asked.
+        self.left: list[str] = []
 
     # -- an existing server (--server): the scratch database and its account ------------
 
@@ -126,6 +130,7 @@ class ServerTarget:
             Ledger.done(self._made)
         else:
             done.append("the next restore test on this server retries")
+            self.left.append(f"scratch database and account {self._made.name} on the server")
         self._made = None
         self._scratch = None
         return done
@@ -148,21 +153,32 @@ class ServerTarget:
     def stop_and_wipe(self) -> list[str]:
         """Stop a throwaway server, wipe its folder and drop its pid record.
 
-        A throwaway server's data is wiped anyway: no clean shutdown to wait for.
+        A throwaway server's data is wiped anyway: no clean shutdown to wait for. What
+        is still there afterwards goes to ``left``, and the pid record then stays, so
+        the next restore test sweeps it (``StateDir.clean_orphans``).
         """
         done: list[str] = []
+        left_before = len(self.left)
         if self.proc is not None:
             kill_group(self.proc)
-            done.append("stopped the throwaway server")
+            if self.proc.poll() is None:
+                self.left.append(f"the throwaway server (process {self.proc.pid}) still runs")
+            else:
+                done.append("stopped the throwaway server")
             self.proc = None
         if self.root is not None:
             if rest := kill_processes_in(self.root):  # e.g. PostgreSQL backends (own groups)
                 done.append(f"stopped {len(rest)} more server process(es)")
             shutil.rmtree(self.root, ignore_errors=True)
-            if not self.root.exists():
+            if self.root.exists():
+                self.left.append(f"folder {self.root} (could not be removed)")
+            else:
                 done.append(f"wiped {self.root}")
             self.root = None
         if self.record is not None:
-            self.record.unlink(missing_ok=True)
+            if len(self.left) == left_before:
+                self.record.unlink(missing_ok=True)
+            else:
+                done.append(f"kept {self.record.name}: the next restore test sweeps what is left")
             self.record = None
         return done

@@ -76,6 +76,8 @@ def render(r: RestoreTestResult) -> str:
     parts += _lists(r)
     if r.drift is not None:
         parts.append(_drift(r.drift))
+    if r.cleanup_status.startswith("left"):
+        parts.append(f"<p>⚠ Clean-up: {_e(r.cleanup_status)}</p>")
     if r.cleanup:
         parts.append(f"<p><small>Clean-up: {_e('; '.join(r.cleanup))}.</small></p>")
     return "".join(parts)
