@@ -1,4 +1,5 @@
-"""Fail if importing any sealcheck.core module pulls in Qt or the GUI package.
+"""Fail if importing any sealcheck.core module pulls in Qt or the GUI package, or Dask
+(the optional ``dask`` extra: only a campaign on a cluster loads it, issue 15).
 
 Run as a separate process so nothing else has imported PySide6 first.
 """
@@ -17,9 +18,10 @@ for mod in pkgutil.walk_packages(core.__path__, "sealcheck.core."):
 bad = sorted(
     m
     for m in sys.modules
-    if m.split(".")[0] in ("PySide6", "shiboken6") or m.startswith("sealcheck.gui")
+    if m.split(".")[0] in ("PySide6", "shiboken6", "dask", "distributed")
+    or m.startswith("sealcheck.gui")
 )
 if bad:
-    print("sealcheck.core imports Qt/GUI modules:", ", ".join(bad), file=sys.stderr)
+    print("sealcheck.core imports Qt/GUI/Dask modules:", ", ".join(bad), file=sys.stderr)
     sys.exit(1)
-print("ok: sealcheck.core imports no Qt")
+print("ok: sealcheck.core imports no Qt and no Dask")

@@ -36,6 +36,7 @@ from ..storage.listing import list_backup_sets
 from ..storage.locate import ListedVersion
 from ..storage.naming import Rule
 from ..storage.s3.client import S3Settings, make_client, parse_uri
+from .cluster import ClusterSpec
 from .item import ItemContext, Result, run_item
 from .plan import Operation, WorkItem
 from .sample import SampleSpec, draw, identity
@@ -58,6 +59,7 @@ class CampaignOptions:
     trigger: Trigger = Trigger.AUDIT  # SCHEDULE when a timer or cron started it
     target_rto_s: float | None = None  # the longest a restore may take
     target_rpo_h: float | None = None  # the oldest the newest backup of a set may be
+    cluster: ClusterSpec | None = None  # a Dask cluster for the items (issue 15; cluster.py)
 
     def resume_key(self, seed: int | None) -> dict[str, Any]:
         s = self.sample
@@ -279,6 +281,24 @@ class Campaign:
     ) -> str | None:
         deadline = time.monotonic() + self.opts.max_duration if self.opts.max_duration else None
         ctx = ItemContext(self.opts.settings, client, self.cancel, self.restore_options)
+        if self.opts.cluster is not None:
+            from .cluster import run_on_cluster
+
+            def on_done(item: WorkItem, result: Result | None) -> None:
+                self._done(item, result, campaign_id, prog)
+
+            early, todo = run_on_cluster(
+                self.opts.cluster,
+                todo,
+                self.secrets,
+                ctx,
+                campaign_id,
+                deadline=deadline,
+                on_done=on_done,
+                on_tick=lambda: self.on_progress(prog),
+            )
+            if early is not None:
+                return early
         pending = list(reversed(todo))
         running: dict[cf.Future[Result | None], WorkItem] = {}
         stopped: str | None = None
@@ -296,16 +316,20 @@ class Campaign:
                     break
                 done, _ = cf.wait(running, timeout=0.25, return_when=cf.FIRST_COMPLETED)
                 for f in done:
-                    item = running.pop(f)
-                    result = f.result()
-                    with self._lock:
-                        prog.in_flight.pop(item.id, None)
-                        prog.done_versions += 1
-                        prog.done_bytes += item.size
-                    if result is not None:
-                        self.history.record(result, trigger=self.opts.trigger, campaign=campaign_id)
+                    self._done(running.pop(f), f.result(), campaign_id, prog)
                 self.on_progress(prog)
         return stopped
+
+    def _done(
+        self, item: WorkItem, result: Result | None, campaign_id: str, prog: Progress
+    ) -> None:
+        """One item ended (here or on a cluster's worker): count it, record its result."""
+        with self._lock:
+            prog.in_flight.pop(item.id, None)
+            prog.done_versions += 1
+            prog.done_bytes += item.size
+        if result is not None:
+            self.history.record(result, trigger=self.opts.trigger, campaign=campaign_id)
 
     def _one(self, item: WorkItem, ctx: ItemContext, prog: Progress) -> Result | None:
         size = max(item.size, 1)
@@ -365,6 +389,7 @@ class Campaign:
             "restore_test": self.opts.restore,
             "restore_tested": sorted(to_restore),
             "parallel": self.opts.parallel,
+            "cluster": self.opts.cluster.describe() if self.opts.cluster else None,
             "skipped": skipped,
             "totals": totals,
             "not_yet_checked": len(sampled - checked),

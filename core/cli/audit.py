@@ -17,6 +17,7 @@ from typing import Any
 
 from ..audit import coverage as cov
 from ..audit.campaign import Campaign, CampaignOptions, Progress, population
+from ..audit.cluster import ClusterSpec, parse_cluster
 from ..audit.sample import parse_sample
 from ..errors import UsageError
 from ..plumbing.progress import CancelToken
@@ -70,6 +71,19 @@ class _Line:
             sys.stderr.write("\r" + " " * 70 + "\r")
 
 
+def _cluster(args: argparse.Namespace) -> ClusterSpec | None:
+    if not args.cluster:
+        if args.cluster_tls_ca or args.cluster_tls_cert or args.cluster_tls_key:
+            raise UsageError("--cluster-tls-* go with --cluster tls://HOST:PORT")
+        return None
+    return parse_cluster(
+        args.cluster,
+        tls_ca=args.cluster_tls_ca,
+        tls_cert=args.cluster_tls_cert,
+        tls_key=args.cluster_tls_key,
+    )
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     uri = parse_uri(args.location)
     fmt = _report_format(args.report) if args.report else None
@@ -88,6 +102,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         trigger=Trigger(args.trigger),
         target_rto_s=args.target_rto,
         target_rpo_h=args.target_rpo,
+        cluster=_cluster(args),
     )
     secrets = secrets_from_args(args)
     history = History.default(keep_open=True)

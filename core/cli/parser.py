@@ -438,6 +438,18 @@ def _audit(sub: Any) -> None:
         help="versions checked at once on this machine (default: the core count)",
     )
     a.add_argument(
+        "--cluster",
+        metavar="local:N|tls://HOST:PORT|tcp://HOST:PORT",
+        help="run the versions on a Dask cluster (the dask extra): N local worker processes, "
+        "or a running scheduler; keys stay here, each worker gets only its backup's data key",
+    )
+    for what, help_ in (
+        ("ca", "the CA that signed the scheduler's and workers' certificates"),
+        ("cert", "this client's certificate"),
+        ("key", "this client's certificate key"),
+    ):
+        a.add_argument(f"--cluster-tls-{what}", type=Path, metavar="PEM", help=f"tls://: {help_}")
+    a.add_argument(
         "--max-duration",
         metavar="T",
         help="stop cleanly after T (90m, 2h, 3600); the next identical run continues",

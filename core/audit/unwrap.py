@@ -1,0 +1,170 @@
+"""The coordinator's unwrap step of a campaign on a cluster (issue 15): keys never leave it.
+
+For each item whose data key is RSA-wrapped in a paired object (``openssl enc`` with
+``X.key``, ``STEM.key.txt.enc``…), the coordinator reads the wrapped key, unwraps it
+with the keys it holds (PEM file, keyring, token: the PIN is asked here, once) and gives
+the worker a ``Secrets`` holding only that backup's unwrapped data key (keys/held.py),
+in the name of the key that unwrapped it. No private key, passphrase, PIN or other
+backup's secret goes to a worker.
+
+Items run on the coordinator itself (``None`` here) when shipping a per-backup secret is
+not possible without shipping a key:
+
+* no paired wrapped-key object: gpg and CMS keep their recipient info inside the
+  object, a symmetric backup's passphrase or an xbcrypt key opens every backup made
+  with it, and an unencrypted backup is not told from those before it is read;
+* a raw ``-K/-iv`` key was given (it is the key);
+* no held key unwraps it, or the wrapped key cannot be read: the coordinator's run
+  records the same error a local campaign would.
+
+``Pipeline`` runs the step on one thread ahead of the workers with a bounded queue:
+a token unwraps serially anyway, and the queue holds at most ``ahead`` unwrapped
+secrets at a time.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..decrypt.openssl.wrapped import read_wrapped_key
+from ..decrypt.secrets import Secrets
+from ..errors import SealcheckError
+from ..keys.held import HeldSecret, unwrapped_from
+from ..plumbing.progress import CancelToken
+from ..storage.locate import Locator
+from ..storage.rewrap import prefer_link
+from ..storage.s3.client import S3Settings
+from .plan import WorkItem
+
+
+def worker_secrets(
+    item: WorkItem, held: Secrets, settings: S3Settings, client: Any, cancel: CancelToken
+) -> Secrets | None:
+    """Secrets for a worker holding only this item's unwrapped data key, or None when
+    the item must run on the coordinator (see the module's docstring)."""
+    if item.paired is None or held.raw_key is not None or not held.keys:
+        return None
+    try:
+        data, wrapped = Locator(settings, cancel, client=client).open_listed(item.listed())
+        if wrapped is None:
+            return None
+        # The same wrapped key a run would pick: one re-wrapped for a held key wins.
+        wrapped = prefer_link(data, wrapped, lambda: [k.fingerprint for k in held.keys])
+        blob = read_wrapped_key(wrapped)
+        keys = unwrapped_from(held.keys, blob)
+    except SealcheckError:
+        return None
+    if not keys:
+        return None
+    return Secrets(keys=tuple(keys), cipher=held.cipher, pbkdf2_iter=held.pbkdf2_iter)
+
+
+def wipe(s: Secrets | None) -> None:
+    """Zero the unwrapped data keys a worker's Secrets holds (the coordinator's copy once
+    the item was handed over, the worker's once its run ended)."""
+    if s is None:
+        return
+    for k in s.keys:
+        if isinstance(k, HeldSecret):
+            k.wipe()
+
+
+@dataclass
+class Prepared:
+    """One item made ready: for a worker (``secrets`` set) or for the coordinator."""
+
+    item: WorkItem
+    secrets: Secrets | None
+
+
+_END = object()
+
+
+class Pipeline:
+    """Unwraps items on one thread ahead of their submission, ``ahead`` at most."""
+
+    def __init__(
+        self,
+        items: Iterable[WorkItem],
+        held: Secrets,
+        settings: S3Settings,
+        client: Any,
+        cancel: CancelToken,
+        *,
+        ahead: int,
+        ship: Callable[[WorkItem], bool] = lambda _item: True,  # may it go to a worker?
+    ) -> None:
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=max(1, ahead))
+        self._items = list(items)
+        self._held = held
+        self._settings = settings
+        self._client = client
+        self._cancel = cancel
+        self._ship = ship
+        self._error: BaseException | None = None
+        self.done = False  # the end was reached: every item was given
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="audit-unwrap", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        try:
+            for item in self._items:
+                if self._stop.is_set() or self._cancel.cancelled:
+                    break
+                s = None
+                if self._ship(item):
+                    s = worker_secrets(item, self._held, self._settings, self._client, self._cancel)
+                self._put(Prepared(item, s))
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            self._error = exc
+        finally:
+            self._put(_END)
+
+    def _put(self, x: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._q.put(x, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        if isinstance(x, Prepared):
+            wipe(x.secrets)
+
+    def get(self, timeout: float) -> Prepared | None:
+        """The next item, or None when none is ready yet or all were given (``done``)."""
+        if self.done:
+            return None
+        try:
+            x = self._q.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if x is _END:
+            self.done = True
+            if self._error is not None:
+                raise self._error
+            return None
+        assert isinstance(x, Prepared)
+        return x
+
+    def close(self) -> None:
+        """Stop unwrapping; wipe what was unwrapped and never handed over."""
+        self._stop.set()
+        self._thread.join()
+        while True:
+            try:
+                x = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(x, Prepared):
+                wipe(x.secrets)
+
+    def __iter__(self) -> Iterator[Prepared]:  # every item, in order (tests, benchmarks)
+        while not self.done:
+            p = self.get(timeout=0.2)
+            if p is not None:
+                yield p

@@ -1,0 +1,349 @@
+"""``sealcheck audit --cluster`` (issue 15) on real Dask clusters, TLS on, over real
+backups on moto_server made with openssl: the results equal a local campaign's; a
+worker killed mid-campaign loses and duplicates nothing; no private key, passphrase or
+data key reaches the workers' side (their logs, the scheduler's task names, the
+results, the records).
+
+Each test starts its own cluster: ``--cluster local:2`` (a LocalCluster inside the CLI,
+``Security.temporary()``), or a scheduler and two workers as processes of this test
+(``dask scheduler``/``dask worker`` with certificates made here by openssl), whose
+logs it reads and one of which it kills."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.common import run_cli
+from fixtures.pipelines import RsaKey, make_rsa_key, sh
+from fixtures.s3servers import Bucket, S3Store
+from sealcheck.core.records.history import History, Kind
+
+distributed = pytest.importorskip("distributed")
+
+PEM_PW = "CANARYdaskpempass31"
+PASS = "CANARYdasksymmetric58"  # a symmetric backup's passphrase: runs on the coordinator
+DEKS = [f"CANARYdaskdek{i:02d}x0123456789abcdef" for i in range(6)]  # per-backup secrets
+
+
+@dataclass
+class Estate:
+    bucket: Bucket
+    key: RsaKey
+    pw_file: Path
+    pass_file: Path
+    salts: list[bytes]
+    good: int
+
+
+def _dump(path: Path, rows: int) -> Path:
+    """A mysqldump-like text with incompressible rows, so a verify takes a moment."""
+    rnd = base64.b64encode(os.urandom(rows * 48)).decode()
+    lines = [f"INSERT INTO `t` VALUES ({i},'{rnd[i * 64 : i * 64 + 64]}');" for i in range(rows)]
+    path.write_text(
+        "-- MySQL dump 10.13\nCREATE TABLE `t` (`id` int, `v` varchar(64));\n"
+        + "\n".join(lines)
+        + "\n-- Dump completed on 2026-01-01\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def estate(moto_store: S3Store, tmp_path_factory: pytest.TempPathFactory) -> Estate:
+    root = tmp_path_factory.mktemp("dask-estate")
+    key = make_rsa_key(root, "canary", 2048, passphrase=PEM_PW)
+    pw_file = root / "pem-pw"
+    pw_file.write_text(PEM_PW + "\n")
+    pass_file = root / "symm"
+    pass_file.write_text(PASS + "\n")
+    bucket = moto_store.bucket()
+    dump = _dump(root / "dump.sql", 12000)
+    salts = []
+    for i, dek in enumerate(DEKS):
+        name = f"db{i % 3}.sql.gz"  # three backups, two versions each
+        sh(
+            f"gzip -c {dump} | openssl enc -aes-256-cbc -pass pass:{dek} > {name}\n"
+            f"printf %s {dek} | openssl rsautl -encrypt -pubin -inkey {key.public} -out {name}.key",
+            root,
+        )
+        data = (root / name).read_bytes()
+        salts.append(data[8:16])
+        if i == 5:
+            data = data[:-700]  # cut short: FAILED
+        bucket.put(f"db/{name}", data)
+        bucket.put(f"db/{name}.key", (root / f"{name}.key").read_bytes())
+    sh(f"gzip -c {dump} | openssl enc -aes-256-cbc -pass file:{pass_file} > sym.sql.gz.aes", root)
+    bucket.put("db/sym.sql.gz.aes", (root / "sym.sql.gz.aes").read_bytes())
+    return Estate(bucket, key, pw_file, pass_file, salts, good=6)
+
+
+def audit(
+    estate: Estate, data: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    r = run_cli(
+        "audit",
+        estate.bucket.uri("db/"),
+        "--key",
+        str(estate.key.private),
+        "--key-passphrase-file",
+        str(estate.pw_file),
+        "--passphrase-file",
+        str(estate.pass_file),
+        "--endpoint-url",
+        estate.bucket.endpoint,
+        "--json",
+        *args,
+        env={**(env or os.environ), "SEALCHECK_DATA_DIR": str(data)},
+        timeout=300,
+    )
+    assert r.stdout.strip(), r.stderr
+    return r, json.loads(r.stdout)
+
+
+def outcomes(data: Path) -> dict[tuple[str, str | None], Any]:
+    """Per version: the verdict, the failed layer, the key that opened it and where it
+    was held, and each layer's status: what must not depend on where it ran."""
+    out: dict[tuple[str, str | None], Any] = {}
+    for e in History(data / "history.sqlite3").entries():
+        if e.kind is Kind.AUDIT:
+            continue
+        k = (e.subject.key, e.subject.version_id)
+        assert k not in out, f"{k} recorded twice"
+        r = json.loads(e.result_json)
+        layers = {x["layer"]: x for x in r["layers"]}
+        key = layers.get("key", {}).get("details", {})
+        out[k] = (
+            e.verdict.value,
+            e.failed_layer,
+            key.get("fingerprint"),
+            key.get("key"),
+            tuple((x["layer"], x["status"]) for x in r["layers"]),
+            (r.get("error") or {}).get("kind"),
+        )
+    return out
+
+
+def test_local_cluster_equals_local_campaign(estate: Estate, tmp_path: Path) -> None:
+    r1, local = audit(estate, tmp_path / "local", "--parallel", "2")
+    r2, dask = audit(estate, tmp_path / "dask", "--cluster", "local:2")
+    assert r1.returncode == r2.returncode == 1, (r1.stderr, r2.stderr)  # one cut
+    a, b = outcomes(tmp_path / "local"), outcomes(tmp_path / "dask")
+    assert a == b and len(a) == estate.good + 1
+    fps = {v[2] for v in b.values() if v[2]}
+    assert len(fps) == 1 and next(iter(fps)).startswith("SHA256:")
+    assert any(v[3] and "PEM file" in v[3] for v in b.values())  # where it was held
+    c = dask["campaign"]
+    assert c["cluster"] == "local:2" and c["totals"] == local["campaign"]["totals"]
+    assert c["totals"] == {"ok": estate.good, "failed": 1}
+    assert History(tmp_path / "dask" / "history.sqlite3").check_chain() == []
+
+
+# --- a scheduler and workers started by the test, over TLS ---------------------------
+
+
+@dataclass
+class Certs:
+    ca: Path
+    cert: Path
+    key: Path
+
+    def args(self) -> list[str]:
+        return [
+            "--tls-ca-file",
+            str(self.ca),
+            "--tls-cert",
+            str(self.cert),
+            "--tls-key",
+            str(self.key),
+        ]
+
+
+def make_certs(folder: Path) -> Certs:
+    """A CA and one certificate for the scheduler, the workers and the client."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+        "-subj /CN=sealcheck-test-ca 2>/dev/null\n"
+        "openssl req -newkey rsa:2048 -nodes -keyout node.key -out node.csr "
+        "-subj /CN=127.0.0.1 2>/dev/null\n"
+        "printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf\n"
+        "openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+        "-extfile ext.cnf -out node.pem 2>/dev/null",
+        folder,
+    )
+    return Certs(folder / "ca.pem", folder / "node.pem", folder / "node.key")
+
+
+@dataclass
+class Cluster:
+    """``dask scheduler`` and ``dask worker --no-nanny`` processes of this test, their
+    logs at DEBUG in its folder."""
+
+    folder: Path
+    certs: Certs
+    address: str = ""
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def _start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "DASK_LOGGING__DISTRIBUTED": "debug"}
+        log = (self.folder / f"{name}.log").open("wb")
+        p = subprocess.Popen(
+            [sys.executable, "-m", *args, *self.certs.args()],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.folder,
+        )
+        self.procs.append(p)
+        return p
+
+    def start(self, workers: int) -> None:
+        sched = self.folder / "scheduler.json"
+        self._start(
+            "scheduler",
+            "distributed.cli.dask_scheduler",
+            "--host", "127.0.0.1", "--port", "0", "--protocol", "tls",
+            "--no-dashboard", "--scheduler-file", str(sched),
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not sched.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.address = json.loads(sched.read_text())["address"]
+        for i in range(workers):
+            self.workers.append(
+                self._start(
+                    f"worker{i}",
+                    "distributed.cli.dask_worker",
+                    self.address,
+                    "--no-nanny",
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--name",
+                    f"w{i}",
+                )
+            )
+        with self.client() as c:
+            c.wait_for_workers(workers, timeout=60)
+
+    def client(self) -> Any:
+        from distributed.security import Security
+
+        sec = Security(
+            tls_ca_file=str(self.certs.ca),
+            tls_client_cert=str(self.certs.cert),
+            tls_client_key=str(self.certs.key),
+            require_encryption=True,
+        )
+        return distributed.Client(self.address, security=sec, timeout="30s")
+
+    def cli_args(self) -> list[str]:
+        c = self.certs
+        return [
+            "--cluster", self.address,
+            "--cluster-tls-ca", str(c.ca), "--cluster-tls-cert", str(c.cert),
+            "--cluster-tls-key", str(c.key),
+        ]  # fmt: skip
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Any:
+    c = Cluster(tmp_path / "cluster", make_certs(tmp_path / "cluster"))
+    try:
+        c.start(workers=2)
+        yield c
+    finally:
+        c.stop()
+
+
+def test_a_worker_killed_mid_campaign_loses_and_duplicates_nothing(
+    estate: Estate, cluster: Cluster, tmp_path: Path
+) -> None:
+    _, local = audit(estate, tmp_path / "local", "--parallel", "2")
+    p = subprocess.Popen(
+        [sys.executable, "-m", "sealcheck.core.cli", "audit", estate.bucket.uri("db/"),
+         "--key", str(estate.key.private), "--key-passphrase-file", str(estate.pw_file),
+         "--passphrase-file", str(estate.pass_file), "--endpoint-url", estate.bucket.endpoint,
+         "--json", *cluster.cli_args()],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "SEALCHECK_DATA_DIR": str(tmp_path / "dask")},
+    )  # fmt: skip
+    killed = None
+    with cluster.client() as c:
+        deadline = time.monotonic() + 120
+        while killed is None and time.monotonic() < deadline and p.poll() is None:
+            busy = [w for w, keys in c.processing().items() if keys]
+            if busy:
+                name = c.scheduler_info()["workers"][busy[0]]["name"]
+                victim = cluster.workers[int(name[1:])]
+                victim.kill()  # a worker of this test's cluster, mid-task
+                killed = victim
+            time.sleep(0.01)
+    out, err = p.communicate(timeout=300)
+    assert killed is not None, "no task was ever seen running"
+    assert killed.wait(timeout=10) == -signal.SIGKILL
+    assert p.returncode == 1, err  # the one cut backup, and only it
+    assert "Traceback" not in err
+    doc = json.loads(out)
+    assert outcomes(tmp_path / "dask") == outcomes(tmp_path / "local")
+    assert doc["campaign"]["totals"] == local["campaign"]["totals"]
+    assert doc["campaign"]["complete"]
+
+
+def forms(secret: str) -> list[bytes]:
+    raw = secret.encode()
+    return [raw, raw.hex().encode(), base64.b64encode(raw).rstrip(b"=")]
+
+
+def test_no_secret_on_the_workers_side(estate: Estate, cluster: Cluster, tmp_path: Path) -> None:
+    r, doc = audit(estate, tmp_path / "data", *cluster.cli_args())
+    assert r.returncode == 1, r.stderr
+    with cluster.client() as c:
+        tasks = c.run_on_scheduler(
+            lambda dask_scheduler: [str(t) for t in dask_scheduler.transition_log]
+        )
+    ran = {t.split("'")[1] for t in tasks if "sealcheck-audit-" in t}
+    # Every wrapped-key backup ran on a worker; the symmetric one on the coordinator.
+    assert len(ran) == len(DEKS), ran
+    needles = forms(PEM_PW) + forms(PASS)
+    for dek, salt in zip(DEKS, estate.salts, strict=True):
+        needles += forms(dek)
+        d1 = hashlib.sha256(dek.encode() + salt).digest()  # the AES key openssl derived
+        needles += [d1.hex().encode(), d1.hex().upper().encode(), d1]
+    pem_body = b"".join(estate.key.private.read_bytes().splitlines()[2:6])
+    needles.append(pem_body)
+    blobs = {
+        "task names": "\n".join(tasks).encode(),
+        "results": r.stdout.encode(),
+        "stderr": r.stderr.encode(),
+        "history": (tmp_path / "data" / "history.sqlite3").read_bytes(),
+    }
+    for log in cluster.folder.glob("*.log"):
+        blobs[log.name] = log.read_bytes()
+    assert len(blobs["worker0.log"]) > 0 and len(blobs["scheduler.log"]) > 0
+    hits = [f"{where}: {n[:14]!r}" for where, b in blobs.items() for n in needles if n in b]
+    assert hits == []
+    assert doc["campaign"]["totals"] == {"ok": estate.good, "failed": 1}
