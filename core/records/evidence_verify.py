@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import chain, evidence, evidence_check, timestamp
+from .sections import CSV_VIEW_MARK
 
 _PDF_EVIDENCE = re.compile(rb"sealcheck-evidence:v1:([A-Za-z0-9+/=]+)")
 PDF_PREFIX = "sealcheck-evidence:v1:"
@@ -70,6 +71,11 @@ def body_of(data: bytes) -> tuple[str, dict[str, Any]]:
         except (ValueError, KeyError, TypeError) as exc:
             raise NotAReport(f"not a JSON evidence report ({exc})") from None
     text = data.decode("utf-8", "replace")
+    if text.lstrip('\ufeff"').startswith(CSV_VIEW_MARK):
+        raise NotAReport(
+            "a CSV is a spreadsheet view of a report, not evidence (it carries no "
+            "signature): verify the signed JSON, HTML or PDF report exported with it"
+        )
     start = text.find(evidence.EMBED_OPEN)
     end = text.find("</pre>", start)
     if start < 0 or end < 0:

@@ -1,7 +1,12 @@
 """One evidence body, four renderings: HTML and JSON (sealed, as before), CSV (one row
 per version, for spreadsheets) and PDF. Each carries the signed chain; HTML, JSON and
-PDF carry the whole body, so ``report verify`` checks them offline. CSV is a view for
-spreadsheets, with each row's record hash and the chain head, not a checkable report."""
+PDF carry the whole body, so ``report verify`` checks them offline.
+
+CSV is a view, not evidence: a spreadsheet rewrites it on save (dates, numbers, quoting),
+so a signature over it would break for reasons that are no tampering, and one that held
+would prove only the spreadsheet's copy. Its first row says so and names the signed
+chain head, so each row (its record hash) can be traced to the signed JSON, HTML or PDF
+report of the same records, which is what an auditor files and verifies."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from . import evidence, report_pdf
+from . import evidence, report_pdf, sections
 
 CSV_COLUMNS = (
     "history_id",
@@ -43,13 +48,24 @@ CSV_COLUMNS = (
 )
 
 
+def csv_notice(head: str | None, signed_by: str | None) -> str:
+    signed = f"signed by Ed25519 key {signed_by}" if signed_by else "NOT signed"
+    return (
+        f"{sections.CSV_VIEW_MARK} (no signature; sealcheck report verify does not check it). "
+        f"The evidence is the signed JSON, HTML or PDF report of the same records "
+        f"(chain head {head or '-'}, {signed}): verify that one with sealcheck report "
+        "verify; each row's record_hash is in it."
+    )
+
+
 def to_csv(body: dict[str, Any]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
     ch = body.get("chain") or {}
     head = ((ch.get("statement") or {}).get("head") or {}).get("hash")
     signed_by = (ch.get("signature") or {}).get("fingerprint")
+    w.writerow([csv_notice(head, signed_by)])
+    w.writerow(CSV_COLUMNS)
     for r in body["entries"]:
         if r["kind"] == "audit":
             continue  # the campaign is the report's summary, not a version

@@ -16,6 +16,9 @@ VERIFY_HOWTO = (
     "edited, removed, reordered or added, and a signature by another key."
 )
 
+# The first row of every CSV report (report verify reads it to say what the file is).
+CSV_VIEW_MARK = "# Sealcheck CSV: a spreadsheet view, NOT evidence"
+
 # Which evidence each control asks for, and where this report holds it.
 CONTROLS = (
     (

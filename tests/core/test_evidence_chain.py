@@ -222,9 +222,18 @@ def test_pdf_text_and_pages(exported: Exported) -> None:
 
 def test_csv_one_row_per_version(exported: Exported) -> None:
     rows = exported.files["csv"].read_text().splitlines()
+    # First a row that says it is a view, not evidence, and names the signed head.
+    assert rows[0].startswith('"# Sealcheck CSV: a spreadsheet view, NOT evidence')
+    assert "verify that one" in rows[0] and "signed by Ed25519 key SHA256:" in rows[0]
+    rows = rows[1:]
     assert rows[0].startswith("history_id,recorded_at,kind,verdict")
     assert len(rows) == 4
     assert ",FAILED," in rows[2] and "SHA256:" in rows[1]
+    head = rows[1].split(",")[-2]
+    assert f"chain head {head}" in exported.files["csv"].read_text().splitlines()[0]
+    # report verify says what the file is and where the evidence is (exit 2).
+    code, out = report_verify(exported, exported.files["csv"], exported.public_pem)
+    assert code == 2 and "a CSV is a spreadsheet view of a report, not evidence" in out, out
 
 
 def test_history_chain_catches_an_edit_behind_its_back(exported: Exported, tmp_path: Path) -> None:
