@@ -7,14 +7,19 @@ that promise into an overwrite, so it is probed first on a scratch name under th
 prefix: create-only twice must give 200, then 412. The lock is a sequence of
 create-only objects as well (``lock.00000001``, ``lock.00000002``, …): the newest
 says who holds the prefix until when, or that it was released.
+
+The probe's object and the lock generations a run wrote are deleted again so they do
+not pile up, and only those (``delete_own``): on a versioned bucket by the version id
+the PUT returned, so nothing else is touched and no delete marker is left.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SealcheckError, StorageError, UsageError
@@ -22,6 +27,7 @@ from ..storage.listing import Versioning, bucket_versioning
 from ..storage.rewrap import CONTROL
 from ..storage.s3.errors import map_client_error
 
+log = logging.getLogger("sealcheck.rotation")
 LOCK_DIGITS = 8
 META_PREFIX = "sealcheck-"
 
@@ -65,11 +71,26 @@ def _status(exc: Exception) -> int | None:
     return int(status) if status is not None else None
 
 
+@dataclass(frozen=True)
+class Written:
+    """An object this process created (create-only): exactly what it may delete again."""
+
+    key: str
+    version_id: str | None
+    etag: str | None
+
+
 def put_create_only(
     client: Any, bucket: str, key: str, body: bytes, metadata: dict[str, str] | None = None
 ) -> str | None:
     """PUT ``body`` only if ``key`` does not exist; its VersionId. AlreadyExists on 412
     (and on 409, which some stores answer to a concurrent conditional write)."""
+    return _create(client, bucket, key, body, metadata).version_id
+
+
+def _create(
+    client: Any, bucket: str, key: str, body: bytes, metadata: dict[str, str] | None = None
+) -> Written:
     name = f"s3://{bucket}/{key}"
     try:
         r = client.put_object(
@@ -83,8 +104,27 @@ def put_create_only(
         if _status(exc) in (409, 412):
             raise AlreadyExists(obj=name) from None
         raise map_client_error(exc, name) from None
-    vid = r.get("VersionId")
-    return str(vid) if vid else None
+    vid, etag = r.get("VersionId"), r.get("ETag")
+    return Written(key, str(vid) if vid and vid != "null" else None, str(etag) if etag else None)
+
+
+def delete_own(client: Any, bucket: str, obj: Written) -> bool:
+    """Delete a scratch object this process created, and nothing else: on a versioned
+    bucket exactly the version it wrote (by its version id: no delete marker, no other
+    version touched); unversioned, only while the object there still has the ETag it was
+    written with. Best effort: False (the object left as it is) when the store refuses."""
+    try:
+        if obj.version_id is not None:
+            client.delete_object(Bucket=bucket, Key=obj.key, VersionId=obj.version_id)
+            return True
+        head = client.head_object(Bucket=bucket, Key=obj.key)
+        if obj.etag is None or head.get("ETag") != obj.etag:
+            return False
+        client.delete_object(Bucket=bucket, Key=obj.key)
+    except Exception as exc:  # noqa: BLE001 - clean-up never fails a rotation
+        log.debug("left s3://%s/%s (%s)", bucket, obj.key, type(exc).__name__)
+        return False
+    return True
 
 
 def get_version(client: Any, bucket: str, key: str, version_id: str | None) -> Stored:
@@ -118,13 +158,16 @@ def control_prefix(prefix: str) -> str:
 
 
 def probe_conditions(client: Any, bucket: str, prefix: str) -> str:
-    """Create-only twice on a fresh scratch name: 200 then 412, or refuse."""
+    """Create-only twice on a fresh scratch name: 200 then 412, or refuse. The scratch
+    object is deleted again (delete_own: only the version this probe wrote)."""
     key = f"{control_prefix(prefix)}probe/{secrets.token_hex(8)}"
-    put_create_only(client, bucket, key, b"create-only probe\n", {"purpose": "probe"})
+    first = _create(client, bucket, key, b"create-only probe\n", {"purpose": "probe"})
     try:
         put_create_only(client, bucket, key, b"create-only probe, second write\n")
     except AlreadyExists:
+        delete_own(client, bucket, first)
         return key
+    # Ignored: both writes stay, as evidence of what the store did.
     raise ConditionsIgnored(
         f"a second create-only PUT of {key} succeeded instead of answering 412 Precondition Failed",
         obj=f"s3://{bucket}/{prefix}",
@@ -149,6 +192,8 @@ class Lock:
     ttl: _dt.timedelta
     generation: int = 0
     expires: _dt.datetime | None = None
+    # The generations this process wrote, oldest first (release deletes them again).
+    written: list[Written] = field(default_factory=list)
 
     def _key(self, gen: int) -> str:
         return f"{control_prefix(self.prefix)}lock.{gen:0{LOCK_DIGITS}d}"
@@ -194,13 +239,22 @@ class Lock:
             self._write(self.generation + 1, "held")
 
     def release(self) -> None:
-        if self.generation:
-            self._write(self.generation + 1, "released")
+        """Write the ``released`` generation, then delete the generations this process
+        wrote (delete_own), oldest first so the newest a reader sees is still ours. The
+        released one stays when an earlier run's generations lie below ours: without it
+        the newest would be theirs, perhaps a killed run's lock not yet expired."""
+        if not self.generation:
+            return
+        self._write(self.generation + 1, "released")
+        first = self.written[0].key == self._key(1)
+        for obj in self.written if first else self.written[:-1]:
+            delete_own(self.client, self.bucket, obj)
+        self.written.clear()
 
     def _write(self, gen: int, state: str) -> None:
         expires = _now() + self.ttl
         try:
-            put_create_only(
+            obj = _create(
                 self.client,
                 self.bucket,
                 self._key(gen),
@@ -213,4 +267,5 @@ class Lock:
                 "another rotation took the lock at the same moment",
                 obj=f"s3://{self.bucket}/{self.prefix}",
             ) from None
+        self.written.append(obj)
         self.generation, self.expires = gen, expires

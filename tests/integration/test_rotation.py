@@ -22,6 +22,7 @@ from fixtures.rotation import (
     producer_objects,
     rotate_keys,
     secret_of,
+    someones_lock,
 )
 from fixtures.s3scenarios import sealcheck
 from fixtures.s3servers import Bucket, ChaosS3, S3Store, lost_answer, unconditional
@@ -288,17 +289,7 @@ def test_a_lost_put_answer_is_resolved_by_reading_back(
 
 def test_lock_stops_a_second_rotation(scenario, old_key, new_key) -> None:
     bucket = scenario.bucket
-    c = bucket.store.client
-    c.put_object(
-        Bucket=bucket.name,
-        Key=PREFIX + ".sealcheck-rotation/lock.00000001",
-        Body=b"held",
-        Metadata={
-            "sealcheck-owner": "someone",
-            "sealcheck-state": "held",
-            "sealcheck-expires": "2999-01-01T00:00:00+00:00",
-        },
-    )
+    someones_lock(bucket, "2999-01-01T00:00:00+00:00")
     r = rotate_keys("run", bucket, old_key, new_key)
     assert r.returncode == 2
     assert "Another rotation holds this prefix" in r.stderr
@@ -325,6 +316,8 @@ def test_rotation_on_seaweedfs(seaweed_s3, tmp_path, old_key, new_key, small_dum
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.json()["counts"] == {"done": 4}
     assert producer_objects(seaweed_s3) == before
+    # The probe's and the lock's scratch objects deleted again, each by its version id.
+    assert not [k for k, _ in all_object_versions(seaweed_s3) if ".sealcheck-rotation/" in k]
     for data_key, version, _, _ in sc.versions:
         assert verify(seaweed_s3, data_key, version, new_key.private) == 0
 
