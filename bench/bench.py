@@ -14,8 +14,12 @@ seed's check::
 
     openssl enc -d -aes-256-cbc -pass file:K -in F | gzip -dc | sha256sum
 
-against ``sealcheck verify F --wrapped-key F.key --key backup.pem``. Each pair
-runs ``--runs`` times (alternating, page cache warm) and the best run counts.
+and the pipeline a power user would type (``pigz``/``zstd``/``lbzip2 -dc`` and
+``openssl dgst -sha256``) against ``sealcheck verify F --wrapped-key F.key --key
+backup.pem``. Each side runs ``--runs`` times (the order rotated every run, page
+cache warm) and the median run counts; then the same again with one CPU-bound
+process per core running, started and stopped by the bench (the loaded rows;
+``--no-loaded`` skips them).
 Wall time, MB/s of plaintext, CPU time and peak RSS (``os.wait4`` rusage of
 the child: for the shell pipeline the largest of its processes) are printed
 and written to bench/RESULTS.md.
@@ -62,6 +66,12 @@ FORMATS = {
     "zstd": ("zstd -q -c", "zstd -dc", "zst"),
     "bzip2": ("bzip2 -c", "bzip2 -dc", "bz2"),
 }
+# The fastest pipeline a power user would type for the same check (issue 17): a
+# parallel decompressor where there is one, and OpenSSL's SHA-256 (sha256sum is
+# several times slower on this machine).
+POWER = {"gzip": "pigz -dc", "zstd": "zstd -dc", "bzip2": "lbzip2 -dc"}
+SIDES = ("seed", "power", "tool")
+SIDE_NAMES = {"seed": "seed check", "power": "power user", "tool": "sealcheck verify"}
 
 
 def parse_size(text: str) -> int:
@@ -249,6 +259,14 @@ def seed_argv(fmt: str, data: Path, k: Path) -> list[str]:
     return ["bash", "-o", "pipefail", "-c", script]
 
 
+def power_argv(fmt: str, data: Path, k: Path) -> list[str]:
+    script = (
+        f"openssl enc -d -aes-256-cbc -pass file:{k.name} -in {data.name} | {POWER[fmt]} "
+        "| openssl dgst -sha256"
+    )
+    return ["bash", "-o", "pipefail", "-c", script]
+
+
 def sealcheck_argv(data: Path, wrapped: Path, pem: Path) -> list[str]:
     return [
         str(SEALCHECK),
@@ -263,55 +281,105 @@ def sealcheck_argv(data: Path, wrapped: Path, pem: Path) -> list[str]:
     ]
 
 
+def median_run(runs: list[Run]) -> Run:
+    """The run with the median wall time (the lower middle one for an even count)."""
+    return sorted(runs, key=lambda r: r.wall)[(len(runs) - 1) // 2]
+
+
 @dataclass
 class Result:
     fmt: str
     compressed: int
-    seed: Run
-    tool: Run
-    seed_runs: list[float]
-    tool_runs: list[float]
+    runs: dict[str, list[Run]]  # side -> its runs, in the order made
+    loaded: dict[str, list[Run]] | None = None  # the same with a CPU hog per core
+
+    def wall(self, side: str, loaded: bool = False) -> float:
+        runs = self.loaded if loaded else self.runs
+        assert runs is not None
+        return median_run(runs[side]).wall
+
+    def ratio(self, loaded: bool = False) -> float:
+        return self.wall("seed", loaded) / self.wall("tool", loaded)
 
     @property
-    def ratio(self) -> float:
-        return self.seed.wall / self.tool.wall
+    def seed(self) -> Run:
+        return median_run(self.runs["seed"])
+
+    @property
+    def tool(self) -> Run:
+        return median_run(self.runs["tool"])
 
 
-def bench_format(fmt: str, inp: Inputs, runs: int, plain_size: int) -> Result:
+class Hogs:
+    """One CPU-bound process per usable CPU, started and stopped by the bench: the
+    "busy machine" of issue 17 (others' work on every core)."""
+
+    def __init__(self) -> None:
+        self.n = len(os.sched_getaffinity(0))
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> Hogs:
+        for _ in range(self.n):
+            self._procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+        time.sleep(1.0)  # running (and seen as running) before the first timed run
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self._procs:
+            p.kill()
+        for p in self._procs:
+            p.wait()
+
+
+LOADS: list[float] = []  # 1-minute load average before each timed run
+
+
+def run_sides(fmt: str, inp: Inputs, runs: int, label: str = "") -> dict[str, list[Run]]:
+    """Each side ``runs`` times, the order rotated every run (page cache warm)."""
     data, wrapped, k = inp.files[fmt]
-    sh(f"cat {data.name} > /dev/null")  # page cache warm for both sides
-    seeds: list[Run] = []
-    tools: list[Run] = []
+    argv = {
+        "seed": seed_argv(fmt, data, k),
+        "power": power_argv(fmt, data, k),
+        "tool": sealcheck_argv(data, wrapped, inp.pem),
+    }
+    out: dict[str, list[Run]] = {side: [] for side in SIDES}
     for i in range(runs):
-        order = ("seed", "tool") if i % 2 == 0 else ("tool", "seed")
-        for which in order:
-            if which == "seed":
-                r = timed_child(seed_argv(fmt, data, k))
-                seeds.append(r)
-            else:
-                r = timed_child(sealcheck_argv(data, wrapped, inp.pem))
-                tools.append(r)
+        for j in range(len(SIDES)):
+            side = SIDES[(i + j) % len(SIDES)]
+            LOADS.append(os.getloadavg()[0])
+            r = timed_child(argv[side])
+            out[side].append(r)
             print(
-                f"bench:   {fmt:<6} {which:<9} run {i + 1}: {r.wall:6.2f} s  "
-                f"cpu {r.cpu:6.2f} s  rss {r.rss_mb:6.1f} MB",
+                f"bench:   {fmt:<6}{label} {side:<6} run {i + 1}: {r.wall:6.2f} s  "
+                f"cpu {r.cpu:6.2f} s  rss {r.rss_mb:6.1f} MB  load {LOADS[-1]:.1f}",
                 flush=True,
             )
-    seed_best = min(seeds, key=lambda r: r.wall)
-    tool_best = min(tools, key=lambda r: r.wall)
-    # Same answer from both: the plaintext SHA-256.
-    want = seed_best.stdout.split()[0]
-    rep = json.loads(tool_best.stdout)
-    hashes = next(x for x in rep["layers"] if x["layer"] == "hashes")["details"]
-    if hashes["plaintext_sha256"] != want or hashes["plaintext_bytes"] != plain_size:
-        raise RuntimeError(f"{fmt}: sealcheck's plaintext hash/size differs from the seed check")
-    return Result(
-        fmt,
-        data.stat().st_size,
-        seed_best,
-        tool_best,
-        [r.wall for r in seeds],
-        [r.wall for r in tools],
-    )
+    return out
+
+
+def check_answers(fmt: str, runs: dict[str, list[Run]], plain_size: int) -> None:
+    """Every side found the same plaintext SHA-256."""
+    want = runs["seed"][0].stdout.split()[0]
+    for r in runs["power"]:
+        if r.stdout.split()[-1] != want:
+            raise RuntimeError(f"{fmt}: the power-user pipeline's hash differs from the seed's")
+    for r in runs["tool"]:
+        rep = json.loads(r.stdout)
+        hashes = next(x for x in rep["layers"] if x["layer"] == "hashes")["details"]
+        if hashes["plaintext_sha256"] != want or hashes["plaintext_bytes"] != plain_size:
+            raise RuntimeError(f"{fmt}: sealcheck's plaintext hash/size differs from the seed's")
+
+
+def bench_format(fmt: str, inp: Inputs, runs: int, plain_size: int, loaded: bool) -> Result:
+    data = inp.files[fmt][0]
+    sh(f"cat {data.name} > /dev/null")  # page cache warm for every side
+    result = Result(fmt, data.stat().st_size, run_sides(fmt, inp, runs))
+    check_answers(fmt, result.runs, plain_size)
+    if loaded:
+        with Hogs():
+            result.loaded = run_sides(fmt, inp, runs, label=" loaded")
+        check_answers(fmt, result.loaded, plain_size)
+    return result
 
 
 # --- the limit line ---------------------------------------------------------------
@@ -382,14 +450,13 @@ def limit_tables(results: list[Result], stages: dict[str, list[Stage]]) -> str:
     ]
     for r in results:
         limit = limit_of(stages[r.fmt])
+        seed = r.wall("seed")
         for row, wall in (
             ("two-core limit", limit),
-            ("seed check", r.seed.wall),
-            ("sealcheck verify", r.tool.wall),
+            *((SIDE_NAMES[side], r.wall(side)) for side in SIDES),
         ):
             out.append(
-                f"| {r.fmt} | {row} | {wall:.2f} s | {r.seed.wall / wall:.2f}x | "
-                f"{limit / wall:.0%} |"
+                f"| {r.fmt} | {row} | {wall:.2f} s | {seed / wall:.2f}x | {limit / wall:.0%} |"
             )
     return "\n".join(out)
 
@@ -422,21 +489,54 @@ def machine() -> str:
 def table(results: list[Result], plain: int) -> str:
     mb = plain / 1e6
     rows = [
-        "| format | compressed | seed check | sealcheck verify | ratio | target | "
-        "sealcheck peak RSS | seed peak RSS | met |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| format | compressed | seed check | power user | sealcheck verify | ratio | "
+        "vs power user | target | sealcheck peak RSS | seed peak RSS | met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         target = TARGETS[r.fmt]
-        met = r.ratio >= target and r.tool.rss_mb <= RSS_TARGET_MB
+        seed, power, tool = r.wall("seed"), r.wall("power"), r.wall("tool")
+        met = r.ratio() >= target and power / tool >= 1.0 and r.tool.rss_mb <= RSS_TARGET_MB
         rows.append(
-            f"| {r.fmt} | {r.compressed / 1e6:.0f} MB | {r.seed.wall:.2f} s "
-            f"({mb / r.seed.wall:.0f} MB/s) | {r.tool.wall:.2f} s ({mb / r.tool.wall:.0f} MB/s, "
-            f"cpu {r.tool.cpu:.1f} s) | **{r.ratio:.2f}x** | >= {target}x | "
-            f"{r.tool.rss_mb:.0f} MB (<= {RSS_TARGET_MB:.0f}) | {r.seed.rss_mb:.0f} MB | "
-            f"{'yes' if met else 'NO'} |"
+            f"| {r.fmt} | {r.compressed / 1e6:.0f} MB | {seed:.2f} s ({mb / seed:.0f} MB/s) | "
+            f"{power:.2f} s ({mb / power:.0f} MB/s) | {tool:.2f} s ({mb / tool:.0f} MB/s, "
+            f"cpu {r.tool.cpu:.1f} s) | **{r.ratio():.2f}x** | {power / tool:.2f}x | "
+            f">= {target}x, >= 1.0x | {r.tool.rss_mb:.0f} MB (<= {RSS_TARGET_MB:.0f}) | "
+            f"{r.seed.rss_mb:.0f} MB | {'yes' if met else 'NO'} |"
         )
     return "\n".join(rows)
+
+
+def loaded_table(results: list[Result]) -> str:
+    rows = [
+        "| format | seed check | power user | sealcheck verify | ratio | vs power user | "
+        "target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r.loaded is None:
+            continue
+        seed, power, tool = (r.wall(side, loaded=True) for side in SIDES)
+        rows.append(
+            f"| {r.fmt} | {seed:.2f} s | {power:.2f} s | {tool:.2f} s | "
+            f"**{seed / tool:.2f}x** | {power / tool:.2f}x | >= 1.0x | "
+            f"{'yes' if seed / tool >= 1.0 else 'NO'} |"
+        )
+    return "\n".join(rows)
+
+
+def all_runs(results: list[Result]) -> str:
+    def walls(runs: dict[str, list[Run]]) -> str:
+        return " / ".join(
+            f"{SIDE_NAMES[side]} {', '.join(f'{x.wall:.2f}' for x in runs[side])}" for side in SIDES
+        )
+
+    lines = []
+    for r in results:
+        lines.append(f"- {r.fmt}: {walls(r.runs)}")
+        if r.loaded is not None:
+            lines.append(f"- {r.fmt}, loaded: {walls(r.loaded)}")
+    return "\n".join(lines)
 
 
 def write_results(label: str, body: str) -> None:
@@ -462,29 +562,6 @@ def write_results(label: str, body: str) -> None:
     RESULTS.write_text(text)
 
 
-def write_row(label: str, r: Result, plain: int, cmd: str, load: str) -> None:
-    """Replace one format's row (and its note) in an existing section; the
-    other rows keep their own figures."""
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    begin, end = f"<!-- BEGIN {label} -->", f"<!-- END {label} -->"
-    if begin not in text or end not in text:
-        raise SystemExit(f"bench: no {label} section in {RESULTS.name}; run all formats first")
-    head, rest = text.split(begin, 1)
-    section, tail = rest.split(end, 1)
-    row = table([r], plain).splitlines()[-1]
-    section = re.sub(rf"^\| {r.fmt} \|.*$", lambda _m: row, section, flags=re.M)
-    note = (
-        f"- {r.fmt} row rerun alone: {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, "
-        f"`{cmd}`, load average (1 min) at start/end {load}; runs (wall s): seed "
-        f"{', '.join(f'{x:.2f}' for x in r.seed_runs)} / sealcheck "
-        f"{', '.join(f'{x:.2f}' for x in r.tool_runs)}"
-    )
-    old = f"- {r.fmt} row rerun"
-    lines = [x for x in section.rstrip("\n").split("\n") if not x.startswith(old)]
-    section = "\n".join([*lines, note]) + "\n"
-    RESULTS.write_text(head + begin + section + end + tail)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -493,12 +570,19 @@ def main() -> int:
         default=1 << 30,
         help="plaintext size (default 1G; the 10G run is optional and manual)",
     )
-    ap.add_argument("--runs", type=int, default=3, help="runs per command; the best counts")
+    ap.add_argument(
+        "--runs", type=int, default=3, help="runs per command, alternating; the median counts"
+    )
+    ap.add_argument(
+        "--no-loaded",
+        action="store_true",
+        help="skip the loaded rows (each side again with one CPU-bound process per core)",
+    )
     ap.add_argument("--formats", default="gzip,zstd,bzip2")
     ap.add_argument(
         "--only",
         metavar="FORMAT",
-        help="bench one format and update only its row of the size's section in RESULTS.md",
+        help="bench these formats only (comma-separated); written to a section of their own",
     )
     ap.add_argument("--regen", action="store_true", help="regenerate the inputs")
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
@@ -513,13 +597,15 @@ def main() -> int:
     inp = prepare(args.size, formats, args.regen)
     load_start = os.getloadavg()[0]
     plain = inp.dump.stat().st_size
-    results = [bench_format(fmt, inp, args.runs, plain) for fmt in formats]
+    results = [
+        bench_format(fmt, inp, args.runs, plain, loaded=not args.no_loaded) for fmt in formats
+    ]
     stages: dict[str, list[Stage]] = {}
     if not args.no_limit:
         print("bench: stages alone (the limit line)...", flush=True)
         consumer = plaintext_stages(inp, args.runs)
         stages = {fmt: format_stages(fmt, inp, args.runs) + consumer for fmt in formats}
-    label = size_label(args.size)
+    label = size_label(args.size) + ("-" + "-".join(formats) if args.only else "")
     cmd = ".venv/bin/python bench/bench.py" + "".join(
         f" {a}" for a in sys.argv[1:] if a != "--no-write"
     )
@@ -528,32 +614,40 @@ def main() -> int:
             f"## {label} plaintext ({plain} bytes, mysqldump-like)",
             "",
             f"- date: {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-            f"- command: `{cmd}` (best of {args.runs} runs each)",
+            f"- command: `{cmd}` (median of {args.runs} runs each, the order rotated every run)",
             f"- machine: {machine()}",
-            f"- load average (1 min) at start/end: {load_start:.1f} / {os.getloadavg()[0]:.1f} "
-            "(other work on the machine slows both sides; compare ratios, rerun when idle)",
+            f"- load average (1 min) at start/end: {load_start:.1f} / {os.getloadavg()[0]:.1f}; "
+            f"before each timed run: {min(LOADS):.1f}-{max(LOADS):.1f} (the loaded rows' own "
+            "hogs included; other work on the machine slows every side: compare ratios)",
             "- seed check: `openssl enc -d -aes-256-cbc -pass file:K -in F | <gzip|zstd|bzip2> -dc "
             "| sha256sum`",
+            "- power user: `openssl enc -d -aes-256-cbc -pass file:K -in F | "
+            "<pigz|zstd|lbzip2> -dc | openssl dgst -sha256`",
             "- sealcheck: `sealcheck verify F --wrapped-key F.key --key backup.pem --no-progress "
             "--json` (includes interpreter start-up and the RSA unwrap)",
             "",
             table(results, plain),
             "",
-            *([limit_tables(results, stages), ""] if stages else []),
-            "All runs (wall s): "
-            + "; ".join(
-                f"{r.fmt} seed {', '.join(f'{x:.2f}' for x in r.seed_runs)} / sealcheck "
-                f"{', '.join(f'{x:.2f}' for x in r.tool_runs)}"
-                for r in results
+            *(
+                [
+                    f"Loaded: the same, each run with {len(os.sched_getaffinity(0))} CPU-bound "
+                    "processes (one per core) started and stopped by the bench:",
+                    "",
+                    loaded_table(results),
+                    "",
+                ]
+                if not args.no_loaded
+                else []
             ),
+            *([limit_tables(results, stages), ""] if stages else []),
+            "All runs (wall s):",
+            "",
+            all_runs(results),
         ]
     )
     print()
     print(body)
-    if not args.no_write and args.only:
-        load = f"{load_start:.1f} / {os.getloadavg()[0]:.1f}"
-        write_row(label, results[0], plain, cmd, load)
-    elif not args.no_write:
+    if not args.no_write:
         write_results(label, body)
         print(f"\nbench: wrote {RESULTS.relative_to(ROOT)}")
     return 0

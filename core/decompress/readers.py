@@ -514,10 +514,11 @@ class ZstdReader:
 def Bzip2Reader(
     upstream: Reader, *, obj: str | None = None, cancel: CancelToken | None = None
 ) -> DecompressReader:
-    """The bzip2 reader: block-parallel on several cores, else sequential."""
-    if bzip2.default_workers() < 2:
+    """The bzip2 reader: block-parallel on the CPUs free now, else sequential."""
+    workers = bzip2.default_workers()
+    if workers < 2:
         return SequentialBzip2Reader(upstream, obj=obj, cancel=cancel)
-    return bzip2.ParallelBzip2Reader(upstream, obj=obj, cancel=cancel)
+    return bzip2.ParallelBzip2Reader(upstream, obj=obj, cancel=cancel, workers=workers)
 
 
 class PassThrough:

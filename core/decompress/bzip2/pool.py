@@ -9,11 +9,11 @@ whatever order the workers finish in, and the number of blocks in flight
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from dataclasses import dataclass
 
+from ...plumbing.cpus import free_cpus
 from ...plumbing.progress import CancelToken
 from ...plumbing.streams import put_unless
 from .block import BlockJob, decode
@@ -34,7 +34,10 @@ class Failed:
 
 
 def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
+    """Decoding threads: the CPUs free now (plumbing/cpus.py), at most 8. With one
+    free, the caller takes the sequential reader: on a busy machine the split's
+    overhead buys no parallelism (issue 17)."""
+    return free_cpus(cap=8)
 
 
 class DecoderPool:
