@@ -105,25 +105,29 @@ def _raw_key(path: Path, iv: str) -> tuple[str, str]:
     return key, iv
 
 
+def gpg_options(args: argparse.Namespace) -> GpgOptions | None:
+    """--gpg-key / --gpg-homedir (and the key's --gpg-passphrase-file), or None."""
+    if not (args.gpg_key or args.gpg_homedir):
+        return None
+    gpf = args.gpg_passphrase_file
+
+    def gpg_pw() -> bytes | None:
+        if gpf:
+            return bytes(_read_secret_file(gpf, "gpg passphrase file")).rstrip(b"\r\n")
+        return None
+
+    return GpgOptions(key_file=args.gpg_key, homedir=args.gpg_homedir, passphrase=gpg_pw)
+
+
 def secrets_from_args(args: argparse.Namespace) -> Secrets:
     if bool(args.raw_key_file) != bool(args.iv):
         raise UsageError("--raw-key-file and --iv go together")
-    gpg = None
-    if args.gpg_key or args.gpg_homedir:
-        gpf = args.gpg_passphrase_file
-
-        def gpg_pw() -> bytes | None:
-            if gpf:
-                return bytes(_read_secret_file(gpf, "gpg passphrase file")).rstrip(b"\r\n")
-            return None
-
-        gpg = GpgOptions(key_file=args.gpg_key, homedir=args.gpg_homedir, passphrase=gpg_pw)
     return Secrets(
         keys=load_keys(args),
         passphrase=_read_secret_file(args.passphrase_file, "passphrase file")
         if args.passphrase_file
         else None,
-        gpg=gpg,
+        gpg=gpg_options(args),
         raw_key=_raw_key(args.raw_key_file, args.iv) if args.raw_key_file else None,
         pbkdf2_iter=args.pbkdf2_iter,
         cipher=args.cipher,

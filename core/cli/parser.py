@@ -338,8 +338,9 @@ def _rotate(sub: Any) -> None:
             "--to",
             required=True,
             metavar="NEW",
-            help="the new key: a private PEM, keyring:NAME or a pkcs11: URI (it proves "
-            "possession); a public PEM only with --public-only",
+            help="the new key: a private PEM, keyring:NAME, a pkcs11: URI or an OpenPGP "
+            "secret key (gpg --export-secret-keys; it proves possession); a public PEM or "
+            "OpenPGP public key only with --public-only",
         )
         p.add_argument(
             "--from",
@@ -367,6 +368,16 @@ def _rotate(sub: Any) -> None:
         p.add_argument("--pkcs11-module", metavar="SO", help="PKCS#11 module for pkcs11: keys")
         p.add_argument("--pin-file", type=Path, help="token PIN (otherwise asked once)")
         p.add_argument("--key-passphrase-file", type=Path, help="passphrase of encrypted PEMs")
+        p.add_argument(
+            "--gpg-key",
+            type=Path,
+            metavar="ASC_FILE",
+            help="an old OpenPGP secret key file (gpg backups; with --from keys or alone)",
+        )
+        p.add_argument(
+            "--gpg-homedir", type=Path, metavar="DIR", help="old OpenPGP keys: this GNUPGHOME"
+        )
+        p.add_argument("--gpg-passphrase-file", type=Path, help="passphrase of the --gpg-key")
         if name == "run":
             p.add_argument("--resume", action="store_true", help="continue an interrupted run")
             p.add_argument(

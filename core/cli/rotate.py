@@ -39,6 +39,7 @@ from ..rotation.wire import OAEP_SHA256
 from ..storage.s3.client import make_client, parse_uri
 from .common import (
     cancel_on_sigint,
+    gpg_options,
     naming_rules,
     pem_passphrase,
     s3_settings,
@@ -87,8 +88,12 @@ def _keys(args: argparse.Namespace) -> tuple[Settings, list[KeySource]]:
         old = [open_key(spec, ctx) for spec in args.old]
     else:
         old = held_keys(KeyContext(pin=pin, pkcs11_module=args.pkcs11_module))
-    if not old:
-        raise UsageError("no old key: give --from KEY (or import it with 'sealcheck key import')")
+    gpg = gpg_options(args)
+    if not old and gpg is None:
+        raise UsageError(
+            "no old key: give --from KEY (or import it with 'sealcheck key import'), or "
+            "--gpg-key/--gpg-homedir for gpg backups"
+        )
     planned_for = getattr(args, "plan_new_key", None)
     if planned_for and planned_for != new.fingerprint:
         raise UsageError(f"the plan was made for the new key {planned_for}, not {new.fingerprint}")
@@ -104,6 +109,7 @@ def _keys(args: argparse.Namespace) -> tuple[Settings, list[KeySource]]:
         lock_ttl=_dt.timedelta(minutes=getattr(args, "lock_minutes", 60)),
         take_over_lock=getattr(args, "take_over_lock", False),
         workers=max(1, getattr(args, "workers", 8)),
+        gpg=gpg,
     )
     return settings, old
 

@@ -73,6 +73,11 @@ class Item:
     new_bytes: bytes | None = None  # the re-wrapped object (ciphertext)
     new_version: str | None = None
     seconds: float | None = None
+    # An envelope whose recipients sit inside the data object (envelope.py): "gpg";
+    # new_bytes is then the new recipient packet put in front of the original's bytes.
+    envelope: str | None = None
+    data_size: int | None = None  # the original's size, as the rotated object repeats it
+    copied: int | None = None  # body bytes copied inside the store (UploadPartCopy)
 
     def report(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "new_bytes"}
@@ -141,12 +146,20 @@ class Journal:
             # informational steps).
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._add_new_columns()
         except sqlite3.Error as exc:
             raise JournalError(str(exc), obj=str(path)) from None
         os.chmod(path, 0o600)
 
     def close(self) -> None:
         self._db.close()
+
+    def _add_new_columns(self) -> None:
+        """A journal written before a column was added gets it (empty), so it resumes."""
+        have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(items)").fetchall()}
+        for c in _COLUMNS:
+            if c not in have:
+                self._db.execute(f"ALTER TABLE items ADD COLUMN {c}")  # from the dataclass
 
     # --- meta ---------------------------------------------------------------------
 

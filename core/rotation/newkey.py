@@ -6,18 +6,29 @@ possession: a random challenge, encrypted to its public key with the padding the
 rotation will use, must decrypt with its private half (file, keyring or token) to
 the same bytes. A public key alone is accepted only when the user says so
 (``--public-only``: the private half is held offline), and that is recorded.
+
+The new key may also be an OpenPGP key (``gpg --export`` or ``--export-secret-keys``
+of it, armored or binary): its encryption subkey is the RSA key re-wrapped to, and a
+gpg backup's new recipient packet carries its key id (envelope.py). Its possession is
+proved through gpg: a small message built here for it must ``gpg --decrypt`` (the key
+imported into a private home) to the challenge, which also proves gpg accepts the
+recipient packets this code builds.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from ..decrypt.gpg import packets as pgp
+from ..decrypt.gpg.reader import gpg_binary, gpg_home
+from ..decrypt.secrets import GpgOptions
 from ..errors import KeyUnavailable, UsageError
 from ..keys.base import KeySource, spki_fingerprint
 from ..keys.pem import PemKey
@@ -48,7 +59,13 @@ class NoProofOfPossession(UsageError):
 class NewKey:
     label: str
     public: rsa.RSAPublicKey
-    private: KeySource | None  # None: public only (--public-only)
+    private: KeySource | None  # None: public only (--public-only), or an OpenPGP key
+    key_id: bytes = pgp.WILDCARD  # an OpenPGP key's encryption key id; else "anonymous"
+    gpg: GpgOptions | None = None  # an OpenPGP secret key: how gpg reaches it
+
+    @property
+    def holds_private(self) -> bool:
+        return self.private is not None or self.gpg is not None
 
     @property
     def fingerprint(self) -> str:
@@ -86,6 +103,8 @@ def open_new_key(spec: str, ctx: KeyContext, *, public_only: bool) -> NewKey:
             data = path.read_bytes()
         except OSError as exc:
             raise KeyUnavailable(f"cannot read the new key {spec}: {exc.strerror}") from None
+        if _is_openpgp(data):
+            return _openpgp_new_key(spec, data, public_only=public_only, ctx=ctx)
         if b"PRIVATE KEY-----" in data:
             pem = PemKey.from_bytes(data, f"PEM file {spec}", ctx.pem_passphrase)
             private, public = pem, pem.public_key()
@@ -96,6 +115,34 @@ def open_new_key(spec: str, ctx: KeyContext, *, public_only: bool) -> NewKey:
     if private is None and not public_only:
         raise NoPrivateHalf(obj=spec)
     return NewKey(spec if private is None else private.label, public, private)
+
+
+def _is_openpgp(data: bytes) -> bool:
+    head = data.lstrip()
+    if head.startswith(b"-----BEGIN PGP"):
+        return True
+    return bool(data) and data[0] & 0x80 != 0 and pgp.packet_at(data, 0).tag in (5, 6)
+
+
+def _openpgp_new_key(spec: str, data: bytes, *, public_only: bool, ctx: KeyContext) -> NewKey:
+    try:
+        keys = pgp.read_keys(data)
+    except pgp.PacketError as exc:
+        raise KeyUnavailable(f"{spec} is not a readable OpenPGP key ({exc})") from None
+    enc = pgp.encryption_key(keys)
+    if enc is None:
+        raise WeakNewKey(f"{spec} has no RSA key for encryption (an OpenPGP v4 RSA key)")
+    if enc.public.key_size < MIN_BITS:
+        raise WeakNewKey(
+            f"{spec} is RSA-{enc.public.key_size}; at least RSA-{MIN_BITS} is required"
+        )
+    secret = any(k.secret for k in keys)
+    if not secret and not public_only:
+        raise NoPrivateHalf(obj=spec)
+    # An encrypted secret key's passphrase: the one --key-passphrase-file gives.
+    opts = GpgOptions(key_file=Path(spec), passphrase=ctx.pem_passphrase) if secret else None
+    label = f"OpenPGP key {enc.fingerprint} ({spec})"
+    return NewKey(label, enc.public, None, enc.key_id, opts)
 
 
 def _load_public(data: bytes, spec: str) -> rsa.RSAPublicKey:
@@ -115,6 +162,8 @@ def _load_public(data: bytes, spec: str) -> rsa.RSAPublicKey:
 def prove_possession(new: NewKey, padding_name: str) -> bool:
     """True once the private half decrypted a fresh challenge; False for a public-only
     key (nothing to prove with). Raises NoProofOfPossession on a wrong private half."""
+    if new.gpg is not None:
+        return _prove_with_gpg(new)
     if new.private is None:
         return False
     challenge = os.urandom(32)
@@ -124,4 +173,22 @@ def prove_possession(new: NewKey, padding_name: str) -> bool:
         cand.secret[:] = bytes(len(cand.secret))
         if ok:
             return True
+    raise NoProofOfPossession(obj=new.label)
+
+
+def _prove_with_gpg(new: NewKey) -> bool:
+    """gpg, given the new OpenPGP secret key alone, decrypts a message built for it."""
+    assert new.gpg is not None
+    challenge = os.urandom(32).hex().encode()
+    message = pgp.challenge_message(new.key_id, new.public, challenge)
+    with gpg_home(new.gpg) as home:
+        args = [gpg_binary(), "--batch", "--no-tty", "--decrypt"]
+        if home is not None:
+            args[1:1] = ["--homedir", str(home)]
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME")}
+        proc = subprocess.run(
+            args, input=message, capture_output=True, timeout=120, check=False, env=env
+        )
+    if proc.returncode == 0 and hmac.compare_digest(proc.stdout, challenge):
+        return True
     raise NoProofOfPossession(obj=new.label)

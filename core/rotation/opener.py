@@ -17,6 +17,7 @@ from urllib.parse import quote
 from ..decrypt.openssl.kdf import kdf_candidates, password_candidates
 from ..decrypt.openssl.unlock import find_params, probe_openssl
 from ..decrypt.openssl.wrapped import read_wrapped_key
+from ..decrypt.secrets import GpgOptions
 from ..errors import BackupFailed, SealcheckError, WrongKey
 from ..formats import Fmt, sniff
 from ..keys.base import KeySource, Unwrapped
@@ -25,6 +26,8 @@ from ..plumbing.streams import BytesReader
 from ..records.identity import SourceIdentity
 from ..storage.rewrap import UNVERSIONED_ID
 from ..storage.s3.errors import map_client_error
+from . import envelope
+from .envelope import EnvelopeOpened, open_gpg
 from .journal import Item
 from .store import get_version
 from .wire import WireFormat, detect
@@ -148,11 +151,20 @@ def open_version(
     keys: Sequence[KeySource],
     cancel: CancelToken,
     hint: str | None = None,
-) -> Opened:
-    """Unwrap the item's key version with a held key and prove the secret on the data."""
+    gpg: GpgOptions | None = None,
+) -> Opened | EnvelopeOpened:
+    """Unwrap the item's key version with a held key and prove the secret on the data;
+    for an envelope whose recipients sit inside the data (gpg), recover its session key."""
     data = _DataProbe(client, bucket, item.data_key, _version(item.data_version))
     head = data.head
     fmt = sniff(head)
+    if item.key_name is None and fmt is Fmt.PGP_BINARY:
+        try:
+            opened = open_gpg(data.read_range(0, envelope.HEAD), keys, gpg, cancel)
+        except envelope.EnvelopeError as exc:
+            raise CannotOpen(str(exc), obj=data.name) from None
+        item.envelope, item.data_size = envelope.GPG, data.size
+        return opened
     if item.key_name is None:
         raise CannotOpen(_no_wrapped_key(fmt, item), obj=data.name)
     if fmt not in (Fmt.OPENSSL_SALTED, Fmt.OPENSSL_SALTED_B64):
@@ -209,8 +221,11 @@ def _opens(cand: Unwrapped, salt: bytes | None, probe: Any, kdfs: Any, obj: str)
 
 
 def _no_wrapped_key(fmt: Fmt | None, item: Item) -> str:
-    if fmt in (Fmt.PGP_BINARY, Fmt.PGP_ARMORED):
-        return "a gpg backup: its session key is inside the object (not rotated this round)"
+    if fmt is Fmt.PGP_ARMORED:
+        return (
+            "an ASCII-armored gpg backup: a recipient added in front shifts every base64 "
+            "character after it, so the body could not be copied unchanged (not rotated)"
+        )
     if fmt in (Fmt.OPENSSL_SALTED, Fmt.OPENSSL_SALTED_B64):
         if item.reason:
             return f"missing key version: {item.reason}"

@@ -28,6 +28,11 @@ def _version(item: Item) -> dict[str, Any]:
         "wrapped_sha256_before": item.old_sha256,
         "wrapped_sha256_after": item.new_sha256,
         "seconds": item.seconds,
+        # gpg: the new object is the original with the new recipient packet in front;
+        # the "wrapped" digests are of the original's packets and of the new packet.
+        "envelope": item.envelope,
+        "data_size": item.data_size,
+        "body_bytes_copied_in_store": item.copied,
     }
 
 

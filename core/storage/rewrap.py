@@ -26,7 +26,11 @@ from .s3.object import S3Object
 REWRAP = ".rewrap/"
 CONTROL = ".sealcheck-rotation/"
 UNVERSIONED_ID = "null"  # how S3 names the version of an unversioned object
-_LINK = re.compile(r"^(?P<key>.+)\.rewrap/(?P<version>[^/]+)/(?P<fp>[0-9a-f]{64})$")
+# A rotated envelope written where the store ignores create-only multipart completion
+# gets a name that cannot exist yet: the link name and ".<16 random hex>".
+_LINK = re.compile(
+    r"^(?P<key>.+)\.rewrap/(?P<version>[^/]+)/(?P<fp>[0-9a-f]{64})(?:\.[0-9a-f]{16})?$"
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,180 @@
+"""Rotating gpg backups (issue 13, "gpg backups"): the dpb587 pipeline's real
+``gpg --recipient OLD --encrypt`` objects on a versioned moto bucket, rotated to a new
+OpenPGP key by adding its recipient packet in front of the original's bytes, and opened
+by ``gpg --decrypt`` with the new secret key alone in a fresh GNUPGHOME, byte for byte.
+A large backup (> 5 MiB) is assembled in the store: the logging proxy shows its body
+copied with UploadPartCopy, not uploaded through this machine."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fixtures.pipelines import (
+    GPG_HOMES,
+    RsaKey,
+    dpb587_gpg,
+    export_secret_key,
+    gpg_home_with_key,
+    sh,
+)
+from fixtures.rotation import PREFIX, fetch, links, producer_objects, rotate
+from fixtures.s3servers import Bucket, ChaosS3
+from sealcheck.core.decrypt.gpg import packets as pgp
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class GpgKeys:
+    old_home: Path
+    old_secret: Path
+    new_secret: Path
+    new_public: Path
+    new_key_id: str
+
+
+@pytest.fixture(scope="module")
+def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> GpgKeys:
+    root = tmp_path_factory.mktemp("gpg-rotation")
+    old = gpg_home_with_key(root / "old", "old@example.com")
+    new = gpg_home_with_key(root / "new", "new@example.com")
+    old_secret = export_secret_key(old, root / "old.sec.asc", "old@example.com")
+    new_secret = export_secret_key(new, root / "new.sec.asc", "new@example.com")
+    new_public = root / "new.pub.gpg"
+    sh(
+        f"gpg --batch --homedir {shlex.quote(str(new))} --export new@example.com > {new_public}",
+        root,
+    )
+    colons = subprocess.run(
+        ["gpg", "--homedir", str(new), "--with-colons", "--list-keys", "new@example.com"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    sub = next(ln.split(":") for ln in colons.splitlines() if ln.startswith("sub:"))
+    return GpgKeys(old, old_secret, new_secret, new_public, sub[4])
+
+
+def gpg_decrypt(secret: Path, data: bytes, folder: Path) -> bytes:
+    """``gpg --decrypt`` in a fresh GNUPGHOME holding only ``secret``."""
+    home = folder / f"home-{len(list(folder.glob('home-*')))}"
+    home.mkdir(mode=0o700)
+    GPG_HOMES.append(home)
+    subprocess.run(["gpg", "--batch", "--homedir", str(home), "--import", str(secret)],
+                   capture_output=True, check=True)  # fmt: skip
+    r = subprocess.run(["gpg", "--batch", "--homedir", str(home), "--decrypt"],
+                       input=data, capture_output=True, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout
+
+
+def upload(bucket: Bucket, tmp: Path, keys: GpgKeys, dump: Path, name: str) -> tuple[str, bytes]:
+    backup = dpb587_gpg(dump, tmp / name, keys.old_home, email="old@example.com", name=name)
+    data = backup.data.read_bytes()
+    vid = bucket.put(f"{PREFIX}{name}", data)
+    assert vid
+    return vid, data
+
+
+def run(bucket: Bucket, keys: GpgKeys, *args: str, endpoint: str | None = None):
+    return rotate(
+        "run", bucket, "--to", str(keys.new_secret), "--gpg-key", str(keys.old_secret),
+        "--versions", "all", "--json", *args, endpoint=endpoint,
+    )  # fmt: skip
+
+
+def test_gpg_backups_rotate_and_open_with_the_new_key_alone(
+    moto_s3: Bucket, chaos: ChaosS3, tmp_path: Path, gpg_keys: GpgKeys, small_dump: Path
+) -> None:
+    big_dump = tmp_path / "big.sql"
+    big_dump.write_bytes(subprocess.run(["head", "-c", str(6 * MIB + 12345), "/dev/urandom"],
+                                        capture_output=True, check=True).stdout)  # fmt: skip
+    small_vid, small = upload(moto_s3, tmp_path, gpg_keys, small_dump, "small.sql.gz.enc")
+    big_vid, big = upload(moto_s3, tmp_path, gpg_keys, big_dump, "big.sql.gz.enc")
+    before = producer_objects(moto_s3)
+
+    r = run(moto_s3, gpg_keys, endpoint=chaos.endpoint)
+    assert r.returncode == 0, r.stderr + r.stdout
+    rep = r.json()
+    assert {v["result"] for v in rep["versions"]} == {"done"}
+    assert producer_objects(moto_s3) == before  # the originals: not one version more or less
+    rotated = dict(links(moto_s3))
+    assert len(rotated) == 2
+    for name, vid, original in (("small", small_vid, small), ("big", big_vid, big)):
+        (link,) = [k for k in rotated if k.startswith(f"{PREFIX}{name}.sql.gz.enc.rewrap/{vid}/")]
+        stored = fetch(moto_s3, link, rotated[link])
+        # The original's bytes, with one recipient packet for the new key in front.
+        assert stored.endswith(original)
+        message = pgp.read_message(stored[:65536])
+        assert message.recipients[0].key_id.hex().upper() == gpg_keys.new_key_id
+        want = gpg_decrypt(gpg_keys.old_secret, original, tmp_path)
+        assert gpg_decrypt(gpg_keys.new_secret, stored, tmp_path) == want
+        assert gpg_decrypt(gpg_keys.old_secret, stored, tmp_path) == want  # old still opens
+
+    # The large body was copied inside the store, not uploaded: part 1 is the new packet
+    # and the first 5 MiB, part 2 an UploadPartCopy of the original version's range.
+    (big_link,) = [k for k in rotated if k.startswith(f"{PREFIX}big.")]
+    puts = [x for x in chaos.log if x.method == "PUT" and x.target.endswith(big_link)]
+    parts = {
+        x.query.split("partNumber=")[1].split("&")[0]: x for x in puts if "partNumber" in x.query
+    }
+    assert set(parts) == {"1", "2"}
+    assert 5 * MIB < parts["1"].sent < 5 * MIB + 1024 and parts["1"].copy_source is None
+    assert parts["2"].sent == 0 and parts["2"].copy_source is not None
+    assert f"versionId={big_vid}" in parts["2"].copy_source
+    gets = [
+        x for x in chaos.log if x.method == "GET" and x.target.endswith(f"{PREFIX}big.sql.gz.enc")
+    ]
+    assert gets and all(x.range for x in gets)
+    read = sum(int(b) - int(a) + 1 for x in gets for a, b in [x.range.split("=")[1].split("-")])
+    assert read < 5 * MIB + 256 * 1024, read  # never the whole 6 MiB body
+
+    # A second run (its journal says done; a fresh plan finds the links) writes nothing.
+    again = run(moto_s3, gpg_keys)
+    assert again.returncode == 0
+    assert {v["result"] for v in again.json()["versions"]} == {"done"}
+    plan = rotate("plan", moto_s3, "--to", str(gpg_keys.new_secret),
+                  "--gpg-key", str(gpg_keys.old_secret), "--versions", "all", "--json")  # fmt: skip
+    assert {v["result"] for v in plan.json()["versions"]} == {"already rotated"}
+    assert dict(links(moto_s3)) == rotated
+
+
+def test_a_public_only_openpgp_key_and_a_pem_key(
+    moto_s3: Bucket, tmp_path: Path, gpg_keys: GpgKeys, small_dump: Path, other_rsa_key: RsaKey
+) -> None:
+    """An exported public key (with --public-only) is re-wrapped to under its key id; a
+    PEM key, which has no OpenPGP identity, under the wildcard id gpg tries every
+    secret key for, and the read-back unwraps it with the PEM."""
+    _, original = upload(moto_s3, tmp_path, gpg_keys, small_dump, "db.sql.gz.enc")
+    r = rotate("run", moto_s3, "--to", str(gpg_keys.new_public), "--public-only",
+               "--gpg-key", str(gpg_keys.old_secret), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr + r.stdout
+    (link,) = links(moto_s3)
+    stored = fetch(moto_s3, *link)
+    want = gpg_decrypt(gpg_keys.old_secret, original, tmp_path)
+    assert gpg_decrypt(gpg_keys.new_secret, stored, tmp_path) == want
+
+    r = rotate("run", moto_s3, "--to", str(other_rsa_key.private),
+               "--gpg-key", str(gpg_keys.old_secret), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert r.json()["versions"][0]["result"] == "done"
+    pem_link = [x for x in links(moto_s3) if x != link]
+    assert len(pem_link) == 1
+    stored = fetch(moto_s3, *pem_link[0])
+    assert pgp.read_message(stored[:65536]).recipients[0].key_id == pgp.WILDCARD
+    assert stored.endswith(original)
+
+
+def test_no_old_key_for_it_says_so(
+    moto_s3: Bucket, tmp_path: Path, gpg_keys: GpgKeys, small_dump: Path, rsa_key: RsaKey
+) -> None:
+    upload(moto_s3, tmp_path, gpg_keys, small_dump, "db.sql.gz.enc")
+    r = rotate("plan", moto_s3, "--to", str(gpg_keys.new_secret), "--from", str(rsa_key.private),
+               "--json")  # fmt: skip
+    assert r.returncode == 1, r.stderr + r.stdout
+    (v,) = r.json()["versions"]
+    assert v["result"] == "cannot" and "no held key recovers a session key" in v["reason"]
+    assert links(moto_s3) == []
