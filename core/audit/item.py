@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..decrypt.held import held_fingerprints
 from ..decrypt.secrets import Secrets
 from ..errors import Cancelled, SealcheckError
 from ..pipeline.job import Job
@@ -29,7 +30,7 @@ from ..records.report import ErrorInfo, Report
 from ..records.restore_result import RestoreTestResult
 from ..restoretest.runner import RestoreTestOptions, restore_test
 from ..storage.locate import ListedVersion, Locator, sidecars_beside
-from ..storage.rewrap import prefer_link
+from ..storage.rewrap import prefer_rotated
 from ..storage.s3.client import S3Settings
 from ..version import __version__
 from .plan import Operation, PlanError, WorkItem, canonical
@@ -70,8 +71,7 @@ def run_item(
         # As the CLI and the app open a version: a key re-wrapped by a rotation for
         # a key held here wins over the producer's, and X.sha256, X.info… beside
         # the data are compared too.
-        keys = secrets.keys
-        wrapped = prefer_link(data, wrapped, lambda: [k.fingerprint for k in keys])
+        data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(secrets))
         sidecars = sidecars_beside(locator.client, data, ctx.cancel) if v.sidecars != () else ()
         job = Job(
             data=data,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..decrypt.held import held_fingerprints
 from ..decrypt.secrets import GpgOptions, Secrets
 from ..decrypt.xbkey import (
     XbcryptKey,
@@ -33,7 +34,7 @@ from ..records.report import Report
 from ..records.restore_result import RestoreTestResult
 from ..storage.locate import Locator
 from ..storage.naming import Rule
-from ..storage.rewrap import prefer_link
+from ..storage.rewrap import prefer_rotated
 from ..storage.s3.client import S3Settings
 from ..storage.source import Source
 from .record import record_history
@@ -248,8 +249,9 @@ def run_backup_command(
     data, wrapped = open_backup(args, cancel)
     secrets = secrets_from_args(args)
     if not (args.wrapped_key or args.wrapped_key_version_id):
-        # A key re-wrapped by `sealcheck rotate` for a key given wins over the producer's.
-        wrapped = prefer_link(data, wrapped, lambda: [k.fingerprint for k in secrets.keys])
+        # A key re-wrapped by `sealcheck rotate` for a key given wins over the producer's,
+        # and a rotated gpg envelope made for it over the original.
+        data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(secrets))
     bar = None
     if not args.no_progress and sys.stderr.isatty() and not args.json:
         bar = TerminalProgress(sys.stderr)

@@ -1,6 +1,8 @@
 """Names that key rotation writes beside the backups (issue 13).
 
-A re-wrapped key is never a new version of the producer's ``X.key``: that would
+A re-wrapped key (and a rotated gpg envelope, rotation/envelope.py: the data object
+with one more recipient, under ``X.rewrap/…`` where X is the data's own name) is never
+a new version of the producer's ``X.key``: that would
 become the newest version, shadow the producer's own key and could pair with the
 wrong data version (pairing is by time). It is written once, create-only, under a
 name that states what it belongs to::
@@ -95,3 +97,31 @@ def prefer_link(data: Any, wrapped: Any, fingerprints: Callable[[], Iterable[str
         if link.fingerprint in held:
             return S3Object(client, data.bucket, link.name, None)
     return wrapped
+
+
+def prefer_rotated(
+    data: Any, wrapped: Any, fingerprints: Callable[[], Iterable[str]]
+) -> tuple[Any, Any]:
+    """The (data, wrapped key) to open: a key re-wrapped for a held key instead of the
+    producer's (prefer_link); for data without a wrapped key (gpg, whose recipients sit
+    inside the object) the rotated object made for a held key instead of the original.
+
+    The rotated envelope is the original plus a recipient, so it opens with every key
+    the original did; the producer's sidecars describe the original's bytes, not it.
+    Nothing is listed when no key is held (a passphrase opens no link)."""
+    if wrapped is not None:
+        return data, prefer_link(data, wrapped, fingerprints)
+    if not isinstance(data, S3Object):
+        return data, wrapped
+    held = {fingerprint_hex(fp) for fp in fingerprints()}
+    if not held:
+        return data, wrapped
+    client = data._c
+    try:
+        links = links_for(client, data.bucket, data.key, data.version_id)
+    except SealcheckError:
+        return data, wrapped  # may not list: the original as before
+    for link in links:
+        if link.fingerprint in held:
+            return S3Object(client, data.bucket, link.name, None, cancel=data._cancel), wrapped
+    return data, wrapped

@@ -10,13 +10,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sealcheck.core.decrypt.held import held_fingerprints
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.pipeline.job import Job
 from sealcheck.core.pipeline.run import run
 from sealcheck.core.records.report import Report
 from sealcheck.core.restoretest import RestoreTestResult, restore_test
 from sealcheck.core.storage.locate import Locator, sidecars_beside
-from sealcheck.core.storage.rewrap import prefer_link
+from sealcheck.core.storage.rewrap import prefer_rotated
 from sealcheck.core.storage.s3.client import S3Settings, make_client
 
 from .spec import JobSpec, RestoreTestSpec
@@ -47,8 +48,9 @@ def run_job(
     client = clients.client(spec.s3) if spec.version.bucket is not None else None
     try:
         data, wrapped = Locator(spec.s3, ctx.cancel, client=client).open_listed(spec.version)
-        # A key re-wrapped by a rotation for a key held here wins over the producer's.
-        wrapped = prefer_link(data, wrapped, lambda: [k.fingerprint for k in secrets.keys])
+        # A key re-wrapped by a rotation for a key held here wins over the producer's, and
+        # a rotated gpg envelope made for it over the original.
+        data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(secrets))
         # The listing already said whether sidecars lie beside it: none, no lookup.
         none = spec.version.sidecars == ()
         sidecars = () if none else sidecars_beside(client, data, ctx.cancel)

@@ -7,6 +7,7 @@ copied with UploadPartCopy, not uploaded through this machine."""
 
 from __future__ import annotations
 
+import gzip
 import shlex
 import subprocess
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.openpgp_pem import openpgp_secret_key
 from fixtures.pipelines import (
     GPG_HOMES,
     RsaKey,
@@ -23,6 +25,7 @@ from fixtures.pipelines import (
     sh,
 )
 from fixtures.rotation import PREFIX, fetch, links, producer_objects, rotate
+from fixtures.s3scenarios import sealcheck
 from fixtures.s3servers import Bucket, ChaosS3
 from sealcheck.core.decrypt.gpg import packets as pgp
 
@@ -58,13 +61,15 @@ def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> GpgKeys:
     return GpgKeys(old, old_secret, new_secret, new_public, sub[4])
 
 
-def gpg_decrypt(secret: Path, data: bytes, folder: Path) -> bytes:
-    """``gpg --decrypt`` in a fresh GNUPGHOME holding only ``secret``."""
+def gpg_decrypt(secret: Path | bytes, data: bytes, folder: Path) -> bytes:
+    """``gpg --decrypt`` in a fresh GNUPGHOME holding only ``secret`` (a file, or the
+    key's packets)."""
     home = folder / f"home-{len(list(folder.glob('home-*')))}"
     home.mkdir(mode=0o700)
     GPG_HOMES.append(home)
-    subprocess.run(["gpg", "--batch", "--homedir", str(home), "--import", str(secret)],
-                   capture_output=True, check=True)  # fmt: skip
+    key = secret if isinstance(secret, bytes) else secret.read_bytes()
+    subprocess.run(["gpg", "--batch", "--homedir", str(home), "--import"],
+                   input=key, capture_output=True, check=True)  # fmt: skip
     r = subprocess.run(["gpg", "--batch", "--homedir", str(home), "--decrypt"],
                        input=data, capture_output=True, check=False)  # fmt: skip
     assert r.returncode == 0, r.stderr.decode()
@@ -141,13 +146,25 @@ def test_gpg_backups_rotate_and_open_with_the_new_key_alone(
     assert {v["result"] for v in plan.json()["versions"]} == {"already rotated"}
     assert dict(links(moto_s3)) == rotated
 
+    # verify and restore of the original's name, given the new key alone, open the
+    # rotated object (the original does not open with it).
+    (small_link,) = [k for k in rotated if k.startswith(f"{PREFIX}small.")]
+    out = tmp_path / "restored"
+    r = sealcheck("restore", moto_s3.uri(f"{PREFIX}small.sql.gz.enc"), "--version-id", small_vid,
+                  "--gpg-key", str(gpg_keys.new_secret), "--endpoint-url", moto_s3.endpoint,
+                  "-o", str(out), "--json", "--no-progress", "--no-history")  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert small_link in r.stdout
+    assert out.read_bytes() == gzip.decompress(gpg_decrypt(gpg_keys.old_secret, small, tmp_path))
+
 
 def test_a_public_only_openpgp_key_and_a_pem_key(
     moto_s3: Bucket, tmp_path: Path, gpg_keys: GpgKeys, small_dump: Path, other_rsa_key: RsaKey
 ) -> None:
     """An exported public key (with --public-only) is re-wrapped to under its key id; a
-    PEM key, which has no OpenPGP identity, under the wildcard id gpg tries every
-    secret key for, and the read-back unwraps it with the PEM."""
+    PEM key, which has no OpenPGP identity, under the wildcard id: the read-back unwraps
+    it with the PEM, and gpg, given that RSA key as an OpenPGP key, tries it and opens
+    the object byte for byte."""
     _, original = upload(moto_s3, tmp_path, gpg_keys, small_dump, "db.sql.gz.enc")
     r = rotate("run", moto_s3, "--to", str(gpg_keys.new_public), "--public-only",
                "--gpg-key", str(gpg_keys.old_secret), "--json")  # fmt: skip
@@ -166,6 +183,8 @@ def test_a_public_only_openpgp_key_and_a_pem_key(
     stored = fetch(moto_s3, *pem_link[0])
     assert pgp.read_message(stored[:65536]).recipients[0].key_id == pgp.WILDCARD
     assert stored.endswith(original)
+    as_openpgp = openpgp_secret_key(other_rsa_key.private.read_bytes())
+    assert gpg_decrypt(as_openpgp, stored, tmp_path) == want
 
 
 def test_no_old_key_for_it_says_so(

@@ -16,11 +16,14 @@ import binascii
 import hashlib
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import Camellia
 from cryptography.hazmat.decrepit.ciphers.modes import CFB
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+from ...keys.base import spki_fingerprint
 
 PKESK, SIG, SECKEY, PUBKEY, SECSUB, SED, MARKER, SEIPD, PUBSUB = 1, 2, 5, 6, 7, 9, 10, 18, 14
 _ESK = (PKESK, 3, MARKER)
@@ -319,3 +322,12 @@ def encryption_key(keys: list[PgpKey]) -> PgpKey | None:
         return (subs or flagged)[-1]
     unsaid = [k for k in keys if k.encrypts is None]
     return unsaid[-1] if unsaid else None
+
+
+def key_file_fingerprints(path: Path) -> list[str]:
+    """The SPKI SHA-256 of each RSA key in an OpenPGP key file; none when unreadable
+    (the key is then tried as before, only no rotated object is found by it)."""
+    try:
+        return [spki_fingerprint(k.public) for k in read_keys(path.read_bytes())]
+    except (OSError, PacketError):
+        return []
