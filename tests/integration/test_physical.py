@@ -296,3 +296,31 @@ def test_max_disk_bounds_the_system_tablespace_check(real: RealPhysical) -> None
     assert pages["status"] == "warning" and "NOT checked: ibdata1" in pages["proved"]
     assert any("--max-disk" in w for w in rep["warnings"])
     assert layer(rep, "backup")["status"] == "ok"
+
+
+def test_real_qpress_blocks_decode_the_same_in_c_and_python(real: RealPhysical) -> None:
+    """mariabackup's own QuickLZ level-1 blocks: the C accelerator and the
+    pure-Python decoder give the same bytes for every block of every member."""
+    from sealcheck.core.decompress.qpress import QpressDecoder
+    from sealcheck.core.decompress.quicklz import DECODERS, block_sizes, decompress_block
+
+    if "c" not in DECODERS:
+        pytest.skip("the C accelerator was not built")
+    members = {
+        p: d for p, d in xbstream_files(real.compressed.read_bytes()).items()
+        if d.startswith(b"qpress10")
+    }  # fmt: skip
+    blocks = 0
+    for path, arch in members.items():
+        pos = arch.find(b"NEWBNEWB")
+        while pos >= 0:
+            _hdr, size, _dsize = block_sizes(arch[pos + 20 : pos + 29])
+            block = arch[pos + 20 : pos + 20 + size]
+            if block[0] & 1:
+                assert decompress_block(block, decoder="c") == decompress_block(
+                    block, decoder="python"
+                ), path
+                blocks += 1
+            pos = arch.find(b"NEWBNEWB", pos + 20 + size)
+        QpressDecoder(name=path).feed(arch)  # the archive's own checks, on the C road
+    assert blocks >= 100
