@@ -22,7 +22,7 @@ import os
 import secrets as _secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,12 +30,14 @@ from ..decrypt.secrets import Secrets
 from ..errors import ExitCode, UsageError
 from ..plumbing.progress import CancelToken
 from ..records.history import Entry, History, Kind, Trigger
+from ..records.targets import SourceTargets, Targets, targets_for
 from ..records.verdict import Verdict
 from ..restoretest.runner import RestoreTestOptions
 from ..storage.listing import list_backup_sets
 from ..storage.locate import ListedVersion
 from ..storage.naming import Rule
 from ..storage.s3.client import S3Settings, make_client, parse_uri
+from . import targets
 from .cluster import ClusterSpec
 from .item import ItemContext, Result, run_item
 from .plan import Operation, WorkItem
@@ -60,6 +62,11 @@ class CampaignOptions:
     target_rto_s: float | None = None  # the longest a restore may take
     target_rpo_h: float | None = None  # the oldest the newest backup of a set may be
     cluster: ClusterSpec | None = None  # a Dask cluster for the items (issue 15; cluster.py)
+    # Per source, from the sources file (records/targets.py); the two above override.
+    source_targets: tuple[SourceTargets, ...] = ()
+
+    def targets_of(self, uri: str) -> Targets:
+        return targets_for(uri, self.source_targets, self.target_rto_s, self.target_rpo_h)
 
     def resume_key(self, seed: int | None) -> dict[str, Any]:
         s = self.sample
@@ -329,7 +336,12 @@ class Campaign:
             prog.done_versions += 1
             prog.done_bytes += item.size
         if result is not None:
-            self.history.record(result, trigger=self.opts.trigger, campaign=campaign_id)
+            self.history.record(
+                result,
+                trigger=self.opts.trigger,
+                campaign=campaign_id,
+                targets=self.opts.targets_of(f"s3://{item.bucket}/{item.key}"),
+            )
 
     def _one(self, item: WorkItem, ctx: ItemContext, prog: Progress) -> Result | None:
         size = max(item.size, 1)
@@ -398,35 +410,14 @@ class Campaign:
             "complete": complete,
             "exit_code": code,
             "resume_key": self.opts.resume_key(self.opts.sample.seed),
-            "targets": self._targets(pop, latest.values()),
+            "targets": targets.measure(
+                pop,
+                latest.values(),
+                self.opts.source_targets,
+                self.opts.target_rto_s,
+                self.opts.target_rpo_h,
+            ),
         }
-
-    def _targets(self, pop: list[ListedVersion], latest: Iterable[Entry]) -> dict[str, Any]:
-        """The measured recovery time of each restore test against the target RTO, and
-        the age of each backup's newest version against the target RPO (not failures:
-        they are reported for the auditor, the exit code stays the backups')."""
-        o = self.opts
-        now = _dt.datetime.now(_dt.UTC)
-        newest: dict[str, _dt.datetime] = {}
-        for v in pop:
-            newest[v.where] = max(newest.get(v.where, v.data.last_modified), v.data.last_modified)
-        rpo = [
-            {
-                "backup": where,
-                "newest_age_h": round((now - made).total_seconds() / 3600, 2),
-                "met": None
-                if o.target_rpo_h is None
-                else (now - made).total_seconds() <= o.target_rpo_h * 3600,
-            }
-            for where, made in sorted(newest.items())
-        ]
-        rto = []
-        for e in latest:
-            if e.kind is Kind.RESTORE_TEST and e.verdict.is_verdict:
-                took = json.loads(e.result_json).get("total_seconds")
-                met = None if o.target_rto_s is None or took is None else took <= o.target_rto_s
-                rto.append({"version": e.subject.label, "recovery_s": took, "met": met})
-        return {"rto_s": o.target_rto_s, "rpo_h": o.target_rpo_h, "rto": rto, "rpo": rpo}
 
 
 def _key(v: ListedVersion) -> tuple[str, str | None]:

@@ -21,7 +21,7 @@ from ..audit.cluster import ClusterSpec, parse_cluster
 from ..audit.sample import parse_sample
 from ..errors import UsageError
 from ..plumbing.progress import CancelToken
-from ..records import evidence
+from ..records import evidence, targets
 from ..records.history import History, Trigger
 from ..storage.s3.client import make_client, parse_uri
 from .common import (
@@ -103,6 +103,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         target_rto_s=args.target_rto,
         target_rpo_h=args.target_rpo,
         cluster=_cluster(args),
+        source_targets=targets.load(),
     )
     secrets = secrets_from_args(args)
     history = History.default(keep_open=True)

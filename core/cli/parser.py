@@ -488,13 +488,15 @@ def _audit(sub: Any) -> None:
         "--target-rto",
         type=float,
         metavar="SECONDS",
-        help="recovery time objective: each restore test's measured time is reported against it",
+        help="recovery time objective: each restore test's measured time is reported against "
+        "it (overrides the sources' own target_rto_s in the app's sources file)",
     )
     a.add_argument(
         "--target-rpo",
         type=float,
         metavar="HOURS",
-        help="recovery point objective: each backup's newest version's age is reported against it",
+        help="recovery point objective: each backup's newest version's age is reported against "
+        "it (overrides the sources' own target_rpo_h in the app's sources file)",
     )
     a.add_argument(
         "--tsa",

@@ -12,7 +12,9 @@ import argparse
 import logging
 import sys
 
+from ..records import targets
 from ..records.history import History, HistoryError, Result, Subject, Trigger
+from ..records.restore_result import RestoreTestResult
 from .termtext import echo
 
 log = logging.getLogger("sealcheck")
@@ -28,8 +30,11 @@ def record_history(args: argparse.Namespace, result: Result) -> None:
     if getattr(args, "source", None):
         fallback = Subject.from_uri(args.source, getattr(args, "version_id", None))
     trigger = Trigger(getattr(args, "trigger", None) or Trigger.MANUAL.value)
+    report = result.verification if isinstance(result, RestoreTestResult) else result
+    uri = report.source.uri if report is not None and report.source is not None else None
+    aims = targets.targets_for(uri, targets.load()) if uri else None
     try:
-        History.default().record(result, subject=fallback, trigger=trigger)
+        History.default().record(result, subject=fallback, trigger=trigger, targets=aims)
     except HistoryError as exc:
         warn(f"{exc.message()}. The result was not recorded; the run itself is unaffected.")
     except Exception as exc:  # the verdict outranks a bug in the history

@@ -42,6 +42,7 @@ from . import chain, sections
 from .history import Entry, History, Kind, Subject
 from .report import Report, Status
 from .restore_result import RestoreTestResult
+from .targets import measured
 from .verdict import NOT_CHECKED_MEANING, Verdict
 
 FORMAT = "sealcheck-evidence"
@@ -214,6 +215,12 @@ def _record(e: Entry) -> dict[str, Any]:
         "object": _object(e, report),
         "opened_with": _opened_with(report),
         "age_at_check_s": _age(e, report),
+        # The RTO/RPO its source set when it was recorded, and whether they were met.
+        "targets": measured(
+            json.loads(e.result_json).get("targets"),
+            rt.total_seconds if rt is not None else None,
+            _age(e, report),
+        ),
         "wrapped_key": _ident(report.wrapped_key) if report and report.wrapped_key else None,
         "formats": list(report.formats) if report is not None else [],
         "timings": _timings(report, rt),
@@ -500,6 +507,7 @@ def _html_record(r: dict[str, Any]) -> str:
                 ("Trigger", r["trigger"]),
                 ("Opened with key", _key_text(r["opened_with"])),
                 ("Backup age when checked (s)", r["age_at_check_s"]),
+                *([("Targets", sections.target_text(r["targets"]))] if r.get("targets") else []),
                 (
                     "Record hash (previous)",
                     f"{r['chain']['record_hash']} ({r['chain']['prev_hash']})",

@@ -41,6 +41,7 @@ from . import chain
 from .identity import SourceIdentity
 from .report import Report, Status
 from .restore_result import RestoreTestResult
+from .targets import Targets
 from .verdict import VERDICT_EXIT_CODES, Verdict
 
 FILENAME = "history.sqlite3"
@@ -334,9 +335,12 @@ class History:
         subject: Subject | None = None,
         trigger: Trigger = Trigger.MANUAL,
         campaign: str | None = None,
+        targets: Targets | None = None,
     ) -> Entry:
         """Append one finished result. ``subject`` is only a fallback for a result
-        that never identified its source (a restore test stopped before reading)."""
+        that never identified its source (a restore test stopped before reading).
+        ``targets``: the RTO/RPO its source sets, kept in the record (its content, so
+        the chain and the signature cover them)."""
         report = result.verification if isinstance(result, RestoreTestResult) else result
         if report is not None and report.source is not None:
             subject = Subject.of(report.source, report)
@@ -348,7 +352,11 @@ class History:
             ok=result.ok,
             exit_code=result.exit_code,
             failed=failed_layer(result),
-            result=result.to_dict(),
+            result=(
+                result.to_dict()
+                if targets is None or targets.empty
+                else {**result.to_dict(), "targets": targets.to_dict()}
+            ),
             when=when,
             trigger=trigger,
             campaign=campaign,

@@ -165,6 +165,7 @@ def _version(r: dict[str, Any]) -> list[Any]:
         ("Opened with", f"{key['fingerprint']} ({key['held']})" if key else None),
         ("Recorded", f"{r['recorded_at']} by {r['os_user']} on {r['host']} ({r['trigger']})"),
         ("Record hash", r["chain"]["record_hash"]),
+        *([("Targets", sections.target_text(r["targets"]))] if r.get("targets") else []),
     ]
     # One paragraph per block, not a table cell per value: a thousand versions render
     # in seconds (reportlab lays out each Paragraph on its own).

@@ -126,9 +126,35 @@ def _target(c: dict[str, Any], kind: str, key: str, unit: str) -> str:
         return "not measured"
     target = t.get(key)
     missed = [r for r in rows if r.get("met") is False]
-    head = f"target {target:g} {unit}: " if target is not None else "no target set: "
+    per_source = sorted(
+        {
+            f"{r[f'target_{unit}']:g} {unit} ({r.get('from')})"
+            for r in rows
+            if r.get(f"target_{unit}")
+        }
+    )
+    if target is not None:
+        head = f"target {target:g} {unit}: "
+    elif per_source:
+        head = f"targets per source {', '.join(per_source)}: "
+    else:
+        head = "no target set: "
     worst = max((r.get("recovery_s") or r.get("newest_age_h") or 0) for r in rows)
     return head + f"{len(rows)} measured, {len(missed)} missed, worst {worst:g} {unit}"
+
+
+def target_text(t: dict[str, Any]) -> str:
+    """One record's targets and whether it met them (evidence.py's ``targets``)."""
+
+    def met(v: Any) -> str:
+        return {True: "met", False: "MISSED"}.get(v, "not measured")
+
+    parts = []
+    if t.get("rto_s") is not None:
+        parts.append(f"RTO {t['rto_s']:g} s ({t.get('rto_from')}): {met(t.get('rto_met'))}")
+    if t.get("rpo_h") is not None:
+        parts.append(f"RPO {t['rpo_h']:g} h ({t.get('rpo_from')}): {met(t.get('rpo_met'))}")
+    return "; ".join(parts)
 
 
 def _reasons(skipped: list[dict[str, Any]]) -> str:

@@ -11,17 +11,15 @@ app read an older file (Picard's upgrade hooks).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from sealcheck.core.errors import SaveFailed
 from sealcheck.core.plumbing.atomic import AtomicWriter
+from sealcheck.core.records.targets import SourceTargets, config_path
 from sealcheck.core.storage.listing import ObjectVersion
 from sealcheck.core.storage.locate import ListedVersion
 from sealcheck.core.storage.naming import Rule
@@ -59,6 +57,10 @@ class SourceConfig:
     rules: tuple[str, ...] = ()  # DATA_SUFFIX:KEY_SUFFIX
     keys: KeyChoice = field(default_factory=KeyChoice)
     path: str | None = None  # a local folder (or one opened file) instead of a bucket
+    # Recovery targets an audit measures this source's backups against (issue 14; the
+    # CLI reads them from this same file: core/records/targets.py).
+    target_rto_s: float | None = None
+    target_rpo_h: float | None = None
 
     @classmethod
     def local(cls, path: Path, name: str | None = None, **kw: Any) -> SourceConfig:
@@ -72,6 +74,9 @@ class SourceConfig:
 
     def s3(self) -> S3Settings:
         return S3Settings(endpoint_url=self.endpoint_url, profile=self.profile, region=self.region)
+
+    def targets(self) -> SourceTargets:
+        return SourceTargets(self.name, self.uri, self.target_rto_s, self.target_rpo_h)
 
     def parsed_rules(self) -> tuple[Rule, ...]:
         return tuple(Rule.parse(r) for r in self.rules)
@@ -124,12 +129,6 @@ def _upgrade_0_to_1(d: dict[str, Any]) -> dict[str, Any]:
 
 
 _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _upgrade_0_to_1}
-
-
-def config_path() -> Path:
-    if env := os.environ.get("SEALCHECK_CONFIG_DIR"):
-        return Path(env) / "sources.json"
-    return platformdirs.user_config_path("sealcheck") / "sources.json"
 
 
 class SourceStore:

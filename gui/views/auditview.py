@@ -93,8 +93,21 @@ def audit_options(src: SourceConfig | None) -> CampaignOptions | None:
     if src is None or src.is_local:
         return None
     return CampaignOptions(
-        location=f"s3://{src.bucket}/{src.prefix}", settings=src.s3(), rules=src.parsed_rules()
+        location=f"s3://{src.bucket}/{src.prefix}",
+        settings=src.s3(),
+        rules=src.parsed_rules(),
+        source_targets=(src.targets(),),  # the source's RTO/RPO (Edit source → Audit)
     )
+
+
+def targets_words(opts: CampaignOptions | None) -> str:
+    """The selected source's recovery targets, for the page."""
+    t = opts.targets_of(opts.location) if opts is not None else None
+    if t is None or t.empty:
+        return "Recovery targets: none set (Edit source → Audit)."
+    rto = f"RTO {t.rto_s:g} s" if t.rto_s is not None else "no RTO"
+    rpo = f"RPO {t.rpo_h:g} h" if t.rpo_h is not None else "no RPO"
+    return f"Recovery targets: {rto}, {rpo} (Edit source → Audit)."
 
 
 def read_coverage(ctx: WorkerContext, history: Path, opts: CampaignOptions) -> list[SetRow]:
@@ -267,6 +280,8 @@ class AuditView(QWidget):
         self.audit_status = QLabel()
         self.audit_status.setAccessibleName("Audit progress and result")
         self.audit_status.setWordWrap(True)
+        self.targets = QLabel(targets_words(None))
+        self.targets.setAccessibleName("Recovery targets")
         self.status = QLabel("Select a bucket source.")
         self.status.setAccessibleName("Audit status")
         self.status.setWordWrap(True)
@@ -281,6 +296,7 @@ class AuditView(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.bar)
         lay.addWidget(self.audit_status)
+        lay.addWidget(self.targets)
         lay.addWidget(self.table, 1)
         lay.addWidget(self.status)
         self._enable()
@@ -294,6 +310,7 @@ class AuditView(QWidget):
             return
         self.options = options
         self.last_summary = None  # another source's campaign: nothing to export here
+        self.targets.setText(targets_words(options))
         self.model.set_rows([])
         self._enable()
         self.reload()
@@ -329,6 +346,7 @@ class AuditView(QWidget):
             versions=VERSIONS[self.versions.currentIndex()][1],
             sample=sample,
             parallel=2,
+            source_targets=self.options.source_targets,
         )
 
     # --- coverage ---------------------------------------------------------------------

@@ -64,6 +64,10 @@ def _line(name: str, text: str | None = "", placeholder: str = "") -> QLineEdit:
     return w
 
 
+def _num(v: float | None) -> str:
+    return "" if v is None else f"{v:g}"
+
+
 class SourceDialog(QDialog):
     """Add or edit a source: an S3 location (credentials come from the AWS profile, never
     from here) or a local folder, with the same naming rules. Test connection lists one
@@ -166,6 +170,7 @@ class SourceDialog(QDialog):
         self.tabs.setAccessibleName("Source settings")
         self.tabs.addTab(where, "Lo&cation")
         self.tabs.addTab(self.keys, "Ke&ys")
+        self.tabs.addTab(self._audit_tab(s), "Aud&it")
         lay = QVBoxLayout(self)
         lay.addWidget(self.tabs)
         lay.addWidget(self.error)
@@ -174,6 +179,49 @@ class SourceDialog(QDialog):
         self.is_s3.toggled.connect(self._show_kind)
         self._show_kind()
         self.name.setFocus()
+
+    def _audit_tab(self, s: SourceConfig) -> QWidget:
+        """The recovery targets an audit measures this source's backups against (kept in
+        the sources file, which ``sealcheck audit`` reads too)."""
+        self.target_rto = _line(
+            "Target RTO in seconds", _num(s.target_rto_s), "e.g. 3600 (optional)"
+        )
+        self.target_rpo = _line("Target RPO in hours", _num(s.target_rpo_h), "e.g. 26 (optional)")
+        tab = QWidget()
+        form = QFormLayout(tab)
+        for label, w in (
+            ("Target &RTO (s):", self.target_rto),
+            ("Target R&PO (h):", self.target_rpo),
+        ):
+            lab = QLabel(label)
+            lab.setBuddy(w)
+            form.addRow(lab, w)
+        note = QLabel(
+            "An audit reports each restore test's recovery time against the RTO and each "
+            "backup's age against the RPO (a missed target is reported, never a failure). "
+            "sealcheck audit reads them from the same settings; its --target-rto and "
+            "--target-rpo override them."
+        )
+        note.setWordWrap(True)
+        form.addRow(note)
+        return tab
+
+    def _targets(self) -> dict[str, float | None]:
+        """The Audit tab's targets, as SourceConfig's fields (UsageError if not a number)."""
+        out: dict[str, float | None] = {}
+        for key, w, what in (
+            ("target_rto_s", self.target_rto, "Target RTO"),
+            ("target_rpo_h", self.target_rpo, "Target RPO"),
+        ):
+            text = w.text().strip()
+            try:
+                v = float(text) if text else None
+            except ValueError:
+                v = -1.0
+            if v is not None and not v > 0:
+                raise UsageError(f"{what} {text!r}: give a positive number, or leave it empty")
+            out[key] = v
+        return out
 
     def _show_kind(self, *_args: object) -> None:
         s3 = self.is_s3.isChecked()
@@ -194,6 +242,7 @@ class SourceDialog(QDialog):
         """The typed source; raises UsageError with a sentence for the user."""
         name, bucket = self.name.text().strip(), self.bucket.text().strip()
         rules = tuple(r.strip() for r in self.rules.toPlainText().splitlines() if r.strip())
+        targets = self._targets()
         for r in rules:
             Rule.parse(r)
         if self.is_folder.isChecked():
@@ -201,7 +250,12 @@ class SourceDialog(QDialog):
             if not folder:
                 raise UsageError("a folder is needed (Browse… picks one)")
             return SourceConfig.local(
-                Path(folder), name or None, rules=rules, keys=self.keys.value()
+                Path(folder),
+                name or None,
+                rules=rules,
+                keys=self.keys.value(),
+                target_rto_s=targets["target_rto_s"],
+                target_rpo_h=targets["target_rpo_h"],
             )
         if not bucket:
             raise UsageError("a bucket name is needed")
@@ -216,6 +270,8 @@ class SourceDialog(QDialog):
             region=self.region.text().strip() or None,
             rules=rules,
             keys=self.keys.value(),
+            target_rto_s=targets["target_rto_s"],
+            target_rpo_h=targets["target_rpo_h"],
         )
 
     def accept(self) -> None:

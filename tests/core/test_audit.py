@@ -266,13 +266,29 @@ def test_a_version_no_key_opens_is_a_setup_problem_not_a_failure(
     assert "INCOMPLETE" not in r.stdout  # --json: the words are for the terminal
 
 
+def sources_file(folder: Path, estate: Estate, *targets: tuple[str, str, dict]) -> Path:
+    """The app's sources file (sources.json) with these (name, prefix, targets)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = [
+        {"name": n, "bucket": estate.bucket.name, "prefix": prefix, **t} for n, prefix, t in targets
+    ]
+    (folder / "sources.json").write_text(json.dumps({"version": 1, "sources": sources}))
+    return folder
+
+
 def test_restore_test_newest_and_coverage_ok(estate: Estate, tmp_path: Path) -> None:
     """--restore-test newest restores the newest night into a throwaway MariaDB; that
     version's coverage is then ok (verified and restore-tested); the measured recovery
-    time and the backups' age are reported against the targets."""
+    time and the backups' age are reported against the targets (the RTO the source
+    sets in the sources file, the RPO given on the command line)."""
     if not shutil.which("mariadbd"):
         pytest.skip("no MariaDB server binaries (apt: mariadb-server)")
-    env = {**os.environ, "SEALCHECK_STATE_DIR": str(tmp_path / "state")}
+    conf = sources_file(tmp_path / "conf", estate, ("estate", "db/", {"target_rto_s": 0.001}))
+    env = {
+        **os.environ,
+        "SEALCHECK_STATE_DIR": str(tmp_path / "state"),
+        "SEALCHECK_CONFIG_DIR": str(conf),
+    }
     r, doc = audit(
         estate,
         tmp_path / "data",
@@ -282,8 +298,6 @@ def test_restore_test_newest_and_coverage_ok(estate: Estate, tmp_path: Path) -> 
         "1",
         "--restore-test",
         "newest",
-        "--target-rto",
-        "0.001",
         "--target-rpo",
         "1000",
         env=env,
@@ -295,6 +309,8 @@ def test_restore_test_newest_and_coverage_ok(estate: Estate, tmp_path: Path) -> 
     t = c["targets"]
     assert t["rto"] and all(x["met"] is False and x["recovery_s"] > 0 for x in t["rto"])
     assert t["rpo"] and all(x["met"] is True for x in t["rpo"])
+    assert {(x["target_s"], x["from"]) for x in t["rto"]} == {(0.001, "source estate")}
+    assert {x["from"] for x in t["rpo"]} == {"--target-rpo"}
     kinds = {x["kind"] for x in doc["results"]}
     assert "restore-test" in kinds and len(c["restore_tested"]) >= 1
     tested = [x for x in doc["results"] if x["kind"] == "restore-test"]
@@ -310,3 +326,62 @@ def test_restore_test_newest_and_coverage_ok(estate: Estate, tmp_path: Path) -> 
     }
     ok = [x for x in tested if x["verdict"] == "ok"]
     assert ok and all(states[(x["uri"], x["version_id"])] == "ok" for x in ok), states
+
+
+def test_targets_per_source_from_the_sources_file(estate: Estate, tmp_path: Path) -> None:
+    """Each backup is measured against the most specific source's RPO (the app's sources
+    file); each record keeps its targets, the report says met or MISSED; the command
+    line overrides them."""
+    conf = sources_file(
+        tmp_path / "conf",
+        estate,
+        ("estate", "db/", {"target_rpo_h": 1000}),
+        ("cut backups", "db/cut", {"target_rpo_h": 0.0001}),
+    )
+    env = {**os.environ, "SEALCHECK_CONFIG_DIR": str(conf)}
+    report = tmp_path / "r.json"
+    data = tmp_path / "data"
+    _, doc = audit(estate, data, "--versions", "current", "--report", str(report), env=env)
+    rpo = {x["backup"].rsplit("/", 1)[-1]: x for x in doc["campaign"]["targets"]["rpo"]}
+    assert (rpo["nightly.sql.gz"]["target_h"], rpo["nightly.sql.gz"]["from"]) == (
+        1000,
+        "source estate",
+    )
+    assert rpo["nightly.sql.gz"]["met"] is True
+    assert rpo["cut.sql.gz"]["from"] == "source cut backups" and rpo["cut.sql.gz"]["met"] is False
+    # Every record keeps the targets it was measured against (in its signed content).
+    body = json.loads(report.read_text())["evidence"]
+    records = {r["object"]["key"]: r for r in body["entries"] if r["kind"] != "audit"}
+    cut = records["db/cut.sql.gz"]
+    assert cut["result"]["targets"]["rpo_from"] == "source cut backups"
+    assert cut["targets"]["rpo_h"] == 0.0001 and cut["targets"]["rpo_met"] is False
+    nightly = records["db/nightly.sql.gz"]["targets"]
+    assert nightly["rpo_from"] == "source estate" and nightly["rpo_met"] is True
+    html = tmp_path / "r.html"
+    audit(estate, data, "--versions", "current", "--report", str(html), env=env)
+    text = html.read_text()
+    assert "RPO 0.0001 h (source cut backups): MISSED" in text
+    assert "RPO 1000 h (source estate): met" in text
+    assert (
+        "targets per source 0.0001 h (source cut backups), 1000 h (source estate): "
+        "3 measured, 1 missed" in text
+    )
+    # The command line overrides the sources' targets, for every backup.
+    _, doc = audit(estate, data, "--versions", "current", "--target-rpo", "5000", env=env)
+    rpo = doc["campaign"]["targets"]["rpo"]
+    assert {(x["target_h"], x["from"], x["met"]) for x in rpo} == {(5000, "--target-rpo", True)}
+    # A plain verify records its source's targets too.
+    ver = run_cli(
+        "verify",
+        estate.bucket.uri("db/cut.sql.gz"),
+        "--key",
+        str(estate.key.private),
+        "--endpoint-url",
+        estate.bucket.endpoint,
+        "--no-progress",
+        env={**env, "SEALCHECK_DATA_DIR": str(data)},
+        timeout=120,
+    )
+    assert ver.returncode == 1, ver.stderr
+    (newest,) = History(data / "history.sqlite3").entries(limit=1)
+    assert json.loads(newest.result_json)["targets"]["rpo_from"] == "source cut backups"

@@ -222,3 +222,38 @@ def test_keys_page_lists_tokens_and_sends_the_pin_to_the_chosen_one(
     rows = [page.inventory.item(r, 0).text() for r in range(page.inventory.rowCount())]
     assert any(r.startswith("backup/") for r in rows)
     assert "pintest" in page.status.text()  # its note: the PIN was not tried there
+
+
+def test_source_targets_set_in_the_dialog_are_what_the_cli_reads(qtbot, tmp_path):
+    """Issue 14: a source's RTO/RPO, set on the source editor's Audit tab, saved in the
+    sources file, read back by core as the CLI reads them, shown on the Audit page."""
+    from sealcheck.core.records import targets
+    from sealcheck.gui.views.auditview import AuditView, audit_options
+
+    dlg = SourceDialog(SourceConfig(name="prod", bucket="b", prefix="mysql/"))
+    qtbot.addWidget(dlg)
+    assert dlg.tabs.tabText(2) == "Aud&it"
+    dlg.target_rto.setText("soon")
+    dlg.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert dlg.error.isVisibleTo(dlg) and "Target RTO 'soon': give a positive" in dlg.error.text()
+    dlg.target_rto.setText("3600")
+    dlg.target_rpo.setText("26")
+    with qtbot.waitSignal(dlg.accepted, timeout=1000, raising=True):
+        dlg.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    v = dlg.value()
+    assert (v.target_rto_s, v.target_rpo_h) == (3600.0, 26.0)
+    store = SourceStore(tmp_path / "sources.json")
+    store.save([v])
+    assert store.load() == [v]
+    assert targets.load(tmp_path / "sources.json") == (
+        targets.SourceTargets("prod", "s3://b/mysql/", 3600.0, 26.0),
+    )
+    again = SourceDialog(v)
+    qtbot.addWidget(again)
+    assert (again.target_rto.text(), again.target_rpo.text()) == ("3600", "26")
+    page = AuditView(None)
+    qtbot.addWidget(page)
+    assert "none set" in page.targets.text()
+    page.set_source(audit_options(v))
+    assert page.targets.text() == "Recovery targets: RTO 3600 s, RPO 26 h (Edit source → Audit)."
+    assert page.campaign_options().targets_of("s3://b/mysql/x.sql.gz").rpo_from == "source prod"
