@@ -13,12 +13,11 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import hmac
-import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -28,25 +27,9 @@ from ..keys.base import KeySource
 from ..plumbing.progress import CancelToken
 from ..storage.listing import Versioning
 from ..storage.naming import Rule
-from ..storage.rewrap import UNVERSIONED_ID, fingerprint_hex, link_name
+from ..storage.rewrap import fingerprint_hex, link_name
 from ..storage.s3.client import S3Settings
-from . import envelope
-from .compose import (
-    WHOLE_MAX,
-    Source,
-    compose,
-    probe_multipart_conditions,
-    read_head,
-    read_range,
-)
-from .envelope import (
-    EnvelopeOpened,
-    digest,
-    has_recipient,
-    new_packet,
-    readback_mismatch,
-    reopens,
-)
+from .envsteps import Envelope, EnvelopeSteps
 from .journal import Item, Journal, Start, Step, crash_hook, key_location
 from .newkey import NewKey, prove_possession
 from .opener import CannotOpen, Opened, candidates, open_version
@@ -128,7 +111,7 @@ def _digest(secret: bytes | bytearray) -> bytes:
     return hashlib.sha256(secret).digest()
 
 
-class Rotation:
+class Rotation(EnvelopeSteps):
     def __init__(
         self,
         client: Any,
@@ -178,7 +161,7 @@ class Rotation:
         finally:
             opened.wipe()
 
-    def _open(self, item: Item) -> Opened | EnvelopeOpened:
+    def _open(self, item: Item) -> Opened | Envelope:
         opened = open_version(
             self._c, self.s.bucket, item, self.s.old_keys, self._cancel, self._hint, self.s.gpg
         )
@@ -186,17 +169,10 @@ class Rotation:
             self._hint = opened.padding
         return opened
 
-    def _note_opened(self, item: Item, opened: Opened | EnvelopeOpened) -> None:
+    def _note_opened(self, item: Item, opened: Opened | Envelope) -> None:
         item.old_key, item.old_fingerprint = opened.key.label, opened.key.fingerprint
-        if isinstance(opened, EnvelopeOpened):
-            # OpenPGP encrypts session keys with PKCS#1 v1.5 whatever --oaep says.
-            item.padding, item.wire = opened.padding, f"{opened.kind} (binary packets)"
-            item.old_sha256 = hashlib.sha256(opened.message_packets).hexdigest()
-            item.link_name = item.link_name or link_name(
-                item.data_key, item.data_version, self._fp_hex
-            )
-            if has_recipient(opened, self.s.new.key_id):
-                item.step, item.reason = Step.ALREADY, "the new key is already a recipient"
+        if not isinstance(opened, Opened):
+            self._note_envelope(item, opened)
             return
         item.padding = self.s.padding or opened.padding
         item.wire = opened.wire.describe()
@@ -297,7 +273,7 @@ class Rotation:
             if item.step is Step.FETCHED:
                 item.step = Step.UNWRAPPED
                 journal.update(item)
-            if isinstance(opened, EnvelopeOpened):
+            if not isinstance(opened, Opened):
                 self._write_envelope(journal, item, opened)
             else:
                 self._write(journal, item, opened)
@@ -375,89 +351,6 @@ class Rotation:
             if same:
                 return None
         return "the new key does not unwrap it to the same secret"
-
-    # --- envelopes whose recipients sit inside the object (envelope.py) ------------------
-
-    def _write_envelope(self, journal: Journal, item: Item, opened: EnvelopeOpened) -> None:
-        assert item.link_name is not None and item.data_size is not None
-        self._prove(opened.padding)
-        if item.new_bytes is None:
-            if item.data_size > WHOLE_MAX and not self._multipart_create_only():
-                # The store would not refuse an existing name: one that cannot exist.
-                item.link_name += "." + secrets.token_hex(8)
-            prefix = new_packet(opened, self.s.new.key_id, self.s.new.public)
-            item.new_bytes, item.new_sha256 = prefix, hashlib.sha256(prefix).hexdigest()
-            item.step = Step.WRAPPED
-            journal.update(item)
-        if item.step is Step.WRAPPED:
-            item.new_version, item.copied = self._compose(item, opened)
-            item.step = Step.WRITTEN
-            journal.update(item)
-        self._read_back(journal, item, self._envelope_mismatch(item, opened, item.new_version))
-
-    def _multipart_create_only(self) -> bool:
-        with self._mp_lock:
-            if self._mp_ok is None:
-                self._mp_ok = probe_multipart_conditions(self._c, self.s.bucket, self.s.prefix)
-            return self._mp_ok
-
-    def _source(self, item: Item) -> Source:
-        assert item.data_size is not None
-        version = None if item.data_version == UNVERSIONED_ID else item.data_version
-        return Source(self.s.bucket, item.data_key, version, item.data_size)
-
-    def _compose(self, item: Item, opened: EnvelopeOpened) -> tuple[str | None, int]:
-        assert item.link_name is not None and item.new_bytes is not None
-        meta = {
-            "data-key": quote(item.data_key),
-            "data-version": item.data_version,
-            "data-size": str(item.data_size),
-            "envelope": item.envelope or "",
-            "new-key-spki-sha256": self._fp_hex,
-            "new-key-id": self.s.new.key_id.hex(),
-        }
-        src = self._source(item)
-        try:
-            written = compose(self._c, src, item.new_bytes, 0, item.link_name, meta)
-        except AlreadyExists:
-            # A completion whose answer was lost, or another writer: ours only if it
-            # reads back as the original with our packet in front, to the same key.
-            self._taken(item, self._envelope_mismatch(item, opened, None))
-            # Its version id from a HEAD: the body may be large and was just compared.
-            head = self._c.head_object(Bucket=self.s.bucket, Key=item.link_name)
-            vid = head.get("VersionId")
-            return (str(vid) if vid and vid != UNVERSIONED_ID else None), 0
-        self._crash("put")
-        return written.version_id, written.copied
-
-    def _envelope_mismatch(
-        self, item: Item, opened: EnvelopeOpened, version: str | None
-    ) -> str | None:
-        """Why the stored rotated object is not ``prefix + original`` opening to the same
-        session key with the new key, or None when it is."""
-        assert item.link_name is not None and item.new_bytes is not None
-        src = self._source(item)
-        prefix = item.new_bytes
-        stored = Source(self.s.bucket, item.link_name, version, 0)
-        head, size = read_head(self._c, stored, len(prefix) + envelope.HEAD)
-        tail_len = min(envelope.TAIL, src.size)
-        tail = read_range(self._c, replace(stored, size=size), size - tail_len, size)
-        original_tail = read_range(self._c, src, src.size - tail_len, src.size)
-        why = readback_mismatch(
-            head,
-            tail,
-            size,
-            prefix=prefix,
-            original_head=opened.head,
-            original_tail=original_tail,
-            original_size=src.size,
-        )
-        if why or not self.s.new.holds_private:
-            return why
-        keys = [self.s.new.private] if self.s.new.private is not None else []
-        if not reopens(head, digest(opened.secret), keys, self.s.new.gpg, self._cancel):
-            return "the new key does not recover the same session key from it"
-        return None
 
     def _prove(self, padding_name: str) -> None:
         if padding_name in self._proved:

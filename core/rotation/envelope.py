@@ -57,12 +57,16 @@ import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..decrypt.gpg import packets as pgp
 from ..decrypt.gpg.reader import gpg_binary, gpg_home
 from ..decrypt.secrets import GpgOptions
 from ..keys.base import KeySource
 from ..plumbing.progress import CancelToken
+from .newkey import NewKey
 
 GPG = "gpg"
 HEAD = 64 * 1024  # the first bytes read: the session-key packets and the first block
@@ -82,7 +86,7 @@ class HeldKey:
 
 
 @dataclass
-class EnvelopeOpened:
+class GpgEnvelope:
     """What the old key proved for one in-object envelope. ``secret`` is wiped by ``wipe``."""
 
     kind: str
@@ -94,9 +98,24 @@ class EnvelopeOpened:
     padding: str = "PKCS#1 v1.5"  # OpenPGP's RSA session-key encryption
 
     @property
-    def message_packets(self) -> bytes:
+    def old_bytes(self) -> bytes:
         """The original's session-key packets (what the report's old digest is of)."""
         return self.head[: self.message.data.start]
+
+    def already(self, _public: object, key_id: bytes) -> bool:
+        """The new key is a recipient already (by its OpenPGP key id)."""
+        return key_id != pgp.WILDCARD and any(r.key_id == key_id for r in self.message.recipients)
+
+    def rebuild(self, public: rsa.RSAPublicKey, key_id: bytes) -> tuple[bytes, int]:
+        """(the new first bytes, where the original's bytes resume): the new PKESK, then
+        the whole original."""
+        return pgp.pkesk(key_id, public, self.algo, self.secret), 0
+
+    def reopens(self, stored: Any, new: NewKey, cancel: CancelToken) -> bool:
+        """The stored object (a Source) gives the same session key to the new key."""
+        head = stored.read_range(0, HEAD + 1024)
+        keys = [new.private] if new.private is not None else []
+        return reopens(head, digest(self.secret), keys, new.gpg, cancel)
 
     @property
     def recipients(self) -> list[str]:
@@ -229,7 +248,7 @@ def _from_status(
 
 def open_gpg(
     head: bytes, keys: Sequence[KeySource], opts: GpgOptions | None, cancel: CancelToken
-) -> EnvelopeOpened:
+) -> GpgEnvelope:
     """Recover and prove the session key of a binary ``gpg -e`` message (its first bytes)."""
     try:
         message = pgp.read_message(head)
@@ -249,16 +268,7 @@ def open_gpg(
             "give the old key with --from (PEM, keyring, token) or --gpg-key/--gpg-homedir"
         )
     key, algo, secret = found
-    return EnvelopeOpened(GPG, key, algo, secret, message, head)
-
-
-def new_packet(opened: EnvelopeOpened, key_id: bytes, public: object) -> bytes:
-    """The PKESK for the new key (``public``: an RSA public key)."""
-    return pgp.pkesk(key_id, public, opened.algo, opened.secret)  # type: ignore[arg-type]
-
-
-def has_recipient(opened: EnvelopeOpened, key_id: bytes) -> bool:
-    return key_id != pgp.WILDCARD and any(r.key_id == key_id for r in opened.message.recipients)
+    return GpgEnvelope(GPG, key, algo, secret, message, head)
 
 
 def readback_mismatch(
@@ -267,15 +277,18 @@ def readback_mismatch(
     stored_size: int,
     *,
     prefix: bytes,
+    copy_from: int,
     original_head: bytes,
     original_tail: bytes,
     original_size: int,
 ) -> str | None:
-    """Why the stored object is not ``prefix + original``, as far as its ends show."""
-    if stored_size != len(prefix) + original_size:
-        return f"it is {stored_size} bytes, not {len(prefix) + original_size}"
-    want = (prefix + original_head)[: len(stored_head)]
-    if not hmac.compare_digest(stored_head, want):
+    """Why the stored object is not ``prefix + original[copy_from:]``, as far as its
+    size and ends show."""
+    size = len(prefix) + original_size - copy_from
+    if stored_size != size:
+        return f"it is {stored_size} bytes, not {size}"
+    want = (prefix + original_head[copy_from:])[: len(stored_head)]
+    if not hmac.compare_digest(stored_head[: len(want)], want):
         return "its first bytes are not the new packet followed by the original's"
     if not hmac.compare_digest(stored_tail, original_tail[-len(stored_tail) :]):
         return "its last bytes are not the original's"

@@ -73,11 +73,13 @@ class Item:
     new_bytes: bytes | None = None  # the re-wrapped object (ciphertext)
     new_version: str | None = None
     seconds: float | None = None
-    # An envelope whose recipients sit inside the data object (envelope.py): "gpg";
-    # new_bytes is then the new recipient packet put in front of the original's bytes.
+    # An envelope whose recipients sit inside the data object: "gpg" (envelope.py) or
+    # "cms" (cmsenvelope.py); new_bytes is then the rotated object's first bytes, and
+    # the original's bytes from copy_from on follow them.
     envelope: str | None = None
     data_size: int | None = None  # the original's size, as the rotated object repeats it
     copied: int | None = None  # body bytes copied inside the store (UploadPartCopy)
+    copy_from: int | None = None  # where the original's bytes resume after new_bytes
 
     def report(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "new_bytes"}

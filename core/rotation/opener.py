@@ -27,7 +27,8 @@ from ..records.identity import SourceIdentity
 from ..storage.rewrap import UNVERSIONED_ID
 from ..storage.s3.errors import map_client_error
 from . import envelope
-from .envelope import EnvelopeOpened, open_gpg
+from .cmsenvelope import CmsEnvelope, open_cms
+from .envelope import GpgEnvelope, open_gpg
 from .journal import Item
 from .store import get_version
 from .wire import WireFormat, detect
@@ -72,7 +73,7 @@ class _Fetched:
         return BytesReader(self.raw)
 
 
-class _DataProbe:
+class DataProbe:
     """A data version as the proof reads it: its first bytes and its size from one ranged
     GET (no HEAD: a request less per version), then its last blocks; pinned to the
     version and, from the first answer on, to its ETag."""
@@ -152,18 +153,22 @@ def open_version(
     cancel: CancelToken,
     hint: str | None = None,
     gpg: GpgOptions | None = None,
-) -> Opened | EnvelopeOpened:
+) -> Opened | GpgEnvelope | CmsEnvelope:
     """Unwrap the item's key version with a held key and prove the secret on the data;
     for an envelope whose recipients sit inside the data (gpg), recover its session key."""
-    data = _DataProbe(client, bucket, item.data_key, _version(item.data_version))
+    data = DataProbe(client, bucket, item.data_key, _version(item.data_version))
     head = data.head
     fmt = sniff(head)
-    if item.key_name is None and fmt is Fmt.PGP_BINARY:
+    if item.key_name is None and fmt in (Fmt.PGP_BINARY, Fmt.CMS_DER):
+        first = data.read_range(0, envelope.HEAD)
         try:
-            opened = open_gpg(data.read_range(0, envelope.HEAD), keys, gpg, cancel)
+            if fmt is Fmt.PGP_BINARY:
+                opened: GpgEnvelope | CmsEnvelope = open_gpg(first, keys, gpg, cancel)
+            else:
+                opened = open_cms(data, first, keys, cancel)
         except envelope.EnvelopeError as exc:
             raise CannotOpen(str(exc), obj=data.name) from None
-        item.envelope, item.data_size = envelope.GPG, data.size
+        item.envelope, item.data_size = opened.kind, data.size
         return opened
     if item.key_name is None:
         raise CannotOpen(_no_wrapped_key(fmt, item), obj=data.name)
@@ -221,6 +226,12 @@ def _opens(cand: Unwrapped, salt: bytes | None, probe: Any, kdfs: Any, obj: str)
 
 
 def _no_wrapped_key(fmt: Fmt | None, item: Item) -> str:
+    if fmt in (Fmt.CMS_PEM, Fmt.SMIME):
+        return (
+            f"a CMS envelope in {fmt.value} form: a recipient added shifts every base64 "
+            "character after it, so the content could not be copied unchanged (not rotated; "
+            "the DER form is)"
+        )
     if fmt is Fmt.PGP_ARMORED:
         return (
             "an ASCII-armored gpg backup: a recipient added in front shifts every base64 "
