@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from sealcheck.core.audit import coverage as cov
+from sealcheck.core.audit import trend
 from sealcheck.core.audit.campaign import Campaign, CampaignOptions, Progress, population
 from sealcheck.core.audit.sample import parse_sample
 from sealcheck.core.decrypt.secrets import Secrets
@@ -50,6 +51,7 @@ from ..jobs.worker import Failure, Worker, WorkerContext
 from ..look.theme import Tone, status_color
 from ..state.settings import SourceConfig
 from ..state.tablemodel import RowTableModel
+from .coveragechart import CoverageChart
 from .historyview import _combo as combo
 
 _TONE = {
@@ -110,20 +112,28 @@ def targets_words(opts: CampaignOptions | None) -> str:
     return f"Recovery targets: {rto}, {rpo} (Edit source → Audit)."
 
 
-def read_coverage(ctx: WorkerContext, history: Path, opts: CampaignOptions) -> list[SetRow]:
+@dataclass(frozen=True)
+class Coverage:
+    sets: list[SetRow]  # per backup set, now
+    days: list[trend.Day]  # versions per state at the end of each of the last 30 days
+
+
+def read_coverage(ctx: WorkerContext, history: Path, opts: CampaignOptions) -> Coverage:
     """On a worker thread: the population under the source (never-checked versions
-    included) against the history, grouped per backup set."""
+    included) against the history, grouped per backup set, and day by day."""
     pop, _skipped = population(opts, make_client(opts.settings))
     ctx.cancel.check()
     hist = History(history)
     try:
         rows = cov.coverage(hist, source=opts.location + "*", population=pop)
+        days = trend.by_day(hist, source=opts.location + "*", population=pop)
     finally:
         hist.close()
-    return [
+    sets = [
         SetRow(backup, b["state"], b["versions"], dict(b["states"]))
         for backup, b in cov.by_backup(rows).items()
     ]
+    return Coverage(sets, days)
 
 
 @dataclass(frozen=True)
@@ -277,6 +287,7 @@ class AuditView(QWidget):
         self.table.setTabKeyNavigation(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.chart = CoverageChart()
         self.audit_status = QLabel()
         self.audit_status.setAccessibleName("Audit progress and result")
         self.audit_status.setWordWrap(True)
@@ -298,6 +309,7 @@ class AuditView(QWidget):
         lay.addWidget(self.audit_status)
         lay.addWidget(self.targets)
         lay.addWidget(self.table, 1)
+        lay.addWidget(self.chart)
         lay.addWidget(self.status)
         self._enable()
 
@@ -312,6 +324,7 @@ class AuditView(QWidget):
         self.last_summary = None  # another source's campaign: nothing to export here
         self.targets.setText(targets_words(options))
         self.model.set_rows([])
+        self.chart.set_days([])
         self._enable()
         self.reload()
 
@@ -372,10 +385,12 @@ class AuditView(QWidget):
     def reading(self) -> bool:
         return self._reading is not None
 
-    def _on_coverage(self, w: Worker, rows: list[SetRow]) -> None:
+    def _on_coverage(self, w: Worker, got: Coverage) -> None:
         if w is not self._reading or self._again:
             return
+        rows = got.sets
         self.model.set_rows(rows)
+        self.chart.set_days(got.days)
         self.table.resizeColumnsToContents()
         n = len(rows)
         self.status.setText(f"{n} backup {'set' if n == 1 else 'sets'} under {self.options_uri}")
@@ -390,6 +405,7 @@ class AuditView(QWidget):
             return
         msg = describe(f.exc)
         self.model.set_rows([])
+        self.chart.set_days([])
         self.status.setText(f"⚠ The coverage could not be read: {msg.one_line()}. {msg.advice}")
         self.coverage_loaded.emit(-1)
 

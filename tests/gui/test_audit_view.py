@@ -196,3 +196,70 @@ def test_the_window_page_follows_the_selected_source(qtbot, tmp_path, estate) ->
     win.sources.setCurrentRow(1)  # a folder has no versions to audit
     assert page.options is None and not page.audit_btn.isEnabled()
     assert page.model.rowCount() == 0
+
+
+def test_coverage_chart_counts_from_a_real_history(qtbot, tmp_path, estate) -> None:
+    """The chart of coverage over time replays the history day by day: real verifies (the
+    CLI's results, recorded as if run 33 days and 1 day ago) give, per day, the versions
+    in each state; words and patterns, not colour alone."""
+    import datetime as dt
+
+    from sealcheck.core.records.report import Report
+
+    client = estate.bucket.store.client
+    listed = client.list_object_versions(Bucket=estate.bucket.name, Prefix="db/")["Versions"]
+    first_night = min(
+        (v for v in listed if v["Key"] == "db/nightly.sql.gz"), key=lambda v: v["LastModified"]
+    )
+    (cut,) = [v for v in listed if v["Key"] == "db/cut.sql.gz"]
+    now = dt.datetime.now(dt.UTC)
+    hist = History(tmp_path / "history.sqlite3")
+    for v, days_ago in ((first_night, 33), (cut, 1)):
+        r = run_cli(
+            "verify",
+            estate.bucket.uri(v["Key"]),
+            "--version-id",
+            v["VersionId"],
+            "--key",
+            str(estate.key.private),
+            "--endpoint-url",
+            estate.bucket.endpoint,
+            "--json",
+            "--no-history",
+            "--no-progress",
+            timeout=120,
+        )
+        report = Report.from_dict(json.loads(r.stdout))
+        assert report.ok is (v is first_night), r.stdout
+        hist.record(report, when=now - dt.timedelta(days=days_ago))
+    hist.close()
+
+    page = _page(qtbot, tmp_path, estate)
+    days = page.chart.days()
+    today = now.date()
+    assert len(days) == 30 and days[-1].day == today
+    by = {d.day: d.counts for d in days}
+    ago = lambda n: today - dt.timedelta(days=n)  # noqa: E731
+    assert by[ago(29)] == by[ago(20)] == {"partly": 1}  # verified, never restore-tested
+    assert by[ago(2)] == {"partly, outdated": 1}  # and now older than 30 days
+    assert by[ago(1)] == {"partly, outdated": 1, "failed": 1}
+    # Today the other two nights exist too (written today), never checked.
+    assert by[today] == {"partly, outdated": 1, "failed": 1, "never checked": 2}
+    assert page.chart.legend() == [
+        "failed 1",
+        "never checked 2",
+        "partly, outdated 1",
+        "outdated 0",
+        "partly 0",
+        "ok 0",
+    ]
+    words = f"{today.isoformat()}: failed 1, never checked 2, partly, outdated 1"
+    assert days[-1].text() == words and words in page.chart.accessibleDescription()
+    # Drawn: each day's bar is where its tooltip is asked for.
+    page.resize(900, 640)
+    page.show()
+    qtbot.waitExposed(page)
+    assert not page.chart.grab().isNull()
+    assert len(page.chart._bars) == 30
+    assert page.chart.day_at(page.chart._bars[-1].center().toPoint()) == days[-1]
+    assert page.chart.day_at(page.chart._bars[9].center().toPoint()) == days[9]
