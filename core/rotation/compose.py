@@ -18,6 +18,7 @@ does not complete is aborted, so no part lingers.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,8 +89,15 @@ def compose(
     copy_from: int,
     dest: str,
     metadata: dict[str, str],
+    crash: Callable[[str], None] = lambda _point: None,
 ) -> Written:
-    """Write ``prefix + src[copy_from:]`` create-only as ``dest`` in ``src.bucket``."""
+    """Write ``prefix + src[copy_from:]`` create-only as ``dest`` in ``src.bucket``.
+
+    ``crash``: the kill-point hook (journal.crash_hook), reached as ``parts`` once every
+    part is in and the upload not yet completed. A process killed there leaves that
+    upload incomplete (nothing is visible under ``dest``; the store's lifecycle rule for
+    incomplete uploads, or ``aws s3api abort-multipart-upload``, removes its parts); the
+    resumed run starts a new one."""
     rest = src.size - copy_from
     if rest <= WHOLE_MAX:
         body = prefix + read_range(client, src, copy_from, src.size)
@@ -122,6 +130,7 @@ def compose(
             )
             parts.append({"PartNumber": len(parts) + 1, "ETag": r["CopyPartResult"]["ETag"]})
             at = end
+        crash("parts")
         r = client.complete_multipart_upload(
             Bucket=src.bucket,
             Key=dest,

@@ -105,7 +105,7 @@ class EnvelopeSteps:
         src = self._source(item)
         try:
             written = compose(
-                self._c, src, item.new_bytes, item.copy_from or 0, item.link_name, meta
+                self._c, src, item.new_bytes, item.copy_from or 0, item.link_name, meta, self._crash
             )
         except AlreadyExists:
             # A completion whose answer was lost, or another writer: ours only if it

@@ -6,15 +6,19 @@ as not rotated, with the reason."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from fixtures.common import run_cli
 from fixtures.pipelines import RsaKey, sh
 from fixtures.rotation import PREFIX, fetch, links, producer_objects, rotate_keys
 from fixtures.s3scenarios import sealcheck
-from fixtures.s3servers import Bucket, ChaosS3
+from fixtures.s3servers import Bucket, ChaosS3, S3Store
+from sealcheck.core.rotation.journal import CRASH_ENV
 
 MIB = 1024 * 1024
 NAME = "db.sql.gz.p7m"
@@ -115,3 +119,47 @@ def test_pem_and_smime_forms_are_not_rotated(
     reasons = {v["data_object"]: v["reason"] for v in r.json()["versions"]}
     assert "cms-pem form" in reasons[f"{PREFIX}a.sql.gz.p7m"]
     assert "smime form" in reasons[f"{PREFIX}b.sql.gz.p7m"]
+
+
+KILL_POINTS = ["fetched", "wrapped", "parts", "put", "written", "before-commit"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_killed_and_resumed_cms_rotation_converges(
+    moto_store: S3Store,
+    tmp_path: Path,
+    rsa_key: RsaKey,
+    other_rsa_key: RsaKey,
+    small_dump: Path,
+    point: str,
+) -> None:
+    """SIGKILL at a journal step, mid multipart upload (``parts``: every part in, not
+    completed) or before a commit's fsync; ``--resume`` converges: one rotated object
+    per data version, each opening with the new key, the originals untouched."""
+    bucket = moto_store.bucket()
+    small, large = tmp_path / "small.gz", tmp_path / "large.gz"
+    sh(f"gzip -c {small_dump} > {small}\nhead -c {6 * MIB} /dev/urandom | gzip -1 > {large}",
+       tmp_path)  # fmt: skip
+    payloads = {}
+    for name, payload in (("a.sql.gz.p7m", small), ("b.sql.gz.p7m", large)):
+        data = cms_backup(payload, tmp_path / name, rsa_key, CMS)
+        bucket.put(f"{PREFIX}{name}", data)
+        payloads[f"{PREFIX}{name}"] = payload.read_bytes()
+    before = producer_objects(bucket)
+    nth = 1 if point in ("parts", "fetched") else 2 if point != "before-commit" else 5
+    r = run_cli(
+        "rotate", "run", bucket.uri(PREFIX), "--endpoint-url", bucket.endpoint,
+        "--to", str(other_rsa_key.private), "--from", str(rsa_key.private), "--workers", "1",
+        env={**os.environ, CRASH_ENV: f"{point}:{nth}"},
+    )  # fmt: skip
+    assert r.returncode == -signal.SIGKILL, (point, r.returncode, r.stdout, r.stderr)
+    resumed = rotate_keys("run", bucket, rsa_key, other_rsa_key, "--resume", "--json")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert {v["result"] for v in resumed.json()["versions"]} <= {"done", "already rotated"}
+    assert producer_objects(bucket) == before
+    written = links(bucket)
+    assert len(written) == 2 and len({k for k, _ in written}) == 2
+    for key, vid in written:
+        data_key = key.split(".rewrap/")[0]
+        assert cms_decrypt(other_rsa_key.private, fetch(bucket, key, vid)) == payloads[data_key]
