@@ -9,7 +9,8 @@ coordinator instead.
 
 * ``local:N`` starts a ``LocalCluster`` of N single-threaded worker processes on this
   machine, TLS on with a throwaway CA (``Security.temporary()``).
-* ``tls://HOST:PORT`` (certificates from ``--cluster-tls-ca/-cert/-key``) or
+* ``tls://HOST:PORT`` (certificates from ``--cluster-tls-ca/-cert/-key``, else from
+  Dask's own configuration, ``distributed.comm.tls``) or
   ``tcp://HOST:PORT`` uses a running scheduler (dask-kubernetes, dask-jobqueue and
   dask-cloudprovider start those; docs/scale.md).
 
@@ -26,6 +27,7 @@ Dask is imported here only, and only when a cluster is used (the ``dask`` extra)
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -84,10 +86,11 @@ def parse_cluster(
             raise UsageError("--cluster-tls-*: a local cluster makes its own certificates")
         return ClusterSpec(workers=int(n))
     if t.startswith(("tcp://", "tls://")) and len(t) > 6:
-        if t.startswith("tls://") and not all(tls):
+        if any(tls) and not all(tls):
             raise UsageError(
-                f"--cluster {text}: give --cluster-tls-ca, --cluster-tls-cert and "
-                "--cluster-tls-key (the scheduler's CA, this client's certificate and key)"
+                f"--cluster {text}: give all of --cluster-tls-ca, --cluster-tls-cert and "
+                "--cluster-tls-key (the scheduler's CA, this client's certificate and key), "
+                "or none to use Dask's own configuration (distributed.comm.tls)"
             )
         if t.startswith("tcp://") and any(tls):
             raise UsageError(f"--cluster {text}: TLS certificates need a tls:// address")
@@ -106,42 +109,59 @@ def _dask() -> Any:
 
 
 @contextmanager
+def _quiet(level: int) -> Iterator[None]:
+    """Dask's own loggers at ``level`` while inside: its INFO lines, and the tracebacks
+    it logs for connections that close as a cluster shuts down, are not the campaign's
+    output (a task that failed comes back as its item's result, or runs here)."""
+    log = logging.getLogger("distributed")
+    before = log.level
+    log.setLevel(level)
+    try:
+        yield
+    finally:
+        log.setLevel(before)
+
+
+@contextmanager
 def connect(spec: ClusterSpec) -> Iterator[Any]:
     """A ``distributed.Client`` on the cluster; a local one is shut down on leaving."""
     distributed = _dask()
     Security = distributed.security.Security
-    try:
-        if spec.address is None:
-            sec = Security.temporary()
-            cluster = distributed.LocalCluster(
-                n_workers=spec.workers,
-                threads_per_worker=1,
-                processes=True,
-                protocol="tls://",
-                host="127.0.0.1",
-                security=sec,
-                dashboard_address=None,
-            )
-            client = distributed.Client(cluster, security=sec)
-        else:
-            sec = None
-            if spec.tls_ca is not None:
-                sec = Security(
-                    tls_ca_file=str(spec.tls_ca),
-                    tls_client_cert=str(spec.tls_cert),
-                    tls_client_key=str(spec.tls_key),
-                    require_encryption=True,
+    with _quiet(logging.ERROR):
+        try:
+            if spec.address is None:
+                sec = Security.temporary()
+                cluster = distributed.LocalCluster(
+                    n_workers=spec.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    protocol="tls://",
+                    host="127.0.0.1",
+                    security=sec,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
                 )
-            client = distributed.Client(spec.address, security=sec, timeout="30s")
-            cluster = None
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ClusterUnavailable(f"{spec.describe()}: {exc}") from None
-    try:
-        yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+                client = distributed.Client(cluster, security=sec)
+            else:
+                sec = None
+                if spec.tls_ca is not None:
+                    sec = Security(
+                        tls_ca_file=str(spec.tls_ca),
+                        tls_client_cert=str(spec.tls_cert),
+                        tls_client_key=str(spec.tls_key),
+                        require_encryption=True,
+                    )
+                client = distributed.Client(spec.address, security=sec, timeout="30s")
+                cluster = None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ClusterUnavailable(f"{spec.describe()}: {exc}") from None
+        try:
+            yield client
+        finally:
+            with _quiet(logging.CRITICAL):
+                client.close()
+                if cluster is not None:
+                    cluster.close()
 
 
 # --- on the worker -------------------------------------------------------------------

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 from sealcheck.core.audit import coverage as cov
 from sealcheck.core.audit import trend
 from sealcheck.core.audit.campaign import Campaign, CampaignOptions, Progress, population
+from sealcheck.core.audit.cluster import ClusterSpec, parse_cluster
 from sealcheck.core.audit.sample import parse_sample
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.errors import KeyUnavailable, SealcheckError, UsageError
@@ -259,6 +260,15 @@ class AuditView(QWidget):
         self.seed = QLineEdit()
         self.seed.setAccessibleName("Seed")
         self.seed.setPlaceholderText("seed (optional)")
+        self.cluster = QLineEdit()
+        self.cluster.setAccessibleName("Cluster")
+        self.cluster.setPlaceholderText("cluster (optional): local:N, tls://HOST:PORT")
+        self.cluster.setToolTip(
+            "Run the campaign's versions on a Dask cluster (the dask extra), as "
+            "'sealcheck audit --cluster' does: N worker processes here, or a running "
+            "scheduler (tls:// takes its certificates from Dask's configuration). Keys stay "
+            "here; each worker gets only its backup's data key."
+        )
         self.audit_btn = QPushButton("&Audit now")
         self.audit_btn.setAccessibleName("Audit now")
         self.audit_btn.clicked.connect(self.audit_now)
@@ -298,7 +308,7 @@ class AuditView(QWidget):
         self.status.setWordWrap(True)
 
         top = QHBoxLayout()
-        for w in (self.versions, self.sample, self.amount, self.seed, self.audit_btn):
+        for w in (self.versions, self.sample, self.amount, self.seed, self.cluster, self.audit_btn):
             top.addWidget(w)
         top.addWidget(self.cancel_btn)
         top.addWidget(self.export_btn)
@@ -360,7 +370,16 @@ class AuditView(QWidget):
             sample=sample,
             parallel=2,
             source_targets=self.options.source_targets,
+            cluster=self.cluster_spec(),
         )
+
+    def cluster_spec(self) -> ClusterSpec | None:
+        """The cluster field, read as --cluster is (UsageError naming what it takes)."""
+        text = self.cluster.text().strip()
+        try:
+            return parse_cluster(text) if text else None
+        except UsageError as exc:
+            raise UsageError(exc.detail.replace("--cluster ", "cluster ", 1)) from None
 
     # --- coverage ---------------------------------------------------------------------
 
@@ -427,8 +446,9 @@ class AuditView(QWidget):
                 raise KeyUnavailable("no key is set for this source: add one on the Keys page")
             secrets = self.secrets_for()
         except UsageError as exc:
-            # The sample's words: core's message names the field and what it takes.
-            self.audit_status.setText(f"⚠ Sample: {exc}")
+            # The sample's or the cluster's words: core's message names what it takes.
+            field = "Cluster" if exc.detail.startswith("cluster ") else "Sample"
+            self.audit_status.setText(f"⚠ {field}: {exc}")
             return
         except SealcheckError as exc:
             msg = describe(exc)
