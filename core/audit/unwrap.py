@@ -30,13 +30,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..decrypt.held import held_fingerprints
 from ..decrypt.openssl.wrapped import read_wrapped_key
 from ..decrypt.secrets import Secrets
 from ..errors import SealcheckError
 from ..keys.held import HeldSecret, unwrapped_from
 from ..plumbing.progress import CancelToken
 from ..storage.locate import Locator
-from ..storage.rewrap import prefer_link
+from ..storage.rewrap import prefer_rotated
 from ..storage.s3.client import S3Settings
 from .plan import WorkItem
 
@@ -52,8 +53,9 @@ def worker_secrets(
         data, wrapped = Locator(settings, cancel, client=client).open_listed(item.listed())
         if wrapped is None:
             return None
-        # The same wrapped key a run would pick: one re-wrapped for a held key wins.
-        wrapped = prefer_link(data, wrapped, lambda: [k.fingerprint for k in held.keys])
+        # The same wrapped key the run will pick (item.run_item): one re-wrapped for a
+        # held key wins.
+        data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(held))
         blob = read_wrapped_key(wrapped)
         keys = unwrapped_from(held.keys, blob)
     except SealcheckError:
