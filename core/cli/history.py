@@ -14,9 +14,9 @@ from typing import Any
 from ..errors import ExitCode, SealcheckError, UsageError
 from ..keys.signing import SigningKeyStore
 from ..plumbing.atomic import AtomicWriter
-from ..records import evidence, evidence_check, evidence_verify, timestamp
+from ..records import evidence, evidence_check, evidence_verify, sections, timestamp
 from ..records.chain import Signer
-from ..records.history import Entry, History, HistoryError
+from ..records.history import Entry, History, HistoryError, Kind
 from ..records.verdict import Verdict
 from .record import warn
 from .termtext import echo
@@ -82,7 +82,9 @@ def _timestamp(signed: dict[str, Any], url: str) -> None:
 def cmd_history(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    entries = History.default().entries(source=args.source, failed=args.failed, limit=args.limit)
+    entries = History.default().entries(
+        source=args.source, failed=args.failed, limit=args.limit, rotations=True
+    )
     if args.json:
         print(json.dumps({"entries": [e.summary() for e in entries]}, indent=2))
         return 0
@@ -99,6 +101,8 @@ def history_line(e: Entry) -> str:
     verdict = e.verdict.short_label  # a setup problem is "NOT CHECKED (setup)", not FAILED
     if e.verdict is Verdict.FAILED and e.failed_layer:
         verdict += f" ({e.failed_layer})"
+    if e.kind is Kind.ROTATION:
+        verdict = sections.rotation_summary(json.loads(e.result_json))
     return f"#{e.id:<5} {when}  {e.kind.value:<12} {e.subject.label}  {verdict}"
 
 

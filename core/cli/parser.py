@@ -403,6 +403,7 @@ def _rotate(sub: Any) -> None:
                 help="take the prefix's lock from a rotation known to be dead (killed, its "
                 "journal lost) before the lock expires",
             )
+            add_history_option(p)
         add_s3_options(p)
         p.set_defaults(func=Command("rotate", f"cmd_{name}"))
     st = rs.add_parser("status", help="rotations in the journal folder and how far each got")

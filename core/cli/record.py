@@ -1,4 +1,4 @@
-"""Recording a finished verify, restore or restore test in the history.
+"""Recording a finished verify, restore, restore test or key rotation in the history.
 
 Recording never changes a run's verdict: a history that cannot be written (damaged,
 unreadable, locked too long) is a warning on stderr and the exit code stays the
@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from ..records import targets
 from ..records.history import History, HistoryError, Result, Subject, Trigger
@@ -33,8 +35,20 @@ def record_history(args: argparse.Namespace, result: Result) -> None:
     report = result.verification if isinstance(result, RestoreTestResult) else result
     uri = report.source.uri if report is not None and report.source is not None else None
     aims = targets.targets_for(uri, targets.load()) if uri else None
+    _append(lambda h: h.record(result, subject=fallback, trigger=trigger, targets=aims))
+
+
+def record_rotation(args: argparse.Namespace, report: dict[str, Any], exit_code: int) -> None:
+    """Append a finished rotation run's report to the history unless ``--no-history``."""
+    if getattr(args, "no_history", False):
+        return
+    trigger = Trigger(getattr(args, "trigger", None) or Trigger.MANUAL.value)
+    _append(lambda h: h.record_rotation(report, exit_code=exit_code, trigger=trigger))
+
+
+def _append(write: Callable[[History], object]) -> None:
     try:
-        History.default().record(result, subject=fallback, trigger=trigger, targets=aims)
+        write(History.default())
     except HistoryError as exc:
         warn(f"{exc.message()}. The result was not recorded; the run itself is unaffected.")
     except Exception as exc:  # the verdict outranks a bug in the history

@@ -45,6 +45,7 @@ from .common import (
     s3_settings,
     terminal_prompt,
 )
+from .record import record_rotation
 from .termtext import echo
 
 _MARK = {
@@ -185,8 +186,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.report:
         with AtomicWriter(args.report, overwrite=True) as f:
             f.write(json.dumps(report, indent=2).encode() + b"\n")
+    code = 0 if outcome.complete else 1
+    record_rotation(args, report, code)
     _print(args, report, outcome)
-    return 0 if outcome.complete else 1
+    return code
 
 
 def _print(args: argparse.Namespace, report: dict[str, Any], outcome: Outcome) -> None:

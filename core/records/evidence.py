@@ -120,7 +120,7 @@ def to_json(body: dict[str, Any]) -> bytes:
 def record_of(e: Entry) -> dict[str, Any]:
     """One entry's record: its stored content under ``chain`` (what its digest covers)
     and the fields an auditor reads, all derived from that content."""
-    out = _campaign_record(e) if e.kind is Kind.AUDIT else _record(e)
+    out = _record(e) if e.kind.of_a_version else _campaign_record(e)
     content = e.content()
     content.pop("result")  # carried once, as the record's "result"
     out["chain"] = {
@@ -387,10 +387,7 @@ def to_html(body: dict[str, Any]) -> bytes:
         parts += ["<h2 class='end'>Audit campaign</h2>\n", _table(rows)]
     if "coverage" in body:
         parts.append(_html_coverage(body["coverage"]))
-    parts += [
-        _html_campaign_record(r) if r["kind"] == Kind.AUDIT.value else _html_record(r)
-        for r in body["entries"]
-    ]
+    parts += [_HTML_PREFIX_RECORD.get(r["kind"], _html_record)(r) for r in body["entries"]]
     if "chain" in body:
         parts.append(_html_closing(body))
     content = "".join(parts)
@@ -478,6 +475,21 @@ def _html_campaign_record(r: dict[str, Any]) -> str:
         + _html_verdict({**r, "failed_layer": None})
         + _table(sections.campaign_rows(r["result"]))
     )
+
+
+def _html_rotation_record(r: dict[str, Any]) -> str:
+    return (
+        f"<h2>#{_e(r['history_id'])} key rotation: {_e(r['where'])}</h2>\n"
+        + _html_verdict({**r, "failed_layer": None})
+        + _table(sections.rotation_rows(r["result"]))
+    )
+
+
+# Records about a prefix rather than one version, each with its own section.
+_HTML_PREFIX_RECORD = {
+    Kind.AUDIT.value: _html_campaign_record,
+    Kind.ROTATION.value: _html_rotation_record,
+}
 
 
 def _html_record(r: dict[str, Any]) -> str:

@@ -65,6 +65,13 @@ class Kind(enum.Enum):
     RESTORE = "restore"
     RESTORE_TEST = "restore-test"
     AUDIT = "audit"  # a campaign's own record (its result is the campaign summary)
+    ROTATION = "rotation"  # a key rotation's run (its result is the rotation report)
+
+    @property
+    def of_a_version(self) -> bool:
+        """A result about one backup version, not a record about a prefix (a campaign's,
+        a rotation's): per-version readers (coverage, latest verdicts) skip the others."""
+        return self not in (Kind.AUDIT, Kind.ROTATION)
 
 
 class Trigger(enum.Enum):
@@ -287,8 +294,10 @@ _COLUMNS = (
 )
 # Schema 1 -> 2: the new columns, then every existing record chained in id order.
 _ADDED = ("os_user", "run_trigger", "campaign", *_CHAIN_COLUMNS)
-# Campaign records are not results of one version: per-version readers leave them out.
-_NOT_CAMPAIGN = "kind != 'audit'"
+# Campaign and rotation records are not results of one version: per-version readers
+# leave them out.
+_NOT_CAMPAIGN = "kind NOT IN ('audit', 'rotation')"
+_NOT_AUDIT = "kind != 'audit'"
 
 
 class History:
@@ -374,13 +383,36 @@ class History:
     ) -> Entry:
         """Append an audit campaign's own record (``summary``: population, sample, seed,
         skipped and why, totals), in the same chain as its results."""
+        return self._about_prefix(Kind.AUDIT, where, ok, exit_code, summary, trigger, campaign)
+
+    def record_rotation(
+        self, report: dict[str, Any], *, exit_code: int, trigger: Trigger = Trigger.MANUAL
+    ) -> Entry:
+        """Append a key rotation's report (rotation/report.py: every version's ids, digests
+        and fingerprints, never a secret) about its prefix, in the same chain."""
+        ok = bool(report.get("complete"))
+        return self._about_prefix(
+            Kind.ROTATION, str(report["source"]), ok, exit_code, report, trigger, None
+        )
+
+    def _about_prefix(
+        self,
+        kind: Kind,
+        where: str,
+        ok: bool,
+        exit_code: int,
+        result: dict[str, Any],
+        trigger: Trigger,
+        campaign: str | None,
+    ) -> Entry:
+        """A record about a prefix, not one version (Kind.of_a_version is False)."""
         return self._append(
-            kind=Kind.AUDIT,
+            kind=kind,
             subject=Subject.from_uri(where),
             ok=ok,
             exit_code=exit_code,
             failed=None,
-            result=summary,
+            result=result,
             when=None,
             trigger=trigger,
             campaign=campaign,
@@ -485,16 +517,19 @@ class History:
         since: _dt.datetime | None = None,
         campaigns: bool = False,
         campaign: str | None = None,
+        rotations: bool = False,
     ) -> list[Entry]:
         """Newest first. ``source`` is a shell-style pattern matched against the URI
         or the object key; without a wildcard it matches anywhere in them. ``failed``:
         only FAILED verdicts (a run that could not check the backup is none);
         ``verdict``: only that one (NOT_CHECKED too); ``since``: recorded then or later.
-        Campaign records (Kind.AUDIT) only when asked for by ``kind`` or ``campaigns``;
+        Campaign records (Kind.AUDIT) only when asked for by ``kind`` or ``campaigns``,
+        rotation records (Kind.ROTATION) by ``kind``, ``campaigns`` or ``rotations``;
         ``campaign``: only what that campaign recorded."""
         where, params = _filters(source, Verdict.FAILED if failed else verdict, kind)
         if kind is None and not campaigns:
-            where = f"{where} AND {_NOT_CAMPAIGN}" if where else f"WHERE {_NOT_CAMPAIGN}"
+            hide = _NOT_AUDIT if rotations else _NOT_CAMPAIGN
+            where = f"{where} AND {hide}" if where else f"WHERE {hide}"
         if since is not None:
             # recorded_at is UTC ISO 8601 of one fixed shape: text order is time order.
             stamp = since.astimezone(_dt.UTC).isoformat(timespec="seconds")
@@ -527,7 +562,7 @@ class History:
         codes = ", ".join("?" * len(VERDICT_EXIT_CODES))
         newest = (
             f"SELECT MAX(id) FROM entries WHERE exit_code IN ({codes}) "  # noqa: S608 - fixed
-            "GROUP BY object_key, version_id"
+            f"AND {_NOT_CAMPAIGN} GROUP BY object_key, version_id"
         )
         layers = "CASE e.kind WHEN 'restore-test' THEN '$.verification.layers' ELSE '$.layers' END"
         fp = "json_extract(l.value, '$.details.fingerprint')"

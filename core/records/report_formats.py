@@ -67,8 +67,8 @@ def to_csv(body: dict[str, Any]) -> bytes:
     w.writerow([csv_notice(head, signed_by)])
     w.writerow(CSV_COLUMNS)
     for r in body["entries"]:
-        if r["kind"] == "audit":
-            continue  # the campaign is the report's summary, not a version
+        if r["kind"] in ("audit", "rotation"):
+            continue  # a campaign's or a rotation's record is about a prefix, not a version
         obj, key, t = r["object"], r["opened_with"] or {}, r["timings"]
         row = [
             r["history_id"],

@@ -113,7 +113,7 @@ def _summary(body: dict[str, Any]) -> list[Any]:
     )
     if "campaign" in body:
         out += [Paragraph("Audit campaign", _H2), _kv(sections.campaign_rows(body["campaign"]))]
-    versions = [r for r in body["entries"] if r["kind"] != "audit"]
+    versions = [r for r in body["entries"] if r["kind"] not in ("audit", "rotation")]
     failed = [r for r in versions if r["verdict_code"] == "failed"]
     counts: dict[str, int] = {}
     for r in versions:
@@ -147,11 +147,16 @@ def _summary(body: dict[str, Any]) -> list[Any]:
 
 
 def _version(r: dict[str, Any]) -> list[Any]:
-    if r["kind"] == "audit":
+    if r["kind"] in ("audit", "rotation"):
+        what, rows = (
+            ("audit campaign", sections.campaign_rows)
+            if r["kind"] == "audit"
+            else ("key rotation", sections.rotation_rows)
+        )
         return [
-            Paragraph(f"#{r['history_id']} audit campaign", _H2),
+            Paragraph(f"#{r['history_id']} {what}", _H2),
             _verdict({**r, "failed_layer": None}),
-            _kv(sections.campaign_rows(r["result"])),
+            _kv(rows(r["result"])),
         ]
     obj = r["object"]
     key = r["opened_with"]

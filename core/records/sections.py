@@ -119,6 +119,32 @@ def campaign_rows(c: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
+def rotation_summary(r: dict[str, Any]) -> str:
+    """One line: how many versions ended how, and whether every one is rotated."""
+    counts = r.get("counts") or {}
+    told = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no versions"
+    return f"{'complete' if r.get('complete') else 'NOT complete'} ({told})"
+
+
+def rotation_rows(r: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A key rotation's report (rotation/report.py) in a few rows; its versions stay in
+    the record's result."""
+    new = r.get("new_key") or {}
+    counts = r.get("counts") or {}
+    return [
+        ("Where", r.get("source")),
+        ("Scope", f"{r.get('scope')} versions"),
+        ("Started / finished", f"{r.get('started_at')} / {r.get('finished_at')}"),
+        ("New key", f"{new.get('label')} {new.get('spki_sha256')} RSA-{new.get('bits')}"),
+        ("Proof of possession", new.get("proof_of_possession")),
+        ("Old keys", ", ".join(str(k.get("spki_sha256")) for k in r.get("old_keys") or [])),
+        ("Padding", r.get("padding")),
+        ("Versions", ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"),
+        ("Complete", "yes" if r.get("complete") else "no"),
+        ("Not revocation", r.get("not_revocation")),
+    ]
+
+
 def _target(c: dict[str, Any], kind: str, key: str, unit: str) -> str:
     t = c.get("targets") or {}
     rows = t.get(kind) or []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from sealcheck.core.records.history import Entry, History, Kind
+from sealcheck.core.records.sections import rotation_summary
 from sealcheck.core.records.verdict import Verdict
 from sealcheck.core.storage.listing import version_text
 
@@ -61,8 +63,14 @@ KINDS: tuple[tuple[str, Kind | None], ...] = (
     ("Verify", Kind.VERIFY),
     ("Restore", Kind.RESTORE),
     ("Restore test", Kind.RESTORE_TEST),
+    ("Key rotation", Kind.ROTATION),
 )
-_KIND_WORDS = {Kind.VERIFY: "verify", Kind.RESTORE: "restore", Kind.RESTORE_TEST: "restore test"}
+_KIND_WORDS = {
+    Kind.VERIFY: "verify",
+    Kind.RESTORE: "restore",
+    Kind.RESTORE_TEST: "restore test",
+    Kind.ROTATION: "key rotation",
+}
 _TONE = {Verdict.OK: Tone.OK, Verdict.FAILED: Tone.FAILED, Verdict.NOT_CHECKED: Tone.NEUTRAL}
 
 
@@ -144,6 +152,8 @@ def row_of(e: Entry) -> Row:
     result = e.verdict.label
     if e.verdict is Verdict.FAILED and e.failed_layer:
         result += f" ({e.failed_layer})"
+    if e.kind is Kind.ROTATION:
+        result = rotation_summary(json.loads(e.result_json))
     shown = (
         when,
         _KIND_WORDS[e.kind],
@@ -163,7 +173,12 @@ def load(ctx: WorkerContext, path: Path, q: Query) -> Loaded:
         return Loaded([], [], False)
     hist = History(path)
     found = hist.entries(
-        source=q.pattern, kind=q.kind, verdict=q.verdict, since=q.since, limit=LIMIT + 1
+        source=q.pattern,
+        kind=q.kind,
+        verdict=q.verdict,
+        since=q.since,
+        limit=LIMIT + 1,
+        rotations=True,
     )
     ctx.cancel.check()
     rows = [row_of(e) for e in found[:LIMIT] if q.in_scope(e)]

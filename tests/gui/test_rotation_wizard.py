@@ -30,10 +30,12 @@ from fixtures.rotation import (
     rotate,
 )
 from fixtures.s3servers import Bucket
+from sealcheck.core.records.history import Kind
 from sealcheck.core.rotation.engine import NOT_REVOCATION, Rotation
 from sealcheck.core.rotation.journal import Step
 from sealcheck.gui.state.keysession import KeySession
 from sealcheck.gui.state.settings import KeyChoice, SourceConfig
+from sealcheck.gui.views.historyview import Scope as HistoryScope
 from sealcheck.gui.views.rotation import Page, RotationWizard
 from sealcheck.gui.views.rotation.plan import Show
 from sealcheck.gui.views.rotation.wizard import pending_resumes
@@ -304,5 +306,15 @@ def test_the_app_offers_to_resume_a_rotation_the_cli_started(
     assert result.journal == wiz.resume.journal  # the CLI's journal, carried on
     assert len(links(bucket)) == 4 and pending_resumes() == []
     wiz.next()
+    assert "Recorded in the history as entry #" in wiz.result_page.text.text()
     wiz.accept()
     qtbot.waitUntil(lambda: win.rotation_wizard is None, timeout=5000)
+    # The History page shows the run (the CLI's cancelled run recorded nothing).
+    win.tabs.setCurrentWidget(win.history_view)
+    win.history_view.scope.setCurrentIndex(list(HistoryScope).index(HistoryScope.SOURCE))
+    hv = win.history_view
+    qtbot.waitUntil(lambda: not hv.loading and not hv._reload_timer.isActive(), timeout=10_000)
+    rows = [hv.model.entry(r) for r in range(hv.model.rowCount())]
+    assert [e.kind for e in rows] == [Kind.ROTATION]
+    shown = [hv.model.index(0, c).data() for c in range(hv.model.columnCount())]
+    assert shown[1] == "key rotation" and shown[4] == "NOT complete (1 cannot, 4 done)"

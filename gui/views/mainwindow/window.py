@@ -503,6 +503,7 @@ class MainWindow(ActionWindow):
             ask_passphrase=self._ask_passphrase,
             ask_pin=self._ask_pin,
             resume=resume,
+            history=self.results.history,
             parent=self,
         )
         self.rotation_wizard = wiz
@@ -510,6 +511,7 @@ class MainWindow(ActionWindow):
         def finished(_result: int) -> None:
             self.rotation_wizard = None
             wiz.deleteLater()
+            self.history_view.reload_soon()  # a run's report is a history record
 
         wiz.finished.connect(finished)
         wiz.open()

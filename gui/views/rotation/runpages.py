@@ -170,6 +170,7 @@ class ResultPage(WizardPage):
                 for i in cannot[:20]
             ]
             lines.append("</ul>")
+        lines.append(f"<p>{html.escape(result.recorded)}</p>")
         lines.append(f"<p class='small'>Journal: {html.escape(str(result.journal))}</p>")
         self.text.setText("".join(lines))
 

@@ -23,6 +23,7 @@ from sealcheck.core.errors import SealcheckError
 from sealcheck.core.keys.base import KeySource
 from sealcheck.core.keys.prompt import SecretPrompt, secret_once
 from sealcheck.core.keys.spec import KeyContext
+from sealcheck.core.records.history import History
 from sealcheck.core.rotation.journal import Start, pending
 from sealcheck.core.rotation.newkey import NewKey, open_new_key
 from sealcheck.core.rotation.scope import Scope
@@ -105,6 +106,7 @@ class RotationWizard(QWizard):
         ask_pin: SecretPrompt | None = None,
         resume: Resume | None = None,
         journal_dir: Path | None = None,
+        history: History | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -117,6 +119,7 @@ class RotationWizard(QWizard):
         self._ask_passphrase = ask_passphrase
         self._pin = secret_once("PIN of the token", ask_pin)  # one PIN per run, never retried
         self.journal_dir = journal_dir
+        self.history = history  # where a run's report is recorded (None: nowhere)
         self.resume = resume
         banner = None
         if resume is not None:
@@ -257,7 +260,8 @@ class RotationWizard(QWizard):
             to=self.new_page.spec.text().strip(),
             pkcs11_module=src.keys.pkcs11_module if src else None,
         )
-        return lambda ctx: run_job(ctx, settings, s3, start, folder)
+        history = self.history
+        return lambda ctx: run_job(ctx, settings, s3, start, folder, history)
 
     # --- closing --------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from sealcheck.core.keys.discovery import held_keys
 from sealcheck.core.keys.prompt import SecretProvider
 from sealcheck.core.keys.spec import KeyContext
 from sealcheck.core.plumbing.atomic import AtomicWriter
+from sealcheck.core.records.history import History, HistoryError
 from sealcheck.core.rotation.engine import Outcome, Rotation, Settings
 from sealcheck.core.rotation.journal import Item, Journal, Start, begin, journal_for, now_iso
 from sealcheck.core.rotation.newkey import NewKey, prove_possession
@@ -128,6 +129,19 @@ class RunResult:
     outcome: Outcome
     report: dict[str, Any]
     journal: Path
+    recorded: str = ""  # where the history keeps the report, or why it does not
+
+
+def record(history: History | None, report: dict[str, Any], complete: bool) -> str:
+    """The run's report in the history (as ``sealcheck rotate run`` records it); what
+    became of it, in words. A history that cannot be written never fails the run."""
+    if history is None:
+        return "Not recorded: there is no verification history in this session."
+    try:
+        e = history.record_rotation(report, exit_code=0 if complete else 1)
+    except HistoryError as exc:
+        return f"Not recorded in the history: {exc.message()}"
+    return f"Recorded in the history as entry #{e.id}."
 
 
 def run_job(
@@ -136,6 +150,7 @@ def run_job(
     s3: S3Settings,
     start: Start,
     journal_dir: Path | None,
+    history: History | None = None,
 ) -> RunResult:
     """The journaled run (or its resume: the journal says what is done). Cancel stops
     starting versions; those in flight finish their step, so nothing is half-written."""
@@ -159,7 +174,7 @@ def run_job(
         )
     finally:
         journal.close()
-    return RunResult(outcome, report, path)
+    return RunResult(outcome, report, path, record(history, report, outcome.complete))
 
 
 def export(report: dict[str, Any], path: Path, fmt: str) -> None:
