@@ -8,12 +8,17 @@ server: the main window, a job mid-restore, an error state, the result of a rest
 test (two versions restore-tested in throwaway MariaDB servers, the second showing its
 drift from the first; skipped when no MariaDB server is installed), the source
 editor's Keys tab (the keys a source tries, in order, its passphrase file and OpenPGP
-key), the key-rotation wizard's pages (Keys → Rotate key pair…, on the demo bucket to a
+key), the Audit tab (coverage per backup set after an "Audit now" on the demo bucket,
+and the chart of coverage over time: the history's earlier days are that campaign's
+real results recorded again with earlier dates, 40, 15 and 4 days back, then a second
+campaign today, to show how states change with time; the source's targets as its
+Audit tab sets them), the
+key-rotation wizard's pages (Keys → Rotate key pair…, on the demo bucket to a
 new key made by openssl genrsa; paused mid-run, then resumed), the error state after
 a live switch to a dark palette (as when the OS goes dark), and the main window at
 200 % (a second run of this script with QT_SCALE_FACTOR=2, in a smaller window).
 ``--only`` takes some of them: main-window, error-state, restore-test, source-keys,
-rotation, restore-in-progress, dark, 2x.
+rotation, restore-in-progress, dark, 2x, audit.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ SHOTS = (
     "restore-in-progress",
     "dark",
     "2x",
+    "audit",
 )
 
 
@@ -218,6 +224,10 @@ def shoot(work: Path, out: Path, only: set[str]) -> int:
         if "source-keys" in only:
             source_keys_shot(app, win, out)
 
+        # 2c'. The Audit tab: coverage now and over time (before the rotation rewrites keys).
+        if "audit" in only:
+            audit_shot(app, win, out)
+
         # 2d. The key-rotation wizard, page by page (it writes re-wrapped keys: last on the
         # demo bucket).
         if "rotation" in only:
@@ -266,6 +276,41 @@ def source_keys_shot(app: object, win: object, out: Path) -> None:
     dlg.deleteLater()
 
 
+def audit_shot(app: object, win: object, out: Path) -> None:
+    import datetime as dt
+    from dataclasses import replace
+
+    from sealcheck.core.records.history import Trigger
+    from sealcheck.gui.views.auditview import audit_options
+    from sealcheck.gui.views.mainwindow import MainWindow
+
+    assert isinstance(win, MainWindow)
+    win.sources.setCurrentRow(0)
+    src = win.current_source()
+    assert src is not None
+    page = win.audit_view
+    # The targets a source sets on its Audit tab (Edit source), shown on the page.
+    page.set_source(audit_options(replace(src, target_rto_s=900.0, target_rpo_h=26.0)))
+    win.tabs.setCurrentWidget(page)
+    wait_until(app, lambda: not page.reading, 120)
+    page.audit_btn.click()
+    wait_until(app, lambda: page.audit_job is None and page.last_summary is not None, 300)
+    hist = win.results.history
+    assert hist is not None
+    mine = [e for e in hist.entries(campaign=page.last_summary["id"])]  # type: ignore[index]
+    now = dt.datetime.now(dt.UTC)
+    third = max(1, len(mine) // 3)
+    for days, part in ((40, mine[:third]), (15, mine[third : 2 * third]), (4, mine[2 * third :])):
+        for e in part:
+            hist.record(e.result(), when=now - dt.timedelta(days=days), trigger=Trigger.AUDIT)
+    # Today's campaign again, so the newest record of each version is today's.
+    wait_until(app, lambda: not page.reading, 120)
+    page.audit_btn.click()
+    wait_until(app, lambda: page.audit_job is None and not page.reading, 300)
+    page.table.resizeColumnsToContents()
+    grab(win, out / "audit.png")
+
+
 def rotation_shots(app: object, win: object, work: Path, out: Path) -> None:
     from sealcheck.gui.views.mainwindow import MainWindow
 
@@ -312,7 +357,8 @@ def restore_test_shot(app: object, win: object, out: Path) -> None:
 
     from sealcheck.core.errors import SealcheckError
     from sealcheck.core.restoretest.engines.mariadb import find_tools
-    from sealcheck.gui.jobs.queue import JobState, RestoreTestSpec
+    from sealcheck.gui.jobs.queue import JobState
+    from sealcheck.gui.jobs.spec import RestoreTestSpec
     from sealcheck.gui.views.mainwindow import MainWindow
 
     assert isinstance(win, MainWindow)

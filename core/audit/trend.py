@@ -46,9 +46,10 @@ def by_day(
 ) -> list[Day]:
     """The last ``days`` days (UTC), oldest first; today ends now."""
     now = now or _dt.datetime.now(_dt.UTC)
+    # In the order they happened (a result may be recorded after a later one).
     verdicts = sorted(
         (e for e in history.entries(source=source) if e.verdict.is_verdict),
-        key=lambda e: e.id,
+        key=lambda e: (e.when_dt, e.id),
     )
     verdicts = [e for e in verdicts if e.kind is not Kind.AUDIT]
     born: dict[Key, _dt.datetime] = {}

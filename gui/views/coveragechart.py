@@ -29,7 +29,7 @@ _LOOK: dict[State, tuple[Tone, Qt.BrushStyle]] = {
     State.OUTDATED: (Tone.WARNING, Qt.BrushStyle.Dense5Pattern),
     State.PARTLY_OUTDATED: (Tone.WARNING, Qt.BrushStyle.DiagCrossPattern),
     State.NEVER: (Tone.NEUTRAL, Qt.BrushStyle.HorPattern),
-    State.FAILED: (Tone.FAILED, Qt.BrushStyle.SolidPattern),
+    State.FAILED: (Tone.FAILED, Qt.BrushStyle.Dense3Pattern),  # not solid, as ok is
 }
 
 
