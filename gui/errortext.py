@@ -55,7 +55,11 @@ from sealcheck.core.restoretest.errors import (
     InstanceFailed,
     LimitExceeded,
     LoadFailed,
+    NotPreparable,
     NotRestorable,
+    PreparedDataUnreadable,
+    PreparedServerFailed,
+    PrepareFailed,
     ServerError,
     ServerSoftwareMissing,
     ServerUnreachable,
@@ -319,7 +323,29 @@ _WORDS: dict[type[SealcheckError], tuple[str, str]] = {
     NotRestorable: (
         "This backup cannot be restore-tested",
         "The restore test loads SQL dumps (mysqldump/mariadb-dump, Sequel Pro, plain "
-        "pg_dump). Use Verify for other backups.",
+        "pg_dump, pg_dump archives) and starts MariaDB physical backups (mariabackup "
+        "xbstream). Use Verify for other backups.",
+    ),
+    NotPreparable: (
+        "This physical backup cannot be restore-tested on its own",
+        "An incremental or partial backup needs its full backup to start a server. "
+        "Restore-test the full backup; Verify checks this one.",
+    ),
+    PrepareFailed: (
+        "mariabackup could not prepare the physical backup",
+        "Every layer of the backup verified, but its redo log could not be applied; the "
+        "details show mariabackup's own words. Use an older version and check the backup "
+        "job's logs.",
+    ),
+    PreparedServerFailed: (
+        "The server did not start on the prepared backup",
+        "The details show the server's log. If a fresh MariaDB starts here, the backup's "
+        "data files are at fault: use an older version.",
+    ),
+    PreparedDataUnreadable: (
+        "The server started on the backup but could not read its data",
+        "A table's definition or data is damaged in a way the checksums of the backup do "
+        "not cover; the details name it. Use an older version.",
     ),
     ServerError: (
         "The database server reported an unexpected error",

@@ -12,7 +12,7 @@ pytest_plugins = [
     "fixtures.softhsm",
     "fixtures.s3servers",
 ]
-pytest_plugins += ["fixtures.restoretest"]
+pytest_plugins += ["fixtures.restoretest", "fixtures.physical"]
 
 
 @pytest.fixture(autouse=True)

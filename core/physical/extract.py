@@ -117,6 +117,7 @@ class FolderWriter:
             finally:
                 os.close(dfd)
         os.close(self._root)
+        self._root = -1
         if self.destination.exists() or self.destination.is_symlink():
             self.abort()
             raise DestinationError(f"{self.destination} appeared while the backup was read")
@@ -131,8 +132,7 @@ class FolderWriter:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
-        try:
+        if self._root >= 0:  # once: a closed descriptor's number may be reused
             os.close(self._root)
-        except OSError:
-            pass
+            self._root = -1
         shutil.rmtree(self.tmp, ignore_errors=True)

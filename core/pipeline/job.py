@@ -3,11 +3,13 @@ the progress callback and cancel token every stage honours."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
 from ..decrypt.secrets import Secrets
+from ..physical.extract import FolderWriter
 from ..plumbing.progress import CancelToken, ProgressCallback, no_progress
 from ..storage.sidecar import Sidecar
 from ..storage.source import Source
@@ -40,3 +42,7 @@ class Job:
     # restore --extract: the files of a physical backup into a new folder (issue 16).
     extract: bool = False
     max_disk_bytes: int | None = None
+    # A restore test: where a physical backup's files go, asked for only once the
+    # plaintext turns out to be an xbstream; committed (renamed into place) once every
+    # layer verified. Its caller owns it: it aborts and removes it otherwise.
+    physical_into: Callable[[], FolderWriter] | None = None

@@ -236,6 +236,8 @@ def _run(job: Job, ev: _Evidence) -> None:
             folder.commit()
             ev.layers["destination"] = destination_result(folder)
             folder = None
+        if payload.into is not None:  # a restore test's sandbox: every layer verified
+            payload.into.commit()
     except BaseException as exc:
         if writer is not None:
             writer.abort()
@@ -298,6 +300,7 @@ class _Consumed:
     bytes: int
     info: PayloadInfo = field(default_factory=PayloadInfo)
     physical: PhysicalCheck | None = None
+    into: FolderWriter | None = None  # the restore test's folder (job.physical_into)
 
 
 def _consume(
@@ -312,6 +315,7 @@ def _consume(
     # A physical backup (xbstream) is read by its own check: members, layers, pages.
     physical: PhysicalCheck | None = None
     sink: PhysicalCheck | PayloadInspector = inspector
+    into: FolderWriter | None = None
     h = hashlib.sha256()
     total = seen = 0
     limit = job.max_output_bytes
@@ -337,6 +341,8 @@ def _consume(
             )
         h.update(chunk)
         if seen == 0 and chunk.startswith(XBSTREAM_MAGIC):
+            if folder is None and job.physical_into is not None:
+                folder = into = job.physical_into()
             physical = sink = new_check(
                 ev, job.secrets.xbcrypt, job.data.name, folder, job.max_disk_bytes
             )
@@ -347,7 +353,7 @@ def _consume(
             writer.write(chunk)
         if job.extra_sink is not None:
             job.extra_sink.feed(chunk)
-    return _Consumed(inspector, h.hexdigest(), total, physical=physical)
+    return _Consumed(inspector, h.hexdigest(), total, physical=physical, into=into)
 
 
 def _open_envelope(

@@ -82,3 +82,28 @@ class ConfinementUnavailable(SealcheckError):
     not load it (it never loads a dump with a privileged account)."""
 
     layer = Layer.DATABASE
+
+
+# A physical backup (restoretest/physical.py).
+
+
+class PrepareFailed(BackupFailed):
+    """mariabackup could not prepare the physical backup."""
+
+    layer = Layer.DATABASE
+
+
+class PreparedServerFailed(BackupFailed):
+    """The throwaway server did not start on the prepared backup."""
+
+    layer = Layer.DATABASE
+
+
+class PreparedDataUnreadable(BackupFailed):
+    """The server started on the prepared backup could not read its data."""
+
+    layer = Layer.DATABASE
+
+
+class NotPreparable(NotRestorable):
+    """This physical backup cannot be restore-tested on its own."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import SealcheckError, UsageError
 from ..payload.inspector import PayloadInspector
+from ..physical.extract import FolderWriter
 from ..pipeline.job import Job
 from ..pipeline.run import run
 from ..plumbing.progress import ProgressEvent
@@ -24,6 +25,7 @@ from .engines.mariadb import MariaDBTarget, find_tools
 from .engines.postgres import PostgresTarget, find_pg_tools
 from .errors import ChecksFailed, DumpCutShort, DumpRefused, LoadFailed, NotRestorable
 from .loader import Deadline, Limits, LimitToken, StreamingLoader
+from .physical import PhysicalRestore
 from .procs import StateDir, default_state_dir
 from .scan.common import ScannerBase, ScanSummary, StatementTooLarge
 from .scan.mysql import MySQLScanner
@@ -65,7 +67,12 @@ def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
     session = _Session(options, state, job, deadline)
     limits = Limits(options.max_seconds, options.max_disk_bytes)
     loader = StreamingLoader(session.prepare, job.cancel, limits, deadline)
-    job.extra_sink = loader
+    job.extra_sink = _Plaintext(loader, session)
+    # A physical backup (xbstream): its files go into the sandbox as the pipeline
+    # verifies them, and the server starts on them afterwards (see physical).
+    job.physical_into = session.physical_folder
+    if job.max_disk_bytes is None:  # also bounds the system tablespace's page check
+        job.max_disk_bytes = options.max_disk_bytes
     job.operation = "verify"
     report: Report | None = None
     outcome: CheckOutcome | None = None
@@ -76,26 +83,14 @@ def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
     left: list[str] = []
     try:
         report = run(job)
-        if report.error is not None and loader.scanner is not None and not loader.finished:
-            # The stream stopped early (cut, corrupt, cancelled): what did the load get to?
-            loader.settle()
-        elif report.error is not None and report.error.kind in _CUT_KINDS:
-            # A dump cut before the client started (under HEAD_BYTES): no server is
-            # needed to name the statement it stops in.
-            loader.scanner = _offline_scan(loader.unstarted_head, options.engine)
-        load_error, error = _load_verdict(loader, report, session.engine or options.engine)
-        if error is None and report.ok and session.target is not None:
-            tc = time.monotonic()
-            job.progress(_checks_event(report, t0))
-            # The wall-clock limit runs on through the checks (checked between tables).
-            checks_cancel = LimitToken(job.cancel, deadline, "while checking the restored data")
-            checks_cancel.check()
-            assert loader.scanner is not None
-            counted = _archive_rows(report, loader.scanner.summary)
-            outcome = session.target.check(loader.scanner.summary, checks_cancel)
-            outcome.problems += counted
-            checks_s = round(time.monotonic() - tc, 3)
-            error = _check_verdict(outcome)
+        if session.physical is not None:
+            if report.ok:
+                outcome, checks_s = _physical(session, report, job, deadline, t0)
+                error = _check_verdict(outcome)
+        else:
+            outcome, error, load_error, checks_s = _logical(
+                session, loader, report, job, deadline, t0
+            )
     except SealcheckError as exc:
         error = exc
     finally:
@@ -108,6 +103,38 @@ def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
     # Whether the throwaway server, its folder and (on --server) the scratch database
     # and account are gone, as checked after the clean-up: the record says so.
     return replace(res, cleanup_status="left: " + "; ".join(left) if left else "cleaned")
+
+
+def _logical(
+    session: _Session,
+    loader: StreamingLoader,
+    report: Report,
+    job: Job,
+    deadline: Deadline,
+    t0: float,
+) -> tuple[CheckOutcome | None, SealcheckError | None, LoadError | None, float | None]:
+    """A dump streamed into the server: what the load got to, then the checks."""
+    options = session.options
+    if report.error is not None and loader.scanner is not None and not loader.finished:
+        # The stream stopped early (cut, corrupt, cancelled): what did the load get to?
+        loader.settle()
+    elif report.error is not None and report.error.kind in _CUT_KINDS:
+        # A dump cut before the client started (under HEAD_BYTES): no server is
+        # needed to name the statement it stops in.
+        loader.scanner = _offline_scan(loader.unstarted_head, options.engine)
+    load_error, error = _load_verdict(loader, report, session.engine or options.engine)
+    if error is not None or not report.ok or session.target is None:
+        return None, error, load_error, None
+    tc = time.monotonic()
+    job.progress(_stage_event("checks", report, t0))
+    # The wall-clock limit runs on through the checks (checked between tables).
+    checks_cancel = LimitToken(job.cancel, deadline, "while checking the restored data")
+    checks_cancel.check()
+    assert loader.scanner is not None
+    counted = _archive_rows(report, loader.scanner.summary)
+    outcome = session.target.check(loader.scanner.summary, checks_cancel)
+    outcome.problems += counted
+    return outcome, _check_verdict(outcome), load_error, round(time.monotonic() - tc, 3)
 
 
 class _Session:
@@ -125,6 +152,32 @@ class _Session:
         self.producer: dict[str, str | None] = {}
         self.cleanup: list[str] = []
         self._lock: object | None = None
+        self.physical: PhysicalRestore | None = None
+        self.summary: ScanSummary | None = None  # a physical backup's own catalogue
+
+    def _take_lock(self, name: str) -> None:
+        cm = self.state.lock(name, self.job.cancel)
+        cm.__enter__()
+        self._lock = cm
+
+    def physical_folder(self) -> FolderWriter:
+        """The plaintext is an xbstream: the throwaway MariaDB's sandbox, whose ``data``
+        folder receives the backup's files as they are verified."""
+        if self.options.server or self.options.engine not in ("auto", "mariadb", "mysql"):
+            raise NotRestorable(
+                "the payload is a physical backup (xbstream), which is restore-tested in a "
+                "throwaway MariaDB started on its files: not with --server or --engine "
+                f"{self.options.engine if not self.options.server else 'and --server'}"
+            )
+        self.engine = "mariadb"
+        self._take_lock("mariadb")
+        self.cleanup += self.state.clean_orphans("mariadb")
+        self.deadline.start()  # the wall-clock limit: from here to the end of the checks
+        self.physical = PhysicalRestore(self.state, self.options.max_disk_bytes)
+        try:
+            return self.physical.folder(self.job.data.name)
+        finally:
+            self.target = self.physical.target
 
     def prepare(self, head: bytes) -> Target:
         insp = PayloadInspector()
@@ -170,9 +223,7 @@ class _Session:
             if self.options.server
             else ("postgres" if engine == "postgres" else "mariadb")
         )
-        cm = self.state.lock(lock_name, self.job.cancel)
-        cm.__enter__()
-        self._lock = cm
+        self._take_lock(lock_name)
         if not self.options.server:
             self.cleanup += self.state.clean_orphans(
                 "postgres" if engine == "postgres" else "mariadb"
@@ -212,6 +263,39 @@ class _Session:
             self._lock.__exit__(None, None, None)  # type: ignore[attr-defined]
             self._lock = None
         return done
+
+
+class _Plaintext:
+    """The pipeline's extra sink: the plaintext goes to the SQL loader, unless the
+    pipeline found a physical backup (it writes that one's files itself)."""
+
+    def __init__(self, loader: StreamingLoader, session: _Session) -> None:
+        self.loader = loader
+        self.session = session
+
+    def feed(self, data: bytes) -> None:
+        if self.session.physical is None:
+            self.loader.feed(data)
+
+    def finish(self) -> None:
+        if self.session.physical is None:
+            self.loader.finish()
+
+
+def _physical(
+    session: _Session, report: Report, job: Job, deadline: Deadline, t0: float
+) -> tuple[CheckOutcome, float]:
+    """Every layer verified and the files in the sandbox: prepare, start, check."""
+    phys = session.physical
+    assert phys is not None
+    job.progress(_stage_event("prepare", report, t0))
+    phys.start(LimitToken(job.cancel, deadline, "while preparing and starting"), deadline.left)
+    tc = time.monotonic()
+    job.progress(_stage_event("checks", report, t0))
+    outcome, session.summary = phys.check(
+        LimitToken(job.cancel, deadline, "while checking the restored data")
+    )
+    return outcome, round(time.monotonic() - tc, 3)
 
 
 _CUT_KINDS = ("IncompleteDump", "TruncatedBackup")
@@ -353,11 +437,12 @@ def _check_verdict(outcome: CheckOutcome) -> SealcheckError | None:
     return None
 
 
-def _checks_event(report: Report, t0: float) -> ProgressEvent:
-    # The pipeline's meter has finished with the load; the checks run after it, with no
-    # byte count and so no ETA. One event tells a UI the job is in its last stage.
+def _stage_event(stage: str, report: Report, t0: float) -> ProgressEvent:
+    # The pipeline's meter has finished with the load; the checks (and a physical
+    # backup's prepare and start) run after it, with no byte count and so no ETA. One
+    # event tells a UI the job is in its last stages.
     size = report.source.size if report.source is not None else 0
-    return ProgressEvent("checks", size, size, 0.0, None, time.monotonic() - t0, ())
+    return ProgressEvent(stage, size, size, 0.0, None, time.monotonic() - t0, ())
 
 
 def _result(
@@ -374,7 +459,7 @@ def _result(
     options: RestoreTestOptions,
 ) -> RestoreTestResult:
     target = session.target
-    summary = loader.scanner.summary if loader.scanner is not None else None
+    summary = loader.scanner.summary if loader.scanner is not None else session.summary
     info = (
         ErrorInfo.from_exc(error)
         if error is not None
@@ -386,7 +471,13 @@ def _result(
     o = outcome or CheckOutcome()
     ok = info is None and outcome is not None
     dump: dict[str, object] = dict(session.producer)
-    if summary is not None:
+    load_seconds = loader.load_seconds
+    if session.physical is not None:
+        dump = session.physical.details()
+        t = session.physical.times
+        if t.start_s is not None:  # extracted, prepared, started: the load's equivalent
+            load_seconds = round((t.extract_s or 0) + (t.prepare_s or 0) + t.start_s, 3)
+    elif summary is not None:
         dump.update(
             bytes=summary.bytes, statements=summary.statements, sandbox_line=summary.sandbox_line
         )
@@ -404,7 +495,7 @@ def _result(
         routines=tuple(o.routines),
         events=tuple(o.events),
         missing=tuple(o.missing),
-        load_seconds=loader.load_seconds,
+        load_seconds=load_seconds,
         checks_seconds=checks_s,
         total_seconds=round(time.monotonic() - t0, 3),
         started_at=started,

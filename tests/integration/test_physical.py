@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 
 from fixtures.common import run_cli
-from fixtures.databases import running_mariadb
 from fixtures.physical import (
+    APSARA_KEY,
     RealPhysical,
     flip_bit,
     gzip_openssl,
-    make_backups,
     mbstream_extract,
     qpress_stored,
     tree,
@@ -36,34 +35,16 @@ from fixtures.xbcrypt import (
 )
 
 pytestmark = pytest.mark.timeout(900)
-APSARA_B64 = b"S14dTbl6i4QoAAAAAAAAAA=="  # a KMS Plaintext: 16 bytes, base64
-APSARA_KEY = b"4b5e1d4db97a8b842800000000000000"  # its lowercase hex: the --encrypt-key
 
 
-@pytest.fixture(scope="module")
-def real(tmp_path_factory: pytest.TempPathFactory) -> RealPhysical:
-    with running_mariadb() as srv:
-        if not srv.tools.get("mariabackup"):
-            pytest.skip("mariabackup is not installed")
-        return make_backups(srv, tmp_path_factory.mktemp("physical"))
+@pytest.fixture
+def real(real_physical: RealPhysical) -> RealPhysical:
+    return real_physical
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("keys")
-    out = {
-        "percona": d / "percona.key",
-        "newline": d / "newline.key",
-        "wrong": d / "wrong.key",
-        "apsara": d / "kms-plaintext.txt",
-        "openssl": d / "cc.pass",
-    }
-    out["percona"].write_bytes(PERCONA_TEST_KEY)
-    out["newline"].write_bytes(PERCONA_TEST_KEY + b"\n")
-    out["wrong"].write_bytes(b"X" * 32)
-    out["apsara"].write_bytes(APSARA_B64 + b"\n")
-    out["openssl"].write_bytes(b"clustercontrol-secret\n")
-    return out
+@pytest.fixture
+def keys(physical_keys: dict[str, Path]) -> dict[str, Path]:
+    return physical_keys
 
 
 def verify(path: Path, *args: str) -> tuple[int, dict]:

@@ -69,6 +69,14 @@ INSTALL_HINT = (
     "install the MariaDB server and client "
     "(Debian/Ubuntu: apt-get install mariadb-server mariadb-client)"
 )
+_SPEED = (
+    "--innodb-buffer-pool-size=256M",
+    "--innodb-log-file-size=256M",
+    "--innodb-flush-log-at-trx-commit=0",
+    "--innodb-doublewrite=0",
+    "--character-set-server=utf8mb4",
+    "--collation-server=utf8mb4_unicode_ci",
+)
 MYSQL_HINT = "a MySQL dump is restore-tested in a throwaway MariaDB server: " + INSTALL_HINT
 
 
@@ -82,6 +90,17 @@ def _which(*names: str) -> str | None:
         if p := shutil.which(n) or shutil.which(n, path=os.pathsep.join(SBIN)):
             return p
     return None
+
+
+def find_mariabackup() -> str:
+    """mariabackup, which prepares a physical backup for the throwaway server."""
+    tool = _which("mariabackup", "mariadb-backup")
+    if tool is None:
+        raise ServerSoftwareMissing(
+            "not found: mariabackup; a physical backup is prepared with it before the "
+            "throwaway server starts on it (Debian/Ubuntu: apt-get install mariadb-backup)"
+        )
+    return tool
 
 
 @dataclass(frozen=True)
@@ -152,27 +171,25 @@ class MariaDBTarget(ServerTarget):
 
     # -- throwaway ---------------------------------------------------------------------
 
-    def start(self, state: StateDir, cancel: CancelToken, database: str) -> None:
+    def sandbox(self, state: StateDir, folders: tuple[str, ...]) -> OsUser:
+        """The throwaway server's private 0700 folder (with ``folders`` in it), owned by
+        the unprivileged OS user it runs as, recorded so a crashed run's is wiped."""
         user = server_user()
         root = self.root = private_dir("scrt-my-", owner=user)
         self._state = state
         self.record = state.record("mariadb", root)
-        self.database = database
-        make_dirs(root, ("data", "tmp", "files", "plugins"), user)
+        make_dirs(root, ("tmp", "files", "plugins", *folders), user)
         self.socket = root / "my.sock"
         self.disk_path = root
+        return user
+
+    def start(self, state: StateDir, cancel: CancelToken, database: str) -> None:
+        user = self.sandbox(state, ("data",))
+        assert self.root is not None and self._state is not None
+        root = self.root
+        self.database = database
         init = root / "init.sql"
         self._write_init(init, user)
-        env = clean_env(TMPDIR=str(root / "tmp"), HOME=str(root))
-        # A server run as root would need --user=root; we run it as `user` instead.
-        speed = [
-            "--innodb-buffer-pool-size=256M",
-            "--innodb-log-file-size=256M",
-            "--innodb-flush-log-at-trx-commit=0",
-            "--innodb-doublewrite=0",
-            "--character-set-server=utf8mb4",
-            "--collation-server=utf8mb4_unicode_ci",
-        ]
         run_step(
             [
                 self.tools.install_db,
@@ -182,17 +199,31 @@ class MariaDBTarget(ServerTarget):
                 "--skip-test-db",
                 "--skip-name-resolve",
                 f"--tmpdir={root / 'tmp'}",
-                *speed,
+                *_SPEED,
             ],
             user=user,
             cwd=root,
-            env=env,
+            env=self.env(),
             log=root / "install.log",
             what="mariadb-install-db",
             timeout=START_TIMEOUT,
             cancel=cancel,
             on_spawn=lambda pid: state.set_pgid(self.record, pid),  # type: ignore[arg-type]
         )
+        self.launch(user, cancel, f"--init-file={init}")
+        init.unlink(missing_ok=True)
+        self.query(f"CREATE DATABASE IF NOT EXISTS {_qi(database)}")
+        self._grant(database)
+
+    def env(self) -> dict[str, str]:
+        assert self.root is not None
+        return clean_env(TMPDIR=str(self.root / "tmp"), HOME=str(self.root))
+
+    def launch(self, user: OsUser, cancel: CancelToken, *extra: str) -> None:
+        """Start mariadbd on the sandbox's ``data`` folder, confined as the module says,
+        and wait until it answers on its socket (``extra``: how its accounts are made)."""
+        root, state = self.root, self._state
+        assert root is not None and state is not None and self.record is not None
         self.proc = spawn(
             [
                 self.tools.server,
@@ -208,32 +239,29 @@ class MariaDBTarget(ServerTarget):
                 "--event-scheduler=OFF",
                 f"--plugin-dir={root / 'plugins'}",
                 "--skip-symbolic-links",
-                f"--init-file={init}",
                 "--skip-log-bin",
                 "--skip-name-resolve",
                 "--performance-schema=OFF",
                 "--max-allowed-packet=1G",
                 "--max-connections=20",
-                *speed,
+                *_SPEED,
+                *extra,
             ],
             user=user,
             cwd=root,
-            env=env,
+            env=self.env(),  # A server run as root would need --user=root; not ours.
             log=root / "mariadbd.out",  # what it writes before --log-error takes over
         )
         state.set_pgid(self.record, self.proc.pid)
         self._wait_ready(cancel, root / "error.log")
-        init.unlink(missing_ok=True)
-        ver = self._query("SELECT VERSION()")[0][0]
+        ver = self.query("SELECT VERSION()")[0][0]
         self.server = f"MariaDB {ver}"
-        self._query(f"CREATE DATABASE IF NOT EXISTS {_qi(database)}")
-        self._grant(database)
 
     def _grant(self, database: str) -> None:
         """The loader's privileges on one database of the dump (throwaway server)."""
         if database in self._granted or database.lower() in SYSTEM_SCHEMAS:
             return
-        self._query(
+        self.query(
             f"GRANT {MYSQL_DB_PRIVILEGES} ON {mysql_grant_db(database)}.* "
             f"TO {_q(self.loader.user)}@'localhost'"
         )
@@ -293,7 +321,7 @@ class MariaDBTarget(ServerTarget):
             self._connect()
         except pymysql.err.MySQLError as exc:
             raise ServerUnreachable(f"{socket}: {exc.args[-1]}") from None
-        ver = self._query("SELECT VERSION()")[0][0]
+        ver = self.query("SELECT VERSION()")[0][0]
         self.server = f"{'MariaDB' if 'MariaDB' in ver else 'MySQL'} {ver}"
         if "MariaDB" not in ver:
             self.engine = "mysql"
@@ -306,13 +334,13 @@ class MariaDBTarget(ServerTarget):
     def _create_scratch(self, name: str) -> None:
         self.loader = Account(name, secrets.token_urlsafe(24))
         try:
-            self._query(f"CREATE DATABASE {_qi(name)} CHARACTER SET utf8mb4")
+            self.query(f"CREATE DATABASE {_qi(name)} CHARACTER SET utf8mb4")
             if self.engine == "mariadb":
                 ident = f"IDENTIFIED BY PASSWORD {_q(mysql_native_hash(self.loader.password))}"
             else:  # MySQL 8 has no PASSWORD form; it never logs the clause in clear
                 ident = f"IDENTIFIED BY {_q(self.loader.password)}"
-            self._query(f"CREATE USER {_q(name)}@'localhost' {ident} WITH MAX_USER_CONNECTIONS 4")
-            self._query(
+            self.query(f"CREATE USER {_q(name)}@'localhost' {ident} WITH MAX_USER_CONNECTIONS 4")
+            self.query(
                 f"GRANT {MYSQL_DB_PRIVILEGES} ON {mysql_grant_db(name)}.* TO {_q(name)}@'localhost'"
             )
         except pymysql.err.MySQLError as exc:
@@ -338,7 +366,7 @@ class MariaDBTarget(ServerTarget):
         finally:
             conn.close()
         with contextlib.suppress(pymysql.err.MySQLError):  # MariaDB 10.11+; none: an error
-            grants += [str(r[0]) for r in self._query("SHOW GRANTS FOR PUBLIC")]
+            grants += [str(r[0]) for r in self.query("SHOW GRANTS FOR PUBLIC")]
         own = f" ON {mysql_grant_db(name)}.* TO "
         extra = [
             g
@@ -355,9 +383,9 @@ class MariaDBTarget(ServerTarget):
     def _drop_scratch(self, name: str) -> tuple[list[str], bool]:
         try:
             done = self._kill_loads(name)
-            self._query(f"DROP DATABASE IF EXISTS {_qi(name)}")
+            self.query(f"DROP DATABASE IF EXISTS {_qi(name)}")
             done.append(f"dropped scratch database {name}")
-            self._query(f"DROP USER IF EXISTS {_q(name)}@'localhost'")
+            self.query(f"DROP USER IF EXISTS {_q(name)}@'localhost'")
             done.append(f"dropped account {name}@localhost")
         except pymysql.err.MySQLError as exc:
             return [f"could not drop scratch database/account {name} ({exc.args[-1]})"], False
@@ -393,7 +421,7 @@ class MariaDBTarget(ServerTarget):
         except pymysql.err.MySQLError as exc:
             raise ServerUnreachable(f"{self.socket}: {exc.args[-1]}") from None
 
-    def _query(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
         with self._conn.cursor() as cur:
             cur.execute(sql, args)
             return list(cur.fetchall())
@@ -464,7 +492,7 @@ class MariaDBTarget(ServerTarget):
 
     def check(self, summary: ScanSummary, cancel: CancelToken) -> CheckOutcome:
         dbs = [self._scratch] if self._scratch else list(summary.schemas)
-        return check_mariadb(self._query, dbs, summary, cancel)
+        return check_mariadb(self.query, dbs, summary, cancel)
 
     def disk_used(self) -> int | None:
         # --server: the existing server's own disk is its administrator's business.
@@ -489,12 +517,12 @@ class MariaDBTarget(ServerTarget):
         when it next talks to the client), and DROP DATABASE would wait for it.
         """
         done = []
-        for (conn_id,) in self._query(
+        for (conn_id,) in self.query(
             "SELECT ID FROM information_schema.PROCESSLIST "
             "WHERE (DB = %s OR USER = %s) AND ID <> CONNECTION_ID()",
             (name, name),
         ):
             with contextlib.suppress(pymysql.err.MySQLError):
-                self._query(f"KILL {int(conn_id)}")
+                self.query(f"KILL {int(conn_id)}")
                 done.append(f"ended connection {conn_id} still running the load")
         return done

@@ -1,0 +1,228 @@
+"""Restore test of physical backups (issue 16): real mariabackup backups of sakila,
+extracted into the sandbox, ``mariabackup --prepare``, a throwaway MariaDB started on
+them, and the logical test's checks. ClusterControl's physical pipeline (xbstream →
+gzip -6 → openssl enc) from a versioned moto bucket, plain and ``--compress``; xbcrypt
+members; damaged variants; drift; backups of a server that is not installed here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.physical import (
+    CHANGED_ROWS,
+    SAKILA_DB,
+    SAKILA_ROWS,
+    RealPhysical,
+    flip_bit,
+    gzip_openssl,
+)
+from fixtures.restoretest import restore_test_cli
+from fixtures.s3servers import S3Store
+from fixtures.xbcrypt import PERCONA_TEST_KEY, encrypt_members, write_xbstream, xbstream_files
+
+pytestmark = pytest.mark.timeout(900)
+
+SAKILA_VIEWS = [
+    "actor_info", "customer_list", "film_list", "nicer_but_slower_film_list",
+    "sales_by_film_category", "sales_by_store", "staff_list",
+]  # fmt: skip
+SAKILA_TRIGGERS = [
+    "customer_create_date", "del_film", "ins_film", "payment_date", "rental_date", "upd_film",
+]  # fmt: skip
+
+
+def rows(res: dict[str, Any]) -> dict[str, int]:
+    return {t["name"]: t["rows"] for t in res["tables"]}
+
+
+def wiped(res: dict[str, Any]) -> None:
+    """The sandbox is gone: the result says so, and the folder it names is not there."""
+    folders = [c.split(" ", 1)[1] for c in res["cleanup"] if c.startswith("wiped /")]
+    assert folders and not any(Path(f).exists() for f in folders), res["cleanup"]
+    assert res["cleanup_status"] == "cleaned", res["cleanup"]
+
+
+def passes(res: dict[str, Any], want: dict[str, int] = SAKILA_ROWS) -> None:
+    assert res["ok"] and res["error"] is None, res["error"]
+    assert res["engine"] == "mariadb" and res["mode"] == "throwaway"
+    assert res["databases"] == [SAKILA_DB]
+    assert rows(res) == want
+    assert all(t["ok"] and t["checksum"] for t in res["tables"])
+    assert res["views"] == SAKILA_VIEWS and res["triggers"] == SAKILA_TRIGGERS
+    assert len(res["routines"]) == 6 and res["missing"] == []
+    dump = res["dump"]
+    assert dump["physical"] and dump["producer"] == "mariabackup"
+    for step in ("extract_seconds", "prepare_seconds", "start_seconds"):
+        assert dump[step] is not None and dump[step] >= 0
+    assert res["total_seconds"] >= res["load_seconds"] > 0
+    wiped(res)
+
+
+def put(store: S3Store, path: Path) -> tuple[str, str]:
+    bucket = store.bucket()
+    bucket.put(f"db/{path.name}", path)
+    return bucket.uri(f"db/{path.name}"), bucket.endpoint
+
+
+@pytest.mark.parametrize("which", ["plain", "compressed"])
+def test_clustercontrol_physical_from_s3_restores_and_checks(
+    which: str,
+    real_physical: RealPhysical,
+    physical_keys: dict[str, Path],
+    moto_store: S3Store,
+    rt_state: Path,
+    tmp_path: Path,
+) -> None:
+    src = real_physical.plain if which == "plain" else real_physical.compressed
+    bk = gzip_openssl(src, tmp_path / "backup-full.xbstream.gz.aes256", physical_keys["openssl"])
+    uri, endpoint = put(moto_store, bk)
+    pw = ("--passphrase-file", str(physical_keys["openssl"]))
+    rc, res = restore_test_cli(rt_state, uri, "--endpoint-url", endpoint, *pw)
+    assert rc == 0, res["error"]
+    passes(res)
+    rep = res["verification"]
+    assert rep["formats"][:3] == ["openssl-enc", "gzip", "xbstream"]
+    statuses = {x["layer"]: x["status"] for x in rep["layers"]}
+    assert statuses["backup"] == "ok" and statuses["pages"] == "ok"
+    if which == "compressed":
+        assert statuses["member-decompress"] == "ok"
+
+
+def test_xbcrypt_members_restore(
+    real_physical: RealPhysical, physical_keys: dict[str, Path], rt_state: Path, tmp_path: Path
+) -> None:
+    """ApsaraDB's layout: NAME.qp.xbcrypt members (v3), the key from a file."""
+    enc = encrypt_members(real_physical.compressed.read_bytes(), PERCONA_TEST_KEY, version=3)
+    bk = tmp_path / "test1_qp.xb"
+    bk.write_bytes(enc)
+    rc, res = restore_test_cli(
+        rt_state, str(bk), "--xbcrypt-key-file", str(physical_keys["percona"])
+    )
+    assert rc == 0, res["error"]
+    passes(res)
+    mc = next(x for x in res["verification"]["layers"] if x["layer"] == "member-cipher")
+    assert mc["status"] == "ok" and mc["details"]["key_proved"] is True
+
+
+def test_drift_against_a_baseline_and_the_redo_log_applied(
+    real_physical: RealPhysical, rt_state: Path, tmp_path: Path
+) -> None:
+    """The later backup's changes are in its redo log only: the counts prove the prepare
+    applied it; against the earlier result, drift names them."""
+    rc, first = restore_test_cli(rt_state, str(real_physical.plain))
+    assert rc == 0, first["error"]
+    base = tmp_path / "baseline.json"
+    base.write_text(json.dumps(first))
+    rc, res = restore_test_cli(rt_state, str(real_physical.changed), "--baseline", str(base))
+    assert rc == 0, res["error"]
+    passes(res, CHANGED_ROWS)
+    drift = res["drift"]
+    q = f"{SAKILA_DB}."
+    assert drift["emptied"] == [q + "film_text"]
+    assert {c["name"]: (c["before"], c["after"]) for c in drift["row_changes"]} == {
+        q + "film_text": (1000, 0),
+        q + "payment": (16049, 16000),
+    }
+    assert q + "payment" in drift["checksum_changes"]
+
+
+def test_damaged_backups_fail_at_their_layer(
+    real_physical: RealPhysical, physical_keys: dict[str, Path], rt_state: Path, tmp_path: Path
+) -> None:
+    # A bit in the openssl ciphertext: caught by the stream's own checks, exit 1, no
+    # server started, the sandbox the stream was being extracted into wiped.
+    cc = gzip_openssl(real_physical.plain, tmp_path / "cc.aes256", physical_keys["openssl"])
+    raw = cc.read_bytes()
+    bad = tmp_path / "cc-bad.aes256"
+    bad.write_bytes(flip_bit(raw, len(raw) // 2))
+    rc, res = restore_test_cli(
+        rt_state, str(bad), "--passphrase-file", str(physical_keys["openssl"])
+    )
+    assert rc == 1 and res["error"]["layer"] in ("decompress", "payload"), res["error"]
+    assert res["tables"] == [] and res["dump"]["prepare_seconds"] is None
+    wiped(res)
+    # A table definition (.frm) damaged, the stream's CRCs recomputed: every layer of the
+    # backup verifies (no checksum covers a .frm), and only the server reading it fails.
+    files = xbstream_files(real_physical.plain.read_bytes())
+    frm = bytearray(files[f"{SAKILA_DB}/film.frm"])
+    for i in range(64, len(frm), 7):
+        frm[i] ^= 0x5A
+    files[f"{SAKILA_DB}/film.frm"] = bytes(frm)
+    bk = tmp_path / "frm.xbstream"
+    bk.write_bytes(write_xbstream(files))
+    rc, res = restore_test_cli(rt_state, str(bk))
+    assert rc == 1, res["error"]
+    assert res["verification"]["ok"] is True
+    assert res["error"]["kind"] == "PreparedDataUnreadable" and res["error"]["layer"] == "database"
+    assert "film.frm" in res["error"]["message"]
+    wiped(res)
+
+
+def _relabel(stream: bytes, info: dict[bytes, bytes]) -> bytes:
+    """The backup's own words about who made it, as another producer writes them."""
+    files = xbstream_files(stream)
+    text = files["xtrabackup_info"]
+    for old, new in info.items():
+        assert old in text
+        text = text.replace(old, new)
+    files["xtrabackup_info"] = text
+    return write_xbstream(files)
+
+
+@pytest.mark.parametrize(
+    ("info", "words"),
+    [
+        (  # ApsaraDB RDS for MySQL 8.0: Percona XtraBackup 8.0
+            {
+                b"tool_name = mariabackup": b"tool_name = xtrabackup",
+                b"tool_version = 10.11.19-MariaDB": b"tool_version = 8.0.35-30",
+                b"server_version = 10.11.19-MariaDB-0+deb12u1": b"server_version = 8.0.36",
+            },
+            ["Percona XtraBackup 8.0", "MySQL Server 8.0", "every layer", "--extract"],
+        ),
+        (  # MariaDB of another series
+            {b"server_version = 10.11.19-MariaDB-0+deb12u1": b"server_version = 10.6.16-MariaDB"},
+            ["install MariaDB 10.6", "mariadb-backup"],
+        ),
+    ],
+)
+def test_server_not_installed_here_is_not_checked_and_says_what_to_install(
+    info: dict[bytes, bytes],
+    words: list[str],
+    real_physical: RealPhysical,
+    rt_state: Path,
+    tmp_path: Path,
+) -> None:
+    bk = tmp_path / "other.xbstream"
+    bk.write_bytes(_relabel(real_physical.plain.read_bytes(), info))
+    rc, res = restore_test_cli(rt_state, str(bk))
+    assert rc == 2, res["error"]
+    assert res["error"]["kind"] == "ServerSoftwareMissing"
+    for w in words:
+        assert w.lower() in res["error"]["message"].lower(), res["error"]["message"]
+    # Verified to the pages before saying so, and nothing was prepared or started.
+    assert res["verification"]["ok"] is True
+    assert res["dump"]["prepare_seconds"] is None and res["tables"] == []
+    wiped(res)
+
+
+def test_incremental_backup_is_not_restorable_on_its_own(
+    real_physical: RealPhysical, rt_state: Path, tmp_path: Path
+) -> None:
+    files = xbstream_files(real_physical.plain.read_bytes())
+    cp = files["xtrabackup_checkpoints"]
+    files["xtrabackup_checkpoints"] = cp.replace(
+        b"backup_type = full-backuped", b"backup_type = incremental"
+    )
+    assert files["xtrabackup_checkpoints"] != cp
+    bk = tmp_path / "inc.xbstream"
+    bk.write_bytes(write_xbstream(files))
+    rc, res = restore_test_cli(rt_state, str(bk))
+    assert rc == 2 and res["error"]["kind"] == "NotPreparable", res["error"]
+    assert "full backup" in res["error"]["message"]
+    wiped(res)
