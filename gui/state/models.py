@@ -58,6 +58,14 @@ def guess_database(name: str, outcome: Outcome | None) -> str:
     return "–"
 
 
+def looks_physical(name: str, outcome: Outcome | None) -> bool:
+    """A physical backup (xbstream): by what a verify found, else by its name."""
+    if outcome and outcome.report and outcome.report.formats:
+        return "xbstream" in outcome.report.formats
+    low = name.lower().rsplit("/", 1)[-1]
+    return "xbstream" in low or ".xb." in low or low.endswith((".xb", "_xb.qp"))
+
+
 def guess_format(name: str, outcome: Outcome | None) -> str:
     if outcome and outcome.report and outcome.report.formats:
         return " → ".join(outcome.report.formats)

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from sealcheck.core.errors import SealcheckError, UsageError
 from sealcheck.core.restoretest.dsn import parse_dsn
-from sealcheck.core.restoretest.engines.mariadb import find_tools
+from sealcheck.core.restoretest.engines.mariadb import find_mariabackup, find_tools
 from sealcheck.core.restoretest.engines.postgres import find_pg_tools
 
 from ..jobs.spec import RestoreTestSpec
@@ -81,6 +81,8 @@ class Software:
 class Found:
     my: Software
     pg: Software
+    # Physical backups (xbstream): mariabackup prepares them for a throwaway MariaDB.
+    physical: Software | None = None
 
     def for_engine(self, engine: str) -> Software:
         return self.pg if engine == "postgres" else self.my
@@ -88,7 +90,25 @@ class Found:
 
 def find_software(_ctx: WorkerContext | None = None) -> Found:
     """Core's finders for both families (runs programs: call it on a worker)."""
-    return Found(_mariadb(), _postgres())
+    return Found(_mariadb(), _postgres(), _mariabackup())
+
+
+def _mariabackup() -> Software:
+    try:
+        return Software("mariabackup (physical backups)", find_mariabackup(), None, None)
+    except SealcheckError as exc:
+        return Software("mariabackup (physical backups)", None, None, exc.message())
+
+
+def physical_blocker(found: Found | None) -> str | None:
+    """What a physical backup's restore test lacks here: a MariaDB server and mariabackup
+    (core says the same when the test runs)."""
+    if found is None or found.physical is None:
+        return None
+    for sw in (found.my, found.physical):
+        if sw.server is None:
+            return f"Physical backups cannot be started here: {sw.missing}"
+    return None
 
 
 def _mariadb() -> Software:
@@ -121,7 +141,7 @@ def software_html(s: Software) -> str:
     name = f"<b>{html.escape(s.family)}</b>"
     if s.server:
         return f"✔ {name}: {html.escape(s.server)}"
-    text = f"✘ {name}: no server on this machine"
+    text = f"✘ {name}: not on this machine"
     if s.client:
         text += f" (the client {html.escape(s.client)} is here: an existing server can be used)"
     return text + f".<br><small>{html.escape(s.missing or '')}</small>"
@@ -140,8 +160,9 @@ def _label(text: str, name: str) -> QLabel:
 
 
 class EnginePage(QWizardPage):
-    def __init__(self, hints: list[str], initial: str) -> None:
+    def __init__(self, hints: list[str], initial: str, physical: int = 0) -> None:
         super().__init__()
+        self.physical = physical
         self.setTitle("Which database server loads the backup?")
         self.setSubTitle(
             "Sealcheck reads each dump's header and picks the server; choose one only to "
@@ -162,6 +183,15 @@ class EnginePage(QWizardPage):
         )
         self.hint.setVisible(bool(hints))
         lay.addWidget(self.hint)
+        what = "is a physical backup" if physical == 1 else "are physical backups"
+        self.physical_note = _label(
+            f"{physical} of them {what} (xbstream): extracted into a private folder, "
+            "prepared with mariabackup and started in a throwaway MariaDB without network, "
+            "whatever is chosen here.",
+            "Physical backups",
+        )
+        self.physical_note.setVisible(physical > 0)
+        lay.addWidget(self.physical_note)
         lay.addSpacing(8)
         lay.addWidget(QLabel("Server software on this machine:"))
         self.software = _label("Looking for database server software…", "Server software found")
@@ -178,7 +208,10 @@ class EnginePage(QWizardPage):
         if found is None:
             self.software.setText(f"Could not look for server software: {problem}")
         else:
-            self.software.setText(software_html(found.my) + "<br>" + software_html(found.pg))
+            lines = [software_html(found.my), software_html(found.pg)]
+            if self.physical and found.physical is not None:
+                lines.append(software_html(found.physical))
+            self.software.setText("<br>".join(lines))
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:
@@ -282,6 +315,17 @@ class ServerPage(QWizardPage):
     def blocker(self) -> str | None:
         """Why Next cannot go on, in words; None when the choice can work."""
         engine, found = self._engine(), self._found()
+        wiz = self.wizard()
+        physical = wiz.engine_page.physical if isinstance(wiz, RestoreTestWizard) else 0
+        # Only physical backups: there is one way to test them.
+        if physical and isinstance(wiz, RestoreTestWizard) and physical == wiz.targets:
+            if self.existing.isChecked() or engine == "postgres":
+                return (
+                    "Physical backups (xbstream) are restore-tested in a throwaway MariaDB "
+                    "started on their own files: choose the throwaway server and an engine "
+                    "other than PostgreSQL"
+                )
+            return physical_blocker(found)
         if self.throwaway.isChecked():
             return _throwaway_blocker(engine, found)
         dsn = self.dsn.text().strip()
@@ -338,10 +382,16 @@ class SummaryPage(QWizardPage):
     def initializePage(self) -> None:
         wiz = self.wizard()
         assert isinstance(wiz, RestoreTestWizard)
-        self.text.setText(summary_html(wiz.value(), self._targets, wiz.engine_page.found))
+        self.text.setText(
+            summary_html(
+                wiz.value(), self._targets, wiz.engine_page.found, wiz.engine_page.physical
+            )
+        )
 
 
-def summary_html(spec: RestoreTestSpec, targets: list[str], found: Found | None) -> str:
+def summary_html(
+    spec: RestoreTestSpec, targets: list[str], found: Found | None, physical: int = 0
+) -> str:
     e = html.escape
     n = len(targets)
     shown = "".join(f"<li>{e(t)}</li>" for t in targets[:8])
@@ -369,6 +419,16 @@ def summary_html(spec: RestoreTestSpec, targets: list[str], found: Found | None)
                     parts.append(
                         f"<p>⚠ Dumps that need {e(sw.family)} will fail: {e(sw.missing or '')}</p>"
                     )
+    if physical:
+        missing = physical_blocker(found)
+        parts.append(
+            f"<p><b>Physical backups:</b> {physical}. Each is verified layer by layer while "
+            "its files are written into a private folder, prepared with mariabackup, and "
+            "checked in a throwaway MariaDB started on them (socket only, no network), "
+            "whatever server is chosen for the dumps. A backup of a server not installed "
+            "here (MySQL 8.0 by Percona XtraBackup) is verified and reported as not "
+            "checked, with what to install.</p>" + (f"<p>⚠ {e(missing)}</p>" if missing else "")
+        )
     parts.append(
         "<p>Each result is compared with the previous restore test of the same backup, when "
         "there is one (drift). <b>Cancel</b> in the Jobs panel stops a test within seconds "
@@ -378,7 +438,8 @@ def summary_html(spec: RestoreTestSpec, targets: list[str], found: Found | None)
 
 
 class RestoreTestWizard(QWizard):
-    """``targets``: the job titles; ``hints``: what the selected backups look like."""
+    """``targets``: the job titles; ``hints``: what the selected backups look like;
+    ``physical``: how many of them are physical backups (xbstream)."""
 
     def __init__(
         self,
@@ -386,6 +447,7 @@ class RestoreTestWizard(QWizard):
         hints: list[str] | None = None,
         initial: RestoreTestSpec | None = None,
         parent: QWidget | None = None,
+        physical: int = 0,
     ) -> None:
         super().__init__(parent)
         initial = initial or RestoreTestSpec()
@@ -395,7 +457,8 @@ class RestoreTestWizard(QWizard):
         self.setMinimumSize(fit_to_screen(self, QSize(text_width(self, 80), text_lines(self, 26))))
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
         self.setButtonText(QWizard.WizardButton.FinishButton, "&Start")
-        self.engine_page = EnginePage(hints or [], initial.engine)
+        self.targets = len(targets)
+        self.engine_page = EnginePage(hints or [], initial.engine, physical)
         self.server_page = ServerPage(initial)
         self.summary_page = SummaryPage(targets)
         self.setPage(Page.ENGINE, self.engine_page)

@@ -50,7 +50,7 @@ from ...jobs.spec import JobSpec, RestoreTestSpec
 from ...look.icons import icon
 from ...look.sizes import fit_to_screen, text_lines, text_width
 from ...state.keysession import KeySession
-from ...state.models import guess_database
+from ...state.models import guess_database, looks_physical
 from ...state.results import Outcome, ResultStore, duration_text
 from ...state.selection import selection_summary
 from ...state.settings import KeyChoice, SourceConfig, SourceStore
@@ -465,7 +465,11 @@ class MainWindow(ActionWindow):
             for r in rows
         ]
         hints = [g for g in guesses if g != "–"]  # "–": nothing to go by
-        wiz = RestoreTestWizard(titles, hints, self.restore_test_choice, self)
+        physical = sum(
+            looks_physical(r.data.key, self.results.get((r.data.key, r.data.version_id)))
+            for r in rows
+        )
+        wiz = RestoreTestWizard(titles, hints, self.restore_test_choice, self, physical)
         self.restore_wizard = wiz
 
         def finished(result: int) -> None:
