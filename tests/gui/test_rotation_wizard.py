@@ -6,6 +6,7 @@ interrupted rotation when the app starts."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -18,7 +19,16 @@ import pytest
 from PySide6.QtWidgets import QMessageBox, QWizard
 
 from fixtures.gui_flow import open_window
-from fixtures.pipelines import RsaKey, make_rsa_key, securecircle
+from fixtures.pipelines import (
+    GPG_HOMES,
+    RsaKey,
+    dpb587_gpg,
+    export_secret_key,
+    gpg_home_with_key,
+    make_rsa_key,
+    securecircle,
+    sh,
+)
 from fixtures.rotation import (
     PREFIX,
     Scenario,
@@ -318,3 +328,57 @@ def test_the_app_offers_to_resume_a_rotation_the_cli_started(
     assert [e.kind for e in rows] == [Kind.ROTATION]
     shown = [hv.model.index(0, c).data() for c in range(hv.model.columnCount())]
     assert shown[1] == "key rotation" and shown[4] == "NOT complete (1 cannot, 4 done)"
+
+
+def test_gpg_and_cms_backups_in_the_wizard(
+    qtbot, moto_s3: Bucket, tmp_path: Path, rsa_key: RsaKey, small_dump: Path
+) -> None:
+    """A dpb587 gpg backup (opened with the source's OpenPGP key file) and an openssl cms
+    backup (with its PEM key), rotated to a new OpenPGP key: both get a recipient for it,
+    and gpg --decrypt with the new secret key alone reads the gpg one byte for byte."""
+    old_home = gpg_home_with_key(tmp_path / "old", "old@example.com")
+    new_home = gpg_home_with_key(tmp_path / "new", "new@example.com")
+    old_gpg = export_secret_key(old_home, tmp_path / "old.asc", "old@example.com")
+    new_gpg = export_secret_key(new_home, tmp_path / "new.asc", "new@example.com")
+    gpg_backup = dpb587_gpg(small_dump, tmp_path / "g", old_home, email="old@example.com")
+    moto_s3.put(f"{PREFIX}db.sql.gz.enc", gpg_backup.data)
+    sh(
+        f"openssl req -x509 -new -key {rsa_key.private} -subj /CN=old -days 30 -out old.crt\n"
+        f"gzip -c {small_dump} | openssl cms -encrypt -binary -aes-256-cbc -outform DER "
+        "-out db2.sql.gz.p7m -recip old.crt",
+        tmp_path,
+    )
+    moto_s3.put(f"{PREFIX}db2.sql.gz.p7m", tmp_path / "db2.sql.gz.p7m")
+    keys = KeyChoice(key_specs=(str(rsa_key.private),), gpg_key_file=str(old_gpg))
+    src = dataclasses.replace(source_of(moto_s3, rsa_key), keys=keys)
+    wiz = RotationWizard([src], KeySession(lambda _p: None, lambda _p: None))
+    qtbot.addWidget(wiz)
+    wiz.show()
+    wiz.next()
+    qtbot.waitUntil(wiz.old_page.isComplete, timeout=WAIT)
+    assert str(old_gpg) in wiz.old_page.status.text()
+    wiz.next()
+    wiz.new_page.spec.setText(str(new_gpg))
+    wiz.new_page.check.click()
+    qtbot.waitUntil(wiz.new_page.isComplete, timeout=WAIT)
+    wiz.next()
+    qtbot.waitUntil(lambda: wiz.plan_page.isComplete(), timeout=WAIT)
+    assert wiz.plan_page.model.rowCount() == 2
+    wiz.next()
+    qtbot.waitUntil(wiz.run_page.isComplete, timeout=WAIT)
+    result = wiz.run_page.result
+    assert result is not None and result.report["counts"] == {"done": 2}
+    ((gpg_link, vid),) = [x for x in links(moto_s3) if ".enc.rewrap/" in x[0]]
+    home = tmp_path / "fresh"
+    home.mkdir(mode=0o700)
+    GPG_HOMES.append(home)
+    subprocess.run(["gpg", "--batch", "--homedir", str(home), "--import", str(new_gpg)],
+                   capture_output=True, check=True)  # fmt: skip
+    out = subprocess.run(["gpg", "--batch", "--homedir", str(home), "--decrypt"],
+                         input=fetch(moto_s3, gpg_link, vid), capture_output=True, check=True)  # fmt: skip
+    producer = subprocess.run(
+        ["gpg", "--batch", "--homedir", str(old_home), "--decrypt", str(gpg_backup.data)],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    assert out.stdout == producer.stdout
+    wiz.accept()

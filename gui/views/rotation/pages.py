@@ -177,6 +177,7 @@ class OldKeysPage(WizardPage):
         lay.addWidget(self.list)
         lay.addWidget(self.status)
         self.found: list[HeldKey] = []
+        self.gpg_file: str | None = None  # the source's OpenPGP secret key: gpg backups
         self.searching = False
         self.list.itemChanged.connect(lambda _i: self.completeChanged.emit())
 
@@ -186,9 +187,14 @@ class OldKeysPage(WizardPage):
         self.found = []
         problems: list[str] = []
         self.list.clear()
+        self.gpg_file = src.keys.gpg_key_file if src is not None else None
         if src is not None:
             opened, problems = wiz.open_source_keys(src)
             self._add([HeldKey(k, f"{where_of(k)} (this source's key)") for k in opened])
+        if self.gpg_file:
+            problems.append(
+                f"OpenPGP secret key {self.gpg_file} (this source's): opens gpg backups"
+            )
         self.status.setText("\n".join(problems) + ("\n" if problems else "") + "Looking…")
         self.searching = True
         wiz.start(wiz.held_fn(), returned=self._held, errored=self._failed)
@@ -230,7 +236,7 @@ class OldKeysPage(WizardPage):
         ]
 
     def isComplete(self) -> bool:
-        return not self.searching and bool(self.chosen())
+        return not self.searching and (bool(self.chosen()) or bool(self.gpg_file))
 
 
 class NewKeyPage(WizardPage):

@@ -19,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import QSize, Qt, QThreadPool
 from PySide6.QtWidgets import QMessageBox, QWidget, QWizard
 
+from sealcheck.core.decrypt.secrets import GpgOptions
 from sealcheck.core.errors import SealcheckError
 from sealcheck.core.keys.base import KeySource
 from sealcheck.core.keys.prompt import SecretPrompt, secret_once
@@ -246,6 +247,8 @@ class RotationWizard(QWizard):
         self._token_pin()
         settings = settings_for(self.scope_page.where(), new, self.old_page.chosen())
         settings.workers = self.workers
+        if self.old_page.gpg_file:
+            settings.gpg = GpgOptions(key_file=Path(self.old_page.gpg_file))
         return settings
 
     def plan_fn(self) -> Callable[[WorkerContext], Any]:
