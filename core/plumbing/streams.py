@@ -9,14 +9,24 @@ the GIL) while memory stays bounded by ``depth * chunk``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import queue
 import threading
-from typing import Protocol
+from typing import IO, Protocol
 
 from ..errors import Cancelled
 from .progress import CancelToken
 
 CHUNK = 1 << 20
+_F_SETPIPE_SZ = 1031  # Linux
+
+
+def widen_pipe(pipe: IO[bytes]) -> None:
+    """A 1 MiB pipe (Linux F_SETPIPE_SZ) instead of 64 KiB: far fewer wake-ups
+    between us and the program reading it at full speed; elsewhere a no-op."""
+    with contextlib.suppress(OSError, ValueError):
+        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, 1 << 20)
 
 
 class Reader(Protocol):
