@@ -7,7 +7,11 @@ members; damaged variants; drift; backups of a server that is not installed here
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,7 @@ from fixtures.physical import (
     flip_bit,
     gzip_openssl,
 )
-from fixtures.restoretest import restore_test_cli
+from fixtures.restoretest import descendants, restore_test_cli
 from fixtures.s3servers import S3Store
 from fixtures.xbcrypt import PERCONA_TEST_KEY, encrypt_members, write_xbstream, xbstream_files
 
@@ -225,4 +229,78 @@ def test_incremental_backup_is_not_restorable_on_its_own(
     rc, res = restore_test_cli(rt_state, str(bk))
     assert rc == 2 and res["error"]["kind"] == "NotPreparable", res["error"]
     assert "full backup" in res["error"]["message"]
+    wiped(res)
+
+
+class ServerWatch(threading.Thread):
+    """While a restore test runs, looks at the mariadbd this test started: its argv,
+    its socket's folder, and whether it holds a listening TCP socket."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.argv: list[str] = []
+        self.folder_mode: int | None = None
+        self.folder_uid: int | None = None
+        self.tcp_listening: set[str] = set()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            for pid in descendants(os.getpid()):
+                try:
+                    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+                except OSError:
+                    continue
+                if not argv[0].endswith("mariadbd") or "--skip-grant-tables" not in argv:
+                    continue
+                self.argv = argv
+                sock = next(a.split("=", 1)[1] for a in argv if a.startswith("--socket="))
+                with contextlib.suppress(OSError):
+                    st = os.stat(Path(sock).parent)
+                    self.folder_mode, self.folder_uid = stat.S_IMODE(st.st_mode), st.st_uid
+                self.tcp_listening |= _listening_inodes(pid)
+
+
+def _listening_inodes(pid: int) -> set[str]:
+    """Inodes of the TCP sockets in LISTEN state that process ``pid`` holds."""
+    held = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    held.add(target[8:-1])
+    listening = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                cols = line.split()
+                if cols[3] == "0A":  # TCP_LISTEN
+                    listening.add(cols[9])
+    return held & listening
+
+
+def test_the_backups_accounts_never_count_and_the_server_has_no_network(
+    real_physical: RealPhysical, rt_state: Path
+) -> None:
+    """The prepared server runs without grant tables (the backup's mysql.* accounts,
+    hostile input, never exist), which is safe only because nothing but its private
+    folder's socket reaches it: seen on the running server."""
+    watch = ServerWatch()
+    watch.start()
+    try:
+        rc, res = restore_test_cli(rt_state, str(real_physical.plain))
+    finally:
+        watch.stop.set()
+        watch.join(5)
+    assert rc == 0, res["error"]
+    argv = watch.argv
+    assert argv, "the prepared server was never seen"
+    for flag in ("--skip-grant-tables", "--skip-networking", "--skip-slave-start",
+                 "--skip-symbolic-links", "--local-infile=0", "--event-scheduler=OFF"):  # fmt: skip
+        assert flag in argv, flag
+    assert "--no-defaults" == argv[1]  # no my.cnf, nor the backup's backup-my.cnf
+    assert watch.folder_mode == 0o700 and watch.tcp_listening == set()
+    if os.geteuid() == 0:  # the server ran as an unprivileged user, who owns the folder
+        assert watch.folder_uid not in (None, 0)
     wiped(res)
