@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..decompress import quicklz
 from ..decrypt.xbcrypt_opener import xbcrypt_proof
 from ..decrypt.xbkey import XbcryptKey
 from ..payload.info import MAX_LISTED_ENTRIES, Completeness, PayloadInfo
@@ -16,6 +17,11 @@ from ..records.report import LayerResult, Status
 from .proof import Evidence
 
 XBSTREAM_MAGIC = b"XBSTCK01"
+# Which QuickLZ decoder ran: a slow verify of a --compress backup says why.
+_DECODER_WORDS = {
+    "c": "decoded in C",
+    "python": "decoded in pure Python (the C decoder was not built at install: slow)",
+}
 _LAYER_SUFFIXES = re.compile(r"(\.qp|\.xbcrypt)+$")
 MAX_LISTED = MAX_LISTED_ENTRIES
 
@@ -91,9 +97,10 @@ def physical_evidence(ev: Evidence, r: PhysicalResult, key: XbcryptKey | None) -
             "member-decompress",
             f"qpress (QuickLZ): {t.qpress_files} files, {t.qpress_blocks} blocks, the "
             "Adler-32 of every block verified, each decoded to its stated size, each "
-            "archive's end marker read",
+            f"archive's end marker read; {_DECODER_WORDS[quicklz.DECODER]}",
             files=t.qpress_files,
             blocks=t.qpress_blocks,
+            decoder=quicklz.DECODER,
         )
     else:
         ev.set("member-decompress", Status.SKIPPED, "members not compressed")

@@ -92,6 +92,7 @@ def test_apsaradb_qp_xb_with_xbcrypt_members_and_kms_plaintext(
     assert mc["status"] == "ok" and mc["details"]["key_proved"] is True
     assert layer(rep, "key")["status"] == "ok"
     md = layer(rep, "member-decompress")
+    assert md["details"]["decoder"] == "c" and "decoded in C" in md["proved"]
     assert md["status"] == "ok" and md["details"]["blocks"] > 100
     assert layer(rep, "backup")["details"]["member_layers"]["xbcrypt > qpress"] >= 200
     assert layer(rep, "pages")["status"] == "ok"
