@@ -98,6 +98,11 @@ def parse_cluster(
     raise UsageError(f"--cluster {text}: give local:N, tcp://HOST:PORT or tls://HOST:PORT")
 
 
+def require_dask() -> None:
+    """Refuse --cluster at once, before any listing, when the dask extra is missing."""
+    _dask()
+
+
 def _dask() -> Any:
     try:
         import distributed

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..audit import coverage as cov
 from ..audit.campaign import Campaign, CampaignOptions, Progress, population
-from ..audit.cluster import ClusterSpec, parse_cluster
+from ..audit.cluster import ClusterSpec, parse_cluster, require_dask
 from ..audit.sample import parse_sample
 from ..errors import UsageError
 from ..plumbing.progress import CancelToken
@@ -76,12 +76,14 @@ def _cluster(args: argparse.Namespace) -> ClusterSpec | None:
         if args.cluster_tls_ca or args.cluster_tls_cert or args.cluster_tls_key:
             raise UsageError("--cluster-tls-* go with --cluster tls://HOST:PORT")
         return None
-    return parse_cluster(
+    spec = parse_cluster(
         args.cluster,
         tls_ca=args.cluster_tls_ca,
         tls_cert=args.cluster_tls_cert,
         tls_key=args.cluster_tls_key,
     )
+    require_dask()
+    return spec
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

@@ -388,3 +388,25 @@ def test_max_duration_stops_cleanly_and_the_next_run_resumes(
     print("first run proved", c1["totals"])
     assert c2["totals"] == {"ok": estate.good, "failed": 1}
     assert len(outcomes(data)) == estate.good + 1  # each version recorded once (asserted)
+
+
+def test_no_data_key_crosses_a_plain_tcp_scheduler(
+    estate: Estate, local_run: Any, tmp_path: Path
+) -> None:
+    """tcp:// has no TLS: every item that needs a data key runs on the coordinator."""
+    expected, _ = local_run
+    with (
+        distributed.LocalCluster(
+            n_workers=1, processes=False, protocol="tcp://", host="127.0.0.1",
+            dashboard_address=None,
+        ) as lc,
+        distributed.Client(lc) as c,
+    ):  # fmt: skip
+        r, doc = audit(estate, tmp_path / "data", "--cluster", lc.scheduler_address)
+        tasks = c.run_on_scheduler(
+            lambda dask_scheduler: [str(t) for t in dask_scheduler.transition_log]
+        )
+    assert r.returncode == 1, r.stderr
+    assert [t for t in tasks if "sealcheck-audit-" in t] == []
+    assert outcomes(tmp_path / "data") == expected
+    assert doc["campaign"]["cluster"] == lc.scheduler_address
