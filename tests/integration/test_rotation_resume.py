@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from fixtures.rotation import (
     producer_objects,
     rotate_keys,
 )
+from fixtures.s3scenarios import sealcheck
 from fixtures.s3servers import Bucket
 from sealcheck.core.keys.pem import PemKey
 from sealcheck.core.keys.spec import KeyContext
@@ -104,11 +106,18 @@ def upload_sets(bucket: Bucket, backup: Backup, sets: int, runs: int = 1) -> lis
     """``sets`` backup sets of ``backup``'s objects, each uploaded ``runs`` times (data,
     then its wrapped key); the data version ids."""
     assert backup.wrapped_key is not None
-    out = []
-    for _ in range(runs):
-        for n in range(sets):
-            out.append(str(bucket.put(f"{PREFIX}{n}.sql.gz", backup.data)))
-            bucket.put(f"{PREFIX}{n}.sql.gz.key", backup.wrapped_key)
+    key = backup.wrapped_key
+    data, wrapped = backup.data.read_bytes(), key.read_bytes()
+
+    def one(n: int) -> str:
+        vid = str(bucket.put(f"{PREFIX}{n}.sql.gz", data))
+        bucket.put(f"{PREFIX}{n}.sql.gz.key", wrapped)
+        return vid
+
+    out: list[str] = []
+    with ThreadPoolExecutor(16) as pool:  # sets at once; each set's run stays in order
+        for _ in range(runs):
+            out += pool.map(one, range(sets))
     return out
 
 
@@ -124,6 +133,32 @@ def test_many_backup_sets_across_listing_pages(
     )
     assert outcome.counts() == {"done": sets} and outcome.complete
     assert len(links(moto_s3)) == sets and producer_objects(moto_s3) == before
+
+
+@pytest.mark.slow
+def test_1201_backup_sets_over_three_listing_pages(
+    moto_s3: Bucket, tmp_path: Path, rsa_key: RsaKey, other_rsa_key: RsaKey, small_dump: Path
+) -> None:
+    """1,201 sets, 2,402 objects: three ListObjectVersions pages of the store's own 1,000
+    (no smaller page size), rotated by the CLI; every one once, nothing else touched."""
+    sets = 1201
+    backup = securecircle(small_dump, tmp_path / "sc", rsa_key, name="0")
+    data_versions = upload_sets(moto_s3, backup, sets)
+    before = producer_objects(moto_s3)
+    r = rotate_keys("run", moto_s3, rsa_key, other_rsa_key, "--json")
+    assert r.returncode == 0, r.stderr
+    report = r.json()
+    assert report["counts"] == {"done": sets} and report["complete"]
+    assert sorted(v["data_version_id"] for v in report["versions"]) == sorted(data_versions)
+    written = links(moto_s3)
+    assert len(written) == sets and len({k for k, _ in written}) == sets
+    assert producer_objects(moto_s3) == before
+    for n in (0, sets - 1):  # the first and the last set open with the new key alone
+        v = sealcheck(
+            "verify", moto_s3.uri(f"{PREFIX}{n}.sql.gz"), "--key", str(other_rsa_key.private),
+            "--endpoint-url", moto_s3.endpoint, "--no-history",
+        )  # fmt: skip
+        assert v.returncode == 0, v.stdout
 
 
 @pytest.mark.seaweedfs
