@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
@@ -20,6 +21,7 @@ from PySide6.QtCore import QObject, Signal
 from sealcheck.core.records.history import Entry, History, HistoryError
 from sealcheck.core.records.report import Report
 from sealcheck.core.records.restore_result import RestoreTestResult
+from sealcheck.core.records.targets import Targets
 from sealcheck.core.records.verdict import Verdict
 
 from ..errortext import UserMessage, describe
@@ -112,6 +114,9 @@ class ResultStore(QObject):
     def __init__(self, history: History | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._history = history
+        # The recovery targets of the source that holds a URI (the window's sources):
+        # kept in each record, as the CLI keeps them (core/records/targets.py).
+        self.targets_of: Callable[[str], Targets | None] = lambda _uri: None
         self._by_version: dict[VersionKey, VersionState] = {}
         # Read at start, parsed on first use: the newest entry of each version, and the
         # newest verdict of those whose newest entry could not check.
@@ -206,7 +211,10 @@ class ResultStore(QObject):
         if self._history is None or result is None:
             return
         try:
-            self._history.record(result, when=outcome.when)
+            report = outcome.report or (outcome.restore_test and outcome.restore_test.verification)
+            src = report.source if report is not None else None
+            targets = self.targets_of(src.uri) if src is not None else None
+            self._history.record(result, when=outcome.when, targets=targets)
         except (HistoryError, ValueError) as exc:
             self._report(exc.message() if isinstance(exc, HistoryError) else str(exc))
 

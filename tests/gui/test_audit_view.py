@@ -290,3 +290,26 @@ def test_coverage_chart_counts_from_a_real_history(qtbot, tmp_path, estate) -> N
     assert len(page.chart._bars) == 30
     assert page.chart.day_at(page.chart._bars[-1].center().toPoint()) == days[-1]
     assert page.chart.day_at(page.chart._bars[9].center().toPoint()) == days[9]
+
+
+def test_an_app_verify_records_its_sources_targets(qtbot, tmp_path, estate) -> None:
+    """A verify run from the Backups page keeps the RTO/RPO of the source that holds the
+    backup in its record, as the CLI's verify and the audit do (issue 14)."""
+    from dataclasses import replace
+
+    src = replace(estate.source(), target_rto_s=600.0, target_rpo_h=26.0)
+    win = open_window(qtbot, tmp_path, [src])
+    assert win.browser.select_set("db/nightly.sql.gz")
+    win.browser.versions_view.selectRow(0)
+    win.verify_selected()
+    qtbot.waitUntil(lambda: not win.queue.busy, timeout=60000)
+    hist = win.results.history
+    assert hist is not None
+    (entry,) = hist.entries(limit=1)
+    assert entry.subject.key == "db/nightly.sql.gz" and entry.ok
+    assert json.loads(entry.result_json)["targets"] == {
+        "rto_s": 600.0,
+        "rto_from": "source audit",
+        "rpo_h": 26.0,
+        "rpo_from": "source audit",
+    }

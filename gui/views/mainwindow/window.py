@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from sealcheck.core.errors import SealcheckError
 from sealcheck.core.keys.custody import KeyStore
+from sealcheck.core.records.targets import targets_for
 from sealcheck.core.storage.listing import BackupSet
 from sealcheck.core.storage.s3.client import make_client
 
@@ -113,6 +114,9 @@ class MainWindow(ActionWindow):
         self.saved = self.store.load()
         self.session_sources = list(session_sources or [])
         self.results = ResultStore.persistent(self)
+        self.results.targets_of = lambda uri: targets_for(
+            uri, [s.targets() for s in self.all_sources()]
+        )
         self.queue = JobQueue(self.results, self)
         self.keys = KeySession(self._ask_passphrase, self._ask_pin)
         # The wizard's last choices, for this session only (paths and a DSN, no password).
