@@ -195,12 +195,17 @@ class Cluster:
 
     folder: Path
     certs: Certs
+    allowed_failures: int = 3  # Dask's default: a task is run again after its worker died
     address: str = ""
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def _start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "DASK_LOGGING__DISTRIBUTED": "debug"}
+        env = {
+            **os.environ,
+            "DASK_LOGGING__DISTRIBUTED": "debug",
+            "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(self.allowed_failures),
+        }
         log = (self.folder / f"{name}.log").open("wb")
         p = subprocess.Popen(
             [sys.executable, "-m", *args, *self.certs.args()],
@@ -272,8 +277,8 @@ class Cluster:
                 p.wait()
 
 
-def _cluster(folder: Path) -> Any:
-    c = Cluster(folder, make_certs(folder))
+def _cluster(folder: Path, allowed_failures: int = 3) -> Any:
+    c = Cluster(folder, make_certs(folder), allowed_failures)
     try:
         c.start(workers=2)
         yield c
@@ -287,10 +292,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
     yield from _cluster(tmp_path_factory.mktemp("cluster"))
 
 
-@pytest.fixture
-def own_cluster(tmp_path: Path) -> Any:
-    """One whose worker the test kills."""
-    yield from _cluster(tmp_path / "cluster")
+@pytest.fixture(params=[3, 0], ids=["rescheduled", "killed-worker-error"])
+def own_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """One whose worker the test kills. Its scheduler runs a task again after its worker
+    died (Dask's default), or (allowed-failures 0) gives it up at once as KilledWorker:
+    then the coordinator runs that item itself."""
+    yield from _cluster(tmp_path / "cluster", request.param)
 
 
 @pytest.fixture(scope="module")
@@ -326,8 +333,14 @@ def test_a_worker_killed_mid_campaign_loses_and_duplicates_nothing(
                 victim.kill()  # a worker of this test's cluster, mid-task
                 killed = victim
             time.sleep(0.01)
-    out, err = p.communicate(timeout=300)
+        out, err = p.communicate(timeout=300)
+        log = c.run_on_scheduler(
+            lambda dask_scheduler: [str(t) for t in dask_scheduler.transition_log]
+        )
     assert killed is not None, "no task was ever seen running"
+    erred = [t for t in log if "sealcheck-audit-" in t and "'erred'" in t]
+    # Given up by the scheduler: the coordinator ran those items itself.
+    assert bool(erred) == (cluster.allowed_failures == 0), erred
     assert killed.wait(timeout=10) == -signal.SIGKILL
     assert p.returncode == 1, err  # the one cut backup, and only it
     assert "Traceback" not in err
