@@ -41,6 +41,7 @@ from ..formats import Fmt
 from ..keys.base import KeySource
 from ..plumbing.progress import CancelToken
 from ..plumbing.streams import BytesReader
+from .cmstext import BytesSource, NotReproducible, TextForm, split
 from .envelope import EnvelopeError, HeldKey, digest
 from .newkey import NewKey
 from .wire import wrap
@@ -120,6 +121,13 @@ class CmsEnvelope:
     skis: tuple[bytes, ...]  # the recipients' key identifiers
     auth: bool
     kind: str = CMS
+    form: Fmt = Fmt.CMS_DER
+    text: TextForm | None = None  # a PEM or S/MIME object: how to write it back
+    der: bytes = b""  # and its whole DER (a text form is small)
+
+    @property
+    def wire(self) -> str:
+        return self.form.value
 
     @property
     def old_bytes(self) -> bytes:
@@ -154,6 +162,8 @@ class CmsEnvelope:
             new_head, grow = self._header(h, grow)
             body = new_head + head[h.value_offset : inner_start] + body
             inner_start = h.offset
+        if self.text is not None:  # the whole object, in its own text layout
+            return self.text.encode(body + self.der[lay.insert_at :]), self.text.size
         return body, lay.insert_at
 
     def _header(self, h: Header, grow: int) -> tuple[bytes, int]:
@@ -173,7 +183,7 @@ class CmsEnvelope:
             return True
         keys = [new.private]
         try:
-            probe = probe_cms(stored, Fmt.CMS_DER, stored.read_range(0, 65536))
+            probe = probe_cms(stored, self.form, stored.read_range(0, 65536))
             found = unlock_cms(probe, keys, cancel, stored.name)
         except SealcheckError:
             return False
@@ -205,3 +215,19 @@ def open_cms(data: Any, head: bytes, keys: Sequence[KeySource], cancel: CancelTo
     secret = bytearray(found.cek)
     found.wipe()
     return CmsEnvelope(held, found.padding, secret, head, layout, algorithm, skis, header.auth)
+
+
+def open_cms_text(
+    name: str, raw: bytes, form: Fmt, keys: Sequence[KeySource], cancel: CancelToken
+) -> CmsEnvelope:
+    """A small CMS envelope in PEM or S/MIME form, read whole (``raw``)."""
+    try:
+        text, der = split(raw)
+    except NotReproducible as exc:
+        raise EnvelopeError(
+            f"a CMS envelope in {form.value} form that could not be rewritten byte for byte "
+            f"({exc}): not rotated"
+        ) from None
+    env = open_cms(BytesSource(name, der), der[:65536], keys, cancel)
+    env.form, env.text, env.der = form, text, der
+    return env

@@ -97,6 +97,8 @@ class GpgEnvelope:
     head: bytes  # the original's first bytes (HEAD)
     padding: str = "PKCS#1 v1.5"  # OpenPGP's RSA session-key encryption
 
+    wire = "binary packets"
+
     @property
     def old_bytes(self) -> bytes:
         """The original's session-key packets (what the report's old digest is of)."""

@@ -58,7 +58,7 @@ class EnvelopeSteps:
         new = self.s.new
         # The new recipient uses the one the old key opened: gpg's RSA is always
         # PKCS#1 v1.5, a CMS recipient keeps its key transport (v1.5 or OAEP).
-        item.padding, item.wire = opened.padding, f"{opened.kind} (binary)"
+        item.padding, item.wire = opened.padding, f"{opened.kind} ({opened.wire})"
         item.old_sha256 = hashlib.sha256(opened.old_bytes).hexdigest()
         item.link_name = item.link_name or link_name(item.data_key, item.data_version, self._fp_hex)
         if opened.already(new.public, new.key_id):

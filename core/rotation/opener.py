@@ -27,7 +27,8 @@ from ..records.identity import SourceIdentity
 from ..storage.rewrap import UNVERSIONED_ID
 from ..storage.s3.errors import map_client_error
 from . import envelope
-from .cmsenvelope import CmsEnvelope, open_cms
+from .cmsenvelope import CmsEnvelope, open_cms, open_cms_text
+from .compose import WHOLE_MAX
 from .envelope import GpgEnvelope, open_gpg
 from .journal import Item
 from .store import get_version
@@ -170,6 +171,13 @@ def open_version(
             raise CannotOpen(str(exc), obj=data.name) from None
         item.envelope, item.data_size = opened.kind, data.size
         return opened
+    if item.key_name is None and fmt in (Fmt.CMS_PEM, Fmt.SMIME) and data.size <= WHOLE_MAX:
+        try:
+            text_env = open_cms_text(data.name, data.read_range(0, data.size), fmt, keys, cancel)
+        except envelope.EnvelopeError as exc:
+            raise CannotOpen(str(exc), obj=data.name) from None
+        item.envelope, item.data_size = text_env.kind, data.size
+        return text_env
     if item.key_name is None:
         raise CannotOpen(_no_wrapped_key(fmt, item), obj=data.name)
     if fmt not in (Fmt.OPENSSL_SALTED, Fmt.OPENSSL_SALTED_B64):
@@ -228,9 +236,9 @@ def _opens(cand: Unwrapped, salt: bytes | None, probe: Any, kdfs: Any, obj: str)
 def _no_wrapped_key(fmt: Fmt | None, item: Item) -> str:
     if fmt in (Fmt.CMS_PEM, Fmt.SMIME):
         return (
-            f"a CMS envelope in {fmt.value} form: a recipient added shifts every base64 "
-            "character after it, so the content could not be copied unchanged (not rotated; "
-            "the DER form is)"
+            f"a CMS envelope in {fmt.value} form larger than {WHOLE_MAX // (1024 * 1024)} MiB: "
+            "a recipient added shifts every base64 character after it, so it would pass whole "
+            "through this machine (not rotated; the DER form is, at any size)"
         )
     if fmt is Fmt.PGP_ARMORED:
         return (

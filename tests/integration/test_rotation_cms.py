@@ -1,8 +1,8 @@
 """Rotating CMS envelopes (issues 13 and 18): backups made by ``openssl smime|cms
 -encrypt -outform DER`` for an old RSA key, rotated on a versioned moto bucket by adding
 a KeyTransRecipientInfo for the new key; ``openssl cms -decrypt -inkey NEW`` (and still
-``-inkey OLD``) gives the plaintext byte for byte. The PEM and S/MIME forms are reported
-as not rotated, with the reason."""
+``-inkey OLD``) gives the plaintext byte for byte. The PEM and S/MIME forms are
+rotated when small (read and written whole, in the same layout)."""
 
 from __future__ import annotations
 
@@ -105,20 +105,44 @@ def test_cms_backups_rotate_and_open_with_the_new_key(
     assert link in r.stdout
 
 
-def test_pem_and_smime_forms_are_not_rotated(
+def decrypt_form(key: Path, data: bytes, inform: str) -> bytes:
+    r = subprocess.run(
+        ["openssl", "cms", "-decrypt", "-binary", "-inform", inform, "-inkey", str(key)],
+        input=data, capture_output=True, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout
+
+
+def test_pem_and_smime_forms_rotate_when_small(
     moto_s3: Bucket, tmp_path: Path, rsa_key: RsaKey, other_rsa_key: RsaKey, small_dump: Path
 ) -> None:
-    payload = tmp_path / "payload.gz"
-    sh(f"gzip -c {small_dump} > {payload}", tmp_path)
+    """``-outform PEM`` and openssl smime's default S/MIME text: read whole, rotated and
+    written back in the same layout; a large one would pass whole through this machine
+    and is reported as not rotated."""
+    payload, big = tmp_path / "payload.gz", tmp_path / "big.gz"
+    sh(f"gzip -c {small_dump} > {payload}\nhead -c {6 * MIB} /dev/urandom | gzip -1 > {big}",
+       tmp_path)  # fmt: skip
     pem = cms_backup(payload, tmp_path / "a", rsa_key, CMS.replace("DER", "PEM"))
     smime = cms_backup(payload, tmp_path / "b", rsa_key, SMIME.replace(" -outform DER", ""))
-    moto_s3.put(f"{PREFIX}a.sql.gz.p7m", pem)
-    moto_s3.put(f"{PREFIX}b.sql.gz.p7m", smime)
-    r = rotate_keys("plan", moto_s3, rsa_key, other_rsa_key, "--json")
-    assert r.returncode == 1
-    reasons = {v["data_object"]: v["reason"] for v in r.json()["versions"]}
-    assert "cms-pem form" in reasons[f"{PREFIX}a.sql.gz.p7m"]
-    assert "smime form" in reasons[f"{PREFIX}b.sql.gz.p7m"]
+    large = cms_backup(big, tmp_path / "c", rsa_key, CMS.replace("DER", "PEM"))
+    for name, data in (("a", pem), ("b", smime), ("c", large)):
+        moto_s3.put(f"{PREFIX}{name}.sql.gz.p7m", data)
+    r = rotate_keys("run", moto_s3, rsa_key, other_rsa_key, "--json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    results = {v["data_object"]: v for v in r.json()["versions"]}
+    assert results[f"{PREFIX}a.sql.gz.p7m"]["result"] == "done"
+    assert results[f"{PREFIX}b.sql.gz.p7m"]["result"] == "done"
+    assert results[f"{PREFIX}b.sql.gz.p7m"]["wire_format"] == "cms (smime)"
+    assert "would pass whole through this machine" in results[f"{PREFIX}c.sql.gz.p7m"]["reason"]
+    rotated = {k.split(".rewrap/")[0]: fetch(moto_s3, k, v) for k, v in links(moto_s3)}
+    assert set(rotated) == {f"{PREFIX}a.sql.gz.p7m", f"{PREFIX}b.sql.gz.p7m"}
+    new_pem, new_smime = rotated[f"{PREFIX}a.sql.gz.p7m"], rotated[f"{PREFIX}b.sql.gz.p7m"]
+    assert new_pem.startswith(b"-----BEGIN CMS-----\n") and new_pem.endswith(b"-----END CMS-----\n")
+    assert new_smime.split(b"\n\n")[0] == smime.split(b"\n\n")[0]  # the same MIME headers
+    for key in (other_rsa_key, rsa_key):
+        assert decrypt_form(key.private, new_pem, "PEM") == payload.read_bytes()
+        assert decrypt_form(key.private, new_smime, "SMIME") == payload.read_bytes()
 
 
 KILL_POINTS = ["fetched", "wrapped", "parts", "put", "written", "before-commit"]
