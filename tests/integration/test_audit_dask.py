@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from fixtures.common import run_cli
 from fixtures.pipelines import RsaKey, make_rsa_key, sh
 from fixtures.s3servers import Bucket, S3Store
+from sealcheck.core.keys.base import spki_fingerprint
 from sealcheck.core.records.history import History, Kind
 
 distributed = pytest.importorskip("distributed")
@@ -423,3 +425,45 @@ def test_no_data_key_crosses_a_plain_tcp_scheduler(
     assert [t for t in tasks if "sealcheck-audit-" in t] == []
     assert outcomes(tmp_path / "data") == expected
     assert doc["campaign"]["cluster"] == lc.scheduler_address
+
+
+def test_a_token_key_unwraps_on_the_coordinator(
+    moto_store: S3Store, softhsm: Any, cluster: Cluster, tmp_path: Path
+) -> None:
+    """A PKCS#11 token key (SoftHSM2): its PIN is used on the coordinator only; the
+    workers, which have no token, verify each backup with its data key alone, and each
+    record names the token key and its fingerprint as a local run does."""
+    spec = softhsm.keys["rsakey"]
+    bucket = moto_store.bucket()
+    dump = _dump(tmp_path / "dump.sql", 2000)
+    for i in range(3):
+        sh(
+            f"secret=$(openssl rand -base64 32)\n"
+            f"gzip -c {dump} | openssl enc -aes-256-cbc -pass pass:$secret > t.sql.gz\n"
+            f"printf %s $secret | openssl pkeyutl -encrypt -pubin -inkey {spec.public} "
+            "-pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -out t.sql.gz.key",
+            tmp_path,
+        )
+        bucket.put(f"db/t{i}.sql.gz", (tmp_path / "t.sql.gz").read_bytes())
+        bucket.put(f"db/t{i}.sql.gz.key", (tmp_path / "t.sql.gz.key").read_bytes())
+    r = run_cli(
+        "audit", bucket.uri("db/"), "--key", spec.uri(), "--pkcs11-module", softhsm.module,
+        "--pin-file", str(softhsm.pin_file(tmp_path)), "--endpoint-url", bucket.endpoint,
+        "--json", *cluster.cli_args(),
+        env={**os.environ, "SEALCHECK_DATA_DIR": str(tmp_path / "data")}, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    with cluster.client() as c:
+        log = c.run_on_scheduler(
+            lambda dask_scheduler: [str(t) for t in dask_scheduler.transition_log]
+        )
+    found = outcomes(tmp_path / "data")
+    pub = serialization.load_pem_public_key(spec.public.read_bytes())
+    token_fp = spki_fingerprint(pub)  # type: ignore[arg-type]
+    assert len(found) == 3
+    for verdict, _layer, fp, where, _layers, _err in found.values():
+        assert verdict == "ok" and where and "PKCS#11 token 'backup'" in where
+        assert fp == token_fp
+    ran = {t.split("'")[1] for t in log if "sealcheck-audit-" in t}
+    campaign = json.loads(r.stdout)["campaign"]["id"]
+    assert len([k for k in ran if campaign in k]) == 3  # all three on the workers
