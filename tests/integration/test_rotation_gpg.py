@@ -156,6 +156,17 @@ def test_gpg_backups_rotate_and_open_with_the_new_key_alone(
     assert r.returncode == 0, r.stdout + r.stderr
     assert small_link in r.stdout
     assert out.read_bytes() == gzip.decompress(gpg_decrypt(gpg_keys.old_secret, small, tmp_path))
+    # The same with a GNUPGHOME that holds the new key (its keys read by gpg --export).
+    home = tmp_path / "new-home"
+    home.mkdir(mode=0o700)
+    GPG_HOMES.append(home)
+    subprocess.run(["gpg", "--batch", "--homedir", str(home), "--import", str(gpg_keys.new_secret)],
+                   capture_output=True, check=True)  # fmt: skip
+    r = sealcheck("verify", moto_s3.uri(f"{PREFIX}small.sql.gz.enc"), "--version-id", small_vid,
+                  "--gpg-homedir", str(home), "--endpoint-url", moto_s3.endpoint,
+                  "--json", "--no-progress", "--no-history")  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert small_link in r.stdout
 
 
 def test_a_public_only_openpgp_key_and_a_pem_key(
