@@ -213,7 +213,7 @@ def task_key(campaign_id: str, item: WorkItem, n: int) -> str:
     """A task's name on the scheduler and dashboard: the campaign, the item's place and
     a hash of which version it is (no object name, no secret)."""
     h = hashlib.sha256(item.id.encode()).hexdigest()[:16]
-    return f"sealcheck-audit-{campaign_id}-{n:06d}-{h}"
+    return f"sealcheck-{campaign_id}-{n:06d}-{h}"  # campaign ids start "audit-"
 
 
 def run_on_cluster(
