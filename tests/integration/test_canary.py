@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,39 @@ def test_no_canary_in_a_rotation(
     roots = [Path(env["TMPDIR"]), Path(env["HOME"]), data_dir, report.parent]
     assert scan(roots, outs, needles) == []
     assert scan([secrets], [], needles)
+
+
+def test_no_session_key_in_a_gpg_rotation(
+    tmp_path: Path, canary_env: dict[str, str], small_dump: Path, moto_s3
+) -> None:
+    """Rotating a gpg backup (issue 13: the session key recovered through gpg's status
+    pipe) with --debug: the session key, in any form, is nowhere in the outputs, the
+    journal, the report, temp files or HOME."""
+    work = tmp_path / "work"
+    old_home = gpg_home_with_key(work / "old", "old@example.com")
+    new_home = gpg_home_with_key(work / "new", "new@example.com")
+    old_key = export_secret_key(old_home, work / "old.asc", "old@example.com")
+    new_key = export_secret_key(new_home, work / "new.asc", "new@example.com")
+    backup = dpb587_gpg(small_dump, work / "g", old_home, email="old@example.com")
+    status = subprocess.run(
+        ["gpg", "--batch", "--homedir", str(old_home), "--status-fd", "1",
+         "--show-session-key", "--output", "/dev/null", "--decrypt", str(backup.data)],
+        capture_output=True, check=True,
+    ).stdout.decode()  # fmt: skip
+    (line,) = [ln for ln in status.splitlines() if "SESSION_KEY" in ln]
+    session_key = bytes.fromhex(line.split()[2].split(":")[1])
+    moto_s3.put("db/db.sql.gz.enc", backup.data)
+    report = tmp_path / "report" / "rotation.json"
+    report.parent.mkdir()
+    r = run_cli(
+        "--debug", "rotate", "run", moto_s3.uri("db/"), "--to", str(new_key),
+        "--gpg-key", str(old_key), "--report", str(report), "--endpoint-url", moto_s3.endpoint,
+        env=canary_env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '"envelope": "gpg"' in report.read_text()
+    needles = [session_key, session_key.hex().encode(), session_key.hex().upper().encode(),
+               base64.b64encode(session_key).rstrip(b"=")]  # fmt: skip
+    data_dir = Path(os.environ["SEALCHECK_DATA_DIR"])
+    roots = [Path(canary_env["TMPDIR"]), Path(canary_env["HOME"]), data_dir, report.parent]
+    assert scan(roots, [r.stdout.encode(), r.stderr.encode()], needles) == []
