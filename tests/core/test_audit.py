@@ -300,6 +300,8 @@ def test_restore_test_newest_and_coverage_ok(estate: Estate, tmp_path: Path) -> 
         "newest",
         "--target-rpo",
         "1000",
+        "--report",
+        str(tmp_path / "rt.pdf"),
         env=env,
     )
     c = doc["campaign"]
@@ -311,6 +313,9 @@ def test_restore_test_newest_and_coverage_ok(estate: Estate, tmp_path: Path) -> 
     assert t["rpo"] and all(x["met"] is True for x in t["rpo"])
     assert {(x["target_s"], x["from"]) for x in t["rto"]} == {(0.001, "source estate")}
     assert {x["from"] for x in t["rpo"]} == {"--target-rpo"}
+    # Each restore test's record says it cleaned up after itself (issue 14).
+    pdf = pytest.importorskip("pypdf").PdfReader(tmp_path / "rt.pdf")
+    assert "Clean-up: cleaned" in "\n".join(p.extract_text() for p in pdf.pages)
     kinds = {x["kind"] for x in doc["results"]}
     assert "restore-test" in kinds and len(c["restore_tested"]) >= 1
     tested = [x for x in doc["results"] if x["kind"] == "restore-test"]
@@ -366,6 +371,10 @@ def test_targets_per_source_from_the_sources_file(estate: Estate, tmp_path: Path
         "targets per source 0.0001 h (source cut backups), 1000 h (source estate): "
         "3 measured, 1 missed" in text
     )
+    pdf = tmp_path / "r.pdf"
+    audit(estate, data, "--versions", "current", "--report", str(pdf), env=env)
+    pages = "\n".join(p.extract_text() for p in pytest.importorskip("pypdf").PdfReader(pdf).pages)
+    assert "RPO 0.0001 h (source cut backups): MISSED" in " ".join(pages.split())
     # The command line overrides the sources' targets, for every backup.
     _, doc = audit(estate, data, "--versions", "current", "--target-rpo", "5000", env=env)
     rpo = doc["campaign"]["targets"]["rpo"]
