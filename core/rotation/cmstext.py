@@ -1,5 +1,6 @@
-"""The base64 forms of a CMS envelope (``-outform PEM``, and S/MIME, openssl smime's
-default), kept exactly through a rotation.
+"""The base64 forms of an envelope, kept exactly through a rotation: CMS's PEM
+(``-outform PEM``) and S/MIME (openssl smime's default) forms, and gpg's ASCII armor
+(``gpg --armor``, whose CRC-24 checksum line, RFC 4880 §6.1, is recomputed).
 
 In these forms a recipient added near the start shifts every base64 character after
 it, so the content cannot be copied range for range in the store: the object is read
@@ -31,25 +32,45 @@ class TextForm:
     width: int  # characters per base64 line
     newline: bytes
     size: int  # the original object's size
+    crc: bool = False  # gpg armor: a "=" CRC-24 line after the base64
 
     def encode(self, der: bytes) -> bytes:
         text = base64.b64encode(der)
         lines = [text[i : i + self.width] for i in range(0, len(text), self.width)]
+        if self.crc:
+            lines.append(b"=" + base64.b64encode(crc24(der)))
         return self.before + self.newline.join(lines) + self.newline + self.after
 
 
+_CRC_INIT, _CRC_POLY = 0xB704CE, 0x1864CFB
+
+
+def crc24(data: bytes) -> bytes:
+    crc = _CRC_INIT
+    for byte in data:
+        crc ^= byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= _CRC_POLY
+    return (crc & 0xFFFFFF).to_bytes(3, "big")
+
+
 def split(raw: bytes) -> tuple[TextForm, bytes]:
-    """The layout of a PEM or S/MIME envelope and the DER it carries."""
+    """The layout of a PEM, S/MIME or armored envelope and the binary it carries."""
     newline = b"\r\n" if b"\r\n" in raw else b"\n"
     lines = raw.split(newline)
-    if raw.startswith(b"-----BEGIN"):
+    armor = raw.startswith(b"-----BEGIN PGP MESSAGE")
+    if armor and b"" in lines:
+        start = lines.index(b"") + 1  # after the armor headers and their blank line
+    elif raw.startswith(b"-----BEGIN") and not armor:
         start = 1
-    elif b"" in lines:
+    elif b"" in lines and not armor:
         start = lines.index(b"") + 1  # the MIME headers end at the first blank line
     else:
         raise NotReproducible("neither a PEM block nor MIME headers")
     end = start
-    while end < len(lines) and lines[end] and not lines[end].startswith(b"-----"):
+    while end < len(lines) and lines[end] and not lines[end].startswith((b"-----", b"=")):
         end += 1
     if end == start:
         raise NotReproducible("no base64 after the header")
@@ -57,12 +78,15 @@ def split(raw: bytes) -> tuple[TextForm, bytes]:
         der = base64.b64decode(b"".join(lines[start:end]), validate=True)
     except binascii.Error:
         raise NotReproducible("the body is not base64") from None
+    if armor and not (end < len(lines) and lines[end].startswith(b"=")):
+        raise NotReproducible("no armor checksum line")
     form = TextForm(
         newline.join(lines[:start]) + newline,
-        newline.join(lines[end:]),
+        newline.join(lines[end + 1 if armor else end :]),
         len(lines[start]),
         newline,
         len(raw),
+        crc=armor,
     )
     if form.encode(der) != raw:
         raise NotReproducible("its base64 lines are not of one width")

@@ -43,10 +43,11 @@ subkey, as gpg computes it); for a PEM (or keyring, or token) key, which has no 
 identity, it is the wildcard id 0 (``gpg --throw-keyids``'s "anonymous recipient"),
 which ``gpg --decrypt`` answers by trying each secret key it holds.
 
-Only binary messages are rotated this way. An ASCII-armored message is base64: adding a
-packet shifts every later character, so its body cannot be copied range for range; it
-is reported as not rotated, as are passphrase-only (``gpg --symmetric``) messages, which
-have no recipient to add, and AEAD (SEIPD v2 / OCB) messages.
+An ASCII-armored message is base64: adding a packet shifts every later character, so
+its body cannot be copied range for range; a small one (up to compose.WHOLE_MAX) is read
+whole and armored again as it was (cmstext.py), a larger one is reported as not rotated,
+as are passphrase-only (``gpg --symmetric``) messages, which have no recipient to add,
+and AEAD (SEIPD v2 / OCB) messages.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from ..decrypt.gpg.reader import gpg_binary, gpg_home
 from ..decrypt.secrets import GpgOptions
 from ..keys.base import KeySource
 from ..plumbing.progress import CancelToken
+from .cmstext import TextForm
 from .newkey import NewKey
 
 GPG = "gpg"
@@ -97,7 +99,12 @@ class GpgEnvelope:
     head: bytes  # the original's first bytes (HEAD)
     padding: str = "PKCS#1 v1.5"  # OpenPGP's RSA session-key encryption
 
-    wire = "binary packets"
+    armor: TextForm | None = None  # an armored message (small): how to write it back
+    binary: bytes = b""  # and its whole binary packets
+
+    @property
+    def wire(self) -> str:
+        return "ASCII armor" if self.armor is not None else "binary packets"
 
     @property
     def old_bytes(self) -> bytes:
@@ -111,11 +118,16 @@ class GpgEnvelope:
     def rebuild(self, public: rsa.RSAPublicKey, key_id: bytes) -> tuple[bytes, int]:
         """(the new first bytes, where the original's bytes resume): the new PKESK, then
         the whole original."""
-        return pgp.pkesk(key_id, public, self.algo, self.secret), 0
+        packet = pgp.pkesk(key_id, public, self.algo, self.secret)
+        if self.armor is not None:  # the whole message, armored as it was
+            return self.armor.encode(packet + self.binary), self.armor.size
+        return packet, 0
 
     def reopens(self, stored: Any, new: NewKey, cancel: CancelToken) -> bool:
         """The stored object (a Source) gives the same session key to the new key."""
         head = stored.read_range(0, HEAD + 1024)
+        if self.armor is not None:
+            head = pgp.dearmor(stored.read_range(0, stored.size))[: HEAD + 1024]
         keys = [new.private] if new.private is not None else []
         return reopens(head, digest(self.secret), keys, new.gpg, cancel)
 

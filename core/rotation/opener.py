@@ -28,6 +28,7 @@ from ..storage.rewrap import UNVERSIONED_ID
 from ..storage.s3.errors import map_client_error
 from . import envelope
 from .cmsenvelope import CmsEnvelope, open_cms, open_cms_text
+from .cmstext import NotReproducible, split
 from .compose import WHOLE_MAX
 from .envelope import GpgEnvelope, open_gpg
 from .journal import Item
@@ -171,6 +172,21 @@ def open_version(
             raise CannotOpen(str(exc), obj=data.name) from None
         item.envelope, item.data_size = opened.kind, data.size
         return opened
+    if item.key_name is None and fmt is Fmt.PGP_ARMORED and data.size <= WHOLE_MAX:
+        try:
+            armor, binary = split(data.read_range(0, data.size))
+            armored = open_gpg(binary[: envelope.HEAD], keys, gpg, cancel)
+        except envelope.EnvelopeError as exc:
+            raise CannotOpen(str(exc), obj=data.name) from None
+        except NotReproducible as exc:
+            raise CannotOpen(
+                f"an ASCII-armored gpg backup that could not be rewritten byte for byte "
+                f"({exc}): not rotated",
+                obj=data.name,
+            ) from None
+        armored.armor, armored.binary = armor, binary
+        item.envelope, item.data_size = armored.kind, data.size
+        return armored
     if item.key_name is None and fmt in (Fmt.CMS_PEM, Fmt.SMIME) and data.size <= WHOLE_MAX:
         try:
             text_env = open_cms_text(data.name, data.read_range(0, data.size), fmt, keys, cancel)
@@ -242,8 +258,9 @@ def _no_wrapped_key(fmt: Fmt | None, item: Item) -> str:
         )
     if fmt is Fmt.PGP_ARMORED:
         return (
-            "an ASCII-armored gpg backup: a recipient added in front shifts every base64 "
-            "character after it, so the body could not be copied unchanged (not rotated)"
+            f"an ASCII-armored gpg backup larger than {WHOLE_MAX // (1024 * 1024)} MiB: a "
+            "recipient added in front shifts every base64 character after it, so it would "
+            "pass whole through this machine (not rotated; the binary form is, at any size)"
         )
     if fmt in (Fmt.OPENSSL_SALTED, Fmt.OPENSSL_SALTED_B64):
         if item.reason:

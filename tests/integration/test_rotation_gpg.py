@@ -208,3 +208,25 @@ def test_no_old_key_for_it_says_so(
     (v,) = r.json()["versions"]
     assert v["result"] == "cannot" and "no held key recovers a session key" in v["reason"]
     assert links(moto_s3) == []
+
+
+def test_an_armored_gpg_backup_is_armored_again(
+    moto_s3: Bucket, tmp_path: Path, gpg_keys: GpgKeys, small_dump: Path
+) -> None:
+    """``gpg --armor --encrypt`` (small): read whole, the new packet added, armored again
+    in the same layout with its CRC-24 recomputed; gpg reads it with the new key alone."""
+    backup = dpb587_gpg(small_dump, tmp_path / "a", gpg_keys.old_home, armor=True,
+                        email="old@example.com", name="db.sql.gz.asc")  # fmt: skip
+    original = backup.data.read_bytes()
+    moto_s3.put(f"{PREFIX}db.sql.gz.asc", original)
+    r = run(moto_s3, gpg_keys)
+    assert r.returncode == 0, r.stderr + r.stdout
+    (v,) = r.json()["versions"]
+    assert v["result"] == "done" and v["wire_format"] == "gpg (ASCII armor)"
+    ((link, vid),) = links(moto_s3)
+    stored = fetch(moto_s3, link, vid)
+    assert stored.splitlines()[:2] == original.splitlines()[:2]  # BEGIN line, blank line
+    assert stored.endswith(b"-----END PGP MESSAGE-----\n")
+    want = gpg_decrypt(gpg_keys.old_secret, original, tmp_path)
+    assert gpg_decrypt(gpg_keys.new_secret, stored, tmp_path) == want
+    assert gpg_decrypt(gpg_keys.old_secret, stored, tmp_path) == want
