@@ -4,51 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import time
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 from ..errors import SealcheckError, UsageError
-from ..payload.inspector import PayloadInspector
-from ..physical.extract import FolderWriter
 from ..pipeline.job import Job
 from ..pipeline.run import run
 from ..plumbing.progress import ProgressEvent
 from ..records.report import ErrorInfo, Report
 from ..records.restore_result import LoadError, RestoreTestResult
-from .archiveload import archive_kind, pg_restore_path
+from .archiveload import archive_kind
 from .confine import refused_by_privilege
 from .drift import compare, load_baseline
-from .dsn import parse_dsn
-from .engines.mariadb import MariaDBTarget, find_tools
-from .engines.postgres import PostgresTarget, find_pg_tools
-from .errors import ChecksFailed, DumpCutShort, DumpRefused, LoadFailed, NotRestorable
+from .errors import ChecksFailed, DumpCutShort, DumpRefused, LoadFailed
 from .loader import Deadline, Limits, LimitToken, StreamingLoader
-from .physical import PhysicalRestore
 from .procs import StateDir, default_state_dir
 from .scan.common import ScannerBase, ScanSummary, StatementTooLarge
 from .scan.mysql import MySQLScanner
 from .scan.pg import PgScanner
-from .target import CheckOutcome, Target
+from .session import ENGINES, Plaintext, RestoreTestOptions, Session, looks_mysql, looks_pg
+from .target import CheckOutcome
 
-ENGINES = ("auto", "mariadb", "mysql", "postgres")
-
-
-@dataclass
-class RestoreTestOptions:
-    engine: str = "auto"
-    server: str | None = None  # --server DSN: an existing local server
-    server_password_file: Path | None = None
-    state_dir: Path | None = None
-    # Wall-clock limit from the start of the load to the end of the checks: what the dump
-    # can make the test spend (the server's start has its own timeout).
-    max_seconds: float = 6 * 3600.0
-    # How much the server's disk use may grow during the load (the throwaway server's
-    # folder; on --server, the scratch database where the server can tell). Default: 90 %
-    # of the free space where the throwaway server keeps its data.
-    max_disk_bytes: int | None = None
-    baseline: Path | None = None  # an earlier result of the same backup (drift)
+__all__ = ["ENGINES", "RestoreTestOptions", "restore_test"]  # options: see session
 
 
 def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
@@ -64,10 +41,10 @@ def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     state = StateDir(options.state_dir or default_state_dir())
     deadline = Deadline(options.max_seconds)
-    session = _Session(options, state, job, deadline)
+    session = Session(options, state, job, deadline)
     limits = Limits(options.max_seconds, options.max_disk_bytes)
     loader = StreamingLoader(session.prepare, job.cancel, limits, deadline)
-    job.extra_sink = _Plaintext(loader, session)
+    job.extra_sink = Plaintext(loader, session)
     # A physical backup (xbstream): its files go into the sandbox as the pipeline
     # verifies them, and the server starts on them afterwards (see physical).
     job.physical_into = session.physical_folder
@@ -106,7 +83,7 @@ def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
 
 
 def _logical(
-    session: _Session,
+    session: Session,
     loader: StreamingLoader,
     report: Report,
     job: Job,
@@ -137,153 +114,8 @@ def _logical(
     return outcome, _check_verdict(outcome), load_error, round(time.monotonic() - tc, 3)
 
 
-class _Session:
-    """Chooses the engine from the dump's head, takes the server's lock, starts it."""
-
-    def __init__(
-        self, options: RestoreTestOptions, state: StateDir, job: Job, deadline: Deadline
-    ) -> None:
-        self.options = options
-        self.state = state
-        self.job = job
-        self.deadline = deadline
-        self.target: Target | None = None
-        self.engine: str | None = None
-        self.producer: dict[str, str | None] = {}
-        self.cleanup: list[str] = []
-        self._lock: object | None = None
-        self.physical: PhysicalRestore | None = None
-        self.summary: ScanSummary | None = None  # a physical backup's own catalogue
-
-    def _take_lock(self, name: str) -> None:
-        cm = self.state.lock(name, self.job.cancel)
-        cm.__enter__()
-        self._lock = cm
-
-    def physical_folder(self) -> FolderWriter:
-        """The plaintext is an xbstream: the throwaway MariaDB's sandbox, whose ``data``
-        folder receives the backup's files as they are verified."""
-        if self.options.server or self.options.engine not in ("auto", "mariadb", "mysql"):
-            raise NotRestorable(
-                "the payload is a physical backup (xbstream), which is restore-tested in a "
-                "throwaway MariaDB started on its files: not with --server or --engine "
-                f"{self.options.engine if not self.options.server else 'and --server'}"
-            )
-        self.engine = "mariadb"
-        self._take_lock("mariadb")
-        self.cleanup += self.state.clean_orphans("mariadb")
-        self.deadline.start()  # the wall-clock limit: from here to the end of the checks
-        self.physical = PhysicalRestore(self.state, self.options.max_disk_bytes)
-        try:
-            return self.physical.folder(self.job.data.name)
-        finally:
-            self.target = self.physical.target
-
-    def prepare(self, head: bytes) -> Target:
-        insp = PayloadInspector()
-        insp.feed(head[:65536] if len(head) >= 512 else head + b"\n" * 512)
-        info = insp.info
-        self.producer = {
-            "kind": info.kind,
-            "producer": info.producer,
-            "producer_version": info.producer_version,
-            "server_version": info.server_version,
-            "database": info.database,
-        }
-        engine = self.options.engine
-        archive = archive_kind(head)
-        if archive is not None:
-            if engine not in ("auto", "postgres"):
-                raise NotRestorable(
-                    f"the payload is a pg_dump archive ({archive} format), which restores "
-                    "into PostgreSQL only (--engine postgres or auto)"
-                )
-            engine = "postgres"
-            self.producer.update(kind=f"pg_dump-{archive}", producer=f"pg_dump ({archive} format)")
-        elif engine == "auto":
-            if info.kind == "mysql-sql" or (info.kind == "sql" and _looks_mysql(head)):
-                engine = "mariadb"
-            elif info.kind == "postgresql-sql" or (info.kind == "sql" and _looks_pg(head)):
-                engine = "postgres"
-            else:
-                raise NotRestorable(
-                    f"the payload is {info.producer or info.kind}; the restore test loads SQL "
-                    "dumps (mysqldump/mariadb-dump, Sequel Pro, plain pg_dump) and pg_dump "
-                    "archives"
-                )
-        self.engine = engine
-        # A stable name (hash() differs between processes): one test per server.
-        server_key = (
-            hashlib.sha256(self.options.server.encode()).hexdigest()[:16]
-            if self.options.server
-            else ""
-        )
-        lock_name = (
-            "server-" + server_key
-            if self.options.server
-            else ("postgres" if engine == "postgres" else "mariadb")
-        )
-        self._take_lock(lock_name)
-        if not self.options.server:
-            self.cleanup += self.state.clean_orphans(
-                "postgres" if engine == "postgres" else "mariadb"
-            )
-        else:  # the passfile folders of --server runs that died
-            self.cleanup += self.state.clean_orphans("postgres-client")
-        db = _db_name(info.database)
-        if engine == "postgres":
-            pg = PostgresTarget(find_pg_tools(need_server=not self.options.server))
-            if archive is not None:
-                pg_restore_path(pg.tools.bindir)  # missing: say so before starting a server
-                pg.archive = archive
-            self.target = pg
-            if self.options.server:
-                d = parse_dsn(self.options.server, "postgres", self.options.server_password_file)
-                pg.connect_existing(d.socket, d.user, d.password, d.port, self.state, server_key)
-            else:
-                pg.start(self.state, self.job.cancel, "restoretest")
-        else:
-            # A MySQL dump (--engine mysql) loads into MariaDB when Sealcheck starts the
-            # server itself; an existing Oracle MySQL server is used through --server.
-
-            my = MariaDBTarget(find_tools(need_server=not self.options.server, engine=engine))
-            self.target = my
-            if self.options.server:
-                d = parse_dsn(self.options.server, "mysql", self.options.server_password_file)
-                my.connect_existing(d.socket, d.user, d.password, self.state, server_key)
-            else:
-                my.start(self.state, self.job.cancel, db)
-        return self.target
-
-    def close(self) -> list[str]:
-        done = list(self.cleanup)
-        if self.target is not None:
-            done += self.target.close()
-        if self._lock is not None:
-            self._lock.__exit__(None, None, None)  # type: ignore[attr-defined]
-            self._lock = None
-        return done
-
-
-class _Plaintext:
-    """The pipeline's extra sink: the plaintext goes to the SQL loader, unless the
-    pipeline found a physical backup (it writes that one's files itself)."""
-
-    def __init__(self, loader: StreamingLoader, session: _Session) -> None:
-        self.loader = loader
-        self.session = session
-
-    def feed(self, data: bytes) -> None:
-        if self.session.physical is None:
-            self.loader.feed(data)
-
-    def finish(self) -> None:
-        if self.session.physical is None:
-            self.loader.finish()
-
-
 def _physical(
-    session: _Session, report: Report, job: Job, deadline: Deadline, t0: float
+    session: Session, report: Report, job: Job, deadline: Deadline, t0: float
 ) -> tuple[CheckOutcome, float]:
     """Every layer verified and the files in the sandbox: prepare, start, check."""
     phys = session.physical
@@ -305,27 +137,12 @@ def _offline_scan(head: bytes, engine: str) -> ScannerBase | None:
     """Scan a short, cut dump as its client would, without a server (hooks off)."""
     if not head.strip() or archive_kind(head) is not None:
         return None  # nothing, or a pg_dump archive (its own check named what is cut)
-    pg = engine == "postgres" or (engine == "auto" and _looks_pg(head) and not _looks_mysql(head))
+    pg = engine == "postgres" or (engine == "auto" and looks_pg(head) and not looks_mysql(head))
     scanner: ScannerBase = PgScanner() if pg else MySQLScanner("restoretest")
     with contextlib.suppress(StatementTooLarge):
         scanner.feed(head)
         scanner.finish()
     return scanner
-
-
-def _looks_mysql(head: bytes) -> bool:
-    # No producer header: MySQL's backquotes and table options are unmistakable.
-    return b"ENGINE=" in head or head.count(b"`") >= 4
-
-
-def _looks_pg(head: bytes) -> bool:
-    return b"FROM stdin;" in head or b"search_path" in head or b"\\connect " in head
-
-
-def _db_name(name: str | None) -> str:
-    if name and name.replace("_", "").isalnum() and len(name) <= 60:
-        return name
-    return "restoretest"
 
 
 def _engine_name(engine: str) -> str:
@@ -446,7 +263,7 @@ def _stage_event(stage: str, report: Report, t0: float) -> ProgressEvent:
 
 
 def _result(
-    session: _Session,
+    session: Session,
     loader: StreamingLoader,
     report: Report | None,
     outcome: CheckOutcome | None,

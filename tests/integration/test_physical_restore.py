@@ -215,6 +215,19 @@ def test_server_not_installed_here_is_not_checked_and_says_what_to_install(
     wiped(res)
 
 
+@pytest.mark.parametrize(
+    "option",
+    [("--server", "mysql://root@localhost/?socket=/nonexistent.sock"), ("--engine", "postgres")],
+)
+def test_physical_backup_with_server_or_postgres_is_refused(
+    option: tuple[str, str], real_physical: RealPhysical, rt_state: Path
+) -> None:
+    rc, res = restore_test_cli(rt_state, str(real_physical.compressed), *option)
+    assert rc == 2 and res["error"]["kind"] == "NotRestorable", res["error"]
+    assert f"not with {option[0]}" in res["error"]["message"]
+    assert res["cleanup_status"] == "cleaned"
+
+
 def test_incremental_backup_is_not_restorable_on_its_own(
     real_physical: RealPhysical, rt_state: Path, tmp_path: Path
 ) -> None:
