@@ -62,9 +62,10 @@ def print_result(r: Any, out: Any = None) -> None:
     for m in r.missing:
         echo(f"  missing: {m}", file=out)
     if r.load_seconds is not None:
+        steps = r.physical_steps()
         echo(
-            f"  load {r.load_seconds:.1f} s, checks {r.checks_seconds or 0:.1f} s, "
-            f"total (RTO) {r.total_seconds:.1f} s",
+            f"  load {r.load_seconds:.1f} s{f' ({steps})' if steps else ''}, "
+            f"checks {r.checks_seconds or 0:.1f} s, total (RTO) {r.total_seconds:.1f} s",
             file=out,
         )
     for h in r.hostile:

@@ -107,9 +107,10 @@ def _server(r: RestoreTestResult) -> str:
     server = f"<b>{_e(r.server)}</b>" if r.server else f"{_e(r.engine)} (no server was started)"
     dump = r.dump or {}
     producer = " ".join(str(x) for x in (dump.get("producer"), dump.get("producer_version")) if x)
-    made = f"<br>Dump: {_e(producer)}" if producer else ""
+    what = "Physical backup" if dump.get("physical") else "Dump"
+    made = f"<br>{what}: {_e(producer)}" if producer else ""
     if dump.get("bytes"):
-        made += f"{',' if producer else '<br>Dump:'} {_e(size_text(int(dump['bytes'])))}"
+        made += f"{',' if producer else f'<br>{what}:'} {_e(size_text(int(dump['bytes'])))}"
         if dump.get("statements"):
             made += f", {int(dump['statements']):,} statements"
     dbs = f"<br>Databases: {_e(', '.join(r.databases))}" if r.databases else ""
@@ -133,8 +134,10 @@ def _times(r: RestoreTestResult) -> str:
     def t(s: float | None) -> str:
         return "–" if s is None else (f"{s:.1f} s" if s < 60 else duration_text(s))
 
+    steps = r.physical_steps()
     return (
-        f"<p>Load {t(r.load_seconds)}, checks {t(r.checks_seconds)}, "
+        f"<p>Load {t(r.load_seconds)}{f' ({_e(steps)})' if steps else ''}, "
+        f"checks {t(r.checks_seconds)}, "
         f"<b>total {t(r.total_seconds)}</b> (the time to a checked, usable database: the "
         "recovery time this backup gives).</p>"
     )

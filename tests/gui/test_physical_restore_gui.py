@@ -103,3 +103,6 @@ def test_main_window_restore_tests_a_physical_backup(
     assert {t.name: t.rows for t in res.tables} == SAKILA_ROWS
     assert res.dump["physical"] is True and res.dump["prepare_seconds"] is not None
     assert not [c for c in res.cleanup if c.startswith("wiped") and Path(c[6:]).exists()]
+    shown = win.browser.details.toPlainText()
+    assert "Physical backup: mariabackup" in shown and "(extract " in shown, shown
+    assert "prepare " in shown and "start " in shown
