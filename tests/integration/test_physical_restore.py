@@ -317,3 +317,13 @@ def test_the_backups_accounts_never_count_and_the_server_has_no_network(
     if os.geteuid() == 0:  # the server ran as an unprivileged user, who owns the folder
         assert watch.folder_uid not in (None, 0)
     wiped(res)
+
+
+def test_max_disk_bounds_the_sandbox(real_physical: RealPhysical, rt_state: Path) -> None:
+    """The files are written into the sandbox under --max-disk: past it the extraction
+    stops, nothing is prepared or started, and the folder is gone."""
+    rc, res = restore_test_cli(rt_state, str(real_physical.plain), "--max-disk", "10000000")
+    assert rc == 1 and res["error"]["kind"] == "SizeLimitExceeded", res["error"]
+    assert "--max-disk" in res["error"]["message"]
+    assert res["tables"] == [] and res["dump"]["prepare_seconds"] is None
+    wiped(res)
