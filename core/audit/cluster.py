@@ -26,11 +26,13 @@ Dask is imported here only, and only when a cluster is used (the ``dask`` extra)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,7 @@ from .item import ItemContext, Result, run_item
 from .plan import Operation, WorkItem
 from .unwrap import Pipeline, wipe
 
+_lost = object()
 RETRIES = 2  # a task that raised (it never should: see work()) is tried again this often
 
 
@@ -247,6 +250,7 @@ def run_on_cluster(
         # background, so its secret is wiped only then.
         running: dict[Any, Task] = {}
         stopped: str | None = None
+        gone: str | None = None  # why no more can be submitted (the scheduler was lost)
         n = 0
         try:
             while True:
@@ -261,12 +265,19 @@ def run_on_cluster(
                     p = pipe.get(timeout=0.05 if running else 0.25)
                     if p is None:
                         break
-                    if p.secrets is None:
+                    if p.secrets is None or gone is not None:
+                        wipe(p.secrets)
                         local.append(p.item)
                         continue
                     task = Task(p.item, p.secrets, ctx.settings)
                     key = task_key(campaign_id, p.item, n)
-                    f = dc.submit(work, task, key=key, pure=False, retries=RETRIES)
+                    try:
+                        f = dc.submit(work, task, key=key, pure=False, retries=RETRIES)
+                    except (OSError, TimeoutError) as exc:  # the scheduler went away
+                        gone = str(exc)
+                        wipe(task.secrets)
+                        local.append(p.item)
+                        continue
                     n += 1
                     running[f] = task
                     done.add(f)
@@ -278,10 +289,19 @@ def run_on_cluster(
                 for f in batch:
                     task = running.pop(f)
                     wipe(task.secrets)
+                    result: Any = _lost
                     if f.status == "finished":
-                        on_done(task.item, f.result())
-                    elif f.status != "cancelled":
-                        local.append(task.item)  # lost to the cluster: run it here
+                        try:
+                            result = f.result()
+                        except (OSError, TimeoutError, CancelledError, asyncio.CancelledError):
+                            pass  # finished, but its result could not be fetched
+                    if result is not _lost:
+                        on_done(task.item, result)
+                    else:
+                        # Erred (it killed workers too often) or cancelled by the
+                        # cluster (this loop cancels nothing: it stops first), e.g.
+                        # when the scheduler was lost: run it here.
+                        local.append(task.item)
                     f.release()
                 on_tick()
         finally:

@@ -311,19 +311,25 @@ def local_run(estate: Estate, tmp_path_factory: pytest.TempPathFactory) -> Any:
     return outcomes(data), doc
 
 
-def test_a_worker_killed_mid_campaign_loses_and_duplicates_nothing(
-    estate: Estate, own_cluster: Cluster, local_run: Any, tmp_path: Path
-) -> None:
-    cluster = own_cluster
-    expected, local = local_run
+def start_audit(estate: Estate, cluster: Cluster, data: Path) -> subprocess.Popen[str]:
+    """The CLI's campaign on the cluster, in the background (the test acts meanwhile)."""
     p = subprocess.Popen(
         [sys.executable, "-m", "sealcheck.core.cli", "audit", estate.bucket.uri("db/"),
          "--key", str(estate.key.private), "--key-passphrase-file", str(estate.pw_file),
          "--passphrase-file", str(estate.pass_file), "--endpoint-url", estate.bucket.endpoint,
          "--json", *cluster.cli_args()],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "SEALCHECK_DATA_DIR": str(tmp_path / "dask")},
+        env={**os.environ, "SEALCHECK_DATA_DIR": str(data)},
     )  # fmt: skip
+    return p
+
+
+def test_a_worker_killed_mid_campaign_loses_and_duplicates_nothing(
+    estate: Estate, own_cluster: Cluster, local_run: Any, tmp_path: Path
+) -> None:
+    cluster = own_cluster
+    expected, local = local_run
+    p = start_audit(estate, cluster, tmp_path / "dask")
     killed = None
     with cluster.client() as c:
         deadline = time.monotonic() + 120
@@ -467,3 +473,32 @@ def test_a_token_key_unwraps_on_the_coordinator(
     ran = {t.split("'")[1] for t in log if "sealcheck-audit-" in t}
     campaign = json.loads(r.stdout)["campaign"]["id"]
     assert len([k for k in ran if campaign in k]) == 3  # all three on the workers
+
+
+@pytest.fixture
+def doomed_cluster(tmp_path: Path) -> Any:
+    """One whose scheduler the test kills."""
+    yield from _cluster(tmp_path / "cluster")
+
+
+def test_the_scheduler_lost_mid_campaign_loses_nothing(
+    estate: Estate, doomed_cluster: Cluster, local_run: Any, tmp_path: Path
+) -> None:
+    """The scheduler killed while tasks run: once the client gives up reconnecting
+    (its 30 s timeout), the items in flight and those left run on the coordinator."""
+    own_cluster = doomed_cluster
+    expected, _ = local_run
+    p = start_audit(estate, own_cluster, tmp_path / "dask")
+    with own_cluster.client() as c:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and p.poll() is None:
+            if any(c.processing().values()):
+                break
+            time.sleep(0.01)
+    assert p.poll() is None, "the campaign ended before a task ran"
+    own_cluster.procs[0].kill()  # the scheduler this test started
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 1 and "Traceback" not in err, err
+    assert "Failed to reconnect to scheduler" in err  # Dask's own line: why it went local
+    assert outcomes(tmp_path / "dask") == expected
+    assert json.loads(out)["campaign"]["complete"]
