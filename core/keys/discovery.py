@@ -9,6 +9,7 @@ software key failed.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 from ..errors import KeyNotUsable
@@ -18,6 +19,8 @@ from .pkcs11.inventory import list_token_keys
 from .pkcs11.key import open_pkcs11_key
 from .spec import KeyContext
 
+_OPENING = threading.Lock()
+
 
 class LazyTokenKey:
     """A token key known from its public object; it logs in on first use."""
@@ -26,6 +29,7 @@ class LazyTokenKey:
 
     def __init__(self, uri: str, bits: int, fingerprint: str, ctx: KeyContext) -> None:
         self.label = uri
+        self._uri = uri  # what opens it: the label becomes the key's own words once used
         self._bits = bits
         self._fingerprint = fingerprint
         self._ctx = ctx
@@ -39,19 +43,24 @@ class LazyTokenKey:
         return self._fingerprint
 
     def unwrap_candidates(self, wrapped: bytes) -> Iterator[Unwrapped]:
-        try:
-            key = open_pkcs11_key(
-                self.label, module=self._ctx.pkcs11_module, pin_provider=self._ctx.pin
-            )
-        except KeyNotUsable:
-            return  # e.g. a signing key found by the search: not a candidate
-        try:
-            self.label = key.label
-            yield from key.unwrap_candidates(wrapped)
-        except KeyNotUsable:
-            return
-        finally:
-            key.close()
+        # One at a time: a rotation's workers unwrap at once, and opening a module's
+        # tokens from several threads together fails (GeneralError listing them). All
+        # candidates are computed under the lock, so none is held across a yield.
+        with _OPENING:
+            try:
+                key = open_pkcs11_key(
+                    self._uri, module=self._ctx.pkcs11_module, pin_provider=self._ctx.pin
+                )
+            except KeyNotUsable:
+                return  # e.g. a signing key found by the search: not a candidate
+            try:
+                self.label = key.label
+                cands = list(key.unwrap_candidates(wrapped))
+            except KeyNotUsable:
+                return
+            finally:
+                key.close()
+        yield from cands
 
 
 def held_keys(ctx: KeyContext, store: KeyStore | None = None) -> list[KeySource]:

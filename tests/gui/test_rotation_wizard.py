@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QMessageBox, QWizard
 
-from fixtures.gui_flow import open_window
+from fixtures.gui_flow import bucket_source, open_window
 from fixtures.pipelines import (
     GPG_HOMES,
     RsaKey,
@@ -63,14 +63,7 @@ def scenario(moto_s3: Bucket, tmp_path: Path, rsa_key: RsaKey, small_dump: Path)
 
 
 def source_of(bucket: Bucket, key: RsaKey) -> SourceConfig:
-    return SourceConfig(
-        name="moto",
-        bucket=bucket.name,
-        prefix=PREFIX,
-        endpoint_url=bucket.endpoint,
-        region="us-east-1",
-        keys=KeyChoice(key_specs=(str(key.private),)),
-    )
+    return bucket_source(bucket, PREFIX, KeyChoice(key_specs=(str(key.private),)))
 
 
 def next_enabled(wiz: QWizard) -> bool:
