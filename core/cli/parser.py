@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--max-output",
             type=int,
             metavar="BYTES",
-            help="stop when the plaintext exceeds this size (bomb guard)",
+            help="stop when the plaintext exceeds this size (bomb guard; physical backups: "
+            "also when their decoded files do)",
         )
         sp.add_argument("--no-progress", action="store_true")
         sp.add_argument(

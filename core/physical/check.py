@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..decrypt.xbkey import XbcryptKey
-from ..errors import Layer, SealcheckError
+from ..errors import Layer, SealcheckError, SizeLimitExceeded
 from ..payload.xbstream import XbstreamReader
 from .complete import BackupFacts, Completeness
 from .extract import FolderWriter
@@ -46,8 +46,13 @@ class PhysicalCheck:
         check_pages: bool = True,
         on_xbcrypt: Callable[[], None] | None = None,
         max_disk: int | None = None,
+        max_output: int | None = None,
     ) -> None:
         self._key = key
+        # --max-output bounds the decoded files too: qpress members and sparse holes
+        # expand far beyond the stream (a hole of 4 GiB costs 8 bytes of sparse map).
+        self._max_output = max_output
+        self.decoded = 0
         self._obj = obj
         self._on_xbcrypt = on_xbcrypt
         self.tally = LayerTally()
@@ -101,6 +106,14 @@ class PhysicalCheck:
             raise
 
     def _emit(self, name: str, data: bytes) -> None:
+        self.decoded += len(data)
+        if self._max_output is not None and self.decoded > self._max_output:
+            raise SizeLimitExceeded(
+                f"the backup's files, decoded, exceed the limit of {self._max_output} bytes "
+                f"(--max-output) at {name!r}; stopped there and nothing was kept. A "
+                "decompression bomb, or a larger backup than expected: raise the limit",
+                obj=self._obj,
+            )
         self.complete.data(name, data)
         if self.pages is not None:
             self.pages.data(name, data)

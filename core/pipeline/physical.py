@@ -32,6 +32,7 @@ def new_check(
     obj: str,
     writer: FolderWriter | None,
     max_disk: int | None = None,
+    max_output: int | None = None,
 ) -> PhysicalCheck:
     def members_encrypted() -> None:
         # The first encrypted member: the backup is encrypted after all, by its members.
@@ -41,7 +42,12 @@ def new_check(
             ev.set("cipher", Status.SKIPPED, "no envelope around the stream; see member-cipher")
 
     return PhysicalCheck(
-        key=key, obj=obj, writer=writer, on_xbcrypt=members_encrypted, max_disk=max_disk
+        key=key,
+        obj=obj,
+        writer=writer,
+        on_xbcrypt=members_encrypted,
+        max_disk=max_disk,
+        max_output=max_output,
     )
 
 

@@ -344,7 +344,7 @@ def _consume(
             if folder is None and job.physical_into is not None:
                 folder = into = job.physical_into()
             physical = sink = new_check(
-                ev, job.secrets.xbcrypt, job.data.name, folder, job.max_disk_bytes
+                ev, job.secrets.xbcrypt, job.data.name, folder, job.max_disk_bytes, limit
             )
             ev.partial.update(physical_partial(physical))
         sink.feed(chunk)

@@ -15,7 +15,12 @@ import zlib
 import pytest
 
 from fixtures.xbcrypt import write_xbstream, xbstream_chunk, xbstream_sparse_chunk
-from sealcheck.core.errors import IncompleteDump, IntegrityError, TruncatedBackup
+from sealcheck.core.errors import (
+    IncompleteDump,
+    IntegrityError,
+    SizeLimitExceeded,
+    TruncatedBackup,
+)
 from sealcheck.core.formats import Fmt
 from sealcheck.core.payload.info import Completeness, PayloadInfo
 from sealcheck.core.payload.inspector import PayloadInspector
@@ -188,3 +193,18 @@ def test_sparse_members_through_the_physical_check() -> None:
     chk.feed(xbstream_sparse_chunk("db/t.ibd", [(16, b"page")]) + xbstream_chunk("db/t.ibd", None))
     chk.reader.finish()
     assert bytes(got.got["db/t.ibd"]) == b"\0" * 16 + b"page"
+
+
+def test_max_output_bounds_the_decoded_files_and_their_holes() -> None:
+    """--max-output counts what the members decode to: 8 bytes of sparse map can
+    claim a 4 GiB hole, far more than the stream's own bytes."""
+    stream = xbstream_sparse_chunk("db/t.ibd", [(3 * ZEROS, b"x")]) + xbstream_chunk(
+        "db/t.ibd", None
+    )
+    chk = PhysicalCheck(key=None, obj="t", check_pages=False, max_output=ZEROS)
+    with pytest.raises(SizeLimitExceeded, match=r"exceed the limit of 1048576 bytes.*'db/t.ibd'"):
+        chk.feed(stream)
+    ok = PhysicalCheck(key=None, obj="t", check_pages=False, max_output=3 * ZEROS + 1)
+    ok.feed(stream)
+    ok.reader.finish()
+    assert ok.decoded == 3 * ZEROS + 1
