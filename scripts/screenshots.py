@@ -293,6 +293,11 @@ def audit_shot(app: object, win: object, out: Path) -> None:
     page.set_source(audit_options(replace(src, target_rto_s=900.0, target_rpo_h=26.0)))
     win.tabs.setCurrentWidget(page)
     wait_until(app, lambda: not page.reading, 120)
+    # On two local Dask workers (issue 15), when the dask extra is installed.
+    with contextlib.suppress(ImportError):
+        import distributed  # noqa: F401
+
+        page.cluster.setText("local:2")
     page.audit_btn.click()
     wait_until(app, lambda: page.audit_job is None and page.last_summary is not None, 300)
     hist = win.results.history

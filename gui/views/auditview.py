@@ -487,8 +487,9 @@ class AuditView(QWidget):
         )
         left = summary["not_yet_checked"]
         more = f"; {left} left: Audit now again continues it" if left else ""
+        on = f" (on {summary['cluster']})" if summary.get("cluster") else ""
         self._ended(
-            f"{head}: sample {summary['sample_size']} of {summary['population']} "
+            f"{head}{on}: sample {summary['sample_size']} of {summary['population']} "
             f"({summary['method']}); OK {t.get('ok', 0)}, FAILED {t.get('failed', 0)}, "
             f"NOT CHECKED (setup) {t.get('not-checked', 0)}{more}",
             summary,

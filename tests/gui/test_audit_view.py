@@ -178,7 +178,7 @@ def test_audit_now_on_a_local_dask_cluster(qtbot, tmp_path, estate) -> None:
     # The one progress line: versions done of the sample, as results streamed back.
     assert seen and seen[-1].done == seen[-1].total == NIGHTS + 1
     assert s["cluster"] == "local:2" and s["totals"] == {"ok": NIGHTS, "failed": 1}
-    assert "Audit FAILED" in page.audit_status.text()
+    assert "Audit FAILED (on local:2)" in page.audit_status.text()
     qtbot.waitUntil(lambda: not page.reading and page.audit_job is None, timeout=30000)
     hist = History(tmp_path / "history.sqlite3")
     results = [e for e in hist.entries() if e.kind is not Kind.AUDIT]
