@@ -252,6 +252,7 @@ def run_on_cluster(
         stopped: str | None = None
         gone: str | None = None  # why no more can be submitted (the scheduler was lost)
         n = 0
+        ticked = 0.0
         try:
             while True:
                 if stopped is None and deadline is not None and time.monotonic() >= deadline:
@@ -303,7 +304,9 @@ def run_on_cluster(
                         # when the scheduler was lost: run it here.
                         local.append(task.item)
                     f.release()
-                on_tick()
+                if batch or time.monotonic() - ticked >= 0.25:  # as a local campaign's
+                    on_tick()
+                    ticked = time.monotonic()
         finally:
             pipe.close()
             if running:
