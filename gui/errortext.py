@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sealcheck.core.audit.cluster import ClusterUnavailable
+from sealcheck.core.audit.plan import PlanError
 from sealcheck.core.decrypt.xbkey import KmsDecryptFailed, XbcryptKeyInvalid, XbcryptKeyNeeded
 from sealcheck.core.errors import (
     AccessDenied,
@@ -405,6 +407,18 @@ _WORDS: dict[type[SealcheckError], tuple[str, str]] = {
         "This version cannot be rotated",
         "The details say why (no held key opens it, a symmetric or gpg backup, damaged data); "
         "it keeps its original key.",
+    ),
+    PlanError: (
+        "The audit's shard plan cannot be used",
+        "The message names the plan or result file and what is wrong with it. A plan "
+        "changed or cut after it was written is refused: write it again with "
+        "'sealcheck audit … --plan-out' and run the shards from the new one.",
+    ),
+    ClusterUnavailable: (
+        "The Dask cluster cannot be used",
+        "Check the cluster address and its TLS files, that the scheduler is running and "
+        "that the 'dask' extra is installed (pip install 'sealcheck[dask]'); or audit on "
+        "this machine without --cluster.",
     ),
     JournalError: (
         "The rotation journal cannot be used",
