@@ -20,6 +20,13 @@ read_to_iter), ``backports.zstd`` (Python 3.14's ``compression.zstd``: the bz2-s
 pipeline's own reader (``sealcheck.core.decompress.registry.open_decompressor``).
 Every candidate's output is counted and must equal the others' (the bytes are not
 kept: the point is the time).
+
+``--probe``: instead, whether each candidate holds the GIL while it decodes, a
+measure a busy machine blurs less than wall times: a probe thread wakes every
+0.5 ms and records how long each wake-up took; while a decoder holds the GIL the
+probe cannot run, so its worst gap and the share of the time spent in gaps over
+10 ms grow to the length of the decoder's calls (a first line, the probe beside a
+sleep, is the machine's own lateness).
 """
 
 from __future__ import annotations
@@ -154,6 +161,30 @@ class Busy:
         self._t.join()
 
 
+def probe(name: str, fn: Callable[[], object]) -> None:
+    gaps: list[float] = []
+    stop = threading.Event()
+
+    def wake() -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            time.sleep(0.0005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    t = threading.Thread(target=wake, daemon=True)
+    t.start()
+    time.sleep(0.05)
+    t0 = time.perf_counter()
+    fn()
+    wall = time.perf_counter() - t0
+    stop.set()
+    t.join()
+    held = sum(g for g in gaps if g > 0.010) / wall
+    print(f"{name:<46} {wall:6.2f}s  worst gap {max(gaps) * 1000:6.1f} ms  gaps>10ms {held:4.0%}")
+
+
 def busy_alone(kind: str, seconds: float = 1.0) -> float:
     with Busy(kind) as b:
         time.sleep(seconds)
@@ -166,7 +197,14 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--busy", default="none,python,consumer")
     ap.add_argument("--only", help="candidates whose name contains this")
+    ap.add_argument("--probe", action="store_true", help="GIL probe instead of busy threads")
     args = ap.parse_args()
+    if args.probe:
+        probe("(baseline: the probe beside a 1 s sleep)", lambda: time.sleep(1))
+        for name, fn in CANDIDATES.items():
+            if not args.only or args.only in name:
+                probe(name, lambda fn=fn: fn(args.file))  # type: ignore[misc]
+        return 0
     kinds = args.busy.split(",")
     rates = {k: busy_alone(k) for k in kinds if k != "none"}
     for k, r in rates.items():
