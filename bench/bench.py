@@ -45,6 +45,7 @@ import platform
 import random
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -602,6 +603,9 @@ def main() -> int:
     for f in formats:
         if f not in FORMATS:
             ap.error(f"unknown format {f!r}; known: {', '.join(FORMATS)}")
+    missing = [POWER[f].split()[0] for f in formats if not shutil.which(POWER[f].split()[0])]
+    if missing:
+        ap.error(f"the power-user rows need: apt-get install {' '.join(missing)}")
     inp = prepare(args.size, formats, args.regen)
     # Bytecode as an installed copy has it (pip compiles on install): a session with
     # PYTHONDONTWRITEBYTECODE set would otherwise compile ~100 modules on every run
