@@ -405,7 +405,7 @@ def test_max_duration_stops_cleanly_and_the_next_run_resumes(
     r2, second = audit(estate, data, "--slice", "1/1", *cluster.cli_args())
     c2 = second["campaign"]
     assert c2["id"] == c1["id"] and c2["complete"], r2.stderr
-    assert c2["resumed"] == bool(c1["totals"])  # what the first run proved was skipped
+    assert c2["resumed"] or not c1["totals"]  # what the first run proved was skipped
     print("first run proved", c1["totals"])
     assert c2["totals"] == {"ok": estate.good, "failed": 1}
     assert len(outcomes(data)) == estate.good + 1  # each version recorded once (asserted)
