@@ -17,8 +17,9 @@ from fixtures.common import run_cli
 from fixtures.pipelines import RsaKey, sh
 from fixtures.rotation import PREFIX, fetch, links, producer_objects, rotate_keys
 from fixtures.s3scenarios import sealcheck
-from fixtures.s3servers import Bucket, ChaosS3, S3Store
+from fixtures.s3servers import Bucket, ChaosS3, Fault, S3Store
 from sealcheck.core.rotation.journal import CRASH_ENV
+from sealcheck.core.storage.rewrap import parse_link
 
 MIB = 1024 * 1024
 NAME = "db.sql.gz.p7m"
@@ -187,3 +188,32 @@ def test_killed_and_resumed_cms_rotation_converges(
     for key, vid in written:
         data_key = key.split(".rewrap/")[0]
         assert cms_decrypt(other_rsa_key.private, fetch(bucket, key, vid)) == payloads[data_key]
+
+
+def test_a_store_ignoring_create_only_completion_gets_a_fresh_name(
+    moto_s3: Bucket,
+    chaos: ChaosS3,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    rsa_key: RsaKey,
+    other_rsa_key: RsaKey,
+) -> None:
+    """CompleteMultipartUpload's If-None-Match dropped on the way (a store that ignores
+    it; PutObject's is honoured): the probe finds out, and the large rotated object is
+    written under its link name plus a random suffix, a name that cannot exist yet."""
+    take = chaos.take
+
+    def drop_condition(method, target, query, rng):
+        if method == "POST" and "uploadId" in query:
+            return Fault("unconditional", on="put")
+        return take(method, target, query, rng)
+
+    monkeypatch.setattr(chaos, "take", drop_condition)
+    payload = tmp_path / "big.gz"
+    sh(f"head -c {6 * MIB} /dev/urandom | gzip -1 > {payload}", tmp_path)
+    moto_s3.put(f"{PREFIX}{NAME}", cms_backup(payload, tmp_path / NAME, rsa_key, CMS))
+    r = rotate_keys("run", moto_s3, rsa_key, other_rsa_key, "--json", endpoint=chaos.endpoint)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ((link, vid),) = links(moto_s3)
+    assert parse_link(link) is not None and link[-17] == "." and link[-16:].isalnum()
+    assert cms_decrypt(other_rsa_key.private, fetch(moto_s3, link, vid)) == payload.read_bytes()
