@@ -15,12 +15,10 @@ campaign itself in the chained history.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import datetime as _dt
 import json
 import os
 import secrets as _secrets
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,17 +29,17 @@ from ..errors import ExitCode, UsageError
 from ..plumbing.progress import CancelToken
 from ..records.history import Entry, History, Kind, Trigger
 from ..records.targets import SourceTargets, Targets, targets_for
-from ..records.verdict import Verdict
 from ..restoretest.runner import RestoreTestOptions
 from ..storage.listing import list_backup_sets
 from ..storage.locate import ListedVersion
 from ..storage.naming import Rule
 from ..storage.s3.client import S3Settings, make_client, parse_uri
-from . import targets
 from .cluster import ClusterSpec
-from .item import ItemContext, Result, run_item
+from .item import ItemContext, Result
 from .plan import Operation, WorkItem
+from .pool import Progress, run_pool
 from .sample import SampleSpec, draw, identity
+from .summary import Drawn, newest_of, summarize
 
 # Storage classes whose objects cannot be read without a restore request first.
 NEEDS_RESTORE = {"GLACIER": "Glacier Flexible Retrieval", "DEEP_ARCHIVE": "Glacier Deep Archive"}
@@ -76,26 +74,6 @@ class CampaignOptions:
             "sample": [s.count, s.percent, seed, list(s.slice) if s.slice else None],
             "restore": self.restore,
         }
-
-
-@dataclass
-class Progress:
-    """The campaign's one progress line: versions and bytes done of the sample."""
-
-    total_versions: int
-    total_bytes: int
-    started: float = field(default_factory=time.monotonic)
-    done_versions: int = 0
-    done_bytes: int = 0
-    in_flight: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def eta(self) -> float | None:
-        done = self.done_bytes + sum(self.in_flight.values())
-        elapsed = time.monotonic() - self.started
-        if done <= 0 or elapsed < 0.5:
-            return None
-        return max(0.0, elapsed / done * (self.total_bytes - done))
 
 
 @dataclass
@@ -191,6 +169,40 @@ def work_items(
     ]
 
 
+def drawn(
+    opts: CampaignOptions, client: Any, spec: SampleSpec, campaign_id: str
+) -> tuple[Drawn, list[WorkItem], list[ListedVersion]]:
+    """List the population and draw the sample: the campaign's record of what it set
+    out to check, its work items, and the population (for coverage)."""
+    pop, skipped = population(opts, client)
+    sample = draw(pop, spec)
+    seed = spec.seed if spec.seed is not None else 0
+    to_restore = restore_picks(sample, opts.restore, seed)
+    d = Drawn(
+        id=campaign_id,
+        where=opts.location,
+        versions=opts.versions,
+        population=len(pop) + len(skipped),
+        method=spec.method,
+        seed=spec.seed,
+        slice=spec.slice,
+        restore=opts.restore,
+        skipped=tuple(skipped),
+        newest=newest_of(pop),
+        resume_key=opts.resume_key(opts.sample.seed),
+        trigger=opts.trigger.value,
+        target_rto_s=opts.target_rto_s,
+        target_rpo_h=opts.target_rpo_h,
+        source_targets=opts.source_targets,
+    )
+    return d, work_items(sample, to_restore, opts), pop
+
+
+def new_campaign_id() -> str:
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"audit-{stamp}-{_secrets.token_hex(3)}"
+
+
 class Campaign:
     def __init__(
         self,
@@ -210,37 +222,29 @@ class Campaign:
         self.cancel = cancel or CancelToken()
         self.on_progress = on_progress or (lambda _p: None)
         self.restore_options = restore_options or RestoreTestOptions()
-        self._lock = threading.Lock()
 
     def run(self) -> Outcome:
-        started = _dt.datetime.now(_dt.UTC)
+        started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         client = make_client(self.opts.settings)
-        pop, skipped = population(self.opts, client)
         spec, campaign_id, earlier = self._resume_or_new()
-        sample = draw(pop, spec)
-        seed = spec.seed if spec.seed is not None else 0
-        to_restore = restore_picks(sample, self.opts.restore, seed)
+        resumed = earlier is not None
+        earlier = earlier or []
+        d, items, pop = drawn(self.opts, client, spec, campaign_id)
         done_before = self._proved(earlier)
-        todo = [
-            item
-            for item in work_items(sample, to_restore, self.opts)
-            if (item.key, item.version_id) not in done_before
-        ]
-        prog = Progress(len(todo), sum(item.size for item in todo))
-        stopped = self._run_all(todo, campaign_id, client, prog)
+        todo = [i for i in items if (i.key, i.version_id) not in done_before]
+
+        stopped = self._run_all(todo, campaign_id, client)
         results = self.history.entries(campaign=campaign_id)
-        summary = self._summary(
-            campaign_id,
-            started,
-            pop,
-            sample,
-            skipped,
-            spec,
-            to_restore,
+        summary = summarize(
+            d,
+            items,
             results,
-            stopped,
-            resumed=bool(earlier),
+            started=started,
+            stopped=stopped,
+            resumed=resumed,
+            parallel=self.opts.parallel,
         )
+        summary["cluster"] = self.opts.cluster.describe() if self.opts.cluster else None
         code = summary["exit_code"]
         rec = self.history.record_campaign(
             summary,
@@ -257,7 +261,9 @@ class Campaign:
 
     # --- resume ----------------------------------------------------------------------
 
-    def _resume_or_new(self) -> tuple[SampleSpec, str, list[Entry]]:
+    def _resume_or_new(self) -> tuple[SampleSpec, str, list[Entry] | None]:
+        """The sample, the campaign id and what it recorded so far: None for a new
+        campaign (a resumed one may have recorded nothing yet: stopped that early)."""
         spec = self.opts.sample
         # The seed the user gave (None: drawn by the first run, then kept by the resume).
         wanted = self.opts.resume_key(spec.seed)
@@ -271,11 +277,9 @@ class Campaign:
             if s.get("complete"):
                 break  # the last such campaign finished: start a new one
             seed = s.get("seed")
-            resumed = replace(spec, seed=seed if isinstance(seed, int) else spec.seed)
-            return resumed, str(s["id"]), self.history.entries(campaign=str(s["id"]))
-        new = spec.with_seed()
-        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        return new, f"audit-{stamp}-{_secrets.token_hex(3)}", []
+            again = replace(spec, seed=seed if isinstance(seed, int) else spec.seed)
+            return again, str(s["id"]), self.history.entries(campaign=str(s["id"]))
+        return spec.with_seed(), new_campaign_id(), None
 
     @staticmethod
     def _proved(earlier: list[Entry]) -> set[tuple[str, str | None]]:
@@ -283,16 +287,27 @@ class Campaign:
 
     # --- the work --------------------------------------------------------------------
 
-    def _run_all(
-        self, todo: list[WorkItem], campaign_id: str, client: Any, prog: Progress
-    ) -> str | None:
+    def _run_all(self, todo: list[WorkItem], campaign_id: str, client: Any) -> str | None:
         deadline = time.monotonic() + self.opts.max_duration if self.opts.max_duration else None
         ctx = ItemContext(self.opts.settings, client, self.cancel, self.restore_options)
+        prog = Progress(len(todo), sum(item.size for item in todo))
+
+        def record(item: WorkItem, result: Result) -> None:
+            self.history.record(
+                result,
+                trigger=self.opts.trigger,
+                campaign=campaign_id,
+                targets=self.opts.targets_of(f"s3://{item.bucket}/{item.key}"),
+            )
+
+        def cluster_done(item: WorkItem, result: Result | None) -> None:
+            """One item ended on the cluster (or here, for it): count it, record it."""
+            prog.done(item)
+            if result is not None:
+                record(item, result)
+
         if self.opts.cluster is not None:
             from .cluster import run_on_cluster
-
-            def on_done(item: WorkItem, result: Result | None) -> None:
-                self._done(item, result, campaign_id, prog)
 
             early, todo = run_on_cluster(
                 self.opts.cluster,
@@ -301,124 +316,18 @@ class Campaign:
                 ctx,
                 campaign_id,
                 deadline=deadline,
-                on_done=on_done,
+                on_done=cluster_done,
                 on_tick=lambda: self.on_progress(prog),
             )
             if early is not None:
                 return early
-        pending = list(reversed(todo))
-        running: dict[cf.Future[Result | None], WorkItem] = {}
-        stopped: str | None = None
-        with cf.ThreadPoolExecutor(self.opts.parallel, thread_name_prefix="audit") as pool:
-            while pending or running:
-                if stopped is None and deadline is not None and time.monotonic() >= deadline:
-                    stopped = "max-duration"
-                    self.cancel.cancel()  # the running ones stop; the next run redoes them
-                if stopped is None and self.cancel.cancelled:
-                    stopped = "cancelled"
-                while pending and stopped is None and len(running) < self.opts.parallel:
-                    item = pending.pop()
-                    running[pool.submit(self._one, item, ctx, prog)] = item
-                if not running:
-                    break
-                done, _ = cf.wait(running, timeout=0.25, return_when=cf.FIRST_COMPLETED)
-                for f in done:
-                    self._done(running.pop(f), f.result(), campaign_id, prog)
-                self.on_progress(prog)
-        return stopped
-
-    def _done(
-        self, item: WorkItem, result: Result | None, campaign_id: str, prog: Progress
-    ) -> None:
-        """One item ended (here or on a cluster's worker): count it, record its result."""
-        with self._lock:
-            prog.in_flight.pop(item.id, None)
-            prog.done_versions += 1
-            prog.done_bytes += item.size
-        if result is not None:
-            self.history.record(
-                result,
-                trigger=self.opts.trigger,
-                campaign=campaign_id,
-                targets=self.opts.targets_of(f"s3://{item.bucket}/{item.key}"),
-            )
-
-    def _one(self, item: WorkItem, ctx: ItemContext, prog: Progress) -> Result | None:
-        size = max(item.size, 1)
-
-        def progress(frac: float) -> None:
-            with self._lock:
-                prog.in_flight[item.id] = int(frac * size)
-
-        return run_item(item, self.secrets, ctx, progress)
-
-    # --- the record ------------------------------------------------------------------
-
-    def _summary(
-        self,
-        campaign_id: str,
-        started: _dt.datetime,
-        pop: list[ListedVersion],
-        sample: list[ListedVersion],
-        skipped: list[dict[str, Any]],
-        spec: SampleSpec,
-        to_restore: set[str],
-        results: list[Entry],
-        stopped: str | None,
-        *,
-        resumed: bool,
-    ) -> dict[str, Any]:
-        latest: dict[tuple[str, str | None], Entry] = {}
-        for e in sorted(results, key=lambda e: e.id):
-            if e.kind is not Kind.AUDIT:
-                latest[(e.subject.key, e.subject.version_id)] = e
-        totals: dict[str, int] = {}
-        for e in latest.values():
-            totals[e.verdict.value] = totals.get(e.verdict.value, 0) + 1
-        sampled = {_key(v) for v in sample}
-        checked = {k for k, e in latest.items() if k in sampled and e.verdict.is_verdict}
-        complete = stopped is None and checked == sampled
-        verdicts = {e.verdict for e in latest.values()}
-        if stopped == "cancelled":
-            code = int(ExitCode.CANCELLED)
-        elif Verdict.FAILED in verdicts:
-            code = int(ExitCode.BACKUP_FAILED)
-        elif Verdict.NOT_CHECKED in verdicts:
-            code = int(ExitCode.USAGE)
-        else:
-            code = int(ExitCode.OK)
-        return {
-            "id": campaign_id,
-            "where": self.opts.location,
-            "started_at": started.isoformat(timespec="seconds"),
-            "finished_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "versions": self.opts.versions,
-            "population": len(pop) + len(skipped),
-            "sample_size": len(sample),
-            "method": spec.method,
-            "seed": spec.seed,
-            "slice": list(spec.slice) if spec.slice else None,
-            "restore_test": self.opts.restore,
-            "restore_tested": sorted(to_restore),
-            "parallel": self.opts.parallel,
-            "cluster": self.opts.cluster.describe() if self.opts.cluster else None,
-            "skipped": skipped,
-            "totals": totals,
-            "not_yet_checked": len(sampled - checked),
-            "stopped": stopped,
-            "resumed": resumed,
-            "complete": complete,
-            "exit_code": code,
-            "resume_key": self.opts.resume_key(self.opts.sample.seed),
-            "targets": targets.measure(
-                pop,
-                latest.values(),
-                self.opts.source_targets,
-                self.opts.target_rto_s,
-                self.opts.target_rpo_h,
-            ),
-        }
-
-
-def _key(v: ListedVersion) -> tuple[str, str | None]:
-    return (v.data.key, v.data.version_id)
+        return run_pool(
+            todo,
+            self.secrets,
+            ctx,
+            parallel=self.opts.parallel,
+            deadline=deadline,
+            on_result=record,
+            on_progress=self.on_progress,
+            prog=prog,
+        )

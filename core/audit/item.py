@@ -28,6 +28,7 @@ from ..plumbing.progress import CancelToken, ProgressEvent
 from ..records.identity import SourceIdentity
 from ..records.report import ErrorInfo, Report
 from ..records.restore_result import RestoreTestResult
+from ..records.verdict import Verdict
 from ..restoretest.runner import RestoreTestOptions, restore_test
 from ..storage.locate import ListedVersion, Locator, sidecars_beside
 from ..storage.rewrap import prefer_rotated
@@ -120,28 +121,43 @@ def _failed_open(v: ListedVersion, exc: SealcheckError) -> Report:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ItemResult:
     """One item's result as a shard writes it: the item's identity and operation, the
-    exit code (for the verdict, without parsing the record) and the record's JSON."""
+    exit code (for the verdict, without reading the record), the record as JSON data
+    (``to_dict()`` of the result, as the machine that ran it made it), and the SHA-256
+    of the plan it belongs to."""
 
     item: str  # WorkItem.id
     operation: Operation
     exit_code: int
-    record: str  # canonical JSON of Report / RestoreTestResult .to_dict()
+    record: dict[str, Any]
+    plan: str = ""
 
     @classmethod
-    def of(cls, item: WorkItem, result: Result) -> ItemResult:
-        return cls(item.id, item.operation, result.exit_code, canonical(result.to_dict()))
+    def of(cls, item: WorkItem, result: Result, plan: str = "") -> ItemResult:
+        return cls(item.id, item.operation, result.exit_code, result.to_dict(), plan)
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict.of(self.exit_code)
+
+    def same(self, other: ItemResult) -> bool:
+        """The same proof: one item, one operation, an identical record."""
+        return (self.item, self.operation, self.exit_code, self.record) == (
+            other.item,
+            other.operation,
+            other.exit_code,
+            other.record,
+        )
 
     def result(self) -> Result:
         """The record back in its dataclasses (PlanError when it is damaged)."""
         where = f"result of {self.item}"
         try:
-            data = json.loads(self.record)
             if self.operation is Operation.RESTORE_TEST:
-                return RestoreTestResult.from_dict(data, where)
-            return Report.from_dict(data, where)
+                return RestoreTestResult.from_dict(self.record, where)
+            return Report.from_dict(self.record, where)
         except ValueError as exc:
             raise PlanError(f"its record cannot be read ({exc})", obj=where) from None
 
@@ -151,7 +167,8 @@ class ItemResult:
                 "item": self.item,
                 "operation": self.operation.value,
                 "exit_code": self.exit_code,
-                "record": json.loads(self.record),
+                "record": self.record,
+                "plan": self.plan,
             }
         )
 
@@ -159,11 +176,13 @@ class ItemResult:
     def from_json(cls, line: str, where: str = "result") -> ItemResult:
         try:
             d = json.loads(line)
-            item, code = d["item"], d["exit_code"]
-            if not isinstance(item, str) or not isinstance(code, int):
-                raise TypeError("item or exit_code of the wrong type")
-            if not isinstance(d["record"], dict):
+            item, code, plan, record = d["item"], d["exit_code"], d["plan"], d["record"]
+            if not isinstance(item, str) or not isinstance(plan, str):
+                raise TypeError("item or plan is not text")
+            if not isinstance(code, int) or isinstance(code, bool):
+                raise TypeError("exit_code is not a number")
+            if not isinstance(record, dict):
                 raise TypeError("record is not a JSON object")
-            return cls(item, Operation(d["operation"]), code, canonical(d["record"]))
+            return cls(item, Operation(d["operation"]), code, record, plan)
         except (ValueError, KeyError, TypeError) as exc:
             raise PlanError(f"not a result row ({exc})", obj=where) from None

@@ -188,6 +188,7 @@ class Plan:
     items: tuple[WorkItem, ...]
     sha256: str
     path: Path | None = None
+    name: str = ""  # the file or s3:// object it was read from, for people
 
 
 def sort_items(items: Iterable[WorkItem]) -> list[WorkItem]:
@@ -218,17 +219,21 @@ def write_plan(path: Path, campaign: dict[str, Any], items: Iterable[WorkItem]) 
     head = canonical({**_header(campaign, len(lines)), "sha256": digest})
     with AtomicWriter(path, overwrite=True, mode=0o644) as f:
         f.write(("\n".join([head, *lines]) + "\n").encode())
-    return Plan(campaign, tuple(ordered), digest, path)
+    return Plan(campaign, tuple(ordered), digest, path, str(path))
 
 
 def read_plan(path: Path) -> Plan:
     """The plan at ``path``; PlanError (naming the file) when it is not one or its
     digest does not match what it holds."""
-    name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError(f"cannot read it ({exc})", obj=name) from None
+        raise PlanError(f"cannot read it ({exc})", obj=str(path)) from None
+    return parse_plan(text, str(path), path)
+
+
+def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
+    """A plan's text (read from a file or an S3 object called ``name``), checked."""
     head_line, _, rest = text.partition("\n")
     try:
         head = json.loads(head_line)
@@ -249,4 +254,4 @@ def read_plan(path: Path) -> Plan:
             obj=name,
         )
     items = tuple(WorkItem.from_json(line, f"{name} line {n}") for n, line in enumerate(lines, 2))
-    return Plan(campaign, items, digest, path)
+    return Plan(campaign, items, digest, path, name)

@@ -8,25 +8,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..records.history import Entry, Kind
 from ..records.targets import SourceTargets, targets_for
-from ..storage.locate import ListedVersion
 
 
 def measure(
-    pop: Iterable[ListedVersion],
+    newest: Mapping[str, _dt.datetime],
     latest: Iterable[Entry],
     sources: tuple[SourceTargets, ...],
     rto_s: float | None,
     rpo_h: float | None,
 ) -> dict[str, Any]:
+    """``newest``: each backup's newest version's last-modified (summary.newest_of)."""
     now = _dt.datetime.now(_dt.UTC)
-    newest: dict[str, _dt.datetime] = {}
-    for v in pop:
-        newest[v.where] = max(newest.get(v.where, v.data.last_modified), v.data.last_modified)
     rpo = []
     for where, made in sorted(newest.items()):
         t = targets_for(where, sources, rto_s, rpo_h)

@@ -423,8 +423,44 @@ def _audit(sub: Any) -> None:
         "audit",
         help="verify a sample (or all) of the backup versions under a prefix, as one "
         "recorded, resumable campaign",
+        usage="%(prog)s s3://BUCKET/PREFIX [options]\n"
+        "       %(prog)s s3://BUCKET/PREFIX [options] --plan-out PLAN.jsonl\n"
+        "       %(prog)s --plan PLAN.jsonl --shard i/N|auto/N --results DIR|s3://B/P [options]\n"
+        "       %(prog)s merge PLAN.jsonl RESULTS... [--report FILE] [--json]",
+        description="Past one machine (docs/scale.md): --plan-out writes the campaign's work "
+        "items; each shard (a Kubernetes Indexed Job pod, an AWS Batch array child) runs "
+        "--plan ... --shard; the coordinator runs 'audit merge', which alone records the "
+        "history and writes the signed report.",
     )
-    a.add_argument("location", metavar="s3://BUCKET/PREFIX")
+    a.add_argument("location", nargs="?", metavar="s3://BUCKET/PREFIX")
+    a.add_argument("operands", nargs="*", help=argparse.SUPPRESS)  # merge: PLAN RESULTS...
+    s = a.add_argument_group("shards (issue 15)")
+    s.add_argument(
+        "--plan-out",
+        type=Path,
+        metavar="PLAN.jsonl",
+        help="write the sampled work items as a sealed shard plan; verify nothing",
+    )
+    s.add_argument(
+        "--plan", metavar="PLAN.jsonl", help="run one shard of this plan (a file or s3://B/KEY)"
+    )
+    s.add_argument(
+        "--shard",
+        metavar="i/N|auto/N",
+        help="which shard, counting from 0; auto: from JOB_COMPLETION_INDEX or "
+        "AWS_BATCH_JOB_ARRAY_INDEX",
+    )
+    s.add_argument(
+        "--split",
+        choices=("strided", "contiguous"),
+        default="strided",
+        help="how items are dealt to shards (default strided: items i, i+N, ...)",
+    )
+    s.add_argument(
+        "--results",
+        metavar="DIR|s3://BUCKET/PREFIX",
+        help="where the shard writes its results (create-only; a rerun skips what is proved)",
+    )
     a.add_argument(
         "--versions",
         default="all",

@@ -21,13 +21,15 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import enum
+import functools
 import getpass
+import hashlib
 import json
 import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,10 +230,27 @@ class Entry:
 def content_of(entry_id: int, row: dict[str, Any], result_json: str) -> dict[str, Any]:
     """A record's content for its digest: the columns by name, ``ok`` a boolean and the
     result parsed, so a report that carries the result as JSON can rebuild it exactly."""
+    return _content(entry_id, row, json.loads(result_json))
+
+
+def _sealed(entry_id: int, row: dict[str, Any], result: dict[str, Any]) -> tuple[str, str]:
+    """The result's stored text and the record's digest, encoding the result once: the
+    text is its canonical JSON, and the canonical JSON of the record's content holds the
+    same bytes as its "result" member (what digest_of(_content(...)) would encode again;
+    a 100,000-record merge spends most of its time encoding)."""
+    text = chain.canonical(result)
+    head = chain.canonical(_content(entry_id, row, None))
+    # Only a key can read "result":null here: inside a JSON string every " is escaped.
+    assert head.count(b'"result":null') == 1
+    whole = head.replace(b'"result":null', b'"result":' + text, 1)
+    return text.decode("ascii"), hashlib.sha256(whole).hexdigest()
+
+
+def _content(entry_id: int, row: dict[str, Any], result: dict[str, Any] | None) -> dict[str, Any]:
     out = {k: v for k, v in row.items() if k not in ("result", *_CHAIN_COLUMNS)}
     out["ok"] = bool(out["ok"])
     out["id"] = entry_id
-    out["result"] = json.loads(result_json)
+    out["result"] = result
     return out
 
 
@@ -350,26 +369,33 @@ class History:
         that never identified its source (a restore test stopped before reading).
         ``targets``: the RTO/RPO its source sets, kept in the record (its content, so
         the chain and the signature cover them)."""
-        report = result.verification if isinstance(result, RestoreTestResult) else result
-        if report is not None and report.source is not None:
-            subject = Subject.of(report.source, report)
-        if subject is None:
-            raise ValueError("the result names no source and no subject was given")
-        return self._append(
-            kind=kind_of(result),
-            subject=subject,
-            ok=result.ok,
-            exit_code=result.exit_code,
-            failed=failed_layer(result),
-            result=(
-                result.to_dict()
-                if targets is None or targets.empty
-                else {**result.to_dict(), "targets": targets.to_dict()}
-            ),
-            when=when,
-            trigger=trigger,
-            campaign=campaign,
-        )
+        data = _with_targets(result.to_dict(), targets)
+        row = _result_row(result, data, subject, when, trigger, campaign)
+        return self._insert([(row, data)])[0]
+
+    def record_many(
+        self,
+        results: Sequence[Result],
+        *,
+        trigger: Trigger,
+        campaign: str | None,
+        as_made: Sequence[dict[str, Any]] | None = None,
+        targets: Sequence[Targets | None] | None = None,
+    ) -> list[Entry]:
+        """Append finished results in one transaction, in order: all of them or none
+        (a coordinator merging a sharded campaign, issue 15). ``as_made``: each result's
+        ``to_dict()`` as the machine that ran it made it, stored as is (the results were
+        read back from it; not making it again is most of a 100,000-result merge);
+        ``targets``: each one's, as ``record`` keeps them."""
+        data = as_made if as_made is not None else [r.to_dict() for r in results]
+        aims = targets if targets is not None else [None] * len(results)
+        if not len(data) == len(aims) == len(results):
+            raise ValueError("as_made and targets must hold one item per result")
+        rows = []
+        for r, d, t in zip(results, data, aims, strict=True):
+            d = _with_targets(d, t)
+            rows.append((_result_row(r, d, None, None, trigger, campaign), d))
+        return self._insert(rows)
 
     def record_campaign(
         self,
@@ -406,7 +432,7 @@ class History:
         campaign: str | None,
     ) -> Entry:
         """A record about a prefix, not one version (Kind.of_a_version is False)."""
-        return self._append(
+        row = _row(
             kind=kind,
             subject=Subject.from_uri(where),
             ok=ok,
@@ -417,55 +443,28 @@ class History:
             trigger=trigger,
             campaign=campaign,
         )
+        return self._insert([(row, result)])[0]
 
-    def _append(
-        self,
-        *,
-        kind: Kind,
-        subject: Subject,
-        ok: bool,
-        exit_code: int,
-        failed: str | None,
-        result: dict[str, Any],
-        when: _dt.datetime | None,
-        trigger: Trigger,
-        campaign: str | None,
-    ) -> Entry:
-        stamp = (when or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC)
-        row: dict[str, Any] = {
-            "recorded_at": stamp.isoformat(timespec="seconds"),
-            "kind": kind.value,
-            "uri": subject.uri,
-            "bucket": subject.bucket,
-            "object_key": subject.key,
-            "version_id": subject.version_id,
-            "etag": subject.etag,
-            "size": subject.size,
-            "sha256": subject.sha256,
-            "ok": int(ok),
-            "exit_code": exit_code,
-            "failed_layer": failed,
-            "result": json.dumps(result, separators=(",", ":"), ensure_ascii=False),
-            "sealcheck_version": __version__,
-            "host": socket.gethostname(),
-            "os_user": _os_user(),
-            "run_trigger": trigger.value,
-            "campaign": campaign,
-        }
+    def _insert(self, rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[Entry]:
+        """Append rows (each with its result as data) in one transaction."""
+        out = []
         with self._connect(create=True) as db:
             db.execute("BEGIN IMMEDIATE")  # the chain's tail cannot move under us
             new_id, prev = _tail(db)
-            new_id += 1
-            digest = chain.digest_of(content_of(new_id, row, row["result"]))
-            row.update(prev_hash=prev, digest=digest, record_hash=chain.link(prev, digest))
-            names = ", ".join(["id", *row])
-            marks = ", ".join([":id", *(f":{k}" for k in row)])
-            db.execute(
-                f"INSERT INTO entries ({names}) VALUES ({marks})",  # noqa: S608 - fixed names
-                {"id": new_id, **row},
-            )
+            for row, data in rows:
+                new_id += 1
+                row["result"], digest = _sealed(new_id, row, data)
+                row.update(prev_hash=prev, digest=digest, record_hash=chain.link(prev, digest))
+                prev = row["record_hash"]
+                names = ", ".join(["id", *row])
+                marks = ", ".join([":id", *(f":{k}" for k in row)])
+                db.execute(
+                    f"INSERT INTO entries ({names}) VALUES ({marks})",  # noqa: S608 - fixed names
+                    {"id": new_id, **row},
+                )
+                out.append(_entry((new_id, *row.values())))
             db.execute("COMMIT")
-        return _entry((new_id, *row.values()))
+        return out
 
     def spine(self, first_id: int) -> tuple[str, list[chain.SpineLink]]:
         """The hash before record ``first_id`` and (id, digest) of every record from it to
@@ -654,6 +653,71 @@ class History:
         db.execute("PRAGMA synchronous=NORMAL")
 
 
+def _with_targets(data: dict[str, Any], targets: Targets | None) -> dict[str, Any]:
+    return data if targets is None or targets.empty else {**data, "targets": targets.to_dict()}
+
+
+def _result_row(
+    result: Result,
+    data: dict[str, Any],
+    subject: Subject | None,
+    when: _dt.datetime | None,
+    trigger: Trigger,
+    campaign: str | None,
+) -> dict[str, Any]:
+    report = result.verification if isinstance(result, RestoreTestResult) else result
+    if report is not None and report.source is not None:
+        subject = Subject.of(report.source, report)
+    if subject is None:
+        raise ValueError("the result names no source and no subject was given")
+    return _row(
+        kind=kind_of(result),
+        subject=subject,
+        ok=result.ok,
+        exit_code=result.exit_code,
+        failed=failed_layer(result),
+        result=data,
+        when=when,
+        trigger=trigger,
+        campaign=campaign,
+    )
+
+
+def _row(
+    *,
+    kind: Kind,
+    subject: Subject,
+    ok: bool,
+    exit_code: int,
+    failed: str | None,
+    result: dict[str, Any],
+    when: _dt.datetime | None,
+    trigger: Trigger,
+    campaign: str | None,
+) -> dict[str, Any]:
+    stamp = (when or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC)
+    return {
+        "recorded_at": stamp.isoformat(timespec="seconds"),
+        "kind": kind.value,
+        "uri": subject.uri,
+        "bucket": subject.bucket,
+        "object_key": subject.key,
+        "version_id": subject.version_id,
+        "etag": subject.etag,
+        "size": subject.size,
+        "sha256": subject.sha256,
+        "ok": int(ok),
+        "exit_code": exit_code,
+        "failed_layer": failed,
+        "result": None,  # the text is made with the digest (_sealed), from the data
+        "sealcheck_version": __version__,
+        "host": socket.gethostname(),
+        "os_user": _os_user(),
+        "run_trigger": trigger.value,
+        "campaign": campaign,
+    }
+
+
 def _tail(db: sqlite3.Connection) -> tuple[int, str]:
     """The last id and record hash (0 and GENESIS in an empty history)."""
     last = db.execute("SELECT id, record_hash FROM entries ORDER BY id DESC LIMIT 1").fetchone()
@@ -691,6 +755,7 @@ def _migrate(db: sqlite3.Connection) -> None:
     db.execute("COMMIT")
 
 
+@functools.cache  # who runs this process does not change while it runs
 def _os_user() -> str | None:
     try:
         return getpass.getuser()

@@ -137,6 +137,23 @@ def _plain(obj: Any) -> Any:
 _MISSING = object()
 
 
+def _copy_json(v: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a JSON object, owned by the caller: what ``copy.deepcopy`` gives for
+    JSON data (objects, arrays, scalars), in a fraction of its time (a sharded
+    campaign's merge reads 100,000 records). Anything else is deep-copied as before."""
+
+    def one(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: one(y) for k, y in x.items()}
+        if isinstance(x, list):
+            return [one(y) for y in x]
+        if x is None or isinstance(x, str | int | float | bool):
+            return x
+        return copy.deepcopy(x)
+
+    return {k: one(y) for k, y in dict(v).items()}
+
+
 class Fields:
     """Typed reads from one JSON object, for the ``from_dict`` readers.
 
@@ -210,7 +227,7 @@ class Fields:
         v = self._get(key, default)
         if not isinstance(v, Mapping):
             raise self._bad(key, "an object", v)
-        return copy.deepcopy(dict(v))
+        return _copy_json(v)
 
     def _list(self, key: str, default: Any) -> list[Any]:
         v = self._get(key, default)
@@ -230,7 +247,7 @@ class Fields:
         for i, v in enumerate(out):
             if not isinstance(v, Mapping):
                 raise self._bad(f"{key}[{i}]", "an object", v)
-        return tuple(copy.deepcopy(dict(v)) for v in out)
+        return tuple(_copy_json(v) for v in out)
 
     def items(
         self, key: str, read: Callable[[Any, str], _T], default: Any = _MISSING

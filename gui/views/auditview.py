@@ -36,8 +36,9 @@ from PySide6.QtWidgets import (
 
 from sealcheck.core.audit import coverage as cov
 from sealcheck.core.audit import trend
-from sealcheck.core.audit.campaign import Campaign, CampaignOptions, Progress, population
+from sealcheck.core.audit.campaign import Campaign, CampaignOptions, population
 from sealcheck.core.audit.cluster import ClusterSpec, parse_cluster
+from sealcheck.core.audit.pool import Progress
 from sealcheck.core.audit.sample import parse_sample
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.errors import KeyUnavailable, SealcheckError, UsageError

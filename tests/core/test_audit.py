@@ -18,7 +18,8 @@ import pytest
 from fixtures.common import run_cli
 from fixtures.dumps import MYSQL_HEADER, MYSQL_TRAILER
 from fixtures.keyring_session import KeyringSession
-from fixtures.pipelines import RsaKey, securecircle
+from fixtures.pipelines import RsaKey
+from fixtures.s3scenarios import put_audit_estate
 from fixtures.s3servers import Bucket, S3Store
 from sealcheck.core.audit.coverage import State, state_of
 from sealcheck.core.records.history import Entry, History, Kind, Subject
@@ -54,24 +55,7 @@ def estate(
     root = tmp_path_factory.mktemp("estate")
     bucket = moto_store.bucket()
     dump = restorable(root / "dump.sql", rows=3000)
-    for night in range(NIGHTS):
-        b = securecircle(dump, root / f"n{night}", rsa_key, name="nightly")
-        bucket.put_backup("db/", b)
-    other = securecircle(dump, root / "other", rsa_key, name="other")
-    bucket.put_backup("db/", other)
-    cut = other.data.read_bytes()[:-700]
-    bucket.put("db/cut.sql.gz", cut)
-    assert other.wrapped_key is not None
-    bucket.put("db/cut.sql.gz.key", other.wrapped_key)
-    cold = securecircle(dump, root / "cold", rsa_key, name="cold")
-    bucket.store.client.put_object(
-        Bucket=bucket.name,
-        Key="db/cold.sql.gz",
-        Body=cold.data.read_bytes(),
-        StorageClass="GLACIER",
-    )
-    assert cold.wrapped_key is not None
-    bucket.put("db/cold.sql.gz.key", cold.wrapped_key)
+    put_audit_estate(bucket, dump, rsa_key, root, NIGHTS)
     return Estate(bucket, rsa_key, NIGHTS + 1, "db/cut.sql.gz", "db/cold.sql.gz")
 
 

@@ -17,6 +17,8 @@ from sealcheck.core.audit.plan import (
     read_plan,
     write_plan,
 )
+from sealcheck.core.audit.shard import parse_shard
+from sealcheck.core.errors import UsageError
 from sealcheck.core.records.identity import SourceIdentity
 from sealcheck.core.records.report import Report
 from sealcheck.core.storage.listing import ObjectVersion
@@ -85,6 +87,21 @@ def test_an_item_result_round_trips() -> None:
     )
     r = ItemResult.of(item, report)
     back = ItemResult.from_json(r.to_json())
-    assert back == r and back.result() == report and back.exit_code == 0
+    assert back.same(r) and back.result() == report and back.exit_code == 0
     with pytest.raises(PlanError, match="not a result row"):
         ItemResult.from_json('{"item": 1}')
+
+
+@pytest.mark.parametrize("split", ["strided", "contiguous"])
+def test_shards_split_every_item_exactly_once(split: str) -> None:
+    items = list(range(23))
+    for n in (1, 2, 5, 23, 40):
+        got = [parse_shard(f"{i}/{n}", split, env={}).pick(items) for i in range(n)]  # type: ignore[arg-type]
+        assert sorted(x for g in got for x in g) == items
+        again = [parse_shard(f"{i}/{n}", split, env={}).pick(items) for i in range(n)]  # type: ignore[arg-type]
+        assert got == again
+    env = {"AWS_BATCH_JOB_ARRAY_INDEX": "3"}
+    assert parse_shard("auto/4", split, env=env).index == 3
+    for bad in ("4/4", "x/2", "1/0"):
+        with pytest.raises(UsageError):
+            parse_shard(bad, split, env={})
