@@ -24,6 +24,7 @@ import argparse
 import datetime as _dt
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -179,6 +180,9 @@ def merge_and_report(work: Path, plan: Any, clock: Clock) -> None:
     out = record(plan, merged, history, shards=None)
     clock.done("merge: record history + campaign")
     clock.done(f"MERGE TOTAL ({n} results)", merge_started)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    clock.figures["peak_rss_mib_after_merge"] = peak
+    print(f"peak RSS after the merge: {peak:.0f} MiB", flush=True)
     assert out.summary["totals"] == {"ok": n}, out.summary["totals"]
 
     body = evidence.build(out.entries, sections={"campaign": out.summary})
