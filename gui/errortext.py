@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sealcheck.core.audit.cluster import ClusterUnavailable
+from sealcheck.core.audit.merge import MergeRefused
 from sealcheck.core.audit.plan import PlanError
+from sealcheck.core.audit.results import ResultsError
 from sealcheck.core.decrypt.xbkey import KmsDecryptFailed, XbcryptKeyInvalid, XbcryptKeyNeeded
 from sealcheck.core.errors import (
     AccessDenied,
@@ -413,6 +415,18 @@ _WORDS: dict[type[SealcheckError], tuple[str, str]] = {
         "The message names the plan or result file and what is wrong with it. A plan "
         "changed or cut after it was written is refused: write it again with "
         "'sealcheck audit … --plan-out' and run the shards from the new one.",
+    ),
+    ResultsError: (
+        "The shard results cannot be written or read",
+        "The message names the results folder or S3 prefix and the part. Check it exists "
+        "(a merge does not create it), that this machine may list, read and create objects "
+        "there, and that no part was edited: results are only ever added, never replaced.",
+    ),
+    MergeRefused: (
+        "This campaign was merged into the history already",
+        "Its results and campaign record are in the history (the message names the "
+        "record); merging again would record them twice. Export the report from the "
+        "history, or merge a new plan.",
     ),
     ClusterUnavailable: (
         "The Dask cluster cannot be used",
