@@ -30,9 +30,10 @@ from ..plumbing.progress import CancelToken
 from ..records.history import Entry, History, Kind, Trigger
 from ..records.targets import SourceTargets, Targets, targets_for
 from ..restoretest.runner import RestoreTestOptions
-from ..storage.listing import list_backup_sets
+from ..storage.listing import Grouper, iter_complete_pages
 from ..storage.locate import ListedVersion
 from ..storage.naming import Rule
+from ..storage.rewrap import UNVERSIONED_ID
 from ..storage.s3.client import S3Settings, make_client, parse_uri
 from .cluster import ClusterSpec
 from .item import ItemContext, Result
@@ -95,7 +96,17 @@ def population(
     since = _since(loc.versions)
     out: list[ListedVersion] = []
     skipped: list[dict[str, Any]] = []
-    for s in list_backup_sets(client, uri.bucket, uri.key, loc.rules):
+    grouper = Grouper(loc.rules)
+    for whole, page in iter_complete_pages(client, uri.bucket, uri.key):
+        if whole:
+            grouper.replace(page)
+        else:
+            grouper.add(page)
+    # The whole prefix was listed, rotation's re-wrapped keys (X.key.rewrap/…) and
+    # envelopes (X.rewrap/…) too: each version is given the ones named for it, and
+    # opening it lists none (issue 14: one LIST per version otherwise).
+    links = grouper.links()
+    for s in grouper.sets:
         if not s.recognised:
             continue
         for p in s.pairs:
@@ -106,7 +117,10 @@ def population(
                 continue
             if since is not None and d.last_modified < since:
                 continue
-            out.append(ListedVersion(uri.bucket, d, p.key, sidecars=s.sidecars))
+            vid = d.version_id or UNVERSIONED_ID
+            names = [d.key] + ([p.key.key] if p.key is not None else [])
+            mine = tuple(x for n in names for x in links.get((n, vid), ()))
+            out.append(ListedVersion(uri.bucket, d, p.key, sidecars=s.sidecars, links=mine))
     keep = []
     for v in out:
         cls = v.data.storage_class or ""

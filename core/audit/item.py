@@ -72,7 +72,7 @@ def run_item(
         # As the CLI and the app open a version: a key re-wrapped by a rotation for
         # a key held here wins over the producer's, and X.sha256, X.info… beside
         # the data are compared too.
-        data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(secrets))
+        data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(secrets), v.links)
         sidecars = sidecars_beside(locator.client, data, ctx.cancel) if v.sidecars != () else ()
         job = Job(
             data=data,

@@ -59,6 +59,9 @@ class WorkItem:
     sidecars: tuple[str, ...] | None  # as the listing found them (None: not known)
     operation: Operation
     strict: bool  # the campaign's: a payload nobody could check fails
+    # The rotation links the listing found for it (ListedVersion.links; None: not
+    # known, as in a plan written before this field: the worker lists them).
+    links: tuple[str, ...] | None = None
 
     @property
     def id(self) -> str:
@@ -92,14 +95,18 @@ class WorkItem:
     ) -> WorkItem:
         if v.bucket is None:
             raise PlanError("a shard plan holds S3 versions only", obj=v.where)
-        return cls(endpoint, v.bucket, v.data, v.key, v.sidecars, operation, strict)
+        return cls(endpoint, v.bucket, v.data, v.key, v.sidecars, operation, strict, v.links)
 
     def listed(self) -> ListedVersion:
         """Back into what ``Locator.open_listed`` opens: exactly this version."""
-        return ListedVersion(self.bucket, self.data, self.paired, sidecars=self.sidecars)
+        return ListedVersion(
+            self.bucket, self.data, self.paired, sidecars=self.sidecars, links=self.links
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        # "links" only when known: a plan without them reads as before (not known).
+        links = {} if self.links is None else {"links": list(self.links)}
+        return links | {
             "endpoint": self.endpoint,
             "bucket": self.bucket,
             **_version(self.data),
@@ -115,7 +122,7 @@ class WorkItem:
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "work item") -> WorkItem:
         try:
-            side = d["sidecars"]
+            side, links = d["sidecars"], d.get("links")
             return cls(
                 endpoint=_opt_str(d["endpoint"]),
                 bucket=_str(d["bucket"]),
@@ -124,6 +131,7 @@ class WorkItem:
                 sidecars=None if side is None else tuple(_str(s) for s in side),
                 operation=Operation(d["operation"]),
                 strict=_bool(d["strict"]),
+                links=None if links is None else tuple(_str(x) for x in links),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanError(f"not a work item ({_what(exc)})", obj=where) from None

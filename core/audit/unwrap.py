@@ -55,7 +55,7 @@ def worker_secrets(
             return None
         # The same wrapped key the run will pick (item.run_item): one re-wrapped for a
         # held key wins.
-        data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(held))
+        data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(held), item.links)
         blob = read_wrapped_key(wrapped)
         keys = unwrapped_from(held.keys, blob)
     except SealcheckError:

@@ -37,7 +37,7 @@ from .naming import (
     series_name,
     stamp_of,
 )
-from .rewrap import is_rotation_object
+from .rewrap import current_links, is_rotation_object, parse_link
 from .s3.errors import map_client_error
 from .sidecar import sidecars_of
 
@@ -482,12 +482,15 @@ class Grouper:
         self._members: dict[str, BackupSet] = {}  # one per data object name
         self._in_set: dict[str, set[str]] = defaultdict(set)  # set name -> object names
         self._sets: dict[str, BackupSet] = {}  # as shown: plain sets and series
+        self._links: list[ObjectVersion] = []  # rotation's re-wrapped keys (rewrap.py)
         self.versions = 0
 
     def add(self, page: Sequence[ObjectVersion]) -> list[BackupSet]:
         """Add a page of versions; return the backup sets that are new or changed."""
         touched = set()
-        # Re-wrapped keys and rotation's control objects are not backups (rewrap.py).
+        # Re-wrapped keys and rotation's control objects are not backups (rewrap.py);
+        # the keys are kept aside, so a complete listing answers which exist (links).
+        self._links += [v for v in page if parse_link(v.key) is not None]
         page = [v for v in page if not is_rotation_object(v.key)]
         for v in page:
             self._by_key[v.key].append(v)
@@ -522,6 +525,7 @@ class Grouper:
         self._members.clear()
         self._in_set.clear()
         self._sets.clear()
+        self._links.clear()
         self.versions = 0
         return self.add(versions)
 
@@ -554,6 +558,11 @@ class Grouper:
     @property
     def sets(self) -> list[BackupSet]:
         return [self._sets[n] for n in sorted(self._sets)]
+
+    def links(self) -> dict[tuple[str, str], list[str]]:
+        """The re-wrapped keys listed so far, by (wrapped key or data name, data version
+        id): all of them once the listing of the prefix is complete."""
+        return current_links(self._links)
 
     @property
     def all_versions(self) -> list[ObjectVersion]:

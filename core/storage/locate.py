@@ -35,6 +35,10 @@ class ListedVersion:
     # None: not known, so they are looked for. Empty: the listing saw none, and no
     # request is made for them (issue 14: one listing per version otherwise).
     sidecars: tuple[str, ...] | None = None
+    # The re-wrapped keys / rotated envelopes (rewrap.py) a complete listing of the
+    # prefix found for this version; None: not known, one LIST when it is opened.
+    # Empty: none exist, and no request is made (issue 14, as for sidecars).
+    links: tuple[str, ...] | None = None
 
     @property
     def where(self) -> str:

@@ -17,7 +17,7 @@ under ``PREFIX.sealcheck-rotation/``. Neither is a backup: listings leave both o
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,17 @@ def fingerprint_hex(fingerprint: str) -> str:
     return fingerprint.removeprefix("SHA256:").lower()
 
 
+def current_links(versions: Iterable[Any]) -> dict[tuple[str, str], list[str]]:
+    """The links among listed object versions (listing.ObjectVersion), by (the name
+    they are for, data version id): those that exist now, as a LIST would show them
+    (a link whose newest version is a delete marker is gone)."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for v in versions:
+        if v.is_latest and not v.delete_marker and (link := parse_link(v.key)):
+            out.setdefault((link.key_name, link.data_version), []).append(link.name)
+    return out
+
+
 def links_for(client: Any, bucket: str, key_name: str, data_version: str | None) -> list[Link]:
     """The re-wrapped keys written for one data version (one LIST request)."""
     prefix = f"{key_name}{REWRAP}{data_version or UNVERSIONED_ID}/"
@@ -77,17 +88,36 @@ def links_for(client: Any, bucket: str, key_name: str, data_version: str | None)
     return [link for o in page.get("Contents", []) if (link := parse_link(str(o["Key"])))]
 
 
-def prefer_link(data: Any, wrapped: Any, fingerprints: Callable[[], Iterable[str]]) -> Any:
+def _links(
+    client: Any, bucket: str, key_name: str, data_version: str | None, known: Sequence[str] | None
+) -> list[Link]:
+    """The links for one data version: from ``known`` (the link names a full listing of
+    the prefix found, issue 14: no request) or, when None, one LIST as ``links_for``.
+    Either way only links named for exactly this object and version id count."""
+    if known is None:
+        return links_for(client, bucket, key_name, data_version)
+    version = data_version or UNVERSIONED_ID
+    found = (parse_link(n) for n in sorted(known))
+    return [x for x in found if x and x.key_name == key_name and x.data_version == version]
+
+
+def prefer_link(
+    data: Any,
+    wrapped: Any,
+    fingerprints: Callable[[], Iterable[str]],
+    known: Sequence[str] | None = None,
+) -> Any:
     """The re-wrapped key of this data version for a key the caller holds, else ``wrapped``.
 
     ``data`` and ``wrapped`` are S3Objects (anything else is returned as is); the
     fingerprints (``SHA256:hex``) are asked only when a link exists. The unlock step
-    still proves the link against the data, as it does the producer's own key."""
+    still proves the link against the data, as it does the producer's own key.
+    ``known``: the links a listing found (``_links``); None: listed here."""
     if not isinstance(data, S3Object) or not isinstance(wrapped, S3Object):
         return wrapped
     client = wrapped._c  # the same store, the same client
     try:
-        links = links_for(client, data.bucket, wrapped.key, data.version_id)
+        links = _links(client, data.bucket, wrapped.key, data.version_id, known)
     except SealcheckError:
         return wrapped  # may not list: the producer's key as before
     if not links:
@@ -100,7 +130,10 @@ def prefer_link(data: Any, wrapped: Any, fingerprints: Callable[[], Iterable[str
 
 
 def prefer_rotated(
-    data: Any, wrapped: Any, fingerprints: Callable[[], Iterable[str]]
+    data: Any,
+    wrapped: Any,
+    fingerprints: Callable[[], Iterable[str]],
+    known: Sequence[str] | None = None,
 ) -> tuple[Any, Any]:
     """The (data, wrapped key) to open: a key re-wrapped for a held key instead of the
     producer's (prefer_link); for data without a wrapped key (gpg, whose recipients sit
@@ -108,9 +141,10 @@ def prefer_rotated(
 
     The rotated envelope is the original plus a recipient, so it opens with every key
     the original did; the producer's sidecars describe the original's bytes, not it.
-    Nothing is listed when no key is held (a passphrase opens no link)."""
+    Nothing is listed when no key is held (a passphrase opens no link), nor when the
+    caller's listing already found the links (``known``, ListedVersion.links)."""
     if wrapped is not None:
-        return data, prefer_link(data, wrapped, fingerprints)
+        return data, prefer_link(data, wrapped, fingerprints, known)
     if not isinstance(data, S3Object):
         return data, wrapped
     held = {fingerprint_hex(fp) for fp in fingerprints()}
@@ -118,7 +152,7 @@ def prefer_rotated(
         return data, wrapped
     client = data._c
     try:
-        links = links_for(client, data.bucket, data.key, data.version_id)
+        links = _links(client, data.bucket, data.key, data.version_id, known)
     except SealcheckError:
         return data, wrapped  # may not list: the original as before
     for link in links:

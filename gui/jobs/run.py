@@ -50,7 +50,8 @@ def run_job(
         data, wrapped = Locator(spec.s3, ctx.cancel, client=client).open_listed(spec.version)
         # A key re-wrapped by a rotation for a key held here wins over the producer's, and
         # a rotated gpg envelope made for it over the original.
-        data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(secrets))
+        known = spec.version.links  # the links its listing found (None: listed here)
+        data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(secrets), known)
         # The listing already said whether sidecars lie beside it: none, no lookup.
         none = spec.version.sidecars == ()
         sidecars = () if none else sidecars_beside(client, data, ctx.cancel)

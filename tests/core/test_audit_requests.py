@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fixtures.pipelines import RsaKey, securecircle
+from fixtures.rotation import rotate_keys
 from fixtures.s3servers import NIGHTLY, Bucket, ChaosS3, S3Store, call_before
 from sealcheck.core.audit.campaign import Campaign, CampaignOptions, Outcome
 from sealcheck.core.decrypt.secrets import Secrets
@@ -19,6 +20,7 @@ from sealcheck.core.storage.s3.client import S3Settings
 
 
 def _campaign(bucket: Bucket, chaos: ChaosS3, rsa_key: RsaKey, data: Path) -> list[Report]:
+    """A campaign over ``db/`` through the proxy, holding ``rsa_key`` alone."""
     secrets = Secrets(keys=[PemKey.from_file(rsa_key.private)])
     opts = CampaignOptions(bucket.uri("db/"), S3Settings(endpoint_url=chaos.endpoint), parallel=1)
     out: Outcome = Campaign(opts, secrets, History(data / "history.sqlite3")).run()
@@ -96,3 +98,39 @@ def test_a_sidecar_the_listing_found_is_still_compared(
     by_version = {r.source.version_id: r for r in reports if r.source is not None}
     bad = by_version[data_id].error
     assert bad is not None and "sidecar nightly.sql.gz.sha256" in bad.message, bad
+
+
+def test_rotation_links_come_from_the_campaigns_listing(
+    moto_s3: Bucket,
+    chaos: ChaosS3,
+    rsa_key: RsaKey,
+    other_rsa_key: RsaKey,
+    two_nights,
+    small_dump: Path,
+    tmp_path: Path,
+) -> None:
+    """Both nights rotated to a new key by ``sealcheck rotate run``, a third night written
+    after it (unrotated). A campaign holding the new key alone opens each rotated version
+    through the link named for its version id, found in the campaign's own listing: no
+    LIST per version for rotation links (issue 14)."""
+    r = rotate_keys("run", moto_s3, rsa_key, other_rsa_key, "--versions", "all")
+    assert r.returncode == 0, r.stderr
+    third = securecircle(small_dump, tmp_path / "three", rsa_key, name="nightly")
+    third_id = moto_s3.put_backup("db/", third)[NIGHTLY]
+    chaos.reset()
+    reports = _campaign(moto_s3, chaos, other_rsa_key, tmp_path)
+    by_version = {r.source.version_id: r for r in reports if r.source is not None}
+    assert len(by_version) == len(reports) == 3
+    for data_id, _ in two_nights:
+        assert by_version[data_id].error is None, by_version[data_id].error
+        link = f"{moto_s3.name}/{NIGHTLY}.key.rewrap/{data_id}/"
+        assert [x for x in chaos.log if x.method == "GET" and x.target.startswith(link)]
+    # The unrotated night has no link: only the old key opens it, and nothing else is
+    # tried for it.
+    assert by_version[third_id].error is not None
+    assert not [x for x in chaos.log if x.method == "GET" and third_id in x.target]
+    # One listing of the prefix (ListObjectVersions) and no ListObjectsV2 at all: the
+    # links were not looked up per version.
+    assert not [x for x in chaos.log if "list-type=2" in x.query], [
+        (x.target, x.query) for x in chaos.log if x.target == moto_s3.name
+    ]

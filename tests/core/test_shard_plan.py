@@ -5,6 +5,7 @@ refused by name. (The plan's runs over real backups: tests/integration/test_scal
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,20 @@ def test_a_listed_version_round_trips_through_a_work_item() -> None:
         back = WorkItem.from_json(item.to_json())
         assert back == item and back.listed() == v
         assert item.id == f"s3://bkt/{v.data.key}@{v.data.version_id}"
+
+
+def test_rotation_links_round_trip_and_an_older_plan_reads_as_not_known() -> None:
+    """The links the listing found (issue 14) travel with the item; an item written
+    without the field (a plan made before it) means "not known": the worker lists."""
+    link = "db/n0.sql.gz.key.rewrap/v0/" + "ab" * 32
+    for links in ((), (link,)):
+        v = replace(listed(0), links=links)
+        item = WorkItem.of(v, endpoint=None, operation=Operation.VERIFY, strict=False)
+        back = WorkItem.from_json(item.to_json())
+        assert back == item and back.listed() == v and back.links == links
+    older = WorkItem.of(listed(0), endpoint=None, operation=Operation.VERIFY, strict=False)
+    assert older.links is None and '"links"' not in older.to_json()
+    assert WorkItem.from_json(older.to_json()).listed().links is None
 
 
 def test_plan_is_deterministic_and_sealed(tmp_path: Path) -> None:
