@@ -147,6 +147,9 @@ def connect(spec: ClusterSpec) -> Iterator[Any]:
                     host="127.0.0.1",
                     security=sec,
                     dashboard_address=None,
+                    # Its health/metrics HTTP server on this host only, any free port
+                    # (the default takes 8787 on every interface).
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                     silence_logs=logging.ERROR,
                 )
                 client = distributed.Client(cluster, security=sec)

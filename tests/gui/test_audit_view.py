@@ -175,8 +175,10 @@ def test_audit_now_on_a_local_dask_cluster(qtbot, tmp_path, estate) -> None:
     with qtbot.waitSignal(page.audit_finished, timeout=180000) as done:
         page.audit_btn.click()
     s = done.args[0]
-    # The one progress line: versions done of the sample, as results streamed back.
-    assert seen and seen[-1].done == seen[-1].total == NIGHTS + 1
+    # The one progress line: versions done of the sample, as results streamed back
+    # (the page shows at most a few a second, so not necessarily the last).
+    assert seen and {x.total for x in seen} == {NIGHTS + 1}
+    assert any(0 < x.done <= NIGHTS + 1 for x in seen)
     assert s["cluster"] == "local:2" and s["totals"] == {"ok": NIGHTS, "failed": 1}
     assert "Audit FAILED (on local:2)" in page.audit_status.text()
     qtbot.waitUntil(lambda: not page.reading and page.audit_job is None, timeout=30000)
