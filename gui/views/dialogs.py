@@ -132,7 +132,7 @@ class SourceDialog(QDialog):
             ("AWS pro&file:", self.profile),
             ("&Region:", self.region),
             ("F&older:", self._folder_box),
-            ("Naming r&ules:", self.rules),
+            ("E&xtra naming rules:", self.rules),
         ):
             lab = QLabel(label)
             lab.setBuddy(self.folder if w is self._folder_box else w)
@@ -170,7 +170,7 @@ class SourceDialog(QDialog):
         self.tabs.setAccessibleName("Source settings")
         self.tabs.addTab(where, "Lo&cation")
         self.tabs.addTab(self.keys, "Ke&ys")
-        self.tabs.addTab(self._audit_tab(s), "Aud&it")
+        self.tabs.addTab(self._audit_tab(s), "A&udit")
         lay = QVBoxLayout(self)
         lay.addWidget(self.tabs)
         lay.addWidget(self.error)
@@ -189,9 +189,11 @@ class SourceDialog(QDialog):
         self.target_rpo = _line("Target RPO in hours", _num(s.target_rpo_h), "e.g. 26 (optional)")
         tab = QWidget()
         form = QFormLayout(tab)
+        # No mnemonics here: every letter of these labels is taken on the other tabs
+        # (tests/gui/test_source_keys.py); Alt+U opens the tab, Tab reaches the fields.
         for label, w in (
-            ("Target &RTO (s):", self.target_rto),
-            ("Target R&PO (h):", self.target_rpo),
+            ("Target RTO (s):", self.target_rto),
+            ("Target RPO (h):", self.target_rpo),
         ):
             lab = QLabel(label)
             lab.setBuddy(w)

@@ -232,7 +232,7 @@ def test_source_targets_set_in_the_dialog_are_what_the_cli_reads(qtbot, tmp_path
 
     dlg = SourceDialog(SourceConfig(name="prod", bucket="b", prefix="mysql/"))
     qtbot.addWidget(dlg)
-    assert dlg.tabs.tabText(2) == "Aud&it"
+    assert dlg.tabs.tabText(2) == "A&udit"
     dlg.target_rto.setText("soon")
     dlg.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     assert dlg.error.isVisibleTo(dlg) and "Target RTO 'soon': give a positive" in dlg.error.text()
