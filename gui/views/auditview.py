@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (
@@ -394,6 +395,8 @@ class AuditView(QWidget):
             self._again = True
             return
         w = Worker(read_coverage, self.history.path, self.options)
+        # A lambda is not disconnected when this view is destroyed (a window closed
+        # while the history is read): each answer's slot first checks the view still exists.
         w.signals.returned.connect(lambda rows, w=w: self._on_coverage(w, rows))
         w.signals.errored.connect(lambda f, w=w: self._on_coverage_failed(w, f))
         w.signals.finished.connect(lambda w=w: self._on_read_finished(w))
@@ -401,11 +404,16 @@ class AuditView(QWidget):
         self.status.setText("Reading the coverage…")
         w.start(self._pool)
 
+    def _alive(self) -> bool:
+        return shiboken6.isValid(self) and shiboken6.isValid(self.model)
+
     @property
     def reading(self) -> bool:
         return self._reading is not None
 
     def _on_coverage(self, w: Worker, got: Coverage) -> None:
+        if not self._alive():
+            return
         if w is not self._reading or self._again:
             return
         rows = got.sets
@@ -421,6 +429,8 @@ class AuditView(QWidget):
         return self.options.location if self.options else ""
 
     def _on_coverage_failed(self, w: Worker, f: Failure) -> None:
+        if not self._alive():
+            return
         if w is not self._reading:
             return
         msg = describe(f.exc)
@@ -430,6 +440,8 @@ class AuditView(QWidget):
         self.coverage_loaded.emit(-1)
 
     def _on_read_finished(self, w: Worker) -> None:
+        if not self._alive():
+            return
         if self._reading is w:
             self._reading = None
         if self._again:

@@ -280,6 +280,12 @@ class RotationWizard(QWizard):
             w.abort()
             w.wait(30)
         self._pool.waitForDone(30_000)
+        # The new key was opened by this wizard (open_new): a token key logs out now
+        # that nothing runs with it any more.
+        new = self.new_page.new
+        close = getattr(new.private, "close", None) if new is not None else None
+        if callable(close):
+            close()
         super().done(result)
 
 
