@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import re
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 
 from fixtures.common import listed_file
 from fixtures.dumps import mysql_like
 from fixtures.gui_flow import open_window
+from fixtures.lateness import Lateness
 from fixtures.pipelines import openssl_variant
 from sealcheck.core.storage.s3.client import S3Settings, make_client
 from sealcheck.gui.jobs.queue import JobState
@@ -52,28 +52,6 @@ def nightly_700(demo_s3_bucket) -> Iterator[SourceConfig]:
         )
 
 
-class Lateness:
-    """A 10 ms precise timer; how late each tick came (as test_responsive.py measures)."""
-
-    def __init__(self) -> None:
-        self.values: list[float] = []
-        self._last = 0.0
-        self.timer = QTimer()
-        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self._tick)
-
-    def _tick(self) -> None:
-        now = time.monotonic()
-        if self._last:
-            self.values.append(now - self._last - 0.010)
-        self._last = now
-
-    @property
-    def worst(self) -> float:
-        return max(self.values, default=0.0)
-
-
 def _select_all_versions(win) -> int:
     assert win.browser.select_set(KEY)
     win.browser.versions_view.selectAll()
@@ -87,12 +65,7 @@ def test_700_queued_verifications_keep_the_window_responsive(
     assert _select_all_versions(win) == VERSIONS
     panel = win.job_panel
     late = Lateness()
-    late.timer.start()
-    qtbot.wait(500)  # control: the machine itself must not make the timer late
-    if late.worst > 0.025:
-        late.timer.stop()
-        pytest.skip(f"machine too busy to measure: {late.worst * 1000:.0f} ms late while idle")
-    late.values.clear()
+    late.control(qtbot, 500)  # the machine itself must not make the timer late
     try:
         win.verify_act.trigger()  # from the toolbar, as a user queues them
         recs = list(win.queue.records)
@@ -119,9 +92,9 @@ def test_700_queued_verifications_keep_the_window_responsive(
         assert win.queue.records == [] and panel._rows == {}
         assert panel.summary.text() == "No jobs" and not panel.clear_btn.isEnabled()
     finally:
-        late.timer.stop()
-    print(f"{len(late.values)} ticks; worst lateness {late.worst * 1000:.1f} ms")
-    assert late.worst < 0.050, f"the event loop stalled {late.worst * 1000:.0f} ms"
+        late.stop()
+    print(late.summary())
+    assert late.app_worst < 0.050, f"the event loop stalled: {late.summary()}"
 
 
 def test_preflight_warns_before_queuing_jobs_that_cannot_succeed(qtbot, tmp_path, nightly_700):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
 
 from fixtures.common import listed_file
 from fixtures.dumps import random_dump
+from fixtures.lateness import Lateness
 from fixtures.pipelines import openssl_variant
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.gui.jobs.queue import JobQueue, JobState
@@ -51,37 +50,16 @@ def test_event_loop_lateness_during_200mb_verify(qtbot, quiet_machine, big_backu
     qtbot.addWidget(panel)
     panel.resize(600, 300)
     panel.show()
-    lateness: list[float] = []
-    last = [0.0]
-    timer = QTimer()
-    timer.setTimerType(Qt.TimerType.PreciseTimer)
-    timer.setInterval(10)
-
-    def tick() -> None:
-        now = time.monotonic()
-        if last[0]:
-            lateness.append(now - last[0] - 0.010)
-        last[0] = now
-
-    timer.timeout.connect(tick)
-    timer.start()
+    late = Lateness()
     # Control: the same timer with the app idle. If the machine itself (other processes)
     # makes it late, this is not a measurement of the app.
-    qtbot.wait(1000)
-    baseline = max(lateness, default=0.0)
-    if baseline > 0.025:
-        timer.stop()
-        pytest.skip(f"machine too busy to measure: {baseline * 1000:.0f} ms late while idle")
-    lateness.clear()
+    late.control(qtbot, 1000)
     spec = JobSpec("verify", listed_file(data), title="Verify 200 MB")
     rec = queue.submit(spec, Secrets(passphrase=bytearray(passfile.read_bytes())))
     qtbot.waitUntil(lambda: not queue.busy, timeout=120_000)
-    timer.stop()
+    late.stop()
     assert rec.state is JobState.DONE, rec.message
     assert rec.progress is not None and rec.progress.total == data.stat().st_size
-    worst = max(lateness)
-    print(
-        f"verify took {rec.elapsed:.1f} s; {len(lateness)} ticks; worst lateness {worst * 1000:.1f} ms"
-    )
-    assert worst < 0.050, f"the event loop stalled {worst * 1000:.0f} ms"
+    print(f"verify took {rec.elapsed:.1f} s; {late.summary()}")
+    assert late.app_worst < 0.050, f"the event loop stalled: {late.summary()}"
     queue.deleteLater()
