@@ -22,6 +22,7 @@ from .scan.common import Key, ScanSummary
 from .target import CheckOutcome
 
 Query = Callable[..., list[tuple[Any, ...]]]
+Unreadable = Callable[[Exception], str | None]
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,13 @@ def check_mariadb(
     summary: ScanSummary,
     cancel: CancelToken,
     notes: Notes = DUMP_NOTES,
+    unreadable: Unreadable | None = None,
 ) -> CheckOutcome:
+    """``unreadable``: given an error a table's own query raised, the server's words
+    when it means that one table cannot be read (the other tables are still read), or
+    None when it means the check cannot go on; without it every error ends the check."""
     out = CheckOutcome()
+    reader = _TableReader(query, unreadable, out.unreadable)
     ph = _in(dbs)
     found = {
         (r[0], r[1]): r[2]
@@ -78,13 +84,7 @@ def check_mariadb(
     present = [k for k in tables if found.get(k) == "BASE TABLE"]
     for i in range(0, len(present), 50):
         cancel.check()
-        batch = present[i : i + 50]
-        for name, value in query(
-            "CHECKSUM TABLE "
-            + ", ".join(f"`{s.replace('`', '``')}`.`{t.replace('`', '``')}`" for s, t in batch)
-        ):
-            s, _, t = str(name).partition(".")
-            checksums[(s, t)] = None if value is None else str(value)
+        checksums.update(reader.checksums(present[i : i + 50], many))
     for key in tables:
         cancel.check()
         tally = expected.get(key)
@@ -92,11 +92,11 @@ def check_mariadb(
         if found.get(key) != "BASE TABLE":
             out.tables.append(_absent_table(key, many, want, notes))
             continue
-        rows = int(
-            query(
-                f"SELECT COUNT(*) FROM `{key[0].replace('`', '``')}`.`{key[1].replace('`', '``')}`"
-            )[0][0]
-        )
+        rows = reader.count(key, many)
+        if rows is None:
+            why = f"unreadable: {out.unreadable[_label(key, many)]}"
+            out.tables.append(TableResult(_label(key, many), key[0], None, want, None, False, why))
+            continue
         out.tables.append(_table(key, many, rows, tally, want, checksums.get(key), notes))
     out.views = _names(
         query(
@@ -132,6 +132,50 @@ def check_mariadb(
     )
     _missing(out, summary, many, remap)
     return out
+
+
+def _quoted(key: Key) -> str:
+    return f"`{key[0].replace('`', '``')}`.`{key[1].replace('`', '``')}`"
+
+
+class _TableReader:
+    """Each table's CHECKSUM TABLE and COUNT(*); a table the server cannot read is
+    recorded in ``failed`` (label → the server's error) when ``unreadable`` says so."""
+
+    def __init__(self, query: Query, unreadable: Unreadable | None, failed: dict[str, str]) -> None:
+        self._query = query
+        self._unreadable = unreadable
+        self.failed = failed
+
+    def _run(self, sql: str, key: Key | None, many: bool) -> list[tuple[Any, ...]] | None:
+        try:
+            return self._query(sql)
+        except Exception as exc:
+            why = self._unreadable(exc) if self._unreadable is not None else None
+            if why is None:
+                raise
+            if key is not None:
+                self.failed.setdefault(_label(key, many), why)
+            return None
+
+    def checksums(self, batch: list[Key], many: bool) -> dict[Key, str | None]:
+        out: dict[Key, str | None] = {}
+        sql = "CHECKSUM TABLE " + ", ".join(_quoted(k) for k in batch)
+        got = self._run(sql, batch[0] if len(batch) == 1 else None, many)
+        if got is None and len(batch) > 1:  # which one? each on its own
+            for key in batch:
+                out.update(self.checksums([key], many))
+            return out
+        for name, value in got or []:
+            s, _, t = str(name).partition(".")
+            out[(s, t)] = None if value is None else str(value)
+        return out
+
+    def count(self, key: Key, many: bool) -> int | None:
+        if _label(key, many) in self.failed:
+            return None
+        got = self._run(f"SELECT COUNT(*) FROM {_quoted(key)}", key, many)
+        return None if got is None else int(got[0][0])
 
 
 def _absent_table(key: Key, many: bool, want: int | None, notes: Notes = DUMP_NOTES) -> TableResult:

@@ -176,6 +176,19 @@ def _decode(name: str) -> str:
     return _ENCODED.sub(lambda m: chr(int(m.group(1), 16)), name)
 
 
+def table_error(exc: Exception) -> str | None:
+    """The server's answer to one table's query, when it refused that table alone (a
+    tablespace missing, corrupt or of another server: error 194, 1812, 1932, 1033 …).
+    A client-side error (2000 and up: the connection lost, the server gone) ends the
+    check: no later table could be read either."""
+    if not isinstance(exc, pymysql.err.MySQLError) or len(exc.args) < 2:
+        return None
+    code, message = exc.args[0], exc.args[-1]
+    if not isinstance(code, int) or code >= 2000:
+        return None
+    return f"the server's error {code}: {message}"
+
+
 def chown_tree(root: Path, user: OsUser) -> None:
     """The extracted files, written by us, become the server user's (as root only)."""
     if os.geteuid() != 0 or user.uid == 0:
@@ -272,7 +285,10 @@ class PhysicalRestore:
                 if str(r[0]).lower() not in SYSTEM_SCHEMAS
             ]
             summary = catalogue(my.root / "data", dbs)
-            return check_mariadb(my.query, dbs, summary, cancel, PHYSICAL_NOTES), summary
+            outcome = check_mariadb(
+                my.query, dbs, summary, cancel, PHYSICAL_NOTES, unreadable=table_error
+            )
+            return outcome, summary
         except pymysql.err.MySQLError as exc:
             raise PreparedDataUnreadable(str(exc.args[-1])) from None
 

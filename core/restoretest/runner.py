@@ -16,7 +16,7 @@ from ..records.restore_result import LoadError, RestoreTestResult
 from .archiveload import archive_kind
 from .confine import refused_by_privilege
 from .drift import compare, load_baseline
-from .errors import ChecksFailed, DumpCutShort, DumpRefused, LoadFailed
+from .errors import ChecksFailed, DumpCutShort, DumpRefused, LoadFailed, PreparedDataUnreadable
 from .loader import Deadline, Limits, LimitToken, StreamingLoader
 from .procs import StateDir, default_state_dir
 from .scan.common import ScannerBase, ScanSummary, StatementTooLarge
@@ -63,7 +63,7 @@ def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
         if session.physical is not None:
             if report.ok:
                 outcome, checks_s = _physical(session, report, job, deadline, t0)
-                error = _check_verdict(outcome)
+                error = _physical_verdict(outcome)
         else:
             outcome, error, load_error, checks_s = _logical(
                 session, loader, report, job, deadline, t0
@@ -252,6 +252,29 @@ def _check_verdict(outcome: CheckOutcome) -> SealcheckError | None:
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
         return ChecksFailed("; ".join(bad[:5]) + more)
     return None
+
+
+def _physical_verdict(outcome: CheckOutcome) -> SealcheckError | None:
+    """A table the started server could not read is that table's failure: the verdict
+    names it with the server's error and says what the other tables proved."""
+    unread = outcome.unreadable
+    if not unread:
+        return _check_verdict(outcome)
+    whole = [t for t in outcome.tables if t.ok]
+    names = [f"{name} ({why})" for name, why in list(unread.items())[:5]]
+    more = f" and {len(unread) - 5} more" if len(unread) > 5 else ""
+    rest = _check_verdict(
+        replace(outcome, tables=[t for t in outcome.tables if t.name not in unread])
+    )
+    return PreparedDataUnreadable(
+        f"{len(unread)} of {len(outcome.tables)} tables could not be read: "
+        + "; ".join(names)
+        + more
+        + ". Every layer of the backup verified, mariabackup --prepare applied its redo "
+        f"log and the server started on it; the other {len(whole)} tables were read "
+        "whole (rows counted, CHECKSUM TABLE taken)"
+        + (f". Also: {rest.detail}" if rest is not None else "")
+    )
 
 
 def _stage_event(stage: str, report: Report, t0: float) -> ProgressEvent:

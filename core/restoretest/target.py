@@ -48,6 +48,8 @@ class CheckOutcome:
     events: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Tables the server could not read (label → its error), listed in ``tables`` too.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 class Target(Protocol):

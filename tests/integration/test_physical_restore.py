@@ -23,6 +23,7 @@ from fixtures.physical import (
     SAKILA_ROWS,
     RealPhysical,
     flip_bit,
+    foreign_tablespace,
     gzip_openssl,
 )
 from fixtures.restoretest import descendants, restore_test_cli
@@ -164,6 +165,42 @@ def test_damaged_backups_fail_at_their_layer(
     assert res["verification"]["ok"] is True
     assert res["error"]["kind"] == "PreparedDataUnreadable" and res["error"]["layer"] == "database"
     assert "film.frm" in res["error"]["message"]
+    wiped(res)
+
+
+def test_a_table_the_server_cannot_read_fails_alone(
+    real_physical: RealPhysical, rt_state: Path, tmp_path: Path
+) -> None:
+    """One tablespace whose pages are all whole but carry another tablespace's id: every
+    layer verifies (page checksums too), the backup prepares and the server starts, and
+    only that table cannot be read. It fails by name with the server's error; the other
+    tables are still listed, counted and checksummed, and the verdict says so."""
+    files = xbstream_files(real_physical.plain.read_bytes())
+    name = f"{SAKILA_DB}/language.ibd"
+    files[name] = foreign_tablespace(files[name], 4000, tmp_path)
+    bk = tmp_path / "foreign.xbstream"
+    bk.write_bytes(write_xbstream(files))
+    rc, res = restore_test_cli(rt_state, str(bk))
+    assert rc == 1, res["error"]
+    statuses = {x["layer"]: x["status"] for x in res["verification"]["layers"]}
+    assert res["verification"]["ok"] is True and statuses["pages"] == "ok"
+    assert res["dump"]["prepare_seconds"] is not None and res["dump"]["start_seconds"] is not None
+    err = res["error"]
+    assert err["kind"] == "PreparedDataUnreadable" and err["layer"] == "database", err
+    msg = err["message"]
+    assert "1 of 16 tables could not be read: language (the server's error" in msg, msg
+    assert "Tablespace is missing" in msg and "the other 15 tables were read whole" in msg
+    by_name = {t["name"]: t for t in res["tables"]}
+    assert set(by_name) == set(SAKILA_ROWS)
+    bad = by_name.pop("language")
+    assert bad["ok"] is False and bad["rows"] is None and bad["checksum"] is None
+    assert bad["note"].startswith("unreadable: the server's error ") and "194" in bad["note"]
+    assert {n: t["rows"] for n, t in by_name.items()} == {
+        n: r for n, r in SAKILA_ROWS.items() if n != "language"
+    }
+    assert all(t["ok"] and t["checksum"] for t in by_name.values())
+    assert res["views"] == SAKILA_VIEWS and res["triggers"] == SAKILA_TRIGGERS
+    assert res["missing"] == [] and not res["ok"]
     wiped(res)
 
 
