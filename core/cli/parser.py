@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -21,9 +20,19 @@ from ..errors import ExitCode
 from ..version import __version__
 from .options import (
     SCOPES,
+    add_campaign_options,
+    add_campaign_report_options,
+    add_cluster_options,
+    add_gpg_options,
     add_history_option,
     add_key_options,
+    add_outdated_option,
+    add_pem_passphrase_option,
     add_s3_options,
+    add_shard_options,
+    add_source_options,
+    add_token_options,
+    add_tsa_option,
     seconds_arg,
     size_arg,
 )
@@ -91,8 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("restore", "decrypt and decompress a backup to a file, atomically"),
     ):
         sp = sub.add_parser(name, help=helptext)
-        sp.add_argument("source", metavar="SOURCE", help="local path or s3://bucket/key")
-        sp.add_argument("--version-id", metavar="V")
+        add_source_options(sp)
         if name == "restore":
             sp.add_argument("-o", "--output", required=True, type=Path, metavar="PATH")
             sp.add_argument("--force", action="store_true", help="replace an existing file")
@@ -150,17 +158,16 @@ def _keys(sub: Any) -> None:
     imp = ks.add_parser("import", help="put a PEM private key into custody (OS keyring)")
     imp.add_argument("pem", type=Path, metavar="PEM_FILE")
     imp.add_argument("--name", required=True)
-    imp.add_argument("--key-passphrase-file", type=Path, help="passphrase of an encrypted PEM")
+    add_pem_passphrase_option(imp, help="passphrase of an encrypted PEM")
     imp.set_defaults(func=Command("keys", "cmd_import"))
 
     ls = ks.add_parser("list", help="every key Sealcheck can use, with fingerprints")
-    ls.add_argument("--pkcs11-module", metavar="SO", help="also list this token module's keys")
-    ls.add_argument(
-        "--pin-file",
-        type=Path,
-        help="PIN of ONE token, to also see its keys hidden before login: tried once, only on "
-        "the --token one or, without --token, only if exactly one token is present (never on "
-        "another token: wrong PINs count toward a token's lockout)",
+    add_token_options(
+        ls,
+        module_help="also list this token module's keys",
+        pin_help="PIN of ONE token, to also see its keys hidden before login: tried once, only "
+        "on the --token one or, without --token, only if exactly one token is present (never "
+        "on another token: wrong PINs count toward a token's lockout)",
     )
     ls.add_argument(
         "--token",
@@ -200,8 +207,7 @@ def _restore_test(sub: Any) -> None:
         "restore-test",
         help="load a backup into a throwaway MariaDB/PostgreSQL server and check what came back",
     )
-    p.add_argument("source", metavar="SOURCE", help="local path or s3://bucket/key")
-    p.add_argument("--version-id", metavar="V")
+    add_source_options(p)
     p.add_argument(
         "--engine",
         choices=("auto", "mariadb", "mysql", "postgres"),
@@ -282,11 +288,7 @@ def _history(sub: Any) -> None:
     e.add_argument("--format", choices=("html", "json", "csv", "pdf"), required=True)
     e.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
     e.add_argument("--force", action="store_true", help="replace an existing file")
-    e.add_argument(
-        "--tsa",
-        metavar="URL",
-        help="timestamp the report's chain head with this RFC 3161 time stamping authority",
-    )
+    add_tsa_option(e)
     e.set_defaults(func=Command("history", "cmd_report_export"))
     c = rsub.add_parser(
         "check",
@@ -366,19 +368,13 @@ def _rotate(sub: Any) -> None:
             "call 'openssl rsautl -decrypt' then need pkeyutl with OAEP options)",
         )
         p.add_argument("--json", action="store_true", help="print the report as JSON")
-        p.add_argument("--pkcs11-module", metavar="SO", help="PKCS#11 module for pkcs11: keys")
-        p.add_argument("--pin-file", type=Path, help="token PIN (otherwise asked once)")
-        p.add_argument("--key-passphrase-file", type=Path, help="passphrase of encrypted PEMs")
-        p.add_argument(
-            "--gpg-key",
-            type=Path,
-            metavar="ASC_FILE",
-            help="an old OpenPGP secret key file (gpg backups; with --from keys or alone)",
+        add_token_options(p, pin_help="token PIN (otherwise asked once)")
+        add_pem_passphrase_option(p, help="passphrase of encrypted PEMs")
+        add_gpg_options(
+            p,
+            key_help="an old OpenPGP secret key file (gpg backups; with --from keys or alone)",
+            homedir_help="old OpenPGP keys: this GNUPGHOME",
         )
-        p.add_argument(
-            "--gpg-homedir", type=Path, metavar="DIR", help="old OpenPGP keys: this GNUPGHOME"
-        )
-        p.add_argument("--gpg-passphrase-file", type=Path, help="passphrase of the --gpg-key")
         if name == "run":
             p.add_argument("--resume", action="store_true", help="continue an interrupted run")
             p.add_argument(
@@ -414,10 +410,6 @@ def _rotate(sub: Any) -> None:
     r.set_defaults(func=lambda _a: _usage(r))
 
 
-# An audit check older than this many days is "outdated" (audit/coverage.py has the same).
-OUTDATED_DAYS = 30.0
-
-
 def _audit(sub: Any) -> None:
     a = sub.add_parser(
         "audit",
@@ -434,113 +426,10 @@ def _audit(sub: Any) -> None:
     )
     a.add_argument("location", nargs="?", metavar="s3://BUCKET/PREFIX")
     a.add_argument("operands", nargs="*", help=argparse.SUPPRESS)  # merge: PLAN RESULTS...
-    s = a.add_argument_group("shards (issue 15)")
-    s.add_argument(
-        "--plan-out",
-        type=Path,
-        metavar="PLAN.jsonl",
-        help="write the sampled work items as a sealed shard plan; verify nothing",
-    )
-    s.add_argument(
-        "--plan", metavar="PLAN.jsonl", help="run one shard of this plan (a file or s3://B/KEY)"
-    )
-    s.add_argument(
-        "--shard",
-        metavar="i/N|auto/N",
-        help="which shard, counting from 0; auto: from JOB_COMPLETION_INDEX or "
-        "AWS_BATCH_JOB_ARRAY_INDEX",
-    )
-    s.add_argument(
-        "--split",
-        choices=("strided", "contiguous"),
-        default="strided",
-        help="how items are dealt to shards (default strided: items i, i+N, ...)",
-    )
-    s.add_argument(
-        "--results",
-        metavar="DIR|s3://BUCKET/PREFIX",
-        help="where the shard writes its results (create-only; a rerun skips what is proved)",
-    )
-    a.add_argument(
-        "--versions",
-        default="all",
-        metavar="current|all|since:DATE",
-        help="which versions make the population (default: all)",
-    )
-    a.add_argument("--sample", metavar="N|P%", help="a random sample of N versions or P percent")
-    a.add_argument("--seed", type=int, metavar="S", help="the sample's seed (recorded either way)")
-    a.add_argument(
-        "--slice",
-        metavar="i/k",
-        help="slice i of k: k runs (say one a night) cover every version exactly once",
-    )
-    a.add_argument(
-        "--restore-test",
-        metavar="newest|sample:N",
-        help="also restore-test the newest version of each backup, or N sampled versions",
-    )
-    a.add_argument(
-        "--parallel",
-        type=int,
-        default=os.cpu_count() or 1,
-        metavar="N",
-        help="versions checked at once on this machine (default: the core count)",
-    )
-    a.add_argument(
-        "--cluster",
-        metavar="local:N|tls://HOST:PORT|tcp://HOST:PORT",
-        help="run the versions on a Dask cluster (the dask extra): N local worker processes, "
-        "or a running scheduler; keys stay here, each worker gets only its backup's data key",
-    )
-    for what, help_ in (
-        ("ca", "the CA that signed the scheduler's and workers' certificates"),
-        ("cert", "this client's certificate"),
-        ("key", "this client's certificate key"),
-    ):
-        a.add_argument(f"--cluster-tls-{what}", type=Path, metavar="PEM", help=f"tls://: {help_}")
-    a.add_argument(
-        "--max-duration",
-        metavar="T",
-        help="stop cleanly after T (90m, 2h, 3600); the next identical run continues",
-    )
-    a.add_argument(
-        "--outdated-after",
-        type=float,
-        default=OUTDATED_DAYS,
-        metavar="DAYS",
-        help="coverage: a check older than this is outdated (default 30)",
-    )
-    a.add_argument(
-        "--report",
-        type=Path,
-        metavar="FILE",
-        help="write the signed evidence report: .html, .pdf, .json or .csv (replaced if present)",
-    )
-    a.add_argument(
-        "--trigger",
-        choices=("audit", "schedule"),
-        default="audit",
-        help="recorded with every result: schedule when a timer or cron runs it",
-    )
-    a.add_argument(
-        "--target-rto",
-        type=float,
-        metavar="SECONDS",
-        help="recovery time objective: each restore test's measured time is reported against "
-        "it (overrides the sources' own target_rto_s in the app's sources file)",
-    )
-    a.add_argument(
-        "--target-rpo",
-        type=float,
-        metavar="HOURS",
-        help="recovery point objective: each backup's newest version's age is reported against "
-        "it (overrides the sources' own target_rpo_h in the app's sources file)",
-    )
-    a.add_argument(
-        "--tsa",
-        metavar="URL",
-        help="timestamp the report's chain head with this RFC 3161 time stamping authority",
-    )
+    add_shard_options(a)
+    add_campaign_options(a)
+    add_cluster_options(a)
+    add_campaign_report_options(a)
     a.add_argument("--json", action="store_true", help="print the campaign as JSON")
     a.add_argument("--no-progress", action="store_true")
     add_key_options(a)
@@ -558,7 +447,7 @@ def _audit(sub: Any) -> None:
         help="list this population (versions never checked included); else the history's",
     )
     c.add_argument("--source", metavar="PATTERN", help="only these objects (as in history)")
-    c.add_argument("--outdated-after", type=float, default=OUTDATED_DAYS, metavar="DAYS")
+    add_outdated_option(c)
     c.add_argument("--json", action="store_true")
     add_s3_options(c)
     c.set_defaults(func=Command("audit", "cmd_coverage"))
