@@ -39,6 +39,16 @@ class KeySource(Protocol):
     def unwrap_candidates(self, wrapped: bytes) -> Iterator[Unwrapped]: ...
 
 
+def close_key(key: object) -> None:
+    """End what a key holds open: a token key's session, and with it the token's login.
+
+    Keys that hold nothing open (a PEM, a keyring key) have no ``close()``. A closed
+    token key may still be used by whoever holds it: it logs in anew."""
+    close = getattr(key, "close", None)
+    if callable(close):
+        close()
+
+
 def spki_fingerprint(public_key: rsa.RSAPublicKey) -> str:
     """SHA-256 of the DER SubjectPublicKeyInfo: the same wherever the key is held."""
     der = public_key.public_bytes(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sealcheck.core.decrypt.secrets import GpgOptions, Secrets
 from sealcheck.core.errors import KeyUnavailable
-from sealcheck.core.keys.base import KeySource
+from sealcheck.core.keys.base import KeySource, close_key
 from sealcheck.core.keys.prompt import SecretPrompt, secret_once
 from sealcheck.core.keys.spec import KeyContext, open_key
 
@@ -29,7 +29,13 @@ class KeySession:
         self._keys: dict[tuple[str, str | None], KeySource] = {}
 
     def forget(self) -> None:
-        self._keys.clear()
+        """Drop every key opened so far and close each: a token key's session ends, and
+        with it the token's login (logins are per process and token, so a key still
+        held by a job would otherwise keep the token unlocked for anyone in this
+        process). The next use opens the key anew, asking for its PIN or passphrase."""
+        keys, self._keys = list(self._keys.values()), {}
+        for key in keys:
+            close_key(key)
 
     def _key(self, spec: str, module: str | None) -> KeySource:
         cached = self._keys.get((spec, module))

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget, QWizard
 
 from sealcheck.core.decrypt.secrets import GpgOptions
 from sealcheck.core.errors import SealcheckError
-from sealcheck.core.keys.base import KeySource
+from sealcheck.core.keys.base import KeySource, close_key
 from sealcheck.core.keys.prompt import SecretPrompt, secret_once
 from sealcheck.core.keys.spec import KeyContext
 from sealcheck.core.records.history import History
@@ -283,9 +283,8 @@ class RotationWizard(QWizard):
         # The new key was opened by this wizard (open_new): a token key logs out now
         # that nothing runs with it any more.
         new = self.new_page.new
-        close = getattr(new.private, "close", None) if new is not None else None
-        if callable(close):
-            close()
+        if new is not None:
+            close_key(new.private)
         super().done(result)
 
 
