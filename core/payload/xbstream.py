@@ -11,9 +11,11 @@ order of their offsets; a chunk that leaves a gap or overlaps is damage.
 
 Sparse chunks (``S``, XtraBackup 8.0 for page-compressed tables): a map of
 (skip, len) pairs; the skipped bytes are holes, read as zeros, and count towards
-the next chunk's offset as in ``xbstream -x``. The zeros are handed on in pieces
-of at most ``ZEROS`` bytes, never built whole, and the holes of one chunk add up
-to at most ``MAX_PAYLOAD`` (a map could otherwise claim 4 GiB per entry).
+the next chunk's offset as in ``xbstream -x``. A handler that has ``hole(path, n)``
+is handed each hole as its length (the extractor seeks past it, as ``xbstream -x``
+does); any other is handed the zeros, in pieces of at most ``ZEROS`` bytes, never
+built whole. The holes of one chunk add up to at most ``MAX_PAYLOAD`` (a map could
+otherwise claim 4 GiB per entry).
 
 A path is refused with its name before anything of it is handed on when it is
 absolute, empty, goes up (``..``) or contains a backslash or NUL. xbstream has
@@ -24,6 +26,7 @@ the extractor opens every component with O_NOFOLLOW (physical/extract.py).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,6 +57,14 @@ class FileHandler(Protocol):
     def end(self, path: str) -> None: ...
 
 
+def zeros(n: int) -> Iterator[bytes]:
+    """A hole's zero bytes, a bounded piece at a time."""
+    while n:
+        k = min(n, ZEROS)
+        n -= k
+        yield _ZERO_PIECE if k == ZEROS else bytes(k)
+
+
 @dataclass
 class _File:
     size: int = 0  # the next offset expected
@@ -64,6 +75,8 @@ class _File:
 class XbstreamReader:
     def __init__(self, handler: FileHandler, *, obj: str | None = None) -> None:
         self._h = handler
+        # Optional: ``hole(path, n)`` takes a hole as its length (see the module).
+        self._hole: Callable[[str, int], None] | None = getattr(handler, "hole", None)
         self._obj = obj
         self._buf = bytearray()
         self._at = 0  # stream offset of _buf[0]
@@ -187,11 +200,12 @@ class XbstreamReader:
             f.size += len(piece)
             self._h.data(path, piece)
             return
-        while piece:  # a hole: zeros, a bounded piece at a time
-            n = min(piece, ZEROS)
-            f.size += n
-            piece -= n
-            self._h.data(path, _ZERO_PIECE if n == ZEROS else bytes(n))
+        f.size += piece
+        if self._hole is not None:
+            self._hole(path, piece)
+            return
+        for zero in zeros(piece):
+            self._h.data(path, zero)
 
     def _eat(self, n: int) -> None:
         del self._buf[:n]

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..decrypt.xbkey import XbcryptKey
 from ..errors import Layer, SealcheckError, SizeLimitExceeded
-from ..payload.xbstream import XbstreamReader
+from ..payload.xbstream import XbstreamReader, zeros
 from .complete import BackupFacts, Completeness
 from .extract import FolderWriter
 from .members import LayerTally, MemberChain
@@ -72,6 +72,21 @@ class PhysicalCheck:
             chain = self._chains[path] = self._chain(path)
         self._member(chain.feed, data)
 
+    def hole(self, path: str, n: int) -> None:
+        """A sparse chunk's hole: zeros to every check, a hole in the extracted file."""
+        chain = self._chains.get(path)
+        if chain is None:
+            chain = self._chains[path] = self._chain(path)
+        while n and not chain.plain:
+            # Still undecided (a hole at the start: 8 zero bytes decide it), or the
+            # input of a layer (which zeros are not, and will say so): zeros as data.
+            k = n if chain.layered else min(n, 8)
+            for zero in zeros(k):
+                self._member(chain.feed, zero)
+            n -= k
+        if n:
+            chain.skip(n)
+
     def end(self, path: str) -> None:
         chain = self._chains.pop(path, None)
         if chain is None:  # an empty file: only its end chunk
@@ -92,6 +107,7 @@ class PhysicalCheck:
             key=self._key,
             tally=self.tally,
             emit=self._emit,
+            emit_hole=self._emit_hole,
             obj=self._obj,
             on_xbcrypt=self._on_xbcrypt,
         )
@@ -105,7 +121,11 @@ class PhysicalCheck:
             exc.layer = _MEMBER_LAYERS.get(exc.layer, exc.layer) if exc.layer else exc.layer
             raise
 
-    def _emit(self, name: str, data: bytes) -> None:
+    def _emit_hole(self, name: str, n: int) -> None:
+        for zero in zeros(n):
+            self._emit(name, zero, hole=True)
+
+    def _emit(self, name: str, data: bytes, *, hole: bool = False) -> None:
         self.decoded += len(data)
         if self._max_output is not None and self.decoded > self._max_output:
             raise SizeLimitExceeded(
@@ -118,7 +138,10 @@ class PhysicalCheck:
         if self.pages is not None:
             self.pages.data(name, data)
         if self.writer is not None:
-            self.writer.data(name, data)
+            if hole:
+                self.writer.hole(name, len(data))
+            else:
+                self.writer.data(name, data)
 
     # --- the plaintext sink ------------------------------------------------------
 

@@ -42,6 +42,7 @@ class FolderWriter:
         self._root = os.open(self.tmp, _DIR_FLAGS)
         self._fds: dict[str, int] = {}
         self.bytes = 0
+        self.holes = 0  # bytes of the files left as holes (sparse chunks)
         self.files = 0
 
     def _dir_fd(self, parts: list[str]) -> int:
@@ -60,7 +61,7 @@ class FolderWriter:
             raise
         return fd
 
-    def data(self, name: str, data: bytes) -> None:
+    def _open(self, name: str) -> int:
         fd = self._fds.get(name)
         if fd is None:
             *dirs, base = name.split("/")
@@ -81,6 +82,23 @@ class FolderWriter:
                 ) from None
             self._fds[name] = fd
             self.files += 1
+        return fd
+
+    def hole(self, name: str, n: int) -> None:
+        """A sparse chunk's hole: seek past it, so the file system allocates nothing
+        there (read back, it is zeros); a hole at the end is set by ``end``. Holes
+        take no disk, so they do not count towards --max-disk."""
+        fd = self._open(name)
+        try:
+            os.lseek(fd, n, os.SEEK_CUR)
+        except OSError as exc:
+            raise DestinationError(
+                f"cannot write {name!r}: {exc.strerror}", obj=self._obj
+            ) from None
+        self.holes += n
+
+    def data(self, name: str, data: bytes) -> None:
+        fd = self._open(name)
         self.bytes += len(data)
         if self._max is not None and self.bytes > self._max:
             raise SizeLimitExceeded(
@@ -102,6 +120,9 @@ class FolderWriter:
         if name not in self._fds:
             self.data(name, b"")  # an empty file
         fd = self._fds.pop(name)
+        end = os.lseek(fd, 0, os.SEEK_CUR)
+        if os.fstat(fd).st_size < end:  # it ends in a hole: the size, still sparse
+            os.ftruncate(fd, end)
         os.fsync(fd)
         os.close(fd)
 

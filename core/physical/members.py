@@ -49,6 +49,7 @@ class MemberChain:
         key: XbcryptKey | None,
         tally: LayerTally,
         emit: Emit,
+        emit_hole: Callable[[str, int], None],
         obj: str | None,
         on_xbcrypt: Callable[[], None] | None = None,
     ) -> None:
@@ -57,6 +58,7 @@ class MemberChain:
         self._key = key
         self._tally = tally
         self._emit = emit
+        self._emit_hole = emit_hole
         self._obj = obj
         self._on_xbcrypt = on_xbcrypt
         self._layers: list[XbcryptDecoder | QpressDecoder] = []
@@ -67,6 +69,20 @@ class MemberChain:
 
     def feed(self, data: bytes) -> None:
         self._push(0, data)
+
+    @property
+    def plain(self) -> bool:
+        """Its first bytes showed no layer: what comes in is the file itself."""
+        return self._decided and not self._layers
+
+    @property
+    def layered(self) -> bool:
+        return bool(self._layers)
+
+    def skip(self, n: int) -> None:
+        """A hole of ``n`` zero bytes in a plain member, handed on as such."""
+        self.bytes += n
+        self._emit_hole(self.name, n)
 
     def _push(self, depth: int, data: bytes) -> None:
         if depth < len(self._layers):

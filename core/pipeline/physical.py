@@ -180,10 +180,15 @@ def physical_partial(check: PhysicalCheck) -> dict[str, Any]:
 
 
 def destination_result(writer: FolderWriter) -> LayerResult:
+    holes = (
+        f"; {writer.holes} bytes of sparse chunks left as holes, as xbstream -x leaves them"
+        if writer.holes
+        else ""
+    )
     return LayerResult(
         "destination",
         Status.OK,
         f"{writer.files} files extracted into {writer.destination} (a new folder, renamed "
-        "into place only once every layer verified; every file synced to disk)",
-        {"files": writer.files, "bytes": writer.bytes},
+        f"into place only once every layer verified; every file synced to disk{holes})",
+        {"files": writer.files, "bytes": writer.bytes, "holes": writer.holes},
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,7 @@ from sealcheck.core.payload.inspector import PayloadInspector
 from sealcheck.core.payload.registry import CHECKS
 from sealcheck.core.payload.xbstream import MAX_PAYLOAD, ZEROS, XbstreamCheck, XbstreamReader
 from sealcheck.core.physical.check import PhysicalCheck
+from sealcheck.core.physical.extract import FolderWriter
 from sealcheck.core.plumbing.relpath import UnsafeMemberPath
 
 META = {
@@ -186,9 +188,21 @@ def test_a_sparse_chunk_cut_short_is_truncation() -> None:
             read(stream[:cut])
 
 
+class Folder(Files):
+    """The extractor's side: holes arrive as lengths (FolderWriter seeks past them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holes: list[int] = []
+
+    def hole(self, path: str, n: int) -> None:
+        self.holes.append(n)
+        self.data(path, bytes(n))
+
+
 def test_sparse_members_through_the_physical_check() -> None:
     """The physical road hands the zeros to the member's layers like any payload."""
-    got = Files()
+    got = Folder()
     chk = PhysicalCheck(key=None, obj="t", writer=got, check_pages=False)  # type: ignore[arg-type]
     chk.feed(xbstream_sparse_chunk("db/t.ibd", [(16, b"page")]) + xbstream_chunk("db/t.ibd", None))
     chk.reader.finish()
@@ -208,3 +222,20 @@ def test_max_output_bounds_the_decoded_files_and_their_holes() -> None:
     ok.feed(stream)
     ok.reader.finish()
     assert ok.decoded == 3 * ZEROS + 1
+
+
+def test_holes_at_the_start_and_the_end_stay_holes(tmp_path: Path) -> None:
+    """A member that opens with a hole is decided on its first 8 zero bytes (written),
+    the rest of that hole and one at the end are seeks: the file reads back whole and
+    takes a few blocks, not 3 MiB."""
+    out = tmp_path / "out"
+    w = FolderWriter(out)
+    chk = PhysicalCheck(key=None, obj="t", writer=w, check_pages=False)
+    runs = [(1 << 20, b"page" * 1024), (2 << 20, b"")]
+    chk.feed(xbstream_sparse_chunk("db/t.ibd", runs) + xbstream_chunk("db/t.ibd", None))
+    chk.reader.finish()
+    w.commit()
+    f = out / "db" / "t.ibd"
+    assert f.read_bytes() == bytes(1 << 20) + b"page" * 1024 + bytes(2 << 20)
+    assert w.holes == (1 << 20) - 8 + (2 << 20) and w.bytes == 8 + 4096
+    assert f.stat().st_blocks * 512 <= 64 * 1024
