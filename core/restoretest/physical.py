@@ -111,6 +111,19 @@ def backup_server(datadir: Path) -> BackupServer:
     return BackupServer(mariadb, version, tool, info.get("tool_version", ""))
 
 
+def xtrabackup_series(made_by: BackupServer) -> str:
+    """The Percona XtraBackup series that prepares a MySQL backup: the one that made it
+    (xtrabackup_info's tool_version), else by the server's: 2.4 up to MySQL 5.7 (its
+    versions never followed the server's), the server's own series from 8.0 on."""
+    tool = _VERSION.search(made_by.tool_version)
+    if tool is not None and made_by.tool.lower() in ("xtrabackup", "innobackupex"):
+        return f"{tool.group(1)}.{tool.group(2)}"
+    server = _VERSION.search(made_by.version)
+    if server is None:
+        return "of the backup's version"
+    return "2.4" if int(server.group(1)) < 8 else f"{server.group(1)}.{server.group(2)}"
+
+
 def require_here(made_by: BackupServer, local: str) -> None:
     """The backup prepares and starts only in the server series that made it."""
     if not made_by.mariadb:
@@ -118,7 +131,8 @@ def require_here(made_by: BackupServer, local: str) -> None:
         series = f"{m.group(1)}.{m.group(2)}" if m else "of the backup's version"
         raise ServerSoftwareMissing(
             f"the backup was made by {made_by.words()}; preparing and starting it needs "
-            f"Percona XtraBackup {series} (xtrabackup --prepare) and MySQL Server {series}, "
+            f"Percona XtraBackup {xtrabackup_series(made_by)} (xtrabackup --prepare) and "
+            f"MySQL Server {series} (or Percona Server {series}), "
             "which are not installed here (the throwaway server is MariaDB). Every layer of "
             "the backup verified; `sealcheck restore … --extract -o DIR` writes its files"
         )

@@ -8,6 +8,7 @@ members; damaged variants; drift; backups of a server that is not installed here
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import stat
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from fixtures.physical import (
+    APSARA_KEY,
     CHANGED_ROWS,
     SAKILA_DB,
     SAKILA_ROWS,
@@ -226,6 +228,14 @@ def _relabel(stream: bytes, info: dict[bytes, bytes]) -> bytes:
             },
             ["Percona XtraBackup 8.0", "MySQL Server 8.0", "every layer", "--extract"],
         ),
+        (  # ApsaraDB RDS for MySQL 5.7: innobackupex, Percona XtraBackup 2.4
+            {
+                b"tool_name = mariabackup": b"tool_name = innobackupex",
+                b"tool_version = 10.11.19-MariaDB": b"tool_version = 2.4.29",
+                b"server_version = 10.11.19-MariaDB-0+deb12u1": b"server_version = 5.7.44-log",
+            },
+            ["Percona XtraBackup 2.4", "MySQL Server 5.7", "every layer"],
+        ),
         (  # MariaDB of another series
             {b"server_version = 10.11.19-MariaDB-0+deb12u1": b"server_version = 10.6.16-MariaDB"},
             ["install MariaDB 10.6", "mariadb-backup"],
@@ -248,6 +258,41 @@ def test_server_not_installed_here_is_not_checked_and_says_what_to_install(
         assert w.lower() in res["error"]["message"].lower(), res["error"]["message"]
     # Verified to the pages before saying so, and nothing was prepared or started.
     assert res["verification"]["ok"] is True
+    assert res["dump"]["prepare_seconds"] is None and res["tables"] == []
+    wiped(res)
+
+
+def test_apsaradb_mysql80_backup_verifies_and_says_what_to_install(
+    real_physical: RealPhysical, physical_keys: dict[str, Path], rt_state: Path, tmp_path: Path
+) -> None:
+    """As ApsaraDB makes it (``.xb.gz``): XtraBackup 8.0 of MySQL 8.0, every member
+    xbcrypt-encrypted, the key from KMS's Plaintext. Decrypted and verified to the
+    pages, then exit 2 naming the XtraBackup and MySQL series to install; nothing
+    prepared or started."""
+    relabelled = _relabel(
+        real_physical.plain.read_bytes(),
+        {
+            b"tool_name = mariabackup": b"tool_name = xtrabackup",
+            b"tool_version = 10.11.19-MariaDB": b"tool_version = 8.0.35-30",
+            b"server_version = 10.11.19-MariaDB-0+deb12u1": b"server_version = 8.0.36",
+        },
+    )
+    bk = tmp_path / "test1.xb.gz"  # gzip around an xbstream of NAME.xbcrypt members
+    bk.write_bytes(gzip.compress(encrypt_members(relabelled, APSARA_KEY, version=3), 1))
+    rc, res = restore_test_cli(
+        rt_state, str(bk), "--kms-plaintext-file", str(physical_keys["apsara"])
+    )
+    assert rc == 2 and res["error"]["kind"] == "ServerSoftwareMissing", res["error"]
+    msg = res["error"]["message"]
+    for w in (
+        "xtrabackup 8.0.35-30 from MySQL 8.0.36",
+        "Percona XtraBackup 8.0",
+        "MySQL Server 8.0",
+    ):
+        assert w in msg, msg
+    statuses = {x["layer"]: x["status"] for x in res["verification"]["layers"]}
+    assert res["verification"]["ok"] is True
+    assert statuses["member-cipher"] == "ok" and statuses["pages"] == "ok"
     assert res["dump"]["prepare_seconds"] is None and res["tables"] == []
     wiped(res)
 
