@@ -328,7 +328,7 @@ _WORDS: dict[type[SealcheckError], tuple[str, str]] = {
         "This backup cannot be restore-tested",
         "The restore test loads SQL dumps (mysqldump/mariadb-dump, Sequel Pro, plain "
         "pg_dump, pg_dump archives) and starts MariaDB physical backups (mariabackup "
-        "xbstream). Use Verify for other backups.",
+        "xbstream, or a tar of the backup's folder). Use Verify for other backups.",
     ),
     NotPreparable: (
         "This physical backup cannot be restore-tested on its own",

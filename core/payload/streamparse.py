@@ -34,6 +34,15 @@ class Ended(Exception):
         self.at = at
 
 
+class Damaged(Exception):
+    """The structure is broken at byte ``at`` (of the stream being parsed)."""
+
+    def __init__(self, why: str, at: int | None = None) -> None:
+        super().__init__(why)
+        self.why = why
+        self.at = at
+
+
 class Cursor:
     """The stream offset a parser has reached (for messages and offset checks)."""
 

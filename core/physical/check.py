@@ -1,7 +1,8 @@
 """A physical backup read to its last byte, layer by layer (issue 16).
 
-Fed the plaintext xbstream (after the outer envelope and compression), it runs:
-the stream's chunk CRCs and paths (xbstream.py) → each member's layers by
+Fed the plaintext xbstream, or the tar of the backup's folder (after the outer
+envelope and compression), it runs: the container's own checks and paths
+(xbstream.py: chunk CRCs; tarfiles.py: header checksums) → each member's layers by
 content (members.py: xbcrypt, qpress) → the backup's completeness
 (complete.py) → the InnoDB page checksums of every tablespace (pages.py), and,
 for ``restore --extract``, writes the final files (extract.py). Constant memory:
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..decrypt.xbkey import XbcryptKey
 from ..errors import Layer, SealcheckError, SizeLimitExceeded
+from ..payload.tarfiles import TarFilesReader
 from ..payload.xbstream import XbstreamReader, zeros
 from .complete import BackupFacts, Completeness
 from .extract import FolderWriter
@@ -25,22 +27,28 @@ from .pages import PageChecker, PageResult
 _MEMBER_LAYERS = {Layer.CIPHER: Layer.MEMBER_CIPHER, Layer.DECOMPRESS: Layer.MEMBER_DECOMPRESS}
 
 
+# The containers a physical backup's files come in (their readers hand on the same
+# (path, bytes) events), and the payload kind each is reported as.
+PAYLOAD_KINDS = {"xbstream": "xbstream", "tar": "xtrabackup-tar"}
+
+
 @dataclass
 class PhysicalResult:
     files: int
-    chunks: int
+    chunks: int  # xbstream chunks, or tar headers
     tally: LayerTally
     facts: BackupFacts
     pages: PageResult
 
 
 class PhysicalCheck:
-    """A plaintext sink (``feed``/``finish``) for an xbstream."""
+    """A plaintext sink (``feed``/``finish``) for an xbstream or a tar of the folder."""
 
     def __init__(
         self,
         *,
         key: XbcryptKey | None,
+        container: str = "xbstream",
         obj: str | None,
         writer: FolderWriter | None = None,
         check_pages: bool = True,
@@ -61,10 +69,18 @@ class PhysicalCheck:
         # --max-disk bounds the private folder the system tablespace is checked in.
         self.pages = PageChecker(obj=obj, max_disk=max_disk) if check_pages else None
         self.writer = writer
-        self.reader = XbstreamReader(self, obj=obj)
+        self.container = container
+        self.reader: XbstreamReader | TarFilesReader = (
+            TarFilesReader(self, obj=obj) if container == "tar" else XbstreamReader(self, obj=obj)
+        )
         self.result: PhysicalResult | None = None
 
-    # --- the xbstream reader's handler -----------------------------------------
+    # --- the container reader's handler ----------------------------------------
+
+    def folder(self, path: str) -> None:
+        """A folder of the tar: made by the extractor, even when empty."""
+        if self.writer is not None:
+            self.writer.folder(path)
 
     def data(self, path: str, data: bytes) -> None:
         chain = self._chains.get(path)
@@ -156,9 +172,9 @@ class PhysicalCheck:
             if self.pages is not None:
                 self.pages.close()
         pages = self.pages.result if self.pages is not None else PageResult(None)
-        self.result = PhysicalResult(
-            len(self.reader.files), self.reader.chunks, self.tally, facts, pages
-        )
+        r = self.reader
+        units = r.headers if isinstance(r, TarFilesReader) else r.chunks
+        self.result = PhysicalResult(len(r.files), units, self.tally, facts, pages)
         return self.result
 
     def close(self) -> None:

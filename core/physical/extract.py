@@ -84,6 +84,16 @@ class FolderWriter:
             self.files += 1
         return fd
 
+    def folder(self, name: str) -> None:
+        """A folder of the backup, made even when no file comes into it."""
+        try:
+            os.close(self._dir_fd(name.split("/")))
+        except OSError as exc:
+            raise DestinationError(
+                f"cannot create the folder {name!r} under {self.tmp}: {exc.strerror}",
+                obj=self._obj,
+            ) from None
+
     def hole(self, name: str, n: int) -> None:
         """A sparse chunk's hole: seek past it, so the file system allocates nothing
         there (read back, it is zeros); a hole at the end is set by ``end``. Holes

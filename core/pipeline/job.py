@@ -43,6 +43,7 @@ class Job:
     extract: bool = False
     max_disk_bytes: int | None = None
     # A restore test: where a physical backup's files go, asked for only once the
-    # plaintext turns out to be an xbstream; committed (renamed into place) once every
-    # layer verified. Its caller owns it: it aborts and removes it otherwise.
-    physical_into: Callable[[], FolderWriter] | None = None
+    # plaintext turns out to be one (given its container: "xbstream" or "tar");
+    # committed (renamed into place) once every layer verified. Its caller owns it:
+    # it aborts and removes it otherwise.
+    physical_into: Callable[[str], FolderWriter] | None = None

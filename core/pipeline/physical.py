@@ -1,5 +1,5 @@
-"""The pipeline's side of physical backups (issue 16): the xbstream payload read by
-``physical.check``, and what each of its layers proved in words."""
+"""The pipeline's side of physical backups (issue 16): the xbstream, or the tar of
+the backup's folder, read by ``physical.check``, and what each layer proved in words."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from ..decompress import quicklz
 from ..decrypt.xbcrypt_opener import xbcrypt_proof
 from ..decrypt.xbkey import XbcryptKey
 from ..payload.info import MAX_LISTED_ENTRIES, Completeness, PayloadInfo
+from ..payload.tarfiles import TarFilesReader
 from ..payload.xbstream import META
-from ..physical.check import PhysicalCheck, PhysicalResult
+from ..physical.check import PAYLOAD_KINDS, PhysicalCheck, PhysicalResult
 from ..physical.extract import FolderWriter
 from ..records.report import LayerResult, Status
 from .proof import Evidence
 
-XBSTREAM_MAGIC = b"XBSTCK01"
 # Which QuickLZ decoder ran: a slow verify of a --compress backup says why.
 _DECODER_WORDS = {
     "c": "decoded in C",
@@ -33,6 +33,7 @@ def new_check(
     writer: FolderWriter | None,
     max_disk: int | None = None,
     max_output: int | None = None,
+    container: str = "xbstream",
 ) -> PhysicalCheck:
     def members_encrypted() -> None:
         # The first encrypted member: the backup is encrypted after all, by its members.
@@ -43,6 +44,7 @@ def new_check(
 
     return PhysicalCheck(
         key=key,
+        container=container,
         obj=obj,
         writer=writer,
         on_xbcrypt=members_encrypted,
@@ -51,23 +53,41 @@ def new_check(
     )
 
 
-def payload_info(r: PhysicalResult, names: list[str]) -> PayloadInfo:
+def _container_words(check: PhysicalCheck, r: PhysicalResult) -> str:
+    reader = check.reader
+    if isinstance(reader, TarFilesReader):
+        skipped = (
+            f"; {reader.zeros_skipped} zero blocks inside skipped, as tar -i does"
+            if reader.zeros_skipped
+            else ""
+        )
+        return (
+            f"a tar of the backup's folder: {r.chunks} headers, each checksummed; {r.files} "
+            f"files and {reader.folders} folders, no link or device, every path inside the "
+            f"backup's folder; its end blocks reached{skipped}"
+        )
+    return (
+        f"{r.chunks} chunks, each CRC-32 checked; {r.files} files, each closed by its "
+        "end chunk; every path inside the backup's folder"
+    )
+
+
+def payload_info(check: PhysicalCheck, r: PhysicalResult) -> PayloadInfo:
+    names = list(check.reader.files)
     info = r.facts.info
     # The metadata files come last in the stream and prove the copy finished: list them first.
     meta = [n for n in names if _LAYER_SUFFIXES.sub("", n) in META]
     names = meta + [n for n in names if n not in meta]
     tool = info.get("tool_name") or "mariabackup/xtrabackup"
+    tar = check.container == "tar"
     return PayloadInfo(
-        kind="xbstream",
+        kind=PAYLOAD_KINDS[check.container],
         database_kind="MariaDB" if "MariaDB" in info.get("server_version", "") else "MySQL",
-        producer=f"{tool} (xbstream)",
+        producer=f"{tool} ({'tar of the backup folder' if tar else 'xbstream'})",
         producer_version=info.get("tool_version"),
         server_version=info.get("server_version"),
         completeness=Completeness.STRUCTURE_COMPLETE,
-        trailer=(
-            f"{r.chunks} chunks, each CRC-32 checked; {r.files} files, each closed by its "
-            "end chunk; every path inside the backup's folder"
-        ),
+        trailer=_container_words(check, r),
         tables=len(r.facts.tables),
         entries=names[:MAX_LISTED],
         entries_total=len(names),
@@ -170,13 +190,25 @@ def physical_partial(check: PhysicalCheck) -> dict[str, Any]:
         "member-decompress": none,
         "backup": none,
         "pages": none,
-        "payload": lambda: (
-            f"read {check.reader.chunks} xbstream chunks ({check.reader.bytes} bytes), each "
-            "CRC-32 checked; the end of the stream was not reached"
-            if check.reader.chunks
-            else None
-        ),
+        "payload": lambda: _partial_words(check),
     }
+
+
+def _partial_words(check: PhysicalCheck) -> str | None:
+    reader = check.reader
+    if isinstance(reader, TarFilesReader):
+        return (
+            f"read {reader.headers} tar headers ({reader.bytes} bytes), each checksummed; "
+            "the end of the archive was not reached"
+            if reader.headers
+            else None
+        )
+    return (
+        f"read {reader.chunks} xbstream chunks ({reader.bytes} bytes), each CRC-32 checked; "
+        "the end of the stream was not reached"
+        if reader.chunks
+        else None
+    )
 
 
 def destination_result(writer: FolderWriter) -> LayerResult:

@@ -14,6 +14,7 @@ from ..decompress.base import DecompressReader
 from ..decrypt.opener import Partial
 from ..errors import Layer, SealcheckError
 from ..payload.info import PayloadInfo, not_checked_note
+from ..physical.check import PAYLOAD_KINDS
 from ..records.identity import SourceIdentity
 from ..records.report import LayerResult, Status
 from ..records.verdict import Verdict
@@ -207,7 +208,7 @@ def payload_evidence(ev: Evidence, info: PayloadInfo) -> None:
         "completeness": info.completeness.value,
         "tables": info.tables,
     }
-    if info.kind == "xbstream" or info.kind.startswith("pg_dump-"):
+    if info.kind in PAYLOAD_KINDS.values() or info.kind.startswith("pg_dump-"):
         details["entries"] = info.entries
         details["entries_total"] = info.entries_total
     details.update(info.facts)

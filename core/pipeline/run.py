@@ -31,6 +31,7 @@ from ..payload.info import PayloadInfo, require_judged
 from ..payload.inspector import PayloadInspector
 from ..physical.check import PhysicalCheck
 from ..physical.extract import FolderWriter
+from ..physical.layout import NEED_MORE, container
 from ..plumbing.atomic import AtomicWriter
 from ..plumbing.progress import Meter
 from ..plumbing.streams import CHUNK, ChainReader, Prefetch, Reader, Tally, read_exact
@@ -38,7 +39,6 @@ from ..records.report import ErrorInfo, Report
 from ..version import __version__
 from .job import Job
 from .physical import (
-    XBSTREAM_MAGIC,
     destination_result,
     new_check,
     physical_evidence,
@@ -193,11 +193,13 @@ def _run(job: Job, ev: _Evidence) -> None:
         try:
             if payload.physical is not None:
                 done = payload.physical.finish()
-                payload.info = physical_payload_info(done, list(payload.physical.reader.files))
+                payload.info = physical_payload_info(payload.physical, done)
             else:
                 payload.info = payload.inspector.finish()
         finally:
-            ev.formats.append("xbstream" if payload.physical else payload.inspector.info.kind)
+            ev.formats.append(
+                payload.physical.container if payload.physical else payload.inspector.info.kind
+            )
         mismatch = _sidecar_evidence(job, ev, payload.sha256, payload.bytes)
         if job.extra_sink is not None and mismatch is None:
             job.extra_sink.finish()  # (a restore test commits its load here)
@@ -228,7 +230,8 @@ def _run(job: Job, ev: _Evidence) -> None:
         if folder is not None:
             if payload.physical is None:
                 raise UnsupportedFormat(
-                    "--extract writes the files of a physical backup (xbstream); this backup "
+                    "--extract writes the files of a physical backup (xbstream, or a tar of its "
+                    "folder); this backup "
                     f"is {payload.info.kind}: restore it to a file without --extract",
                     obj=src.name,
                     layer=Layer.DESTINATION,
@@ -312,7 +315,8 @@ def _consume(
     folder: FolderWriter | None = None,
 ) -> _Consumed:
     inspector = PayloadInspector(obj=job.data.name)
-    # A physical backup (xbstream) is read by its own check: members, layers, pages.
+    # A physical backup (xbstream, or a tar of its folder) is read by its own check:
+    # members, layers, pages.
     physical: PhysicalCheck | None = None
     sink: PhysicalCheck | PayloadInspector = inspector
     into: FolderWriter | None = None
@@ -326,9 +330,12 @@ def _consume(
         if seen
         else None
     )
+    kind: str | None = None
     while True:
         job.cancel.check()
         chunk = decode.read(CHUNK)
+        if total == 0:
+            chunk, kind = _physical_head(chunk, decode, job)
         if not chunk:
             break
         total += len(chunk)
@@ -340,13 +347,14 @@ def _consume(
                 obj=job.data.name,
             )
         h.update(chunk)
-        if seen == 0 and chunk.startswith(XBSTREAM_MAGIC):
+        if kind is not None:
             if folder is None and job.physical_into is not None:
-                folder = into = job.physical_into()
+                folder = into = job.physical_into(kind)
             physical = sink = new_check(
-                ev, job.secrets.xbcrypt, job.data.name, folder, job.max_disk_bytes, limit
+                ev, job.secrets.xbcrypt, job.data.name, folder, job.max_disk_bytes, limit, kind
             )
             ev.partial.update(physical_partial(physical))
+            kind = None
         sink.feed(chunk)
         seen = total
         if writer is not None:
@@ -354,6 +362,19 @@ def _consume(
         if job.extra_sink is not None:
             job.extra_sink.feed(chunk)
     return _Consumed(inspector, h.hexdigest(), total, physical=physical, into=into)
+
+
+def _physical_head(chunk: bytes, decode: Reader, job: Job) -> tuple[bytes, str | None]:
+    """The plaintext's first bytes, and the container of the physical backup they
+    start, if any: a tar's first file, which decides, may follow a few folders."""
+    head = chunk
+    while (kind := container(head)) == NEED_MORE:
+        job.cancel.check()
+        more = decode.read(CHUNK)
+        if not more:
+            return head, container(head, ended=True)
+        head += more
+    return head, kind
 
 
 def _open_envelope(

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import IO
 
 from ..formats import Fmt, sniff
-from ..payload.pgdump.archive import Damaged, Missing, to_error
-from ..payload.pgdump.tar import Member, MemberSink, TarParser
-from ..payload.streamparse import Ended, Feeder
+from ..payload.pgdump.archive import Missing, to_error
+from ..payload.streamparse import Damaged, Ended, Feeder
+from ..payload.tar import Member, MemberSink, TarParser
 from .errors import ArchiveRestoreFailed, DumpRefused, NotRestorable, ServerSoftwareMissing
 from .procs import current_user, kill_group, spawn
 

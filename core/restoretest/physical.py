@@ -42,6 +42,7 @@ from typing import Any
 import pymysql
 
 from ..payload.xbstream import CHECKPOINTS, INFO, MY_CNF
+from ..physical.check import PAYLOAD_KINDS
 from ..physical.extract import FolderWriter
 from ..plumbing.progress import CancelToken
 from .checks import PHYSICAL_NOTES, check_mariadb
@@ -223,8 +224,9 @@ class PhysicalTimes:
 class PhysicalRestore:
     """One physical restore test's sandbox, server and checks (see the module)."""
 
-    def __init__(self, state: StateDir, max_disk: int | None) -> None:
+    def __init__(self, state: StateDir, max_disk: int | None, container: str = "xbstream") -> None:
         self.state = state
+        self.kind = PAYLOAD_KINDS[container]
         self.max_disk = max_disk
         self.target: MariaDBTarget | None = None
         self.user: OsUser | None = None
@@ -234,7 +236,7 @@ class PhysicalRestore:
         self._t0 = time.monotonic()
 
     def folder(self, obj: str | None) -> FolderWriter:
-        """The sandbox, made when the plaintext turns out to be an xbstream."""
+        """The sandbox, made when the plaintext turns out to be a physical backup."""
         self._t0 = time.monotonic()
         my = self.target = MariaDBTarget(find_tools(need_server=False))
         self.user = my.sandbox(self.state, ())
@@ -309,7 +311,7 @@ class PhysicalRestore:
     def details(self) -> dict[str, Any]:
         """What the result's ``dump`` says of a physical backup."""
         out: dict[str, Any] = {
-            "kind": "xbstream",
+            "kind": self.kind,
             "physical": True,
             "extract_seconds": self.times.extract_s,
             "prepare_seconds": self.times.prepare_s,

@@ -45,8 +45,8 @@ def restore_test(job: Job, options: RestoreTestOptions) -> RestoreTestResult:
     limits = Limits(options.max_seconds, options.max_disk_bytes)
     loader = StreamingLoader(session.prepare, job.cancel, limits, deadline)
     job.extra_sink = Plaintext(loader, session)
-    # A physical backup (xbstream): its files go into the sandbox as the pipeline
-    # verifies them, and the server starts on them afterwards (see physical).
+    # A physical backup (xbstream, or a tar of its folder): its files go into the
+    # sandbox as the pipeline verifies them, and the server starts on them afterwards.
     job.physical_into = session.physical_folder
     if job.max_disk_bytes is None:  # also bounds the system tablespace's page check
         job.max_disk_bytes = options.max_disk_bytes

@@ -64,20 +64,21 @@ class Session:
         cm.__enter__()
         self._lock = cm
 
-    def physical_folder(self) -> FolderWriter:
-        """The plaintext is an xbstream: the throwaway MariaDB's sandbox, whose ``data``
-        folder receives the backup's files as they are verified."""
+    def physical_folder(self, container: str) -> FolderWriter:
+        """The plaintext is a physical backup (an xbstream, or a tar of its folder): the
+        throwaway MariaDB's sandbox, whose ``data`` folder receives the backup's files
+        as they are verified."""
         if self.options.server or self.options.engine not in ("auto", "mariadb", "mysql"):
             given = "--server" if self.options.server else f"--engine {self.options.engine}"
             raise NotRestorable(
-                "the payload is a physical backup (xbstream), which is restore-tested in a "
-                f"throwaway MariaDB started on its own files, not with {given}"
+                f"the payload is a physical backup ({container}), which is restore-tested in "
+                f"a throwaway MariaDB started on its own files, not with {given}"
             )
         self.engine = "mariadb"
         self._take_lock("mariadb")
         self.cleanup += self.state.clean_orphans("mariadb")
         self.deadline.start()  # the wall-clock limit: from here to the end of the checks
-        self.physical = PhysicalRestore(self.state, self.options.max_disk_bytes)
+        self.physical = PhysicalRestore(self.state, self.options.max_disk_bytes, container)
         try:
             return self.physical.folder(self.job.data.name)
         finally:

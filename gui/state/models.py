@@ -59,9 +59,12 @@ def guess_database(name: str, outcome: Outcome | None) -> str:
 
 
 def looks_physical(name: str, outcome: Outcome | None) -> bool:
-    """A physical backup (xbstream): by what a verify found, else by its name."""
+    """A physical backup (xbstream, or a tar of its folder): by what a verify found,
+    else by its name."""
     if outcome and outcome.report and outcome.report.formats:
-        return "xbstream" in outcome.report.formats
+        payload = outcome.report.layer("payload")
+        tar = payload is not None and payload.details.get("kind") == "xtrabackup-tar"
+        return "xbstream" in outcome.report.formats or tar
     low = name.lower().rsplit("/", 1)[-1]
     return "xbstream" in low or ".xb." in low or low.endswith((".xb", "_xb.qp"))
 

@@ -24,9 +24,12 @@ from fixtures.physical import (
     SAKILA_DB,
     SAKILA_ROWS,
     RealPhysical,
+    encrypted_folder,
     flip_bit,
     foreign_tablespace,
+    gnu_tar,
     gzip_openssl,
+    mbstream_extract,
 )
 from fixtures.restoretest import descendants, restore_test_cli
 from fixtures.s3servers import S3Store
@@ -114,6 +117,23 @@ def test_xbcrypt_members_restore(
     passes(res)
     mc = next(x for x in res["verification"]["layers"] if x["layer"] == "member-cipher")
     assert mc["status"] == "ok" and mc["details"]["key_proved"] is True
+
+
+def test_apsaradb_tar_gz_restores(
+    real_physical: RealPhysical, physical_keys: dict[str, Path], rt_state: Path, tmp_path: Path
+) -> None:
+    """ApsaraDB's ``*.tar.gz``: the tar of the backup's folder, NAME.xbcrypt files, the
+    key from the KMS plaintext; the same sandbox, prepare, server and checks."""
+    mbstream_extract(real_physical.plain, tmp_path / "plain")
+    enc = encrypted_folder(tmp_path / "plain", tmp_path / "enc", APSARA_KEY)
+    bk = gnu_tar(enc, tmp_path / "test1.tar.gz", "-z")
+    rc, res = restore_test_cli(
+        rt_state, str(bk), "--kms-plaintext-file", str(physical_keys["apsara"])
+    )
+    assert rc == 0, res["error"]
+    passes(res)
+    assert res["dump"]["kind"] == "xtrabackup-tar"
+    assert res["verification"]["formats"][-1] == "tar"
 
 
 def test_drift_against_a_baseline_and_the_redo_log_applied(

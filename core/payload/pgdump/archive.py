@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...errors import IncompleteDump, IntegrityError, Layer, SealcheckError
-from ..streamparse import PIECE, Cursor, Ended, Parse, take
+from ..streamparse import PIECE, Cursor, Damaged, Ended, Parse, take
 from .data import TextFacts
 
 # Archive versions whose layout this module reads. Older archives (pg_dump < 9.0)
@@ -72,15 +72,6 @@ _VERSION = re.compile(r"\d+[\x20-\x7e]*")
 _ENCODING = re.compile(r"SET client_encoding = '([^']+)';")
 _STDSTRINGS = re.compile(r"SET standard_conforming_strings = '(on|off)';")
 _PARTITION_ROOT = "-- load via partition root "
-
-
-class Damaged(Exception):
-    """The archive's structure is broken at byte ``at`` (of the stream being parsed)."""
-
-    def __init__(self, why: str, at: int | None = None) -> None:
-        super().__init__(why)
-        self.why = why
-        self.at = at
 
 
 class Missing(Exception):

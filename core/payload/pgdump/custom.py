@@ -11,7 +11,7 @@ where it is found.
 
 from __future__ import annotations
 
-from ..streamparse import PIECE, Cursor, Ended, Feeder, Parse, take, take_or_end
+from ..streamparse import PIECE, Cursor, Damaged, Ended, Feeder, Parse, take, take_or_end
 from .archive import (
     BLK_BLOBS,
     BLK_DATA,
@@ -20,7 +20,6 @@ from .archive import (
     POS_NOT_SET,
     POS_SET,
     ArchiveFacts,
-    Damaged,
     Entry,
     Missing,
     Toc,

@@ -1,11 +1,10 @@
 """A tar stream, and the pg_dump archives in it (tar format -Ft, or a tarred -Fd).
 
-A tar is a run of 512-byte headers, each checksummed, each followed by its
-member's data padded with zeros to a multiple of 512, and ended by two zero
-blocks. pg_dump's tar format (-Ft) writes toc.dat, one NNNN.dat per table and
-restore.sql; a directory archive (-Fd) holds toc.dat and NNNN.dat[.gz|.lz4|.zst]
-files, and reaches storage tarred (``tar czf db.tar.gz db/``), so the archive is
-a folder inside the tar, in any member order. Several archives may share one tar.
+The tar itself is read by the one tar reader (payload/tar.py). pg_dump's tar
+format (-Ft) writes toc.dat, one NNNN.dat per table and restore.sql; a directory
+archive (-Fd) holds toc.dat and NNNN.dat[.gz|.lz4|.zst] files, and reaches
+storage tarred (``tar czf db.tar.gz db/``), so the archive is a folder inside the
+tar, in any member order. Several archives may share one tar.
 
 Each member is checked as it streams by (tar header checksum, decompression,
 COPY text), keeping only its facts; the TOC decides at the end what each member
@@ -19,11 +18,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..streamparse import PIECE, Cursor, Ended, Feeder, Parse, take, take_or_end
+from ..streamparse import Cursor, Damaged, Ended, Feeder, Parse
+from ..tar import Member, MemberSink, TarParser
 from .archive import (
     FMT_TAR,
     ArchiveFacts,
-    Damaged,
     Entry,
     Missing,
     Toc,
@@ -35,151 +34,10 @@ from .archive import (
 )
 from .data import EntryData, TextCheck, TextFacts
 
-BLOCK = 512
-ZERO = bytes(BLOCK)
-MAX_NAME = 64 * 1024  # a GNU long name or pax header, kept whole
 _SUFFIX = {"": "none", ".gz": "gzip", ".lz4": "lz4", ".zst": "zstd"}
 _DATA_FILE = re.compile(r"(\d+|blob_\d+)\.dat(\.gz|\.lz4|\.zst)?")
 _BLOBS_TOC = re.compile(r"blobs(_\d+)?\.toc")
 _BLOBS_LINE = re.compile(rb"(\d+) (blob_\d+\.dat)")
-# Member types with data after the header (regular files, and unknown types,
-# which tar readers skip by their size); links, folders and devices have none.
-_NO_DATA = set(b"123456")
-
-
-@dataclass
-class Member:
-    name: str
-    size: int
-    at: int  # offset of its header in the tar stream
-
-
-class MemberSink:
-    def feed(self, data: bytes) -> None: ...
-
-    def finish(self) -> None: ...
-
-
-class TarParser:
-    """Tar headers and member data, as a stream parser; members go to ``open``."""
-
-    def __init__(self, open_member: Callable[[Member], MemberSink | None]) -> None:
-        self.cur = Cursor()
-        self._open = open_member
-        self.members = 0
-        self.not_judged: str | None = None
-
-    def parse(self) -> Parse[None]:
-        long_name: str | None = None
-        while True:
-            at = self.cur.pos
-            hdr = yield from take_or_end(self.cur, BLOCK, "a tar header")
-            if hdr is None:
-                raise Ended("the tar archive's two end blocks", at)
-            if hdr == ZERO:
-                yield from self._end(at)
-                return
-            _checksum(hdr, at)
-            kind = hdr[156]
-            size = _size(hdr, at)
-            name = long_name or _name(hdr)
-            long_name = None
-            if kind in b"LxKg":  # GNU long name or link name, pax header (global: g)
-                raw = yield from self._small(size, at)
-                long_name = _long_name(kind, raw) if kind in b"Lx" else None
-                continue
-            if kind == ord("S"):
-                self.not_judged = "the tar holds a GNU sparse member, which is not read here"
-                return
-            if kind in _NO_DATA:
-                size = 0
-            self.members += 1
-            yield from self._data(Member(name, size, at))
-
-    def _small(self, size: int, at: int) -> Parse[bytes]:
-        if size > MAX_NAME:
-            raise Damaged(f"a tar name header of {size} bytes", at)
-        raw = yield from take(self.cur, size, "a tar name header")
-        yield from self._padding(size)
-        return raw
-
-    def _data(self, m: Member) -> Parse[None]:
-        sink = self._open(m)
-        n = m.size
-        while n > 0:
-            piece = yield from take(self.cur, min(n, PIECE), f"the tar member {m.name}")
-            n -= len(piece)
-            if sink is not None:
-                sink.feed(piece)
-        if sink is not None:
-            sink.finish()
-        yield from self._padding(m.size)
-
-    def _padding(self, size: int) -> Parse[None]:
-        pad = -size % BLOCK
-        at = self.cur.pos
-        raw = yield from take(self.cur, pad, "a tar member's padding")
-        if raw.count(0) != len(raw):
-            raise Damaged("a tar member's padding is not zeros", at)
-
-    def _end(self, at: int) -> Parse[None]:
-        second = yield from take_or_end(self.cur, BLOCK, "the tar archive's second end block")
-        if second is None:
-            raise Ended("the tar archive's second end block", at + BLOCK)
-        if second != ZERO:
-            raise Damaged("a zero block in the middle of the tar archive", at)
-        # Writers pad the archive to a record size with more zeros.
-        while True:
-            at = self.cur.pos
-            rest = yield from take_or_end(self.cur, BLOCK, "the tar archive's padding")
-            if rest is None:
-                return
-            if rest.count(0) != len(rest):
-                raise Damaged("data follows the end of the tar archive", at)
-
-
-def _checksum(hdr: bytes, at: int) -> None:
-    field_ = hdr[148:156]
-    try:
-        stored = int(field_.replace(b"\0", b" ").strip() or b"-1", 8)
-    except ValueError:
-        stored = -1
-    unsigned = sum(hdr[:148]) + 8 * 32 + sum(hdr[156:])
-    signed = unsigned - sum(256 for b in hdr[:148] + hdr[156:] if b > 127)
-    if stored not in (unsigned, signed):
-        raise Damaged("a tar header's checksum does not match (a damaged header)", at)
-
-
-def _size(hdr: bytes, at: int) -> int:
-    raw = hdr[124:136]
-    if raw[0] & 0x80:  # base-256, for members of 8 GiB and more
-        return int.from_bytes(raw[1:], "big")
-    try:
-        return int(raw.replace(b"\0", b" ").strip() or b"0", 8)
-    except ValueError:
-        raise Damaged("a tar header's size field is not a number", at) from None
-
-
-def _name(hdr: bytes) -> str:
-    name = hdr[:100].split(b"\0", 1)[0]
-    if hdr[257:263] == b"ustar\0":  # POSIX: a prefix field (GNU has none)
-        prefix = hdr[345:500].split(b"\0", 1)[0]
-        if prefix:
-            name = prefix + b"/" + name
-    return name.decode("utf-8", "replace")
-
-
-def _long_name(kind: int, raw: bytes) -> str | None:
-    if kind == ord("L"):
-        return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-    for rec in raw.split(b"\n"):  # pax: "LEN key=value"
-        _, _, kv = rec.partition(b" ")
-        if kv.startswith(b"path="):
-            return kv[5:].decode("utf-8", "replace")
-    return None
-
-
-# --- the pg_dump archives in the tar ------------------------------------------------
 
 
 @dataclass
