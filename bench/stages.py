@@ -8,7 +8,8 @@ start-up and imports excluded):
 
 - ``fetch``: read the object and SHA-256 it (the fetch thread)
 - ``aes``: AES-256-CBC decryption of an ``openssl enc`` object, key and IV from
-  EVP_BytesToKey-SHA256 of PASSFILE's first line (the decode thread, first half)
+  EVP_BytesToKey-SHA256 of PASSFILE's first line (the decode thread, first half);
+  ``aes-cryptography`` the same through cryptography instead of libcrypto (evp.py)
 - ``decompress``: the decompressor Sealcheck picks for FILE, read to its end
   (the decode thread, second half)
 - ``sha256``: SHA-256 of the plaintext (the consumer thread)
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sealcheck.core.decompress.registry import open_decompressor
+from sealcheck.core.decrypt.openssl import evp
 from sealcheck.core.decrypt.openssl.header import CIPHERS_BY_NAME, raw_params
 from sealcheck.core.decrypt.openssl.kdf import evp_bytes_to_key
 from sealcheck.core.decrypt.openssl.stream import DecryptReader
@@ -92,7 +94,8 @@ def decompress(path: Path) -> int:
 def main() -> int:
     stage, path = sys.argv[1], Path(sys.argv[2])
     t0, c0 = time.perf_counter(), time.process_time()
-    if stage == "aes":
+    if stage in ("aes", "aes-cryptography"):
+        evp.USE_LIBCRYPTO = stage == "aes"
         n = aes(path, Path(sys.argv[3]))
     else:
         n = {"fetch": fetch, "sha256": sha256, "inspect": inspect, "decompress": decompress}[stage](

@@ -12,7 +12,8 @@ The other thread:
 - ``python``: a pure-Python loop (holds the GIL except at the switch interval): the
   worst case for a decoder that has to take the GIL back after every call.
 - ``consumer``: what Sealcheck's consumer thread does per plaintext MiB: SHA-256
-  (releases the GIL) and ``bytes.find``/``count`` over the chunk (hold it).
+  and the payload marks searched (bench/gil.py; ``bytes.find``/``count``, which hold
+  the GIL, before payload/search.py).
 
 Candidates: ``zstandard`` (stream_reader at several read sizes, decompressobj,
 read_to_iter), ``backports.zstd`` (Python 3.14's ``compression.zstd``: the bz2-style
@@ -32,12 +33,12 @@ sleep, is the machine's own lateness).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from gil import Busy, busy_rate, gaps_during
 
 MiB = 1 << 20
 
@@ -126,69 +127,10 @@ CANDIDATES: dict[str, Callable[[Path], int]] = {
 }
 
 
-class Busy:
-    """The other thread: counts its loops until stopped."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.loops = 0
-        self._stop = False
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        if self.kind == "python":
-            while not self._stop:
-                for _ in range(1000):
-                    pass
-                self.loops += 1
-        else:  # consumer: per MiB, what the consumer thread does with a plaintext chunk
-            chunk = (b"INSERT INTO `t1` VALUES (1,'alpha bravo','x@y.example',12.50)," * 20000)[
-                :MiB
-            ]
-            while not self._stop:
-                hashlib.sha256(chunk)
-                chunk.find(b"Distrib ")
-                chunk.find(b"\n-- Dump completed")
-                chunk.count(b"CREATE TABLE ")
-                self.loops += 1
-
-    def __enter__(self) -> Busy:
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop = True
-        self._t.join()
-
-
 def probe(name: str, fn: Callable[[], object]) -> None:
-    gaps: list[float] = []
-    stop = threading.Event()
-
-    def wake() -> None:
-        last = time.perf_counter()
-        while not stop.is_set():
-            time.sleep(0.0005)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
-
-    t = threading.Thread(target=wake, daemon=True)
-    t.start()
-    time.sleep(0.05)
-    t0 = time.perf_counter()
-    fn()
-    wall = time.perf_counter() - t0
-    stop.set()
-    t.join()
+    wall, gaps = gaps_during(fn)
     held = sum(g for g in gaps if g > 0.010) / wall
     print(f"{name:<46} {wall:6.2f}s  worst gap {max(gaps) * 1000:6.1f} ms  gaps>10ms {held:4.0%}")
-
-
-def busy_alone(kind: str, seconds: float = 1.0) -> float:
-    with Busy(kind) as b:
-        time.sleep(seconds)
-    return b.loops / seconds
 
 
 def main() -> int:
@@ -212,7 +154,7 @@ def main() -> int:
                 probe(name, lambda fn=fn: fn(args.file))  # type: ignore[misc]
         return 0
     kinds = args.busy.split(",")
-    rates = {k: busy_alone(k) for k in kinds if k != "none"}
+    rates = {k: busy_rate(k) for k in kinds if k != "none"}
     for k, r in rates.items():
         print(f"the {k} thread alone: {r:,.0f} loops/s")
     sizes: set[int] = set()

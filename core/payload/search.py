@@ -16,6 +16,8 @@ import ctypes
 import ctypes.util
 from collections.abc import Callable
 
+from ..plumbing.cbytes import address
+
 # A chunk with more hits than this is counted by bytes.count: each memmem call costs
 # about a microsecond of Python around it, so data made of the string itself (a
 # hostile or odd dump) must not turn into one call per occurrence.
@@ -39,13 +41,6 @@ def _load() -> _Memmem | None:
 _MEMMEM = _load()
 
 
-def _address(buf: bytes) -> int:
-    # The bytes object's own buffer (no copy); it stays alive for the caller's call.
-    addr = ctypes.cast(ctypes.c_char_p(buf), ctypes.c_void_p).value
-    assert addr is not None
-    return addr
-
-
 def find(buf: bytes, needle: bytes, start: int = 0, end: int | None = None) -> int:
     """``buf.find(needle, start, end)`` for non-negative ``start``/``end``."""
     stop = len(buf) if end is None else min(end, len(buf))
@@ -53,7 +48,7 @@ def find(buf: bytes, needle: bytes, start: int = 0, end: int | None = None) -> i
         return buf.find(needle, start, stop)
     if start < 0 or stop - start < len(needle):
         return buf.find(needle, start, stop)
-    base = _address(buf)
+    base = address(buf)
     hit = _MEMMEM(base + start, stop - start, needle, len(needle))
     return -1 if hit is None else hit - base
 
@@ -62,7 +57,7 @@ def count(buf: bytes, needle: bytes) -> int:
     """``buf.count(needle)`` (non-overlapping, as bytes.count)."""
     if _MEMMEM is None or not needle or type(buf) is not bytes or len(buf) < 4096:
         return buf.count(needle)
-    base, size, n, pos = _address(buf), len(buf), 0, 0
+    base, size, n, pos = address(buf), len(buf), 0, 0
     for _ in range(_MAX_CALLS):
         if size - pos < len(needle):
             return n

@@ -50,6 +50,7 @@ def open_openssl(req: OpenRequest, ev: EvidenceSink) -> Opened:
     ciphertext = Tally(stream)
     dec = DecryptReader(ciphertext, params, obj=src.name, cancel=req.cancel)
     params.wipe()
+    req.closers.append(dec.close)  # the key schedule freed however the run ends
     desc = f"{params.cipher.name}, key and IV from {params.kdf.describe()}"
     if params.form is not None:
         desc += f", secret passed as {params.form.description}"

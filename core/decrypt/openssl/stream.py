@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import binascii
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-from ...errors import IntegrityError, Layer, TruncatedBackup
+from ...errors import Cancelled, IntegrityError, Layer, TruncatedBackup
 from ...formats import sniff
 from ...plumbing.progress import CancelToken
 from ...plumbing.streams import Reader
+from .evp import aes_decryptor
 from .header import BLOCK, EncParams, valid_padding
 
 
@@ -71,7 +70,11 @@ class Base64Reader:
 
 
 class DecryptReader:
-    """Stream-decrypt AES-CBC (PKCS#7) or AES-CTR ciphertext."""
+    """Stream-decrypt AES-CBC (PKCS#7) or AES-CTR ciphertext.
+
+    The caller may wipe ``params`` once this is made: the key lives on only in the
+    decryptor's context (evp.py), freed when the stream ends or at :meth:`close`.
+    """
 
     def __init__(
         self,
@@ -82,16 +85,11 @@ class DecryptReader:
         cancel: CancelToken | None = None,
     ) -> None:
         self._cancel = cancel or CancelToken()
-        mode = (
-            modes.CBC(bytes(params.iv))
-            if params.cipher.mode == "cbc"
-            else modes.CTR(bytes(params.iv))
-        )
-        self._dec = Cipher(algorithms.AES(bytes(params.key)), mode).decryptor()
+        self._dec = aes_decryptor(params.cipher, params.key, params.iv)
         self._cbc = params.cipher.mode == "cbc"
         self._up = upstream
-        self._held = b""
         self._eof = False
+        self._closed = False
         self._obj = obj
         self.ciphertext_bytes = 0
         self.padding_ok: bool | None = None
@@ -99,28 +97,37 @@ class DecryptReader:
     def read(self, n: int = -1, /) -> bytes:
         while not self._eof:
             self._cancel.check()
+            if self._closed:  # the run is being torn down: a late read of its decode thread
+                raise Cancelled()
             chunk = self._up.read(n if n > 0 else 1 << 20)
             if not chunk:
                 self._eof = True
                 return self._finish()
             self.ciphertext_bytes += len(chunk)
-            pt = self._dec.update(chunk)
-            if not self._cbc:
+            # CBC: the decryptor holds back the last plaintext block: it carries the
+            # padding, which can only be checked once the stream has ended.
+            try:
+                pt = self._dec.update(chunk)
+            except ValueError:  # its context freed by close() since the check above
+                if self._closed:
+                    raise Cancelled() from None
+                raise
+            if pt or not self._cbc:
                 return pt
-            # Hold back the last plaintext block: it carries the padding,
-            # which can only be checked once the stream has ended.
-            buf = self._held + pt if self._held else pt
-            if len(buf) <= BLOCK:
-                self._held = buf
-                continue
-            self._held = buf[-BLOCK:]
-            return buf[:-BLOCK]
         return b""
+
+    def close(self) -> None:
+        """Free the decryption's context now (the run ended before the stream did);
+        waits for a decryption under way in another thread."""
+        self._closed = True
+        self._dec.close()
 
     def _finish(self) -> bytes:
         try:
-            tail = self._dec.finalize()
+            last = self._dec.finalize()
         except ValueError:
+            if self._closed:
+                raise Cancelled() from None
             raise TruncatedBackup(
                 f"the ciphertext ({self.ciphertext_bytes} bytes) is not a whole number of "
                 "AES blocks",
@@ -128,8 +135,7 @@ class DecryptReader:
                 layer=Layer.CIPHER,
             ) from None
         if not self._cbc:
-            return tail
-        last = self._held + tail
+            return last
         if len(last) != BLOCK or not valid_padding(last):
             self.padding_ok = False
             raise IntegrityError(
