@@ -35,7 +35,7 @@ KIND_WORDS = {
     "3": "a character device",
     "4": "a block device",
     "6": "a FIFO",
-    "S": "a GNU sparse file",
+    "S": "a GNU sparse file (tar -S), whose holes are not read here",
     "V": "a volume label",
     "M": "a multi-volume continuation",
     "D": "a GNU dump folder",
@@ -108,7 +108,9 @@ class TarParser:
                     ext.update(_pax(raw, at))
                 continue
             size = int(ext["size"]) if "size" in ext else _size(hdr, at)
-            name = ext.get("path") or _name(hdr)
+            name = ext.get("sparse_name") or ext.get("path") or _name(hdr)
+            if "sparse" in ext:
+                kind = "S"
             link = ext.get("linkpath") or _field(hdr, 157, 100)
             ext = {}
             m = Member(name, 0 if hdr[156] in _NO_DATA else size, at, kind, link)
@@ -220,6 +222,12 @@ def _pax(raw: bytes, at: int) -> dict[str, str]:
         key, eq, value = rec[len(digits) + 1 : -1].partition(b"=")
         if eq and key in (b"path", b"linkpath", b"size"):
             out[key.decode()] = value.decode("utf-8", "replace")
+        elif eq and key.startswith(b"GNU.sparse."):
+            # GNU tar -S in pax: the data holds a map of the holes before the file's
+            # bytes, under a made-up name; read as a sparse member, by its real name.
+            out["sparse"] = "1"
+            if key == b"GNU.sparse.name":
+                out["sparse_name"] = value.decode("utf-8", "replace")
     if "size" in out and not out["size"].isdigit():
         raise Damaged("a pax extended header's size is not a number", at)
     return out

@@ -57,9 +57,10 @@ class TarFilesReader:
         return self._parser.zeros_skipped
 
     def _refuse(self, m: Member, why: str) -> UnsafeMemberPath:
+        holds = "" if m.kind == "S" else ": a backup's folder holds only files and folders"
         return UnsafeMemberPath(
-            f"tar member {m.name[:300]!r} (at byte {m.at}) is {why}: a backup's folder holds "
-            "only files and folders, so it is refused and nothing of the backup is written",
+            f"tar member {m.name[:300]!r} (at byte {m.at}) is {why}{holds}; it is refused "
+            "and nothing of the backup is written",
             obj=self._obj,
         )
 

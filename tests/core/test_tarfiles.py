@@ -146,6 +146,22 @@ def test_hostile_members_are_refused_by_name(tmp_path: Path) -> None:
         read(gnu_tar(src, tmp_path / "fifo.tar"))
 
 
+@pytest.mark.parametrize("fmt", ["gnu", "pax"])
+def test_a_sparse_member_is_refused_by_its_real_name(fmt: str, tmp_path: Path) -> None:
+    """``tar -S``: GNU's sparse header (gnu) or a hole map before the data under a
+    made-up name (pax 1.0): never read as the file's bytes."""
+    src = tmp_path / "b"
+    src.mkdir()
+    with (src / "ibdata1").open("wb") as f:
+        f.truncate(1 << 20)
+        f.seek(500_000)
+        f.write(b"abc")
+    data = gnu_tar(src, tmp_path / "s.tar", f"--format={fmt}", "-S")
+    with pytest.raises(UnsafeMemberPath, match=r"'\./ibdata1'.*GNU sparse file"):
+        read(data)
+    assert container(data) == "tar"
+
+
 def test_a_file_that_comes_twice_is_refused(tmp_path: Path) -> None:
     src = folder(tmp_path / "b", {"ibdata1": b"1"})
     out = tmp_path / "t.tar"
