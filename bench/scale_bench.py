@@ -145,6 +145,7 @@ def main() -> None:
         metavar="WORK",
         help="merge again the plan and results an earlier run left in WORK (a new history)",
     )
+    ap.add_argument("--no-report", action="store_true", help="stop after the merge")
     args = ap.parse_args()
 
     from sealcheck.core.audit.merge import bulk
@@ -158,34 +159,35 @@ def main() -> None:
 
     plan = read_plan(work / "plan.jsonl")
     with bulk():  # as `audit merge` does
-        merge_and_report(work, plan, clock)
+        merge_and_report(work, plan, clock, report=not args.no_report)
     print(json.dumps({k: round(v, 3) for k, v in clock.figures.items()}))
     print(f"work folder: {work} (remove when done)")
 
 
-def merge_and_report(work: Path, plan: Any, clock: Clock) -> None:
-    from sealcheck.core.audit.merge import merge, record
-    from sealcheck.core.audit.results import Folder, read_rows
+def merge_and_report(work: Path, plan: Any, clock: Clock, *, report: bool) -> None:
+    from sealcheck.core.audit.merge import merge, record, recorded
+    from sealcheck.core.audit.results import Folder, Parts
     from sealcheck.core.records import evidence
     from sealcheck.core.records.history import History
 
     n = len(plan.items)
     merge_started = clock.start()
-    rows = list(read_rows(Folder(work / "results", create=False), plan.sha256))
-    clock.done("merge: read parts")
-    merged = merge(plan, rows)
-    assert merged.complete and len(merged.chosen) == n
-    clock.done("merge: check + parse records")
-    history = History.default(keep_open=True)
-    out = record(plan, merged, history, shards=None)
-    clock.done("merge: record history + campaign")
+    with Parts() as parts:
+        merged = merge(plan, parts, [Folder(work / "results", create=False)])
+        assert merged.complete and len(merged.chosen) == n
+        clock.done("merge: read parts, one result per item")
+        history = History.default(keep_open=True)
+        out = record(plan, merged, parts, history, shards=None)
+        clock.done("merge: parse + record history + campaign")
     clock.done(f"MERGE TOTAL ({n} results)", merge_started)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     clock.figures["peak_rss_mib_after_merge"] = peak
     print(f"peak RSS after the merge: {peak:.0f} MiB", flush=True)
     assert out.summary["totals"] == {"ok": n}, out.summary["totals"]
+    if not report:
+        return
 
-    body = evidence.build(out.entries, sections={"campaign": out.summary})
+    body = evidence.build(recorded(history, out), sections={"campaign": out.summary})
     clock.done("report: build evidence")
     text = json.dumps(evidence.sign(body, history, None))
     clock.done("report: chain spine + JSON")

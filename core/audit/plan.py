@@ -21,7 +21,7 @@ import datetime as _dt
 import enum
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,34 +232,62 @@ def write_plan(path: Path, campaign: dict[str, Any], items: Iterable[WorkItem]) 
 
 def read_plan(path: Path) -> Plan:
     """The plan at ``path``; PlanError (naming the file) when it is not one or its
-    digest does not match what it holds."""
+    digest does not match what it holds. Read a line at a time: a plan of 100,000 items
+    is 50 MB of text, which is not held (nor a copy of it split in lines) beside them."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as f:
+            return _parse(f, str(path), path)
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanError(f"cannot read it ({exc})", obj=str(path)) from None
-    return parse_plan(text, str(path), path)
 
 
 def parse_plan(text: str, name: str, path: Path | None = None) -> Plan:
     """A plan's text (read from a file or an S3 object called ``name``), checked."""
-    head_line, _, rest = text.partition("\n")
+    lines = text.split("\n")  # not splitlines(): a name may hold U+2028
+    if lines and lines[-1] == "":
+        lines.pop()
+    return _parse(iter(lines), name, path)
+
+
+def _parse(lines: Iterator[str], name: str, path: Path | None) -> Plan:
+    """The header, then every item line hashed as it is read; the items are kept only
+    when the digest matches (an edited plan is refused as such, even where an edit
+    made a line unreadable)."""
     try:
-        head = json.loads(head_line)
+        head = json.loads(next(lines, ""))
     except ValueError:
         head = None
     if not isinstance(head, dict) or head.get("format") != FORMAT:
         raise PlanError(f"not a shard plan (its first line is not a {FORMAT} header)", obj=name)
-    campaign, digest = head.get("campaign"), head.get("sha256")
+    campaign, digest, count = head.get("campaign"), head.get("sha256"), head.get("items")
     if not isinstance(campaign, dict) or not isinstance(digest, str):
         raise PlanError("its header has no campaign or no sha256", obj=name)
-    lines = rest.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if seal(campaign, lines) != digest or head.get("items") != len(lines):
-        raise PlanError(
-            "its SHA-256 does not match what it holds (edited, cut short or reordered "
-            "since it was written): make the plan again",
-            obj=name,
-        )
-    items = tuple(WorkItem.from_json(line, f"{name} line {n}") for n, line in enumerate(lines, 2))
-    return Plan(campaign, items, digest, path, name)
+    if not isinstance(count, int):
+        raise _not_sealed(name)
+    h = hashlib.sha256(canonical(_header(campaign, count)).encode())
+    items: list[WorkItem] = []
+    unreadable: PlanError | None = None
+    read = 0
+    for n, raw in enumerate(lines, 2):
+        read += 1
+        line = raw.removesuffix("\n")
+        h.update(b"\n")
+        h.update(line.encode())
+        if unreadable is None:
+            try:
+                items.append(WorkItem.from_json(line, f"{name} line {n}"))
+            except PlanError as exc:
+                unreadable = exc
+    if h.hexdigest() != digest or count != read:
+        raise _not_sealed(name)
+    if unreadable is not None:
+        raise unreadable
+    return Plan(campaign, tuple(items), digest, path, name)
+
+
+def _not_sealed(name: str) -> PlanError:
+    return PlanError(
+        "its SHA-256 does not match what it holds (edited, cut short or reordered "
+        "since it was written): make the plan again",
+        obj=name,
+    )

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import os
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from ..errors import SealcheckError, UsageError
 from ..storage.s3.client import S3Settings, make_client, parse_uri
@@ -182,6 +183,108 @@ def destination(
     return Folder(Path(spec), create=create)
 
 
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a result row is, to read it again: its part (``Parts`` numbers them), line
+    number, byte offset and length in the part, and a digest of its bytes (identical rows
+    are told without reading them again; a part changed since is noticed)."""
+
+    part: int
+    line: int
+    offset: int
+    length: int
+    digest: bytes
+
+
+def _digest(line: bytes) -> bytes:
+    return hashlib.blake2b(line, digest_size=16).digest()
+
+
+class Parts:
+    """The result parts a merge reads: each part read once, in order, keeping of each row
+    only its ``Place``; a row read again later by its place. A folder's part is read
+    again from the folder; an S3 part (a GET each) is kept in an unnamed temporary file
+    while the merge runs (results hold no secret). So a merge holds one part at a time,
+    not every row of the campaign."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[str, Path | None, int]] = []  # name, its file, base offset
+        self._spool: IO[bytes] | None = None
+
+    def __enter__(self) -> Parts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def scan(self, dest: Destination, plan_sha256: str) -> Iterator[tuple[ItemResult, Place]]:
+        """Every result row of this plan in the destination (other plans' are passed over:
+        a prefix may hold several nights' results)."""
+        for part in dest.parts():
+            body = dest.read(part)
+            name = f"{dest.name.rstrip('/')}/{part}"
+            if isinstance(dest, Folder):
+                self._parts.append((name, dest.path / part, 0))
+            else:
+                spool = self._spool = self._spool or tempfile.TemporaryFile()
+                base = spool.seek(0, os.SEEK_END)
+                spool.write(body)
+                self._parts.append((name, None, base))
+            number = len(self._parts) - 1
+            offset = 0
+            for n, raw in enumerate(body.split(b"\n"), 1):
+                at, offset = offset, offset + len(raw) + 1
+                line = raw.rstrip(b"\r")
+                if not line.strip():
+                    continue
+                r = _row(line.decode("utf-8", "replace"), f"{name} line {n}")
+                if r.plan == plan_sha256:
+                    yield r, Place(number, n, at, len(line), _digest(line))
+
+    def where(self, p: Place) -> str:
+        """The part and line, for people."""
+        return f"{self._parts[p.part][0]} line {p.line}"
+
+    def read(self, places: Iterable[Place]) -> list[ItemResult]:
+        """The rows at these places, in the order given (each part opened once)."""
+        want = list(places)
+        by_part: dict[int, list[Place]] = {}
+        for p in want:
+            by_part.setdefault(p.part, []).append(p)
+        got: dict[Place, ItemResult] = {}
+        for number, here in sorted(by_part.items()):
+            name, path, base = self._parts[number]
+            here.sort(key=lambda p: p.offset)
+            try:
+                f = path.open("rb") if path is not None else None
+            except OSError as exc:
+                raise ResultsError(f"cannot read it again ({exc.strerror})", obj=name) from None
+            src = f or self._spool
+            assert src is not None
+            try:
+                for p in here:
+                    src.seek(base + p.offset)
+                    line = src.read(p.length)
+                    if _digest(line) != p.digest:
+                        raise ResultsError(
+                            f"line {p.line} changed while the merge read it", obj=name
+                        )
+                    got[p] = _row(line.decode("utf-8", "replace"), self.where(p))
+            finally:
+                if f is not None:
+                    f.close()
+        return [got[p] for p in want]
+
+
+def _row(line: str, where: str) -> ItemResult:
+    try:
+        return ItemResult.from_json(line, where)
+    except SealcheckError as exc:
+        raise ResultsError(exc.message()) from None
+
+
 def read_rows(dest: Destination, plan_sha256: str) -> Iterator[Row]:
     """Every result row of this plan in the destination (other plans' are passed over:
     a prefix may hold several nights' results)."""
@@ -191,10 +294,7 @@ def read_rows(dest: Destination, plan_sha256: str) -> Iterator[Row]:
             if not line.strip():
                 continue
             where = f"{dest.name.rstrip('/')}/{part} line {n}"
-            try:
-                r = ItemResult.from_json(line, where)
-            except SealcheckError as exc:
-                raise ResultsError(exc.message()) from None
+            r = _row(line, where)
             if r.plan == plan_sha256:
                 yield Row(r, where)
 

@@ -23,9 +23,9 @@ from typing import Any
 
 from ..audit.campaign import CampaignOptions, drawn, new_campaign_id
 from ..audit.item import ItemContext
-from ..audit.merge import Merged, bulk, merge, record
+from ..audit.merge import Merged, bulk, merge, record, recorded
 from ..audit.plan import Plan, PlanError, parse_plan, read_plan, write_plan
-from ..audit.results import Row, destination, read_rows
+from ..audit.results import Destination, Parts, destination
 from ..audit.shard import ShardOutcome, parse_shard, run_shard
 from ..errors import ExitCode, UsageError
 from ..plumbing.progress import CancelToken
@@ -179,19 +179,21 @@ def cmd_merge(args: argparse.Namespace) -> int:
     plan = load_plan(args.operands[0], args)
     settings = _settings(args, plan)
     client: Any = None
-    rows: list[Row] = []
-    with bulk():
-        for spec in args.operands[1:]:
-            if spec.startswith("s3://") and client is None:
-                client = make_client(settings)
-            dest = destination(spec, settings, create=False, client=client)
-            rows.extend(read_rows(dest, plan.sha256))
-        merged = merge(plan, rows)
+    dests: list[Destination] = []
+    for spec in args.operands[1:]:
+        if spec.startswith("s3://") and client is None:
+            client = make_client(settings)
+        dests.append(destination(spec, settings, create=False, client=client))
+    with bulk(), Parts() as parts:
+        merged = merge(plan, parts, dests)
         if not merged.complete:
             return _incomplete(args, plan, merged)
         history = History.default(keep_open=True)
-        out = record(plan, merged, history, shards=None)
-        finish(args, history, out.summary, out.entries, population=None)
+        out = record(plan, merged, parts, history, shards=None)
+    # The report needs every record in full: read back from the history, not held.
+    entries = recorded(history, out) if args.report else out.entries
+    with bulk():
+        finish(args, history, out.summary, entries, population=None)
     return out.exit_code
 
 

@@ -19,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import enum
 import functools
@@ -29,7 +30,7 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,15 @@ class Entry:
         if self.kind is Kind.RESTORE_TEST:
             return RestoreTestResult.from_dict(data, where)
         return Report.from_dict(data, where)
+
+    def tally(self) -> Entry:
+        """This entry without its result's text, except a restore test's (its recovery
+        time is measured against the RTO): what a campaign's totals, exit code and
+        listing need. A merge of 100,000 results keeps these, not 240 MB of records;
+        its report reads them back in full. Not for the chain: its digest covers the text."""
+        if self.kind is Kind.RESTORE_TEST:
+            return self
+        return dataclasses.replace(self, result_json="")
 
     def content(self) -> dict[str, Any]:
         """What the chain's digest covers: every stored field but the chain's own."""
@@ -375,27 +385,26 @@ class History:
 
     def record_many(
         self,
-        results: Sequence[Result],
+        results: Iterable[tuple[Result, dict[str, Any], Targets | None]],
         *,
         trigger: Trigger,
         campaign: str | None,
-        as_made: Sequence[dict[str, Any]] | None = None,
-        targets: Sequence[Targets | None] | None = None,
+        keep: Callable[[Entry], Entry] | None = None,
     ) -> list[Entry]:
         """Append finished results in one transaction, in order: all of them or none
-        (a coordinator merging a sharded campaign, issue 15). ``as_made``: each result's
-        ``to_dict()`` as the machine that ran it made it, stored as is (the results were
-        read back from it; not making it again is most of a 100,000-result merge);
-        ``targets``: each one's, as ``record`` keeps them."""
-        data = as_made if as_made is not None else [r.to_dict() for r in results]
-        aims = targets if targets is not None else [None] * len(results)
-        if not len(data) == len(aims) == len(results):
-            raise ValueError("as_made and targets must hold one item per result")
-        rows = []
-        for r, d, t in zip(results, data, aims, strict=True):
-            d = _with_targets(d, t)
-            rows.append((_result_row(r, d, None, None, trigger, campaign), d))
-        return self._insert(rows)
+        (a coordinator merging a sharded campaign, issue 15; an exception from
+        ``results`` records nothing). Each comes with its ``to_dict()`` as the machine
+        that ran it made it, stored as is (the results were read back from it; not
+        making it again is most of a 100,000-result merge), and its targets, as
+        ``record`` keeps them. ``results`` may be a generator: a merge reads them a
+        batch at a time. ``keep``: what to keep of each new entry (``Entry.tally``)."""
+
+        def rows() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+            for r, made, t in results:
+                d = _with_targets(made, t)
+                yield _result_row(r, d, None, None, trigger, campaign), d
+
+        return self._insert(rows(), keep)
 
     def record_campaign(
         self,
@@ -445,7 +454,11 @@ class History:
         )
         return self._insert([(row, result)])[0]
 
-    def _insert(self, rows: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[Entry]:
+    def _insert(
+        self,
+        rows: Iterable[tuple[dict[str, Any], dict[str, Any]]],
+        keep: Callable[[Entry], Entry] | None = None,
+    ) -> list[Entry]:
         """Append rows (each with its result as data) in one transaction."""
         out = []
         with self._connect(create=True) as db:
@@ -462,7 +475,8 @@ class History:
                     f"INSERT INTO entries ({names}) VALUES ({marks})",  # noqa: S608 - fixed names
                     {"id": new_id, **row},
                 )
-                out.append(_entry((new_id, *row.values())))
+                entry = _entry((new_id, *row.values()))
+                out.append(keep(entry) if keep is not None else entry)
             db.execute("COMMIT")
         return out
 

@@ -74,6 +74,7 @@ def test_plan_is_deterministic_and_sealed(tmp_path: Path) -> None:
         "edited": [lines[0], lines[1].replace('"size":1000', '"size":999'), *lines[2:]],
         "removed": [lines[0], *lines[2:]],
         "swapped": [lines[0], lines[2], lines[1], *lines[3:]],
+        "garbled": [lines[0], lines[1][:-9], *lines[2:]],  # no longer a work item
     }
     for name, text in edits.items():
         bad = tmp_path / f"{name}.jsonl"
