@@ -192,6 +192,9 @@ def merge_and_report(work: Path, plan: Any, clock: Clock, *, report: bool) -> No
     text = json.dumps(evidence.sign(body, history, None))
     clock.done("report: chain spine + JSON")
     clock.figures["report_bytes"] = len(text)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    clock.figures["peak_rss_mib_after_report"] = peak
+    print(f"peak RSS after the report: {peak:.0f} MiB", flush=True)
 
 
 if __name__ == "__main__":

@@ -170,7 +170,8 @@ def record(
     """Record a complete merge: the results (those not already recorded by an earlier,
     interrupted merge), then the campaign record from what the history then holds. The
     chosen rows are read back a batch at a time, in the plan's order, and recorded in
-    one transaction."""
+    one transaction. ``shards``: how many the plan was cut in, when the caller knows;
+    None: as the names of the parts that gave the results say."""
     if not merged.complete:
         raise PlanError("the merge is incomplete; nothing recorded", obj=plan.name)
     drawn = Drawn.from_dict(plan.campaign, plan.name)
@@ -203,10 +204,12 @@ def record(
         started=str(plan.campaign.get("planned_at") or _now()),
         stopped=None,
         resumed=bool(earlier),
-        parallel=0,
+        parallel=None,  # each shard's own --parallel: its results do not say it
     )
+    cut, runs = parts.ran()
     summary["plan_sha256"] = plan.sha256
-    summary["shards"] = shards
+    summary["shards"] = shards if shards is not None else cut
+    summary["shard_runs"] = runs
     summary["duplicates_merged"] = merged.duplicates
     code = int(summary["exit_code"])
     rec = history.record_campaign(

@@ -19,6 +19,7 @@ import contextlib
 import datetime as _dt
 import hashlib
 import os
+import re
 import secrets
 import tempfile
 import time
@@ -210,6 +211,7 @@ class Parts:
     def __init__(self) -> None:
         self._parts: list[tuple[str, Path | None, int]] = []  # name, its file, base offset
         self._spool: IO[bytes] | None = None
+        self._used: set[int] = set()  # the parts that held rows of the plan
 
     def __enter__(self) -> Parts:
         return self
@@ -241,7 +243,23 @@ class Parts:
                     continue
                 r = _row(line.decode("utf-8", "replace"), f"{name} line {n}")
                 if r.plan == plan_sha256:
+                    self._used.add(number)
                     yield r, Place(number, n, at, len(line), _digest(line))
+
+    def ran(self) -> tuple[int | None, int | None]:
+        """What the names of the parts that held rows of the plan say ran them
+        (``PartWriter``'s names): the number of shards the plan was cut in, and how many
+        shard runs wrote them (a rerun is one more); each None when the names do not say
+        (parts named otherwise, or shards cut in different numbers)."""
+        counts: set[int] = set()
+        runs: set[str] = set()
+        for number in self._used:
+            m = _PART_NAME.fullmatch(self._parts[number][0].rsplit("/", 1)[-1])
+            if m is None:
+                return None, None
+            counts.add(int(m["of"]))
+            runs.add(m["run"])
+        return (counts.pop() if len(counts) == 1 else None), len(runs) or None
 
     def where(self, p: Place) -> str:
         """The part and line, for people."""
@@ -264,9 +282,13 @@ class Parts:
             src = f or self._spool
             assert src is not None
             try:
+                # The span of the part these rows are in, in one read (a part is at
+                # most a flush of rows): not a seek and a read per row.
+                start = here[0].offset
+                src.seek(base + start)
+                span = src.read(max(p.offset + p.length for p in here) - start)
                 for p in here:
-                    src.seek(base + p.offset)
-                    line = src.read(p.length)
+                    line = span[p.offset - start : p.offset - start + p.length]
                     if _digest(line) != p.digest:
                         raise ResultsError(
                             f"line {p.line} changed while the merge read it", obj=name
@@ -297,6 +319,10 @@ def read_rows(dest: Destination, plan_sha256: str) -> Iterator[Row]:
             r = _row(line, where)
             if r.plan == plan_sha256:
                 yield Row(r, where)
+
+
+# PartWriter's part names: the run is the shard, its count, the run's stamp and tag.
+_PART_NAME = re.compile(r"(?P<run>shard-\d+-of-(?P<of>\d+)-\w+-[0-9a-f]+)-\d+" + re.escape(SUFFIX))
 
 
 class PartWriter:

@@ -105,7 +105,7 @@ def summarize(
     started: str,
     stopped: str | None,
     resumed: bool,
-    parallel: int,
+    parallel: int | None,  # None: not known here (a merge of shards run elsewhere)
 ) -> dict[str, Any]:
     """The campaign record from its sample and its results as the history holds them."""
     latest: dict[VersionKey, Entry] = {}

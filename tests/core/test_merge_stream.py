@@ -13,8 +13,8 @@ from test_shard_plan import WHEN, listed
 
 from sealcheck.core.audit.item import ItemResult
 from sealcheck.core.audit.merge import merge, record, recorded
-from sealcheck.core.audit.plan import Operation, Plan, WorkItem, write_plan
-from sealcheck.core.audit.results import Folder, Parts, ResultsError
+from sealcheck.core.audit.plan import Operation, Plan, PlanError, WorkItem, write_plan
+from sealcheck.core.audit.results import Folder, Parts, PartWriter, ResultsError
 from sealcheck.core.audit.summary import Drawn
 from sealcheck.core.records.history import History
 from sealcheck.core.records.identity import SourceIdentity
@@ -76,3 +76,36 @@ def test_a_part_changed_before_recording_records_nothing(tmp_path: Path) -> None
         with pytest.raises(ResultsError, match="changed while the merge read it"):
             record(plan, merged, parts, history, shards=None)
     assert history.entries(campaigns=True) == []
+
+
+def test_a_record_its_dataclasses_refuse_is_named_and_nothing_recorded(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path)
+    res = tmp_path / "res"
+    res.mkdir()
+    rows = [row(plan, n) for n in range(N)]
+    rows[3] = rows[3].replace('"size":1003', '"size":"1003"')
+    (res / "a.jsonl").write_text("\n".join(rows) + "\n")
+    with Parts() as parts, pytest.raises(PlanError, match=r"record cannot be read.*source\.size"):
+        merge(plan, parts, [Folder(res, create=False)])
+
+
+def test_the_campaign_record_says_what_ran_it(tmp_path: Path) -> None:
+    """The shard count and the shard runs, from the parts' names; not how many each ran
+    at once (each shard's own --parallel: its results do not say it)."""
+    plan = make_plan(tmp_path)
+    dest = Folder(tmp_path / "res", create=True)
+    for shard in (0, 1):
+        writer = PartWriter(dest, shard, 2)
+        for n in range(shard, N, 2):
+            writer.add(ItemResult.from_json(row(plan, n)))
+        writer.flush()
+    rerun = PartWriter(dest, 1, 2)  # a rerun of shard 1 that proved one item again
+    rerun.add(ItemResult.from_json(row(plan, 1)))
+    rerun.flush()
+    history = History(tmp_path / "history.sqlite3")
+    with Parts() as parts:
+        merged = merge(plan, parts, [dest])
+        out = record(plan, merged, parts, history, shards=None)
+    s = out.summary
+    assert (s["shards"], s["shard_runs"], s["parallel"]) == (2, 3, None)
+    assert merged.duplicates == 1
