@@ -33,17 +33,78 @@ from typing import Any
 from ..decrypt.held import held_fingerprints
 from ..decrypt.openssl.wrapped import read_wrapped_key
 from ..decrypt.secrets import Secrets
-from ..errors import SealcheckError
-from ..keys.held import HeldSecret, unwrapped_from
+from ..errors import Layer, SealcheckError
+from ..keys.held import HeldSecret, padding_of, unwrapped_from
 from ..plumbing.progress import CancelToken
+from ..records.report import Report, Status
 from ..storage.locate import Locator
 from ..storage.rewrap import prefer_rotated
 from ..storage.s3.client import S3Settings
 from .plan import WorkItem
 
 
+class Hints:
+    """Per wrapped-key object (one producer's series of versions), the padding its
+    versions have, tried alone first (keys/held.py ``unwrapped_from``): an OAEP one once
+    this coordinator's unwrap decoded it (authenticated), PKCS#1 v1.5 once the data
+    confirmed it on a worker (only the data can). A hinted PKCS#1 v1.5 candidate the
+    data does not confirm sends its item back to the coordinator, which tries every
+    padding, and the series is hinted no more until the data confirms one again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._padding: dict[str, str] = {}  # by series
+        self._series: dict[str, str] = {}  # by item id, while its task runs
+
+    def hint(self, series: str) -> str | None:
+        with self._lock:
+            return self._padding.get(series)
+
+    def unwrapped(self, item: WorkItem, series: str, held: list[HeldSecret]) -> None:
+        """The item goes to a worker with these unwraps of its series' wrapped key."""
+        padding = padding_of(held)
+        with self._lock:
+            self._series[item.id] = series
+            if padding is not None and padding.startswith("OAEP"):
+                self._padding[series] = padding
+
+    def settle(self, item: WorkItem, result: object, secrets: Secrets | None) -> bool:
+        """Learn from a worker's result the padding that opened its backup; True when
+        the item must run again on the coordinator (its hinted PKCS#1 v1.5 candidates
+        were not confirmed by the data: OAEP was never tried)."""
+        with self._lock:
+            series = self._series.pop(item.id, None)
+            if series is None or not isinstance(result, Report):
+                return False
+            key = result.layer("key")
+            padding = key.details.get("padding") if key is not None else None
+            if key is not None and key.status is Status.OK and isinstance(padding, str):
+                self._padding[series] = padding
+                return False
+            failed = result.error is not None and result.error.layer == Layer.KEY.value
+            again = partial(secrets) and failed
+            if again:
+                self._padding.pop(series, None)
+            return again
+
+
+def series_of(item: WorkItem, wrapped: Any) -> str:
+    """The wrapped-key object whose versions one producer writes with one padding."""
+    return f"s3://{item.bucket}/{getattr(wrapped, 'key', None) or wrapped.name}"
+
+
+def partial(s: Secrets | None) -> bool:
+    """Whether a worker got only hinted PKCS#1 v1.5 candidates (keys/held.py)."""
+    return s is not None and any(getattr(k, "partial", False) for k in s.keys)
+
+
 def worker_secrets(
-    item: WorkItem, held: Secrets, settings: S3Settings, client: Any, cancel: CancelToken
+    item: WorkItem,
+    held: Secrets,
+    settings: S3Settings,
+    client: Any,
+    cancel: CancelToken,
+    hints: Hints | None = None,
 ) -> Secrets | None:
     """Secrets for a worker holding only this item's unwrapped data key, or None when
     the item must run on the coordinator (see the module's docstring)."""
@@ -57,11 +118,14 @@ def worker_secrets(
         # held key wins.
         data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(held), item.links)
         blob = read_wrapped_key(wrapped)
-        keys = unwrapped_from(held.keys, blob)
+        series = series_of(item, wrapped)
+        keys = unwrapped_from(held.keys, blob, hints.hint(series) if hints else None)
     except SealcheckError:
         return None
     if not keys:
         return None
+    if hints is not None:
+        hints.unwrapped(item, series, keys)
     return Secrets(keys=tuple(keys), cipher=held.cipher, pbkdf2_iter=held.pbkdf2_iter)
 
 
@@ -108,6 +172,7 @@ class Pipeline:
         self._cancel = cancel
         self._ship = ship
         self._error: BaseException | None = None
+        self.hints = Hints()
         self.done = False  # the end was reached: every item was given
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="audit-unwrap", daemon=True)
@@ -120,7 +185,9 @@ class Pipeline:
                     break
                 s = None
                 if self._ship(item):
-                    s = worker_secrets(item, self._held, self._settings, self._client, self._cancel)
+                    s = worker_secrets(
+                        item, self._held, self._settings, self._client, self._cancel, self.hints
+                    )
                 self._put(Prepared(item, s))
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there
             self._error = exc

@@ -38,6 +38,7 @@ class HeldSecret:
         candidates: Sequence[Unwrapped],
         *,
         hardware: bool = False,
+        partial: bool = False,
     ) -> None:
         self.label = label
         self._fingerprint = fingerprint
@@ -45,6 +46,9 @@ class HeldSecret:
         self._wrapped_sha256 = hashlib.sha256(wrapped).digest()
         self._candidates = [(c.padding, bytearray(c.secret)) for c in candidates]
         self.hardware = hardware  # keeps the order a run would try keys in (wrapped.py)
+        # Only the hinted PKCS#1 v1.5 was tried, not OAEP: when the data does not confirm
+        # it, the item is run again where every padding can be tried (the coordinator).
+        self.partial = partial
 
     def __repr__(self) -> str:
         return f"HeldSecret({self.label!r}, {self._fingerprint})"
@@ -74,21 +78,30 @@ class HeldSecret:
         self._candidates = []
 
 
-def unwrapped_from(keys: Sequence[KeySource], wrapped: bytes) -> list[HeldSecret]:
+def unwrapped_from(
+    keys: Sequence[KeySource], wrapped: bytes, hint: str | None = None
+) -> list[HeldSecret]:
     """Unwrap ``wrapped`` with every held key of its size, software keys first, as a run
     tries them, until one gives an authenticated (OAEP) unwrap: then only that key's. A
     token key is used only when no software key gave one (its PIN is asked then).
 
     PKCS#1 v1.5 unwraps cannot be judged without the data (implicit rejection returns
     noise for a wrong key), so every fitting key's candidates are kept for the worker's
-    trial, each in the name of its own key."""
+    trial, each in the name of its own key.
+
+    ``hint``: the padding the previous backup of the same series had (``padding_of``),
+    tried alone first by a key that can (a PEM key: one RSA operation instead of four
+    for a PKCS#1 v1.5 one). An OAEP one that decodes is authenticated: nothing else is
+    needed. A PKCS#1 v1.5 one is kept alone, ``partial``: OAEP was not ruled out, so if
+    the data does not confirm it the item is run again trying every padding. A hinted
+    padding that does not decode: every padding, as without a hint."""
     fitting = sorted(
         (k for k in keys if k.modulus_bytes == len(wrapped)),
         key=lambda k: bool(getattr(k, "hardware", False)),
     )
     out: list[HeldSecret] = []
     for k in fitting:
-        cands = list(k.unwrap_candidates(wrapped))
+        cands, partial = _candidates(k, wrapped, hint)
         if not cands:
             continue
         try:
@@ -100,6 +113,7 @@ def unwrapped_from(keys: Sequence[KeySource], wrapped: bytes) -> list[HeldSecret
                     wrapped,
                     cands,
                     hardware=bool(getattr(k, "hardware", False)),
+                    partial=partial,
                 )
             )
         finally:
@@ -111,3 +125,21 @@ def unwrapped_from(keys: Sequence[KeySource], wrapped: bytes) -> list[HeldSecret
                 h.wipe()
             return out[-1:]
     return out
+
+
+def _candidates(k: KeySource, wrapped: bytes, hint: str | None) -> tuple[list[Unwrapped], bool]:
+    """The key's candidates, and whether they are the hinted PKCS#1 v1.5 one alone."""
+    unwrap_as = getattr(k, "unwrap_as", None)
+    if hint is not None and unwrap_as is not None:
+        one = unwrap_as(wrapped, hint)
+        if one is not None:
+            return [one], not hint.startswith(_AUTHENTICATED)
+    return list(k.unwrap_candidates(wrapped)), False
+
+
+def padding_of(held: Sequence[HeldSecret]) -> str | None:
+    """The padding these unwraps say their wrapped key has, as a hint for the next of
+    its series: the OAEP one that decoded (authenticated), or PKCS#1 v1.5 when only
+    that decoded (the data will say whether it opens)."""
+    paddings = {p for h in held for p in h.paddings}
+    return paddings.pop() if len(paddings) == 1 else None

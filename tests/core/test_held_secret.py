@@ -7,9 +7,15 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+from test_shard_plan import listed
+
 from fixtures.pipelines import RsaKey, sh
+from sealcheck.core.audit.plan import Operation, WorkItem
+from sealcheck.core.audit.unwrap import Hints
+from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.keys.held import HeldSecret, unwrapped_from
 from sealcheck.core.keys.pem import PemKey
+from sealcheck.core.records.report import ErrorInfo, LayerResult, Report, Status
 
 SECRET = "CANARYheldsecret0123456789abcdef"
 
@@ -58,3 +64,63 @@ def test_pkcs1_unwraps_of_every_fitting_key_are_kept(
     secrets = [bytes(c.secret) for h in held for c in h.unwrap_candidates(wrapped)]
     assert SECRET.encode() in secrets
     assert isinstance(held[0], HeldSecret)
+
+
+def test_a_hinted_padding_is_tried_alone(rsa_key: RsaKey, tmp_path: Path) -> None:
+    """The padding of the previous version of a series first, alone (one RSA operation
+    instead of four for PKCS#1 v1.5): an OAEP one that decodes is authenticated; a
+    PKCS#1 v1.5 one is ``partial`` (OAEP not ruled out: the data decides, else the item
+    runs again trying every padding); a hint that does not decode changes nothing."""
+    key = PemKey.from_file(rsa_key.private)
+    pkcs1, oaep = wrap(rsa_key, tmp_path, "p.key", False), wrap(rsa_key, tmp_path, "o.key", True)
+
+    def unwrap(wrapped: bytes, hint: str | None) -> tuple[list[str], bool, bytes]:
+        (held,) = unwrapped_from([key], wrapped, hint)
+        (c,) = held.unwrap_candidates(wrapped)
+        return held.paddings, held.partial, bytes(c.secret)
+
+    assert unwrap(pkcs1, None) == (["PKCS#1 v1.5"], False, SECRET.encode())
+    assert unwrap(pkcs1, "PKCS#1 v1.5") == (["PKCS#1 v1.5"], True, SECRET.encode())
+    assert unwrap(pkcs1, "OAEP-SHA1") == (["PKCS#1 v1.5"], False, SECRET.encode())
+    assert unwrap(oaep, "OAEP-SHA1") == (["OAEP-SHA1"], False, SECRET.encode())
+    # A series that changed padding: the hinted PKCS#1 v1.5 gives implicit-rejection
+    # noise, which the data will not confirm (the worker's run sends it back).
+    paddings, partial, noise = unwrap(oaep, "PKCS#1 v1.5")
+    assert (paddings, partial) == (["PKCS#1 v1.5"], True) and noise != SECRET.encode()
+
+
+def test_the_coordinator_learns_a_series_padding_from_the_data(
+    rsa_key: RsaKey, tmp_path: Path
+) -> None:
+    key = PemKey.from_file(rsa_key.private)
+    pkcs1, oaep = wrap(rsa_key, tmp_path, "p.key", False), wrap(rsa_key, tmp_path, "o.key", True)
+    one, two, three = (
+        WorkItem.of(listed(n), endpoint=None, operation=Operation.VERIFY, strict=True)
+        for n in range(3)
+    )
+    hints = Hints()
+    full = unwrapped_from([key], pkcs1)
+    hints.unwrapped(one, "s3://bkt/db/x.key", full)
+    assert hints.hint("s3://bkt/db/x.key") is None  # PKCS#1 v1.5: only the data can say
+    assert not hints.settle(one, report("PKCS#1 v1.5"), Secrets(keys=tuple(full)))
+    assert hints.hint("s3://bkt/db/x.key") == "PKCS#1 v1.5"
+
+    hinted = unwrapped_from([key], oaep, "PKCS#1 v1.5")  # the series changed padding
+    hints.unwrapped(two, "s3://bkt/db/x.key", hinted)
+    assert hints.settle(two, report(None), Secrets(keys=tuple(hinted)))  # run it again
+    assert hints.hint("s3://bkt/db/x.key") is None
+
+    hints.unwrapped(three, "s3://bkt/db/y.key", unwrapped_from([key], oaep))
+    assert hints.hint("s3://bkt/db/y.key") == "OAEP-SHA1"  # authenticated: known at once
+
+
+def report(padding: str | None) -> Report:
+    """A worker's record: its key layer confirmed by the data, or refused (WrongKey)."""
+    if padding is None:
+        layer = LayerResult("key", Status.FAILED, "no key opens it")
+        error = ErrorInfo("WrongKey", "key", "no key opens it", 1)
+    else:
+        layer = LayerResult("key", Status.OK, "confirmed by the data", {"padding": padding})
+        error = None
+    return Report("verify", None, None, error is None, (layer,), (), error,
+                  "2026-12-07T00:00:00+00:00", 0.1, "test")  # fmt: skip
