@@ -12,6 +12,15 @@ written through it, could reach outside the folder), devices, FIFOs, sparse
 members; and a file that comes twice (which of the two a restore would get is
 not for a guess to decide). A handler with ``folder(path)`` is told of each
 folder (the extractor makes it, empty or not).
+
+A tar made as ``tar czf b.tgz backupdir/`` holds the backup under one top folder:
+then that folder is the backup's root, and the names handed on are below it
+(``ibdata1``, not ``backupdir/ibdata1``), for completeness, the page checks, the
+report and the extracted folder alike. Which it is can only be known at the end,
+so the first member's top folder is taken as the root while every member stays
+under it; a member outside it (a file at the root, another folder) means there
+is no such folder: the handler's ``rebase(top)`` is told to put the top folder
+back in front of every name handed on so far, and names go on unchanged.
 """
 
 from __future__ import annotations
@@ -44,9 +53,43 @@ class TarFilesReader:
         self._obj = obj
         self._parser = TarParser(self._member, ignore_zeros=True)
         self._feeder = Feeder(self._parser.parse(), lambda _n: None)
-        self.files: dict[str, int] = {}  # name -> size
+        self.files: dict[str, int] = {}  # name (below the root) -> size
         self.folders = 0
         self.bytes = 0
+        self._top: str | None = None  # the first member's top folder, while all are under it
+        self._flat = False  # a member at the root or outside the top folder was seen
+        self._top_entry = False  # the top folder's own member was seen
+
+    @property
+    def top(self) -> str | None:
+        """The one folder every member lies under (the backup's root), or None; final
+        once the tar is read."""
+        return None if self._flat else self._top
+
+    def _below_root(self, name: str, *, folder: bool) -> str:
+        """The name below the backup's root; "" for the top folder itself."""
+        if self._flat:
+            return name
+        head, sep, rest = name.partition("/")
+        if self._top is None and (sep or folder):
+            self._top = head
+        if self._top is not None and head == self._top and (sep or folder):
+            return rest
+        self._flat = True  # a member outside the top folder: there is no such folder
+        if self._top is not None:
+            top = self._top + "/"
+            self.files = {top + n: size for n, size in self.files.items()}
+            rebase: Callable[[str], None] | None = getattr(self._h, "rebase", None)
+            if rebase is not None:
+                rebase(self._top)
+            if self._top_entry:  # a folder of the backup after all
+                self._told_folder(self._top)
+        return name
+
+    def _told_folder(self, name: str) -> None:
+        self.folders += 1
+        if self._folder is not None:
+            self._folder(name)
 
     @property
     def headers(self) -> int:
@@ -73,14 +116,17 @@ class TarFilesReader:
             if name in ("", "."):  # the folder itself (tar -C DIR .)
                 return None
             safe_relpath(name, where="tar member", obj=self._obj)
-            self.folders += 1
-            if self._folder is not None:
-                self._folder(name)
+            name = self._below_root(name, folder=True)
+            if not name:  # the top folder: the backup's root
+                self._top_entry = True
+                return None
+            self._told_folder(name)
             return None
         if m.kind not in REGULAR:
             what = KIND_WORDS.get(m.kind, f"of the unknown type {m.kind!r}")
             raise self._refuse(m, f"{what} (to {m.link[:300]!r})" if m.link else what)
         safe_relpath(name, where="tar member", obj=self._obj)
+        name = self._below_root(name, folder=False)
         if name in self.files:
             raise IntegrityError(
                 f"tar member {name!r} comes twice (at byte {m.at} again): which one a restore "

@@ -82,6 +82,16 @@ class PhysicalCheck:
         if self.writer is not None:
             self.writer.folder(path)
 
+    def rebase(self, top: str) -> None:
+        """The tar's members are not all under its first member's folder ``top``
+        (tarfiles.py): the names handed on so far get it back in front."""
+        assert not self._chains, "a tar member's name changes only between members"
+        self.complete.rebase(top)
+        if self.pages is not None:
+            self.pages.rebase(top)
+        if self.writer is not None:
+            self.writer.rebase(top)
+
     def data(self, path: str, data: bytes) -> None:
         chain = self._chains.get(path)
         if chain is None:
@@ -173,6 +183,8 @@ class PhysicalCheck:
                 self.pages.close()
         pages = self.pages.result if self.pages is not None else PageResult(None)
         r = self.reader
+        if self.writer is not None and isinstance(r, TarFilesReader):
+            self.writer.stripped = r.top
         units = r.headers if isinstance(r, TarFilesReader) else r.chunks
         self.result = PhysicalResult(len(r.files), units, self.tally, facts, pages)
         return self.result

@@ -85,6 +85,13 @@ class Completeness:
         if name.endswith(".frm"):
             self.frm.setdefault(name, b"")
 
+    def rebase(self, top: str) -> None:
+        """The names seen so far lie under the folder ``top``, not at the root: none
+        of them is the backup's metadata any more."""
+        self.names = {f"{top}/{n}" for n in self.names}
+        self.frm = {f"{top}/{n}": head for n, head in self.frm.items()}
+        self.meta.clear()
+
     def _missing(self, what: str) -> BackupIncomplete:
         return BackupIncomplete(what, obj=self._obj)
 

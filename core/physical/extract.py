@@ -44,6 +44,8 @@ class FolderWriter:
         self.bytes = 0
         self.holes = 0  # bytes of the files left as holes (sparse chunks)
         self.files = 0
+        # The tar's one top folder, left out: the destination is the backup's root.
+        self.stripped: str | None = None
 
     def _dir_fd(self, parts: list[str]) -> int:
         fd = os.dup(self._root)
@@ -91,6 +93,25 @@ class FolderWriter:
         except OSError as exc:
             raise DestinationError(
                 f"cannot create the folder {name!r} under {self.tmp}: {exc.strerror}",
+                obj=self._obj,
+            ) from None
+
+    def rebase(self, top: str) -> None:
+        """What was written so far lies under the folder ``top``, not at the root (a
+        tar whose members turned out not to be all under one folder): it is moved
+        there, between two members, when no file is open."""
+        assert not self._fds, "a tar member's name changes only between members"
+        fd = self._root
+        new = f".sealcheck-top-{os.urandom(8).hex()}"  # no member's name, by chance alone
+        try:
+            os.mkdir(new, 0o750, dir_fd=fd)
+            for entry in os.listdir(fd):
+                if entry != new:
+                    os.rename(entry, f"{new}/{entry}", src_dir_fd=fd, dst_dir_fd=fd)
+            os.rename(new, top, src_dir_fd=fd, dst_dir_fd=fd)
+        except OSError as exc:
+            raise DestinationError(
+                f"cannot move the extracted files into {top!r} under {self.tmp}: {exc.strerror}",
                 obj=self._obj,
             ) from None
 

@@ -207,6 +207,13 @@ class PageChecker:
                 return
         chk.write(data)
 
+    def rebase(self, top: str) -> None:
+        """The tablespaces named so far lie under the folder ``top`` (between two
+        members of a tar: none is open)."""
+        r = self.result
+        for names in (r.checked, r.skipped, r.over_budget):
+            names[:] = [f"{top}/{n}" for n in names]
+
     def end(self, name: str) -> None:
         chk = self._open.pop(name, None)
         if chk is None:

@@ -61,10 +61,16 @@ def _container_words(check: PhysicalCheck, r: PhysicalResult) -> str:
             if reader.zeros_skipped
             else ""
         )
+        top = (
+            f" (every member under the one top folder {reader.top + '/'!r}, which is the "
+            "backup's root: the names here are below it)"
+            if reader.top
+            else ""
+        )
         return (
-            f"a tar of the backup's folder: {r.chunks} headers, each checksummed; {r.files} "
-            f"files and {reader.folders} folders, no link or device, every path inside the "
-            f"backup's folder; its end blocks reached{skipped}"
+            f"a tar of the backup's folder{top}: {r.chunks} headers, each checksummed; "
+            f"{r.files} files and {reader.folders} folders, no link or device, every path "
+            f"inside the backup's folder; its end blocks reached{skipped}"
         )
     return (
         f"{r.chunks} chunks, each CRC-32 checked; {r.files} files, each closed by its "
@@ -217,10 +223,21 @@ def destination_result(writer: FolderWriter) -> LayerResult:
         if writer.holes
         else ""
     )
+    top = (
+        f"; the tar's top folder {writer.stripped + '/'!r} left out: {writer.destination} is "
+        "the backup's root, as after mbstream -x, ready for mariabackup --prepare --target-dir"
+        if writer.stripped
+        else ""
+    )
     return LayerResult(
         "destination",
         Status.OK,
         f"{writer.files} files extracted into {writer.destination} (a new folder, renamed "
-        f"into place only once every layer verified; every file synced to disk{holes})",
-        {"files": writer.files, "bytes": writer.bytes, "holes": writer.holes},
+        f"into place only once every layer verified; every file synced to disk{holes}{top})",
+        {
+            "files": writer.files,
+            "bytes": writer.bytes,
+            "holes": writer.holes,
+            "stripped_folder": writer.stripped,
+        },
     )

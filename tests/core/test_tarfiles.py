@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sealcheck.core.errors import IntegrityError, TruncatedBackup
+from sealcheck.core.errors import IncompleteDump, IntegrityError, TruncatedBackup
 from sealcheck.core.payload.streamparse import Damaged, Feeder
 from sealcheck.core.payload.tar import TarParser
 from sealcheck.core.payload.tarfiles import TarFilesReader
@@ -51,6 +51,12 @@ class Files:
 
     def folder(self, path: str) -> None:
         self.folders.append(path)
+
+    def rebase(self, top: str) -> None:
+        """Not all members under the first one's folder: the names so far get it back."""
+        self.got = {f"{top}/{n}": b for n, b in self.got.items()}
+        self.ended = [f"{top}/{n}" for n in self.ended]
+        self.folders = [f"{top}/{n}" for n in self.folders]
 
 
 def folder(root: Path, files: dict[str, bytes] = FILES) -> Path:
@@ -203,3 +209,64 @@ def test_physical_check_of_a_tar_extracts_the_folder(tmp_path: Path) -> None:
     got = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert got == FILES
     assert (out / "empty_db").is_dir()
+
+
+def _check(data: bytes, out: Path) -> tuple[PhysicalCheck, FolderWriter]:
+    writer = FolderWriter(out, obj="t")
+    check = PhysicalCheck(key=None, obj="t", writer=writer, check_pages=False, container="tar")
+    for i in range(0, len(data), 10_000):
+        check.feed(data[i : i + 10_000])
+    check.finish()
+    writer.commit()
+    return check, writer
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "members", [("backupdir",), ("backupdir/",), ("./backupdir",), (".",)], ids=str
+)
+def test_one_top_folder_is_the_backups_root(members: tuple[str, ...], tmp_path: Path) -> None:
+    """``tar cf b.tar backupdir/`` (and ``-C parent .`` of a parent holding only the
+    backup's folder, ``./`` in front of every name): the names are below the folder,
+    and the extracted folder is the backup's root."""
+    folder(tmp_path / "parent" / "backupdir")
+    data = gnu_tar(tmp_path / "parent", tmp_path / "b.tar", members=members)
+    h, r = read(data)
+    assert r.top == "backupdir"
+    assert {k: bytes(v) for k, v in h.got.items()} == FILES
+    assert sorted(h.folders) == ["empty_db", "sakila_dojo"]
+    assert set(r.files) == set(FILES)
+    check, writer = _check(data, tmp_path / "restored")
+    assert writer.stripped == "backupdir" and "xtrabackup_checkpoints" in check.complete.names
+    assert _tree(tmp_path / "restored") == FILES
+    assert (tmp_path / "restored" / "empty_db").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tar", "parent", "restored"]
+
+
+def test_members_outside_the_first_folder_keep_their_names(tmp_path: Path) -> None:
+    """The first member's folder is not the root once a member lies outside it: what
+    was handed on and written so far gets the folder back, as a tar without one."""
+    src = folder(tmp_path / "parent" / "backupdir")
+    (tmp_path / "parent" / "notes.txt").write_bytes(b"n")
+    data = gnu_tar(tmp_path / "parent", tmp_path / "b.tar", members=("backupdir", "notes.txt"))
+    want = {f"backupdir/{k}": v for k, v in FILES.items()} | {"notes.txt": b"n"}
+    h, r = read(data)
+    assert r.top is None
+    assert {k: bytes(v) for k, v in h.got.items()} == want
+    assert sorted(h.ended) == sorted(want)
+    assert sorted(h.folders) == ["backupdir", "backupdir/empty_db", "backupdir/sakila_dojo"]
+    assert set(r.files) == set(want)
+    # The backup at the root after a folder of it (tar cf b.tar sakila_dojo ibdata1 …).
+    first = ("sakila_dojo", *sorted(k for k in FILES if "/" not in k), "empty_db")
+    h, r = read(gnu_tar(src, tmp_path / "c.tar", members=first))
+    assert r.top is None and {k: bytes(v) for k, v in h.got.items()} == FILES
+    mixed = PhysicalCheck(key=None, obj="t", check_pages=False, container="tar")
+    mixed.feed(data)
+    with pytest.raises(IncompleteDump, match="no xtrabackup_checkpoints"):
+        mixed.finish()
+    _, writer = _check(gnu_tar(src, tmp_path / "c.tar", members=first), tmp_path / "flat")
+    assert writer.stripped is None and _tree(tmp_path / "flat") == FILES
+    assert (tmp_path / "flat" / "empty_db").is_dir()

@@ -12,6 +12,7 @@ import gzip
 import json
 import os
 import stat
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -119,14 +120,24 @@ def test_xbcrypt_members_restore(
     assert mc["status"] == "ok" and mc["details"]["key_proved"] is True
 
 
+@pytest.mark.parametrize("top", [False, True], ids=["root", "top-folder"])
 def test_apsaradb_tar_gz_restores(
-    real_physical: RealPhysical, physical_keys: dict[str, Path], rt_state: Path, tmp_path: Path
+    top: bool,
+    real_physical: RealPhysical,
+    physical_keys: dict[str, Path],
+    rt_state: Path,
+    tmp_path: Path,
 ) -> None:
     """ApsaraDB's ``*.tar.gz``: the tar of the backup's folder, NAME.xbcrypt files, the
-    key from the KMS plaintext; the same sandbox, prepare, server and checks."""
+    key from the KMS plaintext; the same sandbox, prepare, server and checks. Also as
+    ``tar czf b.tgz backupdir/`` makes it: the folder is the backup's root."""
     mbstream_extract(real_physical.plain, tmp_path / "plain")
     enc = encrypted_folder(tmp_path / "plain", tmp_path / "enc", APSARA_KEY)
-    bk = gnu_tar(enc, tmp_path / "test1.tar.gz", "-z")
+    bk = tmp_path / "test1.tar.gz"
+    if top:
+        subprocess.run(["tar", "czf", str(bk), "-C", str(tmp_path), "enc/"], check=True)
+    else:
+        gnu_tar(enc, bk, "-z")
     rc, res = restore_test_cli(
         rt_state, str(bk), "--kms-plaintext-file", str(physical_keys["apsara"])
     )

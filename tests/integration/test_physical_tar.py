@@ -162,3 +162,39 @@ def test_hostile_members_and_a_missing_tablespace(
     # A tablespace missing: the backup's completeness names it.
     (src / "sakila_dojo" / "film.ibd.xbcrypt").unlink()
     _expect_fail(gnu_tar(src, tmp_path / "n.tar.gz", "-z"), "backup", "film.ibd", *kms)
+
+
+@pytest.mark.parametrize("how", ["backupdir/", "-C parent ."])
+def test_one_top_folder_is_the_backups_root(
+    how: str, folders: dict, physical_keys: dict[str, Path], tmp_path: Path
+) -> None:
+    """``tar czf b.tgz backupdir/`` (every name under ``backupdir/``) and ``tar czf
+    b.tgz -C parent .`` of a parent holding only the folder (``./backupdir/…``): the
+    folder is the backup's root, for completeness, the pages and the names, and
+    restore --extract writes its content (DIR is the backup's root, as after
+    mbstream -x)."""
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    subprocess.run(["cp", "-al", str(folders["enc"]), str(parent / "backupdir")], check=True)
+    bk = tmp_path / "b.tgz"
+    members = ["backupdir/"] if how == "backupdir/" else ["."]
+    subprocess.run(["tar", "czf", str(bk), "-C", str(parent), *members], check=True)
+    listed = subprocess.run(["tar", "tzf", str(bk)], capture_output=True, text=True, check=True)
+    prefix = "backupdir/" if how == "backupdir/" else "./backupdir/"
+    assert all(n.startswith(prefix) or n in ("./", prefix.rstrip("/") + "/") for n in
+               listed.stdout.split())  # fmt: skip
+    kms = ("--kms-plaintext-file", str(physical_keys["apsara"]))
+    rc, rep = verify(bk, *kms)
+    assert rc == 0, rep
+    payload = layer(rep, "payload")
+    assert payload["details"]["kind"] == "xtrabackup-tar"
+    assert "one top folder 'backupdir/', which is the backup's root" in payload["proved"]
+    backup = layer(rep, "backup")
+    assert backup["status"] == "ok" and backup["details"]["tables"]["sakila_dojo/film"] == "InnoDB"
+    pages = layer(rep, "pages")
+    assert pages["status"] == "ok" and pages["details"]["tablespaces"] >= 17
+    out = tmp_path / "restored"
+    r = run_cli("restore", str(bk), "-o", str(out), "--extract", "--no-history", *kms)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert tree(out) == tree(folders["plain"])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".restored.")]
