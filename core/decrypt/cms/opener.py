@@ -7,12 +7,21 @@ CBC padding, and the structure's end, are checked at its end.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ...records.report import LayerResult, Status
 from ..opener import EvidenceSink, Opened, OpenRequest
-from .key import CmsKey, open_cms_stream, probe_cms, unlock_cms
+
+if TYPE_CHECKING:
+    from .key import CmsKey
 
 
 def open_cms(req: OpenRequest, ev: EvidenceSink) -> Opened:
+    # Imported here, not at the top: the registry imports every opener, and key.py brings
+    # cryptography.x509 (~45 ms) that a verify of anything but CMS never needs (issue 17:
+    # start-up is part of the job).
+    from .key import open_cms_stream, probe_cms, unlock_cms
+
     src, fmt = req.src, req.fmt
     assert fmt is not None
     ev.formats.append(fmt.value)
