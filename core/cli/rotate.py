@@ -23,9 +23,11 @@ from ..keys.spec import KeyContext, open_key
 from ..plumbing.atomic import AtomicWriter
 from ..plumbing.progress import CancelToken
 from ..rotation.engine import NOT_REVOCATION, Outcome, Rotation, Settings
+from ..rotation.gpgresume import resumed_gpg
 from ..rotation.journal import (
     Item,
     Journal,
+    Start,
     Step,
     begin,
     journal_for,
@@ -73,7 +75,7 @@ def _from_plan(args: argparse.Namespace) -> None:
     args.plan_new_key = plan.get("new_key", {}).get("spki_sha256")
 
 
-def _keys(args: argparse.Namespace) -> tuple[Settings, list[KeySource]]:
+def _keys(args: argparse.Namespace, *, resuming: bool = False) -> tuple[Settings, list[KeySource]]:
     if not args.location.startswith("s3://"):
         _from_plan(args)
     uri = parse_uri(args.location)
@@ -85,6 +87,8 @@ def _keys(args: argparse.Namespace) -> tuple[Settings, list[KeySource]]:
         pkcs11_module=args.pkcs11_module,
     )
     new = open_new_key(args.to, ctx, public_only=args.public_only)
+    if resuming:
+        _gpg_from_journal(args, _journal_path(args, uri.bucket, uri.key, new.fingerprint))
     if args.old:
         old = [open_key(spec, ctx) for spec in args.old]
     else:
@@ -141,16 +145,30 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0 if all(i.step is not Step.CANNOT for i in outcome.items) else 1
 
 
-def _journal_path(args: argparse.Namespace, settings: Settings) -> Path:
+def _journal_path(args: argparse.Namespace, bucket: str, prefix: str, new_key: str) -> Path:
     if args.journal:
         return Path(args.journal)
-    return journal_for(settings.bucket, settings.prefix, settings.new.fingerprint)
+    return journal_for(bucket, prefix, new_key)
+
+
+def _gpg_from_journal(args: argparse.Namespace, path: Path) -> None:
+    """--resume: the old OpenPGP key the journal's start recorded, where none is given
+    (refused when what is given is another one)."""
+    if not path.exists():
+        return  # cmd_run says there is nothing to resume
+    journal = Journal(path)
+    try:
+        start = Start.read(journal.meta())
+    finally:
+        journal.close()
+    if start is not None:
+        args.gpg_key, args.gpg_homedir = resumed_gpg(start, args.gpg_key, args.gpg_homedir, path)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     started = now_iso()
-    settings, old = _keys(args)
-    path = _journal_path(args, settings)
+    settings, old = _keys(args, resuming=args.resume)
+    path = _journal_path(args, settings.bucket, settings.prefix, settings.new.fingerprint)
     existed = path.exists()
     journal = Journal(path)
     try:

@@ -30,6 +30,7 @@ from ..storage.naming import Rule
 from ..storage.rewrap import fingerprint_hex, link_name
 from ..storage.s3.client import S3Settings
 from .envsteps import Envelope, EnvelopeSteps
+from .gpgresume import gpg_start
 from .journal import Item, Journal, Start, Step, crash_hook, key_location
 from .newkey import NewKey, prove_possession
 from .opener import CannotOpen, Opened, candidates, open_version
@@ -86,6 +87,7 @@ class Settings:
             region=s3.region or "",
             profile=s3.profile or "",
             rules=tuple(f"{r.data_suffix}:{r.key_suffix}" for r in self.rules),
+            **gpg_start(self.gpg),
         )
 
 

@@ -293,6 +293,12 @@ class Start:
     region: str = ""
     profile: str = ""
     rules: tuple[str, ...] = ()  # DATA_SUFFIX:KEY_SUFFIX
+    # The old OpenPGP key (--gpg-key, --gpg-homedir), so a resume needs neither again:
+    # the key file's path and its fingerprint (to tell another key given on resume), the
+    # GNUPGHOME's path. Its passphrase is never recorded.
+    gpg_key: str = ""
+    gpg_fingerprint: str = ""
+    gpg_homedir: str = ""
 
     def meta(self) -> dict[str, str]:
         return {
@@ -308,6 +314,9 @@ class Start:
             "region": self.region,
             "profile": self.profile,
             "rules": json.dumps(list(self.rules)),
+            "gpg_key": self.gpg_key,
+            "gpg_fingerprint": self.gpg_fingerprint,
+            "gpg_homedir": self.gpg_homedir,
         }
 
     @classmethod
@@ -334,6 +343,9 @@ class Start:
             region=meta.get("region", ""),
             profile=meta.get("profile", ""),
             rules=rules,
+            gpg_key=meta.get("gpg_key", ""),
+            gpg_fingerprint=meta.get("gpg_fingerprint", ""),
+            gpg_homedir=meta.get("gpg_homedir", ""),
         )
 
 

@@ -19,6 +19,7 @@ import pytest
 from PySide6.QtWidgets import QMessageBox, QWizard
 
 from fixtures.gui_flow import bucket_source, open_window
+from fixtures.openpgp_pem import openpgp_secret_key
 from fixtures.pipelines import (
     GPG_HOMES,
     RsaKey,
@@ -40,15 +41,21 @@ from fixtures.rotation import (
     rotate,
 )
 from fixtures.s3servers import Bucket
+from sealcheck.core.decrypt.secrets import GpgOptions
+from sealcheck.core.keys.spec import KeyContext
 from sealcheck.core.records.history import Kind
-from sealcheck.core.rotation.engine import NOT_REVOCATION, Rotation
-from sealcheck.core.rotation.journal import Step
+from sealcheck.core.rotation.engine import NOT_REVOCATION, Rotation, Settings
+from sealcheck.core.rotation.gpgresume import ResumeContradicts
+from sealcheck.core.rotation.journal import Journal, Start, Step, begin, journal_for
+from sealcheck.core.rotation.newkey import open_new_key
+from sealcheck.core.storage.s3.client import S3Settings
 from sealcheck.gui.state.keysession import KeySession
 from sealcheck.gui.state.settings import KeyChoice, SourceConfig
 from sealcheck.gui.views.historyview import Scope as HistoryScope
 from sealcheck.gui.views.rotation import Page, RotationWizard
 from sealcheck.gui.views.rotation.plan import Show
-from sealcheck.gui.views.rotation.wizard import pending_resumes
+from sealcheck.gui.views.rotation.wizard import Resume, _first, pending_resumes
+from sealcheck.gui.views.rotation.work import run_job
 
 WAIT = 60_000
 
@@ -375,3 +382,52 @@ def test_gpg_and_cms_backups_in_the_wizard(
     )  # fmt: skip
     assert out.stdout == producer.stdout
     wiz.accept()
+
+
+def test_a_resume_opens_the_runs_openpgp_key(tmp_path: Path) -> None:
+    """A run over gpg backups records its --gpg-key in the journal's
+    start: the app's resume opens that key file, before the saved source's keys."""
+    start = Start(
+        source="s3://bucket/db/", new_key="SHA256:00", new_label="new", scope="all",
+        to=str(tmp_path / "new.pem"), public_only=False,
+        gpg_key=str(tmp_path / "old.sec.asc"), gpg_fingerprint="0123ABCD",
+    )  # fmt: skip
+    resume = Resume.of(tmp_path / "journal.sqlite3", start.meta())
+    assert resume is not None
+    assert resume.source.keys.gpg_key_file == str(tmp_path / "old.sec.asc")
+    saved = SourceConfig(name="saved", bucket="bucket", prefix="db/")
+    assert _first([saved], resume.source)[0] == resume.source
+
+
+def test_the_apps_run_refuses_another_openpgp_key_than_the_journals(
+    tmp_path: Path, rsa_key: RsaKey, other_rsa_key: RsaKey
+) -> None:
+    """The app's run of an interrupted rotation (the CLI's or its own) with another
+    OpenPGP key file than the journal's start names is refused before anything is
+    written or recorded; the journal stays as it was."""
+    old_asc, other_asc = tmp_path / "old.asc", tmp_path / "other.asc"
+    old_asc.write_bytes(openpgp_secret_key(rsa_key.private.read_bytes()))
+    other_asc.write_bytes(openpgp_secret_key(other_rsa_key.private.read_bytes()))
+    new = open_new_key(str(other_rsa_key.private), KeyContext(), public_only=False)
+    settings = Settings(bucket="bucket", prefix=PREFIX, new=new, old_keys=[],
+                        gpg=GpgOptions(key_file=old_asc))  # fmt: skip
+    start = settings.start(S3Settings(), to=str(other_rsa_key.private), pkcs11_module=None)
+    assert start.gpg_fingerprint and start.gpg_key == str(old_asc)
+    folder = tmp_path / "journals"
+    journal = Journal(journal_for("bucket", PREFIX, new.fingerprint, folder))
+    try:
+        begin(journal, start, "2026-01-01T00:00:00+00:00")
+        journal.set_meta(status="running")
+        before = journal.meta()
+    finally:
+        journal.close()
+    other = dataclasses.replace(settings, gpg=GpgOptions(key_file=other_asc))
+    with pytest.raises(ResumeContradicts) as refused:
+        run_job(None, other, S3Settings(), other.start(S3Settings(), to=start.to,
+                pkcs11_module=None), folder)  # fmt: skip
+    assert start.gpg_fingerprint in refused.value.message() and str(other_asc) in str(refused.value)
+    journal = Journal(journal_for("bucket", PREFIX, new.fingerprint, folder))
+    try:
+        assert journal.meta() == before
+    finally:
+        journal.close()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shlex
+import signal
 import subprocess
 from pathlib import Path
 
@@ -18,16 +20,19 @@ import pytest
 
 from fixtures.common import run_cli
 from fixtures.pipelines import (
+    GPG_HOMES,
     dpb587_gpg,
     export_secret_key,
     gpg_home_with_key,
     make_rsa_key,
     sh,
 )
+from sealcheck.core.rotation.journal import CRASH_ENV
 
 DEK = "CANARYdek0123456789abcdefCANARYdek"  # the data key inside the wrapped key
 PEM_PW = "CANARYpempassphrase42"
 PASSFILE = "CANARYsymmetricpass77"
+GPG_PW = "CANARYgpgkeypassphrase19"  # of a --gpg-key
 
 
 def forms(secret: str) -> list[bytes]:
@@ -283,3 +288,46 @@ def test_no_session_key_in_a_gpg_rotation(
     data_dir = Path(os.environ["SEALCHECK_DATA_DIR"])
     roots = [Path(canary_env["TMPDIR"]), Path(canary_env["HOME"]), data_dir, report.parent]
     assert scan(roots, [r.stdout.encode(), r.stderr.encode()], needles) == []
+
+
+def test_no_gpg_passphrase_in_a_resumed_gpg_rotation(
+    tmp_path: Path, canary_env: dict[str, str], small_dump: Path, moto_s3
+) -> None:
+    """A gpg rotation with a passphrase-protected --gpg-key, killed after its first
+    version and resumed with ``--resume`` and the passphrase file alone (the journal says
+    which key): the passphrase, in any form, is nowhere in the outputs, the journal, temp
+    files or HOME."""
+    work = tmp_path / "work"
+    home = work / "gnupg"
+    home.mkdir(parents=True, mode=0o700)
+    GPG_HOMES.append(home)
+    gpg = ["gpg", "--batch", "--homedir", str(home), "--pinentry-mode", "loopback",
+           "--passphrase", GPG_PW]  # fmt: skip
+    # One RSA key that encrypts (no subkey): gpg -e uses it, gpg -d asks its passphrase.
+    subprocess.run([*gpg, "--quick-gen-key", "Old <old@example.com>", "rsa2048",
+                    "cert,sign,encr", "never"], capture_output=True, check=True)  # fmt: skip
+    old_asc = work / "old.asc"
+    old_asc.write_bytes(subprocess.run([*gpg, "--armor", "--export-secret-keys"],
+                                       capture_output=True, check=True).stdout)  # fmt: skip
+    new_home = gpg_home_with_key(work / "new", "new@example.com")
+    new_asc = export_secret_key(new_home, work / "new.asc", "new@example.com")
+    for name in ("a.sql.gz.enc", "b.sql.gz.enc"):
+        backup = dpb587_gpg(small_dump, work / name, home, email="old@example.com", name=name)
+        moto_s3.put(f"db/{name}", backup.data)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "gpg-pw").write_text(GPG_PW + "\n")
+    common = ("--debug", "rotate", "run", moto_s3.uri("db/"), "--to", str(new_asc),
+              "--endpoint-url", moto_s3.endpoint, "--versions", "all", "--workers", "1",
+              "--gpg-passphrase-file", str(secrets / "gpg-pw"))  # fmt: skip
+    killed = run_cli(*common, "--gpg-key", str(old_asc), env={**canary_env, CRASH_ENV: "done:1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    r = run_cli(*common, "--resume", "--json", env=canary_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert [v["result"] for v in json.loads(r.stdout)["versions"]] == ["done", "done"]
+    data_dir = Path(os.environ["SEALCHECK_DATA_DIR"])
+    assert list(data_dir.glob("rotations/*.sqlite3"))  # the journal is where it is scanned
+    outs = [killed.stdout.encode(), killed.stderr.encode(), r.stdout.encode(), r.stderr.encode()]
+    roots = [Path(canary_env["TMPDIR"]), Path(canary_env["HOME"]), data_dir]
+    assert scan(roots, outs, forms(GPG_PW)) == []
+    assert scan([secrets], [], forms(GPG_PW))

@@ -7,14 +7,19 @@ copied with UploadPartCopy, not uploaded through this machine."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
 import shlex
+import signal
+import sqlite3
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from fixtures.common import run_cli
 from fixtures.openpgp_pem import openpgp_secret_key
 from fixtures.pipelines import (
     GPG_HOMES,
@@ -28,6 +33,7 @@ from fixtures.rotation import PREFIX, fetch, links, producer_objects, rotate
 from fixtures.s3scenarios import sealcheck
 from fixtures.s3servers import Bucket, ChaosS3
 from sealcheck.core.decrypt.gpg import packets as pgp
+from sealcheck.core.rotation.journal import CRASH_ENV, Journal, journals
 
 MIB = 1024 * 1024
 
@@ -39,6 +45,7 @@ class GpgKeys:
     new_secret: Path
     new_public: Path
     new_key_id: str
+    new_home: Path
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +65,7 @@ def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> GpgKeys:
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     sub = next(ln.split(":") for ln in colons.splitlines() if ln.startswith("sub:"))
-    return GpgKeys(old, old_secret, new_secret, new_public, sub[4])
+    return GpgKeys(old, old_secret, new_secret, new_public, sub[4], new)
 
 
 def gpg_decrypt(secret: Path | bytes, data: bytes, folder: Path) -> bytes:
@@ -230,3 +237,111 @@ def test_an_armored_gpg_backup_is_armored_again(
     want = gpg_decrypt(gpg_keys.old_secret, original, tmp_path)
     assert gpg_decrypt(gpg_keys.new_secret, stored, tmp_path) == want
     assert gpg_decrypt(gpg_keys.old_secret, stored, tmp_path) == want
+
+
+def primary_fingerprint(home: Path, email: str) -> str:
+    colons = subprocess.run(
+        ["gpg", "--homedir", str(home), "--with-colons", "--list-keys", email],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return next(ln.split(":")[9] for ln in colons.splitlines() if ln.startswith("fpr:"))
+
+
+def killed_after_one(bucket: Bucket, keys: GpgKeys, *given: str) -> Path:
+    """A run over the prefix's gpg backups, SIGKILLed after its first version: its journal."""
+    killed = run_cli(
+        "rotate", "run", bucket.uri(PREFIX), "--endpoint-url", bucket.endpoint,
+        "--to", str(keys.new_secret), *given, "--versions", "all", "--workers", "1",
+        env={**os.environ, CRASH_ENV: "done:1"},
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    (path,) = journals()
+    return path
+
+
+def journal_meta(path: Path) -> dict[str, str]:
+    journal = Journal(path)
+    try:
+        return journal.meta()
+    finally:
+        journal.close()
+
+
+def resume(bucket: Bucket, keys: GpgKeys, *args: str):
+    return rotate("run", bucket, "--to", str(keys.new_secret), "--versions", "all",
+                  "--resume", "--json", *args)  # fmt: skip
+
+
+@pytest.mark.parametrize("given", ["--gpg-key", "--gpg-homedir"])
+def test_a_resume_takes_the_old_gpg_key_from_the_journal(
+    moto_s3: Bucket, tmp_path: Path, gpg_keys: GpgKeys, small_dump: Path, given: str
+) -> None:
+    """A run killed (SIGKILL) after its first version resumes with ``--resume`` alone: the
+    journal's start holds the old key's file and fingerprint, or its GNUPGHOME (never a
+    passphrase). Another key or folder given on resume is refused (exit 2, naming both),
+    and so is the journal's key file holding another key now; the journal untouched."""
+    for name in ("a.sql.gz.enc", "b.sql.gz.enc"):
+        upload(moto_s3, tmp_path, gpg_keys, small_dump, name)
+    if given == "--gpg-key":
+        key_file = tmp_path / "old.sec.asc"  # a copy: replaced by another key below
+        key_file.write_bytes(gpg_keys.old_secret.read_bytes())
+        old = str(key_file)
+    else:
+        old = str(gpg_keys.old_home)
+    path = killed_after_one(moto_s3, gpg_keys, given, old)
+    meta = journal_meta(path)
+    assert meta["status"] == "running"
+    old_fpr = primary_fingerprint(gpg_keys.old_home, "old@example.com")
+    if given == "--gpg-key":
+        assert (meta["gpg_key"], meta["gpg_fingerprint"], meta["gpg_homedir"]) == (old, old_fpr, "")
+    else:
+        assert (meta["gpg_key"], meta["gpg_fingerprint"], meta["gpg_homedir"]) == ("", "", old)
+    assert not [k for k in meta if "passphrase" in k]
+
+    other = str(gpg_keys.new_secret if given == "--gpg-key" else tmp_path / "another-home")
+    refused = resume(moto_s3, gpg_keys, given, other)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "contradicts the interrupted rotation's journal" in refused.stderr
+    assert str(path) in refused.stderr and other in refused.stderr
+    if given == "--gpg-key":
+        new_fpr = primary_fingerprint(gpg_keys.new_home, "new@example.com")
+        assert old_fpr in refused.stderr and new_fpr in refused.stderr
+        # The journal's key file now holding another key: refused too, naming both.
+        key_file.write_bytes(gpg_keys.new_secret.read_bytes())
+        changed = resume(moto_s3, gpg_keys)
+        assert changed.returncode == 2, changed.stdout + changed.stderr
+        assert "no longer holds its key" in changed.stderr
+        assert old_fpr in changed.stderr and new_fpr in changed.stderr
+        key_file.write_bytes(gpg_keys.old_secret.read_bytes())
+    assert journal_meta(path) == meta  # nothing recorded by the refused resumes
+    assert len(links(moto_s3)) == 1
+
+    r = resume(moto_s3, gpg_keys)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {v["result"] for v in r.json()["versions"]} == {"done"}
+    assert len(links(moto_s3)) == 2
+    # The same key given again is not a contradiction (nothing left to do).
+    again = resume(moto_s3, gpg_keys, given, old)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_a_journal_from_before_resumes_with_the_options_given(
+    moto_s3: Bucket, tmp_path: Path, gpg_keys: GpgKeys, small_dump: Path
+) -> None:
+    """A journal written before the old OpenPGP key was recorded (no gpg fields) resumes
+    as it always did: with --gpg-key given again (without it there is no old key)."""
+    for name in ("a.sql.gz.enc", "b.sql.gz.enc"):
+        upload(moto_s3, tmp_path, gpg_keys, small_dump, name)
+    path = killed_after_one(moto_s3, gpg_keys, "--gpg-key", str(gpg_keys.old_secret))
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("DELETE FROM meta WHERE k IN ('gpg_key', 'gpg_fingerprint', 'gpg_homedir')")
+    assert not [k for k in journal_meta(path) if k.startswith("gpg")]
+
+    bare = resume(moto_s3, gpg_keys)
+    assert bare.returncode == 2, bare.stdout + bare.stderr
+    assert "no old key" in bare.stderr
+    r = resume(moto_s3, gpg_keys, "--gpg-key", str(gpg_keys.old_secret))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {v["result"] for v in r.json()["versions"]} == {"done"}
+    assert len(links(moto_s3)) == 2
+    assert journal_meta(path)["gpg_key"] == str(gpg_keys.old_secret)  # recorded from now on

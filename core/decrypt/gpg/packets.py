@@ -292,10 +292,7 @@ def read_keys(data: bytes) -> list[PgpKey]:
             if len(body) > 6 and body[0] == 4 and body[5] in RSA_ALGOS:
                 n, at = _mpi(body, 6)
                 e, at = _mpi(body, at)
-                pub_len = at
-                fp = hashlib.sha1(  # noqa: S324 - the v4 fingerprint is SHA-1
-                    b"\x99" + pub_len.to_bytes(2, "big") + body[:pub_len]
-                ).digest()
+                fp = _v4_fingerprint(body, at)
                 pending = {
                     "public": rsa.RSAPublicNumbers(e, n).public_key(),
                     "key_id": fp[-8:],
@@ -331,3 +328,70 @@ def key_file_fingerprints(path: Path) -> list[str]:
         return [spki_fingerprint(k.public) for k in read_keys(path.read_bytes())]
     except (OSError, PacketError):
         return []
+
+
+def key_file_identity(path: Path) -> str:
+    """The v4 fingerprint (as gpg prints it) of the first primary key in an OpenPGP key
+    file, of any algorithm: what names the key in a rotation's journal. Read from the
+    public fields only, so a passphrase-protected secret key needs none. Empty when the
+    file cannot be read or its first key is not a v4 key of a known algorithm."""
+    try:
+        raw = dearmor(path.read_bytes())
+        pos = 0
+        while pos < len(raw):
+            p = packet_at(raw, pos)
+            if p.length is None:
+                return ""
+            body = raw[p.body : p.body + p.length]
+            if p.tag in (PUBKEY, SECKEY):
+                if len(body) < 6 or body[0] != 4:
+                    return ""
+                return _v4_fingerprint(body, _public_length(body)).hex().upper()
+            pos = p.body + p.length
+    except (OSError, ValueError):  # PacketError, or an armor without its blank line
+        return ""
+    return ""
+
+
+def _v4_fingerprint(body: bytes, public_length: int) -> bytes:
+    """RFC 4880 §12.2: SHA-1 of 0x99, the public part's length and the public part."""
+    return hashlib.sha1(  # noqa: S324 - the v4 fingerprint is SHA-1
+        b"\x99" + public_length.to_bytes(2, "big") + body[:public_length]
+    ).digest()
+
+
+# A v4 key's public fields after its version, creation time and algorithm: MPIs, with an
+# ECC key's curve OID (and ECDH's KDF parameters) each as one length byte then the bytes;
+# RFC 9580's X25519, X448, Ed25519 and Ed448 keys are of a fixed size instead.
+_MPI, _SIZED = "mpi", "sized"
+_PUBLIC_FIELDS: dict[int, tuple[str, ...]] = {
+    1: (_MPI, _MPI),  # RSA
+    2: (_MPI, _MPI),
+    3: (_MPI, _MPI),
+    16: (_MPI, _MPI, _MPI),  # Elgamal
+    20: (_MPI, _MPI, _MPI),
+    17: (_MPI, _MPI, _MPI, _MPI),  # DSA
+    18: (_SIZED, _MPI, _SIZED),  # ECDH: OID, point, KDF parameters
+    19: (_SIZED, _MPI),  # ECDSA
+    22: (_SIZED, _MPI),  # EdDSA (legacy)
+}
+_FIXED_PUBLIC = {25: 32, 26: 56, 27: 32, 28: 57}
+
+
+def _public_length(body: bytes) -> int:
+    """Where a v4 key packet's public part ends (a secret key's secret fields follow)."""
+    algo = body[5]
+    if algo in _FIXED_PUBLIC:
+        _need(body, 6 + _FIXED_PUBLIC[algo])
+        return 6 + _FIXED_PUBLIC[algo]
+    if algo not in _PUBLIC_FIELDS:
+        raise PacketError(f"public-key algorithm {algo} is not known")
+    pos = 6
+    for kind in _PUBLIC_FIELDS[algo]:
+        if kind == _MPI:
+            _, pos = _mpi(body, pos)
+        else:
+            _need(body, pos + 1)
+            pos += 1 + body[pos]
+            _need(body, pos)
+    return pos

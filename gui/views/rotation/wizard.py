@@ -75,8 +75,12 @@ class Resume:
             region=start.region or None,
             profile=start.profile or None,
             rules=start.rules,
-            # The old keys the CLI was given (--from), so the wizard opens them too.
-            keys=KeyChoice(key_specs=start.old, pkcs11_module=start.pkcs11_module or None),
+            # The old keys the run was given (--from, --gpg-key), so the wizard opens them too.
+            keys=KeyChoice(
+                key_specs=start.old,
+                pkcs11_module=start.pkcs11_module or None,
+                gpg_key_file=start.gpg_key or None,
+            ),
         )
         return cls(
             path, src, Scope(start.scope), start.to, start.public_only, start.new_label, start.rules
@@ -85,10 +89,10 @@ class Resume:
 
 def _first(sources: list[SourceConfig], run: SourceConfig) -> list[SourceConfig]:
     """The saved source the interrupted run was on first (with its keys), else the run's
-    own location; the run's own first when it names its old keys (the CLI's --from)."""
+    own location; the run's own first when it names its old keys (--from, --gpg-key)."""
     same = [s for s in sources if (s.bucket, s.endpoint_url) == (run.bucket, run.endpoint_url)]
     rest = [s for s in sources if s not in same]
-    if run.keys.key_specs:
+    if run.keys.key_specs or run.keys.gpg_key_file:
         return [run, *same, *rest]
     return [*(same[:1] or [run]), *rest]
 

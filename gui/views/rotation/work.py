@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from sealcheck.core.keys.spec import KeyContext
 from sealcheck.core.plumbing.atomic import AtomicWriter
 from sealcheck.core.records.history import History, HistoryError
 from sealcheck.core.rotation.engine import Outcome, Rotation, Settings
+from sealcheck.core.rotation.gpgresume import gpg_start, resumed_options
 from sealcheck.core.rotation.journal import Item, Journal, Start, begin, journal_for, now_iso
 from sealcheck.core.rotation.newkey import NewKey, prove_possession
 from sealcheck.core.rotation.report import build
@@ -158,6 +159,12 @@ def run_job(
     path = journal_for(settings.bucket, settings.prefix, settings.new.fingerprint, journal_dir)
     journal = Journal(path)
     try:
+        # An interrupted run resumes with its own OpenPGP key (the CLI's --resume alike):
+        # the journal's where none is given, another one refused.
+        gpg = resumed_options(journal.meta(), settings.gpg, path)
+        if gpg is not settings.gpg:
+            settings = replace(settings, gpg=gpg)
+            start = replace(start, **gpg_start(gpg))
         # What the app (or the CLI) needs to offer and resume it later: names and paths only.
         owner = begin(journal, start, started)
         t0 = time.monotonic()
