@@ -68,6 +68,7 @@ from sealcheck.core.restoretest.errors import (
     ServerSoftwareMissing,
     ServerUnreachable,
 )
+from sealcheck.core.rotation.gpgresume import RecordedKeyChanged, ResumeContradicts
 from sealcheck.core.rotation.journal import JournalError
 from sealcheck.core.rotation.newkey import NoPrivateHalf, NoProofOfPossession, WeakNewKey
 from sealcheck.core.rotation.opener import CannotOpen
@@ -437,6 +438,16 @@ _WORDS: dict[type[SealcheckError], tuple[str, str]] = {
     JournalError: (
         "The rotation journal cannot be used",
         "Check the journal file's folder is writable and has space, then resume.",
+    ),
+    ResumeContradicts: (
+        "This does not match the interrupted rotation",
+        "The OpenPGP key or folder given is not the one the rotation started with (the "
+        "details name both): give the same one, or leave it out to use the recorded one.",
+    ),
+    RecordedKeyChanged: (
+        "The rotation's OpenPGP key file now holds another key",
+        "Put the key the rotation started with back in that file (the details give its "
+        "fingerprint), then resume.",
     ),
     WeakNewKey: (
         "The new key is refused",
