@@ -30,6 +30,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -638,6 +639,21 @@ class History:
                 if db is not self._held:
                     db.close()
 
+    def _switch_to_wal(self, db: sqlite3.Connection) -> None:
+        """WAL on a new file. The switch needs an exclusive lock, and sqlite answers it
+        "database is locked" at once, without its busy handler, while another process
+        creating the same file holds a lock (two first records racing, seen under load in
+        CI): wait for it here as the busy timeout would."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+
     def _drop(self, db: sqlite3.Connection | None) -> None:
         if db is not None and db is self._held:
             self._held = self._held_by = None
@@ -653,7 +669,7 @@ class History:
                 if not tables:
                     raise sqlite3.DatabaseError("it has no history table")
             else:
-                db.execute("PRAGMA journal_mode=WAL")
+                self._switch_to_wal(db)
                 db.execute("BEGIN IMMEDIATE")
                 for stmt in _statements(_SCHEMA):
                     db.execute(stmt)
@@ -847,6 +863,11 @@ def _make_private_file(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     os.close(fd)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")  # SQLITE_BUSY, SQLITE_BUSY_RECOVERY, ...
+    return name.startswith("SQLITE_BUSY") or "locked" in str(exc)
 
 
 def _sqlite_text(exc: sqlite3.Error) -> str:

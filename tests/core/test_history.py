@@ -334,6 +334,23 @@ for _ in range(int(sys.argv[3])):
 """
 
 
+def test_creating_waits_for_another_creator(hist: History, reports: dict[str, Report]) -> None:
+    """Switching a new file to WAL needs an exclusive lock, and sqlite refuses it at once
+    (no busy handler) while another connection holds one: the first record waits like
+    any other write instead of failing "database is locked" (CI, two first records)."""
+    hist.path.parent.mkdir(parents=True, exist_ok=True)
+    other = sqlite3.connect(hist.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # a creator in the middle of its transaction
+    timer = threading.Timer(0.5, other.execute, ("ROLLBACK",))
+    timer.start()
+    try:
+        entry = hist.record(reports["securecircle"])
+    finally:
+        timer.join()
+        other.close()
+    assert hist.entries() == [entry]
+
+
 def test_two_processes_write_at_once(
     hist: History, reports: dict[str, Report], tmp_path: Path
 ) -> None:
