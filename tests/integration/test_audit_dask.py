@@ -34,6 +34,13 @@ from sealcheck.core.records.history import History, Kind
 
 distributed = pytest.importorskip("distributed")
 
+# A scheduler serves its health/metrics routes over HTTP even with no dashboard, on
+# 8787 unless told otherwise: whatever else runs on the machine (another test run, a
+# user's Dask) then holds the port and Dask warns and moves. Every scheduler of these
+# tests takes a free loopback port instead, and a warning here is a failure.
+LOOPBACK_ANY_PORT = "127.0.0.1:0"
+pytestmark = pytest.mark.filterwarnings("error::UserWarning")
+
 PEM_PW = "CANARYdaskpempass31"
 PASS = "CANARYdasksymmetric58"  # a symmetric backup's passphrase: runs on the coordinator
 DEKS = [f"CANARYdaskdek{i:02d}x0123456789abcdef" for i in range(6)]  # per-backup secrets
@@ -225,7 +232,8 @@ class Cluster:
             "scheduler",
             "distributed.cli.dask_scheduler",
             "--host", "127.0.0.1", "--port", "0", "--protocol", "tls",
-            "--no-dashboard", "--scheduler-file", str(sched),
+            "--no-dashboard", "--dashboard-address", LOOPBACK_ANY_PORT,
+            "--scheduler-file", str(sched),
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while not sched.exists() and time.monotonic() < deadline:
@@ -426,6 +434,7 @@ def test_no_data_key_crosses_a_plain_tcp_scheduler(
         distributed.LocalCluster(
             n_workers=1, processes=False, protocol="tcp://", host="127.0.0.1",
             dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": LOOPBACK_ANY_PORT},
         ) as lc,
         distributed.Client(lc) as c,
     ):  # fmt: skip
