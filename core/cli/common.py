@@ -25,7 +25,6 @@ from ..decrypt.xbkey import (
 )
 from ..errors import KeyUnavailable, UsageError
 from ..keys.base import KeySource
-from ..keys.discovery import held_keys
 from ..keys.prompt import SecretProvider, secret_once
 from ..keys.spec import KeyContext, open_key
 from ..pipeline.job import Job
@@ -73,7 +72,10 @@ def load_keys(args: argparse.Namespace) -> list[KeySource]:
         args.passphrase_file or args.gpg_key or args.gpg_homedir or args.raw_key_file
     ):
         # No key named: every held key (keyring, and token keys when a module is
-        # given) is a candidate; the wrapped key's size picks which are tried.
+        # given) is a candidate; the wrapped key's size picks which are tried. Their
+        # modules (keyring, PKCS#11) load only here.
+        from ..keys.discovery import held_keys
+
         return held_keys(KeyContext(pin=pin, pkcs11_module=args.pkcs11_module))
     return [
         open_key(

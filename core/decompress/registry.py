@@ -3,6 +3,11 @@
 Explicit rather than readers that register themselves when imported (see
 decrypt/registry.py): read in one place, independent of import order. A new
 compression is one reader module (base.py is the contract) and one line here.
+
+A reader whose module brings a library or a large decoder (zstandard, the QuickLZ
+decoder; the bzip2 block pool is imported by Bzip2Reader itself) is named here by a
+small function that imports it when a stream of its format is read: a verify of a
+gzip backup imports none of them (issue 17, start-up is part of the job).
 """
 
 from __future__ import annotations
@@ -16,8 +21,7 @@ from ..formats import Fmt, sniff
 from ..plumbing.progress import CancelToken
 from ..plumbing.streams import Reader
 from .base import DecompressReader
-from .qpress import QpressReader
-from .readers import Bzip2Reader, GzipReader, PassThrough, XzReader, ZstdReader
+from .readers import Bzip2Reader, GzipReader, PassThrough, XzReader
 
 
 class ReaderFactory(Protocol):
@@ -28,13 +32,29 @@ class ReaderFactory(Protocol):
     ) -> DecompressReader: ...
 
 
+def _zstd(
+    upstream: Reader, *, obj: str | None = None, cancel: CancelToken | None = None
+) -> DecompressReader:
+    from .zstd import ZstdReader
+
+    return ZstdReader(upstream, obj=obj, cancel=cancel)
+
+
+def _qpress(
+    upstream: Reader, *, obj: str | None = None, cancel: CancelToken | None = None
+) -> DecompressReader:
+    from .qpress import QpressReader
+
+    return QpressReader(upstream, obj=obj, cancel=cancel)
+
+
 READERS: Mapping[Fmt, ReaderFactory] = MappingProxyType(
     {
         Fmt.GZIP: GzipReader,
         Fmt.BZIP2: Bzip2Reader,
         Fmt.XZ: XzReader,
-        Fmt.ZSTD: ZstdReader,
-        Fmt.QPRESS: QpressReader,  # qpress around a whole stream (ApsaraDB *_xb.qp)
+        Fmt.ZSTD: _zstd,
+        Fmt.QPRESS: _qpress,  # qpress around a whole stream (ApsaraDB *_xb.qp)
     }
 )
 # Compressions that are recognised but not decoded yet: each fails with one typed error.

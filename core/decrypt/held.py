@@ -9,8 +9,6 @@ from pathlib import Path
 
 from ..errors import MissingTool
 from ..keys.base import spki_fingerprint
-from .gpg.packets import PacketError, key_file_fingerprints, read_keys
-from .gpg.reader import gpg_binary
 from .secrets import Secrets
 
 # A GNUPGHOME's fingerprints, by (home, when its keyring last changed): an audit asks
@@ -26,6 +24,10 @@ def held_fingerprints(secrets: Secrets) -> list[str]:
     out = [k.fingerprint for k in secrets.keys]
     gpg = secrets.gpg
     if gpg is not None and gpg.key_file is not None:
+        # The OpenPGP modules load only when OpenPGP keys were given: every verify asks
+        # this, most hold RSA keys alone (issue 17, start-up is part of the job).
+        from .gpg.packets import key_file_fingerprints
+
         out += key_file_fingerprints(gpg.key_file)
     elif gpg is not None and gpg.homedir is not None:
         out += home_fingerprints(gpg.homedir)
@@ -35,6 +37,8 @@ def held_fingerprints(secrets: Secrets) -> list[str]:
 def home_fingerprints(home: Path) -> list[str]:
     """The RSA keys with a secret part in ``home``: their public packets (gpg --export of
     the keys ``--list-secret-keys`` names), never the secret ones."""
+    from .gpg.packets import PacketError
+
     try:
         stamp = max(
             (
@@ -59,6 +63,9 @@ def home_fingerprints(home: Path) -> list[str]:
 
 
 def _read_home(home: Path) -> list[str]:
+    from .gpg.packets import read_keys
+    from .gpg.reader import gpg_binary
+
     exe = gpg_binary()
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME")}
     env["LC_ALL"] = "C"

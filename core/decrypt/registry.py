@@ -4,6 +4,10 @@ An explicit table rather than modules that register themselves when imported:
 it is read in one place, it does not depend on which modules were imported
 first, and import-linter sees every opener as a plain import of this module.
 A new format is one opener module (opener.py is the contract) and one line here.
+An opener whose module is large and only its format needs (gpg's packet parser and
+process plumbing) is named here by a small function that imports it on first use: a
+verify of an openssl enc backup loads none of it (issue 17, start-up is part of the
+job; cms/opener.py defers its key module the same way).
 """
 
 from __future__ import annotations
@@ -15,18 +19,24 @@ from ..errors import Layer, UnsupportedFormat
 from ..formats import NOT_A_BACKUP, Fmt
 from ..records.report import Status
 from .cms.opener import open_cms
-from .gpg.opener import open_gpg
 from .opener import EvidenceSink, Opened, Opener, OpenRequest
 from .openssl.opener import open_openssl
 from .secrets import Secrets
 from .xbcrypt_opener import open_xbcrypt
 
+
+def _open_gpg(req: OpenRequest, ev: EvidenceSink) -> Opened:
+    from .gpg.opener import open_gpg
+
+    return open_gpg(req, ev)
+
+
 OPENERS: Mapping[Fmt, Opener] = MappingProxyType(
     {
         Fmt.OPENSSL_SALTED: open_openssl,
         Fmt.OPENSSL_SALTED_B64: open_openssl,
-        Fmt.PGP_BINARY: open_gpg,
-        Fmt.PGP_ARMORED: open_gpg,
+        Fmt.PGP_BINARY: _open_gpg,
+        Fmt.PGP_ARMORED: _open_gpg,
         Fmt.CMS_DER: open_cms,
         Fmt.CMS_PEM: open_cms,
         Fmt.SMIME: open_cms,

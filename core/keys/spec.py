@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .base import KeySource
-from .custody import KeyringKey
 from .pem import PemKey
-from .pkcs11.key import open_pkcs11_key
 from .prompt import SecretProvider
 
 
@@ -23,8 +21,14 @@ class KeyContext:
 
 
 def open_key(spec: str, ctx: KeyContext) -> KeySource:
+    # The keyring's and the tokens' modules load only for their own specs: a PEM file
+    # needs neither (issue 17, start-up is part of the job).
     if spec.startswith("keyring:"):
+        from .custody import KeyringKey
+
         return KeyringKey(spec[len("keyring:") :])
     if spec.startswith("pkcs11:"):
+        from .pkcs11.key import open_pkcs11_key
+
         return open_pkcs11_key(spec, module=ctx.pkcs11_module, pin_provider=ctx.pin)
     return PemKey.from_file(Path(spec), ctx.pem_passphrase)

@@ -5,6 +5,10 @@ decrypt/registry.py): read in one place, independent of import order. A new
 binary payload is one check module (StructureCheck below is the contract) and
 one line here. Text dumps are recognised by their first lines, not by a magic,
 so the inspector reads them itself (TEXT).
+
+pg_dump's archive and tar checks are named here by small functions that import them
+when such a payload is found: a verify of a text dump loads neither (issue 17,
+start-up is part of the job).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from typing import Protocol
 
 from ..formats import Fmt
 from .info import PayloadInfo
-from .pgdump.judge import PgCustomCheck, TarArchiveCheck
 from .xbstream import XbstreamCheck
 
 
@@ -36,11 +39,23 @@ class CheckFactory(Protocol):
     def __call__(self, info: PayloadInfo, *, obj: str | None = None) -> StructureCheck: ...
 
 
+def _pg_custom(info: PayloadInfo, *, obj: str | None = None) -> StructureCheck:
+    from .pgdump.judge import PgCustomCheck
+
+    return PgCustomCheck(info, obj=obj)
+
+
+def _tar(info: PayloadInfo, *, obj: str | None = None) -> StructureCheck:
+    from .pgdump.judge import TarArchiveCheck
+
+    return TarArchiveCheck(info, obj=obj)
+
+
 CHECKS: Mapping[Fmt, CheckFactory] = MappingProxyType(
     {
         Fmt.XBSTREAM: XbstreamCheck,
-        Fmt.PGDUMP_CUSTOM: PgCustomCheck,
-        Fmt.TAR: TarArchiveCheck,
+        Fmt.PGDUMP_CUSTOM: _pg_custom,
+        Fmt.TAR: _tar,
     }
 )
 # Read by the inspector's own recogniser of mysqldump, pg_dump and Sequel Pro text.

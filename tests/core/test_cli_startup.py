@@ -1,8 +1,8 @@
 """Start-up is part of the job (issue 17): what a command imports before it works.
 
 ``sealcheck verify`` of a local file must not import the restore test (its SQL
-scanners build large patterns at import), Qt or boto3; ``sealcheck --help`` none of
-the commands' bodies, nor cryptography. Each run is a fresh interpreter, as a user's.
+scanners build large patterns at import), Qt or boto3, nor the readers of formats the
+backup is not in; ``sealcheck --help`` none of the commands' bodies, nor cryptography. Each run is a fresh interpreter, as a user's.
 """
 
 from __future__ import annotations
@@ -71,11 +71,26 @@ def test_verify_of_a_local_file_imports_no_restore_test_qt_or_boto3(
     # Nor what only other commands need: the plugins' entry-point scan (a built-in
     # command was asked for) and CMS's certificate parsing (not a CMS backup).
     assert _under(modules, ("importlib.metadata", "cryptography.x509")) == []
+    # Nor the other formats' readers, whose registries name them without importing them
+    # (gzip, openssl enc and a SQL text here), nor the keyring's and tokens' modules (a
+    # PEM file was given).
+    other_formats = (
+        "zstandard",
+        "sealcheck.core.decompress.zstd",
+        "sealcheck.core.decompress.bzip2",
+        "sealcheck.core.decrypt.gpg",
+        "sealcheck.core.payload.pgdump",
+        "sealcheck.core.keys.custody",
+        "sealcheck.core.keys.discovery",
+        "sealcheck.core.keys.pkcs11",
+    )
+    assert _under(modules, other_formats) == []
     # Recording the verify needs the history, not the evidence reports.
     assert "sealcheck.core.records.history" in modules
     assert "sealcheck.core.records.evidence" not in modules
     # What the verify needed did load: the check above is not vacuous.
     assert "sealcheck.core.pipeline.run" in modules
+    assert "sealcheck.core.decompress.readers" in modules
     assert "cryptography" in modules
 
 
