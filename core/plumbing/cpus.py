@@ -7,12 +7,27 @@ threads gains nothing, since every core is taken, and pays its split's overhead
 (the parallel bzip2 reader costs ~20 % more CPU than libbz2 alone): there the
 cheaper single-thread road is the faster one.
 
-Busy is the tasks runnable on the machine besides this process's own, counted a
-few times over a few milliseconds (the median: a task that only flickers through
-does not count): steady CPU-bound work is always runnable. The 1-minute load
-average is the fallback where /proc is missing; it lags by a minute (work started
-just before is barely in it, work just ended still is). The count is the whole
-machine's, so with a narrowed affinity the estimate errs towards fewer threads.
+Busy is what two signals, taken over the same short window (~60 ms), both see:
+
+* the CPU time the usable CPUs spent working in the window (``/proc/stat``) less
+  this process's own (``time.process_time``, exact): CPUs others kept busy, a
+  CPU counted when others took more than half of it;
+* the tasks runnable on the machine besides this process's threads
+  (``/proc/loadavg``'s 4th field less our own running threads), the median of
+  samples spread over the window.
+
+Each alone can be fooled. The runnable count subtracts our threads as they are a
+moment after the machine's count was read, and a pipeline that has just started
+(its fetch thread handing the GIL back and forth with the caller) flips between
+running and waiting in between: the count then sees one of our own threads as
+another's work (the likely reason one bzip2 verify on the quiet machine took the
+sequential reader: bench/RESULTS.md, 28.6 s against 15-16 s). CPU time is exact about
+ourselves but is the window's average. Work that is really there (a CPU-bound
+process per core) shows in both; so the smaller of the two is taken, erring
+towards more threads. Neither lags: the 1-minute load average, the fallback where
+/proc is missing, does (work ended a minute ago is still in it). The runnable
+count is the whole machine's, so with a narrowed affinity it errs towards fewer
+threads; the CPU time is read for the usable CPUs only.
 """
 
 from __future__ import annotations
@@ -24,9 +39,10 @@ import time
 from pathlib import Path
 
 _LOADAVG = Path("/proc/loadavg")
+_STAT = Path("/proc/stat")
 _OWN_TASKS = Path("/proc/self/task")
-_SAMPLES = 5
-_SAMPLE_GAP_S = 0.002
+_SAMPLES = 7  # runnable counts over the window, one every _SAMPLE_GAP_S
+_SAMPLE_GAP_S = 0.01
 
 
 def usable_cpus() -> int:
@@ -56,16 +72,46 @@ def _others_running() -> int:
     return max(total - _own_running(), 0)
 
 
+def _cpu_ticks(which: set[int]) -> tuple[int, int]:
+    """Clock ticks the CPUs ``which`` spent working, and in all, since boot."""
+    busy = total = 0
+    for line in _STAT.read_text().splitlines():
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or not name[3:].isdigit() or int(name[3:]) not in which:
+            continue
+        # user nice system idle iowait irq softirq steal (guest time is inside user):
+        # idle and iowait are the CPU waiting; steal is a CPU the host gave away.
+        f = [int(x) for x in rest.split()[:8]]
+        total += sum(f)
+        busy += sum(f) - f[3] - f[4]
+    return busy, total
+
+
+def _measure() -> float:
+    """Busy elsewhere over one window (see the module docstring)."""
+    which = os.sched_getaffinity(0)
+    busy0, total0 = _cpu_ticks(which)
+    own0 = time.process_time()
+    counts = []
+    for i in range(_SAMPLES):
+        if i:
+            time.sleep(_SAMPLE_GAP_S)
+        counts.append(_others_running())
+    busy1, total1 = _cpu_ticks(which)
+    own1 = time.process_time()
+    running = float(statistics.median(counts))
+    if total1 <= total0:  # no tick in the window: the counts alone
+        return running
+    own_ticks = (own1 - own0) * os.sysconf("SC_CLK_TCK")
+    others = len(which) * (busy1 - busy0 - own_ticks) / (total1 - total0)
+    return min(float(math.floor(others + 0.5)), running)
+
+
 def busy_elsewhere() -> float:
     """CPUs other work keeps busy now (see the module docstring)."""
     try:
-        samples = []
-        for i in range(_SAMPLES):
-            if i:
-                time.sleep(_SAMPLE_GAP_S)
-            samples.append(_others_running())
-        return float(statistics.median(samples))
-    except (OSError, ValueError, IndexError):
+        return max(_measure(), 0.0)
+    except (AttributeError, OSError, ValueError, IndexError):  # no /proc, not Linux
         pass
     try:
         return max(os.getloadavg()[0], 0.0)
