@@ -4,15 +4,16 @@ For each item whose data key is RSA-wrapped in a paired object (``openssl enc`` 
 ``X.key``, ``STEM.key.txt.enc``…), the coordinator reads the wrapped key, unwraps it
 with the keys it holds (PEM file, keyring, token: the PIN is asked here, once) and gives
 the worker a ``Secrets`` holding only that backup's unwrapped data key (keys/held.py),
-in the name of the key that unwrapped it. No private key, passphrase, PIN or other
-backup's secret goes to a worker.
+in the name of the key that unwrapped it. gpg and CMS backups, whose recipients sit
+inside the object, get the session or content key unwrapped from the object's head
+(inobject.py). No private key, passphrase, PIN or other backup's secret goes to a worker.
 
 Items run on the coordinator itself (``None`` here) when shipping a per-backup secret is
 not possible without shipping a key:
 
-* no paired wrapped-key object: gpg and CMS keep their recipient info inside the
-  object, a symmetric backup's passphrase or an xbcrypt key opens every backup made
-  with it, and an unencrypted backup is not told from those before it is read;
+* a symmetric backup's passphrase or an xbcrypt key opens every backup made with it,
+  and an unencrypted backup has no secret: neither is a gpg or CMS envelope nor has a
+  paired wrapped-key object;
 * a raw ``-K/-iv`` key was given (it is the key);
 * no held key unwraps it, or the wrapped key cannot be read: the coordinator's run
   records the same error a local campaign would.
@@ -40,6 +41,7 @@ from ..records.report import Report, Status
 from ..storage.locate import Locator
 from ..storage.rewrap import prefer_rotated
 from ..storage.s3.client import S3Settings
+from .inobject import in_object_secrets
 from .plan import WorkItem
 
 
@@ -55,6 +57,13 @@ class Hints:
         self._lock = threading.Lock()
         self._padding: dict[str, str] = {}  # by series
         self._series: dict[str, str] = {}  # by item id, while its task runs
+        self._in_object: set[str] = set()  # items shipped with a gpg or CMS secret
+
+    def in_object(self, item: WorkItem) -> None:
+        """The item goes with its gpg session key or CMS content keys (inobject.py): if
+        the data does not confirm them (its key layer fails), it runs on the coordinator."""
+        with self._lock:
+            self._in_object.add(item.id)
 
     def hint(self, series: str) -> str | None:
         with self._lock:
@@ -73,6 +82,9 @@ class Hints:
         the item must run again on the coordinator (its hinted PKCS#1 v1.5 candidates
         were not confirmed by the data: OAEP was never tried)."""
         with self._lock:
+            if item.id in self._in_object:
+                self._in_object.discard(item.id)
+                return _key_failed(result)
             series = self._series.pop(item.id, None)
             if series is None or not isinstance(result, Report):
                 return False
@@ -81,11 +93,17 @@ class Hints:
             if key is not None and key.status is Status.OK and isinstance(padding, str):
                 self._padding[series] = padding
                 return False
-            failed = result.error is not None and result.error.layer == Layer.KEY.value
-            again = partial(secrets) and failed
+            again = partial(secrets) and _key_failed(result)
             if again:
                 self._padding.pop(series, None)
             return again
+
+
+def _key_failed(result: object) -> bool:
+    """A worker's record whose key layer failed: the shipped secret was not confirmed."""
+    if not isinstance(result, Report):
+        return False
+    return result.error is not None and result.error.layer == Layer.KEY.value
 
 
 def series_of(item: WorkItem, wrapped: Any) -> str:
@@ -108,12 +126,16 @@ def worker_secrets(
 ) -> Secrets | None:
     """Secrets for a worker holding only this item's unwrapped data key, or None when
     the item must run on the coordinator (see the module's docstring)."""
-    if item.paired is None or held.raw_key is not None or not held.keys:
+    if held.raw_key is not None or (item.paired is not None and not held.keys):
         return None
     try:
         data, wrapped = Locator(settings, cancel, client=client).open_listed(item.listed())
         if wrapped is None:
-            return None
+            # gpg and CMS: the recipients are in the object's own head (inobject.py).
+            s = in_object_secrets(data, held, item.links)
+            if s is not None and hints is not None:
+                hints.in_object(item)
+            return s
         # The same wrapped key the run will pick (item.run_item): one re-wrapped for a
         # held key wins.
         data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(held), item.links)
@@ -137,6 +159,8 @@ def wipe(s: Secrets | None) -> None:
     for k in s.keys:
         if isinstance(k, HeldSecret):
             k.wipe()
+    if s.gpg_session is not None:
+        s.gpg_session.wipe()
 
 
 @dataclass

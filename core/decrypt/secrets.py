@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..keys.base import KeySource
 from .xbkey import XbcryptKey
+
+if TYPE_CHECKING:
+    from .gpg.session import GpgSessionKey
 
 
 @dataclass(frozen=True)
@@ -30,8 +34,12 @@ class Secrets:
     pbkdf2_iter: int | None = None
     cipher: str | None = None
     xbcrypt: XbcryptKey | None = None  # XtraBackup --encrypt key (issue 16)
+    # One gpg -e backup's session key, recovered on a campaign's coordinator (issue 15)
+    gpg_session: GpgSessionKey | None = None
 
     def wipe(self) -> None:
+        if self.gpg_session is not None:
+            self.gpg_session.wipe()
         if self.xbcrypt is not None:
             self.xbcrypt.wipe()
         if self.passphrase is not None:

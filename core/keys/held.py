@@ -39,6 +39,7 @@ class HeldSecret:
         *,
         hardware: bool = False,
         partial: bool = False,
+        key_identifier: bytes | None = None,
     ) -> None:
         self.label = label
         self._fingerprint = fingerprint
@@ -49,6 +50,9 @@ class HeldSecret:
         # Only the hinted PKCS#1 v1.5 was tried, not OAEP: when the data does not confirm
         # it, the item is run again where every padding can be tried (the coordinator).
         self.partial = partial
+        # The key's SHA-1 key identifier (public), which a CMS recipient's is checked
+        # against (decrypt/cms/key.py): a worker has no public key to compute it from.
+        self.key_identifier = key_identifier
 
     def __repr__(self) -> str:
         return f"HeldSecret({self.label!r}, {self._fingerprint})"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from test_shard_plan import listed
@@ -14,7 +15,11 @@ from test_shard_plan import listed
 from fixtures.pipelines import RsaKey, sh
 from sealcheck.core.audit.plan import Operation, WorkItem
 from sealcheck.core.audit.unwrap import Hints
+from sealcheck.core.decrypt.gpg.packets import PKESK, SEIPD, new_format
+from sealcheck.core.decrypt.gpg.reader import plan_decryption
+from sealcheck.core.decrypt.gpg.session import GpgSessionKey, packets_digest
 from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.errors import WrongKey
 from sealcheck.core.keys.held import HeldSecret, unwrapped_from
 from sealcheck.core.keys.pem import PemKey
 from sealcheck.core.records.report import ErrorInfo, LayerResult, Report, Status
@@ -133,3 +138,40 @@ def report(padding: str | None) -> Report:
         error = None
     return Report("verify", None, None, error is None, (layer,), (), error,
                   "2026-12-07T00:00:00+00:00", 0.1, "test")  # fmt: skip
+
+
+def test_a_gpg_or_cms_item_whose_secret_the_data_refuses_runs_on_the_coordinator() -> None:
+    """An item shipped with a secret from its own head (audit/inobject.py) whose key
+    layer fails on the worker is run again on the coordinator; one that opened is not."""
+    hints = Hints()
+    bad, good = (
+        WorkItem.of(listed(n, paired=False), endpoint=None, operation=Operation.VERIFY, strict=True)
+        for n in (4, 5)
+    )
+    hints.in_object(bad)
+    hints.in_object(good)
+    assert hints.settle(bad, report(None), None)
+    assert not hints.settle(good, report("PKCS#1 v1.5"), None)
+    assert not hints.settle(bad, report(None), None)  # settled once: the coordinator's run
+
+
+def test_a_gpg_session_key_answers_only_its_own_message_and_shows_nothing() -> None:
+    """The session key a worker gets (decrypt/gpg/session.py) is bound to its message's
+    session-key packets; its repr and its pickled form's repr show no key."""
+    esk = new_format(PKESK, b"\x03" + bytes(8) + b"\x01" + b"\x08\x00" + bytes(256))
+    head = esk + new_format(SEIPD, b"\x01" + bytes(64))
+    digest = packets_digest(head, len(esk))
+    assert digest is not None
+    key = bytes(range(32))
+    sk = GpgSessionKey(9, key, "ABCDEF0123", len(esk), digest)
+    assert sk.fits(head) and not sk.fits(head[:1] + b"\x00" + head[2:])
+    assert key.hex() not in repr(sk) and "ABCDEF0123" in repr(sk)
+    line = sk.line()
+    assert bytes(line) == b"9:" + key.hex().upper().encode() + b"\n"
+    back = pickle.loads(pickle.dumps(sk))  # as Dask ships it
+    assert back.fits(head) and key.hex() not in repr(back)
+    sk.wipe()
+    assert sk.wiped and bytes(sk.line()) == b"9:" + b"00" * 32 + b"\n"
+    other = new_format(PKESK, b"\x03" + bytes([1] * 8) + b"\x01" + b"\x08\x00" + bytes(256))
+    with pytest.raises(WrongKey):  # never gpg's own home instead: the coordinator runs it
+        plan_decryption(other + head[len(esk) :], None, None, obj="x", session=back)

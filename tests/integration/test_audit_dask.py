@@ -2,7 +2,8 @@
 backups on moto_server made with openssl: the results equal a local campaign's; a
 worker killed mid-campaign loses and duplicates nothing; no private key, passphrase or
 data key reaches the workers' side (their logs, the scheduler's task names, the
-results, the records).
+results, the records). gpg and CMS backups (their recipients inside the object) run on
+the workers too, with only their session / content key.
 
 Each test starts its own cluster: ``--cluster local:2`` (a LocalCluster inside the CLI,
 ``Security.temporary()``), or a scheduler and two workers as processes of this test
@@ -27,10 +28,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from fixtures.common import run_cli
-from fixtures.pipelines import RsaKey, make_rsa_key, sh
+from fixtures.pipelines import RsaKey, export_secret_key, gpg_home_with_key, make_rsa_key, sh
 from fixtures.s3servers import Bucket, S3Store
+from sealcheck.core.decrypt.cms.key import probe_cms, unlock_cms
+from sealcheck.core.formats import sniff
 from sealcheck.core.keys.base import spki_fingerprint
+from sealcheck.core.keys.pem import PemKey
+from sealcheck.core.plumbing.progress import CancelToken
 from sealcheck.core.records.history import History, Kind
+from sealcheck.core.rotation.cmstext import BytesSource
 
 distributed = pytest.importorskip("distributed")
 
@@ -371,6 +377,27 @@ def forms(secret: str) -> list[bytes]:
     return [raw, raw.hex().encode(), base64.b64encode(raw).rstrip(b"=")]
 
 
+def canary_hits(
+    needles: list[bytes],
+    cluster: Cluster,
+    tasks: list[str],
+    r: subprocess.CompletedProcess[str],
+    data: Path,
+) -> list[str]:
+    """Where any needle shows on the workers' side (their logs, the scheduler's task
+    names and log) or in what came back (the results, stderr, the history)."""
+    blobs = {
+        "task names": "\n".join(tasks).encode(),
+        "results": r.stdout.encode(),
+        "stderr": r.stderr.encode(),
+        "history": (data / "history.sqlite3").read_bytes(),
+    }
+    for log in cluster.folder.glob("*.log"):
+        blobs[log.name] = log.read_bytes()
+    assert len(blobs["worker0.log"]) > 0 and len(blobs["scheduler.log"]) > 0
+    return [f"{where}: {n[:14]!r}" for where, b in blobs.items() for n in needles if n in b]
+
+
 def test_no_secret_on_the_workers_side(estate: Estate, cluster: Cluster, tmp_path: Path) -> None:
     r, doc = audit(estate, tmp_path / "data", *cluster.cli_args())
     assert r.returncode == 1, r.stderr
@@ -388,17 +415,7 @@ def test_no_secret_on_the_workers_side(estate: Estate, cluster: Cluster, tmp_pat
         needles += [d1.hex().encode(), d1.hex().upper().encode(), d1]
     pem_body = b"".join(estate.key.private.read_bytes().splitlines()[2:6])
     needles.append(pem_body)
-    blobs = {
-        "task names": "\n".join(tasks).encode(),
-        "results": r.stdout.encode(),
-        "stderr": r.stderr.encode(),
-        "history": (tmp_path / "data" / "history.sqlite3").read_bytes(),
-    }
-    for log in cluster.folder.glob("*.log"):
-        blobs[log.name] = log.read_bytes()
-    assert len(blobs["worker0.log"]) > 0 and len(blobs["scheduler.log"]) > 0
-    hits = [f"{where}: {n[:14]!r}" for where, b in blobs.items() for n in needles if n in b]
-    assert hits == []
+    assert canary_hits(needles, cluster, tasks, r, tmp_path / "data") == []
     assert doc["campaign"]["totals"] == {"ok": estate.good, "failed": 1}
 
 
@@ -480,7 +497,7 @@ def test_a_token_key_unwraps_on_the_coordinator(
         )
     found = outcomes(tmp_path / "data")
     pub = serialization.load_pem_public_key(spec.public.read_bytes())
-    token_fp = spki_fingerprint(pub)  # type: ignore[arg-type]
+    token_fp = spki_fingerprint(pub)
     assert len(found) == 3
     for verdict, _layer, fp, where, _layers, _err in found.values():
         assert verdict == "ok" and where and "PKCS#11 token 'backup'" in where
@@ -517,3 +534,129 @@ def test_the_scheduler_lost_mid_campaign_loses_nothing(
     assert "Failed to reconnect to scheduler" in err  # Dask's own line: why it went local
     assert outcomes(tmp_path / "dask") == expected
     assert json.loads(out)["campaign"]["complete"]
+
+
+# --- gpg and CMS: the recipients sit inside the object --------------------------------
+
+
+@dataclass
+class Envelopes:
+    """Small gpg (``gpg -e``, binary and armored) and CMS (DER PKCS#1 v1.5, PEM OAEP)
+    backups under ``env/`` in the estate's bucket; one gpg object damaged mid-way."""
+
+    key_file: Path  # the gpg secret key (exported), given with --gpg-key
+    session_keys: list[str]  # each gpg backup's "ALGO:HEX", as gpg shows it
+    ceks: list[bytes]  # each CMS backup's content key
+    damaged: str
+
+
+@pytest.fixture(scope="module")
+def envelopes(estate: Estate, tmp_path_factory: pytest.TempPathFactory) -> Envelopes:
+    root = tmp_path_factory.mktemp("dask-envelopes")
+    home = gpg_home_with_key(root)
+    key_file = export_secret_key(home, root / "gpg-key.asc")
+    dump = _dump(root / "dump.sql", 1500)
+    gpg = f"gpg --batch --homedir {home} --trust-model always --recipient backup@example.com"
+    pw = f"pass:{PEM_PW}"
+    sh(
+        f"gzip -c {dump} > d.gz\n"
+        f"{gpg} --encrypt < d.gz > g0.sql.gz.gpg\n"
+        f"{gpg} --armor --encrypt < d.gz > g1.sql.gz.asc\n"
+        f"{gpg} --encrypt < d.gz > gbad.sql.gz.gpg\n"
+        f"openssl req -x509 -new -key {estate.key.private} -passin {pw} -subj /CN=backup "
+        "-days 2 -out cert.pem 2>/dev/null\n"
+        "openssl cms -encrypt -binary -aes-256-cbc -outform DER -in d.gz -out c0.sql.gz.p7m "
+        "-recip cert.pem\n"
+        "openssl cms -encrypt -binary -aes-256-gcm -outform PEM -in d.gz -out c1.sql.gz.enc "
+        "-recip cert.pem -keyopt rsa_padding_mode:oaep",
+        root,
+    )
+    bad = bytearray((root / "gbad.sql.gz.gpg").read_bytes())
+    bad[len(bad) // 2] ^= 0x55  # mid-way: the head (its session key) is intact
+    (root / "gbad.sql.gz.gpg").write_bytes(bytes(bad))
+    session_keys = []
+    for name in ("g0.sql.gz.gpg", "g1.sql.gz.asc", "gbad.sql.gz.gpg"):
+        st = subprocess.run(
+            ["gpg", "--batch", "--homedir", str(home), "--status-fd", "2",
+             "--show-session-key", "--decrypt", str(root / name)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
+        ).stderr  # fmt: skip
+        session_keys += [ln.split()[-1] for ln in st.splitlines() if " SESSION_KEY " in ln]
+        estate.bucket.put(f"env/{name}", (root / name).read_bytes())
+    priv = serialization.load_pem_private_key(estate.key.private.read_bytes(), PEM_PW.encode())
+    ceks = []
+    for name in ("c0.sql.gz.p7m", "c1.sql.gz.enc"):
+        raw = (root / name).read_bytes()
+        estate.bucket.put(f"env/{name}", raw)
+        src = BytesSource(name, raw)
+        fmt = sniff(raw[:4096])
+        assert fmt is not None
+        found = unlock_cms(
+            probe_cms(src, fmt, raw[:4096]), [PemKey(priv, "t")], CancelToken(), name
+        )
+        ceks.append(bytes(found.cek))
+    assert len(session_keys) == 3
+    return Envelopes(key_file, session_keys, ceks, "env/gbad.sql.gz.gpg")
+
+
+def env_audit(
+    estate: Estate, envelopes: Envelopes, data: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    r = run_cli(
+        "audit", estate.bucket.uri("env/"), "--key", str(estate.key.private),
+        "--key-passphrase-file", str(estate.pw_file), "--gpg-key", str(envelopes.key_file),
+        "--endpoint-url", estate.bucket.endpoint, "--json", *args,
+        env={**os.environ, "SEALCHECK_DATA_DIR": str(data)}, timeout=300,
+    )  # fmt: skip
+    assert r.stdout.strip(), r.stderr
+    return r, json.loads(r.stdout)
+
+
+def key_proofs(data: Path) -> dict[tuple[str, str | None], Any]:
+    """Per version: what its key layer proved, in words and details."""
+    out = {}
+    for e in History(data / "history.sqlite3").entries():
+        if e.kind is not Kind.AUDIT:
+            layers = {x["layer"]: x for x in json.loads(e.result_json)["layers"]}
+            key = layers.get("key", {})
+            out[(e.subject.key, e.subject.version_id)] = (key.get("proved"), key.get("details"))
+    return out
+
+
+def test_gpg_and_cms_run_on_workers_as_a_local_campaign_and_leave_no_secret(
+    estate: Estate, envelopes: Envelopes, cluster: Cluster, tmp_path: Path
+) -> None:
+    """gpg and CMS backups: the coordinator unwraps the session / content key from the
+    object's head and ships only that; every item runs on a worker, each record is what
+    a local campaign records (the damaged gpg object fails on the same layer), and no
+    key, passphrase, session key or content key reaches the workers' side."""
+    r1, local = env_audit(estate, envelopes, tmp_path / "local", "--parallel", "2")
+    assert r1.returncode == 1, r1.stderr  # the damaged one
+    r2, dask = env_audit(estate, envelopes, tmp_path / "dask", *cluster.cli_args())
+    assert r2.returncode == 1, r2.stderr
+    assert "Traceback" not in r2.stderr and r2.stderr.strip() == "", r2.stderr
+    a, b = outcomes(tmp_path / "local"), outcomes(tmp_path / "dask")
+    assert a == b and len(b) == 5
+    assert key_proofs(tmp_path / "local") == key_proofs(tmp_path / "dask")
+    bad = [v for k, v in b.items() if k[0] == envelopes.damaged]
+    assert len(bad) == 1 and bad[0][0] == "failed" and bad[0][1] == "cipher", bad
+    cms = [v for k, v in b.items() if k[0].startswith("env/c")]
+    assert all(v[0] == "ok" and v[3] and "PEM file" in v[3] for v in cms), cms
+    assert dask["campaign"]["totals"] == local["campaign"]["totals"] == {"ok": 4, "failed": 1}
+    with cluster.client() as c:
+        tasks = c.run_on_scheduler(
+            lambda dask_scheduler: [str(t) for t in dask_scheduler.transition_log]
+        )
+    campaign = dask["campaign"]["id"]
+    ran = {t.split("'")[1] for t in tasks if f"sealcheck-{campaign}-" in t}
+    assert len(ran) == 5, ran  # every gpg and CMS item ran on a worker
+    # The canary: no secret on the workers' side, nor in what came back.
+    needles = forms(PEM_PW)
+    for sk in envelopes.session_keys:
+        hexkey = sk.partition(":")[2]
+        needles += [hexkey.encode(), hexkey.lower().encode(), bytes.fromhex(hexkey)]
+    for cek in envelopes.ceks:
+        needles += [cek, cek.hex().encode(), cek.hex().upper().encode()]
+    needles += [b"".join(envelopes.key_file.read_bytes().splitlines()[3:6])]  # gpg key body
+    needles.append(b"".join(estate.key.private.read_bytes().splitlines()[2:6]))
+    assert canary_hits(needles, cluster, tasks, r2, tmp_path / "dask") == []

@@ -161,7 +161,11 @@ class CmsKey:
 
 
 def key_ski(key: KeySource) -> bytes | None:
-    """The key's SHA-1 key identifier (RFC 5280 §4.2.1.2 method 1), when its public key is known."""
+    """The key's SHA-1 key identifier (RFC 5280 §4.2.1.2 method 1), when its public key is
+    known (or, for a key unwrapped elsewhere, keys/held.py, the identifier it carries)."""
+    known = getattr(key, "key_identifier", None)
+    if isinstance(known, bytes):
+        return known
     public = getattr(key, "public_key", None)
     if public is None:
         return None

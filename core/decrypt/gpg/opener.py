@@ -17,7 +17,9 @@ def open_gpg(req: OpenRequest, ev: EvidenceSink) -> Opened:
     src, secrets = req.src, req.secrets
     assert req.fmt is not None
     ev.formats.append(req.fmt.value)
-    plan = plan_decryption(req.head, secrets.gpg, secrets.passphrase, obj=src.name)
+    plan = plan_decryption(
+        req.head, secrets.gpg, secrets.passphrase, obj=src.name, session=secrets.gpg_session
+    )
     home_cm = plan.home
     home = home_cm.__enter__()
 
@@ -32,6 +34,7 @@ def open_gpg(req: OpenRequest, ev: EvidenceSink) -> Opened:
         cancel=req.cancel,
         obj=src.name,
         symmetric=plan.symmetric,
+        session=plan.session,
     )
     req.closers.insert(0, reader.close)
     # gpg reports the key it used, and the integrity check, only at the end.
@@ -48,10 +51,13 @@ def open_gpg(req: OpenRequest, ev: EvidenceSink) -> Opened:
                 {"key": "passphrase file", "symmetric": True, "s2k": res.s2k},
             )
         else:
+            # Given the session key (a campaign's worker), gpg names no key: the one
+            # that recovered it on the coordinator is named, as a run with it would.
+            used = res.used_key or (plan.session.used_key if plan.session else None)
             key = LayerResult(
                 "key",
                 Status.OK,
-                f"gpg unwrapped the session key with key {res.used_key or '?'}",
+                f"gpg unwrapped the session key with key {used or '?'}",
                 {"recipients": res.recipients},
             )
         integrity = (

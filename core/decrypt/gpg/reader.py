@@ -26,11 +26,15 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...errors import IntegrityError, KeyUnavailable, Layer, MissingTool, TruncatedBackup, WrongKey
 from ...plumbing.progress import CancelToken
 from ...plumbing.streams import CHUNK, Reader
 from ..secrets import GpgOptions
+
+if TYPE_CHECKING:
+    from .session import GpgSessionKey
 
 
 def gpg_binary() -> str:
@@ -120,7 +124,7 @@ def session_key_packets(head: bytes) -> SessionKeyPackets:
     passphrase-only backup asks for --passphrase-file instead of gpg asking an
     agent that never gets Sealcheck's secret.
     """
-    data = _dearmor_head(head) if head.startswith(b"-----BEGIN PGP") else head
+    data = dearmor_head(head) if head.startswith(b"-----BEGIN PGP") else head
     counts = {_PKESK: 0, _SKESK: 0}
     pos = 0
     while pos < len(data):
@@ -164,7 +168,7 @@ def _packet_header(data: bytes, pos: int) -> tuple[int, int, int] | None:
     return None  # partial body lengths: encrypted data, not a session-key packet
 
 
-def _dearmor_head(head: bytes) -> bytes:
+def dearmor_head(head: bytes) -> bytes:
     """The binary start of an ASCII-armored message (as much as the head holds)."""
     lines = head.replace(b"\r\n", b"\n").split(b"\n")
     try:
@@ -191,6 +195,9 @@ class GpgPlan:
     home: contextlib.AbstractContextManager[Path | None]
     passphrase: bytes | bytearray | None
     symmetric: bool
+    # A session key recovered on a campaign's coordinator (session.py): gpg takes it
+    # instead of unwrapping one, in an empty home.
+    session: GpgSessionKey | None = None
 
 
 def plan_decryption(
@@ -198,6 +205,7 @@ def plan_decryption(
     opts: GpgOptions | None,
     passphrase: bytearray | None,
     obj: str | None = None,
+    session: GpgSessionKey | None = None,
 ) -> GpgPlan:
     """Decide from the message's first packets how gpg must be run.
 
@@ -206,8 +214,19 @@ def plan_decryption(
     a key pair goes to the key the user gave (or their own GNUPGHOME). With no
     passphrase for a passphrase-only message, gpg would ask an agent that has
     no way to get it and fail as if the data were bad: say what to give instead.
+    A session key given for this very message (a campaign's worker) is used alone.
     """
     esk = session_key_packets(head)
+    if session is not None:
+        if not (esk.public_key and session.fits(head)):
+            # Never this machine's own GNUPGHOME instead: the campaign runs it again
+            # on the coordinator (a key-layer failure).
+            raise WrongKey(
+                "the session key sent for this backup was recovered from other session-key "
+                "packets than its own",
+                obj=obj,
+            )
+        return GpgPlan(private_home(), None, symmetric=False, session=session)
     if esk.passphrase and passphrase is not None:
         first_line = bytes(passphrase).split(b"\n", 1)[0]
         if not first_line.strip(b"\r"):
@@ -247,6 +266,7 @@ class GpgDecryptReader:
         cancel: CancelToken,
         obj: str | None = None,
         symmetric: bool = False,
+        session: GpgSessionKey | None = None,
     ) -> None:
         self._obj = obj
         self._cancel = cancel
@@ -266,6 +286,13 @@ class GpgDecryptReader:
             pw_r, pw_w = os.pipe()
             args[1:1] = ["--pinentry-mode", "loopback", "--passphrase-fd", str(pw_r)]
             pass_fds.append(pw_r)
+        sk_r = sk_w = None
+        if session is not None:
+            # On a pipe, never argv or the environment (gpg's --override-session-key
+            # would show it to every process).
+            sk_r, sk_w = os.pipe()
+            args[1:1] = ["--override-session-key-fd", str(sk_r)]
+            pass_fds.append(sk_r)
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "GNUPGHOME")}
         env["LC_ALL"] = "C"
         self._proc = subprocess.Popen(
@@ -281,6 +308,14 @@ class GpgDecryptReader:
             os.close(pw_r)
             with os.fdopen(pw_w, "wb") as f:
                 f.write(passphrase or b"")
+        if sk_r is not None and sk_w is not None and session is not None:
+            os.close(sk_r)
+            line = session.line()
+            try:
+                with os.fdopen(sk_w, "wb") as f:
+                    f.write(line)
+            finally:
+                line[:] = bytes(len(line))
         self._status_lines: list[str] = []
         self._stderr = b""
         self._feed_error: BaseException | None = None
@@ -319,6 +354,10 @@ class GpgDecryptReader:
     def _read_stderr(self) -> None:
         assert self._proc.stderr is not None
         for line in self._proc.stderr:
+            if line.startswith(b"gpg: DBG:"):
+                continue  # with an overridden session key gpg prints it there ("seskey")
+            if line.startswith(b"gpg: keybox '") and line.rstrip().endswith(b"' created"):
+                continue  # an empty home of ours: not what went wrong
             self._stderr = (self._stderr + line)[-4096:]
 
     def read(self, n: int = -1, /) -> bytes:
