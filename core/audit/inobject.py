@@ -26,17 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..decrypt.cms.key import key_ski, probe_cms
-from ..decrypt.gpg import packets as pgp
-from ..decrypt.gpg.session import GpgSessionKey, binary_head, packets_digest
 from ..decrypt.held import held_fingerprints
 from ..decrypt.secrets import GpgOptions, Secrets
 from ..errors import SealcheckError
 from ..formats import CMS, Fmt, sniff
 from ..keys.held import HeldSecret, unwrapped_from
-from ..rotation.envelope import session_key_with_gpg
 from ..storage.rewrap import prefer_rotated
 from ..storage.source import Source
+
+# The OpenPGP and CMS modules are imported when such a backup is met, not with the
+# campaign (issue 17: an audit of openssl backups loads neither, nor cryptography.x509).
 
 FIRST = 4096  # what a run sniffs (pipeline/run.py)
 GPG_HEAD = 64 * 1024  # the session-key packets and the first block, usually
@@ -72,6 +71,10 @@ def _rotated(data: Source, held: Secrets, links: Sequence[str] | None) -> bool:
 
 
 def _gpg(data: Source, size: int, opts: GpgOptions) -> Secrets | None:
+    from ..decrypt.gpg import packets as pgp
+    from ..decrypt.gpg.session import GpgSessionKey, binary_head, packets_digest
+    from ..rotation.envelope import session_key_with_gpg
+
     want = GPG_HEAD
     while True:
         binary = binary_head(data.read_range(0, min(want, size)))
@@ -100,6 +103,8 @@ def _gpg(data: Source, size: int, opts: GpgOptions) -> Secrets | None:
 
 
 def _cms(data: Source, fmt: Fmt, head: bytes, held: Secrets) -> Secrets | None:
+    from ..decrypt.cms.key import key_ski, probe_cms
+
     probe = probe_cms(data, fmt, head)
     ski = {k.fingerprint: key_ski(k) for k in held.keys}
     out: list[HeldSecret] = []
