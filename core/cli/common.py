@@ -119,7 +119,10 @@ def gpg_options(args: argparse.Namespace) -> GpgOptions | None:
             return bytes(_read_secret_file(gpf, "gpg passphrase file")).rstrip(b"\r\n")
         return None
 
-    return GpgOptions(key_file=args.gpg_key, homedir=args.gpg_homedir, passphrase=gpg_pw)
+    # --gpg-passphrase-file is the --gpg-key's: with --gpg-homedir alone gpg's agent asks.
+    return GpgOptions(
+        key_file=args.gpg_key, homedir=args.gpg_homedir, passphrase=gpg_pw if args.gpg_key else None
+    )
 
 
 def secrets_from_args(args: argparse.Namespace) -> Secrets:

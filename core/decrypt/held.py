@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import threading
@@ -62,26 +63,46 @@ def home_fingerprints(home: Path) -> list[str]:
     return found
 
 
-def _read_home(home: Path) -> list[str]:
-    from .gpg.packets import read_keys
+def _env() -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME")}, "LC_ALL": "C"}
+
+
+def _list_secret(home: Path) -> tuple[list[str], list[str]]:
+    """``gpg --list-secret-keys`` of ``home`` (public fields only, no passphrase asked):
+    the gpg command it ran, and its colon lines."""
     from .gpg.reader import gpg_binary
 
-    exe = gpg_binary()
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME")}
-    env["LC_ALL"] = "C"
-    base = [exe, "--batch", "--no-tty", "--homedir", str(home)]
+    base = [gpg_binary(), "--batch", "--no-tty", "--homedir", str(home)]
     listed = subprocess.run(
         [*base, "--with-colons", "--list-secret-keys"],
-        capture_output=True, timeout=60, check=False, env=env,
+        capture_output=True, timeout=60, check=False, env=_env(),
     )  # fmt: skip
-    fprs = [
+    return base, listed.stdout.decode(errors="replace").splitlines()
+
+
+def secret_primary_keys(home: Path) -> list[str]:
+    """The primary-key fingerprints (as gpg prints them) of the keys with a secret part
+    in ``home``: what the app shows of a GNUPGHOME; empty when gpg cannot list it."""
+    try:
+        _, lines = _list_secret(home)
+    except (MissingTool, OSError, subprocess.SubprocessError):
+        return []
+    # Each key's "fpr" line follows its "sec" line (its subkeys' follow "ssb").
+    return [
         line.split(":")[9]
-        for line in listed.stdout.decode(errors="replace").splitlines()
-        if line.startswith("fpr:")
+        for before, line in itertools.pairwise(lines)
+        if before.startswith("sec:") and line.startswith("fpr:")
     ]
+
+
+def _read_home(home: Path) -> list[str]:
+    from .gpg.packets import read_keys
+
+    base, lines = _list_secret(home)
+    fprs = [line.split(":")[9] for line in lines if line.startswith("fpr:")]
     if not fprs:
         return []
     exported = subprocess.run(
-        [*base, "--export", *fprs], capture_output=True, timeout=60, check=False, env=env
+        [*base, "--export", *fprs], capture_output=True, timeout=60, check=False, env=_env()
     )
     return [spki_fingerprint(k.public) for k in read_keys(exported.stdout)]

@@ -20,6 +20,9 @@ class GpgOptions:
 
     key_file: Path | None = None  # an exported secret key (armored or binary)
     homedir: Path | None = None  # an existing GNUPGHOME (the user's agent, smart cards)
+    # The secret key's passphrase, given to gpg through a pipe (loopback pinentry): the
+    # key file's, or that of the key in the GNUPGHOME when its agent cannot ask (the app's
+    # prompt). None, or a provider answering None: gpg's agent asks, as it would anyway.
     passphrase: Callable[[], bytes | None] | None = None
 
 

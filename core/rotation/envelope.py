@@ -199,7 +199,7 @@ def session_key_with_gpg(
         args = [exe, "--batch", "--no-tty", "--status-fd", str(status_w)]
         if home is not None:
             args += ["--homedir", str(home)]
-        pw = opts.passphrase() if opts.passphrase and opts.key_file else None
+        pw = opts.passphrase() if opts.passphrase else None
         fds = [status_w]
         pw_r = None
         if pw:

@@ -239,7 +239,7 @@ def plan_decryption(
             obj=obj,
         )
     opts = opts or GpgOptions()
-    pw = opts.passphrase() if opts.passphrase and opts.key_file else None
+    pw = opts.passphrase() if opts.passphrase else None
     return GpgPlan(gpg_home(opts), pw, symmetric=False)
 
 

@@ -5,6 +5,7 @@ wizard's worker (wizard.py) while Next stays disabled."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 from PySide6.QtCore import Qt
@@ -27,31 +28,21 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from sealcheck.core.decrypt.held import secret_primary_keys
 from sealcheck.core.errors import SealcheckError
 from sealcheck.core.keys.base import KeySource
+from sealcheck.core.keys.prompt import SecretPrompt
 from sealcheck.core.rotation.engine import Outcome
+from sealcheck.core.rotation.journal import Start
 from sealcheck.core.rotation.newkey import NewKey
 from sealcheck.core.rotation.scope import Scope
 
-from ...errortext import describe
 from ...jobs.worker import Failure, WorkerContext
 from ...state.settings import SourceConfig
+from .gpgkey import GpgKeyBox
 from .plan import PlanFilter, PlanModel, Show, show_of
+from .widgets import failure_text, label
 from .work import HeldKey, Where, prove, where_of
-
-
-def label(text: str, name: str) -> QLabel:
-    lab = QLabel(text)
-    lab.setWordWrap(True)
-    lab.setAccessibleName(name)
-    lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    return lab
-
-
-def failure_text(failure: Failure | BaseException) -> str:
-    exc = failure.exc if isinstance(failure, Failure) else failure
-    msg = describe(exc)
-    return f"✘ {msg.headline}: {msg.details}\n{msg.advice}"
 
 
 class Host(Protocol):
@@ -161,9 +152,15 @@ class ScopePage(WizardPage):
 
 class OldKeysPage(WizardPage):
     """The keys held: the source's own (PEM files, keyring names, token URIs), every key
-    in custody and, with a PKCS#11 module, the token's keys. All are tried unless unticked."""
+    in custody and, with a PKCS#11 module, the token's keys. All are tried unless unticked.
+    Below them the OpenPGP key for gpg backups (gpgkey.py): resuming, the journal's."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        ask_passphrase: SecretPrompt | None = None,
+        recorded: Start | None = None,
+        journal: Path | None = None,
+    ) -> None:
         super().__init__()
         self.setTitle("Old keys found")
         self.setSubTitle(
@@ -173,13 +170,21 @@ class OldKeysPage(WizardPage):
         self.list = QListWidget()
         self.list.setAccessibleName("Old keys")
         self.status = label("", "Search status")
+        self.gpg = GpgKeyBox(ask_passphrase, recorded, journal)
         lay = QVBoxLayout(self)
-        lay.addWidget(self.list)
+        lay.addWidget(self.list, 1)
         lay.addWidget(self.status)
+        lay.addWidget(self.gpg)
         self.found: list[HeldKey] = []
-        self.gpg_file: str | None = None  # the source's OpenPGP secret key: gpg backups
         self.searching = False
         self.list.itemChanged.connect(lambda _i: self.completeChanged.emit())
+        self.gpg.changed.connect(self.completeChanged.emit)
+        self.gpg.home.editingFinished.connect(self._list_home)
+
+    @property
+    def gpg_file(self) -> str | None:
+        """The source's OpenPGP secret key file (gpg backups)."""
+        return self.gpg.key_file
 
     def initializePage(self) -> None:
         wiz = self.wiz()
@@ -187,7 +192,7 @@ class OldKeysPage(WizardPage):
         self.found = []
         problems: list[str] = []
         self.list.clear()
-        self.gpg_file = src.keys.gpg_key_file if src is not None else None
+        self.gpg.set_key_file(src.keys.gpg_key_file if src is not None else None)
         if src is not None:
             opened, problems = wiz.open_source_keys(src)
             self._add([HeldKey(k, f"{where_of(k)} (this source's key)") for k in opened])
@@ -197,10 +202,33 @@ class OldKeysPage(WizardPage):
             )
         self.status.setText("\n".join(problems) + ("\n" if problems else "") + "Looking…")
         self.searching = True
-        wiz.start(wiz.held_fn(), returned=self._held, errored=self._failed)
+        held, home = wiz.held_fn(), self._home()
+        wiz.start(
+            lambda ctx: (held(ctx), secret_primary_keys(home) if home else []),
+            returned=self._held,
+            errored=self._failed,
+        )
 
-    def _held(self, keys: list[KeySource]) -> None:
+    def _home(self) -> Path | None:
+        home = self.gpg.home.text().strip()
+        return Path(home) if home else None
+
+    def _list_home(self) -> None:
+        """The secret keys of the folder typed or chosen (on the worker: gpg runs)."""
+        home, wiz = self._home(), self.wiz()
+        if home is None or wiz.busy:
+            self.gpg.set_home_keys([])
+            return
+        wiz.start(
+            lambda _ctx: secret_primary_keys(home),
+            returned=self.gpg.set_home_keys,
+            errored=lambda _f: self.gpg.set_home_keys([]),
+        )
+
+    def _held(self, found: tuple[list[KeySource], list[str]]) -> None:
+        keys, home_keys = found
         self._add([HeldKey(k, where_of(k)) for k in keys])
+        self.gpg.set_home_keys(home_keys)
         self._done("")
 
     def _failed(self, failure: Failure) -> None:
@@ -236,7 +264,9 @@ class OldKeysPage(WizardPage):
         ]
 
     def isComplete(self) -> bool:
-        return not self.searching and (bool(self.chosen()) or bool(self.gpg_file))
+        if self.searching or self.gpg.refused:
+            return False
+        return bool(self.chosen()) or self.gpg.options() is not None
 
 
 class NewKeyPage(WizardPage):

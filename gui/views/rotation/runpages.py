@@ -20,8 +20,9 @@ from sealcheck.core.rotation.journal import Step
 
 from ...jobs.worker import Failure
 from ...state.results import duration_text
-from .pages import Host, WizardPage, failure_text, label
+from .pages import Host, WizardPage
 from .plan import reason_text
+from .widgets import failure_text, label
 from .work import RunResult, RunStats, export
 
 

@@ -19,7 +19,6 @@ from typing import Any
 from PySide6.QtCore import QSize, Qt, QThreadPool
 from PySide6.QtWidgets import QMessageBox, QWidget, QWizard
 
-from sealcheck.core.decrypt.secrets import GpgOptions
 from sealcheck.core.errors import SealcheckError
 from sealcheck.core.keys.base import KeySource, close_key
 from sealcheck.core.keys.prompt import SecretPrompt, secret_once
@@ -34,8 +33,9 @@ from ...jobs.worker import Worker, WorkerContext
 from ...look.sizes import fit_to_screen, text_lines, text_width
 from ...state.keysession import KeySession
 from ...state.settings import KeyChoice, SourceConfig
-from .pages import NewKeyPage, OldKeysPage, PlanPage, ScopePage, failure_text
+from .pages import NewKeyPage, OldKeysPage, PlanPage, ScopePage
 from .runpages import ResultPage, RunHost, RunPage
+from .widgets import failure_text
 from .work import find_held, plan_job, run_job, settings_for
 
 
@@ -59,6 +59,7 @@ class Resume:
     public_only: bool
     new_label: str = ""
     rules: tuple[str, ...] = field(default=())
+    recorded: Start | None = None  # its start: the old OpenPGP key it was given, too
 
     @classmethod
     def of(cls, path: Path, meta: dict[str, str]) -> Resume | None:
@@ -83,16 +84,26 @@ class Resume:
             ),
         )
         return cls(
-            path, src, Scope(start.scope), start.to, start.public_only, start.new_label, start.rules
+            path,
+            src,
+            Scope(start.scope),
+            start.to,
+            start.public_only,
+            start.new_label,
+            start.rules,
+            start,
         )
 
 
-def _first(sources: list[SourceConfig], run: SourceConfig) -> list[SourceConfig]:
+def _first(
+    sources: list[SourceConfig], run: SourceConfig, gpg_homedir: str = ""
+) -> list[SourceConfig]:
     """The saved source the interrupted run was on first (with its keys), else the run's
-    own location; the run's own first when it names its old keys (--from, --gpg-key)."""
+    own location; the run's own first when it names its old keys (--from, --gpg-key,
+    --gpg-homedir: a saved source's OpenPGP key file would stand in for the folder)."""
     same = [s for s in sources if (s.bucket, s.endpoint_url) == (run.bucket, run.endpoint_url)]
     rest = [s for s in sources if s not in same]
-    if run.keys.key_specs or run.keys.gpg_key_file:
+    if run.keys.key_specs or run.keys.gpg_key_file or gpg_homedir:
         return [run, *same, *rest]
     return [*(same[:1] or [run]), *rest]
 
@@ -118,6 +129,9 @@ class RotationWizard(QWizard):
         self.setWindowTitle("Rotate key pair")
         self.setAccessibleName("Key rotation wizard")
         self.setMinimumSize(fit_to_screen(self, QSize(text_width(self, 100), text_lines(self, 30))))
+        # Opened roomier than its least: the Old keys page's OpenPGP key and a refusal
+        # in words (gpgkey.py) would be clipped at that size.
+        self.resize(fit_to_screen(self, QSize(text_width(self, 130), text_lines(self, 42))))
         self.setOption(QWizard.WizardOption.NoBackButtonOnStartPage, True)
         self.setButtonText(QWizard.WizardButton.CommitButton, "&Start rotation")
         self.keys = keys
@@ -128,7 +142,8 @@ class RotationWizard(QWizard):
         self.resume = resume
         banner = None
         if resume is not None:
-            sources = _first(sources, resume.source)
+            homedir = resume.recorded.gpg_homedir if resume.recorded else ""
+            sources = _first(sources, resume.source, homedir)
             banner = (
                 f"Resuming the interrupted rotation of {resume.source.uri} to {resume.to}: "
                 "check the keys and the plan again; the run carries on from its journal."
@@ -139,7 +154,11 @@ class RotationWizard(QWizard):
                 self.scope_page.all if resume.scope is Scope.ALL else self.scope_page.current
             ).setChecked(True)
             self.scope_page.prefix.setText(resume.source.prefix)  # the run's, not the source's
-        self.old_page = OldKeysPage()
+        self.old_page = OldKeysPage(
+            ask_passphrase,
+            resume.recorded if resume else None,
+            resume.journal if resume else None,
+        )
         self.new_page = NewKeyPage(
             resume.to if resume else "", resume.public_only if resume else False
         )
@@ -251,8 +270,7 @@ class RotationWizard(QWizard):
         self._token_pin()
         settings = settings_for(self.scope_page.where(), new, self.old_page.chosen())
         settings.workers = self.workers
-        if self.old_page.gpg_file:
-            settings.gpg = GpgOptions(key_file=Path(self.old_page.gpg_file))
+        settings.gpg = self.old_page.gpg.options()
         return settings
 
     def plan_fn(self) -> Callable[[WorkerContext], Any]:
