@@ -24,7 +24,9 @@ campaign would), or the coordinator would open a rotated copy of the object inst
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ..decrypt.held import held_fingerprints
 from ..decrypt.secrets import GpgOptions, Secrets
@@ -43,11 +45,37 @@ GPG_HEAD_MAX = 4 * 1024 * 1024
 QUICK_CHECK = 18  # the first encrypted block and its two repeated bytes (16-byte blocks)
 
 
+class GpgHome:
+    """The gpg options the coordinator recovers session keys with, for a whole campaign:
+    a ``--gpg-key`` is imported once into a private home (gpg_home: memory-backed, its
+    agent killed and the folder removed on ``close``), not once per backup."""
+
+    def __init__(self, opts: GpgOptions | None) -> None:
+        self._opts = opts or GpgOptions()
+        self._stack = contextlib.ExitStack()
+        self._imported: GpgOptions | None = None
+
+    def options(self) -> GpgOptions:
+        if self._opts.key_file is None:
+            return self._opts
+        if self._imported is None:
+            from ..decrypt.gpg.reader import gpg_home
+
+            home = self._stack.enter_context(gpg_home(self._opts))
+            self._imported = replace(self._opts, key_file=None, homedir=home)
+        return self._imported
+
+    def close(self) -> None:
+        self._stack.close()
+        self._imported = None
+
+
 def in_object_secrets(
-    data: Source, held: Secrets, links: Sequence[str] | None = None
+    data: Source, held: Secrets, links: Sequence[str] | None = None, gpg: GpgHome | None = None
 ) -> Secrets | None:
     """Secrets for a worker holding only this backup's unwrapped secret, or None.
-    ``links``: the rotation links the listing found for it (WorkItem.links)."""
+    ``links``: the rotation links the listing found for it (WorkItem.links); ``gpg``:
+    the campaign's gpg home (else the key file is imported for this backup alone)."""
     try:
         size = data.identity().size
         head = data.read_range(0, min(FIRST, size))
@@ -55,7 +83,13 @@ def in_object_secrets(
         if fmt in (Fmt.PGP_BINARY, Fmt.PGP_ARMORED):
             if _rotated(data, held, links):
                 return None
-            return _gpg(data, size, held.gpg or GpgOptions())
+            if gpg is not None:
+                return _gpg(data, size, gpg.options())
+            one = GpgHome(held.gpg)
+            try:
+                return _gpg(data, size, one.options())
+            finally:
+                one.close()
         if fmt in CMS and held.keys and not _rotated(data, held, links):
             return _cms(data, fmt, head, held)
     except SealcheckError:

@@ -41,7 +41,7 @@ from ..records.report import Report, Status
 from ..storage.locate import Locator
 from ..storage.rewrap import prefer_rotated
 from ..storage.s3.client import S3Settings
-from .inobject import in_object_secrets
+from .inobject import GpgHome, in_object_secrets
 from .plan import WorkItem
 
 
@@ -123,6 +123,7 @@ def worker_secrets(
     client: Any,
     cancel: CancelToken,
     hints: Hints | None = None,
+    gpg: GpgHome | None = None,
 ) -> Secrets | None:
     """Secrets for a worker holding only this item's unwrapped data key, or None when
     the item must run on the coordinator (see the module's docstring)."""
@@ -132,7 +133,7 @@ def worker_secrets(
         data, wrapped = Locator(settings, cancel, client=client).open_listed(item.listed())
         if wrapped is None:
             # gpg and CMS: the recipients are in the object's own head (inobject.py).
-            s = in_object_secrets(data, held, item.links)
+            s = in_object_secrets(data, held, item.links, gpg)
             if s is not None and hints is not None:
                 hints.in_object(item)
             return s
@@ -197,6 +198,7 @@ class Pipeline:
         self._ship = ship
         self._error: BaseException | None = None
         self.hints = Hints()
+        self._gpg = GpgHome(held.gpg)  # used by the unwrap thread alone, closed when it ends
         self.done = False  # the end was reached: every item was given
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="audit-unwrap", daemon=True)
@@ -210,12 +212,19 @@ class Pipeline:
                 s = None
                 if self._ship(item):
                     s = worker_secrets(
-                        item, self._held, self._settings, self._client, self._cancel, self.hints
+                        item,
+                        self._held,
+                        self._settings,
+                        self._client,
+                        self._cancel,
+                        self.hints,
+                        self._gpg,
                     )
                 self._put(Prepared(item, s))
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there
             self._error = exc
         finally:
+            self._gpg.close()
             self._put(_END)
 
     def _put(self, x: Any) -> None:

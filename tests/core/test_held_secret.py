@@ -12,13 +12,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from test_shard_plan import listed
 
-from fixtures.pipelines import RsaKey, sh
+from fixtures.pipelines import RsaKey, export_secret_key, gpg_home_with_key, sh
+from sealcheck.core.audit.inobject import GpgHome
 from sealcheck.core.audit.plan import Operation, WorkItem
 from sealcheck.core.audit.unwrap import Hints
 from sealcheck.core.decrypt.gpg.packets import PKESK, SEIPD, new_format
 from sealcheck.core.decrypt.gpg.reader import plan_decryption
 from sealcheck.core.decrypt.gpg.session import GpgSessionKey, packets_digest
-from sealcheck.core.decrypt.secrets import Secrets
+from sealcheck.core.decrypt.secrets import GpgOptions, Secrets
 from sealcheck.core.errors import WrongKey
 from sealcheck.core.keys.held import HeldSecret, unwrapped_from
 from sealcheck.core.keys.pem import PemKey
@@ -175,3 +176,16 @@ def test_a_gpg_session_key_answers_only_its_own_message_and_shows_nothing() -> N
     other = new_format(PKESK, b"\x03" + bytes([1] * 8) + b"\x01" + b"\x08\x00" + bytes(256))
     with pytest.raises(WrongKey):  # never gpg's own home instead: the coordinator runs it
         plan_decryption(other + head[len(esk) :], None, None, obj="x", session=back)
+
+
+def test_a_campaign_imports_its_gpg_key_file_once(tmp_path: Path) -> None:
+    """The coordinator's gpg home for a campaign (audit/inobject.py): a --gpg-key is
+    imported once into a private home, used for every backup, removed on close."""
+    key_file = export_secret_key(gpg_home_with_key(tmp_path), tmp_path / "key.asc")
+    home = GpgHome(GpgOptions(key_file=key_file))
+    first = home.options()
+    assert first.key_file is None and first.homedir is not None and first.homedir.is_dir()
+    assert home.options() is first
+    home.close()
+    assert not first.homedir.exists()
+    assert GpgHome(None).options() == GpgOptions()  # no key file: gpg's own home, as locally
