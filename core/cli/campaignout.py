@@ -83,8 +83,11 @@ def finish(
             population=population,
             outdated_days=args.outdated_after,
         )
-        ordered = sorted(entries, key=_failures_first)
-        body = evidence.build(
+        # The records are read back from the history as the report is written, a batch
+        # at a time (a merged campaign's ``entries`` are tallies, without their text).
+        ordered = [e.id for e in sorted(entries, key=failures_first)]
+        body = evidence.build_streamed(
+            history,
             ordered,
             sections={"campaign": s, "coverage": [r.to_dict() for r in rows]},
         )
@@ -98,7 +101,7 @@ def finish(
     history.close()
 
 
-def _failures_first(e: Any) -> tuple[int, int]:
+def failures_first(e: Any) -> tuple[int, int]:
     order = {"failed": 0, "not-checked": 1, "ok": 2}
     return (3 if e.kind.value == "audit" else order[e.verdict.value], e.id)
 

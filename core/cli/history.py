@@ -55,9 +55,10 @@ def write_report(
     signed = evidence.sign(body, History.default(), signer)
     if tsa is not None:
         _timestamp(signed, tsa)
-    data = report_formats.render(signed, fmt)
+    # Written as it is rendered: a campaign's body may stream its records
+    # (evidence.build_streamed), and the file is never held whole either.
     with AtomicWriter(output, overwrite=force) as f:
-        f.write(data)
+        report_formats.write(signed, fmt, f)
     return signer.fingerprint if signer else None
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..audit.campaign import CampaignOptions, drawn, new_campaign_id
 from ..audit.item import ItemContext
-from ..audit.merge import Merged, bulk, merge, record, recorded
+from ..audit.merge import Merged, bulk, merge, record
 from ..audit.plan import Plan, PlanError, parse_plan, read_plan, write_plan
 from ..audit.results import Destination, Parts, destination
 from ..audit.shard import ShardOutcome, parse_shard, run_shard
@@ -190,10 +190,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
             return _incomplete(args, plan, merged)
         history = History.default(keep_open=True)
         out = record(plan, merged, parts, history, shards=None)
-    # The report needs every record in full: read back from the history, not held.
-    entries = recorded(history, out) if args.report else out.entries
+    # The report reads every record back from the history as it writes it, a batch at
+    # a time: the tallies say which, in what order.
     with bulk():
-        finish(args, history, out.summary, entries, population=None)
+        finish(args, history, out.summary, out.entries, population=None)
     return out.exit_code
 
 

@@ -33,12 +33,13 @@ import datetime as _dt
 import hashlib
 import json
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from html import escape
 from typing import Any
 
 from ..version import __version__
 from . import chain, sections
+from .evidence_stream import Frame, Records, entries_of, ids_of, spliced
 from .history import Entry, History, Kind, Subject
 from .report import Report, Status
 from .restore_result import RestoreTestResult
@@ -79,16 +80,34 @@ def build(
     }
 
 
+def build_streamed(
+    history: History,
+    ids: Sequence[int],
+    *,
+    now: _dt.datetime | None = None,
+    sections: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The evidence body of history entries ``ids`` (in that order), as ``build`` makes
+    it, but its records are read back from the history a batch at a time whenever the
+    body is walked (``evidence_stream.Records``): a campaign's report holds one batch."""
+    body = build((), now=now, sections=sections)
+    body["entries"] = Records(ids, history.entries_by_id, record_of)
+    return body
+
+
 def sign(body: dict[str, Any], history: History, signer: chain.Signer | None) -> dict[str, Any]:
     """The body with its ``chain`` member: the spine from its first record to the
     history's head, and that statement signed (unsigned when ``signer`` is None)."""
-    ids = [r["history_id"] for r in body["entries"]]
+    ids = ids_of(body)
     anchor, spine = history.spine(min(ids)) if ids else (chain.GENESIS, [])
+    h = hashlib.sha256()
+    for piece in canonical_pieces(body):
+        h.update(piece.encode())
     stmt = chain.statement(
         anchor=anchor,
         spine=spine,
         included=ids,
-        body_sha256=hashlib.sha256(canonical(body)).hexdigest(),
+        body_sha256=h.hexdigest(),
         signed_at=body["generated_at"],
     )
     return {**body, "chain": chain.sign(stmt, signer)}
@@ -103,15 +122,51 @@ def canonical(body: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def to_json(body: dict[str, Any]) -> bytes:
-    doc = {
+def _canonical_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def canonical_pieces(body: dict[str, Any]) -> Iterator[str]:
+    """``canonical(body)`` in pieces, its records one at a time."""
+    return spliced(body, ["entries"], _canonical_text, entries_of(body), indent=None)
+
+
+def _doc(body: dict[str, Any], seal: str) -> dict[str, Any]:
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "evidence": body,
         "sha256_method": JSON_METHOD,
-        "sha256": hashlib.sha256(canonical(body)).hexdigest(),  # last, as the seal
+        "sha256": seal,  # last, as the seal
     }
-    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _indented(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def to_json(body: dict[str, Any]) -> bytes:
+    return b"".join(json_pieces(body))
+
+
+def json_pieces(body: dict[str, Any]) -> Iterator[bytes]:
+    """The JSON report in pieces, walking the records once: each is written and added
+    to the seal's digest (of ``canonical(body)``) as it comes; the seal ends the file."""
+    seal = hashlib.sha256()
+    canon = Frame(body, ["entries"], _canonical_text, indent=None)
+    out = Frame(_doc(body, "0" * 64), ["evidence", "entries"], _indented, indent=2)
+    seal.update(canon.head.encode())
+    yield out.head.encode()
+    first = True
+    for r in entries_of(body):
+        seal.update(canon.item(r, first).encode())
+        yield out.item(r, first).encode()
+        first = False
+    seal.update((canon.end(first) + canon.tail).encode())
+    yield out.end(first).encode()
+    # The tail holds the seal: cut again around the records, the digest now known.
+    done = Frame(_doc(body, seal.hexdigest()), ["evidence", "entries"], _indented, indent=2)
+    yield (done.tail + "\n").encode()
 
 
 # --- one record ----------------------------------------------------------------------
@@ -365,33 +420,53 @@ footer{margin-top:3em;border-top:2px solid #1b1f24;padding-top:.5em}
 
 
 def to_html(body: dict[str, Any]) -> bytes:
-    parts = [
+    return b"".join(html_pieces(body))
+
+
+def html_pieces(body: dict[str, Any]) -> Iterator[bytes]:
+    """The HTML report in pieces: its content as it is rendered (each record as it is
+    read), counted and hashed on the way, then the seal text stating that count and
+    the digest line."""
+    seal, size = hashlib.sha256(), 0
+    for text in _html_content(body):
+        data = text.encode()
+        seal.update(data)
+        size += len(data)
+        yield data
+    tail = _seal_text(_settled(lambda n: size + len(_seal_text(n).encode()))).encode()
+    seal.update(tail)
+    yield tail
+    yield (seal.hexdigest() + "\n").encode()
+
+
+def _html_content(body: dict[str, Any]) -> Iterator[str]:
+    yield (
         f"{HTML_START}<head><meta charset='utf-8'>\n"
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
         "style-src 'unsafe-inline'\">\n"
         f"<title>Sealcheck evidence report {_e(body['generated_at'])}</title>\n"
-        f"<style>{_CSS}</style></head><body>\n",
-        "<h1>Sealcheck evidence report</h1>\n",
-        _table(
-            [
-                ("Generated", body["generated_at"]),
-                ("By", f"sealcheck {body['generated_by']['version']}"),
-                ("Host", body["generated_by"]["host"]),
-                ("Entries", str(len(body["entries"]))),
-                ("Signed by", sections.signature_rows(body)[0][1] if "chain" in body else None),
-            ]
-        ),
-    ]
+        f"<style>{_CSS}</style></head><body>\n"
+    )
+    yield "<h1>Sealcheck evidence report</h1>\n"
+    yield _table(
+        [
+            ("Generated", body["generated_at"]),
+            ("By", f"sealcheck {body['generated_by']['version']}"),
+            ("Host", body["generated_by"]["host"]),
+            ("Entries", str(len(body["entries"]))),
+            ("Signed by", sections.signature_rows(body)[0][1] if "chain" in body else None),
+        ]
+    )
     if "campaign" in body:
         rows = sections.campaign_rows(body["campaign"])
-        parts += ["<h2 class='end'>Audit campaign</h2>\n", _table(rows)]
+        yield "<h2 class='end'>Audit campaign</h2>\n"
+        yield _table(rows)
     if "coverage" in body:
-        parts.append(_html_coverage(body["coverage"]))
-    parts += [_HTML_PREFIX_RECORD.get(r["kind"], _html_record)(r) for r in body["entries"]]
+        yield _html_coverage(body["coverage"])
+    for r in entries_of(body):
+        yield _HTML_PREFIX_RECORD.get(r["kind"], _html_record)(r)
     if "chain" in body:
-        parts.append(_html_closing(body))
-    content = "".join(parts)
-    return _sealed(lambda n: content + _seal_text(n))
+        yield from _html_closing(body)
 
 
 def _seal_text(sealed: int) -> str:
@@ -412,18 +487,18 @@ def _seal_text(sealed: int) -> str:
     )
 
 
-def _sealed(render: Callable[[int], str]) -> bytes:
-    """``render(n)`` + its digest line, where n is the byte length of ``render(n)``.
+def _settled(length: Callable[[int], int]) -> int:
+    """The n with ``length(n) == n``: the sealed part's byte count, which it states.
 
-    The sealed text states its own length, which changes that length; the count only
-    grows by whole digits, so a few rounds reach the fixed point.
+    Stating it changes the length; the count only grows by whole digits, so a few
+    rounds from 0 reach the fixed point.
     """
     n = 0
     for _ in range(8):
-        head = render(n).encode()
-        if len(head) == n:
-            return head + (hashlib.sha256(head).hexdigest() + "\n").encode()
-        n = len(head)
+        m = length(n)
+        if m == n:
+            return n
+        n = m
     raise AssertionError("the sealed length did not settle")
 
 
@@ -439,20 +514,27 @@ def _table(rows: list[tuple[str, Any]]) -> str:
 EMBED_OPEN = "<pre id='sealcheck-evidence'>"
 
 
-def _html_closing(body: dict[str, Any]) -> str:
+def _embedded(value: Any) -> str:
+    return json.dumps(value, indent=1, ensure_ascii=True)  # order kept: re-renders the same
+
+
+def _html_closing(body: dict[str, Any]) -> Iterator[str]:
     controls = "".join(
         f"<tr><td>{_e(c)}</td><td>{_e(what)}</td></tr>\n" for c, what in sections.CONTROLS
     )
-    data = json.dumps(body, indent=1, ensure_ascii=True)  # order kept: re-renders the same
-    return (
+    yield (
         "<h2 class='end'>Chain and signature</h2>\n"
         + _table(sections.signature_rows(body))
         + f"<p>{_e(sections.VERIFY_HOWTO)}</p>\n"
         + "<h2 class='end'>Controls this evidence supports</h2>\n<table>\n"
         + f"<tr><th>Control</th><th style='width:auto'>Evidence</th></tr>\n{controls}</table>\n"
         + "<details><summary>Machine-readable evidence (what report verify checks)</summary>"
-        + f"{EMBED_OPEN}{_e(data)}</pre></details>\n"
+        + EMBED_OPEN
     )
+    # The body itself, escaped piece by piece (escaping is character by character).
+    for piece in spliced(body, ["entries"], _embedded, entries_of(body), indent=1):
+        yield _e(piece)
+    yield "</pre></details>\n"
 
 
 def _html_coverage(rows: list[dict[str, Any]]) -> str:

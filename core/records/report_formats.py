@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import evidence, report_pdf, sections
+from .evidence_stream import Gathered, Writable, entries_of, materialised
 
 CSV_COLUMNS = (
     "history_id",
@@ -59,14 +60,26 @@ def csv_notice(head: str | None, signed_by: str | None) -> str:
 
 
 def to_csv(body: dict[str, Any]) -> bytes:
+    return b"".join(csv_pieces(body))
+
+
+def csv_pieces(body: dict[str, Any]) -> Iterator[bytes]:
+    """The CSV a row at a time (its records as they are read)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+
+    def taken() -> bytes:
+        text = buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+        return text.encode()
+
     ch = body.get("chain") or {}
     head = ((ch.get("statement") or {}).get("head") or {}).get("hash")
     signed_by = (ch.get("signature") or {}).get("fingerprint")
     w.writerow([csv_notice(head, signed_by)])
     w.writerow(CSV_COLUMNS)
-    for r in body["entries"]:
+    for r in entries_of(body):
         if r["kind"] in ("audit", "rotation"):
             continue  # a campaign's or a rotation's record is about a prefix, not a version
         obj, key, t = r["object"], r["opened_with"] or {}, r["timings"]
@@ -101,16 +114,40 @@ def to_csv(body: dict[str, Any]) -> bytes:
         ]
         # A cell starting with = + - @ is a formula to a spreadsheet: quote it as text.
         w.writerow(["'" + c if isinstance(c, str) and c[:1] in "=+-@" else c for c in row])
-    return buf.getvalue().encode()
+        yield taken()
+    yield taken()
+
+
+def _pdf(body: dict[str, Any]) -> bytes:
+    # Not streamed: reportlab lays out and holds every page until it writes the file,
+    # and the PDF carries the whole body (its keywords), so its records are held.
+    return report_pdf.to_pdf(materialised(body))
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], bytes]] = {
     "html": evidence.to_html,
     "json": evidence.to_json,
     "csv": to_csv,
-    "pdf": report_pdf.to_pdf,
+    "pdf": _pdf,
+}
+
+PIECES: dict[str, Callable[[dict[str, Any]], Iterator[bytes]]] = {
+    "html": evidence.html_pieces,
+    "json": evidence.json_pieces,
+    "csv": csv_pieces,
+    "pdf": lambda body: iter([_pdf(body)]),
 }
 
 
 def render(body: dict[str, Any], fmt: str) -> bytes:
     return RENDERERS[fmt](body)
+
+
+def write(body: dict[str, Any], fmt: str, out: Writable) -> None:
+    """Render ``body`` as ``fmt`` into ``out`` as it is made: the same bytes as
+    ``render``, without holding them (nor, when the body streams, its records; PDF
+    excepted)."""
+    w = Gathered(out)
+    for piece in PIECES[fmt](body):
+        w.write(piece)
+    w.flush()
