@@ -106,6 +106,13 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that asks for a quiet machine is a timing test: ./dev test runs those alone."""
+    for item in items:
+        if "quiet_machine" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timing)
+
+
 @pytest.fixture
 def quiet_machine() -> None:
     """Timing tests measure the app, not other processes: skip when the CPUs are oversubscribed."""

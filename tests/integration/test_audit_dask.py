@@ -513,6 +513,7 @@ def doomed_cluster(tmp_path: Path) -> Any:
     yield from _cluster(tmp_path / "cluster")
 
 
+@pytest.mark.slow  # ~35 s: a scheduler is killed and restarted mid-campaign
 def test_the_scheduler_lost_mid_campaign_loses_nothing(
     estate: Estate, doomed_cluster: Cluster, local_run: Any, tmp_path: Path
 ) -> None:

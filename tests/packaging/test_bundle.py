@@ -20,6 +20,9 @@ import pytest
 from fixtures.pipelines import RsaKey, securecircle
 from sealcheck.core import __version__
 
+# Building the bundle takes about two minutes: ./dev test runs these in its slow step.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "dist" / "sealcheck" / "sealcheck"
 SOURCES = ("core", "gui", "resources", "packaging", "pyproject.toml")
