@@ -113,13 +113,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timing)
 
 
-@pytest.fixture
-def quiet_machine() -> None:
-    """Timing tests measure the app, not other processes: skip when the CPUs are oversubscribed."""
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before any fixture: a skipped timing test does not first build its big backup.
+    if item.get_closest_marker("timing") is not None:
+        _skip_when_busy()
+
+
+def _skip_when_busy() -> None:
     load = os.getloadavg()[0]
     cpus = os.cpu_count() or 1
     if load > cpus:
         pytest.skip(f"machine too busy for a timing measurement (load {load:.1f} on {cpus} CPUs)")
+
+
+@pytest.fixture
+def quiet_machine() -> None:
+    """Timing tests measure the app, not other processes: skip when the CPUs are oversubscribed."""
+    _skip_when_busy()
 
 
 def _active_timers(app: QApplication) -> list[str]:
