@@ -149,12 +149,15 @@ def to_json(body: dict[str, Any]) -> bytes:
     return b"".join(json_pieces(body))
 
 
+_NO_SEAL = "0" * 64  # the seal's place while the records are written
+
+
 def json_pieces(body: dict[str, Any]) -> Iterator[bytes]:
     """The JSON report in pieces, walking the records once: each is written and added
     to the seal's digest (of ``canonical(body)``) as it comes; the seal ends the file."""
     seal = hashlib.sha256()
     canon = Frame(body, ["entries"], _canonical_text, indent=None)
-    out = Frame(_doc(body, "0" * 64), ["evidence", "entries"], _indented, indent=2)
+    out = Frame(_doc(body, _NO_SEAL), ["evidence", "entries"], _indented, indent=2)
     seal.update(canon.head.encode())
     yield out.head.encode()
     first = True
@@ -164,9 +167,9 @@ def json_pieces(body: dict[str, Any]) -> Iterator[bytes]:
         first = False
     seal.update((canon.end(first) + canon.tail).encode())
     yield out.end(first).encode()
-    # The tail holds the seal: cut again around the records, the digest now known.
-    done = Frame(_doc(body, seal.hexdigest()), ["evidence", "entries"], _indented, indent=2)
-    yield (done.tail + "\n").encode()
+    # The tail ends with the seal, the last member: the digest, now known, in its place.
+    end = out.tail.rindex(_NO_SEAL)
+    yield (out.tail[:end] + seal.hexdigest() + out.tail[end + len(_NO_SEAL) :] + "\n").encode()
 
 
 # --- one record ----------------------------------------------------------------------
@@ -176,8 +179,7 @@ def record_of(e: Entry) -> dict[str, Any]:
     """One entry's record: its stored content under ``chain`` (what its digest covers)
     and the fields an auditor reads, all derived from that content."""
     out = _record(e) if e.kind.of_a_version else _campaign_record(e)
-    content = e.content()
-    content.pop("result")  # carried once, as the record's "result"
+    content = e.content_but_result()  # the result is carried once, as the record's "result"
     out["chain"] = {
         "content": content,
         "prev_hash": e.prev_hash,
@@ -253,6 +255,7 @@ def _campaign_record(e: Entry) -> dict[str, Any]:
 
 def _record(e: Entry) -> dict[str, Any]:
     result = e.result()
+    stored = json.loads(e.result_json)  # parsed once: read only, by "targets" and "result"
     rt = result if isinstance(result, RestoreTestResult) else None
     report = rt.verification if rt is not None else result
     assert report is None or isinstance(report, Report)
@@ -272,7 +275,7 @@ def _record(e: Entry) -> dict[str, Any]:
         "age_at_check_s": _age(e, report),
         # The RTO/RPO its source set when it was recorded, and whether they were met.
         "targets": measured(
-            json.loads(e.result_json).get("targets"),
+            stored.get("targets"),
             rt.total_seconds if rt is not None else None,
             _age(e, report),
         ),
@@ -286,7 +289,7 @@ def _record(e: Entry) -> dict[str, Any]:
         "warnings": list(rt.warnings if rt is not None else report.warnings if report else ()),
         "destination": report.destination if report is not None else None,
         "restore_test": _restore_test(rt) if rt is not None else None,
-        "result": json.loads(e.result_json),  # the full record, as it was stored
+        "result": stored,  # the full record, as it was stored
     }
 
 

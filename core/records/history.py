@@ -189,6 +189,13 @@ class Entry:
         """What the chain's digest covers: every stored field but the chain's own."""
         return content_of(self.id, self._row(), self.result_json)
 
+    def content_but_result(self) -> dict[str, Any]:
+        """``content()`` without its "result" member (not parsed: a report carries the
+        result once, as the record's own "result")."""
+        out = _content(self.id, self._row(), None)
+        del out["result"]
+        return out
+
     def _row(self) -> dict[str, Any]:
         s = self.subject
         return {
