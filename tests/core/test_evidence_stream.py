@@ -17,7 +17,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sealcheck.core.records import chain, evidence, evidence_check, evidence_verify, report_formats
+from sealcheck.core.records import (
+    chain,
+    evidence,
+    evidence_check,
+    evidence_verify,
+    indented,
+    report_formats,
+)
 from sealcheck.core.records.evidence_stream import BATCH, Records, spliced
 from sealcheck.core.records.history import Entry, History, Trigger
 from sealcheck.core.records.identity import SourceIdentity
@@ -126,6 +133,30 @@ def test_streamed_reports_are_the_bytes_of_the_whole_body(tmp_path: Path) -> Non
         assert evidence_check.check(data).ok
         pem = signer.public_pem.encode()
         assert evidence_verify.verify(data, pem, report_formats.RENDERERS).ok, fmt
+
+
+_VALUES = [
+    [],
+    {},
+    [[]],
+    {"a": {}, "b": [{}, []]},
+    ("t", ("u", [])),
+    "s\n\u2028\ud800é€<&>",
+    1,
+    None,
+    {"n": [1, 2.5, -0.0, 1e-300, 10**30, True, False, None, float("nan"), float("inf")]},
+    {"é": {"k": [{"z": []}, {"-inf": -float("inf")}]}},
+    {1: 2, "a": "b"},  # a key that is not a string: json.dumps writes it
+    {"a": {2.5: None}},
+]
+
+
+@pytest.mark.parametrize("value", _VALUES)
+def test_indented_is_json_dumps(value: Any) -> None:
+    for indent in (1, 2, 4):
+        for ensure_ascii in (True, False):
+            want = json.dumps(value, indent=indent, ensure_ascii=ensure_ascii)
+            assert indented.dumps(value, indent, ensure_ascii=ensure_ascii) == want
 
 
 class _Alive:
