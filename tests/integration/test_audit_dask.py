@@ -543,7 +543,8 @@ def test_the_scheduler_lost_mid_campaign_loses_nothing(
 @dataclass
 class Envelopes:
     """Small gpg (``gpg -e``, binary and armored) and CMS (DER PKCS#1 v1.5, PEM OAEP)
-    backups under ``env/`` in the estate's bucket; one gpg object damaged mid-way."""
+    backups under ``env/`` in the estate's bucket; one gpg object damaged at its end
+    (the MDC)."""
 
     key_file: Path  # the gpg secret key (exported), given with --gpg-key
     session_keys: list[str]  # each gpg backup's "ALGO:HEX", as gpg shows it
@@ -573,7 +574,10 @@ def envelopes(estate: Estate, tmp_path_factory: pytest.TempPathFactory) -> Envel
         root,
     )
     bad = bytearray((root / "gbad.sql.gz.gpg").read_bytes())
-    bad[len(bad) // 2] ^= 0x55  # mid-way: the head (its session key) is intact
+    # Its last byte (the MDC): the head (its session key) and the plaintext are intact,
+    # so gpg's verdict at the end is the one failure, on every run. A byte flipped
+    # mid-way fails on cipher or decompress, whichever reader notices first.
+    bad[-1] ^= 0x55
     (root / "gbad.sql.gz.gpg").write_bytes(bytes(bad))
     session_keys = []
     for name in ("g0.sql.gz.gpg", "g1.sql.gz.asc", "gbad.sql.gz.gpg"):
