@@ -124,7 +124,10 @@ def _summary(body: dict[str, Any]) -> list[Any]:
     ]
     if "coverage" in body:
         cov = sections.coverage_counts(body["coverage"])
-        out += [Paragraph("Coverage", _H2), _kv([(k, v) for k, v in sorted(cov.items())])]
+        # An empty scope (no version listed) still gets its section: reportlab refuses a
+        # table without rows.
+        rows = [(k, v) for k, v in sorted(cov.items())] or [("Versions in scope", 0)]
+        out += [Paragraph("Coverage", _H2), _kv(rows)]
     if failed:
         out.append(Paragraph(f"Failures ({len(failed)})", _H2))
         out.append(

@@ -378,3 +378,24 @@ def test_targets_per_source_from_the_sources_file(estate: Estate, tmp_path: Path
     assert ver.returncode == 1, ver.stderr
     (newest,) = History(data / "history.sqlite3").entries(limit=1)
     assert json.loads(newest.result_json)["targets"]["rpo_from"] == "source cut backups"
+
+
+def test_an_empty_prefix_gets_its_pdf_report(estate: Estate, tmp_path: Path) -> None:
+    """A scope with no version is a finding to report, not a crash of the PDF writer
+    (reportlab refuses a table without rows: the coverage section had none)."""
+    pdf = tmp_path / "empty.pdf"
+    r = run_cli(
+        "audit",
+        estate.bucket.uri("nothing-here/"),
+        "--key",
+        str(estate.key.private),
+        "--endpoint-url",
+        estate.bucket.endpoint,
+        "--report",
+        str(pdf),
+        env={**os.environ, "SEALCHECK_DATA_DIR": str(tmp_path / "data")},
+        timeout=120,
+    )
+    assert "Traceback" not in r.stderr and pdf.exists(), r.stderr
+    pages = pytest.importorskip("pypdf").PdfReader(pdf).pages
+    assert "Coverage" in "\n".join(p.extract_text() for p in pages)
