@@ -233,6 +233,7 @@ class Campaign:
         self.opts = opts
         self.secrets = secrets
         self.history = history
+        self._on_cluster = 0  # this run's results that came back from the cluster
         self.cancel = cancel or CancelToken()
         self.on_progress = on_progress or (lambda _p: None)
         self.restore_options = restore_options or RestoreTestOptions()
@@ -259,6 +260,11 @@ class Campaign:
             parallel=self.opts.parallel,
         )
         summary["cluster"] = self.opts.cluster.describe() if self.opts.cluster else None
+        if self.opts.cluster is not None:
+            # How many of this run's results came back from the cluster's workers; the
+            # others ran on the coordinator (restore tests, passphrase backups, items no
+            # per-backup secret opens: docs/scale.md).
+            summary["on_cluster"] = self._on_cluster
         code = summary["exit_code"]
         rec = self.history.record_campaign(
             summary,
@@ -302,6 +308,7 @@ class Campaign:
     # --- the work --------------------------------------------------------------------
 
     def _run_all(self, todo: list[WorkItem], campaign_id: str, client: Any) -> str | None:
+        self._on_cluster = 0
         deadline = time.monotonic() + self.opts.max_duration if self.opts.max_duration else None
         ctx = ItemContext(self.opts.settings, client, self.cancel, self.restore_options)
         prog = Progress(len(todo), sum(item.size for item in todo))
@@ -319,6 +326,7 @@ class Campaign:
             prog.done(item)
             if result is not None:
                 record(item, result)
+                self._on_cluster += 1
 
         if self.opts.cluster is not None:
             from .cluster import run_on_cluster

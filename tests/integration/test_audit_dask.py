@@ -408,6 +408,7 @@ def test_no_secret_on_the_workers_side(estate: Estate, cluster: Cluster, tmp_pat
     ran = {t.split("'")[1] for t in tasks if "sealcheck-audit-" in t}
     # Every wrapped-key backup ran on a worker; the symmetric one on the coordinator.
     assert len(ran) == len(DEKS), ran
+    assert doc["campaign"]["on_cluster"] == len(DEKS)
     needles = forms(PEM_PW) + forms(PASS)
     for dek, salt in zip(DEKS, estate.salts, strict=True):
         needles += forms(dek)
@@ -655,6 +656,8 @@ def test_gpg_and_cms_run_on_workers_as_a_local_campaign_and_leave_no_secret(
     campaign = dask["campaign"]["id"]
     ran = {t.split("'")[1] for t in tasks if f"sealcheck-{campaign}-" in t}
     assert len(ran) == 5, ran  # every gpg and CMS item ran on a worker
+    # ... and its result is the worker's (none ran again on the coordinator)
+    assert dask["campaign"]["on_cluster"] == 5
     # The canary: no secret on the workers' side, nor in what came back.
     needles = forms(PEM_PW)
     for sk in envelopes.session_keys:
