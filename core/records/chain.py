@@ -55,7 +55,13 @@ class Signer(Protocol):
 
 
 def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _CANONICAL.encode(value).encode()
+
+
+# What json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True) uses,
+# made once: json.dumps makes a new encoder on every call with options (two a record
+# in a 100,000-record merge).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def digest_of(content: Mapping[str, Any]) -> str:

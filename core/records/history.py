@@ -19,7 +19,6 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as _dt
 import enum
 import functools
@@ -183,7 +182,9 @@ class Entry:
         its report reads them back in full. Not for the chain: its digest covers the text."""
         if self.kind is Kind.RESTORE_TEST:
             return self
-        return dataclasses.replace(self, result_json="")
+        # Not dataclasses.replace: a merge makes 100,000 of these, and it reads the
+        # fields' definitions again each time.
+        return Entry(**{**self.__dict__, "result_json": ""})
 
     def content(self) -> dict[str, Any]:
         """What the chain's digest covers: every stored field but the chain's own."""
@@ -265,7 +266,7 @@ def _sealed(entry_id: int, row: dict[str, Any], result: dict[str, Any]) -> tuple
 
 
 def _content(entry_id: int, row: dict[str, Any], result: dict[str, Any] | None) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if k not in ("result", *_CHAIN_COLUMNS)}
+    out = {k: v for k, v in row.items() if k not in _NOT_CONTENT}
     out["ok"] = bool(out["ok"])
     out["id"] = entry_id
     out["result"] = result
@@ -329,6 +330,9 @@ _COLUMNS = (
     "exit_code, failed_layer, result, sealcheck_version, host, os_user, run_trigger, "
     "campaign, prev_hash, digest, record_hash"
 )
+_NOT_CONTENT = frozenset(("result", *_CHAIN_COLUMNS))  # a record's columns its content leaves out
+_ROW_KEYS = _COLUMNS.split(", ")[1:]  # what _row gives, with the chain's columns after
+_INSERT = f"INSERT INTO entries ({_COLUMNS}) VALUES ({', '.join('?' * (1 + len(_ROW_KEYS)))})"  # noqa: S608
 # Schema 1 -> 2: the new columns, then every existing record chained in id order.
 _ADDED = ("os_user", "run_trigger", "campaign", *_CHAIN_COLUMNS)
 # Campaign and rotation records are not results of one version: per-version readers
@@ -467,24 +471,28 @@ class History:
         rows: Iterable[tuple[dict[str, Any], dict[str, Any]]],
         keep: Callable[[Entry], Entry] | None = None,
     ) -> list[Entry]:
-        """Append rows (each with its result as data) in one transaction."""
-        out = []
+        """Append rows (each with its result as data) in one transaction: one statement
+        for them all (``executemany``), each row sealed and chained as it is bound."""
+        out: list[Entry] = []
         with self._connect(create=True) as db:
             db.execute("BEGIN IMMEDIATE")  # the chain's tail cannot move under us
             new_id, prev = _tail(db)
-            for row, data in rows:
-                new_id += 1
-                row["result"], digest = _sealed(new_id, row, data)
-                row.update(prev_hash=prev, digest=digest, record_hash=chain.link(prev, digest))
-                prev = row["record_hash"]
-                names = ", ".join(["id", *row])
-                marks = ", ".join([":id", *(f":{k}" for k in row)])
-                db.execute(
-                    f"INSERT INTO entries ({names}) VALUES ({marks})",  # noqa: S608 - fixed names
-                    {"id": new_id, **row},
-                )
-                entry = _entry((new_id, *row.values()))
-                out.append(keep(entry) if keep is not None else entry)
+
+            def bound() -> Iterator[tuple[Any, ...]]:
+                nonlocal new_id, prev
+                for row, data in rows:
+                    new_id += 1
+                    row["result"], digest = _sealed(new_id, row, data)
+                    row.update(prev_hash=prev, digest=digest, record_hash=chain.link(prev, digest))
+                    prev = row["record_hash"]
+                    if list(row) != _ROW_KEYS:  # bound by place: the columns' order
+                        raise ValueError(f"a history row with other columns: {list(row)}")
+                    values = (new_id, *row.values())
+                    entry = _entry(values)
+                    out.append(keep(entry) if keep is not None else entry)
+                    yield values
+
+            db.executemany(_INSERT, bound())
             db.execute("COMMIT")
         return out
 

@@ -42,11 +42,13 @@ from sealcheck.core.records.history import (
     HistoryError,
     Kind,
     Subject,
+    Trigger,
     failed_layer,
 )
 from sealcheck.core.records.identity import SourceIdentity
 from sealcheck.core.records.report import Report
 from sealcheck.core.records.restore_result import RestoreTestResult
+from sealcheck.core.records.targets import Targets
 from sealcheck.core.restoretest import RestoreTestOptions, restore_test
 from sealcheck.core.storage.source import LocalFile
 
@@ -255,6 +257,38 @@ def test_record_and_read_back(hist: History, reports: dict[str, Report]) -> None
     assert [e.id for e in hist.entries(failed=True)] == [e2.id]
     assert [e.id for e in hist.entries(kind=Kind.RESTORE)] == [e3.id]
     assert [e.id for e in hist.entries(limit=1)] == [e3.id]
+
+
+def test_results_recorded_together_are_the_rows_recorded_one_by_one(
+    tmp_path: Path, reports: dict[str, Report]
+) -> None:
+    """A merge records its results in one statement (issue 15): every column the same
+    bytes as ``record`` of each result stores (the result's JSON text too), sealed and
+    chained as the chain check recomputes them. Only the stamp (and so the chain's
+    columns) may differ: the two were recorded at different moments."""
+    targets = Targets(rto_s=60.0, rto_from="--target-rto")
+    made = [
+        (r, json.loads(json.dumps(r.to_dict())), targets if n % 2 else None)
+        for n, r in enumerate(reports.values())
+    ]
+    one, many = History(tmp_path / "one" / FILENAME), History(tmp_path / "many" / FILENAME)
+    for r, _, t in made:
+        one.record(r, trigger=Trigger.AUDIT, campaign="c", targets=t)
+    many.record_many(iter(made), trigger=Trigger.AUDIT, campaign="c")
+
+    def rows(h: History) -> list[tuple[object, ...]]:
+        db = sqlite3.connect(h.path)
+        try:
+            cols = [c[1] for c in db.execute("PRAGMA table_info(entries)")]
+            keep = [
+                c for c in cols if c not in ("recorded_at", "prev_hash", "digest", "record_hash")
+            ]
+            return db.execute(f"SELECT {', '.join(keep)} FROM entries ORDER BY id").fetchall()
+        finally:
+            db.close()
+
+    assert len(rows(many)) == len(made) and rows(many) == rows(one)
+    assert one.check_chain() == [] and many.check_chain() == []
 
 
 def test_latest_by_version_and_source_patterns(hist: History, reports: dict[str, Report]) -> None:
