@@ -3,6 +3,7 @@ window on it, and a guard that fails any test leaving a thread, timer or window.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -127,9 +128,18 @@ def _skip_when_busy() -> None:
 
 
 @pytest.fixture
-def quiet_machine() -> None:
-    """Timing tests measure the app, not other processes: skip when the CPUs are oversubscribed."""
+def quiet_machine() -> Iterator[None]:
+    """Timing tests measure the app, not other processes: skip when the CPUs are
+    oversubscribed. The test process's own heap (every collected test, earlier tests'
+    objects) is frozen as the app freezes what its start-up made (gui/app.py): a full
+    collection scanning it stopped the event loop ~300 ms in CI, and it is not the app's."""
     _skip_when_busy()
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _active_timers(app: QApplication) -> list[str]:
