@@ -60,12 +60,16 @@ def estate(
 
 
 def audit(
-    estate: Estate, data: Path, *args: str, env: dict[str, str] | None = None
+    estate: Estate,
+    data: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    prefix: str = "db/",
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     full = {**(env or os.environ), "SEALCHECK_DATA_DIR": str(data)}
     r = run_cli(
         "audit",
-        estate.bucket.uri("db/"),
+        estate.bucket.uri(prefix),
         "--key",
         str(estate.key.private),
         "--endpoint-url",
@@ -384,18 +388,7 @@ def test_an_empty_prefix_gets_its_pdf_report(estate: Estate, tmp_path: Path) -> 
     """A scope with no version is a finding to report, not a crash of the PDF writer
     (reportlab refuses a table without rows: the coverage section had none)."""
     pdf = tmp_path / "empty.pdf"
-    r = run_cli(
-        "audit",
-        estate.bucket.uri("nothing-here/"),
-        "--key",
-        str(estate.key.private),
-        "--endpoint-url",
-        estate.bucket.endpoint,
-        "--report",
-        str(pdf),
-        env={**os.environ, "SEALCHECK_DATA_DIR": str(tmp_path / "data")},
-        timeout=120,
-    )
+    r, _ = audit(estate, tmp_path / "data", "--report", str(pdf), prefix="nothing-here/")
     assert "Traceback" not in r.stderr and pdf.exists(), r.stderr
     pages = pytest.importorskip("pypdf").PdfReader(pdf).pages
     assert "Coverage" in "\n".join(p.extract_text() for p in pages)
