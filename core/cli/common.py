@@ -12,17 +12,10 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..decrypt.held import held_fingerprints
 from ..decrypt.secrets import GpgOptions, Secrets
-from ..decrypt.xbkey import (
-    XbcryptKey,
-    key_from_aws_kms,
-    key_from_file,
-    key_from_kms_plaintext,
-    key_from_kms_plaintext_file,
-)
 from ..errors import KeyUnavailable, UsageError
 from ..keys.base import KeySource
 from ..keys.prompt import SecretProvider, secret_once
@@ -30,14 +23,18 @@ from ..keys.spec import KeyContext, open_key
 from ..pipeline.job import Job
 from ..plumbing.progress import CancelToken, ProgressEvent
 from ..records.report import Report
-from ..records.restore_result import RestoreTestResult
 from ..storage.locate import Locator
 from ..storage.naming import Rule
-from ..storage.rewrap import prefer_rotated
 from ..storage.s3.client import S3Settings
 from ..storage.source import Source
 from .record import record_history
 from .termtext import safe
+
+# What only some backups or commands need loads where it is used: a verify of a local
+# logical dump imports none of it (issue 17, start-up is part of the job).
+if TYPE_CHECKING:
+    from ..decrypt.xbkey import XbcryptKey
+    from ..records.restore_result import RestoreTestResult
 
 
 def _read_secret_file(path: Path, what: str) -> bytearray:
@@ -152,6 +149,16 @@ def xbcrypt_key(args: argparse.Namespace) -> XbcryptKey | None:
     named = [k for k, v in given.items() if v is not None]
     if len(named) > 1:
         raise UsageError(f"give one xbcrypt key, not {' and '.join(named)}")
+    if not named:
+        return None
+    # XtraBackup's key forms: only when one is given (see the imports above).
+    from ..decrypt.xbkey import (
+        key_from_aws_kms,
+        key_from_file,
+        key_from_kms_plaintext,
+        key_from_kms_plaintext_file,
+    )
+
     if args.xbcrypt_key_file:
         return key_from_file(args.xbcrypt_key_file)
     if args.kms_plaintext_file:
@@ -241,7 +248,7 @@ def open_backup(args: argparse.Namespace, cancel: CancelToken) -> tuple[Source, 
     return data, loc.find_wrapped_key(data, naming_rules(args))
 
 
-R = TypeVar("R", Report, RestoreTestResult)
+R = TypeVar("R", Report, "RestoreTestResult")
 
 
 def run_backup_command(
@@ -255,7 +262,10 @@ def run_backup_command(
     secrets = secrets_from_args(args)
     if not (args.wrapped_key or args.wrapped_key_version_id):
         # A key re-wrapped by `sealcheck rotate` for a key given wins over the producer's,
-        # and a rotated gpg envelope made for it over the original.
+        # and a rotated gpg envelope made for it over the original. (Imported here: only
+        # a key found beside the data is looked for as re-wrapped; see the imports above.)
+        from ..storage.rewrap import prefer_rotated
+
         data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(secrets))
     bar = None
     if not args.no_progress and sys.stderr.isatty() and not args.json:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..records import targets
 from ..records.history import History, HistoryError, Result, Subject, Trigger
-from ..records.restore_result import RestoreTestResult
+from ..records.report import Report
 from .termtext import echo
 
 log = logging.getLogger("sealcheck")
@@ -32,7 +32,7 @@ def record_history(args: argparse.Namespace, result: Result) -> None:
     if getattr(args, "source", None):
         fallback = Subject.from_uri(args.source, getattr(args, "version_id", None))
     trigger = Trigger(getattr(args, "trigger", None) or Trigger.MANUAL.value)
-    report = result.verification if isinstance(result, RestoreTestResult) else result
+    report = result if isinstance(result, Report) else result.verification  # a restore test
     uri = report.source.uri if report is not None and report.source is not None else None
     aims = targets.targets_for(uri, targets.load()) if uri else None
     _append(lambda h: h.record(result, subject=fallback, trigger=trigger, targets=aims))

@@ -7,7 +7,8 @@ A new format is one opener module (opener.py is the contract) and one line here.
 An opener whose module is large and only its format needs (gpg's packet parser and
 process plumbing) is named here by a small function that imports it on first use: a
 verify of an openssl enc backup loads none of it (issue 17, start-up is part of the
-job; cms/opener.py defers its key module the same way).
+job; cms/opener.py defers its key module the same way). So is xbcrypt's (its chunk
+reader and key forms: XtraBackup backups only).
 """
 
 from __future__ import annotations
@@ -22,13 +23,18 @@ from .cms.opener import open_cms
 from .opener import EvidenceSink, Opened, Opener, OpenRequest
 from .openssl.opener import open_openssl
 from .secrets import Secrets
-from .xbcrypt_opener import open_xbcrypt
 
 
 def _open_gpg(req: OpenRequest, ev: EvidenceSink) -> Opened:
     from .gpg.opener import open_gpg
 
     return open_gpg(req, ev)
+
+
+def _open_xbcrypt(req: OpenRequest, ev: EvidenceSink) -> Opened:
+    from .xbcrypt_opener import open_xbcrypt
+
+    return open_xbcrypt(req, ev)
 
 
 OPENERS: Mapping[Fmt, Opener] = MappingProxyType(
@@ -40,7 +46,7 @@ OPENERS: Mapping[Fmt, Opener] = MappingProxyType(
         Fmt.CMS_DER: open_cms,
         Fmt.CMS_PEM: open_cms,
         Fmt.SMIME: open_cms,
-        Fmt.XBCRYPT: open_xbcrypt,
+        Fmt.XBCRYPT: _open_xbcrypt,
     }
 )
 # Envelopes that are recognised but not opened yet: each fails with one typed error.

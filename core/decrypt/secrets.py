@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..keys.base import KeySource
-from .xbkey import XbcryptKey
 
 if TYPE_CHECKING:
     from .gpg.session import GpgSessionKey
+    from .xbkey import XbcryptKey  # made by the CLI or app only when one is given (issue 17)
 
 
 @dataclass(frozen=True)

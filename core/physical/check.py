@@ -27,11 +27,6 @@ from .pages import PageChecker, PageResult
 _MEMBER_LAYERS = {Layer.CIPHER: Layer.MEMBER_CIPHER, Layer.DECOMPRESS: Layer.MEMBER_DECOMPRESS}
 
 
-# The containers a physical backup's files come in (their readers hand on the same
-# (path, bytes) events), and the payload kind each is reported as.
-PAYLOAD_KINDS = {"xbstream": "xbstream", "tar": "xtrabackup-tar"}
-
-
 @dataclass
 class PhysicalResult:
     files: int

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import re
 
-from ..decompress.qpress import MAGIC as QPRESS_MAGIC
-from ..decrypt.xbcrypt import MAGICS as XBCRYPT_MAGICS
 from ..formats import Fmt, sniff
 from ..payload.streamparse import Damaged, Ended, Feeder
 from ..payload.tar import FOLDER, REGULAR, Member, MemberSink, TarParser
@@ -32,6 +30,9 @@ _BACKUP_FILE = re.compile(
     r"|.+\.(ibd|frm|MAD|MAI|MYD|MYI|isl|TRG|TRN|par|ARZ|CSM)|.+\.ibd\.(delta|meta))"
 )
 NEED_MORE = "more"
+# The containers a physical backup's files come in (their readers hand on the same
+# (path, bytes) events), and the payload kind each is reported as.
+PAYLOAD_KINDS = {"xbstream": "xbstream", "tar": "xtrabackup-tar"}
 
 
 def backup_file(name: str) -> bool:
@@ -55,6 +56,11 @@ class _FirstBytes(MemberSink):
             self.finish()
 
     def finish(self) -> None:
+        # The member layers' modules load only for a tar's first file: every run asks
+        # for the container, most of them of a dump that is no tar (issue 17).
+        from ..decompress.qpress import MAGIC as QPRESS_MAGIC
+        from ..decrypt.xbcrypt import MAGICS as XBCRYPT_MAGICS
+
         magic = self._head[:8]
         raise _Decided(magic in XBCRYPT_MAGICS or magic == QPRESS_MAGIC)
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..decrypt.secrets import Secrets
-from ..physical.extract import FolderWriter
 from ..plumbing.progress import CancelToken, ProgressCallback, no_progress
 from ..storage.sidecar import Sidecar
 from ..storage.source import Source
+
+if TYPE_CHECKING:  # physical/ loads only for a physical backup (issue 17)
+    from ..physical.extract import FolderWriter
 
 
 class PlaintextSink(Protocol):

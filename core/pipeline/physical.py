@@ -12,8 +12,9 @@ from ..decrypt.xbkey import XbcryptKey
 from ..payload.info import MAX_LISTED_ENTRIES, Completeness, PayloadInfo
 from ..payload.tarfiles import TarFilesReader
 from ..payload.xbstream import META
-from ..physical.check import PAYLOAD_KINDS, PhysicalCheck, PhysicalResult
+from ..physical.check import PhysicalCheck, PhysicalResult
 from ..physical.extract import FolderWriter
+from ..physical.layout import PAYLOAD_KINDS
 from ..records.report import LayerResult, Status
 from .proof import Evidence
 

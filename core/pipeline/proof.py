@@ -14,11 +14,11 @@ from ..decompress.base import DecompressReader
 from ..decrypt.opener import Partial
 from ..errors import Layer, SealcheckError
 from ..payload.info import PayloadInfo, not_checked_note
-from ..physical.check import PAYLOAD_KINDS
+from ..physical.layout import PAYLOAD_KINDS
 from ..records.identity import SourceIdentity
 from ..records.report import LayerResult, Status
 from ..records.verdict import Verdict
-from ..storage.s3.object import S3Stream
+from ..storage.source import CheckedTransfer
 
 LAYER_ORDER = ("source", "key", "cipher", "decompress", "payload", "hashes", "destination")
 # A physical backup's own layers come after its stream (payload), before the hashes;
@@ -220,7 +220,7 @@ def source_result(sha256: str, nbytes: int, raw: object) -> LayerResult:
     (an S3 stream adds its transfer check and its resumes)."""
     details: dict[str, Any] = {"sha256": sha256, "bytes": nbytes}
     proved = f"read all {nbytes} bytes"
-    if isinstance(raw, S3Stream):
+    if isinstance(raw, CheckedTransfer):
         details["resumes"] = raw.resumes
         details["retries"] = getattr(raw, "retries", 0)
         if raw.digest_checked:

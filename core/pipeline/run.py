@@ -13,6 +13,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..decompress.registry import open_decompressor
 from ..decrypt.opener import Opened, OpenRequest
@@ -29,8 +30,6 @@ from ..errors import (
 from ..formats import Fmt, sniff
 from ..payload.info import PayloadInfo, require_judged
 from ..payload.inspector import PayloadInspector
-from ..physical.check import PhysicalCheck
-from ..physical.extract import FolderWriter
 from ..physical.layout import NEED_MORE, container
 from ..plumbing.atomic import AtomicWriter
 from ..plumbing.progress import Meter
@@ -38,13 +37,6 @@ from ..plumbing.streams import CHUNK, ChainReader, Prefetch, Reader, Tally, read
 from ..records.report import ErrorInfo, Report
 from ..version import __version__
 from .job import Job
-from .physical import (
-    destination_result,
-    new_check,
-    physical_evidence,
-    physical_partial,
-)
-from .physical import payload_info as physical_payload_info
 from .proof import (
     Evidence,
     decompress_evidence,
@@ -55,6 +47,13 @@ from .proof import (
 )
 from .sidecars import compare as compare_sidecars
 from .sidecars import wants_md5
+
+# A physical backup's check (physical/, pipeline/physical.py: its members' layers, its
+# pages) and the folder writer of restore --extract load when a run needs them: a
+# verify of a logical dump imports neither (issue 17, start-up is part of the job).
+if TYPE_CHECKING:
+    from ..physical.check import PhysicalCheck
+    from ..physical.extract import FolderWriter
 
 
 class _HashingReader:
@@ -154,6 +153,8 @@ def _run(job: Job, ev: _Evidence) -> None:
     folder: FolderWriter | None = None
     if job.operation == "restore" and job.extract:
         assert job.destination is not None
+        from ..physical.extract import FolderWriter  # restore --extract only (see above)
+
         folder = FolderWriter(job.destination, max_bytes=job.max_disk_bytes, obj=src.name)
     elif job.operation == "restore":
         assert job.destination is not None
@@ -192,8 +193,10 @@ def _run(job: Job, ev: _Evidence) -> None:
         decompress_evidence(ev, decomp)
         try:
             if payload.physical is not None:
+                from .physical import payload_info  # a physical backup only (see above)
+
                 done = payload.physical.finish()
-                payload.info = physical_payload_info(payload.physical, done)
+                payload.info = payload_info(payload.physical, done)
             else:
                 payload.info = payload.inspector.finish()
         finally:
@@ -205,6 +208,8 @@ def _run(job: Job, ev: _Evidence) -> None:
             job.extra_sink.finish()  # (a restore test commits its load here)
         payload_evidence(ev, payload.info)
         if payload.physical is not None and payload.physical.result is not None:
+            from .physical import physical_evidence  # a physical backup only (see above)
+
             physical_evidence(ev, payload.physical.result, job.secrets.xbcrypt)
         if mismatch is not None:
             raise mismatch
@@ -237,6 +242,8 @@ def _run(job: Job, ev: _Evidence) -> None:
                     layer=Layer.DESTINATION,
                 )
             folder.commit()
+            from .physical import destination_result  # restore --extract only (see above)
+
             ev.layers["destination"] = destination_result(folder)
             folder = None
         if payload.into is not None:  # a restore test's sandbox: every layer verified
@@ -348,6 +355,8 @@ def _consume(
             )
         h.update(chunk)
         if kind is not None:
+            from .physical import new_check, physical_partial  # a physical backup (see above)
+
             if folder is None and job.physical_into is not None:
                 folder = into = job.physical_into(kind)
             physical = sink = new_check(

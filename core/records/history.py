@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
 
 import platformdirs
@@ -43,15 +43,20 @@ from ..version import __version__
 from . import chain
 from .identity import SourceIdentity
 from .report import Report, Status
-from .restore_result import RestoreTestResult
 from .targets import Targets
 from .verdict import VERDICT_EXIT_CODES, Verdict
+
+# A restore test's result class loads when one is recorded or read back: recording a
+# verify does not need it (issue 17, start-up is part of the job). A result that is no
+# Report is a RestoreTestResult (Result below).
+if TYPE_CHECKING:
+    from .restore_result import RestoreTestResult
 
 FILENAME = "history.sqlite3"
 SCHEMA_VERSION = 2  # 2: the hash chain, OS user, trigger and campaign (issue 14)
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 
-Result = Report | RestoreTestResult
+Result: TypeAlias = "Report | RestoreTestResult"
 VersionKey = tuple[str, str | None]  # (object key or local path, version id)
 
 
@@ -172,6 +177,8 @@ class Entry:
             raise ValueError(f"history entry {self.id}: the result is not JSON ({exc})") from None
         where = f"history entry {self.id}"
         if self.kind is Kind.RESTORE_TEST:
+            from .restore_result import RestoreTestResult  # (see the imports above)
+
             return RestoreTestResult.from_dict(data, where)
         return Report.from_dict(data, where)
 
@@ -275,7 +282,7 @@ def _content(entry_id: int, row: dict[str, Any], result: dict[str, Any] | None) 
 
 def failed_layer(result: Result) -> str | None:
     """The layer that caught the failure ("database": the restore test's own checks)."""
-    if isinstance(result, RestoreTestResult):
+    if not isinstance(result, Report):  # a restore test
         v = result.verification
         if v is not None and not v.ok:
             return failed_layer(v)
@@ -287,7 +294,7 @@ def failed_layer(result: Result) -> str | None:
 
 
 def kind_of(result: Result) -> Kind:
-    if isinstance(result, RestoreTestResult):
+    if not isinstance(result, Report):
         return Kind.RESTORE_TEST
     return Kind.RESTORE if result.operation == "restore" else Kind.VERIFY
 
@@ -718,7 +725,7 @@ def _result_row(
     trigger: Trigger,
     campaign: str | None,
 ) -> dict[str, Any]:
-    report = result.verification if isinstance(result, RestoreTestResult) else result
+    report = result if isinstance(result, Report) else result.verification
     if report is not None and report.source is not None:
         subject = Subject.of(report.source, report)
     if subject is None:

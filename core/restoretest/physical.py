@@ -42,8 +42,8 @@ from typing import Any
 import pymysql
 
 from ..payload.xbstream import CHECKPOINTS, INFO, MY_CNF
-from ..physical.check import PAYLOAD_KINDS
 from ..physical.extract import FolderWriter
+from ..physical.layout import PAYLOAD_KINDS
 from ..plumbing.progress import CancelToken
 from .checks import PHYSICAL_NOTES, check_mariadb
 from .confine import SYSTEM_SCHEMAS

@@ -3,24 +3,29 @@
 
 A version that was handed over is opened exactly: nothing is listed or re-paired for it.
 Only a wrapped key that was *not* given is looked for beside the data (the naming rules,
-and in S3 the key version written with that data version)."""
+and in S3 the key version written with that data version).
+
+The S3 side (the object and its errors, botocore's exceptions, the listing and its
+pairing) is imported by the code that reaches S3: a local path loads none of it
+(issue 17, start-up is part of the job)."""
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AccessDenied, ObjectNotFound, SealcheckError, UsageError
 from ..plumbing.progress import CancelToken
-from .listing import ObjectVersion, iter_version_pages, pair_versions, versions_of
 from .naming import Rule, key_candidates
 from .s3.client import S3Settings, make_client, object_name, parse_uri
-from .s3.errors import DELETED
-from .s3.object import S3Object
 from .sidecar import MAX_SIDECAR, SIDECAR_SUFFIXES, Sidecar
 from .source import LocalFile, Source
+
+if TYPE_CHECKING:
+    from .listing import ObjectVersion
+    from .s3.object import S3Object
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,9 @@ class Locator:
     def _listed(self, bucket: str | None, v: ObjectVersion) -> Source:
         if bucket is None:
             return LocalFile(Path(v.key))
+        from .s3.errors import DELETED  # S3 only (see the module docstring)
+        from .s3.object import S3Object
+
         if v.delete_marker:
             # The listing already says what S3 would answer: no request needed.
             raise ObjectNotFound(DELETED, obj=object_name(bucket, v.key, v.version_id))
@@ -97,6 +105,9 @@ class Locator:
     def version(self, bucket: str, key: str, version_id: str | None) -> S3Object:
         """One object version (``None``: the current one); a delete marker is refused
         as deleted, whether or not the store's 404 says so."""
+        from .s3.errors import DELETED  # S3 only (see the module docstring)
+        from .s3.object import S3Object
+
         try:
             return S3Object(self.client, bucket, key, version_id, cancel=self._cancel)
         except ObjectNotFound as exc:
@@ -107,6 +118,8 @@ class Locator:
     def _deleted(self, bucket: str, key: str, version_id: str | None) -> bool:
         """Whether that version (or the current one) is a delete marker: only
         some stores say so in their 404 (x-amz-delete-marker), so ask the listing."""
+        from .listing import versions_of  # S3 only (see the module docstring)
+
         try:
             versions = versions_of(self.client, bucket, key)
         except SealcheckError:
@@ -124,6 +137,8 @@ class Locator:
                 if p.is_file():
                     return LocalFile(p)
             return None
+        from .s3.object import S3Object  # S3 only (see the module docstring)
+
         assert isinstance(data, S3Object)
         for cand in key_candidates(data.key, rules):
             try:
@@ -145,6 +160,9 @@ class Locator:
         """The wrapped key beside ``data`` at exactly ``version_id`` (the CLI was given
         that version, not the key's name): each name the rules give is tried, nothing is
         listed or paired."""
+        from .s3.errors import DELETED  # S3 only (see the module docstring)
+        from .s3.object import S3Object
+
         if not isinstance(data, S3Object):
             raise UsageError("--wrapped-key-version-id applies to s3:// sources only")
         denied: AccessDenied | None = None
@@ -165,12 +183,18 @@ class Locator:
         )
 
     def find_sidecars(self, data: Source) -> tuple[Sidecar, ...]:
+        if isinstance(data, LocalFile):
+            return sidecars_beside(None, data, self._cancel)
+        from .s3.object import S3Object  # S3 only (see the module docstring)
+
         client = self.client if isinstance(data, S3Object) else None
         return sidecars_beside(client, data, self._cancel)
 
     def _key_version(self, data: S3Object, cand: str) -> ObjectVersion | None:
         """The version of key object ``cand`` written with this data version (the
         same pairing as ``sealcheck list``); None when ``cand`` has no live version."""
+        from .listing import pair_versions, versions_of  # S3 only (see the module docstring)
+
         keys = versions_of(self.client, data.bucket, cand)
         live = [v for v in keys if not v.delete_marker]
         if not live:
@@ -185,6 +209,8 @@ class Locator:
         return next((v for v in live if v.is_latest), live[0])
 
     def _current(self, bucket: str, key: str) -> S3Object | None:
+        from .s3.object import S3Object  # S3 only (see the module docstring)
+
         try:
             return S3Object(self.client, bucket, key, None, cancel=self._cancel)
         except (ObjectNotFound, AccessDenied):
@@ -214,6 +240,9 @@ def sidecars_beside(client: Any, data: Source, cancel: CancelToken) -> tuple[Sid
                     with p.open("rb") as f:
                         out.append(Sidecar(str(p), f.read(MAX_SIDECAR)))
         return tuple(out)
+    from .listing import iter_version_pages, pair_versions  # S3 only (see the module docstring)
+    from .s3.object import S3Object
+
     if not isinstance(data, S3Object):
         return ()
     by_key: dict[str, list[ObjectVersion]] = {}

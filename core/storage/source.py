@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..errors import AccessDenied, ObjectNotFound, StorageError
 from ..plumbing.streams import Reader
@@ -26,6 +26,16 @@ class Source(Protocol):
     def read_range(self, start: int, length: int) -> bytes: ...
 
     def open(self) -> Reader: ...
+
+
+@runtime_checkable
+class CheckedTransfer(Protocol):
+    """A stream that resumes after dropped connections and checks its transfer end to
+    end (the S3 stream): the source layer says what it did. Named here, by what it has,
+    so that the report of a local file need not import the S3 modules (issue 17)."""
+
+    resumes: int
+    digest_checked: bool
 
 
 class LocalFile:

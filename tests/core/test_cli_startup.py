@@ -85,12 +85,36 @@ def test_verify_of_a_local_file_imports_no_restore_test_qt_or_boto3(
         "sealcheck.core.keys.pkcs11",
     )
     assert _under(modules, other_formats) == []
+    # Nor what only a physical backup, a restore test or S3 needs (issue 17): the
+    # physical check and its members' layers (xbcrypt keys, qpress), the restore test's
+    # result, and the S3 object, its errors and listing (botocore) for a local path.
+    elsewhere = (
+        "sealcheck.core.pipeline.physical",
+        "sealcheck.core.physical.check",
+        "sealcheck.core.physical.members",
+        "sealcheck.core.physical.pages",
+        "sealcheck.core.physical.complete",
+        "sealcheck.core.physical.extract",
+        "sealcheck.core.decrypt.xbkey",
+        "sealcheck.core.decrypt.xbcrypt",
+        "sealcheck.core.decrypt.xbcrypt_opener",
+        "sealcheck.core.decompress.qpress",
+        "sealcheck.core.records.restore_result",
+        "sealcheck.core.storage.listing",
+        "sealcheck.core.storage.rewrap",
+        "sealcheck.core.storage.s3.object",
+        "sealcheck.core.storage.s3.errors",
+        "botocore",
+    )
+    assert _under(modules, elsewhere) == []
     # Recording the verify needs the history, not the evidence reports.
     assert "sealcheck.core.records.history" in modules
     assert "sealcheck.core.records.evidence" not in modules
     # What the verify needed did load: the check above is not vacuous.
     assert "sealcheck.core.pipeline.run" in modules
     assert "sealcheck.core.decompress.readers" in modules
+    assert "sealcheck.core.physical.layout" in modules  # asked whether it is physical
+    assert "sealcheck.core.storage.locate" in modules
     assert "cryptography" in modules
 
 

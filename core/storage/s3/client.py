@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
-import botocore.exceptions as bex
-
 from ...errors import UsageError
 
 
@@ -50,8 +48,9 @@ def _shared_loader() -> Any:
 def make_client(settings: S3Settings) -> Any:
     """An S3 client from the standard credential chain, fit for third-party stores."""
     # boto3 and botocore's config cost ~0.2 s to import: only S3 work pays it,
-    # not a verify of a local file.
+    # not a verify of a local file (which still builds S3Settings).
     import boto3
+    import botocore.exceptions as bex
     import botocore.session
     from botocore.config import Config
 
