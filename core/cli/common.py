@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..decrypt.held import held_fingerprints
 from ..decrypt.secrets import GpgOptions, Secrets
 from ..errors import KeyUnavailable, UsageError
 from ..keys.base import KeySource
@@ -264,6 +263,7 @@ def run_backup_command(
         # A key re-wrapped by `sealcheck rotate` for a key given wins over the producer's,
         # and a rotated gpg envelope made for it over the original. (Imported here: only
         # a key found beside the data is looked for as re-wrapped; see the imports above.)
+        from ..decrypt.held import held_fingerprints
         from ..storage.rewrap import prefer_rotated
 
         data, wrapped = prefer_rotated(data, wrapped, lambda: held_fingerprints(secrets))

@@ -13,7 +13,6 @@ library) the bytes methods are used: same answers, slower.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Callable
 
 from ..plumbing.cbytes import address
@@ -28,7 +27,10 @@ _Memmem = Callable[[int, int, bytes, int], int | None]
 
 def _load() -> _Memmem | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        # The process's own symbols, the C library's among them. Naming it with
+        # ctypes.util.find_library("c") ran ldconfig in a child process at every start
+        # (~3 ms, and subprocess's import) for the library already loaded (issue 17).
+        libc = ctypes.CDLL(None)
         fn = libc.memmem
     except (OSError, AttributeError):
         return None
