@@ -59,18 +59,22 @@ RESULTS = HERE / "RESULTS.md"
 VENV_BIN = Path(sys.executable).parent
 SEALCHECK = VENV_BIN / "sealcheck"
 
-TARGETS = {"gzip": 4.0, "zstd": 3.0, "bzip2": 2.0}  # issue 17
+# issue 17; xz is only reported (no target): its decoder is liblzma on one core.
+TARGETS: dict[str, float | None] = {"gzip": 4.0, "zstd": 3.0, "bzip2": 2.0, "xz": None}
 RSS_TARGET_MB = 150.0
 FORMATS = {
     # name: (compress command, seed decompress command, file suffix)
     "gzip": ("gzip -c", "gzip -dc", "gz"),
     "zstd": ("zstd -q -c", "zstd -dc", "zst"),
     "bzip2": ("bzip2 -c", "bzip2 -dc", "bz2"),
+    # xz's own default here (5.4: one thread, one block), as a backup script writes it.
+    "xz": ("xz -c", "xz -dc", "xz"),
 }
 # The fastest pipeline a power user would type for the same check (issue 17): a
 # parallel decompressor where there is one, and OpenSSL's SHA-256 (sha256sum is
 # several times slower on this machine).
-POWER = {"gzip": "pigz -dc", "zstd": "zstd -dc", "bzip2": "lbzip2 -dc"}
+# xz -T0 decodes multi-block files in parallel (a single-block one on one thread).
+POWER = {"gzip": "pigz -dc", "zstd": "zstd -dc", "bzip2": "lbzip2 -dc", "xz": "xz -T0 -dc"}
 SIDES = ("seed", "power", "tool")
 SIDE_NAMES = {"seed": "seed check", "power": "power user", "tool": "sealcheck verify"}
 
@@ -505,13 +509,20 @@ def table(results: list[Result], plain: int) -> str:
     for r in results:
         target = TARGETS[r.fmt]
         seed, power, tool = r.wall("seed"), r.wall("power"), r.wall("tool")
-        met = r.ratio() >= target and power / tool >= 1.0 and r.tool.rss_mb <= RSS_TARGET_MB
+        met = (
+            "reported"
+            if target is None
+            else "yes"
+            if r.ratio() >= target and power / tool >= 1.0 and r.tool.rss_mb <= RSS_TARGET_MB
+            else "NO"
+        )
+        goal = "reported" if target is None else f">= {target}x, >= 1.0x"
         rows.append(
             f"| {r.fmt} | {r.compressed / 1e6:.0f} MB | {seed:.2f} s ({mb / seed:.0f} MB/s) | "
             f"{power:.2f} s ({mb / power:.0f} MB/s) | {tool:.2f} s ({mb / tool:.0f} MB/s, "
             f"cpu {r.tool.cpu:.1f} s) | **{r.ratio():.2f}x** | {power / tool:.2f}x | "
-            f">= {target}x, >= 1.0x | {r.tool.rss_mb:.0f} MB (<= {RSS_TARGET_MB:.0f}) | "
-            f"{r.seed.rss_mb:.0f} MB | {'yes' if met else 'NO'} |"
+            f"{goal} | {r.tool.rss_mb:.0f} MB (<= {RSS_TARGET_MB:.0f}) | "
+            f"{r.seed.rss_mb:.0f} MB | {met} |"
         )
     return "\n".join(rows)
 
@@ -639,10 +650,10 @@ def main() -> int:
             f"- load average (1 min) at start/end: {load_start:.1f} / {os.getloadavg()[0]:.1f}; "
             f"before each timed run: {min(LOADS):.1f}-{max(LOADS):.1f} (the loaded rows' own "
             "hogs included; other work on the machine slows every side: compare ratios)",
-            "- seed check: `openssl enc -d -aes-256-cbc -pass file:K -in F | <gzip|zstd|bzip2> -dc "
-            "| sha256sum`",
+            "- seed check: `openssl enc -d -aes-256-cbc -pass file:K -in F | "
+            "<gzip|zstd|bzip2|xz> -dc | sha256sum`",
             "- power user: `openssl enc -d -aes-256-cbc -pass file:K -in F | "
-            "<pigz|zstd|lbzip2> -dc | openssl dgst -sha256`",
+            "<pigz|zstd|lbzip2|xz -T0> -dc | openssl dgst -sha256`",
             "- sealcheck: `sealcheck verify F --wrapped-key F.key --key backup.pem --no-progress "
             "--json` (includes interpreter start-up and the RSA unwrap)",
             "",
