@@ -7,10 +7,11 @@ run on), unwraps it with the keys it holds, and gives the worker only that backu
 secret; the private key, its passphrase, a token's PIN, the GNUPGHOME and its agent
 stay on the coordinator.
 
-* **gpg**: the session key as the coordinator's gpg recovers it (``--show-session-key``
-  on the first bytes only, with the key file, GNUPGHOME or agent a local run uses),
-  proved on the data's first block (RFC 4880 §5.7's quick check), goes as a
-  ``GpgSessionKey`` (decrypt/gpg/session.py); the worker's gpg takes it on a pipe.
+* **gpg**: the session key as the coordinator's gpg recovers it (decrypt/gpg/recover.py:
+  ``--show-session-key`` on the first bytes only, with the key file, GNUPGHOME or agent
+  a local run uses), proved on the data's first block (RFC 4880 §5.7's quick check),
+  goes as a ``GpgSessionKey`` (decrypt/gpg/session.py); the worker's gpg takes it on
+  a pipe.
 * **CMS**: each recipient's encrypted content key is unwrapped with every held key that
   fits it (keys/held.py ``unwrapped_from``, as for a paired wrapped-key object) and goes
   as ``HeldSecret``s bound to that recipient's encrypted key; the worker judges them on
@@ -105,9 +106,11 @@ def _rotated(data: Source, held: Secrets, links: Sequence[str] | None) -> bool:
 
 
 def _gpg(data: Source, size: int, opts: GpgOptions) -> Secrets | None:
+    # Here, not at the top (start-up, issue 17): an audit that meets no gpg backup loads
+    # no OpenPGP module, nor the ciphers packets.py imports from cryptography.
     from ..decrypt.gpg import packets as pgp
+    from ..decrypt.gpg.recover import session_key_with_gpg
     from ..decrypt.gpg.session import GpgSessionKey, binary_head, packets_digest
-    from ..rotation.envelope import session_key_with_gpg
 
     want = GPG_HEAD
     while True:
@@ -126,14 +129,13 @@ def _gpg(data: Source, size: int, opts: GpgOptions) -> Secrets | None:
     found = session_key_with_gpg(message, binary, opts)
     if found is None:
         return None
-    key, algo, secret = found
     try:
         digest = packets_digest(binary, message.data.start)
         assert digest is not None  # binary holds the packets (read_message read them)
-        used = key.fingerprint.removeprefix("OpenPGP:")
-        return Secrets(gpg_session=GpgSessionKey(algo, secret, used, message.data.start, digest))
+        key = GpgSessionKey(found.algo, found.secret, found.used_key, message.data.start, digest)
+        return Secrets(gpg_session=key)
     finally:
-        secret[:] = bytes(len(secret))
+        found.secret[:] = bytes(len(found.secret))
 
 
 def _cms(data: Source, fmt: Fmt, head: bytes, held: Secrets) -> Secrets | None:

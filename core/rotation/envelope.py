@@ -54,8 +54,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +61,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..decrypt.gpg import packets as pgp
-from ..decrypt.gpg.reader import gpg_binary, gpg_home
+from ..decrypt.gpg.recover import session_key_with_gpg
 from ..decrypt.secrets import GpgOptions
 from ..keys.base import KeySource
 from ..plumbing.progress import CancelToken
@@ -187,77 +185,16 @@ def session_key_with_keys(
     return None
 
 
-def session_key_with_gpg(
+def _session_key_with_gpg(
     message: pgp.Message, head: bytes, opts: GpgOptions
 ) -> tuple[HeldKey, int, bytearray] | None:
-    """The session key as gpg recovers it with the user's OpenPGP key (a key file,
-    imported into a private home, or their GNUPGHOME), from the object's first bytes
-    only: gpg says ``SESSION_KEY`` on its status pipe before it reaches the end."""
-    exe = gpg_binary()
-    status_r, status_w = os.pipe()
-    with gpg_home(opts) as home:
-        args = [exe, "--batch", "--no-tty", "--status-fd", str(status_w)]
-        if home is not None:
-            args += ["--homedir", str(home)]
-        pw = opts.passphrase() if opts.passphrase else None
-        fds = [status_w]
-        pw_r = None
-        if pw:
-            # Through a pipe, never argv or the environment (a passphrase is a line).
-            pw_r, pw_w = os.pipe()
-            os.write(pw_w, bytes(pw))
-            os.close(pw_w)
-            args += ["--pinentry-mode", "loopback", "--passphrase-fd", str(pw_r)]
-            fds.append(pw_r)
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "GNUPGHOME")}
-        env["LC_ALL"] = "C"
-        # stdout (plaintext) and stderr (which repeats the session key) are dropped.
-        proc = subprocess.Popen(
-            [*args, "--show-session-key", "--decrypt"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            pass_fds=fds,
-            env=env,
-        )
-        os.close(status_w)
-        if pw_r is not None:
-            os.close(pw_r)
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write(head)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        with os.fdopen(status_r, "rb") as f:
-            status = bytearray(f.read())
-        proc.wait(timeout=120)
-    try:
-        return _from_status(status, message, head)
-    finally:
-        status[:] = bytes(len(status))
-
-
-def _from_status(
-    status: bytearray, message: pgp.Message, head: bytes
-) -> tuple[HeldKey, int, bytearray] | None:
-    used = "?"
-    found: tuple[int, bytearray] | None = None
-    for line in bytes(status).split(b"\n"):
-        parts = line.split()
-        if len(parts) > 2 and parts[1] == b"DECRYPTION_KEY":
-            used = parts[3].decode() if len(parts) > 3 else parts[2].decode()
-        if len(parts) > 2 and parts[1] == b"SESSION_KEY":
-            algo_s, _, hexkey = parts[2].partition(b":")
-            if algo_s.isdigit():
-                found = int(algo_s), bytearray(bytes.fromhex(hexkey.decode()))
-    if found is None:
+    """The session key as the user's gpg recovers it (decrypt/gpg/recover.py), in the
+    name of the key gpg said it used."""
+    got = session_key_with_gpg(message, head, opts)
+    if got is None:
         return None
-    algo, secret = found
-    if not pgp.cipher_known(algo) or not pgp.quick_check(algo, secret, message, head):
-        secret[:] = bytes(len(secret))
-        return None
-    return HeldKey(f"gpg key {used}", f"OpenPGP:{used}"), algo, secret
+    used = got.used_key
+    return HeldKey(f"gpg key {used}", f"OpenPGP:{used}"), got.algo, got.secret
 
 
 def open_gpg(
@@ -274,7 +211,7 @@ def open_gpg(
         )
     found = session_key_with_keys(message, head, keys, cancel)
     if found is None and opts is not None and (opts.key_file or opts.homedir):
-        found = session_key_with_gpg(message, head, opts)
+        found = _session_key_with_gpg(message, head, opts)
     if found is None:
         ids = ", ".join(r.key_id.hex().upper() for r in message.recipients)
         raise EnvelopeError(
@@ -320,7 +257,7 @@ def reopens(
     message = pgp.read_message(stored_head)
     found = session_key_with_keys(message, stored_head, keys, cancel)
     if found is None and opts is not None:
-        found = session_key_with_gpg(message, stored_head, opts)
+        found = _session_key_with_gpg(message, stored_head, opts)
     if found is None:
         return False
     secret = found[2]
