@@ -195,7 +195,11 @@ def test_restore_extract_writes_sparse_chunks_as_holes(real: RealPhysical, tmp_p
     for name, zero_pages in holed.items():
         got, want = (out / name).stat(), (ref / name).stat()
         assert got.st_size == want.st_size
-        assert got.st_blocks * 512 <= got.st_size - zero_pages * 16384, name
+        # Every zero page is a hole: what is allocated is at most the data pages, plus the
+        # file system's own blocks for a file of many extents (ext4 counts its extent-tree
+        # blocks in st_blocks; one 4 KiB block holds ~340 extents): seen 4 KiB over once.
+        metadata = 4096 * (2 + zero_pages // 300)
+        assert got.st_blocks * 512 <= got.st_size - zero_pages * 16384 + metadata, name
         assert want.st_blocks * 512 >= want.st_size, name  # mbstream wrote the zeros
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".restored.")]
 
