@@ -169,10 +169,10 @@ def main() -> None:
 def merge_and_report(work: Path, plan: Any, clock: Clock, *, report: bool) -> None:
     from sealcheck.core.audit.merge import merge, record
     from sealcheck.core.audit.results import Folder, Parts
-    from sealcheck.core.cli.campaignout import failures_first
     from sealcheck.core.plumbing.atomic import AtomicWriter
     from sealcheck.core.records import evidence, report_formats
     from sealcheck.core.records.history import History
+    from sealcheck.core.records.report_file import failures_first
 
     n = len(plan.items)
     merge_started = clock.start()

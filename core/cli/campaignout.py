@@ -13,8 +13,8 @@ from typing import Any
 from ..audit import coverage as cov
 from ..audit.pool import Progress
 from ..errors import UsageError
-from ..records import evidence
 from ..records.history import History
+from ..records.report_file import failures_first
 from ..storage.locate import ListedVersion
 from .common import _fmt_eta
 from .history import check_tsa, write_report
@@ -86,12 +86,15 @@ def finish(
         # The records are read back from the history as the report is written, a batch
         # at a time (a merged campaign's ``entries`` are tallies, without their text).
         ordered = [e.id for e in sorted(entries, key=failures_first)]
-        body = evidence.build_streamed(
+        signed_by = write_report(
             history,
             ordered,
+            _report_format(args.report),
+            args.report,
+            True,
+            args.tsa,
             sections={"campaign": s, "coverage": [r.to_dict() for r in rows]},
         )
-        signed_by = write_report(body, _report_format(args.report), args.report, True, args.tsa)
         s = {**s, "report": str(args.report), "signed_by": signed_by}
     if args.json:
         results = [e.summary() for e in entries if e.kind.value != "audit"]
@@ -99,11 +102,6 @@ def finish(
     else:
         _print(s, entries)
     history.close()
-
-
-def failures_first(e: Any) -> tuple[int, int]:
-    order = {"failed": 0, "not-checked": 1, "ok": 2}
-    return (3 if e.kind.value == "audit" else order[e.verdict.value], e.id)
 
 
 def _print(s: dict[str, Any], entries: list[Any]) -> None:

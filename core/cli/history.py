@@ -6,17 +6,18 @@ Recording after a run is record.py's: a verify needs none of the evidence report
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import ExitCode, SealcheckError, UsageError
 from ..keys.signing import SigningKeyStore
-from ..plumbing.atomic import AtomicWriter
-from ..records import evidence, evidence_check, evidence_verify, sections, timestamp
+from ..records import evidence_check, evidence_verify, report_file, sections, timestamp
 from ..records.chain import Signer
-from ..records.history import Entry, History, HistoryError, Kind
+from ..records.history import Entry, History, Kind
 from ..records.verdict import Verdict
 from .record import warn
 from .termtext import echo
@@ -42,24 +43,31 @@ def evidence_signer() -> Signer | None:
 
 
 def write_report(
-    body: dict[str, Any], fmt: str, output: Path, force: bool, tsa: str | None = None
+    history: History,
+    ids: Sequence[int],
+    fmt: str,
+    output: Path,
+    force: bool,
+    tsa: str | None = None,
+    *,
+    sections: dict[str, Any] | None = None,
 ) -> str | None:
-    """Sign ``body`` (with the history's chain), timestamp its chain head when ``tsa``
-    names an RFC 3161 authority, render it as ``fmt`` and write it atomically; the
-    signing key's fingerprint, or None when unsigned."""
-    # Deliberately lazy: report_formats loads reportlab (PDF), ~0.3 s that the other
-    # history commands do not need.
-    from ..records import report_formats
-
-    signer = evidence_signer()
-    signed = evidence.sign(body, History.default(), signer)
-    if tsa is not None:
-        _timestamp(signed, tsa)
-    # Written as it is rendered: a campaign's body may stream its records
-    # (evidence.build_streamed), and the file is never held whole either.
-    with AtomicWriter(output, overwrite=force) as f:
-        report_formats.write(signed, fmt, f)
-    return signer.fingerprint if signer else None
+    """Core's signed report of history entries ``ids`` (in that order) and ``sections``
+    (report_file: the records streamed, the file written atomically), signed with the
+    evidence key from custody, its chain head timestamped when ``tsa`` names an RFC 3161
+    authority; the signing key's fingerprint, or None when unsigned."""
+    stamp = None if tsa is None else functools.partial(_timestamp, url=tsa)
+    done = report_file.write(
+        history,
+        ids,
+        fmt,
+        output,
+        signer=evidence_signer,
+        sections=sections,
+        overwrite=force,
+        stamp=stamp,
+    )
+    return done.signed_by
 
 
 def check_tsa(url: str | None) -> None:
@@ -109,13 +117,10 @@ def history_line(e: Entry) -> str:
 
 def cmd_report_export(args: argparse.Namespace) -> int:
     check_tsa(args.tsa)
-    entries = _selected(args)
-    try:
-        body = evidence.build(entries)
-    except ValueError as exc:
-        raise HistoryError(History.default().path, f"an entry is damaged ({exc})") from None
-    signed_by = write_report(body, args.format, args.output, args.force, args.tsa)
-    n = len(entries)
+    history = History.default()
+    ids = _selected(args, history)
+    signed_by = write_report(history, ids, args.format, args.output, args.force, args.tsa)
+    n = len(ids)
     echo(f"wrote an evidence report of {n} {'entry' if n == 1 else 'entries'} to {args.output}")
     echo(f"  signed by {signed_by}" if signed_by else "  NOT signed")
     return 0
@@ -169,14 +174,15 @@ def cmd_report_check(args: argparse.Namespace) -> int:
     return int(ExitCode.BACKUP_FAILED)
 
 
-def _selected(args: argparse.Namespace) -> list[Entry]:
+def _selected(args: argparse.Namespace, hist: History) -> list[int]:
+    """The ids to report on, in the report's order (their records are read as it is
+    written: ``--latest`` over 100,000 versions holds their ids, not their records)."""
     if args.latest == bool(args.ids):
         raise UsageError("give history entry IDs or --latest (not both)")
     if args.source and not args.latest:
         raise UsageError("--source goes with --latest")
-    hist = History.default()
     if args.latest:
-        found = list(hist.latest_by_version(source=args.source, verdicts_only=True).values())
+        found = hist.latest_ids(source=args.source, verdicts_only=True)
         if not found:
             raise UsageError(
                 "no verdicts in the history"
@@ -184,10 +190,7 @@ def _selected(args: argparse.Namespace) -> list[Entry]:
                 + " (runs that could not check a backup are not verdicts; export them by ID)"
             )
         return found
-    out = []
-    for i in args.ids:
-        e = hist.get(i)
-        if e is None:
-            raise UsageError(f"there is no history entry {i} (see sealcheck history)")
-        out.append(e)
-    return out
+    missing = hist.missing_ids(args.ids)
+    if missing:
+        raise UsageError(f"there is no history entry {missing[0]} (see sealcheck history)")
+    return list(args.ids)

@@ -98,19 +98,24 @@ def build_streamed(
 def sign(body: dict[str, Any], history: History, signer: chain.Signer | None) -> dict[str, Any]:
     """The body with its ``chain`` member: the spine from its first record to the
     history's head, and that statement signed (unsigned when ``signer`` is None)."""
+    return {**body, "chain": chain.sign(statement(body, history), signer)}
+
+
+def statement(body: dict[str, Any], history: History) -> dict[str, Any]:
+    """What ``sign`` signs: the spine from the body's first record to the history's
+    head and the digest of the body, which walks its records (a damaged one fails here)."""
     ids = ids_of(body)
     anchor, spine = history.spine(min(ids)) if ids else (chain.GENESIS, [])
     h = hashlib.sha256()
     for piece in canonical_pieces(body):
         h.update(piece.encode())
-    stmt = chain.statement(
+    return chain.statement(
         anchor=anchor,
         spine=spine,
         included=ids,
         body_sha256=h.hexdigest(),
         signed_at=body["generated_at"],
     )
-    return {**body, "chain": chain.sign(stmt, signer)}
 
 
 def unsigned_part(body: dict[str, Any]) -> dict[str, Any]:

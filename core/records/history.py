@@ -252,6 +252,20 @@ class Entry:
         }
 
 
+@dataclass(frozen=True)
+class Tag:
+    """An entry's id, kind and exit code, read without its record: what orders a
+    report of 100,000 entries before their records are read, a batch at a time."""
+
+    id: int
+    kind: Kind
+    exit_code: int
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict.of(self.exit_code)
+
+
 def content_of(entry_id: int, row: dict[str, Any], result_json: str) -> dict[str, Any]:
     """A record's content for its digest: the columns by name, ``ok`` a boolean and the
     result parsed, so a report that carries the result as JSON can rebuild it exactly."""
@@ -592,11 +606,33 @@ class History:
         """The newest entry of each object version (ids, not clocks, order entries:
         two hosts' clocks may disagree, the append order cannot). ``verdicts_only``:
         the newest entry that reached a verdict, passing over runs that could not check."""
-        where, params = _filters(source, None, None, verdicts_only=verdicts_only)
-        where = f"{where} AND {_NOT_CAMPAIGN}" if where else f"WHERE {_NOT_CAMPAIGN}"
-        newest = f"SELECT MAX(id) FROM entries {where} GROUP BY object_key, version_id"  # noqa: S608
-        rows = self._select(f"WHERE id IN ({newest}) ORDER BY id DESC", params)
+        rows = self._select(*_latest(source, verdicts_only))
         return {e.version_key: e for e in rows}
+
+    def latest_ids(self, *, source: str | None = None, verdicts_only: bool = False) -> list[int]:
+        """The ids of ``latest_by_version``'s entries, in its order, without reading the
+        entries: a report of 100,000 versions reads its records a batch at a time."""
+        return [int(i) for (i,) in self._rows("id", *_latest(source, verdicts_only))]
+
+    def tags(self, *, campaign: str) -> list[Tag]:
+        """What campaign ``campaign`` recorded (its own record too), newest first, as
+        ``entries(campaign=…, campaigns=True)`` gives it, but only what orders its
+        report (``Tag``): the records are read when the report is written."""
+        rows = self._rows("id, kind, exit_code", "WHERE campaign = ? ORDER BY id DESC", (campaign,))
+        try:
+            return [Tag(int(i), Kind(k), int(code)) for i, k, code in rows]
+        except (ValueError, TypeError) as exc:
+            raise HistoryError(self.path, f"a row is damaged ({exc})") from None
+
+    def missing_ids(self, ids: Iterable[int]) -> list[int]:
+        """Those of ``ids`` that are no history entry, in the order given."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        found: set[int] = set()
+        for at in range(0, len(wanted), 500):  # SQLite's limit on a statement's parameters
+            part = wanted[at : at + 500]
+            marks = ", ".join("?" * len(part))
+            found.update(int(i) for (i,) in self._rows("id", f"WHERE id IN ({marks})", tuple(part)))
+        return [i for i in wanted if i not in found]
 
     def opened_by_key(self) -> dict[str, list[Subject]]:
         """For each key fingerprint, the versions it opened in their latest verdict (the
@@ -625,12 +661,15 @@ class History:
             out.setdefault(str(fingerprint), []).append(Subject(uri, bucket, key, version))
         return out
 
-    def _select(self, tail: str, params: tuple[Any, ...]) -> list[Entry]:
+    def _rows(self, columns: str, tail: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if not self.path.exists():
             return []  # nothing recorded yet; reading never creates the file
         with self._connect(create=False) as db:
-            cur = db.execute(f"SELECT {_COLUMNS} FROM entries {tail}", params)  # noqa: S608 - tail is ours
-            rows = cur.fetchall()
+            cur = db.execute(f"SELECT {columns} FROM entries {tail}", params)  # noqa: S608 - ours
+            return cur.fetchall()
+
+    def _select(self, tail: str, params: tuple[Any, ...]) -> list[Entry]:
+        rows = self._rows(_COLUMNS, tail, params)
         try:
             return [_entry(r) for r in rows]
         except (ValueError, TypeError) as exc:
@@ -867,6 +906,14 @@ def _filters(
         clauses.append("kind = ?")
         params.append(kind.value)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _latest(source: str | None, verdicts_only: bool) -> tuple[str, tuple[Any, ...]]:
+    """The newest entry of each object version (``latest_by_version``), newest first."""
+    where, params = _filters(source, None, None, verdicts_only=verdicts_only)
+    where = f"{where} AND {_NOT_CAMPAIGN}" if where else f"WHERE {_NOT_CAMPAIGN}"
+    newest = f"SELECT MAX(id) FROM entries {where} GROUP BY object_key, version_id"  # noqa: S608
+    return f"WHERE id IN ({newest}) ORDER BY id DESC", params
 
 
 def _exit_code_of(verdict: Verdict) -> int:

@@ -44,9 +44,9 @@ from sealcheck.core.audit.sample import parse_sample
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.errors import KeyUnavailable, SealcheckError, UsageError
 from sealcheck.core.keys.signing import SigningKeyStore
-from sealcheck.core.plumbing.atomic import AtomicWriter
-from sealcheck.core.records import evidence, report_formats
-from sealcheck.core.records.history import History, Kind
+from sealcheck.core.records import report_file, report_formats
+from sealcheck.core.records.chain import Signer
+from sealcheck.core.records.history import History
 from sealcheck.core.storage.s3.client import make_client
 
 from ..errortext import describe
@@ -151,35 +151,41 @@ def export_report(
 ) -> Exported:
     """On a worker thread: the campaign's report as ``sealcheck audit --report`` writes
     it (its entries, the campaign and the coverage; signed with the evidence key when
-    custody can give it), rendered by core in the format the name ends in, written
-    atomically (never a partial file)."""
+    custody can give it), in the format the name ends in, written by core's one road
+    for reports (report_file: the records streamed, the file atomic, never partial)."""
     fmt = out.suffix.lower().lstrip(".")
     if fmt not in report_formats.RENDERERS:
         raise UsageError(f"report {out.name}: the name must end in .html, .pdf, .json or .csv")
     pop, _skipped = population(opts, make_client(opts.settings))
     ctx.cancel.check()
-    hist = History(history)
-    try:
-        mine = hist.entries(campaign=summary["id"], campaigns=True)
-        order = {"failed": 0, "not-checked": 1, "ok": 2}  # failures first, as the CLI
-        entries = sorted(
-            mine, key=lambda e: (3 if e.kind is Kind.AUDIT else order[e.verdict.value], e.id)
-        )
-        rows = cov.coverage(hist, source=opts.location + "*", population=pop)
-        body = evidence.build(
-            entries, sections={"campaign": summary, "coverage": [r.to_dict() for r in rows]}
-        )
-        signer, why = None, ""
+    why = ""
+
+    def signer() -> Signer | None:
+        nonlocal why
         try:
-            signer = SigningKeyStore().signer()
+            return SigningKeyStore().signer()
         except SealcheckError as exc:
             why = exc.message()
-        data = report_formats.render(evidence.sign(body, hist, signer), fmt)
+            return None
+
+    hist = History(history)
+    try:
+        # Failures first, as the CLI: ordered by what each entry is, its record read
+        # only as the report is written (core streams them).
+        tags = sorted(hist.tags(campaign=summary["id"]), key=report_file.failures_first)
+        rows = cov.coverage(hist, source=opts.location + "*", population=pop)
+        done = report_file.write(
+            hist,
+            [t.id for t in tags],
+            fmt,
+            out,
+            signer=signer,
+            sections={"campaign": summary, "coverage": [r.to_dict() for r in rows]},
+            overwrite=True,
+        )
     finally:
         hist.close()
-    with AtomicWriter(out, overwrite=True) as f:
-        f.write(data)
-    return Exported(out, signer.fingerprint if signer else None, why)
+    return Exported(out, done.signed_by, why)
 
 
 def run_campaign(

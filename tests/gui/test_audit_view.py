@@ -136,6 +136,13 @@ def test_report_export_in_every_format(
     doc = json.loads((tmp_path / "audit.json").read_text())["evidence"]
     assert doc["campaign"]["id"] == campaign
     assert {r["state"] for r in doc["coverage"]} == {"failed", "partly"}
+    # Failures first, then OK, the campaign's own record last; by id within each (the
+    # order the page sorted the entries in before core streamed them).
+    mine = History(tmp_path / "history.sqlite3").entries(campaign=campaign, campaigns=True)
+    rank = {"failed": 0, "not-checked": 1, "ok": 2}
+    want = sorted(mine, key=lambda e: (3 if e.kind is Kind.AUDIT else rank[e.verdict.value], e.id))
+    assert [r["history_id"] for r in doc["entries"]] == [e.id for e in want]
+    assert doc["entries"][0]["verdict_code"] == "failed"
     with qtbot.waitSignal(page.exported, timeout=60000) as bad:
         page.export_to(tmp_path / "audit.txt")
     assert bad.args[0] is None and not (tmp_path / "audit.txt").exists()
