@@ -193,4 +193,6 @@ def _selected(args: argparse.Namespace, hist: History) -> list[int]:
     missing = hist.missing_ids(args.ids)
     if missing:
         raise UsageError(f"there is no history entry {missing[0]} (see sealcheck history)")
-    return list(args.ids)
+    # An entry named twice is reported once: a report holds each record once, and
+    # ``report verify`` refuses one that repeats a record.
+    return list(dict.fromkeys(args.ids))

@@ -92,6 +92,15 @@ def test_report_export_is_the_whole_body_rendering(
     assert report_formats.render(whole["json"], "csv") == csv
 
 
+def test_an_entry_named_twice_is_reported_once(env: dict[str, str], tmp_path: Path) -> None:
+    _history(tmp_path / "data").close()
+    data = _export(env, tmp_path / "r.json", "json", "4", "2", "4", "2")
+    _, signed = evidence_verify.body_of(data)
+    assert [r["history_id"] for r in signed["entries"]] == [4, 2]
+    v = run_cli("report", "verify", str(tmp_path / "r.json"), env=env, timeout=120)
+    assert v.returncode == 0 and "report intact" in v.stdout, v.stdout + v.stderr
+
+
 def test_a_damaged_entry_is_the_historys_error_and_nothing_is_written(
     env: dict[str, str], tmp_path: Path
 ) -> None:
