@@ -43,9 +43,7 @@ from sealcheck.core.audit.pool import Progress
 from sealcheck.core.audit.sample import parse_sample
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.errors import KeyUnavailable, SealcheckError, UsageError
-from sealcheck.core.keys.signing import SigningKeyStore
 from sealcheck.core.records import report_file, report_formats
-from sealcheck.core.records.chain import Signer
 from sealcheck.core.records.history import History
 from sealcheck.core.storage.s3.client import make_client
 
@@ -56,6 +54,7 @@ from ..state.settings import SourceConfig
 from ..state.tablemodel import RowTableModel
 from .coveragechart import CoverageChart
 from .historyview import _combo as combo
+from .reportsigner import CustodySigner
 
 _TONE = {
     cov.State.OK.value: Tone.OK,
@@ -158,16 +157,7 @@ def export_report(
         raise UsageError(f"report {out.name}: the name must end in .html, .pdf, .json or .csv")
     pop, _skipped = population(opts, make_client(opts.settings))
     ctx.cancel.check()
-    why = ""
-
-    def signer() -> Signer | None:
-        nonlocal why
-        try:
-            return SigningKeyStore().signer()
-        except SealcheckError as exc:
-            why = exc.message()
-            return None
-
+    signer = CustodySigner()
     hist = History(history)
     try:
         # Failures first, as the CLI: ordered by what each entry is, its record read
@@ -185,7 +175,7 @@ def export_report(
         )
     finally:
         hist.close()
-    return Exported(out, done.signed_by, why)
+    return Exported(out, done.signed_by, signer.why)
 
 
 def run_campaign(

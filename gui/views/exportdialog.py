@@ -1,18 +1,22 @@
-"""Evidence report export from the app: the files ``sealcheck report export`` writes.
+"""Evidence report export from the app: the file ``sealcheck report export`` writes.
 
-The report is core's (evidence.py: ``build`` then ``to_html`` or ``to_json``), never
-rendered here, so a report exported from the app and one from the CLI read and check
-the same (``sealcheck report check``). Two selections, as the CLI offers them: history
-entries by hand, or the latest verdict (OK or FAILED) of each version in scope, which
-leaves out runs that could not check a backup, as ``--latest`` does.
+The report is core's, written by its one road for reports (report_file: the records
+read back from the history a batch at a time while the report is signed, hash-chained
+and rendered), never rendered here, so a report exported from the app and one from the
+CLI are the same for the same entries and ``sealcheck report verify`` checks both. Two
+selections, as the CLI offers them: history entries by hand, in the order the page
+gives them, or the latest verdict (OK or FAILED) of each version in scope, the ids
+``--latest`` reports (``History.latest_ids``), which leaves out runs that could not
+check a backup.
 
-The file is written whole or not at all (core's AtomicWriter), on a worker thread
-(building a report parses every entry's result).
+The report is signed with the evidence key from custody; when custody cannot give it
+the report is written sealed but unsigned and the dialog says why. The file is written
+whole or not at all (core's AtomicWriter), on a worker thread (a report reads every
+entry's record).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -34,12 +38,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sealcheck.core.plumbing.atomic import AtomicWriter
-from sealcheck.core.records import evidence
-from sealcheck.core.records.history import Entry
+from sealcheck.core.records import report_file
+from sealcheck.core.records.history import Entry, History, HistoryError
 
 from ..errortext import describe
 from ..jobs.worker import Failure, Worker, WorkerContext
+from .reportsigner import CustodySigner
 
 Format = Literal["html", "json"]
 
@@ -48,30 +52,30 @@ Format = Literal["html", "json"]
 class Written:
     path: Path
     entries: int
-    sha256: str  # the seal: what to file elsewhere (and what report check prints)
+    signed_by: str | None  # the evidence signing key's fingerprint; None: sealed, unsigned
+    unsigned_why: str = ""
 
 
-def write_report(entries: list[Entry], fmt: Format, path: Path, *, overwrite: bool) -> Written:
-    """Core's evidence report of ``entries`` to ``path`` (whole, or nothing there)."""
+def write_report(
+    history: Path, ids: list[int], fmt: Format, path: Path, *, overwrite: bool
+) -> Written:
+    """Core's signed evidence report of history entries ``ids`` (in that order) to
+    ``path`` (whole, or nothing there), as ``sealcheck report export`` writes it; a
+    damaged entry is the history's error (HistoryError), with nothing written."""
+    signer = CustodySigner()
+    hist = History(history)  # a connection of this thread's own
     try:
-        body = evidence.build(entries)
-    except ValueError as exc:  # a damaged entry: as the CLI says it
-        raise ValueError(f"an entry of the history is damaged ({exc})") from None
-    data = evidence.to_html(body) if fmt == "html" else evidence.to_json(body)
-    with AtomicWriter(path, overwrite=overwrite) as f:
-        f.write(data)
-    return Written(path, len(entries), _seal(data, fmt))
+        done = report_file.write(hist, ids, fmt, path, signer=signer, overwrite=overwrite)
+    finally:
+        hist.close()
+    return Written(path, done.records, done.signed_by, signer.why)
 
 
-def _seal(data: bytes, fmt: Format) -> str:
-    if fmt == "html":
-        return data[-evidence.SEAL_LINE_BYTES :].decode().strip()
-    return str(json.loads(data)["sha256"])
-
-
-def _write(ctx: WorkerContext, entries: list[Entry], fmt: Format, path: Path, ow: bool) -> Written:
+def _write(
+    ctx: WorkerContext, history: Path, ids: list[int], fmt: Format, path: Path, ow: bool
+) -> Written:
     ctx.cancel.check()
-    return write_report(entries, fmt, path, overwrite=ow)
+    return write_report(history, ids, fmt, path, overwrite=ow)
 
 
 class ExportDialog(QDialog):
@@ -79,6 +83,7 @@ class ExportDialog(QDialog):
 
     def __init__(
         self,
+        history: Path | None,
         selected: list[Entry],
         latest: list[Entry],
         where: str,
@@ -88,6 +93,7 @@ class ExportDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export evidence report")
+        self._history = history  # None: no history, so nothing selected, nothing latest
         self._selected = selected
         self._latest = latest
         self._pool = QThreadPool(self)
@@ -189,13 +195,14 @@ class ExportDialog(QDialog):
     def export(self) -> None:
         entries = self.entries()
         text = self.path.text().strip()
-        if not text or not entries:
+        if not text or not entries or self._history is None:
             self.message.setText("Choose a file to write the report to.")
             return
         path = Path(text).expanduser()
         self.export_btn.setEnabled(False)
         self.message.setText(f"Writing an evidence report of {len(entries)} entries…")
-        w = Worker(_write, entries, self.format, path, self.replace_box.isChecked())
+        ids = [e.id for e in entries]  # the report's order; core reads their records
+        w = Worker(_write, self._history, ids, self.format, path, self.replace_box.isChecked())
         w.signals.returned.connect(self._on_written)
         w.signals.errored.connect(self._on_failed)
         w.signals.finished.connect(self._on_finished)
@@ -209,15 +216,21 @@ class ExportDialog(QDialog):
     def _on_written(self, done: Written) -> None:
         self.written = done
         n = done.entries
-        self.message.setText(
-            f"✔ Wrote an evidence report of {n} {'entry' if n == 1 else 'entries'} to "
-            f"{done.path}.\nSHA-256 seal: {done.sha256}\nFile the seal elsewhere (a ticket, "
-            "a signed mail); 'sealcheck report check' checks the file against it offline."
+        wrote = (
+            f"✔ Wrote an evidence report of {n} {'entry' if n == 1 else 'entries'} to {done.path}."
         )
+        if done.signed_by:
+            how = (
+                f"Signed by {done.signed_by}; 'sealcheck report verify' checks it offline "
+                "(publish the key: sealcheck key export-public --signing)."
+            )
+        else:
+            how = f"NOT signed: {done.unsigned_why}"
+        self.message.setText(f"{wrote}\n{how}")
 
     def _on_failed(self, f: Failure) -> None:
-        if isinstance(f.exc, ValueError):
-            self.message.setText(f"⚠ Nothing was written: {f.exc}.")
+        if isinstance(f.exc, HistoryError):  # a damaged entry: as the CLI says it
+            self.message.setText(f"⚠ Nothing was written: {f.exc.message()}.")
             return
         msg = describe(f.exc)
         self.message.setText(f"⚠ Nothing was written: {msg.one_line()}. {msg.advice}")

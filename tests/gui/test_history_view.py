@@ -1,7 +1,8 @@
 """History and evidence in the app (issue 12): a multi-selection summary, the History
 page (every result of the selected versions or the source, by period, result and kind),
-and evidence reports exported from the app in the formats of ``sealcheck report export``
-(checked by ``sealcheck report check``).
+and evidence reports exported from the app as ``sealcheck report export`` writes them
+(core's one road, report_file: signed and hash-chained, checked by ``sealcheck report
+verify``; the signing key's passphrase in a real keyring).
 
 Real runs: the demo's SecureCircle backup on a real (moto) S3 (v1 and v2 good, v3 cut
 short by the dump), a real unreachable endpoint for the run that could not check."""
@@ -10,12 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import sqlite3
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel
 
 from fixtures.common import run_cli
 from fixtures.gui_flow import open_window
+from fixtures.keyring_session import KeyringSession
+from sealcheck.core.keys import signing
+from sealcheck.core.keys.signing import SigningKeyStore
 from sealcheck.core.records.history import History
 from sealcheck.core.records.verdict import Verdict
 from sealcheck.gui.jobs.queue import JobState
@@ -125,7 +131,16 @@ def test_multi_selection_summary_and_history_filters(
     assert len(_history_rows(qtbot, win)) == 5
 
 
-def test_evidence_export_from_the_app(qtbot, tmp_path, demo_s3_bucket):
+def _verify(path: Path, keyring_session: KeyringSession) -> None:
+    v = run_cli("report", "verify", str(path), env={**os.environ, **keyring_session.env})
+    assert v.returncode == 0 and "report intact" in v.stdout, v.stdout + v.stderr
+
+
+def test_evidence_export_from_the_app(
+    qtbot, tmp_path, demo_s3_bucket, keyring_session, monkeypatch
+):
+    for k, v in keyring_session.env.items():
+        monkeypatch.setenv(k, v)  # the evidence key's passphrase lives in this keyring
     win = _verified_three(qtbot, tmp_path, demo_s3_bucket)
     _select_all(win)
     win.show_history_act.trigger()
@@ -137,7 +152,7 @@ def test_evidence_export_from_the_app(qtbot, tmp_path, demo_s3_bucket):
         sm.select(hv.model.index(r, 0), flags)
     picked = [int(rows[r][5].lstrip("#")) for r in (1, 3)]
 
-    # The selected entries, as HTML: the file `sealcheck report check` accepts.
+    # The selected entries, as HTML: signed, and `sealcheck report verify` passes.
     hv.export_btn.click()
     dlg = win.export_dialog
     assert dlg is not None and dlg.isVisible()
@@ -150,14 +165,26 @@ def test_evidence_export_from_the_app(qtbot, tmp_path, demo_s3_bucket):
     text = html.read_text()
     for i in picked:
         assert f"#{i}" in text or f">{i}<" in text
-    assert dlg.written.sha256 in dlg.message.text()
-    check = run_cli("report", "check", str(html))
-    assert check.returncode == 0 and "seal intact" in check.stdout, check.stdout
-    assert dlg.written.sha256 in check.stdout
+    assert dlg.written.signed_by, dlg.message.text()
+    assert f"Signed by {dlg.written.signed_by}" in dlg.message.text()
+    _verify(html, keyring_session)
+
+    # The same selection as JSON: its entries are the selected ids, in the dialog's order.
+    dlg.json.setChecked(True)
+    chosen = tmp_path / "chosen.json"
+    dlg.path.setText(str(chosen))
+    dlg.export_btn.click()
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=20_000)
+    doc = json.loads(chosen.read_text())
+    assert [e["history_id"] for e in doc["evidence"]["entries"]] == [e.id for e in dlg.entries()]
+    assert sorted(e.id for e in dlg.entries()) == sorted(picked)
+    _verify(chosen, keyring_session)
 
     # The latest verdict of each version, as JSON: the NOT CHECKED run is left out and
     # v1 keeps its OK, as `report export --latest` does.
     dlg.pick_latest.setChecked(True)
+    dlg.html.setChecked(True)
+    dlg.path.setText(str(html))
     dlg.json.setChecked(True)
     assert dlg.path.text().endswith("evidence.json")
     dlg.export_btn.click()
@@ -165,7 +192,11 @@ def test_evidence_export_from_the_app(qtbot, tmp_path, demo_s3_bucket):
     doc = json.loads((tmp_path / "evidence.json").read_text())
     verdicts = sorted(e["verdict"] for e in doc["evidence"]["entries"])
     assert verdicts == ["FAILED", "OK", "OK"]
-    assert run_cli("report", "check", str(tmp_path / "evidence.json")).returncode == 0
+    # The ids `report export --latest --source` reports, in its order.
+    hist = History(win.results.history.path)
+    want = hist.latest_ids(source=hv.query().pattern, verdicts_only=True)
+    assert [e["history_id"] for e in doc["evidence"]["entries"]] == want
+    _verify(tmp_path / "evidence.json", keyring_session)
 
     # An existing file is never replaced unless asked: nothing is written.
     before = html.read_bytes()
@@ -176,6 +207,37 @@ def test_evidence_export_from_the_app(qtbot, tmp_path, demo_s3_bucket):
     assert dlg.message.text().startswith("⚠ Nothing was written")
     assert html.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".evidence")]
+
+    # Custody cannot give the signing key (its record damaged): the report is written,
+    # sealed but unsigned, and the dialog says why, as the Audit page does.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "elsewhere"))
+    store = SigningKeyStore()
+    store.folder.mkdir(parents=True)
+    (store.folder / f"{signing.NAME}.json").write_text("{damaged")
+    unsigned = tmp_path / "unsigned.json"
+    dlg.replace_box.setChecked(False)
+    dlg.path.setText(str(unsigned))
+    dlg.export_btn.click()
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=20_000)
+    assert dlg.written is not None and dlg.written.signed_by is None, dlg.message.text()
+    assert "NOT signed: " in dlg.message.text() and "damaged" in dlg.message.text()
+    assert unsigned.exists()
+
+    # A damaged entry: the history's error, as the CLI says it, and no file.
+    db = sqlite3.connect(win.results.history.path)
+    db.execute("DROP TRIGGER entries_no_update")
+    db.execute("UPDATE entries SET result = '{not json' WHERE id = ?", (picked[0],))
+    db.commit()
+    db.close()
+    dlg.pick_selected.setChecked(True)
+    damaged = tmp_path / "damaged.html"
+    dlg.path.setText(str(damaged))
+    dlg.export_btn.click()
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=20_000)
+    assert dlg.message.text().startswith("⚠ Nothing was written"), dlg.message.text()
+    assert "an entry is damaged" in dlg.message.text()
+    assert not damaged.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".damaged")]
     dlg.close()
 
 

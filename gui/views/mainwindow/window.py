@@ -657,7 +657,8 @@ class MainWindow(ActionWindow):
             Scope.ALL: "in the history",
         }[hv.query().scope]
         picked = hv.selected_entries()
-        dlg = ExportDialog(picked, hv.latest, where, self, prefer_latest=prefer_latest)
+        path = hv.history.path if hv.history is not None else None
+        dlg = ExportDialog(path, picked, hv.latest, where, self, prefer_latest=prefer_latest)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.export_dialog = dlg
         dlg.finished.connect(lambda _r: setattr(self, "export_dialog", None))
