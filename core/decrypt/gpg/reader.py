@@ -44,6 +44,14 @@ def gpg_binary() -> str:
     return exe
 
 
+def gpg_env() -> dict[str, str]:
+    """gpg's environment: what finds it, its home and its locale's name, with C messages
+    (its status lines are parsed here). Nothing else of ours, so no secret can ride in it."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "GNUPGHOME")}
+    env["LC_ALL"] = "C"
+    return env
+
+
 def _private_tmp_root() -> str | None:
     # Memory-backed, so an imported secret key never reaches a disk; the
     # folder itself is created 0700 by mkdtemp.
@@ -293,15 +301,13 @@ class GpgDecryptReader:
             sk_r, sk_w = os.pipe()
             args[1:1] = ["--override-session-key-fd", str(sk_r)]
             pass_fds.append(sk_r)
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "GNUPGHOME")}
-        env["LC_ALL"] = "C"
         self._proc = subprocess.Popen(
             args,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=pass_fds,
-            env=env,
+            env=gpg_env(),
         )
         os.close(status_w)
         if pw_r is not None and pw_w is not None:

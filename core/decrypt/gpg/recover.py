@@ -9,9 +9,9 @@ to read a rotated object back) and by an audit campaign's coordinator (to give a
 only that backup's session key, issue 15).
 
 The secrets' path: the passphrase reaches gpg through a pipe, never argv or the
-environment; gpg's environment is PATH, HOME and GNUPGHOME alone (LC_ALL=C); its stdout
-(plaintext) and stderr (which repeats the session key) are dropped; the status buffer is
-wiped once read.
+environment; its environment is ``reader.gpg_env``'s (PATH, HOME, LANG, GNUPGHOME,
+LC_ALL=C); its stdout (plaintext) and stderr (which repeats the session key) are
+dropped; the status buffer is wiped once read.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ..secrets import GpgOptions
 from . import packets as pgp
-from .reader import gpg_binary, gpg_home
+from .reader import gpg_binary, gpg_env, gpg_home
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,8 +58,6 @@ def session_key_with_gpg(
             os.close(pw_w)
             args += ["--pinentry-mode", "loopback", "--passphrase-fd", str(pw_r)]
             fds.append(pw_r)
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "GNUPGHOME")}
-        env["LC_ALL"] = "C"
         # stdout (plaintext) and stderr (which repeats the session key) are dropped.
         proc = subprocess.Popen(
             [*args, "--show-session-key", "--decrypt"],
@@ -67,7 +65,7 @@ def session_key_with_gpg(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             pass_fds=fds,
-            env=env,
+            env=gpg_env(),
         )
         os.close(status_w)
         if pw_r is not None:
