@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ExitCode, SealcheckError, UsageError
-from ..keys.signing import SigningKeyStore
+from ..errors import ExitCode, UsageError
+from ..keys.signing import CustodySigner
 from ..records import evidence_check, evidence_verify, report_file, sections, timestamp
 from ..records.chain import Signer
 from ..records.history import Entry, History, Kind
@@ -26,14 +26,11 @@ from .termtext import echo
 def evidence_signer() -> Signer | None:
     """The evidence signing key from custody (made on first use), or None with a
     warning: a report is still written, sealed but unsigned, and says so."""
-    store = SigningKeyStore()
-    fresh = store.info() is None
-    try:
-        signer = store.signer()
-    except SealcheckError as exc:
-        warn(f"the report is NOT signed: {exc.message()}")
-        return None
-    if fresh:
+    custody = CustodySigner()
+    signer = custody()
+    if signer is None:
+        warn(f"the report is NOT signed: {custody.why}")
+    elif custody.created:
         echo(
             f"Created the evidence signing key (Ed25519, {signer.fingerprint}); "
             "publish its public key: sealcheck key export-public --signing",

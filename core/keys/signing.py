@@ -22,7 +22,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..errors import KeyUnavailable, SaveFailed
+from ..errors import KeyUnavailable, SaveFailed, SealcheckError
 from ..plumbing.atomic import AtomicWriter
 from .custody import SERVICE, InsecureKeyring, default_folder, secure_keyring
 
@@ -145,3 +145,25 @@ class SigningKeyStore:
         os.chmod(self.folder, 0o700)
         with AtomicWriter(path, overwrite=True, mode=0o600, error=SaveFailed) as f:
             f.write(data)
+
+
+class CustodySigner:
+    """A signed report's ``signer`` (records/report_file.write), for the CLI and the app
+    alike: the evidence key from custody, made on first use (``created``), or None when
+    custody cannot give it, ``why`` then saying what custody said. Not signing is no
+    failure: the report is written sealed but unsigned, and says so."""
+
+    def __init__(self, store: SigningKeyStore | None = None) -> None:
+        self._store = store or SigningKeyStore()
+        self.why = ""
+        self.created = False
+
+    def __call__(self) -> EvidenceSigner | None:
+        try:
+            fresh = self._store.info() is None  # a damaged record: unsigned, as below
+            signer = self._store.signer()
+        except SealcheckError as exc:
+            self.why = exc.message()
+            return None
+        self.created = fresh
+        return signer

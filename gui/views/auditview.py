@@ -43,6 +43,7 @@ from sealcheck.core.audit.pool import Progress
 from sealcheck.core.audit.sample import parse_sample
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.errors import KeyUnavailable, SealcheckError, UsageError
+from sealcheck.core.keys.signing import CustodySigner
 from sealcheck.core.records import report_file, report_formats
 from sealcheck.core.records.history import History
 from sealcheck.core.storage.s3.client import make_client
@@ -54,7 +55,6 @@ from ..state.settings import SourceConfig
 from ..state.tablemodel import RowTableModel
 from .coveragechart import CoverageChart
 from .historyview import _combo as combo
-from .reportsigner import CustodySigner
 
 _TONE = {
     cov.State.OK.value: Tone.OK,
