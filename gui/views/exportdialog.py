@@ -38,12 +38,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sealcheck.core.keys.signing import CustodySigner
 from sealcheck.core.records import report_file
-from sealcheck.core.records.history import Entry, History, HistoryError
+from sealcheck.core.records.history import Entry, History
 
 from ..errortext import describe
 from ..jobs.worker import Failure, Worker, WorkerContext
-from .reportsigner import CustodySigner
 
 Format = Literal["html", "json"]
 
@@ -229,11 +229,11 @@ class ExportDialog(QDialog):
         self.message.setText(f"{wrote}\n{how}")
 
     def _on_failed(self, f: Failure) -> None:
-        if isinstance(f.exc, HistoryError):  # a damaged entry: as the CLI says it
-            self.message.setText(f"⚠ Nothing was written: {f.exc.message()}.")
-            return
+        # The details name what failed (a damaged entry: as the CLI says it).
         msg = describe(f.exc)
-        self.message.setText(f"⚠ Nothing was written: {msg.one_line()}. {msg.advice}")
+        self.message.setText(
+            f"⚠ Nothing was written: {msg.one_line()}: {msg.details}. {msg.advice}"
+        )
 
     def _on_finished(self) -> None:
         self._worker = None
