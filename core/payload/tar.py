@@ -16,6 +16,7 @@ read as one; the stream must still end in two zero blocks, or it was cut short.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -96,6 +97,7 @@ class TarParser:
             self.zeros_skipped += zeros
             zeros = 0
             _checksum(hdr, at)
+            _well_formed(hdr, at)
             self.headers += 1
             kind = chr(hdr[156])
             if kind in "LxKg":  # GNU long name or link name, pax header (global: g)
@@ -177,6 +179,85 @@ def _checksum(hdr: bytes, at: int) -> None:
             f"reads {_name(hdr)[:200]!r})",
             at,
         )
+
+
+# Header fields as (start, end). Every tar writer Sealcheck meets (GNU tar, bsdtar,
+# pg_dump, Python, Go) fills a header's unused bytes with zeros and writes numbers in
+# octal (or GNU's base-256). Checking that matters because the checksum is a plain
+# byte sum: openssl enc (CBC, no MAC) garbles a whole 16-byte block, and random bytes
+# over a header's zeros pass the "signed" sum (the one pre-POSIX tars wrote) about
+# once in 600 tries; a garbled block must not read as an intact header.
+_Spans = tuple[tuple[int, int], ...]
+_NUMBERS: _Spans = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148))  # mode .. mtime
+_STRINGS = ((0, 100), (157, 257))  # name, linkname
+_USTAR_STRINGS = ((265, 297), (297, 329))  # uname, gname
+_DEVICE = ((329, 337), (337, 345))  # devmajor, devminor
+# GNU ("ustar  \0"): atime, ctime, offset, four sparse (offset, size) pairs, realsize.
+_GNU_NUMBERS = (
+    (345, 357), (357, 369), (369, 381),
+    *((386 + 12 * i, 398 + 12 * i) for i in range(8)),
+    (483, 495),
+)  # fmt: skip
+_OCTAL = re.compile(rb"[ ]*[0-7]*[ \0]*")
+_CONTROL = re.compile(rb"[\x01-\x1f\x7f]")
+
+
+def _well_formed(hdr: bytes, at: int) -> None:
+    """Raise unless every field of the header is what a tar writer puts there."""
+    strings: _Spans
+    numbers: _Spans
+    zeros: _Spans
+    magic = hdr[257:265]
+    if magic[:6] == b"ustar\0":  # POSIX ustar and pax
+        star = hdr[508:512] == b"tar\0"  # star's xstar: atime and ctime after a shorter prefix
+        prefix_end = 476 if star else 500
+        strings = (*_STRINGS, *_USTAR_STRINGS, (345, prefix_end))
+        numbers = (*_NUMBERS, *_DEVICE, *(((476, 488), (488, 500)) if star else ()))
+        zeros = ((500, 508),) if star else ((500, 512),)
+        what = "ustar"
+    elif magic == b"ustar  \0":  # GNU tar's own format
+        strings = (*_STRINGS, *_USTAR_STRINGS)
+        numbers = (*_NUMBERS, *_DEVICE, *_GNU_NUMBERS)
+        zeros = ((381, 386), (495, 512))
+        what = "GNU"
+        if hdr[482] > 1:
+            raise Damaged("a GNU tar header's sparse-extension flag is neither 0 nor 1", at)
+    elif magic.count(0) == len(magic):  # Unix V7 (GNU tar fills in the device numbers)
+        strings, numbers, what = _STRINGS, (*_NUMBERS, *_DEVICE), "V7"
+        zeros = ((257, 329), (345, 512))
+    else:
+        raise Damaged(
+            f"a tar header of no known format (its magic reads {bytes(magic)!r}; "
+            f"its name field reads {_name(hdr)[:200]!r})",
+            at,
+        )
+    problem = _field_problem(hdr, numbers, strings, zeros)
+    if problem:
+        raise Damaged(
+            f"a {what} tar header's {problem} (a damaged header; its name field reads "
+            f"{_name(hdr)[:200]!r})",
+            at,
+        )
+
+
+def _field_problem(hdr: bytes, numbers: _Spans, strings: _Spans, zeros: _Spans) -> str | None:
+    for start, end in numbers:
+        raw = hdr[start:end]
+        if raw[0] & 0x80 == 0 and not _OCTAL.fullmatch(raw):
+            return f"number field at bytes {start}-{end - 1} is not octal"
+    for start, end in strings:
+        raw = hdr[start:end]
+        cut = raw.find(0)
+        if cut >= 0 and raw.count(0, cut) != end - start - cut:
+            return f"text field at bytes {start}-{end - 1} holds bytes after its end"
+        # A user or group name never holds control characters. (The member's name is
+        # judged downstream: a garbled name is a file nobody expects.)
+        if (start, end) in _USTAR_STRINGS and _CONTROL.search(raw):
+            return f"owner field at bytes {start}-{end - 1} holds control characters"
+    for start, end in zeros:
+        if hdr.count(0, start, end) != end - start:
+            return f"unused bytes {start}-{end - 1} are not zeros"
+    return None
 
 
 def _size(hdr: bytes, at: int) -> int:
