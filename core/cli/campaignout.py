@@ -13,6 +13,7 @@ from typing import Any
 from ..audit import coverage as cov
 from ..audit.pool import Progress
 from ..errors import UsageError
+from ..records import report_names
 from ..records.history import History
 from ..records.report_file import failures_first
 from ..storage.locate import ListedVersion
@@ -31,9 +32,9 @@ def parse_duration(text: str) -> float:
 
 
 def _report_format(path: Path) -> str:
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in ("html", "pdf", "json", "csv"):
-        raise UsageError(f"--report {path}: the name must end in .html, .pdf, .json or .csv")
+    fmt = report_names.of_path(path)
+    if fmt is None:
+        raise UsageError(f"--report {path}: the name must end in {report_names.SUFFIXES}")
     return fmt
 
 

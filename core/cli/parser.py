@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..errors import ExitCode
+from ..records import report_names
 from ..version import __version__
 from .options import (
     SCOPES,
@@ -282,7 +283,7 @@ def _history(sub: Any) -> None:
     rsub = r.add_subparsers(dest="report_command", metavar="COMMAND")
     e = rsub.add_parser(
         "export",
-        help="write an evidence report an auditor can file (HTML or JSON, sealed with a SHA-256)",
+        help="write the signed evidence report an auditor files (HTML, JSON, CSV or PDF)",
     )
     e.add_argument("ids", nargs="*", type=int, metavar="ID", help="history entry ids")
     e.add_argument(
@@ -292,7 +293,7 @@ def _history(sub: Any) -> None:
         "not check the backup are left out (narrow it with --source)",
     )
     e.add_argument("--source", metavar="PATTERN", help="with --latest: only these objects")
-    e.add_argument("--format", choices=("html", "json", "csv", "pdf"), required=True)
+    e.add_argument("--format", choices=report_names.NAMES, required=True)
     e.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
     e.add_argument("--force", action="store_true", help="replace an existing file")
     add_tsa_option(e)

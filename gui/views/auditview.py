@@ -44,7 +44,7 @@ from sealcheck.core.audit.sample import parse_sample
 from sealcheck.core.decrypt.secrets import Secrets
 from sealcheck.core.errors import KeyUnavailable, SealcheckError, UsageError
 from sealcheck.core.keys.signing import CustodySigner
-from sealcheck.core.records import report_file, report_formats
+from sealcheck.core.records import report_file, report_names
 from sealcheck.core.records.history import History
 from sealcheck.core.storage.s3.client import make_client
 
@@ -54,6 +54,7 @@ from ..look.theme import Tone, status_color
 from ..state.settings import SourceConfig
 from ..state.tablemodel import RowTableModel
 from .coveragechart import CoverageChart
+from .exportdialog import chosen_path, name_filters
 from .historyview import _combo as combo
 
 _TONE = {
@@ -152,9 +153,9 @@ def export_report(
     it (its entries, the campaign and the coverage; signed with the evidence key when
     custody can give it), in the format the name ends in, written by core's one road
     for reports (report_file: the records streamed, the file atomic, never partial)."""
-    fmt = out.suffix.lower().lstrip(".")
-    if fmt not in report_formats.RENDERERS:
-        raise UsageError(f"report {out.name}: the name must end in .html, .pdf, .json or .csv")
+    fmt = report_names.of_path(out)
+    if fmt is None:
+        raise UsageError(f"report {out.name}: the name must end in {report_names.SUFFIXES}")
     pop, _skipped = population(opts, make_client(opts.settings))
     ctx.cancel.check()
     signer = CustodySigner()
@@ -525,22 +526,22 @@ class AuditView(QWidget):
     # --- the report -------------------------------------------------------------------
 
     def _ask_export(self) -> None:
-        name, _f = QFileDialog.getSaveFileName(
+        name, picked = QFileDialog.getSaveFileName(
             self,
             "Export the audit report",
             str(Path.home() / "sealcheck-audit.html"),
-            "HTML (*.html);;PDF (*.pdf);;JSON (*.json);;CSV (*.csv)",
+            name_filters(),
         )
         if name:
-            self.export_to(Path(name))
+            self.export_to(chosen_path(name, picked))
 
     def export_to(self, path: Path) -> None:
         """Write the last campaign's report to ``path`` (its suffix is the format)."""
         if self.last_summary is None or self.options is None or self.history is None:
             return
-        if path.suffix.lower().lstrip(".") not in report_formats.RENDERERS:
+        if report_names.of_path(path) is None:
             self.audit_status.setText(
-                f"⚠ Report {path.name}: the name must end in .html, .pdf, .json or .csv"
+                f"⚠ Report {path.name}: the name must end in {report_names.SUFFIXES}"
             )
             self.exported.emit(None)
             return

@@ -7,7 +7,10 @@ CLI are the same for the same entries and ``sealcheck report verify`` checks bot
 selections, as the CLI offers them: history entries by hand, in the order the page
 gives them, or the latest verdict (OK or FAILED) of each version in scope, the ids
 ``--latest`` reports (``History.latest_ids``), which leaves out runs that could not
-check a backup.
+check a backup. The formats are core's list (report_names), the ones ``report export
+--format`` takes: the name's suffix, the radio button or the save dialog's filter picks
+one. A PDF loads reportlab only as it is written (report_file imports its renderers
+then), never at the app's start.
 
 The report is signed with the evidence key from custody; when custody cannot give it
 the report is written sealed but unsigned and the dialog says why. The file is written
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import (
@@ -39,13 +41,33 @@ from PySide6.QtWidgets import (
 )
 
 from sealcheck.core.keys.signing import CustodySigner
-from sealcheck.core.records import report_file
+from sealcheck.core.records import report_file, report_names
 from sealcheck.core.records.history import Entry, History
 
 from ..errortext import describe
 from ..jobs.worker import Failure, Worker, WorkerContext
 
-Format = Literal["html", "json"]
+
+def name_filters() -> str:
+    """The save dialog's filters, one per report format, in core's order (this dialog's
+    and the Audit page's)."""
+    return ";;".join(_filter(f) for f in report_names.FORMATS)
+
+
+def _filter(f: report_names.ReportFormat) -> str:
+    return f"{f.title} (*.{f.name})"
+
+
+def chosen_path(name: str, selected_filter: str) -> Path:
+    """The file a save dialog gave: its name as typed when that ends in a report format,
+    else with the suffix of the filter chosen (the name alone would say no format)."""
+    path = Path(name)
+    if report_names.of_path(path) is not None:
+        return path
+    for f in report_names.FORMATS:
+        if selected_filter == _filter(f):
+            return path.with_name(path.name + "." + f.name)
+    return path
 
 
 @dataclass(frozen=True)
@@ -54,10 +76,11 @@ class Written:
     entries: int
     signed_by: str | None  # the evidence signing key's fingerprint; None: sealed, unsigned
     unsigned_why: str = ""
+    format: str = "html"  # a report_names name
 
 
 def write_report(
-    history: Path, ids: list[int], fmt: Format, path: Path, *, overwrite: bool
+    history: Path, ids: list[int], fmt: str, path: Path, *, overwrite: bool
 ) -> Written:
     """Core's signed evidence report of history entries ``ids`` (in that order) to
     ``path`` (whole, or nothing there), as ``sealcheck report export`` writes it; a
@@ -68,11 +91,11 @@ def write_report(
         done = report_file.write(hist, ids, fmt, path, signer=signer, overwrite=overwrite)
     finally:
         hist.close()
-    return Written(path, done.records, done.signed_by, signer.why)
+    return Written(path, done.records, done.signed_by, signer.why, fmt)
 
 
 def _write(
-    ctx: WorkerContext, history: Path, ids: list[int], fmt: Format, path: Path, ow: bool
+    ctx: WorkerContext, history: Path, ids: list[int], fmt: str, path: Path, ow: bool
 ) -> Written:
     ctx.cancel.check()
     return write_report(history, ids, fmt, path, overwrite=ow)
@@ -114,16 +137,22 @@ class ExportDialog(QDialog):
         use_latest = prefer_latest or not selected
         (self.pick_latest if use_latest and latest else self.pick_selected).setChecked(True)
 
-        self.html = QRadioButton("&HTML (for people; the seal checks with standard tools)")
-        self.json = QRadioButton("&JSON (for programs)")
+        # One button per format core writes, in its order; a mnemonic each (C of CSV is
+        # taken by Close).
+        keys = {"html": "&HTML", "json": "&JSON", "csv": "C&SV", "pdf": "&PDF"}
         self.fmt = QButtonGroup(self)
-        self.fmt.addButton(self.html)
-        self.fmt.addButton(self.json)
-        self.html.setChecked(True)
-        self.html.toggled.connect(self._fix_suffix)
+        self.fmt_buttons: dict[str, QRadioButton] = {}
+        for f in report_names.FORMATS:
+            b = QRadioButton(f"{keys.get(f.name, f.title)} ({f.use})")
+            b.setAccessibleName(f"{f.title} report")
+            self.fmt.addButton(b)
+            self.fmt_buttons[f.name] = b
+        self.fmt_buttons["html"].setChecked(True)
+        self.fmt.buttonToggled.connect(self._fix_suffix)
 
         self.path = QLineEdit(str(Path.home() / "sealcheck-evidence.html"))
         self.path.setAccessibleName("Report file")
+        self.path.textChanged.connect(self._format_from_name)
         browse = QPushButton("&Browse…")
         browse.setAccessibleName("Choose the report file")
         browse.clicked.connect(self._browse)
@@ -141,8 +170,8 @@ class ExportDialog(QDialog):
         which.addWidget(self.pick_latest)
         form.addRow("Entries:", which)
         fmts = QVBoxLayout()
-        fmts.addWidget(self.html)
-        fmts.addWidget(self.json)
+        for b in self.fmt_buttons.values():
+            fmts.addWidget(b)
         form.addRow("Format:", fmts)
         file_label = QLabel("&File:")
         file_label.setBuddy(self.path)
@@ -167,28 +196,34 @@ class ExportDialog(QDialog):
     # --- choices ----------------------------------------------------------------------
 
     @property
-    def format(self) -> Format:
-        return "html" if self.html.isChecked() else "json"
+    def format(self) -> str:
+        return next(n for n, b in self.fmt_buttons.items() if b.isChecked())
 
     def entries(self) -> list[Entry]:
         return self._latest if self.pick_latest.isChecked() else self._selected
 
-    def _fix_suffix(self) -> None:
+    def _fix_suffix(self, button: QRadioButton, checked: bool) -> None:
+        """A format chosen: a name ending in another format's suffix follows it."""
         p = Path(self.path.text())
-        if p.suffix.lower() in (".html", ".json", ".htm"):
+        if checked and report_names.of_path(p) not in (None, self.format):
             self.path.setText(str(p.with_suffix("." + self.format)))
 
+    def _format_from_name(self, text: str) -> None:
+        """A name typed (or browsed to) ending in a format's suffix: that format."""
+        fmt = report_names.of_path(Path(text.strip()))
+        if fmt is not None and fmt != self.format:
+            self.fmt_buttons[fmt].setChecked(True)
+
     def _browse(self) -> None:
-        name, _ = QFileDialog.getSaveFileName(
-            self,
-            "Save the evidence report",
-            self.path.text(),
-            "HTML (*.html)" if self.format == "html" else "JSON (*.json)",
+        current = next(f for f in report_names.FORMATS if f.name == self.format)
+        name, picked = QFileDialog.getSaveFileName(
+            self, "Save the evidence report", self.path.text(), name_filters(), _filter(current)
         )
         if name:
-            self.path.setText(name)
-            # The save dialog has asked "replace it?" already.
-            self.replace_box.setChecked(Path(name).exists())
+            path = chosen_path(name, picked)
+            self.path.setText(str(path))  # its suffix picks the format
+            # The save dialog has asked "replace it?" already (of the name it gave).
+            self.replace_box.setChecked(path.exists())
 
     # --- writing ----------------------------------------------------------------------
 
@@ -202,7 +237,10 @@ class ExportDialog(QDialog):
         self.export_btn.setEnabled(False)
         self.message.setText(f"Writing an evidence report of {len(entries)} entries…")
         ids = [e.id for e in entries]  # the report's order; core reads their records
-        w = Worker(_write, self._history, ids, self.format, path, self.replace_box.isChecked())
+        # The name's suffix names the format (the buttons follow it); a name with none
+        # is written in the format chosen, as `report export --format` writes any name.
+        fmt = report_names.of_path(path) or self.format
+        w = Worker(_write, self._history, ids, fmt, path, self.replace_box.isChecked())
         w.signals.returned.connect(self._on_written)
         w.signals.errored.connect(self._on_failed)
         w.signals.finished.connect(self._on_finished)
@@ -219,7 +257,14 @@ class ExportDialog(QDialog):
         wrote = (
             f"✔ Wrote an evidence report of {n} {'entry' if n == 1 else 'entries'} to {done.path}."
         )
-        if done.signed_by:
+        if done.format == "csv":
+            # The CSV carries no signature (report_formats says why): say where it is.
+            signed = f"signed by {done.signed_by}" if done.signed_by else "NOT signed"
+            how = (
+                "A spreadsheet view, not evidence: each row's record hash is in the signed "
+                f"HTML, JSON or PDF report of the same entries ({signed})."
+            )
+        elif done.signed_by:
             how = (
                 f"Signed by {done.signed_by}; 'sealcheck report verify' checks it offline "
                 "(publish the key: sealcheck key export-public --signing)."

@@ -9,23 +9,28 @@ short by the dump), a real unreachable endpoint for the run that could not check
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import os
 import sqlite3
+import sys
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel
 
-from fixtures.common import run_cli
+from fixtures.common import modules_loaded_by, run_cli
 from fixtures.gui_flow import open_window
 from fixtures.keyring_session import KeyringSession
+from sealcheck.core.cli.parser import build_parser
 from sealcheck.core.keys import signing
 from sealcheck.core.keys.signing import SigningKeyStore
+from sealcheck.core.records import report_formats, report_names
 from sealcheck.core.records.history import History
 from sealcheck.core.records.verdict import Verdict
 from sealcheck.gui.jobs.queue import JobState
 from sealcheck.gui.jobs.spec import RestoreTestSpec
+from sealcheck.gui.views.exportdialog import chosen_path, name_filters
 from sealcheck.gui.views.historyview import Scope
 from sealcheck.gui.views.mainwindow import MainWindow
 
@@ -170,7 +175,7 @@ def test_evidence_export_from_the_app(
     _verify(html, keyring_session)
 
     # The same selection as JSON: its entries are the selected ids, in the dialog's order.
-    dlg.json.setChecked(True)
+    dlg.fmt_buttons["json"].setChecked(True)
     chosen = tmp_path / "chosen.json"
     dlg.path.setText(str(chosen))
     dlg.export_btn.click()
@@ -183,9 +188,9 @@ def test_evidence_export_from_the_app(
     # The latest verdict of each version, as JSON: the NOT CHECKED run is left out and
     # v1 keeps its OK, as `report export --latest` does.
     dlg.pick_latest.setChecked(True)
-    dlg.html.setChecked(True)
+    dlg.fmt_buttons["html"].setChecked(True)
     dlg.path.setText(str(html))
-    dlg.json.setChecked(True)
+    dlg.fmt_buttons["json"].setChecked(True)
     assert dlg.path.text().endswith("evidence.json")
     dlg.export_btn.click()
     qtbot.waitUntil(lambda: not dlg.busy, timeout=20_000)
@@ -200,7 +205,7 @@ def test_evidence_export_from_the_app(
 
     # An existing file is never replaced unless asked: nothing is written.
     before = html.read_bytes()
-    dlg.html.setChecked(True)
+    dlg.fmt_buttons["html"].setChecked(True)
     dlg.path.setText(str(html))
     dlg.export_btn.click()
     qtbot.waitUntil(lambda: not dlg.busy, timeout=20_000)
@@ -238,6 +243,130 @@ def test_evidence_export_from_the_app(
     assert "an entry is damaged" in dlg.message.text()
     assert not damaged.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".damaged")]
+    dlg.close()
+
+
+def test_the_app_starts_without_the_pdf_renderer() -> None:
+    """reportlab (PDF) is loaded when a PDF is written, not when the app starts: the app
+    and its window imported as the launcher imports them."""
+    loaded = modules_loaded_by("sealcheck.gui.app", "sealcheck.gui.views.mainwindow")
+    assert "sealcheck.gui.views.exportdialog" in loaded  # the dialog is there
+    assert {m for m in loaded if m.split(".")[0] == "reportlab"} == set()
+    assert "sealcheck.core.records.report_formats" not in loaded
+
+
+def test_history_export_in_every_format_the_cli_writes(
+    qtbot, tmp_path, demo_s3_bucket, keyring_session, monkeypatch
+):
+    """HTML, JSON, CSV and PDF, the formats `report export --format` takes (one list,
+    core's), picked by the name's suffix, the buttons or the save dialog's filter; each
+    read back, the signed ones checked by `sealcheck report verify`."""
+    for k, v in keyring_session.env.items():
+        monkeypatch.setenv(k, v)  # the evidence key's passphrase lives in this keyring
+    parser = build_parser()
+    (report,) = [a for a in parser._subparsers._group_actions if "report" in a.choices]
+    (export,) = [a for a in report.choices["report"]._subparsers._group_actions]
+    (fmt_opt,) = [a for a in export.choices["export"]._actions if a.dest == "format"]
+    assert tuple(fmt_opt.choices) == report_names.NAMES == ("html", "json", "csv", "pdf")
+    assert tuple(report_formats.RENDERERS) == report_names.NAMES  # a renderer for each
+
+    win = _verified_three(qtbot, tmp_path, demo_s3_bucket)
+    _select_all(win)
+    win.show_history_act.trigger()
+    hv = win.history_view
+    assert len(_history_rows(qtbot, win)) == 4
+    hv.table.selectAll()
+    hv.export_btn.click()
+    dlg = win.export_dialog
+    assert dlg is not None and dlg.pick_selected.text().endswith("(4)")
+    assert list(dlg.fmt_buttons) == list(report_names.NAMES)
+    assert [b.text().split(" (")[0].replace("&", "") for b in dlg.fmt_buttons.values()] == [
+        "HTML",
+        "JSON",
+        "CSV",
+        "PDF",
+    ]
+    ids = [e.id for e in dlg.entries()]
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def export(path: Path, fmt: str) -> None:
+        dlg.export_btn.click()
+        qtbot.waitUntil(lambda: not dlg.busy, timeout=30_000)
+        assert dlg.written is not None and dlg.written.path == path, dlg.message.text()
+        assert dlg.written.format == fmt and dlg.written.entries == 4
+        assert dlg.written.signed_by, dlg.message.text()
+
+    # The name's suffix picks the format: the buttons follow it.
+    for fmt in report_names.NAMES:
+        dlg.path.setText(str(out / f"evidence.{fmt}"))
+        assert dlg.fmt_buttons[fmt].isChecked()
+        export(out / f"evidence.{fmt}", fmt)
+        if fmt == "csv":  # the dialog says what a CSV is, and where its evidence is
+            assert "spreadsheet view, not evidence" in dlg.message.text()
+            assert dlg.written.signed_by in dlg.message.text()
+    # A button picks it: a name ending in a format's suffix follows; one with no suffix
+    # is written as chosen, as `report export --format pdf -o FILE` writes any name.
+    dlg.fmt_buttons["html"].setChecked(True)
+    dlg.path.setText(str(out / "plain"))
+    dlg.fmt_buttons["pdf"].setChecked(True)
+    assert dlg.path.text() == str(out / "plain")
+    export(out / "plain", "pdf")
+    # The save dialog's filter names the format of a name given without a suffix.
+    assert name_filters() == "HTML (*.html);;JSON (*.json);;CSV (*.csv);;PDF (*.pdf)"
+    assert chosen_path(str(out / "r"), "CSV (*.csv)") == out / "r.csv"
+    assert chosen_path(str(out / "r.pdf"), "CSV (*.csv)") == out / "r.pdf"
+
+    # Read back. JSON: the selected ids in the dialog's order, and the signed chain.
+    doc = json.loads((out / "evidence.json").read_text())
+    entries = doc["evidence"]["entries"]
+    assert [e["history_id"] for e in entries] == ids
+    head = doc["evidence"]["chain"]["statement"]["head"]["hash"]
+    assert doc["evidence"]["chain"]["signature"]["fingerprint"] == dlg.written.signed_by
+    # HTML: every id.
+    text = (out / "evidence.html").read_text()
+    assert all(f"#{i}" in text or f">{i}<" in text for i in ids)
+    # CSV: the notice, the columns, a row per entry with its record hash in the signed
+    # report, and the dialog says it is a view, not evidence.
+    rows = list(csv.reader((out / "evidence.csv").read_text().splitlines()))
+    assert rows[0][0].startswith("# Sealcheck CSV: a spreadsheet view, NOT evidence")
+    assert f"chain head {head}" in rows[0][0]
+    assert tuple(rows[1]) == report_formats.CSV_COLUMNS
+    assert [int(r[0]) for r in rows[2:]] == ids
+    assert [r[-3] for r in rows[2:]] == [e["chain"]["record_hash"] for e in entries]
+    assert {r[-2] for r in rows[2:]} == {head}
+    # PDF: the pages name the backup, the verdicts and the signer.
+    import pypdf
+
+    for pdf in (out / "evidence.pdf", out / "plain"):
+        pages = pypdf.PdfReader(str(pdf)).pages
+        words = "".join(p.extract_text() for p in pages).replace("\n", "")
+        assert "Sealcheck evidence report" in words and "FAILED" in words
+        assert "1567744961188141183" in words
+        assert dlg.written.signed_by[:30] in words
+    assert "reportlab" in sys.modules  # loaded now a PDF was written
+    # The signed reports verify; the CSV is named for what it is.
+    for name in ("evidence.html", "evidence.json", "evidence.pdf", "plain"):
+        _verify(out / name, keyring_session)
+    v = run_cli("report", "verify", str(out / "evidence.csv"))
+    assert v.returncode == 2 and "not evidence" in v.stdout + v.stderr
+
+    # A PDF over an existing file, not asked to replace it: nothing written, the words
+    # from errortext, the file as it was, no partial file left beside it.
+    before = (out / "evidence.pdf").read_bytes()
+    dlg.replace_box.setChecked(False)
+    dlg.path.setText(str(out / "evidence.pdf"))
+    dlg.export_btn.click()
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=30_000)
+    assert dlg.message.text().startswith("⚠ Nothing was written"), dlg.message.text()
+    assert (out / "evidence.pdf").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == [
+        "evidence.csv",
+        "evidence.html",
+        "evidence.json",
+        "evidence.pdf",
+        "plain",
+    ]
     dlg.close()
 
 
