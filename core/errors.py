@@ -175,7 +175,7 @@ class TransferCorrupted(StorageError):
 
 
 class DestinationError(SealcheckError):
-    """The restored file could not be written."""
+    """A file the user asked for (a restore, an extraction, a report) could not be written."""
 
     layer = Layer.DESTINATION
 

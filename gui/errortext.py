@@ -266,8 +266,9 @@ _WORDS: dict[type[SealcheckError], tuple[str, str]] = {
     ),
     StorageError: ("The storage could not be read", "Check the source settings and try again."),
     DestinationError: (
-        "The restored file could not be written",
-        "Choose another folder with enough free space, or allow replacing the file.",
+        # A restored backup, an extracted folder or an exported report: the same checks.
+        "The file could not be written",
+        "Choose another file name or a folder with enough free space, or allow replacing the file.",
     ),
     SaveFailed: (
         "Sealcheck could not save one of its files",

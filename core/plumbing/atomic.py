@@ -93,7 +93,10 @@ def check_destination(
             f"it is {kind}; only a regular file is replaced, even with --force", obj=str(dest)
         )
     if not overwrite:
-        raise error("it already exists (use --force to replace it)", obj=str(dest))
+        raise error(
+            "it already exists, and replacing it was not asked for (--force; Replace in the app)",
+            obj=str(dest),
+        )
 
 
 class AtomicWriter:
