@@ -55,7 +55,8 @@ class _Mark:
     confirm: re.Pattern[bytes] | None = None
     # What the stream is searched for, when not the needle itself: a string several
     # marks share, at the mark's start or less than WINDOW bytes after it. Every
-    # search reads every byte (~0.1 s/GiB each with memmem, search.py), so marks share one.
+    # string searched for costs (~0.1 s/GiB each with memmem, ~0.03 more in Hyperscan's
+    # one pass, search.py), so marks share one.
     anchor: bytes | None = None
 
     @property
@@ -95,21 +96,25 @@ _PG_MARKS = (
 
 
 class _MarkScanner:
-    """Finds marks anywhere in a stream fed in chunks, in stream order.
+    """Finds marks anywhere in a stream fed in chunks, in stream order, and counts
+    ``CREATE TABLE`` (when ``tables``): one pass over each chunk for all of them
+    (search.Literals, which decides how to search).
 
     Constant memory: each chunk is searched in place; only the last WINDOW - 1
     bytes are kept, so that a mark across two chunks is found, and so that a
     mark is only decided once WINDOW bytes from its start are there to
-    confirm it.
+    confirm it. A ``CREATE TABLE`` is counted when its start is decided, as a mark's.
     """
 
     WINDOW = 512
 
-    def __init__(self, marks: tuple[_Mark, ...]) -> None:
-        self._marks = marks
-        self._anchors: dict[bytes, list[_Mark]] = {}
+    def __init__(self, marks: tuple[_Mark, ...], *, tables: bool) -> None:
+        anchors: dict[bytes, list[_Mark]] = {}
         for mark in marks:
-            self._anchors.setdefault(mark.searched, []).append(mark)
+            anchors.setdefault(mark.searched, []).append(mark)
+        self._marks_at = list(anchors.values())  # the marks of each anchor
+        self._search = search.Literals(tuple(anchors), (_CREATE_TABLE,) if tables else ())
+        self.tables = 0  # CREATE TABLE starts decided so far
         self._pending = b""  # bytes at which no mark start was decided yet
         self._at = 0  # stream offset of _pending[0]
 
@@ -140,25 +145,26 @@ class _MarkScanner:
     def _find(self, buf: bytes, lim: int, base: int) -> list[tuple[int, bool]]:
         """Marks that start before ``lim`` in ``buf``; the rest is look-ahead.
 
-        One search per anchor; a mark starts at the last of its needles that begins
-        at or before the anchor, after the anchor's previous occurrence (no mark holds
-        its anchor twice) and less than WINDOW bytes before it: each byte is looked
-        back at once per mark, whatever the data. A needle starting at or after
-        ``lim`` is decided with the next chunk, its anchor found again."""
+        One search for every anchor (and CREATE TABLE); a mark starts at the last of
+        its needles that begins at or before the anchor, after the anchor's previous
+        occurrence (no mark holds its anchor twice) and less than WINDOW bytes before
+        it: each byte is looked back at once per mark, whatever the data. A needle
+        starting at or after ``lim`` is decided with the next chunk, its anchor found
+        again; so is a CREATE TABLE (counted in buf[:lim + its length - 1])."""
+        seen = self._search.scan(buf, lim + len(_CREATE_TABLE) - 1)
+        self.tables += sum(seen.counts)
         found: set[tuple[int, bool]] = set()
-        for anchor, marks in self._anchors.items():
-            prev = -1
-            j = search.find(buf, anchor)
-            while j != -1:
-                lo = max(prev + 1, j - self.WINDOW)
-                for mark in marks:
-                    i = buf.rfind(mark.needle, lo, j + len(mark.needle))
-                    if i == -1 or i >= lim:
-                        continue
-                    if mark.confirm is None or mark.confirm.match(buf, i):
-                        # Offsets name the line itself, not the newline before it.
-                        found.add((base + i + mark.needle.startswith(b"\n"), mark.header))
-                prev, j = j, search.find(buf, anchor, j + 1)
+        prev = [-1] * len(self._marks_at)  # each anchor's previous occurrence
+        for j, k in seen.hits:
+            lo = max(prev[k] + 1, j - self.WINDOW)
+            for mark in self._marks_at[k]:
+                i = buf.rfind(mark.needle, lo, j + len(mark.needle))
+                if i == -1 or i >= lim:
+                    continue
+                if mark.confirm is None or mark.confirm.match(buf, i):
+                    # Offsets name the line itself, not the newline before it.
+                    found.add((base + i + mark.needle.startswith(b"\n"), mark.header))
+            prev[k] = j
         return sorted(found)
 
 
@@ -167,12 +173,11 @@ class PayloadInspector:
         self._obj = obj
         self._head = bytearray()
         self._tail = b""
-        self._carry = b""
         self.info = PayloadInfo()
         self._kind_known = False
         # A binary format read to its end (xbstream, pg_dump custom format, tar).
         self._check: StructureCheck | None = None
-        self._count_tables = True
+        # Marks and CREATE TABLE in the SQL kinds, searched for from the first byte.
         self._scanner: _MarkScanner | None = None
         self.last_trailer_at: int | None = None  # the newline before the last trailer line
         self._dump_start = 0  # offset of the current dump's header line
@@ -197,13 +202,6 @@ class PayloadInspector:
             self._check.feed(data)
             return
         self._scan_marks(data)
-        if self._count_tables:
-            # Count inside the chunk, then only across the seam with the last
-            # one: no per-chunk copy of a megabyte (this runs on every byte).
-            k = len(_CREATE_TABLE) - 1
-            seam = self._carry + data[:k]
-            self.info.tables += search.count(data, _CREATE_TABLE) + seam.count(_CREATE_TABLE)
-            self._carry = (self._carry + data[-k:])[-k:]
         self._tail = (
             (self._tail + data)[-TAIL_KEEP:] if len(data) < TAIL_KEEP else data[-TAIL_KEEP:]
         )
@@ -211,6 +209,7 @@ class PayloadInspector:
     def _scan_marks(self, data: bytes) -> None:
         if self._scanner is not None and data:
             self._on_marks(self._scanner.feed(data))
+            self.info.tables = self._scanner.tables
 
     def _on_marks(self, marks: list[tuple[int, bool]]) -> None:
         for pos, header in marks:
@@ -238,19 +237,20 @@ class PayloadInspector:
             self._identify_kind(head, fmt)
         finally:
             if info.kind == "mysql-sql" and info.producer in ("mysqldump", "mariadb-dump"):
-                self._scanner = _MarkScanner(_MY_MARKS)
+                self._scanner = _MarkScanner(_MY_MARKS, tables=True)
                 if m := _MYSQLDUMP.search(head):
                     self._dump_start = m.start()
             elif info.kind == "postgresql-sql":
-                self._scanner = _MarkScanner(_PG_MARKS)
+                self._scanner = _MarkScanner(_PG_MARKS, tables=True)
                 self._dump_start = head.find(b"-- PostgreSQL database dump")
+            elif info.kind in ("mysql-sql", "sql"):
+                self._scanner = _MarkScanner((), tables=True)
 
     def _identify_kind(self, head: bytes, fmt: Fmt | None) -> None:
         info = self.info
         check = CHECKS.get(fmt) if fmt is not None else None
         if check is not None:
             self._check = check(info, obj=self._obj)
-            self._count_tables = False
             return
         if m := _MYSQLDUMP.search(head):
             info.kind = "mysql-sql"
@@ -287,7 +287,6 @@ class PayloadInspector:
             info.kind = "sql"
             info.producer = "unknown SQL producer"
             return
-        self._count_tables = False
 
     def finish(self) -> PayloadInfo:
         if not self._kind_known:
@@ -300,6 +299,7 @@ class PayloadInspector:
             return self.info
         if self._scanner is not None:
             self._on_marks(self._scanner.finish())
+            self.info.tables = self._scanner.tables
         info = self.info
         if info.kind == "mysql-sql" and info.producer in ("mysqldump", "mariadb-dump"):
             trailer = "'-- Dump completed'"

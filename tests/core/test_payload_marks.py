@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.dumps import mysql_like
-from sealcheck.core.errors import IncompleteDump
-from sealcheck.core.payload.inspector import PayloadInspector
+from fixtures.dumps import inspect_in_chunks, mysql_like
 
 PG_HEAD = (
     b"--\n-- PostgreSQL database dump\n--\n\n-- Dumped from database version 15.18\n"
@@ -25,16 +23,7 @@ PG_TAIL = b"\\.\n\n--\n-- PostgreSQL database dump complete\n--\n\n"
 
 
 def _verdict(stream: bytes, cuts: list[int]) -> str:
-    insp = PayloadInspector(obj="x")
-    last = 0
-    for c in [*cuts, len(stream)]:
-        insp.feed(stream[last:c])
-        last = c
-    try:
-        info = insp.finish()
-    except IncompleteDump as exc:
-        return exc.message()
-    return f"{info.completeness.value}; {info.dumps} dump(s)"
+    return inspect_in_chunks(stream, cuts)[0]
 
 
 def _mysql(tmp_path: Path) -> bytes:
