@@ -106,3 +106,29 @@ def test_flatpak_manifest_parses() -> None:
         text=True,
     )
     assert r.returncode == 0, r.stderr
+
+
+def test_flatpak_module_installs_every_runtime_dependency() -> None:
+    """python3-deps.json is generated (gen_python_deps.py) and checked in: a dependency
+    added to pyproject.toml without regenerating it breaks the Flatpak build (pip
+    --no-index finds no wheel), as reportlab once did."""
+    import json
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    module = json.loads((MANIFEST.parent / "python3-deps.json").read_text())
+    (install,) = [c for c in module["build-commands"] if c.startswith("pip3 install")]
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    listed = {norm(w) for w in install.split() if not w.startswith("-")}
+    env = {"python_version": "3.12", "platform_machine": "x86_64", "sys_platform": "linux"}
+    needed = set()
+    for spec in project["dependencies"]:
+        req = Requirement(spec)
+        if req.marker is None or req.marker.evaluate(env):
+            needed.add(norm(req.name))
+    assert needed <= listed, f"regenerate it: {sorted(needed - listed)}"
