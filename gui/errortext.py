@@ -70,7 +70,12 @@ from sealcheck.core.restoretest.errors import (
 )
 from sealcheck.core.rotation.gpgresume import RecordedKeyChanged, ResumeContradicts
 from sealcheck.core.rotation.journal import JournalError
-from sealcheck.core.rotation.newkey import NoPrivateHalf, NoProofOfPossession, WeakNewKey
+from sealcheck.core.rotation.newkey import (
+    NoPrivateHalf,
+    NoProofOfPossession,
+    WeakNewKey,
+    WrongNewKeyPassphrase,
+)
 from sealcheck.core.rotation.opener import CannotOpen
 from sealcheck.core.rotation.store import (
     AlreadyExists,
@@ -462,6 +467,11 @@ _WORDS: dict[type[SealcheckError], tuple[str, str]] = {
     NoProofOfPossession: (
         "The new key failed the proof of possession",
         "Its private half did not decrypt a challenge: pick the matching private key.",
+    ),
+    WrongNewKeyPassphrase: (
+        "The passphrase does not open the new key",
+        "Type the new OpenPGP key's passphrase again (the one its secret key was exported "
+        "with). Nothing was written.",
     ),
     ConditionsIgnored: (
         "This store ignores create-only writes",

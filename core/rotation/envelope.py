@@ -63,6 +63,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ..decrypt.gpg import packets as pgp
 from ..decrypt.gpg.recover import session_key_with_gpg
 from ..decrypt.secrets import GpgOptions
+from ..errors import PassphraseNeeded, WrongPassphrase
 from ..keys.base import KeySource
 from ..plumbing.progress import CancelToken
 from .cmstext import TextForm
@@ -211,7 +212,13 @@ def open_gpg(
         )
     found = session_key_with_keys(message, head, keys, cancel)
     if found is None and opts is not None and (opts.key_file or opts.homedir):
-        found = _session_key_with_gpg(message, head, opts)
+        try:
+            found = _session_key_with_gpg(message, head, opts)
+        except WrongPassphrase as exc:
+            # The old key is the recipient but stays locked: say so, not "no held key".
+            raise EnvelopeError(f"{exc.detail}; check --gpg-passphrase-file") from None
+        except PassphraseNeeded as exc:
+            raise EnvelopeError(f"{exc.detail}: give it with --gpg-passphrase-file") from None
     if found is None:
         ids = ", ".join(r.key_id.hex().upper() for r in message.recipients)
         raise EnvelopeError(

@@ -12,14 +12,16 @@ of it, armored or binary): its encryption subkey is the RSA key re-wrapped to, a
 gpg backup's new recipient packet carries its key id (envelope.py). Its possession is
 proved through gpg: a small message built here for it must ``gpg --decrypt`` (the key
 imported into a private home) to the challenge, which also proves gpg accepts the
-recipient packets this code builds.
+recipient packets this code builds. A passphrase-protected one takes its passphrase as an
+encrypted PEM does (--key-passphrase-file or the prompt, asked when the key is opened), and
+gpg gets it on a pipe through the reader that opens gpg backups; a passphrase that does
+not unlock it is said as such (WrongNewKeyPassphrase), not as a failed proof.
 """
 
 from __future__ import annotations
 
 import hmac
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +29,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..decrypt.gpg import packets as pgp
-from ..decrypt.gpg.reader import gpg_binary, gpg_home
+from ..decrypt.gpg.reader import GpgDecryptReader, plan_decryption
 from ..decrypt.secrets import GpgOptions
-from ..errors import KeyUnavailable, UsageError
+from ..errors import BackupFailed, KeyUnavailable, PassphraseNeeded, UsageError, WrongPassphrase
 from ..keys.base import KeySource, spki_fingerprint
 from ..keys.pem import PemKey
+from ..keys.prompt import SecretProvider
 from ..keys.spec import KeyContext, open_key
+from ..plumbing.progress import CancelToken
+from ..plumbing.streams import BytesReader
 from .wire import wrap
 
 MIN_BITS = 2048
@@ -53,6 +58,15 @@ class NoPrivateHalf(UsageError):
 class NoProofOfPossession(UsageError):
     """The new key failed the proof of possession: its private half does not decrypt a
     challenge encrypted to its public key."""
+
+
+class WrongNewKeyPassphrase(WrongPassphrase):
+    """The passphrase given does not open the new OpenPGP secret key.
+
+    Its secret key is passphrase-protected and the passphrase given for it (the new
+    key's, --key-passphrase-file or the prompt) does not unlock it: not a wrong key,
+    and nothing was written.
+    """
 
 
 @dataclass
@@ -139,10 +153,27 @@ def _openpgp_new_key(spec: str, data: bytes, *, public_only: bool, ctx: KeyConte
     secret = any(k.secret for k in keys)
     if not secret and not public_only:
         raise NoPrivateHalf(obj=spec)
-    # An encrypted secret key's passphrase: the one --key-passphrase-file gives.
-    opts = GpgOptions(key_file=Path(spec), passphrase=ctx.pem_passphrase) if secret else None
     label = f"OpenPGP key {enc.fingerprint} ({spec})"
+    opts = (
+        GpgOptions(key_file=Path(spec), passphrase=_passphrase(enc, ctx, label)) if secret else None
+    )
     return NewKey(label, enc.public, None, enc.key_id, opts)
+
+
+def _passphrase(enc: pgp.PgpKey, ctx: KeyContext, label: str) -> SecretProvider | None:
+    """The provider of the passphrase of the new key's encryption secret key, asked now
+    as an encrypted PEM's is (--key-passphrase-file or the prompt, once); None when that
+    key is not protected (nothing is asked)."""
+    if not enc.protected:
+        return None
+    if not (ctx.pem_passphrase and ctx.pem_passphrase()):
+        # gpg --batch would ask an agent that has no way to get it, and fail as a wrong key.
+        raise PassphraseNeeded(
+            "its OpenPGP secret key is passphrase-protected; give its passphrase "
+            "(--key-passphrase-file or the prompt)",
+            obj=label,
+        )
+    return ctx.pem_passphrase
 
 
 def _load_public(data: bytes, spec: str) -> rsa.RSAPublicKey:
@@ -177,18 +208,36 @@ def prove_possession(new: NewKey, padding_name: str) -> bool:
 
 
 def _prove_with_gpg(new: NewKey) -> bool:
-    """gpg, given the new OpenPGP secret key alone, decrypts a message built for it."""
+    """gpg, given the new OpenPGP secret key alone, decrypts a message built for it.
+
+    Through the gpg reader that opens gpg backups (decrypt/gpg/reader.py): the key file
+    imported into a private home, the passphrase on a pipe, gpg's environment, and its
+    status read as for any backup, which tells a locked key from a wrong one."""
     assert new.gpg is not None
     challenge = os.urandom(32).hex().encode()
     message = pgp.challenge_message(new.key_id, new.public, challenge)
-    with gpg_home(new.gpg) as home:
-        args = [gpg_binary(), "--batch", "--no-tty", "--decrypt"]
-        if home is not None:
-            args[1:1] = ["--homedir", str(home)]
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME")}
-        proc = subprocess.run(
-            args, input=message, capture_output=True, timeout=120, check=False, env=env
-        )
-    if proc.returncode == 0 and hmac.compare_digest(proc.stdout, challenge):
+    plan = plan_decryption(message, new.gpg, None, obj=new.label)
+    try:
+        with plan.home as home:
+            reader = GpgDecryptReader(
+                BytesReader(message),
+                home=home,
+                passphrase=plan.passphrase,
+                cancel=CancelToken(),
+                obj=new.label,
+            )
+            try:
+                got = b""
+                while chunk := reader.read():
+                    got += chunk
+            finally:
+                reader.close()
+    except WrongPassphrase:
+        raise WrongNewKeyPassphrase(
+            "gpg: bad passphrase; nothing was written", obj=new.label
+        ) from None
+    except BackupFailed:  # a wrong key, or gpg refusing the message: not proved
+        raise NoProofOfPossession(obj=new.label) from None
+    if hmac.compare_digest(got, challenge):
         return True
     raise NoProofOfPossession(obj=new.label)

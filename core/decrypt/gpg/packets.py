@@ -223,6 +223,9 @@ class PgpKey:
     subkey: bool
     encrypts: bool | None  # from its binding/self signature's key flags; None: not said
     secret: bool  # the packet carries secret material
+    # Its secret material is encrypted (S2K usage octet not 0, RFC 4880 §5.5.3): gpg needs
+    # the passphrase to use it.
+    protected: bool = False
 
 
 def dearmor(data: bytes) -> bytes:
@@ -299,6 +302,7 @@ def read_keys(data: bytes) -> list[PgpKey]:
                     "fingerprint": fp.hex().upper(),
                     "subkey": p.tag in (PUBSUB, SECSUB),
                     "secret": p.tag in (SECKEY, SECSUB),
+                    "protected": p.tag in (SECKEY, SECSUB) and len(body) > at and body[at] != 0,
                 }
         elif p.tag == SIG and pending is not None:
             flags = _key_flags(body)

@@ -28,7 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...errors import IntegrityError, KeyUnavailable, Layer, MissingTool, TruncatedBackup, WrongKey
+from ...errors import (
+    IntegrityError,
+    KeyUnavailable,
+    Layer,
+    MissingTool,
+    PassphraseNeeded,
+    TruncatedBackup,
+    WrongKey,
+    WrongPassphrase,
+)
 from ...plumbing.progress import CancelToken
 from ...plumbing.streams import CHUNK, Reader
 from ..secrets import GpgOptions
@@ -50,6 +59,58 @@ def gpg_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "GNUPGHOME")}
     env["LC_ALL"] = "C"
     return env
+
+
+def passphrase_pipe(passphrase: bytes | bytearray) -> tuple[list[str], int]:
+    """gpg's options to read a secret key's passphrase from a pipe, and the pipe's read
+    end: give it to gpg (``pass_fds``), then close it. Never argv, the environment or a
+    file. The passphrase is written now, before gpg starts: a line, far below what a pipe
+    holds; the write end is non-blocking so an absurdly long one cannot hang us (gpg
+    reads its first line only)."""
+    r, w = os.pipe()
+    try:
+        os.set_blocking(w, False)
+        with contextlib.suppress(BlockingIOError):
+            os.write(w, passphrase)
+    finally:
+        os.close(w)
+    return ["--pinentry-mode", "loopback", "--passphrase-fd", str(r)], r
+
+
+# libgpg-error numbers: the low 16 bits are the code, bits 24-30 the component that
+# raised it. A secret key's passphrase: gpg-agent says "bad passphrase" (code 11); when
+# nobody gave one, the pinentry it started fails (component 5), there is no pinentry
+# (85), it failed or was cancelled (86, 99), or no passphrase came (177).
+_ERR_BAD_PASSPHRASE = 11
+_SOURCE_PINENTRY = 5
+_ERR_NO_PASSPHRASE = frozenset({85, 86, 99, 177})
+
+
+def _pkdecrypt_error(line: str) -> int | None:
+    """The error number of gpg's ``ERROR pkdecrypt_failed N`` status line, else None."""
+    parts = line.split()
+    if len(parts) > 2 and parts[:2] == ["ERROR", "pkdecrypt_failed"] and parts[2].isdigit():
+        return int(parts[2])
+    return None
+
+
+def says_bad_passphrase(line: str) -> bool:
+    """A status line (without ``[GNUPG:]``) saying the passphrase given does not unlock a
+    secret key: BAD_PASSPHRASE (older gpg), or gpg 2.2's ``ERROR pkdecrypt_failed`` with
+    the agent's bad-passphrase code (it writes no BAD_PASSPHRASE then)."""
+    if line.split()[:1] == ["BAD_PASSPHRASE"]:
+        return True
+    err = _pkdecrypt_error(line)
+    return err is not None and err & 0xFFFF == _ERR_BAD_PASSPHRASE
+
+
+def says_no_passphrase(line: str) -> bool:
+    """A status line saying a secret key stayed locked because no passphrase reached
+    gpg (its agent could not ask for one: no terminal, no pinentry, a private home)."""
+    err = _pkdecrypt_error(line)
+    return err is not None and (
+        (err >> 24) & 0x7F == _SOURCE_PINENTRY or err & 0xFFFF in _ERR_NO_PASSPHRASE
+    )
 
 
 def _private_tmp_root() -> str | None:
@@ -81,6 +142,7 @@ def gpg_home(opts: GpgOptions) -> Iterator[Path | None]:
             capture_output=True,
             timeout=60,
             check=False,
+            env=gpg_env(),
         )
         if proc.returncode not in (0, 2):
             raise KeyUnavailable(f"gpg could not import {opts.key_file}")
@@ -287,12 +349,12 @@ class GpgDecryptReader:
             # Nothing of the passphrase stays in the agent after the run.
             args[1:1] = ["--no-symkey-cache"]
         pass_fds = [status_w]
-        pw_r = pw_w = None
         if home is not None:
             args[1:1] = ["--homedir", str(home)]
+        pw_r = None
         if passphrase:
-            pw_r, pw_w = os.pipe()
-            args[1:1] = ["--pinentry-mode", "loopback", "--passphrase-fd", str(pw_r)]
+            pw_args, pw_r = passphrase_pipe(passphrase)
+            args[1:1] = pw_args
             pass_fds.append(pw_r)
         sk_r = sk_w = None
         if session is not None:
@@ -310,10 +372,8 @@ class GpgDecryptReader:
             env=gpg_env(),
         )
         os.close(status_w)
-        if pw_r is not None and pw_w is not None:
+        if pw_r is not None:
             os.close(pw_r)
-            with os.fdopen(pw_w, "wb") as f:
-                f.write(passphrase or b"")
         if sk_r is not None and sk_w is not None and session is not None:
             os.close(sk_r)
             line = session.line()
@@ -417,6 +477,19 @@ class GpgDecryptReader:
                 "the passphrase from --passphrase-file does not open this gpg --symmetric "
                 "backup (gpg: bad passphrase): it was encrypted with another passphrase (or "
                 "the start of the backup, where gpg checks the passphrase, is damaged)",
+                obj=self._obj,
+            )
+        # The key is there but stays locked: not a wrong key, nor damaged data.
+        if not self._symmetric and any(says_bad_passphrase(line) for line in st):
+            raise WrongPassphrase(
+                "the passphrase given for the OpenPGP secret key does not unlock it (gpg: "
+                "bad passphrase)",
+                obj=self._obj,
+            )
+        if not self._symmetric and any(says_no_passphrase(line) for line in st):
+            raise PassphraseNeeded(
+                "the OpenPGP secret key that opens it is passphrase-protected and no "
+                "passphrase reached gpg (its agent could not ask for one)",
                 obj=self._obj,
             )
         if res.recipients and set(res.missing_keys) >= set(res.recipients):

@@ -19,10 +19,19 @@ from __future__ import annotations
 import os
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from ...errors import PassphraseNeeded, WrongPassphrase
 from ..secrets import GpgOptions
 from . import packets as pgp
-from .reader import gpg_binary, gpg_env, gpg_home
+from .reader import (
+    gpg_binary,
+    gpg_env,
+    gpg_home,
+    passphrase_pipe,
+    says_bad_passphrase,
+    says_no_passphrase,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,7 +50,10 @@ def session_key_with_gpg(
 ) -> RecoveredKey | None:
     """The session key of the message whose first bytes are ``head`` (binary packets,
     parsed as ``message``), proved on its first block; None when gpg gives none that
-    opens it."""
+    opens it. When gpg holds the recipient's secret key but it stays locked, says why
+    instead: WrongPassphrase (the passphrase given does not unlock it), PassphraseNeeded
+    (a key file's protected key, and no passphrase given: nobody can type one into the
+    private home's agent)."""
     exe = gpg_binary()
     status_r, status_w = os.pipe()
     with gpg_home(opts) as home:
@@ -52,11 +64,8 @@ def session_key_with_gpg(
         fds = [status_w]
         pw_r = None
         if pw:
-            # Through a pipe, never argv or the environment (a passphrase is a line).
-            pw_r, pw_w = os.pipe()
-            os.write(pw_w, bytes(pw))
-            os.close(pw_w)
-            args += ["--pinentry-mode", "loopback", "--passphrase-fd", str(pw_r)]
+            pw_args, pw_r = passphrase_pipe(pw)
+            args += pw_args
             fds.append(pw_r)
         # stdout (plaintext) and stderr (which repeats the session key) are dropped.
         proc = subprocess.Popen(
@@ -80,7 +89,10 @@ def session_key_with_gpg(
             status = bytearray(f.read())
         proc.wait(timeout=120)
     try:
-        return _from_status(status, message, head)
+        found = _from_status(status, message, head)
+        if found is None:
+            _say_why_locked(status, passphrase_given=bool(pw), key_file=opts.key_file)
+        return found
     finally:
         status[:] = bytes(len(status))
 
@@ -103,3 +115,27 @@ def _from_status(status: bytearray, message: pgp.Message, head: bytes) -> Recove
         secret[:] = bytes(len(secret))
         return None
     return RecoveredKey(used, algo, secret)
+
+
+def _say_why_locked(status: bytearray, *, passphrase_given: bool, key_file: Path | None) -> None:
+    """Raise when gpg's status says the recipient's secret key was there but stayed
+    locked (gpg found no session key; the SESSION_KEY line is not among these)."""
+    lines = [
+        ln[len(b"[GNUPG:] ") :].decode(errors="replace")
+        for ln in bytes(status).split(b"\n")
+        if ln.startswith(b"[GNUPG:] ") and b" SESSION_KEY " not in ln
+    ]
+    if any(says_bad_passphrase(ln) for ln in lines):
+        raise WrongPassphrase(
+            "the passphrase given for the OpenPGP secret key does not unlock it (gpg: bad "
+            "passphrase)"
+        )
+    if (
+        key_file is not None
+        and not passphrase_given
+        and any(says_no_passphrase(ln) for ln in lines)
+    ):
+        raise PassphraseNeeded(
+            f"the OpenPGP secret key in {key_file} is passphrase-protected and no passphrase "
+            "was given for it"
+        )
