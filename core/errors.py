@@ -175,7 +175,10 @@ class TransferCorrupted(StorageError):
 
 
 class DestinationError(SealcheckError):
-    """A file the user asked for (a restore, an extraction, a report) could not be written."""
+    """The file could not be written.
+
+    A file the user asked for: a restored backup, an extracted folder, a report.
+    """
 
     layer = Layer.DESTINATION
 

@@ -109,7 +109,7 @@ def test_restore_output_and_errors_are_escaped(evil: EvilBackup, tmp_path: Path)
 
     rc, out, err = cli(*args, "-o", str(dest))  # exists, no --force
     assert rc == 2, out + err
-    assert "--force" in out and f"{safe(dest)}: The restored file" in out
+    assert "--force" in out and f"{safe(dest)}: The file could not be written" in out
     assert_terminal_safe(out, err)
 
 
