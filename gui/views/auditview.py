@@ -186,7 +186,10 @@ def run_campaign(
     hist = History(history, keep_open=True)
 
     def report(p: Progress) -> None:
-        ctx.progress(Snapshot(p.done_versions, p.total_versions, p.eta))
+        # The last report always goes out: a campaign whose results all come back within
+        # one throttle interval would otherwise leave the bar at its first report.
+        last = p.total_versions > 0 and p.done_versions >= p.total_versions
+        ctx.progress(Snapshot(p.done_versions, p.total_versions, p.eta), force=last)
 
     try:
         out = Campaign(opts, secrets, hist, cancel=ctx.cancel, on_progress=report).run()
