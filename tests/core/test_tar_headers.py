@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from sealcheck.core.payload.streamparse import Damaged, Feeder
-from sealcheck.core.payload.tar import BLOCK, Member, MemberSink, TarParser
+from sealcheck.core.payload.tar import BLOCK, MemberSink, TarParser
 
 LONG = "folder/" + "a_name_longer_than_the_hundred_bytes_a_ustar_name_field_holds_" * 2 + "x"
 
@@ -137,7 +137,3 @@ def test_an_unknown_magic_is_named(tmp_path: Path) -> None:
     hdr[257:263] = b"UsTaR\0"
     with pytest.raises(Damaged, match="no known format"):
         read(bytes(_with_checksum(hdr[:BLOCK])) + bytes(hdr[BLOCK:]))
-
-
-def test_member_is_the_header_reader_type() -> None:
-    assert Member("x", 0, 0).kind == "0"
